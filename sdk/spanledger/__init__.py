@@ -1,0 +1,3 @@
+"""spanledger: make every AI output accountable."""
+
+__all__: list[str] = []
