@@ -19,7 +19,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-__all__ = ["Component", "Consumer", "PermanentError", "RetryableError"]
+__all__ = ["Component", "ConfigError", "Consumer", "PermanentError", "RetryableError"]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key (``exporters.otlp/dd.endpoint``)."""
 
 
 class RetryableError(Exception):
