@@ -135,6 +135,8 @@ HTTP_RESPONSE_BODY_SIZE: Final = 'http.response.body.size'
 """The size of the response payload body in bytes."""
 HTTP_RESPONSE_STATUS_CODE: Final = 'http.response.status_code'
 """HTTP response status code."""
+HTTP_URL: Final = 'http.url'
+"""Deprecated: renamed to url.full."""
 HW_MODEL: Final = 'hw.model'
 """Descriptive model name of the hardware component."""
 HW_VENDOR: Final = 'hw.vendor'
@@ -368,6 +370,42 @@ class SpanledgerEgressBoundaryValues(str, Enum):
     """The boundary could not be decided"""
 
 
+class SpanledgerMeterValues(str, Enum):
+    """Values of ``spanledger.meter``."""
+
+    LLM_INPUT_TOKENS = 'llm.input_tokens'
+    """Input tokens not served from or written to a cache"""
+    LLM_CACHE_READ_TOKENS = 'llm.cache_read_tokens'
+    """Input tokens served from a provider cache"""
+    LLM_CACHE_WRITE_TOKENS = 'llm.cache_write_tokens'
+    """Input tokens written to a provider cache"""
+    LLM_OUTPUT_TOKENS = 'llm.output_tokens'
+    """Output tokens, reasoning included"""
+    ACCELERATOR_SECONDS = 'accelerator.seconds'
+    """Accelerator-seconds"""
+    ENDPOINT_SECONDS = 'endpoint.seconds'
+    """Seconds a hosted endpoint was occupied"""
+    EGRESS_BYTES = 'egress.bytes'
+    """Bytes sent across a billed boundary"""
+    INGRESS_BYTES = 'ingress.bytes'
+    """Bytes received across a billed boundary"""
+
+
+class SpanledgerResourceTypeValues(str, Enum):
+    """Values of ``spanledger.resource.type``."""
+
+    LLM_MODEL = 'llm_model'
+    """A hosted LLM (tokens)"""
+    GPU_INSTANCE = 'gpu_instance'
+    """A GPU instance (accelerator-seconds)"""
+    SAGEMAKER_ENDPOINT = 'sagemaker_endpoint'
+    """A SageMaker hosted endpoint"""
+    DATA_TRANSFER = 'data_transfer'
+    """Network data transfer"""
+    OBJECT_STORE = 'object_store'
+    """An object store bucket"""
+
+
 # Events
 EVENT_SPANLEDGER_DATA_READ: Final = 'spanledger.data.read'
 """One read of input data, recorded on the span that read it; the collector rolls data freshness up from these events."""
@@ -395,8 +433,10 @@ METRIC_SPANLEDGER_BILLING_IDLE_COST: Final = MetricSpec('spanledger.billing.idle
 METRIC_SPANLEDGER_COST_ESTIMATE: Final = MetricSpec('spanledger.cost.estimate', 'counter', '{USD}', 'Estimated cost of usage priced by the collector.', None)
 METRIC_SPANLEDGER_DATA_AGE: Final = MetricSpec('spanledger.data.age', 'histogram', 's', 'Age of data at read time, by kind of source.', (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 604800.0, 2592000.0, 31536000.0,))
 METRIC_SPANLEDGER_EGRESS_BYTES: Final = MetricSpec('spanledger.egress.bytes', 'counter', 'By', 'Bytes sent and received across billed network boundaries.', None)
+METRIC_SPANLEDGER_SDK_DEFERRED_MEASUREMENTS: Final = MetricSpec('spanledger.sdk.deferred_measurements', 'gauge', '{measurement}', 'Collection hook of the OpenAI instrumentation; records no points.', None)
 
 RENAMED_ATTRIBUTES: Final[dict[str, str]] = {
     'gen_ai.usage.cache_creation.input_tokens': 'gen_ai.usage.cache_write.input_tokens',
+    'http.url': 'url.full',
 }
 """Deprecated attribute name -> its replacement, for dual emission during a rename."""

@@ -1,5 +1,7 @@
 """The usage store: usage facts, trace roll-ups and the lineage of every AI output."""
 
+from ._duckdb import DuckDBStore, Store
 from ._facts import UsageFact
+from ._rows import DataRead, SpanColumns, StoreBatch
 
-__all__ = ["UsageFact"]
+__all__ = ["DataRead", "DuckDBStore", "SpanColumns", "Store", "StoreBatch", "UsageFact"]

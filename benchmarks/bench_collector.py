@@ -1,0 +1,354 @@
+"""Collector throughput and footprint: realistic GenAI traces over OTLP/gRPC from a separate process.
+
+Starts ``spanledger collector`` (default processors: memory limiter, batch, usage, cost; DuckDB store) on
+ephemeral ports, then runs a load generator in another process that sends pre-encoded
+``ExportTraceServiceRequest`` s of 100 spans (10-span traces: workflow, retrieval with two data reads,
+two LLM calls, two HTTP calls owning their bytes, an embedding call and three tool spans; 15-30
+attributes each), every request with fresh trace ids. Phases:
+
+* ``--rate`` (default 10 000 spans/s) for ``--duration`` seconds: the collector's CPU (% of one core)
+  and RSS (psutil, sampled every 0.5 s);
+* ``max``: as fast as the generator can with ``--concurrency`` requests in flight; the acknowledged
+  rate is the highest sustained rate.
+
+After each phase the collector is stopped with SIGTERM and the spans in its store are counted: every
+acknowledged span must be there (``lost`` must be 0).
+
+    .venv/bin/python benchmarks/bench_collector.py --duration 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SPANS_PER_REQUEST = 100
+TRACE_PREFIX = b"\xa5\x5a\xa5\x5a\xc3\x3c\xc3\x3c"  # replaced per request to make trace ids unique
+TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+READY = re.compile(r"spanledger collector ready: .*otlp\.grpc=(\S+)")
+
+
+def build_template() -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+    from spanledger import semconv as s
+
+    def kv(key: str, value: Any) -> KeyValue:
+        if isinstance(value, bool):
+            return KeyValue(key=key, value=AnyValue(bool_value=value))
+        if isinstance(value, int):
+            return KeyValue(key=key, value=AnyValue(int_value=value))
+        if isinstance(value, float):
+            return KeyValue(key=key, value=AnyValue(double_value=value))
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+
+    common = {s.SPANLEDGER_WORKFLOW_NAME: "answer-question", s.SPANLEDGER_TENANT_ID: "tenant-42"}
+    llm = {
+        **common,
+        s.SPANLEDGER_USAGE_OWNER: True,
+        s.GEN_AI_OPERATION_NAME: "chat",
+        s.GEN_AI_PROVIDER_NAME: "openai",
+        s.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+        s.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
+        s.GEN_AI_REQUEST_MAX_TOKENS: 1024,
+        s.GEN_AI_REQUEST_TEMPERATURE: 0.2,
+        s.GEN_AI_REQUEST_TOP_P: 0.9,
+        s.GEN_AI_REQUEST_FREQUENCY_PENALTY: 0.0,
+        s.GEN_AI_REQUEST_PRESENCE_PENALTY: 0.0,
+        s.GEN_AI_REQUEST_SEED: 7,
+        s.GEN_AI_REQUEST_STREAM: False,
+        s.GEN_AI_RESPONSE_ID: "chatcmpl-9x8y7z6w5v4u3t2s1r0q",
+        s.GEN_AI_RESPONSE_FINISH_REASONS: "stop",
+        s.GEN_AI_OUTPUT_TYPE: "text",
+        s.GEN_AI_CONVERSATION_ID: "conv-0a1b2c3d4e5f",
+        s.GEN_AI_USAGE_INPUT_TOKENS: 1830,
+        s.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 1024,
+        s.GEN_AI_USAGE_OUTPUT_TOKENS: 212,
+        s.SERVER_ADDRESS: "api.openai.com",
+        s.SERVER_PORT: 443,
+        s.OPENAI_REQUEST_SERVICE_TIER: "auto",
+        s.OPENAI_RESPONSE_SERVICE_TIER: "default",
+        s.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: "fp_0123456789",
+        s.CLOUD_RESOURCE_ID: "openai/gpt-4o-mini",
+    }
+    http = {
+        **common,
+        s.SPANLEDGER_USAGE_OWNER: True,
+        s.HTTP_REQUEST_METHOD: "POST",
+        s.URL_FULL: "https://api.openai.com/v1/chat/completions",
+        s.SERVER_ADDRESS: "api.openai.com",
+        s.SERVER_PORT: 443,
+        s.HTTP_RESPONSE_STATUS_CODE: 200,
+        s.HTTP_REQUEST_BODY_SIZE: 8123,
+        s.HTTP_RESPONSE_BODY_SIZE: 2311,
+        s.SPANLEDGER_EGRESS_BYTES: 8650,
+        s.SPANLEDGER_INGRESS_BYTES: 2790,
+        s.SPANLEDGER_EGRESS_BOUNDARY: "internet",
+        s.CLOUD_REGION: "us-east-1",
+        s.CLOUD_PROVIDER: "aws",
+        s.NETWORK_IO_DIRECTION: "transmit",
+        s.RPC_SYSTEM: "http",
+    }
+    embedding = {**llm, s.GEN_AI_OPERATION_NAME: "embeddings", s.GEN_AI_REQUEST_MODEL: "text-embedding-3-small"}
+    embedding[s.GEN_AI_RESPONSE_MODEL] = "text-embedding-3-small"
+    embedding[s.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = 1536
+    retrieval = {
+        **common,
+        s.GEN_AI_OPERATION_NAME: "retrieval",
+        s.GEN_AI_DATA_SOURCE_ID: "kb-handbook",
+        s.GEN_AI_REQUEST_TOP_K: 8,
+        s.DB_SYSTEM_NAME: "postgresql",
+        s.DB_NAMESPACE: "rag",
+        s.DB_COLLECTION_NAME: "chunks",
+        s.SERVER_ADDRESS: "db.internal",
+        s.SERVER_PORT: 5432,
+        s.CLOUD_REGION: "us-east-1",
+        s.AWS_S3_BUCKET: "docs",
+        s.AWS_S3_KEY: "handbook.pdf",
+        s.AWS_REQUEST_ID: "4442587FB7D0A2F9",
+        s.RPC_SERVICE: "S3",
+        s.RPC_METHOD: "GetObject",
+    }
+    tool = {**common, s.GEN_AI_OPERATION_NAME: "execute_tool", s.RPC_SYSTEM: "internal", s.RPC_METHOD: "lookup"}
+    tool.update({s.SERVER_ADDRESS: "tools.internal", s.SERVER_PORT: 8080, s.CLOUD_REGION: "us-east-1"})
+    tool.update({s.DB_SYSTEM_NAME: "redis", s.DB_NAMESPACE: "0", s.HTTP_REQUEST_METHOD: "GET"})
+    tool.update({s.HTTP_RESPONSE_STATUS_CODE: 200, s.URL_FULL: "http://tools.internal:8080/lookup?q=1"})
+    tool.update({s.MESSAGING_SYSTEM: "kafka", s.MESSAGING_DESTINATION_NAME: "events", s.HW_VENDOR: "none"})
+    root = {**common, s.GEN_AI_OPERATION_NAME: "invoke_workflow", s.GEN_AI_WORKFLOW_NAME: "answer-question"}
+    root.update({s.SERVER_ADDRESS: "rag-api", s.SERVER_PORT: 8000, s.HTTP_REQUEST_METHOD: "POST"})
+    root.update({s.URL_FULL: "https://rag.example.com/ask", s.HTTP_RESPONSE_STATUS_CODE: 200})
+    root.update({s.CLOUD_REGION: "us-east-1", s.CLOUD_PROVIDER: "aws", s.CLOUD_ACCOUNT_ID: "123456789012"})
+    root.update({s.CLOUD_PLATFORM: "aws_ecs", s.CLOUD_AVAILABILITY_ZONE: "us-east-1a", s.RPC_SYSTEM: "http"})
+    root.update({s.HW_VENDOR: "none", s.NETWORK_IO_DIRECTION: "receive"})
+    shapes = [
+        ("POST /ask", root, None),
+        ("retrieve kb-handbook", retrieval, 0),
+        ("embeddings text-embedding-3-small", embedding, 0),
+        ("chat gpt-4o-mini", llm, 0),
+        ("POST", http, 3),
+        ("lookup", tool, 0),
+        ("lookup", tool, 0),
+        ("lookup", tool, 0),
+        ("chat gpt-4o-mini", llm, 0),
+        ("POST", http, 8),
+    ]
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend(
+        [kv(s.SERVICE_NAME, "rag-api"), kv(s.CLOUD_ACCOUNT_ID, "123456789012"), kv(s.CLOUD_REGION, "us-east-1")]
+    )
+    scope = resource_spans.scope_spans.add()
+    scope.scope.name = "spanledger"
+    start = time.time_ns()
+    for trace in range(SPANS_PER_REQUEST // len(shapes)):
+        trace_id = TRACE_PREFIX + struct.pack(">Q", trace + 1)
+        for index, (name, attributes, parent) in enumerate(shapes):
+            span = Span(
+                trace_id=trace_id,
+                span_id=struct.pack(">Q", trace * 100 + index + 1),
+                parent_span_id=b"" if parent is None else struct.pack(">Q", trace * 100 + parent + 1),
+                name=name,
+                kind=3 if attributes is not root else 2,
+                start_time_unix_nano=start + index * 1_000_000,
+                end_time_unix_nano=start + index * 1_000_000 + 250_000_000,
+            )
+            span.attributes.extend(kv(key, value) for key, value in attributes.items())
+            if attributes is retrieval:
+                for source, age in (("s3://docs/handbook.pdf", 86400.0), ("postgresql://db/rag/chunks", 30.0)):
+                    event = span.events.add(name=s.EVENT_SPANLEDGER_DATA_READ, time_unix_nano=start)
+                    event.attributes.extend(
+                        [
+                            kv(s.SPANLEDGER_DATA_SOURCE, source),
+                            kv(s.SPANLEDGER_DATA_SOURCE_KIND, "object_store"),
+                            kv(s.SPANLEDGER_DATA_AGE, age),
+                            kv(s.SPANLEDGER_DATA_BYTES, 65536),
+                        ]
+                    )
+            scope.spans.append(span)
+    data: bytes = request.SerializeToString()
+    assert data.count(TRACE_PREFIX) == SPANS_PER_REQUEST
+    return data
+
+
+def loadgen(endpoint: str, rate: float, duration: float, concurrency: int) -> dict[str, Any]:
+    """Send for ``duration`` seconds at ``rate`` spans/s (0: as fast as possible); returns the counts."""
+    import grpc
+
+    template = build_template()
+    channel = grpc.insecure_channel(endpoint)
+    export = channel.unary_unary(TRACE_METHOD)
+    grpc.channel_ready_future(channel).result(timeout=30)
+    slots = threading.Semaphore(concurrency)
+    lock = threading.Lock()
+    counts = {"sent_spans": 0, "acked_spans": 0, "refused_spans": 0, "errors": {}}
+    sequence = 0
+
+    def done(future: Any) -> None:
+        with lock:
+            try:
+                future.result()
+                counts["acked_spans"] += SPANS_PER_REQUEST
+            except grpc.RpcError as error:
+                counts["refused_spans"] += SPANS_PER_REQUEST
+                name = error.code().name
+                counts["errors"][name] = counts["errors"].get(name, 0) + 1
+        slots.release()
+
+    started = time.monotonic()
+    interval = SPANS_PER_REQUEST / rate if rate else 0.0
+    next_send = started
+    while time.monotonic() - started < duration:
+        if interval:
+            now = time.monotonic()
+            if now < next_send:
+                time.sleep(next_send - now)
+            next_send += interval
+        slots.acquire()
+        sequence += 1
+        body = template.replace(TRACE_PREFIX, struct.pack(">II", os.getpid(), sequence))
+        export.future(body, timeout=60).add_done_callback(done)
+        counts["sent_spans"] += SPANS_PER_REQUEST
+    for _ in range(concurrency):
+        slots.acquire()
+    counts["elapsed_s"] = time.monotonic() - started
+    channel.close()
+    return counts
+
+
+def run_phase(name: str, rate: float, duration: float, concurrency: int, processors: list[str]) -> dict[str, Any]:
+    import duckdb
+    import psutil
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="bench-collector-") as directory:
+        work = Path(directory)
+        config = {
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+            "processors": {
+                "memory_limiter": {"check_interval": "1s", "limit_mib": 1024},
+                "batch": {},
+                "spanledger_usage": {},
+                "spanledger_cost": {},
+            },
+            "exporters": {"spanledger_store": {"path": str(work / "bench.duckdb")}},
+            "service": {
+                "pipelines": {
+                    "traces": {
+                        "receivers": ["otlp"],
+                        "processors": processors,
+                        "exporters": ["spanledger_store"],
+                    }
+                },
+                "telemetry": {"metrics": {"address": "127.0.0.1:0"}},
+            },
+        }
+        (work / "config.yaml").write_text(yaml.safe_dump(config))
+        spanledger = Path(sys.executable).with_name("spanledger")
+        collector = subprocess.Popen(
+            [str(spanledger), "collector", "--config", str(work / "config.yaml")], stderr=subprocess.PIPE, text=True
+        )
+        log: list[str] = []
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert collector.stderr is not None
+            for line in collector.stderr:
+                log.append(line.rstrip())
+                if READY.search(line):
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        assert ready.wait(60), "the collector did not start"
+        match = next((READY.search(line) for line in log if READY.search(line)), None)
+        assert match, "\n".join(log)
+        endpoint = match.group(1)
+        process = psutil.Process(collector.pid)
+        samples: list[tuple[float, float]] = []
+        stop_sampling = threading.Event()
+
+        def sample() -> None:
+            process.cpu_percent(None)
+            while not stop_sampling.wait(0.5):
+                samples.append((process.cpu_percent(None), process.memory_info().rss / 2**20))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        generator = subprocess.Popen(
+            [sys.executable, __file__, "--loadgen", endpoint, str(rate), str(duration), str(concurrency)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        sampler.start()
+        output, _ = generator.communicate()
+        stop_sampling.set()
+        sampler.join()
+        counts = json.loads(output)
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(timeout=120)
+        with duckdb.connect(str(work / "bench.duckdb"), read_only=True) as store:
+            stored = store.execute("SELECT count(*) FROM spans").fetchone()[0]  # type: ignore[index]
+            facts = store.execute("SELECT count(*) FROM usage_facts").fetchone()[0]  # type: ignore[index]
+    steady = samples[2:-1] or samples
+    cpu = [c for c, _ in steady]
+    rss = [r for _, r in samples]
+    return {
+        "phase": name,
+        "processors": processors,
+        "target_spans_per_s": rate or "max",
+        "acked_spans_per_s": round(counts["acked_spans"] / counts["elapsed_s"]),
+        "collector_cpu_pct_of_one_core_avg": round(sum(cpu) / len(cpu), 1),
+        "collector_cpu_pct_max": round(max(cpu), 1),
+        "collector_rss_mib_avg": round(sum(rss) / len(rss), 1),
+        "collector_rss_mib_max": round(max(rss), 1),
+        "sent_spans": counts["sent_spans"],
+        "acked_spans": counts["acked_spans"],
+        "refused_spans": counts["refused_spans"],
+        "refusals": counts["errors"],
+        "stored_spans": stored,
+        "usage_facts": facts,
+        "lost": counts["acked_spans"] - stored,
+        "collector_exit": collector.returncode,
+        "collector_errors": [line for line in log if "ERROR" in line][:5],
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
+        endpoint, rate, duration, concurrency = sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+        print(json.dumps(loadgen(endpoint, rate, duration, concurrency)))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=10_000, help="spans/s of the footprint phase")
+    parser.add_argument("--duration", type=float, default=15, help="seconds per phase")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight in the max phase")
+    parser.add_argument("--phases", default="rate,max", help="comma-separated: rate, max")
+    parser.add_argument("--no-cost", action="store_true", help="leave the spanledger_cost processor out")
+    args = parser.parse_args()
+    processors = ["memory_limiter", "batch", "spanledger_usage"] + ([] if args.no_cost else ["spanledger_cost"])
+    print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()}", file=sys.stderr)
+    results = []
+    for phase in args.phases.split(","):
+        if phase == "rate":
+            results.append(run_phase("rate", args.rate, args.duration, 64, processors))
+        elif phase == "max":
+            results.append(run_phase("max", 0, args.duration, args.concurrency, processors))
+        else:
+            parser.error(f"unknown phase {phase!r}")
+        print(json.dumps(results[-1], indent=2), flush=True)
+    return 0 if all(result["lost"] == 0 and result["collector_exit"] == 0 for result in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

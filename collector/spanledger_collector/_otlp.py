@@ -1,0 +1,188 @@
+"""OTLP wire formats: fast trace decoding, the OTLP/JSON mapping, and attribute values.
+
+The collector stores every span's identity (the lineage tree) but needs the attributes of only a few
+spans: those that own usage (``spanledger.usage.owner``) or carry a ``spanledger.data.read`` event.
+Reading an attribute through the protobuf API costs about a microsecond, so converting every span to
+Python objects would cap the collector far below its target rate. Instead the request is parsed with a
+"skinny" schema that keeps each span as raw bytes (upb parses it in C), a second skinny message reads
+only the span's header fields, and a span is parsed fully only when its bytes contain one of the keys
+above (a C substring search).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+__all__ = [
+    "AttributeValue",
+    "DecodeError",
+    "JsonMappingError",
+    "any_value",
+    "attribute_dict",
+    "double_attribute",
+    "message_to_otlp_json",
+    "otlp_json_to_message",
+    "parse_skinny_traces",
+    "parse_span",
+    "parse_span_header",
+    "resource_attributes",
+    "selected_attributes",
+    "string_attribute",
+]
+
+AttributeValue = str | bool | int | float | list[Any] | dict[str, Any] | bytes | None
+
+_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+
+
+def _build_skinny_messages() -> tuple[type[Message], type[Message]]:
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(
+        name="spanledger_collector/skinny_trace.proto", package="spanledger_collector.skinny", syntax="proto3"
+    )
+
+    def add(name: str, fields: list[tuple[str, int, int, bool, str | None]]) -> None:
+        message = file.message_type.add(name=name)
+        for field_name, number, kind, repeated, type_name in fields:
+            added = message.field.add(
+                name=field_name,
+                number=number,
+                type=kind,  # type: ignore[arg-type]
+                label=field.LABEL_REPEATED if repeated else field.LABEL_OPTIONAL,
+            )
+            if type_name:
+                added.type_name = type_name
+
+    # Field numbers are those of opentelemetry/proto/trace/v1/trace.proto.
+    add("TracesData", [("resource_spans", 1, field.TYPE_MESSAGE, True, ".spanledger_collector.skinny.ResourceSpans")])
+    add(
+        "ResourceSpans",
+        [
+            ("resource", 1, field.TYPE_BYTES, False, None),
+            ("scope_spans", 2, field.TYPE_MESSAGE, True, ".spanledger_collector.skinny.ScopeSpans"),
+        ],
+    )
+    add("ScopeSpans", [("scope", 1, field.TYPE_BYTES, False, None), ("spans", 2, field.TYPE_BYTES, True, None)])
+    add("Status", [("message", 2, field.TYPE_STRING, False, None), ("code", 3, field.TYPE_INT32, False, None)])
+    add(
+        "SpanHeader",
+        [
+            ("trace_id", 1, field.TYPE_BYTES, False, None),
+            ("span_id", 2, field.TYPE_BYTES, False, None),
+            ("parent_span_id", 4, field.TYPE_BYTES, False, None),
+            ("name", 5, field.TYPE_STRING, False, None),
+            ("kind", 6, field.TYPE_INT32, False, None),
+            ("start_time_unix_nano", 7, field.TYPE_FIXED64, False, None),
+            ("end_time_unix_nano", 8, field.TYPE_FIXED64, False, None),
+            ("status", 15, field.TYPE_MESSAGE, False, ".spanledger_collector.skinny.Status"),
+        ],
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    traces = message_factory.GetMessageClass(pool.FindMessageTypeByName("spanledger_collector.skinny.TracesData"))
+    header = message_factory.GetMessageClass(pool.FindMessageTypeByName("spanledger_collector.skinny.SpanHeader"))
+    return traces, header
+
+
+_SkinnyTraces, _SkinnySpanHeader = _build_skinny_messages()
+
+
+def parse_skinny_traces(data: bytes) -> Any:
+    """An ``ExportTraceServiceRequest`` with resources and spans left as bytes; raises ``DecodeError``."""
+    return _SkinnyTraces.FromString(data)
+
+
+parse_span_header: Any = _SkinnySpanHeader.FromString
+"""Parse only a span's ids, name, kind, times and status from its bytes; raises ``DecodeError``."""
+
+
+def parse_span(raw: bytes) -> Span:
+    span: Span = Span.FromString(raw)
+    return span
+
+
+def any_value(value: AnyValue) -> AttributeValue:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return attribute_dict(value.kvlist_value.values)
+    result: AttributeValue = getattr(value, kind)
+    return result
+
+
+def attribute_dict(attributes: Any) -> dict[str, AttributeValue]:
+    """OTLP ``KeyValue`` list as a dict (the last value of a repeated key wins, as in the SDK)."""
+    return {kv.key: any_value(kv.value) for kv in attributes}
+
+
+def selected_attributes(attributes: Any, keys: frozenset[str]) -> dict[str, AttributeValue]:
+    """Like :func:`attribute_dict`, converting only the values of ``keys`` (the rest stay in C)."""
+    return {kv.key: any_value(kv.value) for kv in attributes if kv.key in keys}
+
+
+def resource_attributes(resource: Resource) -> dict[str, AttributeValue]:
+    return attribute_dict(resource.attributes)
+
+
+def string_attribute(key: str, value: str) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def double_attribute(key: str, value: float) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(double_value=value))
+
+
+class JsonMappingError(ValueError):
+    """An OTLP/JSON document does not follow the mapping; the message names the field."""
+
+
+def _ids_to_base64(node: Any, path: str) -> Any:
+    # OTLP/JSON writes trace and span ids as hex, where the protobuf JSON mapping expects base64.
+    if isinstance(node, Mapping):
+        converted: dict[str, Any] = {}
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    converted[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError:
+                    raise JsonMappingError(f"{where}: {value!r} is not a hex id") from None
+            else:
+                converted[key] = _ids_to_base64(value, where)
+        return converted
+    if isinstance(node, list):
+        return [_ids_to_base64(item, f"{path}[{index}]") for index, item in enumerate(node)]
+    return node
+
+
+def otlp_json_to_message(document: Any, message: Message) -> None:
+    """Fill ``message`` from an OTLP/JSON document (hex ids, enum integers, lowerCamelCase names)."""
+    from google.protobuf import json_format
+
+    if not isinstance(document, Mapping):
+        raise JsonMappingError("the body is not a JSON object")
+    try:
+        json_format.ParseDict(_ids_to_base64(document, ""), message, ignore_unknown_fields=True)
+    except (json_format.ParseError, binascii.Error, RecursionError) as error:
+        raise JsonMappingError(str(error)) from None
+
+
+def message_to_otlp_json(message: Message) -> bytes:
+    from google.protobuf import json_format
+
+    text: str = json_format.MessageToJson(message, indent=None)
+    return text.encode()
+
+

@@ -1,0 +1,428 @@
+"""The OTLP receiver: gRPC and HTTP (protobuf and JSON, gzip, chunked bodies), bearer auth, TLS, size cap.
+
+Both transports hand the raw request bytes to the same :class:`OtlpSignals`, so decoding happens once,
+in the collector's own fast path (see ``_otlp``), and errors map the same way:
+``RetryableError`` -> UNAVAILABLE + ``RetryInfo`` / 503 + ``Retry-After``; ``PermanentError`` and bad
+input -> INVALID_ARGUMENT / 400 (naming the problem); oversized -> RESOURCE_EXHAUSTED / 413;
+missing or wrong token -> UNAUTHENTICATED / 401; wrong content type -> 415.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import ssl
+import threading
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+
+import grpc
+from google.protobuf import duration_pb2
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.message import DecodeError, Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsPartialSuccess,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsPartialSuccess,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from ._component import PermanentError, RetryableError
+from ._config import ProtocolSettings
+from ._otlp import JsonMappingError, message_to_otlp_json, otlp_json_to_message, parse_skinny_traces
+from ._pipeline import Pipeline
+from ._telemetry import RECEIVER_ACCEPTED_SPANS, RECEIVER_REFUSED_SPANS
+
+__all__ = ["GrpcReceiver", "HttpReceiver", "OtlpSignals"]
+
+logger = logging.getLogger("spanledger.collector")
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+READ_TIMEOUT_S = 30.0
+
+
+class TooLarge(Exception):
+    """The request is over the size cap (after decompression)."""
+
+
+def _count_spans(data: bytes) -> int:
+    try:
+        traces = parse_skinny_traces(data)
+        return sum(len(scope.spans) for resource in traces.resource_spans for scope in resource.scope_spans)
+    except DecodeError:
+        return 0
+
+
+class OtlpSignals:
+    """One receiver's three signals, fanned out to the pipelines that list the receiver."""
+
+    def __init__(self, receiver_id: str, pipelines: Sequence[Pipeline]) -> None:
+        self.receiver_id = receiver_id
+        self.traces = [pipeline for pipeline in pipelines if pipeline.signal == "traces"]
+        self.metrics = [pipeline for pipeline in pipelines if pipeline.signal == "metrics"]
+        self.logs = [pipeline for pipeline in pipelines if pipeline.signal == "logs"]
+
+    def export_traces(self, data: bytes, transport: str) -> ExportTraceServiceResponse:
+        response = ExportTraceServiceResponse()
+        if not self.traces:
+            raise PermanentError("no traces pipeline uses this receiver")
+        try:
+            for pipeline in self.traces:
+                decoded = pipeline.consume_traces(data)
+        except (RetryableError, PermanentError):
+            RECEIVER_REFUSED_SPANS.labels(self.receiver_id, transport).inc(_count_spans(data))
+            raise
+        RECEIVER_ACCEPTED_SPANS.labels(self.receiver_id, transport).inc(decoded.accepted_spans)
+        if decoded.rejected_spans:
+            RECEIVER_REFUSED_SPANS.labels(self.receiver_id, transport).inc(decoded.rejected_spans)
+            response.partial_success.CopyFrom(
+                ExportTracePartialSuccess(rejected_spans=decoded.rejected_spans, error_message=decoded.rejection)
+            )
+        return response
+
+    def export_metrics(self, data: bytes, transport: str) -> ExportMetricsServiceResponse:
+        if not self.metrics:
+            raise PermanentError("no metrics pipeline uses this receiver")
+        for pipeline in self.metrics:
+            pipeline.consume_metrics(data)
+        return ExportMetricsServiceResponse()
+
+    def export_logs(self, data: bytes, transport: str) -> ExportLogsServiceResponse:
+        if not self.logs:
+            raise PermanentError("no logs pipeline uses this receiver")
+        for pipeline in self.logs:
+            pipeline.consume_logs(data)
+        return ExportLogsServiceResponse()
+
+
+def _token_ok(header: str | None, tokens: Sequence[str]) -> bool:
+    if not tokens:
+        return True
+    if not header or not header.startswith("Bearer "):
+        return False
+    presented = header[len("Bearer ") :].strip().encode()
+    return any(hmac.compare_digest(presented, token.encode()) for token in tokens)
+
+
+# gRPC -------------------------------------------------------------------------------------------------
+
+
+class _AbortStatus(NamedTuple):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple[tuple[str, bytes], ...]
+
+
+def _retry_status(error: RetryableError) -> _AbortStatus:
+    delay = error.retry_after or 1.0
+    info = error_details_pb2.RetryInfo(
+        retry_delay=duration_pb2.Duration(seconds=int(delay), nanos=int((delay % 1) * 1e9))
+    )
+    detail = AnyMessage()
+    detail.Pack(info)
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(error), details=[detail])
+    return _AbortStatus(
+        grpc.StatusCode.UNAVAILABLE, str(error), (("grpc-status-details-bin", status.SerializeToString()),)
+    )
+
+
+class GrpcReceiver:
+    def __init__(self, signals: OtlpSignals, settings: ProtocolSettings) -> None:
+        self.signals = signals
+        self.settings = settings
+        self.port = settings.port
+        self._server: grpc.Server | None = None
+        self._stopped = False
+
+    def _handler(self, export: Callable[[bytes, str], Message]) -> Callable[[bytes, grpc.ServicerContext], bytes]:
+        tokens = self.settings.bearer_tokens
+
+        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
+            if tokens:
+                metadata = dict(context.invocation_metadata())
+                if not _token_ok(str(metadata.get("authorization", "")), tokens):
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+            try:
+                response: bytes = export(request, "grpc").SerializeToString()
+                return response
+            except RetryableError as error:
+                context.abort_with_status(_retry_status(error))
+            except PermanentError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+            except Exception:
+                logger.exception("an OTLP/gRPC export failed")
+                context.abort(grpc.StatusCode.INTERNAL, "internal error in the collector; see its log")
+            raise AssertionError("unreachable: context.abort raises")
+
+        return handle
+
+    def start(self) -> None:
+        settings = self.settings
+        options = [
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="spanledger-grpc"),
+            options=options,
+        )
+        services = {
+            "opentelemetry.proto.collector.trace.v1.TraceService": self.signals.export_traces,
+            "opentelemetry.proto.collector.metrics.v1.MetricsService": self.signals.export_metrics,
+            "opentelemetry.proto.collector.logs.v1.LogsService": self.signals.export_logs,
+        }
+        for service, export in services.items():
+            handler = grpc.unary_unary_rpc_method_handler(self._handler(export))
+            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
+        address = f"{settings.host}:{settings.port}"
+        if settings.cert_file is not None and settings.key_file is not None:
+            credentials = grpc.ssl_server_credentials(
+                [(settings.key_file.read_bytes(), settings.cert_file.read_bytes())]
+            )
+            self.port = server.add_secure_port(address, credentials)
+        else:
+            self.port = server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen for OTLP/gRPC on {address}")
+        server.start()
+        self._server = server
+
+    def shutdown(self) -> None:
+        if self._server is not None and not self._stopped:
+            self._stopped = True
+            self._server.stop(grace=5).wait()
+
+
+# HTTP -------------------------------------------------------------------------------------------------
+
+
+_HTTP_SIGNALS: dict[str, tuple[str, type[Message], type[Message]]] = {
+    "/v1/traces": ("export_traces", ExportTraceServiceRequest, ExportTracePartialSuccess),
+    "/v1/metrics": ("export_metrics", ExportMetricsServiceRequest, ExportMetricsPartialSuccess),
+    "/v1/logs": ("export_logs", ExportLogsServiceRequest, ExportLogsPartialSuccess),
+}
+
+
+def _read_chunked(stream: Any, limit: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = stream.readline(1024)
+        if not line.endswith(b"\n"):
+            raise ValueError("a chunk size line is malformed or truncated")
+        size_text = line.split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise ValueError(f"chunk size {size_text[:20]!r} is not hexadecimal") from None
+        if size == 0:
+            while stream.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(parts)
+        total += size
+        if total > limit:
+            raise TooLarge
+        chunk = stream.read(size)
+        if len(chunk) != size:
+            raise ValueError("the chunked body ended early")
+        parts.append(chunk)
+        stream.readline(1024)
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        result = decompressor.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise ValueError(f"the body is not valid gzip ({error})") from None
+    if len(result) > limit or decompressor.unconsumed_tail:
+        raise TooLarge
+    if not decompressor.eof:
+        raise ValueError("the gzip body is truncated")
+    return result
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    ssl_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake happens here, in the connection's own thread, so a slow client cannot block accept().
+        if self.ssl_context is not None:
+            request.settimeout(READ_TIMEOUT_S)
+            try:
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        super().finish_request(request, client_address)
+
+
+def _server_context(settings: ProtocolSettings) -> ssl.SSLContext | None:
+    if settings.cert_file is None or settings.key_file is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(settings.cert_file, settings.key_file)
+    return context
+
+
+class HttpReceiver:
+    def __init__(self, signals: OtlpSignals, settings: ProtocolSettings) -> None:
+        self.signals = signals
+        self.settings = settings
+        self.port = settings.port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        handler = _make_handler(self.signals, self.settings)
+        server = _Server((self.settings.host, self.settings.port), handler)
+        server.ssl_context = _server_context(self.settings)
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="spanledger-otlp-http", daemon=True
+        )
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        if self._server is not None and not self._stopped:
+            self._stopped = True
+            self._server.shutdown()
+            self._server.server_close()
+
+
+def _make_handler(signals: OtlpSignals, settings: ProtocolSettings) -> type[BaseHTTPRequestHandler]:
+    limit = settings.max_request_bytes
+    tokens = settings.bearer_tokens
+
+    class OtlpHttpHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "spanledger-collector"
+        timeout = READ_TIMEOUT_S
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug("otlp http %s: " + format, self.client_address[0], *args)
+
+        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, status: int, message: str, as_json: bool, headers: dict[str, str] | None = None) -> None:
+            code = {400: code_pb2.INVALID_ARGUMENT, 401: code_pb2.UNAUTHENTICATED, 413: code_pb2.RESOURCE_EXHAUSTED}
+            rpc_status = status_pb2.Status(code=code.get(status, code_pb2.UNAVAILABLE), message=message)
+            if as_json:
+                self._send(status, message_to_otlp_json(rpc_status), JSON, headers)
+            else:
+                self._send(status, rpc_status.SerializeToString(), PROTOBUF, headers)
+
+        def _reject(self, status: int, message: str, as_json: bool, headers: dict[str, str] | None = None) -> None:
+            self.close_connection = True
+            self._error(status, message, as_json, {**(headers or {}), "Connection": "close"})
+
+        def do_GET(self) -> None:
+            self._reject(405, f"{self.path} accepts POST only", False, {"Allow": "POST"})
+
+        def do_POST(self) -> None:
+            path = self.path.split("?", 1)[0]
+            content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            as_json = content_type == JSON
+            if path not in _HTTP_SIGNALS:
+                self._reject(404, f"unknown path {path}; use /v1/traces, /v1/metrics or /v1/logs", as_json)
+                return
+            if not _token_ok(self.headers.get("Authorization"), tokens):
+                self._reject(401, "missing or invalid bearer token", as_json, {"WWW-Authenticate": "Bearer"})
+                return
+            if content_type not in (PROTOBUF, JSON):
+                self._reject(415, f"unsupported content type {content_type!r}; use {PROTOBUF} or {JSON}", as_json)
+                return
+            try:
+                body = self._body()
+            except TooLarge:
+                self._reject(413, f"the request is larger than the limit of {limit} bytes", as_json)
+                return
+            except ValueError as error:
+                self._reject(400, str(error), as_json)
+                return
+            export_name, request_type, _ = _HTTP_SIGNALS[path]
+            if as_json:
+                try:
+                    message = request_type()
+                    otlp_json_to_message(json.loads(body), message)
+                    body = message.SerializeToString()
+                except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                    self._error(400, f"the body is not valid JSON ({error})", as_json)
+                    return
+                except JsonMappingError as error:
+                    self._error(400, f"the body is not a valid OTLP/JSON {request_type.__name__} ({error})", as_json)
+                    return
+            try:
+                response = getattr(signals, export_name)(body, "http")
+            except RetryableError as error:
+                retry_after = str(max(1, math.ceil(error.retry_after or 1)))
+                self._error(503, str(error), as_json, {"Retry-After": retry_after})
+                return
+            except PermanentError as error:
+                self._error(400, str(error), as_json)
+                return
+            except Exception:
+                logger.exception("an OTLP/HTTP export failed")
+                self._error(500, "internal error in the collector; see its log", as_json)
+                return
+            if as_json:
+                self._send(200, message_to_otlp_json(response), JSON)
+            else:
+                self._send(200, response.SerializeToString(), PROTOBUF)
+
+        def _body(self) -> bytes:
+            encoding = (self.headers.get("Transfer-Encoding") or "").lower()
+            if "chunked" in encoding:
+                data = _read_chunked(self.rfile, limit)
+            else:
+                length_text = self.headers.get("Content-Length")
+                if length_text is None:
+                    raise ValueError("the request has neither Content-Length nor chunked Transfer-Encoding")
+                if not length_text.strip().isdigit():
+                    raise ValueError(f"Content-Length {length_text!r} is not a number")
+                length = int(length_text)
+                if length > limit:
+                    raise TooLarge
+                data = self.rfile.read(length)
+                if len(data) != length:
+                    raise ValueError("the body ended before Content-Length bytes")
+            content_encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+            if content_encoding == "gzip":
+                return _gunzip(data, limit)
+            if content_encoding not in ("identity", "none", ""):
+                raise ValueError(f"unsupported Content-Encoding {content_encoding!r}; use gzip or none")
+            return data
+
+    return OtlpHttpHandler
+
+
+def bound_host(host: str) -> str:
+    """The address to print for a listener (``0.0.0.0`` shown as this host's loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host
+

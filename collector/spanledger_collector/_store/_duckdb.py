@@ -1,0 +1,285 @@
+"""The DuckDB usage store: one writer connection, per-thread cursors for readers.
+
+Thread model: the collector's single writer thread calls :meth:`DuckDBStore.write`; every other thread
+(admin API, billing import) calls :meth:`DuckDBStore.cursor` for a connection of its own on the same
+database and closes it when done. Writes are idempotent: rows whose primary key exists are ignored, so a
+client retrying the same spans changes nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow as pa
+from spanledger.semconv import SpanledgerMeterValues as Meter
+
+from ._facts import UsageFact
+from ._rows import StoreBatch
+
+__all__ = ["DuckDBStore", "Store"]
+
+QUANTITY = pa.decimal128(38, 9)
+COST = pa.decimal128(38, 12)
+
+USAGE_FACTS_DDL = """
+CREATE TABLE IF NOT EXISTS usage_facts (
+  trace_id VARCHAR NOT NULL,
+  span_id VARCHAR NOT NULL,
+  meter VARCHAR NOT NULL,
+  start_time TIMESTAMP NOT NULL,
+  end_time TIMESTAMP NOT NULL,
+  quantity DECIMAL(38, 9) NOT NULL,
+  unit VARCHAR NOT NULL,
+  resource_id VARCHAR,
+  resource_type VARCHAR,
+  provider VARCHAR,
+  account_id VARCHAR,
+  region VARCHAR,
+  model VARCHAR,
+  boundary VARCHAR,
+  accelerator_type VARCHAR,
+  workflow VARCHAR,
+  tenant VARCHAR,
+  service VARCHAR,
+  estimated_cost DECIMAL(38, 12),
+  currency VARCHAR,
+  catalog_version VARCHAR,
+  unpriced_reason VARCHAR,
+  PRIMARY KEY (trace_id, span_id, meter)
+)"""
+
+SPANS_DDL = """
+CREATE TABLE IF NOT EXISTS spans (
+  trace_id VARCHAR NOT NULL,
+  span_id VARCHAR NOT NULL,
+  parent_span_id VARCHAR,
+  name VARCHAR NOT NULL,
+  kind TINYINT NOT NULL,
+  service VARCHAR,
+  start_time TIMESTAMP NOT NULL,
+  end_time TIMESTAMP NOT NULL,
+  status_code TINYINT NOT NULL,
+  PRIMARY KEY (trace_id, span_id)
+)"""
+
+DATA_READS_DDL = """
+CREATE TABLE IF NOT EXISTS data_reads (
+  trace_id VARCHAR NOT NULL,
+  span_id VARCHAR NOT NULL,
+  seq INTEGER NOT NULL,
+  read_time TIMESTAMP NOT NULL,
+  source VARCHAR,
+  source_kind VARCHAR,
+  last_modified TIMESTAMP,
+  age_seconds DOUBLE,
+  bytes BIGINT,
+  staleness_method VARCHAR,
+  workflow VARCHAR,
+  tenant VARCHAR,
+  service VARCHAR,
+  PRIMARY KEY (trace_id, span_id, seq)
+)"""
+
+
+def _tokens(meter: Meter) -> str:
+    return f"sum(quantity) FILTER (WHERE meter = '{meter.value}')"
+
+
+TRACE_ROLLUPS_DDL = f"""
+CREATE OR REPLACE VIEW trace_rollups AS
+WITH facts AS (
+  SELECT trace_id,
+    min(start_time) AS start_time,
+    max(end_time) AS end_time,
+    {_tokens(Meter.LLM_INPUT_TOKENS)} AS input_tokens,
+    {_tokens(Meter.LLM_CACHE_READ_TOKENS)} AS cache_read_tokens,
+    {_tokens(Meter.LLM_CACHE_WRITE_TOKENS)} AS cache_write_tokens,
+    {_tokens(Meter.LLM_OUTPUT_TOKENS)} AS output_tokens,
+    sum(quantity) FILTER (WHERE meter IN ('{Meter.LLM_INPUT_TOKENS.value}', '{Meter.LLM_CACHE_READ_TOKENS.value}',
+      '{Meter.LLM_CACHE_WRITE_TOKENS.value}', '{Meter.LLM_OUTPUT_TOKENS.value}')) AS total_tokens,
+    sum(estimated_cost) AS estimated_cost,
+    count(*) FILTER (WHERE estimated_cost IS NULL) AS unpriced_facts,
+    list(DISTINCT currency) FILTER (WHERE currency IS NOT NULL) AS currencies,
+    {_tokens(Meter.ACCELERATOR_SECONDS)} AS accelerator_seconds,
+    {_tokens(Meter.ENDPOINT_SECONDS)} AS endpoint_seconds,
+    {_tokens(Meter.EGRESS_BYTES)} AS egress_bytes,
+    {_tokens(Meter.INGRESS_BYTES)} AS ingress_bytes,
+    list(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL) AS models,
+    any_value(workflow) FILTER (WHERE workflow IS NOT NULL) AS workflow,
+    any_value(tenant) FILTER (WHERE tenant IS NOT NULL) AS tenant,
+    any_value(service) FILTER (WHERE service IS NOT NULL) AS service
+  FROM usage_facts GROUP BY trace_id
+), egress AS (
+  SELECT trace_id, coalesce(boundary, 'unknown') AS boundary, sum(quantity) AS quantity
+  FROM usage_facts WHERE meter = '{Meter.EGRESS_BYTES.value}' GROUP BY ALL
+), egress_map AS (
+  SELECT trace_id, map(list(boundary ORDER BY boundary), list(quantity ORDER BY boundary)) AS by_boundary
+  FROM egress GROUP BY trace_id
+), reads AS (
+  SELECT trace_id,
+    max(age_seconds) AS oldest_data_age_seconds,
+    min(age_seconds) AS newest_data_age_seconds,
+    list(DISTINCT source ORDER BY source) FILTER (WHERE source IS NOT NULL) AS data_sources,
+    count(*) AS data_reads,
+    any_value(workflow) FILTER (WHERE workflow IS NOT NULL) AS workflow,
+    any_value(tenant) FILTER (WHERE tenant IS NOT NULL) AS tenant,
+    any_value(service) FILTER (WHERE service IS NOT NULL) AS service
+  FROM data_reads GROUP BY trace_id
+)
+SELECT
+  coalesce(facts.trace_id, reads.trace_id) AS trace_id,
+  coalesce(facts.workflow, reads.workflow) AS workflow,
+  coalesce(facts.tenant, reads.tenant) AS tenant,
+  coalesce(facts.service, reads.service) AS service,
+  facts.start_time, facts.end_time,
+  coalesce(facts.input_tokens, 0) AS input_tokens,
+  coalesce(facts.cache_read_tokens, 0) AS cache_read_tokens,
+  coalesce(facts.cache_write_tokens, 0) AS cache_write_tokens,
+  coalesce(facts.output_tokens, 0) AS output_tokens,
+  coalesce(facts.total_tokens, 0) AS total_tokens,
+  facts.estimated_cost,
+  coalesce(facts.unpriced_facts, 0) AS unpriced_facts,
+  coalesce(facts.currencies, []) AS currencies,
+  coalesce(facts.accelerator_seconds, 0) AS accelerator_seconds,
+  coalesce(facts.endpoint_seconds, 0) AS endpoint_seconds,
+  coalesce(facts.egress_bytes, 0) AS egress_bytes,
+  egress_map.by_boundary AS egress_bytes_by_boundary,
+  coalesce(facts.ingress_bytes, 0) AS ingress_bytes,
+  reads.oldest_data_age_seconds,
+  reads.newest_data_age_seconds,
+  coalesce(reads.data_sources, []) AS data_sources,
+  coalesce(reads.data_reads, 0) AS data_reads,
+  coalesce(facts.models, []) AS models
+FROM facts
+FULL OUTER JOIN reads ON facts.trace_id = reads.trace_id
+LEFT JOIN egress_map ON egress_map.trace_id = coalesce(facts.trace_id, reads.trace_id)
+"""
+
+
+class Store(Protocol):
+    """What the collector needs from a usage store (DuckDB here; ClickHouse can follow)."""
+
+    def write(self, batch: StoreBatch) -> None:
+        """Insert the batch in one transaction, ignoring rows already stored."""
+
+    def cursor(self) -> Any:
+        """A DB-API connection for the calling thread; the caller closes it."""
+
+    def close(self) -> None:
+        """Release the store; safe to call twice."""
+
+
+def _timestamps(nanos: list[int]) -> pa.Array:
+    return pa.array(nanos, pa.int64()).cast(pa.timestamp("ns")).cast(pa.timestamp("us"), safe=False)
+
+
+_FACTS_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("meter", pa.string()),
+        ("start_time", pa.timestamp("us")),
+        ("end_time", pa.timestamp("us")),
+        ("quantity", QUANTITY),
+        ("unit", pa.string()),
+        *[(name, pa.string()) for name in UsageFact._fields[7:18]],
+        ("estimated_cost", COST),
+        ("currency", pa.string()),
+        ("catalog_version", pa.string()),
+        ("unpriced_reason", pa.string()),
+    ]
+)
+_DATA_READS_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("seq", pa.int32()),
+        ("read_time", pa.timestamp("us")),
+        ("source", pa.string()),
+        ("source_kind", pa.string()),
+        ("last_modified", pa.timestamp("us")),
+        ("age_seconds", pa.float64()),
+        ("bytes", pa.int64()),
+        ("staleness_method", pa.string()),
+        ("workflow", pa.string()),
+        ("tenant", pa.string()),
+        ("service", pa.string()),
+    ]
+)
+
+
+def _rows_table(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    columns = zip(*rows, strict=True)
+    arrays = [pa.array(column, field.type) for column, field in zip(columns, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class DuckDBStore:
+    """Usage facts, spans and data reads in one DuckDB file (``:memory:`` for a throwaway store)."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+        self.path = str(path)
+        config: dict[str, str | bool | int | float | list[str]] = {} if threads is None else {"threads": threads}
+        self._connection: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path, config=config)
+        self._lock = threading.Lock()
+        for ddl in (USAGE_FACTS_DDL, SPANS_DDL, DATA_READS_DDL, TRACE_ROLLUPS_DDL):
+            self._connection.execute(ddl)
+
+    def _require_open(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            raise RuntimeError(f"the store {self.path} is closed")
+        return self._connection
+
+    def write(self, batch: StoreBatch) -> None:
+        spans = batch.spans
+        with self._lock:
+            connection = self._require_open()
+            connection.begin()
+            try:
+                if len(spans):
+                    span_rows = pa.table(
+                        {
+                            "trace_id": pa.array(spans.trace_id, pa.string()),
+                            "span_id": pa.array(spans.span_id, pa.string()),
+                            "parent_span_id": pa.array(spans.parent_span_id, pa.string()),
+                            "name": pa.array(spans.name, pa.string()),
+                            "kind": pa.array(spans.kind, pa.int8()),
+                            "service": pa.array(spans.service, pa.string()),
+                            "start_time": _timestamps(spans.start_time_unix_nano),
+                            "end_time": _timestamps(spans.end_time_unix_nano),
+                            "status_code": pa.array(spans.status_code, pa.int8()),
+                        }
+                    )
+                    connection.register("incoming_spans", span_rows)
+                    connection.execute("INSERT OR IGNORE INTO spans SELECT * FROM incoming_spans")
+                    connection.unregister("incoming_spans")
+                if batch.facts:
+                    connection.register("incoming_facts", _rows_table(batch.facts, _FACTS_SCHEMA))
+                    connection.execute("INSERT OR IGNORE INTO usage_facts SELECT * FROM incoming_facts")
+                    connection.unregister("incoming_facts")
+                if batch.data_reads:
+                    connection.register("incoming_reads", _rows_table(batch.data_reads, _DATA_READS_SCHEMA))
+                    connection.execute("INSERT OR IGNORE INTO data_reads SELECT * FROM incoming_reads")
+                    connection.unregister("incoming_reads")
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self._require_open().cursor()
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self._require_open().execute("CHECKPOINT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None

@@ -1,0 +1,284 @@
+"""One instrumented OpenAI call: its span from request to the end of the response or stream.
+
+``start_call`` opens the span (or returns None when spanledger should stay out: instrumentation
+suppressed, or another OpenAI instrumentation's span is current); ``Call.complete`` / ``Call.fail``
+take the wrapped call's outcome. A call ends exactly once: when a non-stream result is read, when its
+stream is exhausted, closed or broken off, or when the stream (or raw response) is garbage-collected.
+Nothing here raises into the application: failures are logged once and the call's result is returned
+untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from time import time_ns
+from typing import Any
+
+import openai
+from openai._legacy_response import LegacyAPIResponse
+from openai._response import APIResponse, AsyncAPIResponse
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, get_current_span
+
+from .. import semconv
+from .._internal_errors import log_internal_error
+from . import _content
+from ._clients import client_info
+from ._endpoints import Endpoint, Usage
+from ._recorder import Recorder
+from ._streams import AsyncStreamProxy, SyncStreamProxy
+
+__all__ = ["FOREIGN_SCOPES", "Call", "start_call"]
+
+FOREIGN_SCOPES = ("opentelemetry.instrumentation.genai.openai", "opentelemetry.instrumentation.openai")
+"""Instrumentation scopes of other OpenAI instrumentations (upstream genai-openai, OpenLLMetry)."""
+
+_RAW_RESPONSES = (LegacyAPIResponse, APIResponse, AsyncAPIResponse)
+_CLIENT = SpanKind.CLIENT
+_OWNER = semconv.SPANLEDGER_USAGE_OWNER
+
+
+class Call:
+    """State of one call; mutated by the endpoint's extractors, read once by ``end``."""
+
+    __slots__ = (
+        "__weakref__",
+        "attributes",
+        "ended",
+        "endpoint",
+        "error_description",
+        "error_type",
+        "finish_reasons",
+        "first_chunk_ns",
+        "hide_usage_chunk",
+        "metric_base",
+        "recorder",
+        "response_model",
+        "span",
+        "start_ns",
+        "stream",
+        "text_finish_reasons",
+        "texts",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        endpoint: Endpoint,
+        span: Span,
+        start_ns: int,
+        metric_base: tuple[str, str, str | None, str | None, int | None],
+        stream: bool,
+    ) -> None:
+        self.recorder = recorder
+        self.endpoint = endpoint
+        self.span = span
+        self.start_ns = start_ns
+        self.metric_base = metric_base
+        self.stream = stream
+        self.attributes: dict[str, Any] = {}
+        """Response-side span attributes, set on the span in one go when the call ends."""
+        self.response_model: str | None = None
+        self.usage: Usage | None = None
+        self.finish_reasons: list[str] = []
+        self.error_type: str | None = None
+        self.error_description: str | None = None
+        self.first_chunk_ns: int | None = None
+        self.hide_usage_chunk = False
+        """True when spanledger asked for the usage chunk, so the caller must not see it."""
+        self.texts: dict[int, list[str]] | None = {} if stream and recorder.capture_content else None
+        self.text_finish_reasons: dict[int, str] = {}
+        self.ended = False
+
+    # --- outcomes -----------------------------------------------------------------------------------
+
+    def complete(self, result: Any) -> Any:
+        """Take the wrapped call's result; return it, or for streams a proxy that observes it."""
+        try:
+            if self.stream:
+                if isinstance(result, openai.Stream):
+                    return SyncStreamProxy(result, self)
+                if isinstance(result, openai.AsyncStream):
+                    return AsyncStreamProxy(result, self)
+                if isinstance(result, _RAW_RESPONSES):
+                    self._observe_parse(result)
+                    return result
+            elif isinstance(result, _RAW_RESPONSES):
+                if isinstance(result, LegacyAPIResponse):
+                    # with_raw_response has read the body already; parse() caches, so the caller's
+                    # own parse() gets this very object back.
+                    self.endpoint.result(self, result.parse())
+                else:
+                    self._observe_parse(result)
+                    return result
+            else:
+                self.endpoint.result(self, result)
+        except Exception:
+            log_internal_error("openai response")
+        self.end()
+        return result
+
+    def fail(self, error: BaseException) -> None:
+        """The wrapped call (or its stream) raised ``error``; end the span as failed."""
+        if self.ended:
+            return
+        try:
+            self.error_type = type(error).__qualname__
+            status = getattr(error, "status_code", None)
+            # Not str(error): provider messages can quote (masked) credentials.
+            self.error_description = f"{self.error_type} (HTTP {status})" if status else self.error_type
+        except Exception:
+            log_internal_error("openai error")
+        self.end()
+
+    def parsed(self, result: Any, custom_type: bool) -> Any:
+        """A raw response was parsed by the caller into ``result``."""
+        try:
+            if self.stream:
+                if isinstance(result, openai.Stream):
+                    return SyncStreamProxy(result, self)
+                if isinstance(result, openai.AsyncStream):
+                    return AsyncStreamProxy(result, self)
+            elif not self.ended and not custom_type:
+                self.endpoint.result(self, result)
+        except Exception:
+            log_internal_error("openai raw response")
+        if not self.stream:
+            self.end()
+        return result
+
+    def _observe_parse(self, raw: Any) -> None:
+        original = raw.parse
+        call = self
+        if isinstance(raw, AsyncAPIResponse):
+
+            async def parse_async(*, to: Any = None) -> Any:
+                result = await (original() if to is None else original(to=to))
+                return call.parsed(result, to is not None)
+
+            raw.parse = parse_async  # type: ignore[method-assign]
+        else:
+
+            def parse(*, to: Any = None) -> Any:
+                result = original() if to is None else original(to=to)
+                return call.parsed(result, to is not None)
+
+            raw.parse = parse  # type: ignore[method-assign]
+
+    # --- the end --------------------------------------------------------------------------------
+
+    def end(self) -> None:
+        """Set the response attributes, record the metrics and end the span; only the first call counts."""
+        if self.ended:
+            return
+        self.ended = True
+        end_ns = time_ns()
+        span = self.span
+        try:
+            recorder = self.recorder
+            attributes = self.attributes
+            response_model = self.response_model
+            if response_model:
+                attributes[semconv.GEN_AI_RESPONSE_MODEL] = response_model
+            if self.finish_reasons:
+                attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(self.finish_reasons)
+            usage = self.usage
+            if usage is not None:
+                input_tokens, output_tokens, cache_read, cache_write, reasoning = usage
+                if input_tokens is not None:
+                    attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+                if output_tokens is not None:
+                    attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+                if cache_read is not None:
+                    attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
+                if cache_write is not None:
+                    for name in recorder.cache_write_attributes:
+                        attributes[name] = cache_write
+                if reasoning is not None:
+                    attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+            time_to_first_chunk = None
+            if self.first_chunk_ns is not None:
+                time_to_first_chunk = (self.first_chunk_ns - self.start_ns) / 1e9
+                attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time_to_first_chunk
+            if self.texts:
+                output = _content.text_output(self.texts, self.text_finish_reasons)
+                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.dumps(output)
+            error_type = self.error_type
+            if error_type is not None:
+                attributes[semconv.ERROR_TYPE] = error_type
+                span.set_status(Status(StatusCode.ERROR, self.error_description or error_type))
+            span.set_attributes(attributes)
+            duration = (end_ns - self.start_ns) / 1e9
+            recorder.record((self.metric_base, response_model, duration, time_to_first_chunk, usage, error_type))
+        except Exception:
+            log_internal_error("openai span end")
+        finally:
+            span.end(end_time=end_ns)
+
+    def __del__(self) -> None:
+        # The caller dropped a stream (or raw response) without finishing or closing it.
+        if not self.ended:
+            with contextlib.suppress(Exception):  # interpreter shutdown: nothing left to log with
+                self.end()
+
+
+def start_call(recorder: Recorder, endpoint: Endpoint, client: Any, options: Any, stream: bool) -> Call | None:
+    """Open the span for a request about to be sent, or None when spanledger stays out of this call."""
+    try:
+        if get_value(_SUPPRESS_INSTRUMENTATION_KEY):
+            return None
+        parent = get_current_span()
+        scope = getattr(parent, "instrumentation_scope", None)
+        if scope is not None and scope.name.startswith(FOREIGN_SCOPES):
+            # Another OpenAI instrumentation already made this call's span: no second span; theirs
+            # carries the tokens, so it becomes the usage owner.
+            parent.set_attribute(_OWNER, True)
+            return None
+        body = options.json_data
+        if not isinstance(body, dict):
+            body = {}
+        info = client_info(client, recorder)
+        model = body.get("model")
+        operation = endpoint.operation
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: operation,
+            semconv.GEN_AI_PROVIDER_NAME: info.provider,
+            _OWNER: True,
+        }
+        if model:
+            attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+        if info.address:
+            attributes[semconv.SERVER_ADDRESS] = info.address
+        if info.port:
+            attributes[semconv.SERVER_PORT] = info.port
+        endpoint.request_attributes(body, attributes)
+        if recorder.capture_content and endpoint.input_content is not None:
+            endpoint.input_content(body, attributes)
+        start_ns = time_ns()
+        span = recorder.tracer.start_span(
+            f"{operation} {model}" if model else operation, kind=_CLIENT, attributes=attributes, start_time=start_ns
+        )
+        metric_base = (operation, info.provider, model, info.address, info.port)
+        call = Call(recorder, endpoint, span, start_ns, metric_base, stream)
+        if stream and endpoint.stream_usage and info.stream_usage:
+            call.hide_usage_chunk = _ask_for_usage(body, options)
+        return call
+    except Exception:
+        log_internal_error("openai request")
+        return None
+
+
+def _ask_for_usage(body: dict[str, Any], options: Any) -> bool:
+    """Add ``stream_options.include_usage`` to a chat stream request the caller left without it."""
+    extra = options.extra_json
+    if extra and "stream_options" in extra:
+        return False
+    current = body.get("stream_options")
+    if current is None:
+        body["stream_options"] = {"include_usage": True}
+        return True
+    if isinstance(current, dict) and "include_usage" not in current:
+        body["stream_options"] = {**current, "include_usage": True}
+        return True
+    return False

@@ -1,0 +1,73 @@
+"""Per-client facts (provider, server address, whether streams may ask for usage), computed once per client.
+
+The facts are cached on the client instance and recomputed when its ``base_url`` object or the active
+configuration changes, so the per-call cost is one dict lookup and two identity checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .. import semconv
+from ._recorder import Recorder
+
+__all__ = ["ClientInfo", "client_info", "disable_openai_stream_usage"]
+
+_INFO_KEY = "_spanledger_openai_info"
+_STREAM_USAGE_OFF_KEY = "_spanledger_openai_stream_usage_off"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+class ClientInfo(NamedTuple):
+    base_url: object
+    recorder: Recorder
+    provider: str
+    address: str | None
+    port: int | None
+    stream_usage: bool
+    """Whether spanledger may add ``stream_options.include_usage`` to this client's chat streams."""
+
+
+def disable_openai_stream_usage(client: Any) -> None:
+    """Never add ``stream_options`` to this OpenAI client's requests.
+
+    spanledger asks chat-completion streams for their token usage (and hides the extra chunk) when the
+    caller did not. Some OpenAI-compatible servers reject ``stream_options``; call this on the
+    ``openai.OpenAI`` / ``openai.AsyncOpenAI`` client that talks to one. Clients derived later with
+    ``with_options()``/``copy()`` need their own call. To switch it off for every client use
+    ``configure(openai_stream_usage=False)``, or for some hosts ``openai_stream_usage_excluded_hosts``.
+    """
+    client.__dict__[_STREAM_USAGE_OFF_KEY] = True
+    client.__dict__.pop(_INFO_KEY, None)
+
+
+def client_info(client: Any, recorder: Recorder) -> ClientInfo:
+    """The cached facts about ``client`` under ``recorder``'s configuration."""
+    state = client.__dict__
+    base_url = client._base_url
+    info: ClientInfo | None = state.get(_INFO_KEY)
+    if info is not None and info.base_url is base_url and info.recorder is recorder:
+        return info
+    info = _compute(client, base_url, recorder)
+    state[_INFO_KEY] = info
+    return info
+
+
+def _compute(client: Any, base_url: Any, recorder: Recorder) -> ClientInfo:
+    import openai
+
+    host = (getattr(base_url, "host", None) or "").lower() or None
+    scheme = getattr(base_url, "scheme", "") or ""
+    port = getattr(base_url, "port", None) or _DEFAULT_PORTS.get(scheme)
+    azure = isinstance(client, (openai.AzureOpenAI, openai.AsyncAzureOpenAI)) or (
+        host is not None and host.endswith(".openai.azure.com")
+    )
+    provider = (
+        semconv.GenAiProviderNameValues.AZURE_AI_OPENAI.value if azure else semconv.GenAiProviderNameValues.OPENAI.value
+    )
+    excluded = host is not None and any(
+        host == suffix.lstrip(".") or host.endswith(suffix if suffix.startswith(".") else "." + suffix)
+        for suffix in recorder.stream_usage_excluded_hosts
+    )
+    stream_usage = recorder.stream_usage and not excluded and not client.__dict__.get(_STREAM_USAGE_OFF_KEY, False)
+    return ClientInfo(base_url, recorder, provider, host, port, stream_usage)

@@ -1,0 +1,285 @@
+"""``spanledger billing import``: formats, snapshots, all-or-nothing errors naming file/row/column, S3."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import duckdb
+import pytest
+from moto.server import ThreadedMotoServer
+from spanledger_collector._cli import main
+from spanledger_collector.billing import BillingImportError, CurrencyMixError, import_billing
+
+BILLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "billing"
+SAMPLE = BILLING_DATA / "focus_sample_1000.csv"
+needs_sample = pytest.mark.skipif(
+    not SAMPLE.exists(), reason=f"FOCUS sample data not found at {BILLING_DATA} (clone shared/ beside the repo)"
+)
+
+FOCUS_HEADER = (
+    "BilledCost,EffectiveCost,ListCost,BillingCurrency,BillingAccountId,ProviderName,BillingPeriodStart,"
+    "BillingPeriodEnd,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ResourceId,Tags,x_UsageType\n"
+)
+
+
+def _focus_row(cost: str = "1.5", *, currency: str = "USD", start: str = "2025-01-01T00:00:00Z", tags: str = "") -> str:
+    return (
+        f"{cost},{cost},{cost},{currency},acct-1,Acme Cloud,2025-01-01T00:00:00Z,2025-02-01T00:00:00Z,{start},"
+        f"2025-01-01T01:00:00Z,Usage,vm-1,{tags},BoxUsage:g5.xlarge\n"
+    )
+
+
+@pytest.fixture
+def db() -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+def _count(db: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = db.execute(sql).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+@needs_sample
+def test_sample_imports_as_one_snapshot_per_provider_account_and_period(db: duckdb.DuckDBPyConnection) -> None:
+    result = import_billing(db, [str(SAMPLE)])
+    assert sorted((s.scope.split("|")[0], s.billing_period, s.row_count) for s in result.snapshots) == [
+        ("AWS", "2024-09", 942),
+        ("Microsoft", "2024-09", 51),
+        ("Oracle", "2024-09", 6),
+        ("Oracle", "2024-10", 1),
+    ]
+    assert {s.status for s in result.snapshots} == {"imported"}
+    assert _count(db, "SELECT count(*) FROM billing_lines") == 1000
+    # Decimal end to end: the column sums of the file, exactly.
+    row = db.execute("SELECT sum(billed_cost), sum(list_cost) FROM billing_lines").fetchone()
+    assert row is not None and str(row[0]).startswith("20.52") and str(row[1]).startswith("20.39")
+    # Provider columns are kept: the sample's non-FOCUS "Id" column and the AvailabilityZone.
+    kept = db.execute(
+        "SELECT provider_columns FROM billing_lines WHERE resource_id = 'i-09ba12e1l5743720b' "
+        "AND charge_period_start = '2024-09-21 01:00:00'"
+    ).fetchone()
+    assert kept is not None and json.loads(kept[0])["Id"] == "2313096"
+
+
+@needs_sample
+def test_importing_the_same_snapshot_twice_changes_nothing_even_as_gzip_or_parquet(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    import_billing(db, [str(SAMPLE)])
+    before = db.execute("SELECT count(*), sum(billed_cost) FROM billing_lines").fetchall()
+    gzipped = tmp_path / "focus.csv.gz"
+    with SAMPLE.open("rb") as source, gzip.open(gzipped, "wb") as target:
+        shutil.copyfileobj(source, target)
+    parquet = tmp_path / "focus.parquet"
+    db.execute(
+        f"COPY (SELECT * FROM read_csv('{SAMPLE}', all_varchar = true, nullstr = 'NULL')) TO '{parquet}' "
+        "(FORMAT parquet)"
+    )
+    for again in (SAMPLE, gzipped, parquet):
+        result = import_billing(db, [str(again)])
+        assert {s.status for s in result.snapshots} == {"unchanged"}
+        assert result.changed_periods == ()
+    assert db.execute("SELECT count(*), sum(billed_cost) FROM billing_lines").fetchall() == before
+    assert _count(db, "SELECT count(*) FROM billing_snapshots") == 4
+
+
+def test_a_newer_snapshot_replaces_the_older_and_keeps_it_for_audit(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "day1.csv", tmp_path / "day2.csv"
+    first.write_text(FOCUS_HEADER + _focus_row("1.5"))
+    # The next delivery restates the row and adds a late one.
+    second.write_text(FOCUS_HEADER + _focus_row("1.25") + _focus_row("0.5", start="2025-01-01T00:30:00Z"))
+    old = import_billing(db, [str(first)]).snapshots[0]
+    new = import_billing(db, [str(second)]).snapshots[0]
+    assert (new.status, new.replaced_snapshot_id) == ("replaced", old.snapshot_id)
+    snapshots = db.execute("SELECT snapshot_id, superseded_by FROM billing_snapshots ORDER BY seq").fetchall()
+    assert snapshots == [(old.snapshot_id, new.snapshot_id), (new.snapshot_id, None)]
+    current = db.execute(
+        """SELECT sum(billed_cost) FROM billing_lines JOIN billing_snapshots USING (snapshot_id)
+           WHERE superseded_by IS NULL"""
+    ).fetchone()
+    assert current is not None and str(current[0]) == "1.750000000000"
+    assert _count(db, "SELECT count(*) FROM billing_lines") == 3  # the old run's line is still there
+    # Re-importing the older delivery does not bring it back.
+    assert import_billing(db, [str(first)]).snapshots[0].status == "unchanged"
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (_focus_row() + _focus_row('"1,5"'), r"bad\.csv: row 2, column BilledCost: \"1,5\" is not a decimal number"),
+        (_focus_row() + "1.5,2\n", r"bad\.csv: cannot read the file: .*"),
+        (_focus_row(start="yesterday"), r"bad\.csv: row 1, column ChargePeriodStart: \"yesterday\" is not a date-time"),
+        (_focus_row(tags='"{not json"'), r"bad\.csv: row 1, column Tags: \"\{not json\" is not JSON"),
+        (
+            _focus_row(start="2025-01-01T02:00:00Z"),
+            r"bad\.csv: row 1, column ChargePeriodEnd: .* ends before it starts",
+        ),
+        (_focus_row(currency=""), r"bad\.csv: row 1, column BillingCurrency: value is missing"),
+    ],
+)
+def test_a_bad_row_fails_the_whole_import_naming_file_row_and_column(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path, rows: str, message: str
+) -> None:
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text(FOCUS_HEADER + _focus_row())
+    bad.write_text(FOCUS_HEADER + rows)
+    with pytest.raises(BillingImportError, match=message):
+        import_billing(db, [str(good), str(bad)])
+    assert _count(db, "SELECT count(*) FROM billing_lines") == 0  # all or nothing
+    assert _count(db, "SELECT count(*) FROM billing_snapshots") == 0
+
+
+def test_bad_files_are_named(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    unknown = tmp_path / "costs.csv"
+    unknown.write_text("amount,when\n1,today\n")
+    with pytest.raises(BillingImportError, match=r"costs\.csv: unrecognised billing format"):
+        import_billing(db, [str(unknown)])
+    no_currency = tmp_path / "nocurrency.csv"
+    no_currency.write_text(FOCUS_HEADER.replace("BillingCurrency,", "") + _focus_row().replace("USD,", ""))
+    with pytest.raises(BillingImportError, match=r"nocurrency\.csv: missing required column BillingCurrency"):
+        import_billing(db, [str(no_currency)])
+    assert import_billing(db, [str(no_currency)], currency="usd").snapshots[0].row_count == 1
+    with pytest.raises(BillingImportError, match="no such file or directory"):
+        import_billing(db, [str(tmp_path / "missing.csv")])
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps({"object": "list", "data": []}))
+    with pytest.raises(BillingImportError, match=r"page\.json: page 1 is not an OpenAI Costs API page"):
+        import_billing(db, [str(page)])
+
+
+def test_one_billing_period_in_two_currencies_is_an_error(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(FOCUS_HEADER + _focus_row() + _focus_row(currency="EUR"))
+    with pytest.raises(
+        CurrencyMixError, match=r"mixed\.csv: row 2, column BillingCurrency: EUR .* mixes currencies EUR and USD"
+    ):
+        import_billing(db, [str(mixed)])
+
+
+def test_openai_costs_api_pages(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    day = 1_736_899_200  # 2025-01-15
+    pages = [
+        {
+            "object": "page",
+            "data": [
+                {
+                    "object": "bucket",
+                    "start_time": day,
+                    "end_time": day + 86_400,
+                    "results": [
+                        {"object": "organization.costs.result", "amount": {"value": 0.0123456789, "currency": "usd"},
+                         "line_item": "gpt-4o-mini-2024-07-18, input", "project_id": "proj_abc"},
+                        {"object": "organization.costs.result", "amount": {"value": 0.06, "currency": "usd"},
+                         "line_item": "gpt-4o-mini-2024-07-18, output", "project_id": "proj_abc"},
+                    ],
+                }
+            ],
+            "has_more": True,
+            "next_page": "page_2",
+        },
+        {"object": "page", "data": [], "has_more": False, "next_page": None},
+    ]  # fmt: skip
+    (tmp_path / "costs.json").write_text(json.dumps(pages))
+    result = import_billing(db, [str(tmp_path / "costs.json")])
+    assert [(s.scope, s.billing_period, s.row_count) for s in result.snapshots] == [
+        ("OpenAI||2025-01-01T00:00:00Z", "2025-01", 2)
+    ]
+    rows = db.execute(
+        """SELECT model, usage_type, billed_cost, billing_currency, charge_period_start, sub_account_id
+           FROM billing_lines ORDER BY line_no"""
+    ).fetchall()
+    assert [(r[0], r[1], str(r[2]), r[3], r[5]) for r in rows] == [
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18, input", "0.012345678900", "USD", "proj_abc"),
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18, output", "0.060000000000", "USD", "proj_abc"),
+    ]
+    assert str(rows[0][4]) == "2025-01-15 00:00:00"
+
+
+@pytest.fixture
+def s3_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "AKIASPANLEDGERBILL01",
+        "AWS_SECRET_ACCESS_KEY": "billing-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="exports")
+    body = (FOCUS_HEADER + _focus_row("2.5")).encode()
+    s3.put_object(
+        Bucket="exports", Key="focus/acme/data/BILLING_PERIOD=2025-01/part-0.csv.gz", Body=gzip.compress(body)
+    )
+    s3.put_object(Bucket="exports", Key="focus/acme/metadata/manifest.txt", Body=b"not billing data")
+    yield "s3://exports/focus/acme"
+    server.stop()
+
+
+def test_import_from_s3_as_aws_data_exports_deliver(db: duckdb.DuckDBPyConnection, s3_export: str) -> None:
+    result = import_billing(db, [s3_export])
+    assert result.files == ("s3://exports/focus/acme/data/BILLING_PERIOD=2025-01/part-0.csv.gz",)
+    assert [s.row_count for s in result.snapshots] == [1]
+    with pytest.raises(BillingImportError, match="s3://exports/nothing: no billing files"):
+        import_billing(db, ["s3://exports/nothing"])
+
+
+def test_cli_import_is_quiet_when_asked_and_prints_a_summary_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text(FOCUS_HEADER + _focus_row())
+    store = str(tmp_path / "store.duckdb")
+    assert main(["billing", "import", str(export), "--store", store, "--collector", "none", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "")  # no progress bar: stderr is not a terminal
+    assert main(["billing", "import", str(export), "--store", store, "--collector", "none"]) == 0
+    assert "2025-01 Acme Cloud|acct-1: 1 lines, unchanged" in capsys.readouterr().out
+    assert main(["billing", "import", str(export), "--store", store, "--collector", "none", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["snapshots"][0]["status"] == "unchanged"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(FOCUS_HEADER + _focus_row("abc"))
+    assert main(["billing", "import", str(bad), "--store", store, "--collector", "none"]) == 1
+    assert 'bad.csv: row 1, column BilledCost: "abc" is not a decimal number' in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_is_drawn_on_a_terminal_only(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text(FOCUS_HEADER + _focus_row(start=f"2025-01-01T00:0{len(name)}:00Z"))
+    terminal, pipe = _Terminal(), io.StringIO()
+    import_billing(db, [str(tmp_path)], show_progress=True, progress_stream=terminal)
+    assert "[" + "#" * 30 + "] 3/3 stored" in terminal.getvalue()
+    (tmp_path / "c.csv").write_text(FOCUS_HEADER + _focus_row("9"))
+    import_billing(db, [str(tmp_path)], show_progress=True, progress_stream=pipe)
+    assert pipe.getvalue() == ""
+
+
+def test_cli_allocate_reruns_only_when_asked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text(FOCUS_HEADER + _focus_row())
+    store = ("--store", str(tmp_path / "store.duckdb"), "--collector", "none")
+    assert main(["billing", "import", str(export), "--no-allocate", "--quiet", *store]) == 0
+    assert main(["billing", "allocate", "--period", "2025-01", *store]) == 0
+    assert "allocation 2025-01: run 1 allocated (1 billing lines, 0 usage facts matched)" in capsys.readouterr().out
+    assert main(["billing", "allocate", *store, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"][0]["status"] == "unchanged"
+    assert main(["billing", "allocate", "--force", *store]) == 0
+    assert "run 2 allocated" in capsys.readouterr().out

@@ -1,0 +1,614 @@
+"""OpenAI instrumentation through the public API, against the real openai client and a local wire-format server."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import spanledger
+from openai_compatible_server import CACHE_WRITE_TOKENS, CACHED_TOKENS, REASONING_TOKENS, OpenAICompatibleServer
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from spanledger import semconv
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OpenAICompatibleServer]:
+    with OpenAICompatibleServer() as running:
+        yield running
+
+
+class Recorded:
+    def __init__(self, **options: Any) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.reader = InMemoryMetricReader()
+        self.handle = spanledger.configure(
+            export="none",
+            additional_span_processors=[SimpleSpanProcessor(self.exporter)],
+            metric_readers=[self.reader],
+            **options,
+        )
+
+    def llm_spans(self) -> list[ReadableSpan]:
+        return [span for span in self.exporter.get_finished_spans() if _is_llm(span)]
+
+    def llm_span(self) -> ReadableSpan:
+        spans = self.llm_spans()
+        assert len(spans) == 1, [span.name for span in self.exporter.get_finished_spans()]
+        return spans[0]
+
+    def metrics(self) -> dict[str, list[Any]]:
+        points: dict[str, list[Any]] = {}
+        data = self.reader.get_metrics_data()
+        for resource_metrics in data.resource_metrics if data else ():
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    points.setdefault(metric.name, []).extend(metric.data.data_points)
+        return points
+
+
+def _is_llm(span: ReadableSpan) -> bool:
+    return bool(span.attributes) and semconv.GEN_AI_OPERATION_NAME in span.attributes  # type: ignore[operator]
+
+
+@pytest.fixture
+def recorded() -> Iterator[Recorded]:
+    result = Recorded()
+    yield result
+    result.handle.shutdown()
+
+
+def client_for(server: OpenAICompatibleServer, base_url: str | None = None) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url or server.base_url, api_key="sk-secret-key", max_retries=0)
+
+
+def async_client_for(server: OpenAICompatibleServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-secret-key", max_retries=0)
+
+
+def uninstrumented_chunks(server: OpenAICompatibleServer, **kwargs: Any) -> list[Any]:
+    spanledger.uninstrument()
+    try:
+        return list(client_for(server).chat.completions.create(**kwargs))
+    finally:
+        spanledger.instrument()
+
+
+def assert_usage(span: ReadableSpan, input_tokens: int | None = None) -> None:
+    attributes = span.attributes or {}
+    if input_tokens is not None:
+        assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == input_tokens
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 9
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == CACHED_TOKENS
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == CACHE_WRITE_TOKENS
+    assert attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == REASONING_TOKENS
+
+
+def assert_no_secrets(spans: Any) -> None:
+    for span in spans:
+        text = json.dumps({key: str(value) for key, value in (span.attributes or {}).items()})
+        assert "sk-secret-key" not in text
+        assert "authorization" not in text.lower()
+
+
+# --- chat completions ---------------------------------------------------------------------------
+
+
+def test_chat_completion_span(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    completion = client_for(server).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, temperature=0.2, max_tokens=50, seed=7, stop="END"
+    )
+
+    span = recorded.llm_span()
+    attributes = span.attributes or {}
+    assert span.name == "chat gpt-4o-mini"
+    assert span.kind is SpanKind.CLIENT
+    assert span.status.status_code is StatusCode.UNSET
+    assert attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "openai"
+    assert attributes[semconv.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    assert attributes[semconv.GEN_AI_REQUEST_TEMPERATURE] == 0.2
+    assert attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 50
+    assert attributes[semconv.GEN_AI_REQUEST_SEED] == 7
+    assert attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] == ("END",)
+    assert attributes[semconv.SERVER_ADDRESS] == "127.0.0.1"
+    assert attributes[semconv.SERVER_PORT] == server.port
+    assert attributes[semconv.GEN_AI_RESPONSE_ID] == completion.id
+    assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attributes[semconv.SPANLEDGER_USAGE_OWNER] is True
+    assert_usage(span, completion.usage.prompt_tokens if completion.usage else None)
+    for name in (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES, semconv.GEN_AI_SYSTEM_INSTRUCTIONS):
+        assert name not in attributes
+    assert_no_secrets(recorded.exporter.get_finished_spans())
+
+
+def test_http_span_under_llm_span_carries_no_tokens(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    llm = recorded.llm_span()
+    for span in recorded.exporter.get_finished_spans():
+        if span is llm:
+            continue
+        assert span.parent is not None and span.parent.span_id == llm.context.span_id
+        assert not any(name.startswith("gen_ai.usage.") for name in span.attributes or {})
+
+
+def test_chat_stream_hides_the_usage_chunk_it_asked_for(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    expected = uninstrumented_chunks(server, model="gpt-4o-mini", messages=MESSAGES, stream=True)
+
+    chunks = list(client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+
+    assert [chunk.model_dump(exclude={"id", "created"}) for chunk in chunks] == [
+        chunk.model_dump(exclude={"id", "created"}) for chunk in expected
+    ]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert server.requests[-1].body["stream_options"] == {"include_usage": True}
+    span = recorded.llm_span()
+    assert_usage(span)
+    attributes = span.attributes or {}
+    assert attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert "gen_ai.client.operation.time_to_first_chunk" in recorded.metrics()
+
+
+def test_chat_stream_shows_usage_the_caller_asked_for(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    chunks = list(
+        client_for(server).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert_usage(recorded.llm_span())
+
+
+def test_chat_stream_respects_include_usage_false(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    chunks = list(
+        client_for(server).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": False}
+        )
+    )
+
+    assert all(chunk.choices for chunk in chunks)
+    assert server.requests[-1].body["stream_options"] == {"include_usage": False}
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in (recorded.llm_span().attributes or {})
+
+
+def test_stream_context_manager_broken_off_ends_span(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    with client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as stream:
+        assert isinstance(stream, openai.Stream)
+        for _ in stream:
+            break
+
+    span = recorded.llm_span()
+    assert span.end_time is not None
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_stream_closed_ends_span(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    stream = client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    next(stream)
+    stream.close()
+
+    assert recorded.llm_span().end_time is not None
+
+
+def test_abandoned_stream_ends_span_when_collected(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    stream = client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    next(iter(stream))
+    assert recorded.llm_spans() == []
+
+    del stream
+    gc.collect()
+
+    assert recorded.llm_span().end_time is not None
+
+
+@pytest.mark.parametrize("model", ["error-stream", "error-disconnect"])
+def test_stream_error_mid_stream(server: OpenAICompatibleServer, recorded: Recorded, model: str) -> None:
+    stream = client_for(server).chat.completions.create(model=model, messages=MESSAGES, stream=True)
+    with pytest.raises(openai.APIError) as raised:
+        for _ in stream:
+            pass
+
+    span = recorded.llm_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == type(raised.value).__qualname__
+
+
+def test_chat_content_is_captured_only_when_opted_in(server: OpenAICompatibleServer) -> None:
+    recorded = Recorded(capture_message_content=True)
+    try:
+        client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        list(client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        spans = recorded.llm_spans()
+    finally:
+        recorded.handle.shutdown()
+
+    assert len(spans) == 2
+    for span in spans:
+        attributes = span.attributes or {}
+        assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == [
+            {"type": "text", "content": "Be brief."}
+        ]
+        assert json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES])) == [
+            {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]}
+        ]
+        assert json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": "Hello from the local server."}],
+                "finish_reason": "stop",
+            }
+        ]
+    assert_no_secrets(spans)
+
+
+# --- async ----------------------------------------------------------------------------------------
+
+
+async def test_async_chat_and_streams(
+    server: OpenAICompatibleServer, recorded: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    client = async_client_for(server)
+
+    await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    stream = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    chunks = [chunk async for chunk in stream]
+    async with await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True) as stream:
+        assert isinstance(stream, openai.AsyncStream)
+        async for _ in stream:
+            break
+    abandoned = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    await abandoned.__anext__()
+    del abandoned
+    gc.collect()
+    await asyncio.sleep(0)
+
+    assert all(chunk.choices for chunk in chunks)
+    spans = recorded.llm_spans()
+    assert len(spans) == 4
+    assert all(span.end_time is not None for span in spans)
+    assert_usage(spans[0])
+    assert_usage(spans[1])
+    assert "Failed to detach context" not in caplog.text
+
+
+# --- responses and embeddings -----------------------------------------------------------------------
+
+
+def test_responses_create_and_stream(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server)
+    response = client.responses.create(model="gpt-4o-mini", input="Say hello", instructions="Be brief.")
+    events = list(client.responses.create(model="gpt-4o-mini", input="Say hello", stream=True))
+
+    assert events[-1].type == "response.completed"
+    plain, streamed = recorded.llm_spans()
+    for span in (plain, streamed):
+        attributes = span.attributes or {}
+        assert span.name == "chat gpt-4o-mini"
+        assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+        assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == "gpt-4o-mini-2024-07-18"
+        assert_usage(span)
+    assert (plain.attributes or {})[semconv.GEN_AI_RESPONSE_ID] == response.id
+    assert (streamed.attributes or {})[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert "stream_options" not in server.requests[-1].body
+
+
+async def test_async_responses_stream_helper(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    async with async_client_for(server).responses.stream(model="gpt-4o-mini", input="Say hello") as stream:
+        final = await stream.get_final_response()
+
+    assert final.output_text == "Hello from the local server."
+    assert_usage(recorded.llm_span())
+
+
+def test_responses_stream_error_event(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    events = list(client_for(server).responses.create(model="error-stream", input="x", stream=True))
+
+    assert events[-1].type == "error"
+    span = recorded.llm_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == "server_error"
+
+
+def test_embeddings(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    result = client_for(server).embeddings.create(model="text-embedding-3-small", input=["one two", "three"])
+
+    span = recorded.llm_span()
+    attributes = span.attributes or {}
+    assert span.name == "embeddings text-embedding-3-small"
+    assert attributes[semconv.GEN_AI_OPERATION_NAME] == "embeddings"
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == result.usage.prompt_tokens
+    assert attributes[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == len(result.data[0].embedding)
+    assert attributes[semconv.SPANLEDGER_USAGE_OWNER] is True
+
+
+# --- raw responses ----------------------------------------------------------------------------------
+
+
+def test_with_raw_response(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server)
+    raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    completion = raw.parse()
+    raw_stream = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    chunks = list(raw_stream.parse())
+
+    assert raw.headers["content-type"] == "application/json"
+    assert all(chunk.choices for chunk in chunks)
+    plain, streamed = recorded.llm_spans()
+    assert (plain.attributes or {})[semconv.GEN_AI_RESPONSE_ID] == completion.id
+    assert_usage(plain)
+    assert_usage(streamed)
+
+
+def test_with_streaming_response(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server)
+    with client.chat.completions.with_streaming_response.create(model="gpt-4o-mini", messages=MESSAGES) as response:
+        completion = response.parse()
+
+    span = recorded.llm_span()
+    assert (span.attributes or {})[semconv.GEN_AI_RESPONSE_ID] == completion.id
+    assert_usage(span)
+
+
+# --- stream usage opt-outs --------------------------------------------------------------------------
+
+
+def test_azure_like_server_rejects_stream_options(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server, server.azure_like_base_url)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+
+    spanledger.disable_openai_stream_usage(client)
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert "stream_options" not in server.requests[-1].body
+
+
+@pytest.mark.parametrize(
+    "options", [{"openai_stream_usage": False}, {"openai_stream_usage_excluded_hosts": ["127.0.0.1"]}]
+)
+def test_stream_usage_switched_off_by_configuration(server: OpenAICompatibleServer, options: dict[str, Any]) -> None:
+    recorded = Recorded(**options)
+    try:
+        client = client_for(server, server.azure_like_base_url)
+        chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        span = recorded.llm_span()
+    finally:
+        recorded.handle.shutdown()
+
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert "stream_options" not in server.requests[-1].body
+    assert span.end_time is not None
+
+
+# --- failure isolation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status, error", [(429, openai.RateLimitError), (500, openai.InternalServerError)])
+def test_api_error_propagates_unchanged(
+    server: OpenAICompatibleServer, recorded: Recorded, monkeypatch: pytest.MonkeyPatch, status: int, error: type
+) -> None:
+    client = client_for(server)
+    made: list[Exception] = []
+    make_error = client._make_status_error_from_response
+
+    def remember(response: Any) -> Any:
+        made.append(make_error(response))
+        return made[-1]
+
+    monkeypatch.setattr(client, "_make_status_error_from_response", remember)
+
+    with pytest.raises(error) as raised:
+        client.chat.completions.create(model=f"error-{status}", messages=MESSAGES)
+
+    assert type(raised.value) is error
+    assert raised.value is made[0]
+    span = recorded.llm_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == error.__qualname__
+    duration = recorded.metrics()["gen_ai.client.operation.duration"]
+    assert any(point.attributes.get(semconv.ERROR_TYPE) == error.__qualname__ for point in duration)
+
+
+def test_connection_error_propagates(recorded: Recorded) -> None:
+    with OpenAICompatibleServer() as closed:
+        base_url = closed.base_url
+    client = openai.OpenAI(base_url=base_url, api_key="sk-secret-key", max_retries=0)
+
+    with pytest.raises(openai.APIConnectionError) as raised:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    assert type(raised.value) is openai.APIConnectionError
+    assert (recorded.llm_span().attributes or {})[semconv.ERROR_TYPE] == "APIConnectionError"
+
+
+def test_broken_extractors_do_not_change_the_call(
+    server: OpenAICompatibleServer, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spanledger._openai._endpoints import ENDPOINTS
+
+    chat = ENDPOINTS["/chat/completions"]
+    expected_chunks = uninstrumented_chunks(server, model="gpt-4o-mini", messages=MESSAGES, stream=True)
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("broken extractor")
+
+    monkeypatch.setattr(chat, "result", broken)
+    monkeypatch.setattr(chat, "chunk", broken)
+    client = client_for(server)
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+
+    assert completion.choices[0].message.content == "Hello from the local server."
+    assert completion.usage is not None and completion.usage.total_tokens > 0
+    assert len(chunks) == len(expected_chunks)
+    assert all(chunk.choices for chunk in chunks)
+    assert all(span.end_time is not None for span in recorded.llm_spans())
+
+    monkeypatch.setattr(chat, "request_attributes", broken)
+    again = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert again.choices[0].message.content == "Hello from the local server."
+
+
+# --- metrics and naming -----------------------------------------------------------------------------
+
+
+def test_metrics_have_low_cardinality_attributes(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server)
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    metrics = recorded.metrics()
+    (duration,) = metrics["gen_ai.client.operation.duration"]
+    assert duration.count == 3
+    tokens = {point.attributes[semconv.GEN_AI_TOKEN_TYPE]: point for point in metrics["gen_ai.client.token.usage"]}
+    assert set(tokens) == {"input", "output"}
+    assert tokens["output"].sum == 27
+    allowed = {
+        semconv.GEN_AI_OPERATION_NAME,
+        semconv.GEN_AI_PROVIDER_NAME,
+        semconv.GEN_AI_REQUEST_MODEL,
+        semconv.GEN_AI_RESPONSE_MODEL,
+        semconv.SERVER_ADDRESS,
+        semconv.SERVER_PORT,
+        semconv.GEN_AI_TOKEN_TYPE,
+        semconv.ERROR_TYPE,
+    }
+    for name, points in metrics.items():
+        for point in points:
+            assert not name.startswith("gen_ai.") or set(point.attributes) <= allowed
+
+
+@pytest.mark.parametrize(
+    "opt_in, histogram, counters, cache_write_names",
+    [
+        ("", True, False, {semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS}),
+        ("gen_ai_latest_experimental", False, True, {semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS}),
+        (
+            "gen_ai_latest_experimental/dup",
+            True,
+            True,
+            {semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS},
+        ),
+    ],
+)
+def test_semconv_opt_in(
+    server: OpenAICompatibleServer, opt_in: str, histogram: bool, counters: bool, cache_write_names: set[str]
+) -> None:
+    recorded = Recorded(semconv_opt_in=opt_in)
+    try:
+        client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        span = recorded.llm_span()
+        metrics = recorded.metrics()
+    finally:
+        recorded.handle.shutdown()
+
+    attributes = span.attributes or {}
+    both = {semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS}
+    assert {name for name in both if name in attributes} == cache_write_names
+    assert ("gen_ai.client.token.usage" in metrics) is histogram
+    assert ("gen_ai.client.inference.usage.input_tokens" in metrics) is counters
+    if counters:
+        (cache_write,) = metrics["gen_ai.client.inference.usage.cache_write.input_tokens"]
+        assert cache_write.value == CACHE_WRITE_TOKENS
+
+
+def test_uninstrument_stops_recording(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    spanledger.uninstrument()
+    client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert recorded.llm_spans() == []
+
+    spanledger.instrument()
+    client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert len(recorded.llm_spans()) == 1
+
+
+def test_with_streaming_response_stream(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server)
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    ) as response:
+        chunks = list(response.parse())
+
+    assert all(chunk.choices for chunk in chunks)
+    assert_usage(recorded.llm_span())
+
+
+def test_chat_stream_helper(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    with client_for(server).chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+        final = stream.get_final_completion()
+
+    assert final.choices[0].message.content == "Hello from the local server."
+    assert_usage(recorded.llm_span())
+
+
+def test_server_runs_from_the_command_line() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Path(__file__).resolve().parent.parent / "examples" / "openai_compatible_server.py"
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert process.stdout is not None
+        assert f"127.0.0.1:{port}" in process.stdout.readline().decode()
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-secret-key", max_retries=2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                embeddings = client.embeddings.create(model="text-embedding-3-small", input="hello")
+                break
+            except openai.APIConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert len(embeddings.data[0].embedding) == 8
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_responses_content_is_captured_when_opted_in(server: OpenAICompatibleServer) -> None:
+    recorded = Recorded(capture_message_content=True)
+    try:
+        client_for(server).responses.create(model="gpt-4o-mini", input="Say hello", instructions="Be brief.")
+        span = recorded.llm_span()
+    finally:
+        recorded.handle.shutdown()
+
+    attributes = span.attributes or {}
+    assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == [{"type": "text", "content": "Be brief."}]
+    assert json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES])) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]}
+    ]
+    assert json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "Hello from the local server."}],
+            "finish_reason": "stop",
+        }
+    ]
