@@ -332,7 +332,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=10_000, help="spans/s of the footprint phase")
     parser.add_argument("--duration", type=float, default=15, help="seconds per phase")
-    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight in the max phase")
+    parser.add_argument("--concurrency", type=int, default=128, help="requests in flight in the max phase")
     parser.add_argument("--phases", default="rate,max", help="comma-separated: rate, max")
     parser.add_argument("--no-cost", action="store_true", help="leave the spanledger_cost processor out")
     args = parser.parse_args()

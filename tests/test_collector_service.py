@@ -232,7 +232,10 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     workers = [threading.Thread(target=send, args=(worker,)) for worker in range(4)]
     for worker in workers:
         worker.start()
-    time.sleep(2)
+    deadline = time.monotonic() + 60
+    while acknowledged < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     collector.process.kill()
     collector.process.wait()
     stop.set()

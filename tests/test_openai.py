@@ -448,6 +448,7 @@ def test_connection_error_propagates(recorded: Recorded) -> None:
 def test_broken_extractors_do_not_change_the_call(
     server: OpenAICompatibleServer, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from spanledger._openai import _streams
     from spanledger._openai._endpoints import ENDPOINTS
 
     chat = ENDPOINTS["/chat/completions"]
@@ -458,6 +459,8 @@ def test_broken_extractors_do_not_change_the_call(
 
     monkeypatch.setattr(chat, "result", broken)
     monkeypatch.setattr(chat, "chunk", broken)
+    # Let the usage chunk reach the broken chunk extractor too (normally it is taken off the wire earlier).
+    monkeypatch.setattr(_streams, "_filter_usage_chunk", lambda stream, call: None)
     client = client_for(server)
     completion = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
@@ -612,3 +615,79 @@ def test_responses_content_is_captured_when_opted_in(server: OpenAICompatibleSer
             "finish_reason": "stop",
         }
     ]
+
+
+def test_azure_client_is_reported_as_azure(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = openai.AzureOpenAI(
+        azure_endpoint=server.url, api_version="2024-10-21", api_key="sk-secret-key", max_retries=0
+    )
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    assert server.requests[-1].path.startswith("/openai/deployments/gpt-4o-mini/")
+    span = recorded.llm_span()
+    assert (span.attributes or {})[semconv.GEN_AI_PROVIDER_NAME] == "azure.ai.openai"
+    assert_no_secrets([span])
+
+
+def test_usage_chunk_is_taken_off_before_the_client_parses_it(
+    server: OpenAICompatibleServer, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spanledger._openai._endpoints import ENDPOINTS
+
+    chat = ENDPOINTS["/chat/completions"]
+    seen: list[Any] = []
+    original = chat.chunk
+
+    def remember(call: Any, chunk: Any) -> bool:
+        seen.append(chunk)
+        return original(call, chunk)  # type: ignore[misc]
+
+    monkeypatch.setattr(chat, "chunk", remember)
+    list(client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+
+    assert seen and all(chunk.choices for chunk in seen)
+    assert_usage(recorded.llm_span())
+
+
+def test_usage_chunk_is_hidden_when_the_decoder_is_unknown(
+    server: OpenAICompatibleServer, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from spanledger._openai import _streams
+
+    monkeypatch.setattr(_streams, "_filter_usage_chunk", lambda stream, call: None)
+    chunks = list(client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+
+    assert all(chunk.choices for chunk in chunks)
+    assert_usage(recorded.llm_span())
+
+
+async def test_async_responses_embeddings_and_raw(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = async_client_for(server)
+    response = await client.responses.create(model="gpt-4o-mini", input="Say hello")
+    await client.embeddings.create(model="text-embedding-3-small", input="one two")
+    raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    completion = raw.parse()
+    raw_stream = await client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
+    chunks = [chunk async for chunk in raw_stream.parse()]
+    async with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    ) as streaming:
+        streamed = await streaming.parse()
+
+    assert all(chunk.choices for chunk in chunks)
+    spans = recorded.llm_spans()
+    assert [span.name for span in spans] == [
+        "chat gpt-4o-mini",
+        "embeddings text-embedding-3-small",
+        "chat gpt-4o-mini",
+        "chat gpt-4o-mini",
+        "chat gpt-4o-mini",
+    ]
+    ids = [(span.attributes or {}).get(semconv.GEN_AI_RESPONSE_ID) for span in spans]
+    assert ids[0] == response.id
+    assert ids[2] == completion.id
+    assert ids[4] == streamed.id
+    for span in (spans[0], spans[2], spans[3], spans[4]):
+        assert_usage(span)

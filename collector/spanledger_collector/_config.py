@@ -5,7 +5,7 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
     receivers:
       otlp[/name]:
         protocols:
-          grpc: {endpoint: "localhost:4317", max_recv_msg_size_mib: 4, max_workers: 32,
+          grpc: {endpoint: "localhost:4317", max_recv_msg_size_mib: 4, max_workers: 128,
                  tls: {cert_file, key_file}, auth: {authenticator: bearertokenauth[/name]}}
           http: {endpoint: "localhost:4318", max_request_body_size: 20971520, tls, auth}
     processors:
@@ -107,7 +107,7 @@ class ProtocolSettings:
     bearer_tokens: tuple[str, ...] = ()
     cert_file: Path | None = None
     key_file: Path | None = None
-    max_workers: int = 32
+    max_workers: int = 128
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,7 @@ def _receiver(component_id: str, section: _Section, authenticators: dict[str, tu
             bearer_tokens=_auth(settings, authenticators),
             cert_file=cert,
             key_file=key,
-            max_workers=settings.integer("max_workers", 32, minimum=1),
+            max_workers=settings.integer("max_workers", 128, minimum=1),
         )
         settings.done()
     if "http" in protocols.values:
