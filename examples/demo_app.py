@@ -1,33 +1,96 @@
-"""The demo's application: an ordinary OpenAI app plus one import and one ``with`` block.
+"""The demo's application: an ordinary RAG-style app plus one import and one ``with`` block per request.
 
-Point it at any OpenAI-compatible server with ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; spans and metrics
-go wherever the standard ``OTEL_EXPORTER_OTLP_*`` variables say.
+Each ``answer-question`` request reads a policy document (and records how old it was), asks an LLM through
+``openai``, double-checks the answer with Bedrock Converse, scores it on a SageMaker endpoint, and runs a
+step inside ``spanledger.accelerator(...)``. Point it at any OpenAI-compatible server with
+``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` and at any Bedrock/SageMaker runtime with ``DEMO_AWS_ENDPOINT_URL``
+(the AWS region, account and credentials come from the usual ``AWS_*`` variables); spans and metrics go
+wherever the standard ``OTEL_EXPORTER_OTLP_*`` variables say. Documents are read from ``DEMO_DOCS_DIR``.
+
+It prints one line per request: ``app: tenant=<tenant> trace=<trace id> ...``.
 """
 
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import boto3
 import openai
 import spanledger
-import spanledger.auto  # the one line: tracing + metrics from the environment, openai/httpx/... instrumented
+import spanledger.auto  # the one line: tracing + metrics from the environment, openai/httpx/boto3 instrumented
+from opentelemetry import trace
+from spanledger import semconv
+
+LLM_MODEL = "gpt-4o-mini"
+BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+SAGEMAKER_ENDPOINT = "demo-answer-scorer"
+REQUESTS = (("acme", "refund-policy.md"), ("globex", "shipping-policy.md"))
+
+tracer = trace.get_tracer("demo-app")
 
 
-def answer(client: openai.OpenAI, question: str) -> str:
-    completion = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": question}])
+def read_document(path: Path) -> str:
+    with tracer.start_as_current_span("read document"):
+        data = path.read_bytes()
+        spanledger.record_data_read(path.as_uri(), last_modified=path.stat().st_mtime, bytes=len(data))
+    return data.decode()
+
+
+def answer(client: openai.OpenAI, question: str, context: str) -> str:
+    completion = client.chat.completions.create(
+        model=LLM_MODEL,
+        messages=[{"role": "system", "content": context}, {"role": "user", "content": question}],
+    )
     return completion.choices[0].message.content or ""
 
 
-def summarize_streaming(client: openai.OpenAI, text: str) -> str:
-    stream = client.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": f"Summarize: {text}"}], stream=True
+def check_with_bedrock(bedrock: Any, reply: str) -> str:
+    response = bedrock.converse(
+        modelId=BEDROCK_MODEL, messages=[{"role": "user", "content": [{"text": f"Is this grounded? {reply}"}]}]
     )
-    return "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    return str(response["output"]["message"]["content"][0]["text"])
+
+
+def score_on_sagemaker(sagemaker: Any, reply: str) -> dict[str, Any]:
+    response = sagemaker.invoke_endpoint(
+        EndpointName=SAGEMAKER_ENDPOINT, ContentType="application/json", Body=json.dumps({"text": reply})
+    )
+    result: dict[str, Any] = json.loads(response["Body"].read())
+    return result
+
+
+def rerank(reply: str) -> tuple[str, str]:
+    """A step that would run on a GPU; here it only shows what spanledger records without one."""
+    with spanledger.accelerator(name="rerank") as span:
+        ranked = " ".join(sorted(reply.split()))
+    attributes = getattr(span, "attributes", None) or {}
+    return ranked, (
+        f"{attributes.get(semconv.SPANLEDGER_ACCELERATOR_MEASUREMENT)} "
+        f"({attributes.get(semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON, 'measured')})"
+    )
 
 
 def main() -> None:
+    docs = Path(os.environ["DEMO_DOCS_DIR"])
+    endpoint_url = os.environ["DEMO_AWS_ENDPOINT_URL"]
     client = openai.OpenAI()
-    with spanledger.workflow("answer-question", tenant="acme"):
-        reply = answer(client, "What does spanledger record?")
-        summary = summarize_streaming(client, reply)
-        client.embeddings.create(model="text-embedding-3-small", input=[summary])
-    print(f"app: answer={reply!r} summary={summary!r}")
+    bedrock = boto3.client("bedrock-runtime", endpoint_url=endpoint_url)
+    sagemaker = boto3.client("sagemaker-runtime", endpoint_url=endpoint_url)
+    for tenant, document in REQUESTS:
+        with spanledger.workflow("answer-question", tenant=tenant):
+            trace_id = f"{trace.get_current_span().get_span_context().trace_id:032x}"
+            context = read_document(docs / document)
+            reply = answer(client, "Can I get my money back?", context)
+            verdict = check_with_bedrock(bedrock, reply)
+            score = score_on_sagemaker(sagemaker, reply)
+            _, accelerator = rerank(reply)
+        print(
+            f"app: tenant={tenant} trace={trace_id} answer={reply!r} bedrock={verdict!r} "
+            f"sagemaker={score!r} accelerator={accelerator}"
+        )
 
 
 if __name__ == "__main__":

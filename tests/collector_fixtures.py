@@ -16,6 +16,7 @@ listens; the fixture waits for that line and for ``/health`` to answer 200.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import signal
@@ -31,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 READY = re.compile(r"spanledger collector ready: (.*)$")
 SPANLEDGER = Path(sys.executable).with_name("spanledger")
@@ -206,3 +211,28 @@ def start_collector(
     finally:
         returncode = collector.stop()
         assert returncode == 0, f"the collector exited with {returncode}:\n{collector.log}"
+
+
+def self_signed_certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` and its key, as PEM files (cert, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file

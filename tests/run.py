@@ -10,7 +10,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 STEPS = [
     ("semconv registry and generated files", [sys.executable, "semconv/generate.py", "--check"]),
-    ("ruff", [sys.executable, "-m", "ruff", "check", "sdk", "collector", "semconv", "tests", "benchmarks", "examples"]),
+    (
+        "ruff",
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "sdk",
+            "collector",
+            "semconv",
+            "tests",
+            "benchmarks",
+            "examples",
+            "dashboards",
+        ],
+    ),
     ("mypy", [sys.executable, "-m", "mypy"]),
     ("pytest", [sys.executable, "-m", "pytest", *sys.argv[1:]]),
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import json
 from collections.abc import Iterator
@@ -12,11 +11,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from collector_fixtures import RunningCollector, collector_config, start_collector
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from collector_fixtures import RunningCollector, collector_config, self_signed_certificate, start_collector
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
@@ -181,35 +176,11 @@ def test_bearer_token_auth_on_both_receivers(tmp_path: Path) -> None:
     assert collector.query("SELECT count(*) FROM spans") == [(len(spans),)]
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_file, key_file
-
-
 def test_tls_on_both_receivers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # requests lets these override a session's own CA file, which is how the OTLP/HTTP exporter passes it.
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    cert_file, key_file = _self_signed(tmp_path)
+    cert_file, key_file = self_signed_certificate(tmp_path)
     config = collector_config(tmp_path)
     for protocol in ("grpc", "http"):
         settings = config["receivers"]["otlp"]["protocols"][protocol]

@@ -42,6 +42,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +280,12 @@ def _tls(section: _Section) -> tuple[Path | None, Path | None]:
     for name, value in (("cert_file", cert), ("key_file", key)):
         if not Path(value).is_file():
             raise ConfigError(f"{tls.key(name)}: file {value} does not exist")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+    except ssl.SSLError as error:
+        raise ConfigError(
+            f"{tls.path}: cert_file {cert} and key_file {key} are not a PEM certificate and its private key ({error})"
+        ) from None
     return Path(cert), Path(key)
 
 

@@ -37,6 +37,8 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import duckdb
+
     from ._config import DEFAULT_CONFIG, load_settings
     from ._service import CollectorService
 
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         service.shutdown()
         print(f"spanledger collector: invalid configuration: {error}", file=sys.stderr)
         return 2
-    except OSError as error:
+    except (OSError, duckdb.Error) as error:
         service.shutdown()
         print(f"spanledger collector: cannot start: {error}", file=sys.stderr)
         return 1

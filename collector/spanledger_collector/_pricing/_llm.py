@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import datetime
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from typing import Any, NamedTuple
 
 import genai_prices
+from genai_prices.data_snapshot import get_snapshot
+from genai_prices.types import TieredPrices
 
-__all__ = ["GENAI_PRICES_VERSION", "UnknownLlmPrice", "bedrock_model_id", "genai_price", "genai_provider_id"]
+__all__ = [
+    "GENAI_PRICES_VERSION",
+    "UnknownLlmPrice",
+    "bedrock_model_id",
+    "calc_genai_price",
+    "genai_price",
+    "genai_provider_id",
+]
 
 GENAI_PRICES_VERSION: str = genai_prices.__version__
 
@@ -62,21 +73,103 @@ def bedrock_model_id(model: str) -> str:
     return model.rsplit("/", 1)[-1]
 
 
-def genai_price(meter_class: str, quantity: Decimal, model: str, provider_id: str | None, when: datetime) -> Decimal:
-    """Price ``quantity`` tokens of one class (``input``, ``cache_read``, ``cache_write``, ``output``)."""
+def _usage(meter_class: str, quantity: Decimal) -> genai_prices.Usage:
     if meter_class == "input":
-        usage = genai_prices.Usage(input_tokens=quantity)
-    elif meter_class == "cache_read":
+        return genai_prices.Usage(input_tokens=quantity)
+    if meter_class == "cache_read":
         # genai-prices counts cached tokens inside input_tokens; the fact's quantity is all cached.
-        usage = genai_prices.Usage(input_tokens=quantity, cache_read_tokens=quantity)
-    elif meter_class == "cache_write":
-        usage = genai_prices.Usage(input_tokens=quantity, cache_write_tokens=quantity)
-    else:
-        usage = genai_prices.Usage(output_tokens=quantity)
+        return genai_prices.Usage(input_tokens=quantity, cache_read_tokens=quantity)
+    if meter_class == "cache_write":
+        return genai_prices.Usage(input_tokens=quantity, cache_write_tokens=quantity)
+    return genai_prices.Usage(output_tokens=quantity)
+
+
+def calc_genai_price(
+    meter_class: str, quantity: Decimal, model: str, provider_id: str | None, when: datetime
+) -> Decimal:
+    """Price ``quantity`` tokens of one class with ``genai_prices.calc_price`` (the reference, ~80 µs a call)."""
     try:
-        calculation = genai_prices.calc_price(usage, model, provider_id=provider_id, genai_request_timestamp=when)
+        calculation = genai_prices.calc_price(
+            _usage(meter_class, quantity), model, provider_id=provider_id, genai_request_timestamp=when
+        )
     except LookupError:
         raise UnknownLlmPrice(f"unknown_model: {model} ({provider_id or 'any provider'})") from None
     except ValueError as exc:
         raise UnknownLlmPrice(f"price_error: {model}: {exc}") from None
     return calculation.total_price
+
+
+class _Line(NamedTuple):
+    """The price of one token class under one ``ModelPrice`` within one tier: ``slope * quantity + intercept``."""
+
+    model_price: object  # held so that the id() in the cache key stays this object's
+    slope: Decimal
+    intercept: Decimal
+
+
+_MODELS: dict[tuple[str, str | None], Any] = {}
+_TIER_STARTS: dict[int, tuple[object, list[int]]] = {}
+_LINES: dict[tuple[int, str, int], _Line | None] = {}
+_EXACT = Context(prec=28, traps=[Inexact, InvalidOperation, Overflow])
+
+
+def _tier_starts(model_price: Any) -> list[int]:
+    cached = _TIER_STARTS.get(id(model_price))
+    if cached is not None and cached[0] is model_price:
+        return cached[1]
+    starts = sorted(
+        {tier.start for value in vars(model_price).values() if isinstance(value, TieredPrices) for tier in value.tiers}
+    )
+    _TIER_STARTS[id(model_price)] = (model_price, starts)
+    return starts
+
+
+def _line(model_price: Any, meter_class: str, starts: list[int], tier: int) -> _Line | None:
+    """Fit the line through two quantities of ``tier`` and check it at a third; ``None`` if it does not fit."""
+    low = starts[tier - 1] + 1 if tier else 0
+    high = starts[tier] if tier < len(starts) else low + 1_000_000
+    if high - low < 2:
+        return None
+    try:
+        first, second, check = (
+            model_price.calc_price(_usage(meter_class, Decimal(quantity)))["total_price"]
+            for quantity in (low, low + 1, high)
+        )
+        slope = _EXACT.subtract(second, first)
+        intercept = _EXACT.subtract(first, _EXACT.multiply(slope, Decimal(low)))
+        if _EXACT.add(_EXACT.multiply(slope, Decimal(high)), intercept) != check:
+            return None
+    except (ArithmeticError, ValueError, LookupError):
+        return None
+    return _Line(model_price, slope, intercept)
+
+
+def genai_price(meter_class: str, quantity: Decimal, model: str, provider_id: str | None, when: datetime) -> Decimal:
+    """Price ``quantity`` tokens of one class (``input``, ``cache_read``, ``cache_write``, ``output``).
+
+    Equal to :func:`calc_genai_price` (``genai_prices.calc_price``), at ~3 µs instead of ~80: within one
+    price period and tier a class's price is linear in its quantity (price x count / per, plus any
+    per-request price), so the line is computed once with genai-prices itself, checked at a third point,
+    and evaluated with exact Decimal arithmetic; anything else (an inexact result, a tier too narrow to fit,
+    a line that does not fit) falls back to ``calc_price``.
+    """
+    info = _MODELS.get((model, provider_id))
+    if info is None:
+        try:
+            _, info = get_snapshot().find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            raise UnknownLlmPrice(f"unknown_model: {model} ({provider_id or 'any provider'})") from None
+        _MODELS[model, provider_id] = info
+    model_price = info.get_prices(when)
+    starts = _tier_starts(model_price)
+    tier = bisect_left(starts, quantity)  # genai-prices applies a tier when the input tokens exceed its start
+    key = (id(model_price), meter_class, tier)
+    line = _LINES.get(key)
+    if line is None or line.model_price is not model_price:
+        line = _LINES[key] = _line(model_price, meter_class, starts, tier)
+    if line is not None and quantity >= 0:
+        try:
+            return _EXACT.add(_EXACT.multiply(line.slope, quantity), line.intercept)
+        except ArithmeticError:
+            pass
+    return calc_genai_price(meter_class, quantity, model, provider_id, when)

@@ -223,6 +223,8 @@ class DuckDBStore:
 
     def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
         self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, str | bool | int | float | list[str]] = {} if threads is None else {"threads": threads}
         self._connection: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path, config=config)
         self._lock = threading.Lock()

@@ -84,6 +84,21 @@ def _money(units_sql: str) -> str:
     return f"(({units_sql})::DECIMAL(38, 0) * 0.000000000001::DECIMAL(13, 12))::DECIMAL(38, 12)"
 
 
+def _scaled_units(decimal_sql: str, scale: int) -> str:
+    """``round(decimal x scale)`` as a HUGEINT, exactly (half away from zero).
+
+    DuckDB rounds a DECIMAL(38, s) with 128-bit division (slow); the double estimate is taken when the exact
+    difference shows it is the nearest integer (|difference| < 1/2), which leaves only ties and huge values
+    to the exact rounding.
+    """
+    exact = f"CAST(round({decimal_sql} * {scale}) AS HUGEINT)"
+    estimate = f"CAST(round({decimal_sql}::DOUBLE * {scale}) AS HUGEINT)"
+    return (
+        f"(CASE WHEN abs({decimal_sql}) >= 1000000000000 THEN {exact} "
+        f"WHEN abs({decimal_sql} * {scale} - {estimate}) < 0.5 THEN {estimate} ELSE {exact} END)"
+    )
+
+
 def _quantity(units_sql: str) -> str:
     return f"(({units_sql})::DECIMAL(38, 0) * 0.000001::DECIMAL(7, 6))::DECIMAL(38, 6)"
 
@@ -115,8 +130,8 @@ def allocate(
 
 
 _TEMP_TABLES = (
-    "al_rules", "al_rule_meters", "al_accelerators", "al_lines", "al_line_split", "al_matches", "al_line_usage",
-    "al_traces", "al_other_shares", "al_no_facts",
+    "al_rules", "al_rule_meters", "al_accelerators", "al_lines", "al_matches", "al_line_usage",
+    "al_traces", "al_shares", "al_no_facts",
 )  # fmt: skip
 
 
@@ -203,23 +218,7 @@ def _allocate_period(
     facts = _facts_source(connection)
     connection.execute(
         f"""CREATE OR REPLACE TEMP TABLE al_lines AS
-        SELECT row_number() OVER (ORDER BY l.snapshot_id, l.line_no) AS line_id,
-               l.snapshot_id, l.line_no, l.charge_period_start, l.charge_period_end, l.sub_account_id, l.region_id,
-               l.billing_currency, l.effective_cost, l.billed_cost, l.list_cost, l.pricing_quantity,
-               l.pricing_unit, l.consumed_quantity, l.consumed_unit, r.*,
-               CASE r.match_on WHEN 'model' THEN lower(l.model) ELSE {_canonical_resource("l.resource_id")} END
-                 AS line_key,
-               coalesce(try_cast(json_extract_string(l.sku_price_details, '$.GpuCount') AS INTEGER),
-                        a.accelerators, 1) AS accelerators
-        FROM billing_lines l JOIN billing_snapshots s USING (snapshot_id)
-        LEFT JOIN al_rules r ON r.rule_id = ({rules.case_sql()})
-        LEFT JOIN al_accelerators a ON a.instance_type = lower(regexp_replace(l.instance_type, '^ml\\.', ''))
-        WHERE s.superseded_by IS NULL AND s.billing_period_start = ?""",
-        [period_start],
-    )
-    connection.execute(
-        f"""ALTER TABLE al_lines ADD COLUMN capacity_units HUGEINT;
-        UPDATE al_lines SET capacity_units = CASE
+        SELECT *, CASE
           WHEN kind = 'capacity' THEN CAST(round(coalesce(pricing_quantity, consumed_quantity)
                * (CASE WHEN lower(coalesce(pricing_unit, consumed_unit, '')) IN ('hours', 'hour', 'hrs', 'hr', 'h')
                        THEN 3600
@@ -230,7 +229,21 @@ def _allocate_period(
           WHEN kind = 'consumption' THEN CAST(round(coalesce(
                  consumed_quantity * {_unit_prefix("consumed_unit")}, pricing_quantity * {_unit_prefix("pricing_unit")})
                * unit_factor * {QUANTITY_SCALE}) AS HUGEINT)
-        END"""
+        END AS capacity_units
+        FROM (
+          SELECT row_number() OVER (ORDER BY l.snapshot_id, l.line_no) AS line_id,
+                 l.snapshot_id, l.line_no, l.charge_period_start, l.charge_period_end, l.sub_account_id, l.region_id,
+                 l.billing_currency, l.effective_cost, l.billed_cost, l.list_cost, l.pricing_quantity,
+                 l.pricing_unit, l.consumed_quantity, l.consumed_unit, r.*,
+                 CASE r.match_on WHEN 'model' THEN lower(l.model) ELSE {_canonical_resource("l.resource_id")} END
+                   AS line_key,
+                 coalesce(try_cast(json_extract_string(l.sku_price_details, '$.GpuCount') AS INTEGER),
+                          a.accelerators, 1) AS accelerators
+          FROM billing_lines l JOIN billing_snapshots s USING (snapshot_id)
+          LEFT JOIN al_rules r ON r.rule_id = ({rules.case_sql()})
+          LEFT JOIN al_accelerators a ON a.instance_type = lower(regexp_replace(l.instance_type, '^ml\\.', ''))
+          WHERE s.superseded_by IS NULL AND s.billing_period_start = ?)""",
+        [period_start],
     )
     scope = _fact_scope(connection, rules, currencies[0])
     fingerprint_row = connection.execute(
@@ -319,9 +332,9 @@ def _match_facts(connection: duckdb.DuckDBPyConnection, facts: str, scope: str, 
                f.region, f.resource_type, f.boundary,
                CASE WHEN f.meter IN ({token_meters}) THEN lower(f.model) ELSE {_canonical_resource("f.resource_id")} END
                  AS fact_key,
-               CAST(round(f.quantity * {QUANTITY_SCALE}) AS HUGEINT) AS quantity_units,
+               {_scaled_units("f.quantity", QUANTITY_SCALE)} AS quantity_units,
                CASE WHEN f.currency IS NULL OR upper(f.currency) = {_literal(currency)}
-                    THEN CAST(round(f.estimated_cost * {MONEY_SCALE}) AS HUGEINT) END AS estimate_units"""
+                    THEN {_scaled_units("f.estimated_cost", MONEY_SCALE)} END AS estimate_units"""
     in_scope = f"""FROM {facts} f
         WHERE f.quantity > 0 AND {scope}"""
     fact_times = {"s": "f.start_time", "e": "f.end_time"}
@@ -365,18 +378,36 @@ def _match_facts(connection: duckdb.DuckDBPyConnection, facts: str, scope: str, 
 
 
 def _split(connection: duckdb.DuckDBPyConnection) -> None:
+    # Per (line, trace) first: the line's totals come from these groups rather than from every match again.
+    connection.execute(
+        """CREATE OR REPLACE TEMP TABLE al_traces AS
+        SELECT line_id, trace_id, sum(weight) AS weight, sum(estimate_units) AS estimate_units, count(*) AS fact_count,
+               min(fact_id) AS first_fact_id, list(span_id) AS span_ids
+        FROM al_matches GROUP BY line_id, trace_id"""
+    )
+    # Weights are scaled down on lines with huge totals (>= 2 x 10^15) so that allocated x weight fits a HUGEINT;
+    # total_weight is the sum of the (scaled) weights. The busy-time union is needed for capacity lines only.
     connection.execute(
         """CREATE OR REPLACE TEMP TABLE al_line_usage AS
-        SELECT line_id, sum(weight) AS used_units, count(*) AS fact_count, count(DISTINCT trace_id) AS trace_count,
-               sum(estimate_units) AS estimate_units,
-               sum(greatest(0, clipped_end_us
-                               - greatest(clipped_start_us, coalesce(previous_end_us, clipped_start_us))))
-                 AS union_us
-        FROM (SELECT line_id, trace_id, weight, estimate_units, clipped_start_us, clipped_end_us,
-                     max(clipped_end_us) OVER (PARTITION BY line_id ORDER BY clipped_start_us, clipped_end_us
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_end_us
-              FROM al_matches)
-        GROUP BY line_id"""
+        WITH per_line AS (
+          SELECT line_id, sum(weight) AS used_units, sum(fact_count) AS fact_count, count(trace_id) AS trace_count,
+                 sum(estimate_units) AS estimate_units
+          FROM al_traces GROUP BY line_id),
+        scaled_totals AS (
+          SELECT t.line_id, sum(t.weight // (p.used_units // 1000000000000000)) AS total_weight
+          FROM al_traces t JOIN per_line p USING (line_id) WHERE p.used_units >= 2000000000000000
+          GROUP BY t.line_id),
+        unions AS (
+          SELECT line_id, sum(greatest(0, clipped_end_us
+                                          - greatest(clipped_start_us, coalesce(previous_end_us, clipped_start_us))))
+                   AS union_us
+          FROM (SELECT m.line_id, m.clipped_start_us, m.clipped_end_us,
+                       max(m.clipped_end_us) OVER (PARTITION BY m.line_id ORDER BY m.clipped_start_us, m.clipped_end_us
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS previous_end_us
+                FROM al_matches m SEMI JOIN al_lines l ON l.line_id = m.line_id AND l.kind = 'capacity')
+          GROUP BY line_id)
+        SELECT per_line.*, coalesce(scaled_totals.total_weight, per_line.used_units) AS total_weight, unions.union_us
+        FROM per_line LEFT JOIN scaled_totals USING (line_id) LEFT JOIN unions USING (line_id)"""
     )
     # Stage 1 (per line): allocated part = cost x U / D, rounded half away from zero to 10^-12.
     # U and D are scaled down together when large so that cost x U fits a HUGEINT.
@@ -386,62 +417,72 @@ def _split(connection: duckdb.DuckDBPyConnection) -> None:
         "(CASE l.capacity_per WHEN 'accelerator' THEN l.accelerators ELSE 1 END)) "
         "WHEN l.kind = 'consumption' THEN u.used_units END"
     )
-    connection.execute(
-        f"""CREATE OR REPLACE TEMP TABLE al_line_split AS
-        SELECT l.*, u.used_units, u.union_us, u.fact_count, u.trace_count, u.estimate_units, {busy} AS busy_units,
-               {cost_units}
-        FROM al_lines l LEFT JOIN al_line_usage u USING (line_id)"""
-    )
-    connection.execute(
-        """CREATE OR REPLACE TEMP TABLE al_line_split AS
-        SELECT *, greatest(coalesce(busy_units, 0),
-                           CASE WHEN kind = 'consumption' AND coalesce(capacity_units, 0) = 0
-                                THEN coalesce(busy_units, 0) ELSE coalesce(capacity_units, 0) END) AS denominator_units
-        FROM al_line_split"""
-    )
-    scale = "greatest(1, denominator_units // 1000000000000000)"
     allocated = ", ".join(
         f"""CASE WHEN coalesce(busy_units, 0) = 0 OR denominator_units = 0 THEN 0::HUGEINT
-                 ELSE sign({m}_units) * ((abs({m}_units) * 2 * (busy_units // {scale})
-                      + denominator_units // {scale}) // (2 * (denominator_units // {scale}))) END AS {m}_allocated"""
+                 ELSE sign({m}_units) * {_floor_div(f"abs({m}_units) * 2 * scaled_busy + scaled_denominator",
+                                                     "2 * scaled_denominator")} END AS {m}_allocated"""
         for m in _METRICS
     )
-    connection.execute(f"CREATE OR REPLACE TEMP TABLE al_lines AS SELECT *, {allocated} FROM al_line_split")
-    connection.execute("DROP TABLE al_line_split")
-    # Stage 2 (per trace on a line): largest remainder of allocated x weight / total weight. Weights are scaled
-    # down on lines with huge totals so that allocated x weight fits a HUGEINT. BilledCost and ListCost are
-    # split on their own only on lines where they differ from EffectiveCost (the same amount splits the same).
+    scale = "greatest(1, denominator_units // 1000000000000000)"
     connection.execute(
-        """CREATE OR REPLACE TEMP TABLE al_traces AS
-        WITH traces AS (
-          SELECT line_id, trace_id, sum(weight) AS weight, sum(estimate_units) AS estimate_units,
-                 min(fact_id) AS first_fact_id, list(span_id) AS span_ids
-          FROM al_matches GROUP BY line_id, trace_id),
-        scaled AS (
-          SELECT t.*, t.weight // greatest(1, l.used_units // 1000000000000000) AS scaled_weight
-          FROM traces t JOIN al_lines l USING (line_id) WHERE l.busy_units > 0)
-        SELECT s.*, hash(s.trace_id) AS tie, sum(s.scaled_weight) OVER (PARTITION BY s.line_id) AS total_weight
-        FROM scaled s"""
+        f"""CREATE OR REPLACE TEMP TABLE al_lines AS
+        SELECT * EXCLUDE (scaled_busy, scaled_denominator), {allocated}
+        FROM (SELECT *, busy_units // {scale} AS scaled_busy, denominator_units // {scale} AS scaled_denominator
+              FROM (SELECT *, greatest(coalesce(busy_units, 0),
+                                       CASE WHEN kind = 'consumption' AND coalesce(capacity_units, 0) = 0
+                                            THEN coalesce(busy_units, 0) ELSE coalesce(capacity_units, 0) END)
+                                AS denominator_units
+                    FROM (SELECT l.*, u.used_units, u.total_weight, u.union_us, u.fact_count, u.trace_count, u.estimate_units,
+                                 {busy} AS busy_units, {cost_units}
+                          FROM al_lines l LEFT JOIN al_line_usage u USING (line_id))))"""
     )
+    # Stage 2 (per trace on a line): largest remainder of allocated x scaled weight / total weight. BilledCost
+    # and ListCost are split on their own only on lines where they differ from EffectiveCost (the same amount
+    # splits the same).
     connection.execute(
-        "CREATE OR REPLACE TEMP TABLE al_other_shares (metric VARCHAR, line_id BIGINT, trace_id VARCHAR, share HUGEINT)"
+        "CREATE OR REPLACE TEMP TABLE al_shares (metric VARCHAR, trace_row BIGINT, share HUGEINT)"
     )
+    connection.execute(f"INSERT INTO al_shares {_shares_select('effective', 'TRUE')}")
     for metric in ("billed", "list"):
         connection.execute(
-            f"""INSERT INTO al_other_shares
-            SELECT '{metric}', t.line_id, t.trace_id, {_shares_sql(metric)}
-            FROM al_traces t JOIN al_lines l USING (line_id) WHERE l.{metric}_allocated <> l.effective_allocated"""
+            f"INSERT INTO al_shares {_shares_select(metric, f'l.{metric}_allocated <> l.effective_allocated')}"
         )
 
 
-def _shares_sql(metric: str) -> str:
-    """Largest-remainder share of the line's allocated ``metric`` for a trace row ``t`` of line ``l``."""
-    total = f"abs(l.{metric}_allocated)"
-    product = f"{total} * t.scaled_weight"
-    floor = f"{product} // t.total_weight"
-    return f"""sign(l.{metric}_allocated) * ({floor} + CASE WHEN row_number() OVER (PARTITION BY t.line_id
-                 ORDER BY {product} % t.total_weight DESC, t.tie)
-               <= {total} - sum({floor}) OVER (PARTITION BY t.line_id) THEN 1 ELSE 0 END)"""
+def _floor_div(numerator: str, divisor: str) -> str:
+    """Exact ``numerator // divisor`` for HUGEINT ``numerator >= 0`` and ``divisor > 0``.
+
+    DuckDB divides 128-bit integers bit by bit (about 1 µs each); a double estimate refined once with exact
+    128-bit multiplication lands on the quotient almost always, and is checked, so the slow division runs
+    only when the check fails.
+    """
+    estimate = f"CAST(floor(({numerator})::DOUBLE / ({divisor})::DOUBLE) AS HUGEINT)"
+    refined = (
+        f"({estimate} + CAST(floor((({numerator}) - {estimate} * ({divisor}))::DOUBLE / ({divisor})::DOUBLE) "
+        "AS HUGEINT))"
+    )
+    remainder = f"(({numerator}) - {refined} * ({divisor}))"
+    return (
+        f"(CASE WHEN {remainder} >= 0 AND {remainder} < ({divisor}) THEN {refined} "
+        f"ELSE ({numerator}) // ({divisor}) END)"
+    )
+
+
+def _shares_select(metric: str, lines: str) -> str:
+    """Largest-remainder shares of the lines' allocated ``metric`` over their traces, for lines ``l`` where ``lines``."""
+    return f"""SELECT '{metric}', trace_row,
+               sign * (share_floor + CASE WHEN row_number() OVER by_remainder
+                                              <= amount - sum(share_floor) OVER (by_remainder ROWS BETWEEN UNBOUNDED
+                                                                                 PRECEDING AND UNBOUNDED FOLLOWING)
+                                          THEN 1 ELSE 0 END)
+        FROM (SELECT *, product - share_floor * total_weight AS remainder
+              FROM (SELECT *, {_floor_div("product", "total_weight")} AS share_floor
+                    FROM (SELECT t.rowid AS trace_row, t.line_id, hash(t.trace_id) AS tie, l.total_weight,
+                                 sign(l.{metric}_allocated) AS sign, abs(l.{metric}_allocated) AS amount,
+                                 abs(l.{metric}_allocated) * (t.weight // greatest(1, l.used_units // 1000000000000000))
+                                   AS product
+                          FROM al_traces t JOIN al_lines l USING (line_id) WHERE l.busy_units > 0 AND {lines})))
+        WINDOW by_remainder AS (PARTITION BY line_id ORDER BY remainder DESC, tie)"""
 
 
 def _write_rows(connection: duckdb.DuckDBPyConnection, run_id: int, facts: str) -> None:
@@ -480,14 +521,13 @@ def _write_rows(connection: duckdb.DuckDBPyConnection, run_id: int, facts: str) 
                CASE WHEN len(t.span_ids) > 1 THEN list_sort(list_distinct(t.span_ids)) ELSE t.span_ids END,
                {_quantity("t.weight")}, l.usage_unit,
                CAST(t.weight AS DOUBLE) / l.used_units * CAST(l.busy_units AS DOUBLE) / l.denominator_units,
-               {_money("t.effective_share")}, {_money("coalesce(b.share, t.effective_share)")},
-               {_money("coalesce(p.share, t.effective_share)")},
+               {_money("e.share")}, {_money("coalesce(b.share, e.share)")}, {_money("coalesce(p.share, e.share)")},
                {_money("t.estimate_units")}, f.workflow, f.tenant, f.service, f.model, NULL
-        FROM (SELECT t.*, {_shares_sql("effective")} AS effective_share
-              FROM al_traces t JOIN al_lines l USING (line_id)) t
+        FROM al_traces t
         JOIN al_lines l USING (line_id)
-        LEFT JOIN al_other_shares b ON b.metric = 'billed' AND b.line_id = t.line_id AND b.trace_id = t.trace_id
-        LEFT JOIN al_other_shares p ON p.metric = 'list' AND p.line_id = t.line_id AND p.trace_id = t.trace_id
+        JOIN al_shares e ON e.metric = 'effective' AND e.trace_row = t.rowid
+        LEFT JOIN al_shares b ON b.metric = 'billed' AND b.trace_row = t.rowid
+        LEFT JOIN al_shares p ON p.metric = 'list' AND p.trace_row = t.rowid
         JOIN {facts} f ON f.rowid = t.first_fact_id"""
     )
     connection.execute(

@@ -48,16 +48,26 @@ class CollectorClient:
 
 
 def collector_client(url: str | None) -> CollectorClient | None:
-    """A client when a collector answers at ``url`` (or $SPANLEDGER_COLLECTOR_URL); ``none`` disables."""
-    base = url or os.environ.get(COLLECTOR_URL_ENV) or DEFAULT_COLLECTOR_URL
+    """A client when a collector answers at ``url`` (or $SPANLEDGER_COLLECTOR_URL); ``none`` disables.
+
+    Only the default address may be silent (no collector running: the CLI opens the store itself); an
+    address the user named that does not answer is an error, not a reason to open some other store.
+    """
+    named = url or os.environ.get(COLLECTOR_URL_ENV)
+    base = named or DEFAULT_COLLECTOR_URL
     if base.lower() == "none":
         return None
     try:
-        with urllib.request.urlopen(f"{base.rstrip('/')}/health", timeout=0.5):
+        # Generous: a refused connection fails at once, and a busy collector must not be mistaken for none
+        # (the CLI would then open --store itself: a lock error, or a fresh ./spanledger.duckdb).
+        with urllib.request.urlopen(f"{base.rstrip('/')}/health", timeout=5.0):
             pass
     except urllib.error.HTTPError:
         pass  # it answered (unhealthy is still running)
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        if named:
+            hint = "pass --collector none to use --store"
+            raise BillingError(f"no collector answers at {base} ({error}); {hint}") from error
         return None
     return CollectorClient(base)
 

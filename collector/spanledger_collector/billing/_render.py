@@ -17,7 +17,8 @@ def money(value: Any, currency: str | None = None) -> str:
     """Exact decimal string -> 6 decimals for reading (the JSON keeps every digit)."""
     if value is None:
         return "-"
-    text = str(Decimal(str(value)).quantize(_MICRO, rounding=ROUND_HALF_UP))
+    rounded = Decimal(str(value)).quantize(_MICRO, rounding=ROUND_HALF_UP)
+    text = str(abs(rounded) if rounded.is_zero() else rounded)  # never "-0.000000"
     return f"{text} {currency}" if currency else text
 
 
@@ -103,8 +104,9 @@ def render_trace(answer: dict[str, Any]) -> str:
     if answer["resources"]:
         lines.append("resources on the bill:")
         for row in answer["resources"]:
+            kind = ", ".join(filter(None, (row["resource_type"], row["meter_rule"])))
             lines.append(
-                f"  {row['billing_period']} {row['resource']} ({row['resource_type'] or row['meter_rule']}) "
+                f"  {row['billing_period']} {row['resource']} ({kind}) "
                 f"{row['charge_period_start']}..{row['charge_period_end']}: {_number(row['usage_quantity'])} "
                 f"{row['usage_unit']}, allocated {money(row['effective_cost'], currency)} "
                 f"(billed {money(row['billed_cost'])}, est {money(row['estimated_cost'])})"
