@@ -151,7 +151,7 @@ def load_registry(model_dir: Path = MODEL_DIR) -> Registry:
     registry = Registry()
     documents = []
     for path in sorted(model_dir.rglob("*.yaml")):
-        rel = path.relative_to(ROOT).as_posix()
+        rel = path.relative_to(model_dir.parent).as_posix()
         try:
             document = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

@@ -171,3 +171,11 @@ async def test_async_context_manager(capture: Capture, gpu: FakeGpu) -> None:
         await asyncio.sleep(0)
     (span,) = finished(capture, "async-block")
     assert (span.attributes or {})[semconv.SPANLEDGER_ACCELERATOR_MEASUREMENT] == "nvml"
+
+
+def test_generators_are_refused_at_decoration() -> None:
+    with pytest.raises(TypeError, match="generator"):
+
+        @spanledger.accelerator()
+        def tokens() -> Iterator[int]:
+            yield 1

@@ -46,6 +46,7 @@ RETRY_AFTER_S = 1.0
 STORE_WAIT_S = 30.0
 COST_QUANTUM = Decimal("1e-12")  # the store's DECIMAL(38, 12)
 LINGER_GAP_S = 0.02
+_PRICED_FIELDS = UsageFact._fields.index("estimated_cost")
 
 
 def rss_bytes() -> int:
@@ -236,9 +237,8 @@ class Pipeline:
             cost, currency, catalog_version, reason = None, None, None, f"pricing failed: {error}"
         if cost is None and not reason:
             reason = "no price in the catalog"
-        return fact._replace(
-            estimated_cost=cost, currency=currency, catalog_version=catalog_version, unpriced_reason=reason
-        )
+        # tuple.__new__ instead of _replace: this runs for every fact (~1 µs saved each).
+        return tuple.__new__(UsageFact, (*fact[:_PRICED_FIELDS], cost, currency, catalog_version, reason))
 
     def consume_traces(self, data: bytes) -> DecodedTraces:
         if self.limiter is not None:

@@ -36,6 +36,8 @@ _TOKEN_UNIT = "{token}"
 _SECONDS_UNIT = "s"
 _BYTES_UNIT = "By"
 _MAX_NANOS = 2**63 - 1
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
 # DECIMAL(38, 9) holds 29 integer digits; anything near that is a broken client, not usage.
 _MAX_QUANTITY = Decimal(10) ** 18
 _QUANTUM = Decimal("1e-9")
@@ -217,16 +219,23 @@ def _span_facts(
     )
     if input_tokens is not None:
         add(_LLM_INPUT_TOKENS, max(Decimal(0), input_tokens - cache_read - cache_write), _TOKEN_UNIT, llm_type)
-    add(_LLM_CACHE_READ_TOKENS, cache_read, _TOKEN_UNIT, llm_type)
-    add(_LLM_CACHE_WRITE_TOKENS, cache_write, _TOKEN_UNIT, llm_type)
-    add(_LLM_OUTPUT_TOKENS, _number(span.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)), _TOKEN_UNIT, llm_type)
-    add(
-        _ACCELERATOR_SECONDS,
-        _number(span.get(semconv.SPANLEDGER_ACCELERATOR_TIME)),
-        _SECONDS_UNIT,
-        declared_type or _GPU_INSTANCE,
-        accelerator_type=_text(span.get(semconv.SPANLEDGER_ACCELERATOR_TYPE)),
-    )
+    # The guards skip a call per absent meter (add() would drop it too); this runs for every owner span.
+    if cache_read:
+        add(_LLM_CACHE_READ_TOKENS, cache_read, _TOKEN_UNIT, llm_type)
+    if cache_write:
+        add(_LLM_CACHE_WRITE_TOKENS, cache_write, _TOKEN_UNIT, llm_type)
+    output_tokens = _number(span.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
+    if output_tokens is not None:
+        add(_LLM_OUTPUT_TOKENS, output_tokens, _TOKEN_UNIT, llm_type)
+    accelerator_seconds = _number(span.get(semconv.SPANLEDGER_ACCELERATOR_TIME))
+    if accelerator_seconds is not None:
+        add(
+            _ACCELERATOR_SECONDS,
+            accelerator_seconds,
+            _SECONDS_UNIT,
+            declared_type or _GPU_INSTANCE,
+            accelerator_type=_text(span.get(semconv.SPANLEDGER_ACCELERATOR_TYPE)),
+        )
     if declared_type == _SAGEMAKER_ENDPOINT or (
         provider == _SAGEMAKER_PROVIDER
     ):
@@ -241,12 +250,12 @@ def _span_facts(
             interval = (start, end)
             seconds = Decimal(header.end_time_unix_nano - header.start_time_unix_nano) / Decimal(1_000_000_000)
         add(_ENDPOINT_SECONDS, seconds, _SECONDS_UNIT, _SAGEMAKER_ENDPOINT, interval=interval)
-    boundary = _text(span.get(semconv.SPANLEDGER_EGRESS_BOUNDARY)) or _UNKNOWN_BOUNDARY
-    for meter, key in (
-        (_EGRESS_BYTES, semconv.SPANLEDGER_EGRESS_BYTES),
-        (_INGRESS_BYTES, semconv.SPANLEDGER_INGRESS_BYTES),
-    ):
-        add(meter, _number(span.get(key)), _BYTES_UNIT, _DATA_TRANSFER, boundary=boundary)
+    egress = span.get(semconv.SPANLEDGER_EGRESS_BYTES)
+    ingress = span.get(semconv.SPANLEDGER_INGRESS_BYTES)
+    if egress is not None or ingress is not None:
+        boundary = _text(span.get(semconv.SPANLEDGER_EGRESS_BOUNDARY)) or _UNKNOWN_BOUNDARY
+        add(_EGRESS_BYTES, _number(egress), _BYTES_UNIT, _DATA_TRANSFER, boundary=boundary)
+        add(_INGRESS_BYTES, _number(ingress), _BYTES_UNIT, _DATA_TRANSFER, boundary=boundary)
     return facts
 
 
@@ -327,7 +336,7 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
                 trace_bytes = header.trace_id
                 span_bytes = header.span_id
                 start, end = header.start_time_unix_nano, header.end_time_unix_nano
-                if len(trace_bytes) != 16 or len(span_bytes) != 8 or not any(trace_bytes) or not any(span_bytes):
+                if len(trace_bytes) != 16 or len(span_bytes) != 8 or trace_bytes == _ZERO_TRACE or span_bytes == _ZERO_SPAN:
                     decoded.rejected_spans += 1
                     decoded.rejection = (
                         "spans must have a 16-byte non-zero trace_id and an 8-byte non-zero span_id "

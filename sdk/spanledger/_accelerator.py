@@ -18,9 +18,7 @@ measures one stream's wall time, not busy time shared with other streams or proc
 
 from __future__ import annotations
 
-import functools
 import heapq
-import inspect
 import itertools
 import os
 import threading
@@ -37,6 +35,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from . import semconv
+from ._decorating import run_inside
 from ._internal_errors import internal_errors_logged
 from ._metrics import create_instrument
 from ._nvml import DEFAULT_SAMPLE_PERIOD_US, MAX_SAMPLE_PERIOD_US, Device, Nvml, busy_seconds, load_nvml
@@ -338,21 +337,7 @@ class Accelerator:
 
     def __call__(self, func: F) -> F:
         device, name = self.device, self.name
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with Accelerator(device, name=name):
-                    return await func(*args, **kwargs)
-
-            return run_async  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with Accelerator(device, name=name):
-                return func(*args, **kwargs)
-
-        return run  # type: ignore[return-value]
+        return run_inside(lambda: Accelerator(device, name=name), func, "@spanledger.accelerator")
 
 
 def accelerator(device: DeviceSpec = None, *, name: str = "accelerator") -> Accelerator:

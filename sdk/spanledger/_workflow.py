@@ -12,8 +12,6 @@ that received the workflow over the wire).
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -22,6 +20,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import semconv
+from ._decorating import run_inside
 from ._internal_errors import internal_errors_logged, log_internal_error
 
 __all__ = ["AttributionSpanProcessor", "Workflow", "workflow"]
@@ -124,27 +123,8 @@ class Workflow:
             context.detach(baggage_token)  # type: ignore[arg-type]
 
     def __call__(self, func: F) -> F:
-        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
-            raise TypeError(
-                f"@spanledger.workflow cannot decorate the generator {func.__qualname__}; "
-                "use `with spanledger.workflow(...)` inside it"
-            )
         name, tenant = self.name, self.tenant
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with Workflow(name, tenant=tenant):
-                    return await func(*args, **kwargs)
-
-            return run_async  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with Workflow(name, tenant=tenant):
-                return func(*args, **kwargs)
-
-        return run  # type: ignore[return-value]
+        return run_inside(lambda: Workflow(name, tenant=tenant), func, "@spanledger.workflow")
 
 
 def workflow(name: str, *, tenant: str | None = None) -> Workflow:

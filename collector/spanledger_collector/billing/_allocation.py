@@ -411,16 +411,17 @@ def _split(connection: duckdb.DuckDBPyConnection) -> None:
     )
     # Stage 1 (per line): allocated part = cost x U / D, rounded half away from zero to 10^-12.
     # U and D are scaled down together when large so that cost x U fits a HUGEINT.
-    cost_units = ", ".join(f"CAST(round(l.{m}_cost * {MONEY_SCALE}) AS HUGEINT) AS {m}_units" for m in _METRICS)
+    cost_units = ", ".join(f"{_scaled_units(f'l.{m}_cost', MONEY_SCALE)} AS {m}_units" for m in _METRICS)
     busy = (
         "CASE WHEN l.kind = 'capacity' THEN least(u.used_units, u.union_us * "
         "(CASE l.capacity_per WHEN 'accelerator' THEN l.accelerators ELSE 1 END)) "
         "WHEN l.kind = 'consumption' THEN u.used_units END"
     )
+    rounded = {m: _floor_div(f"abs({m}_units) * 2 * scaled_busy + scaled_denominator", "2 * scaled_denominator")
+               for m in _METRICS}  # fmt: skip
     allocated = ", ".join(
         f"""CASE WHEN coalesce(busy_units, 0) = 0 OR denominator_units = 0 THEN 0::HUGEINT
-                 ELSE sign({m}_units) * {_floor_div(f"abs({m}_units) * 2 * scaled_busy + scaled_denominator",
-                                                     "2 * scaled_denominator")} END AS {m}_allocated"""
+                 ELSE sign({m}_units) * {rounded[m]} END AS {m}_allocated"""
         for m in _METRICS
     )
     scale = "greatest(1, denominator_units // 1000000000000000)"
@@ -432,16 +433,14 @@ def _split(connection: duckdb.DuckDBPyConnection) -> None:
                                        CASE WHEN kind = 'consumption' AND coalesce(capacity_units, 0) = 0
                                             THEN coalesce(busy_units, 0) ELSE coalesce(capacity_units, 0) END)
                                 AS denominator_units
-                    FROM (SELECT l.*, u.used_units, u.total_weight, u.union_us, u.fact_count, u.trace_count, u.estimate_units,
-                                 {busy} AS busy_units, {cost_units}
+                    FROM (SELECT l.*, u.used_units, u.total_weight, u.union_us, u.fact_count, u.trace_count,
+                                 u.estimate_units, {busy} AS busy_units, {cost_units}
                           FROM al_lines l LEFT JOIN al_line_usage u USING (line_id))))"""
     )
     # Stage 2 (per trace on a line): largest remainder of allocated x scaled weight / total weight. BilledCost
     # and ListCost are split on their own only on lines where they differ from EffectiveCost (the same amount
     # splits the same).
-    connection.execute(
-        "CREATE OR REPLACE TEMP TABLE al_shares (metric VARCHAR, trace_row BIGINT, share HUGEINT)"
-    )
+    connection.execute("CREATE OR REPLACE TEMP TABLE al_shares (metric VARCHAR, trace_row BIGINT, share HUGEINT)")
     connection.execute(f"INSERT INTO al_shares {_shares_select('effective', 'TRUE')}")
     for metric in ("billed", "list"):
         connection.execute(
@@ -469,7 +468,7 @@ def _floor_div(numerator: str, divisor: str) -> str:
 
 
 def _shares_select(metric: str, lines: str) -> str:
-    """Largest-remainder shares of the lines' allocated ``metric`` over their traces, for lines ``l`` where ``lines``."""
+    """Largest-remainder shares of the allocated ``metric`` over the traces of each line ``l`` where ``lines``."""
     return f"""SELECT '{metric}', trace_row,
                sign * (share_floor + CASE WHEN row_number() OVER by_remainder
                                               <= amount - sum(share_floor) OVER (by_remainder ROWS BETWEEN UNBOUNDED
