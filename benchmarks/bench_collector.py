@@ -227,7 +227,14 @@ def loadgen(endpoint: str, rate: float, duration: float, concurrency: int) -> di
     return counts
 
 
-def run_phase(name: str, rate: float, duration: float, concurrency: int, processors: list[str]) -> dict[str, Any]:
+def run_phase(
+    name: str,
+    rate: float,
+    duration: float,
+    concurrency: int,
+    processors: list[str],
+    grpc_workers: int | None = None,
+) -> dict[str, Any]:
     import duckdb
     import psutil
     import yaml
@@ -235,7 +242,13 @@ def run_phase(name: str, rate: float, duration: float, concurrency: int, process
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as directory:
         work = Path(directory)
         config = {
-            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}}},
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": "127.0.0.1:0", **({"max_workers": grpc_workers} if grpc_workers else {})}
+                    }
+                }
+            },
             "processors": {
                 "memory_limiter": {"check_interval": "1s", "limit_mib": 1024},
                 "batch": {},
@@ -335,15 +348,16 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=128, help="requests in flight in the max phase")
     parser.add_argument("--phases", default="rate,max", help="comma-separated: rate, max")
     parser.add_argument("--no-cost", action="store_true", help="leave the spanledger_cost processor out")
+    parser.add_argument("--grpc-workers", type=int, help="the gRPC receiver's max_workers (default: the collector's)")
     args = parser.parse_args()
     processors = ["memory_limiter", "batch", "spanledger_usage"] + ([] if args.no_cost else ["spanledger_cost"])
     print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()}", file=sys.stderr)
     results = []
     for phase in args.phases.split(","):
         if phase == "rate":
-            results.append(run_phase("rate", args.rate, args.duration, 64, processors))
+            results.append(run_phase("rate", args.rate, args.duration, 64, processors, args.grpc_workers))
         elif phase == "max":
-            results.append(run_phase("max", 0, args.duration, args.concurrency, processors))
+            results.append(run_phase("max", 0, args.duration, args.concurrency, processors, args.grpc_workers))
         else:
             parser.error(f"unknown phase {phase!r}")
         print(json.dumps(results[-1], indent=2), flush=True)

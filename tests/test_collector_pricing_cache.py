@@ -43,7 +43,9 @@ def _tier_quantities(provider_id: str, model_id: str) -> list[Decimal]:
         if isinstance(value, TieredPrices)
         for tier in value.tiers
     }
-    around = [Decimal(start + delta) for start in starts for delta in (-1, 0, 1, 2)] + [Decimal(s) + Decimal("0.5") for s in starts]
+    around = [Decimal(start + delta) for start in starts for delta in (-1, 0, 1, 2)] + [
+        Decimal(s) + Decimal("0.5") for s in starts
+    ]
     return [q for q in around if q > 0]
 
 
@@ -59,7 +61,9 @@ def _same(meter_class: str, quantity: Decimal, model: str, provider_id: str | No
     assert got.quantize(Decimal("1e-12")) == expected.quantize(Decimal("1e-12"))
 
 
-@pytest.mark.parametrize(("provider_id", "model"), _models(("openai", "anthropic", "aws", "google", "deepseek"), tiered=False))
+@pytest.mark.parametrize(
+    ("provider_id", "model"), _models(("openai", "anthropic", "aws", "google", "deepseek"), tiered=False)
+)
 def test_flat_prices_equal_calc_price(provider_id: str, model: str) -> None:
     for when in DATES:
         for meter_class in CLASSES:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from spanledger import semconv
@@ -92,9 +92,8 @@ _USED_KEYS = frozenset(
 _STATUS_CODES = range(3)
 
 
-@dataclass(frozen=True)
-class LlmCall:
-    """What the GenAI client metrics need from one owner LLM span."""
+class LlmCall(NamedTuple):
+    """What the GenAI client metrics need from one owner LLM span (a NamedTuple: one is built per LLM span)."""
 
     operation: str
     provider: str
@@ -236,9 +235,7 @@ def _span_facts(
             declared_type or _GPU_INSTANCE,
             accelerator_type=_text(span.get(semconv.SPANLEDGER_ACCELERATOR_TYPE)),
         )
-    if declared_type == _SAGEMAKER_ENDPOINT or (
-        provider == _SAGEMAKER_PROVIDER
-    ):
+    if declared_type == _SAGEMAKER_ENDPOINT or (provider == _SAGEMAKER_PROVIDER):
         occupancy_start = _float(span.get(semconv.SPANLEDGER_OCCUPANCY_START))
         occupancy_end = _float(span.get(semconv.SPANLEDGER_OCCUPANCY_END))
         occupied_from = None if occupancy_start is None else _seconds_to_datetime(occupancy_start)
@@ -336,7 +333,12 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
                 trace_bytes = header.trace_id
                 span_bytes = header.span_id
                 start, end = header.start_time_unix_nano, header.end_time_unix_nano
-                if len(trace_bytes) != 16 or len(span_bytes) != 8 or trace_bytes == _ZERO_TRACE or span_bytes == _ZERO_SPAN:
+                if (
+                    len(trace_bytes) != 16
+                    or len(span_bytes) != 8
+                    or trace_bytes == _ZERO_TRACE
+                    or span_bytes == _ZERO_SPAN
+                ):
                     decoded.rejected_spans += 1
                     decoded.rejection = (
                         "spans must have a 16-byte non-zero trace_id and an 8-byte non-zero span_id "
