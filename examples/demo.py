@@ -446,9 +446,8 @@ def run_demo(data_dir: Path) -> None:
             "4. where did acme's answer come from, and what did it cost?",
             "The lineage tree of acme's trace: every span with its usage (tokens, endpoint-seconds, bytes)\n"
             "and estimated cost, the document it read and how old it was, then the resources on the bill\n"
-            "with the cost allocated from the real billing lines next to the estimate. The `rerank` span has\n"
-            "no accelerator usage: without a GPU the SDK recorded it as not measured (see `accelerator=` in the\n"
-            "app's lines above); the store does not keep that status, so the totals' 0 means \"none measured\".",
+            "with the cost allocated from the real billing lines next to the estimate. The `rerank` span's\n"
+            "accelerator time is shown as not measured (no GPU here), never as a made-up number.",
         )
         show(
             ["top", "--by", "cost", "--group", "tenant"],

@@ -60,6 +60,7 @@ def store_path(tmp_path: Path) -> Path:
         spans.start_time_unix_nano.append(_nanos(start))
         spans.end_time_unix_nano.append(_nanos(start + timedelta(seconds=300)))
         spans.status_code.append(0)
+        spans.unmeasured.append(None)
     add_usage(
         store,
         [

@@ -32,6 +32,8 @@ __all__ = ["DecodedTraces", "LlmCall", "decode_traces"]
 _EPOCH = datetime(1970, 1, 1)
 _OWNER_MARK = semconv.SPANLEDGER_USAGE_OWNER.encode()
 _DATA_READ_MARK = semconv.EVENT_SPANLEDGER_DATA_READ.encode()
+_NOT_MEASURED_MARK = semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON.encode()
+_NOT_MEASURED_KEYS = frozenset({semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON})
 _TOKEN_UNIT = "{token}"
 _SECONDS_UNIT = "s"
 _BYTES_UNIT = "By"
@@ -361,10 +363,20 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
                 columns.start_time_unix_nano.append(start)
                 columns.end_time_unix_nano.append(end)
                 columns.status_code.append(header.status.code if header.status.code in _STATUS_CODES else 0)
+                columns.unmeasured.append(_unmeasured(raw) if _NOT_MEASURED_MARK in raw else None)
                 if extract_usage and (_OWNER_MARK in raw or _DATA_READ_MARK in raw):
                     _extract(decoded, trace_id, span_id, header, raw, resource or {})
     decoded.accepted_spans = len(columns)
     return decoded
+
+
+def _unmeasured(raw: bytes) -> str | None:
+    reason = _text(
+        selected_attributes(parse_span(raw).attributes, _NOT_MEASURED_KEYS).get(
+            semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON
+        )
+    )
+    return None if reason is None else f"accelerator: {reason}"
 
 
 def _extract(

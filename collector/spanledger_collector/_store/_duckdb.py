@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS spans (
   PRIMARY KEY (trace_id, span_id)
 )"""
 
+# Columns added after the first release; ADD COLUMN appends, keeping SELECT * inserts in column order.
+SPANS_MIGRATIONS = ("ALTER TABLE spans ADD COLUMN IF NOT EXISTS unmeasured VARCHAR",)
+
 DATA_READS_DDL = """
 CREATE TABLE IF NOT EXISTS data_reads (
   trace_id VARCHAR NOT NULL,
@@ -228,7 +231,7 @@ class DuckDBStore:
         config: dict[str, str | bool | int | float | list[str]] = {} if threads is None else {"threads": threads}
         self._connection: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path, config=config)
         self._lock = threading.Lock()
-        for ddl in (USAGE_FACTS_DDL, SPANS_DDL, DATA_READS_DDL, TRACE_ROLLUPS_DDL):
+        for ddl in (USAGE_FACTS_DDL, SPANS_DDL, *SPANS_MIGRATIONS, DATA_READS_DDL, TRACE_ROLLUPS_DDL):
             self._connection.execute(ddl)
 
     def _require_open(self) -> duckdb.DuckDBPyConnection:
@@ -254,6 +257,7 @@ class DuckDBStore:
                             "start_time": _timestamps(spans.start_time_unix_nano),
                             "end_time": _timestamps(spans.end_time_unix_nano),
                             "status_code": pa.array(spans.status_code, pa.int8()),
+                            "unmeasured": pa.array(spans.unmeasured, pa.string()),
                         }
                     )
                     connection.register("incoming_spans", span_rows)

@@ -24,6 +24,8 @@ class SpanColumns:
     start_time_unix_nano: list[int] = field(default_factory=list)
     end_time_unix_nano: list[int] = field(default_factory=list)
     status_code: list[int] = field(default_factory=list)
+    unmeasured: list[str | None] = field(default_factory=list)
+    """Why a usage the span was meant to report could not be measured (``accelerator: nvml_unavailable``)."""
 
     def __len__(self) -> int:
         return len(self.span_id)

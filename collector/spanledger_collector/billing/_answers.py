@@ -122,7 +122,7 @@ def trace_lineage(connection: duckdb.DuckDBPyConnection, trace_id: str) -> dict[
     spans = (
         _records(
             connection.execute(
-                """SELECT span_id, parent_span_id, name, service, start_time, end_time FROM spans
+                """SELECT span_id, parent_span_id, name, service, start_time, end_time, unmeasured FROM spans
                    WHERE trace_id = ? ORDER BY start_time, span_id""",
                 [trace_id],
             )
@@ -158,7 +158,10 @@ def trace_lineage(connection: duckdb.DuckDBPyConnection, trace_id: str) -> dict[
         "model_calls": _model_calls(facts),
         "data_reads": reads,
         "resources": resources,
-        "totals": _totals(facts, reads, resources),
+        "totals": {
+            **_totals(facts, reads, resources),
+            "not_measured": [{"span": s["name"], "reason": s["unmeasured"]} for s in spans if s.get("unmeasured")],
+        },
     }
 
 

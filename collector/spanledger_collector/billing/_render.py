@@ -64,6 +64,8 @@ def _tree_lines(nodes: Sequence[dict[str, Any]], prefix: str, currency: str | No
         branch, child_prefix = ("└─ ", "   ") if last else ("├─ ", "│  ")
         lines.append(f"{prefix}{branch}{node.get('name') or 'span'} [{node['span_id']}]")
         inner = prefix + child_prefix
+        if node.get("unmeasured"):
+            lines.append(f"{inner}• not measured ({node['unmeasured']}): no figure is shown rather than a made-up one")
         for usage in node["usage"]:
             where = usage.get("model") or usage.get("resource_id") or ""
             boundary = f" ({usage['boundary']})" if usage.get("boundary") else ""
@@ -115,8 +117,10 @@ def render_trace(answer: dict[str, Any]) -> str:
     egress = ", ".join(f"{k} {_number(v)}" for k, v in totals["egress_bytes"].items())
     lines.append("totals:")
     lines.append(f"  tokens: {tokens or '0'}")
+    not_measured = totals.get("not_measured") or []
+    unmeasured = f" (+ {len(not_measured)} span(s) not measured)" if not_measured else ""
     lines.append(
-        f"  accelerator-seconds: {_number(totals['accelerator_seconds'])}, "
+        f"  accelerator-seconds: {_number(totals['accelerator_seconds'])}{unmeasured}, "
         f"endpoint-seconds: {_number(totals['endpoint_seconds'])}"
     )
     lines.append(
