@@ -11,7 +11,11 @@ Per billing line (see docs/design.md, "Billing join"):
 * the line's cost x ``U / D`` is allocated (rounded to 10^-12) and split over traces by their share of
   the usage with largest-remainder rounding; the rest is one unallocated row (idle | untracked |
   no_usage_model). All integer arithmetic, so allocated + unallocated = the line's cost exactly, for
-  EffectiveCost, BilledCost and ListCost alike.
+  EffectiveCost, BilledCost and ListCost alike;
+* shared lines (NAT, load balancers, support, ...) stay unallocated under ``shared_policy: none``; under
+  ``proportional`` each one is split whole, with the same largest remainder, over the traces that got cost
+  directly from capacity and consumption lines of its billing account (of the period when it has none),
+  weighted by that directly allocated EffectiveCost.
 """
 
 from __future__ import annotations
@@ -131,7 +135,7 @@ def allocate(
 
 _TEMP_TABLES = (
     "al_rules", "al_rule_meters", "al_accelerators", "al_lines", "al_matches", "al_line_usage",
-    "al_traces", "al_shares", "al_no_facts",
+    "al_traces", "al_shares", "al_no_facts", "al_shared_weights",
 )  # fmt: skip
 
 
@@ -232,9 +236,9 @@ def _allocate_period(
         END AS capacity_units
         FROM (
           SELECT row_number() OVER (ORDER BY l.snapshot_id, l.line_no) AS line_id,
-                 l.snapshot_id, l.line_no, l.charge_period_start, l.charge_period_end, l.sub_account_id, l.region_id,
-                 l.billing_currency, l.effective_cost, l.billed_cost, l.list_cost, l.pricing_quantity,
-                 l.pricing_unit, l.consumed_quantity, l.consumed_unit, r.*,
+                 l.snapshot_id, l.line_no, l.charge_period_start, l.charge_period_end, l.billing_account_id,
+                 l.sub_account_id, l.region_id, l.billing_currency, l.effective_cost, l.billed_cost, l.list_cost,
+                 l.pricing_quantity, l.pricing_unit, l.consumed_quantity, l.consumed_unit, r.*,
                  CASE r.match_on WHEN 'model' THEN lower(l.model) ELSE {_canonical_resource("l.resource_id")} END
                    AS line_key,
                  coalesce(try_cast(json_extract_string(l.sku_price_details, '$.GpuCount') AS INTEGER),
@@ -265,6 +269,8 @@ def _allocate_period(
 
     _match_facts(connection, facts, scope, currencies[0])
     _split(connection)
+    if rules.shared_policy == "proportional":
+        _split_shared(connection)
     run_row = connection.execute("SELECT coalesce(max(run_id), 0) + 1 FROM allocation_runs").fetchone()
     assert run_row is not None
     run_id = int(run_row[0])
@@ -287,7 +293,7 @@ def _allocate_period(
     )
     if current:
         connection.execute("UPDATE allocation_runs SET superseded_by = ? WHERE run_id = ?", [run_id, current[0]])
-    _write_rows(connection, run_id, facts)
+    _write_rows(connection, run_id, facts, rules.shared_policy)
     return RunResult(period, run_id, "allocated", int(counts[0]), int(counts[1]))
 
 
@@ -448,6 +454,57 @@ def _split(connection: duckdb.DuckDBPyConnection) -> None:
         )
 
 
+def _split_shared(connection: duckdb.DuckDBPyConnection) -> None:
+    """Shared lines, ``proportional`` policy: each line's whole cost over the traces of its scope.
+
+    A trace's weight is the EffectiveCost it got directly (the effective shares of capacity and consumption lines)
+    in the line's billing account, or in the whole period for a line without one; traces whose net direct cost is
+    not positive get nothing. The line then goes through the same largest-remainder split as a direct line.
+    """
+    connection.execute(
+        """CREATE OR REPLACE TEMP TABLE al_shared_weights AS
+        WITH direct AS (
+          SELECT l.billing_account_id, t.trace_id, sum(e.share) AS units, min(t.first_fact_id) AS first_fact_id
+          FROM al_shares e JOIN al_traces t ON e.metric = 'effective' AND e.trace_row = t.rowid
+          JOIN al_lines l USING (line_id)
+          GROUP BY l.billing_account_id, t.trace_id),
+        in_period AS (
+          SELECT trace_id, sum(units) AS units, min(first_fact_id) AS first_fact_id FROM direct GROUP BY trace_id),
+        shared AS (SELECT line_id, billing_account_id FROM al_lines WHERE kind = 'shared')
+        SELECT s.line_id, d.trace_id, d.units AS weight, d.first_fact_id
+        FROM shared s JOIN direct d ON d.billing_account_id = s.billing_account_id
+        WHERE d.units > 0
+        UNION ALL
+        SELECT s.line_id, p.trace_id, p.units, p.first_fact_id
+        FROM shared s CROSS JOIN in_period p
+        WHERE s.billing_account_id IS NULL AND p.units > 0"""
+    )
+    connection.execute(
+        """INSERT INTO al_traces (line_id, trace_id, weight, fact_count, first_fact_id, span_ids)
+        SELECT line_id, trace_id, weight, 0, first_fact_id, []::VARCHAR[] FROM al_shared_weights"""
+    )
+    # The same weight scaling as direct lines (see al_line_usage); the whole cost is allocated.
+    connection.execute(
+        """UPDATE al_lines SET used_units = w.used_units, total_weight = w.total_weight, busy_units = w.used_units,
+               denominator_units = w.used_units, fact_count = 0, trace_count = w.trace_count,
+               usage_unit = al_lines.billing_currency, effective_allocated = al_lines.effective_units,
+               billed_allocated = al_lines.billed_units, list_allocated = al_lines.list_units
+        FROM (SELECT p.line_id, p.used_units, p.trace_count,
+                     CASE WHEN p.used_units >= 2000000000000000
+                          THEN sum(s.weight // (p.used_units // 1000000000000000)) ELSE p.used_units END AS total_weight
+              FROM (SELECT line_id, sum(weight) AS used_units, count(*) AS trace_count
+                    FROM al_shared_weights GROUP BY line_id) p
+              JOIN al_shared_weights s USING (line_id)
+              GROUP BY p.line_id, p.used_units, p.trace_count) w
+        WHERE al_lines.line_id = w.line_id"""
+    )
+    shared = "l.kind = 'shared'"
+    connection.execute(f"INSERT INTO al_shares {_shares_select('effective', shared)}")
+    for metric in ("billed", "list"):
+        lines = f"{shared} AND l.{metric}_allocated <> l.effective_allocated"
+        connection.execute(f"INSERT INTO al_shares {_shares_select(metric, lines)}")
+
+
 def _floor_div(numerator: str, divisor: str) -> str:
     """Exact ``numerator // divisor`` for HUGEINT ``numerator >= 0`` and ``divisor > 0``.
 
@@ -484,7 +541,7 @@ def _shares_select(metric: str, lines: str) -> str:
         WINDOW by_remainder AS (PARTITION BY line_id ORDER BY remainder DESC, tie)"""
 
 
-def _write_rows(connection: duckdb.DuckDBPyConnection, run_id: int, facts: str) -> None:
+def _write_rows(connection: duckdb.DuckDBPyConnection, run_id: int, facts: str, shared_policy: str) -> None:
     reason = (
         "CASE WHEN l.kind = 'capacity' THEN 'idle' WHEN l.kind = 'consumption' THEN 'untracked' "
         "ELSE 'no_usage_model' END"
@@ -495,7 +552,7 @@ def _write_rows(connection: duckdb.DuckDBPyConnection, run_id: int, facts: str) 
         "CASE WHEN l.kind = 'consumption' AND l.capacity_units > 0 AND l.busy_units > l.capacity_units "
         "THEN 'overcount' END, "
         "CASE WHEN l.kind = 'consumption' AND coalesce(l.capacity_units, 0) = 0 THEN 'billed_quantity_unknown' END, "
-        "CASE WHEN l.kind = 'shared' THEN 'shared_policy_none' END), '')"
+        f"CASE WHEN l.kind = 'shared' THEN 'shared_policy_{shared_policy}' END), '')"
     )
     connection.execute(
         f"""INSERT INTO allocation_lines
@@ -518,7 +575,8 @@ def _write_rows(connection: duckdb.DuckDBPyConnection, run_id: int, facts: str) 
         f"""INSERT INTO allocations
         SELECT {run_id}, l.snapshot_id, l.line_no, t.trace_id,
                CASE WHEN len(t.span_ids) > 1 THEN list_sort(list_distinct(t.span_ids)) ELSE t.span_ids END,
-               {_quantity("t.weight")}, l.usage_unit,
+               CASE WHEN l.kind = 'shared' THEN {_money("t.weight")}::DECIMAL(38, 6) ELSE {_quantity("t.weight")} END,
+               l.usage_unit,
                CAST(t.weight AS DOUBLE) / l.used_units * CAST(l.busy_units AS DOUBLE) / l.denominator_units,
                {_money("e.share")}, {_money("coalesce(b.share, e.share)")}, {_money("coalesce(p.share, e.share)")},
                {_money("t.estimate_units")}, f.workflow, f.tenant, f.service, f.model, NULL

@@ -418,11 +418,18 @@ def allocation_rows(connection: duckdb.DuckDBPyConnection, *, period: str | None
                   l.consumed_quantity AS ConsumedQuantity, l.consumed_unit AS ConsumedUnit,
                   l.billing_currency AS BillingCurrency, a.billed_cost AS BilledCost,
                   a.effective_cost AS EffectiveCost, a.list_cost AS ListCost, l.tags AS Tags,
-                  ? || '.' || al.kind AS AllocatedMethodId,
-                  json_object('Elements', [json_object('AllocatedRatio', a.allocated_ratio,
-                                                       'UsageUnit', a.usage_unit,
-                                                       'UsageQuantity', a.usage_quantity)],
-                              'x_Rule', al.rule_id)::VARCHAR AS AllocatedMethodDetails,
+                  ? || '.' || CASE WHEN proportional THEN 'proportional_to_allocated_cost' ELSE al.kind END
+                    AS AllocatedMethodId,
+                  json_merge_patch(
+                    json_object('Elements', [json_object('AllocatedRatio', a.allocated_ratio,
+                                                         'UsageUnit', a.usage_unit,
+                                                         'UsageQuantity', a.usage_quantity)],
+                                'x_Rule', al.rule_id),
+                    CASE WHEN proportional THEN json_object(
+                      'x_SharedPolicy', 'proportional',
+                      'x_Basis', 'EffectiveCost allocated directly to each trace in the same billing period and '
+                                 || 'billing account (UsageQuantity, in BillingCurrency)') ELSE '{}' END
+                  )::VARCHAR AS AllocatedMethodDetails,
                   a.trace_id AS AllocatedResourceId,
                   CASE WHEN a.trace_id IS NOT NULL THEN json_object('workflow', a.workflow, 'tenant', a.tenant,
                        'service', a.service, 'model', a.model)::VARCHAR END AS AllocatedTags,
@@ -430,7 +437,9 @@ def allocation_rows(connection: duckdb.DuckDBPyConnection, *, period: str | None
                   a.estimated_cost AS x_EstimatedCost, a.unallocated_reason AS x_UnallocatedReason,
                   a.run_id AS x_AllocationRunId, al.flags AS x_Flags
            FROM allocations a JOIN billing_lines l USING (snapshot_id, line_no)
-           JOIN allocation_lines al USING (run_id, snapshot_id, line_no)
+           JOIN (SELECT *, kind = 'shared' AND list_contains(string_split(coalesce(flags, ''), ','),
+                                                           'shared_policy_proportional') AS proportional
+                 FROM allocation_lines) al USING (run_id, snapshot_id, line_no)
            WHERE a.run_id = ?
            ORDER BY l.snapshot_id, l.line_no, a.trace_id NULLS LAST""",
         [method[0], run_id],

@@ -84,6 +84,7 @@ def _import(args: argparse.Namespace) -> int:
             currency=args.currency,
             run_allocation=not args.no_allocate,
             show_progress=not args.quiet and not args.json,
+            rules_path=Path(args.rules) if args.rules else None,
         )
 
     answer = _answer(
@@ -91,7 +92,12 @@ def _import(args: argparse.Namespace) -> int:
         remote=lambda client: client.request(
             "POST",
             "/api/billing/import",
-            body={"paths": args.paths, "currency": args.currency, "allocate": not args.no_allocate},
+            body={
+                "paths": args.paths,
+                "currency": args.currency,
+                "allocate": not args.no_allocate,
+                "rules": args.rules,
+            },
         ),
         local=local,
         read_only=False,
@@ -172,6 +178,15 @@ def _allocations(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="classification rules (YAML or JSON) instead of the packaged ones; its shared_policy "
+        "(none | proportional) says whether shared lines (NAT, load balancers, support) are split over traces",
+    )
+
+
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     """Add the billing and answer subcommands."""
     billing = subcommands.add_parser("billing", help="import billing exports and allocate them to traces")
@@ -188,6 +203,7 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     importer.add_argument("--currency", help="currency of FOCUS files that have no BillingCurrency column")
     importer.add_argument("--no-allocate", action="store_true", help="import only; run `billing allocate` later")
     importer.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    _rules_option(importer)
     _store_options(importer)
     importer.set_defaults(run=_run(_import))
 
@@ -196,9 +212,7 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     )
     allocator.add_argument("--period", action="append", metavar="YYYY-MM", help="billing period (repeatable)")
     allocator.add_argument("--force", action="store_true", help="run even when nothing changed")
-    allocator.add_argument(
-        "--rules", metavar="FILE", help="classification rules (YAML or JSON) instead of the packaged ones"
-    )
+    _rules_option(allocator)
     _store_options(allocator)
     allocator.set_defaults(run=_run(_allocate))
 

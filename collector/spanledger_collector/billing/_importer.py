@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TextIO
 
 import duckdb
@@ -19,6 +20,7 @@ from ._allocation import allocate
 from ._errors import BillingImportError, CurrencyMixError
 from ._formats import normalised_select, stage_file, validate
 from ._progress import Progress
+from ._rules import load_rules
 from ._schema import LINE_COLUMNS, ensure_billing_tables
 from ._sources import BillingFile, billing_files
 
@@ -91,11 +93,17 @@ def import_and_allocate(
     currency: str | None = None,
     run_allocation: bool = True,
     show_progress: bool = False,
+    rules_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Import, then (re)allocate the periods whose snapshots changed; the JSON the CLI and the API return."""
+    """Import, then (re)allocate the periods whose snapshots changed; the JSON the CLI and the API return.
+
+    ``rules_path``: classification rules for the allocation instead of the packaged ones.
+    """
+    if run_allocation:
+        load_rules(rules_path)  # a bad rules file fails before anything is imported
     result = import_billing(connection, paths, currency=currency, show_progress=show_progress)
     periods = list(result.changed_periods)
-    runs = allocate(connection, periods) if run_allocation and periods else []
+    runs = allocate(connection, periods, rules_path=rules_path) if run_allocation and periods else []
     return {
         "files": list(result.files),
         "snapshots": [asdict(s) for s in result.snapshots],

@@ -12,7 +12,7 @@ import yaml
 
 from ._errors import BillingError
 
-__all__ = ["LINE_FIELDS", "Rule", "Rules", "load_rules"]
+__all__ = ["LINE_FIELDS", "SHARED_POLICIES", "Rule", "Rules", "load_rules"]
 
 # Rule field -> SQL over a billing_lines row aliased ``l``.
 LINE_FIELDS: dict[str, str] = {
@@ -28,6 +28,9 @@ LINE_FIELDS: dict[str, str] = {
     "model": "l.model",
 }
 _KINDS = {"capacity", "consumption", "shared", "none"}
+SHARED_POLICIES = ("none", "proportional")
+"""How shared lines are split: ``none`` (wholly unallocated) or ``proportional`` (over the traces in their billing
+account and period, by the EffectiveCost allocated to them directly)."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,8 @@ def load_rules(path: Path | None = None) -> Rules:
     document = yaml.safe_load(text)
     rules = tuple(_rule(raw, f"{name}: rule {index + 1}") for index, raw in enumerate(document["rules"]))
     shared_policy = str(document.get("shared_policy", "none"))
-    if shared_policy != "none":
-        raise BillingError(f"{name}: shared_policy {shared_policy!r} is not implemented; only 'none' is")
+    if shared_policy not in SHARED_POLICIES:
+        raise BillingError(f"{name}: shared_policy must be one of {list(SHARED_POLICIES)}, not {shared_policy!r}")
     return Rules(
         rules=rules,
         accelerators={str(k).lower(): int(v) for k, v in document.get("accelerators", {}).items()},

@@ -2,7 +2,7 @@
 
 Routes (money is returned as exact decimal strings):
 
-* ``POST /api/billing/import`` ``{"paths": [...], "currency": null, "allocate": true}``
+* ``POST /api/billing/import`` ``{"paths": [...], "currency": null, "allocate": true, "rules": null}``
 * ``POST /api/billing/allocate`` ``{"periods": ["2024-09"], "force": false, "rules": null}``
 * ``GET /api/trace/{trace_id}``
 * ``GET /api/top?by=cost|tokens|age&group=workflow|tenant|model|service&period=YYYY-MM&limit=20``
@@ -31,6 +31,11 @@ def _one(query: dict[str, list[str]], name: str, default: str | None = None) -> 
     return values[-1] if values else default
 
 
+def _rules_path(request: dict[str, Any]) -> Path | None:
+    rules = request.get("rules")
+    return Path(rules) if isinstance(rules, str) else None
+
+
 def _body(body: bytes) -> dict[str, Any]:
     if not body:
         return {}
@@ -51,16 +56,19 @@ def handle_request(method: str, path: str, query: dict[str, list[str]], body: by
                 if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or not paths:
                     raise BillingError("paths: a non-empty list of file, directory or s3:// paths is required")
                 return 200, import_and_allocate(
-                    connection, paths, currency=request.get("currency"), run_allocation=request.get("allocate", True)
+                    connection,
+                    paths,
+                    currency=request.get("currency"),
+                    run_allocation=request.get("allocate", True),
+                    rules_path=_rules_path(request),
                 )
             if method == "POST" and parts == ["billing", "allocate"]:
                 request = _body(body)
-                rules = request.get("rules")
                 runs = allocate(
                     connection,
                     request.get("periods"),
                     force=bool(request.get("force", False)),
-                    rules_path=Path(rules) if isinstance(rules, str) else None,
+                    rules_path=_rules_path(request),
                 )
                 return 200, {"runs": [asdict(r) for r in runs]}
             if method == "GET" and len(parts) == 2 and parts[0] == "trace":
