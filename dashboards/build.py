@@ -79,6 +79,7 @@ TRANSPORT = label(semconv.TRANSPORT)
 EXPORTER = label(semconv.EXPORTER)
 
 DURATION = semconv.METRIC_GEN_AI_CLIENT_OPERATION_DURATION
+FIRST_CHUNK = semconv.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK
 TOKENS = semconv.METRIC_GEN_AI_CLIENT_TOKEN_USAGE
 COST = semconv.METRIC_SPANLEDGER_COST_ESTIMATE
 GEN_AI_FILTERS = {MODEL: "model", PROVIDER: "provider"}
@@ -176,6 +177,17 @@ def genai_operations() -> tuple[dict[str, Any], list[tuple[str, list[dict[str, A
                         [
                             target(quantile(0.5, DURATION, MODEL, **GEN_AI_FILTERS), f"p50 {{{{{MODEL}}}}}"),
                             target(quantile(0.95, DURATION, MODEL, **GEN_AI_FILTERS), f"p95 {{{{{MODEL}}}}}"),
+                        ],
+                        **LEGEND,
+                    ),
+                    panel(
+                        "timeseries",
+                        "Time to first chunk p50 / p95 by model",
+                        "Streamed calls only: quantiles of gen_ai.client.operation.time_to_first_chunk.",
+                        "s",
+                        [
+                            target(quantile(0.5, FIRST_CHUNK, MODEL, **GEN_AI_FILTERS), f"p50 {{{{{MODEL}}}}}"),
+                            target(quantile(0.95, FIRST_CHUNK, MODEL, **GEN_AI_FILTERS), f"p95 {{{{{MODEL}}}}}"),
                         ],
                         **LEGEND,
                     ),

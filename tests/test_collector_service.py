@@ -67,6 +67,8 @@ def genai_trace(*, workflow: str = "answer-question", tenant: str = "acme") -> l
             semconv.GEN_AI_USAGE_INPUT_TOKENS: 1000,
             semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 200,
             semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 50,
+            semconv.GEN_AI_REQUEST_STREAM: True,
+            semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.3,
             semconv.SERVER_ADDRESS: "api.openai.com",
             semconv.SERVER_PORT: 443,
         }

@@ -116,6 +116,7 @@ _GEN_AI_LABELS = (
 )
 TOKEN_USAGE = _histogram(semconv.METRIC_GEN_AI_CLIENT_TOKEN_USAGE, *_GEN_AI_LABELS, semconv.GEN_AI_TOKEN_TYPE)
 OPERATION_DURATION = _histogram(semconv.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, *_GEN_AI_LABELS, semconv.ERROR_TYPE)
+TIME_TO_FIRST_CHUNK = _histogram(semconv.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK, *_GEN_AI_LABELS)
 COST_ESTIMATE = _counter(
     semconv.METRIC_SPANLEDGER_COST_ESTIMATE,
     semconv.GEN_AI_REQUEST_MODEL,
@@ -163,6 +164,8 @@ class UsageMetrics:
                 call.server_port,
             )
             OPERATION_DURATION.labels(*labels, call.error_type).observe(call.duration_s)
+            if call.time_to_first_chunk_s is not None:
+                TIME_TO_FIRST_CHUNK.labels(*labels).observe(call.time_to_first_chunk_s)
             if call.input_tokens is not None:
                 TOKEN_USAGE.labels(*labels, token_types.INPUT.value).observe(call.input_tokens)
             if call.output_tokens is not None:

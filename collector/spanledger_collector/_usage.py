@@ -86,6 +86,7 @@ _USED_KEYS = frozenset(
         semconv.SPANLEDGER_EGRESS_BYTES,
         semconv.SPANLEDGER_INGRESS_BYTES,
         semconv.GEN_AI_OPERATION_NAME,
+        semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
         semconv.SERVER_ADDRESS,
         semconv.SERVER_PORT,
         semconv.ERROR_TYPE,
@@ -107,6 +108,7 @@ class LlmCall(NamedTuple):
     duration_s: float
     input_tokens: int | None
     output_tokens: int | None
+    time_to_first_chunk_s: float | None
 
 
 @dataclass
@@ -275,6 +277,7 @@ def _llm_call(header: Any, span: dict[str, AttributeValue]) -> LlmCall | None:
         duration_s=max(0, header.end_time_unix_nano - header.start_time_unix_nano) / 1e9,
         input_tokens=None if input_tokens is None else int(input_tokens),
         output_tokens=None if output_tokens is None else int(output_tokens),
+        time_to_first_chunk_s=_float(span.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)),
     )
 
 
