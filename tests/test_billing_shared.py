@@ -124,7 +124,7 @@ def _assert_every_line_sums(db: duckdb.DuckDBPyConnection) -> None:
 
 
 def _two_accounts(store: DuckDBStore, db: duckdb.DuckDBPyConnection, directory: Path) -> None:
-    """payer-1: a GPU hour used 1800, 900 and 300 s by traces 1-3, and a NAT line; payer-2: trace 4 and a NAT line;
+    """payer-1: a GPU hour used 1800, 900 and 300 s at once by traces 1-3, and a NAT line; payer-2: trace 4 and a NAT line;
     payer-3: a load balancer line and nothing directly allocated."""
     add_usage(
         store,
@@ -167,7 +167,8 @@ def test_proportional_policy_splits_a_shared_line_by_directly_allocated_cost_wit
     _assert_every_line_sums(db)
 
     direct = _direct_effective(db, "payer-1")
-    assert direct == {TRACE[1]: Decimal(5), TRACE[2]: Decimal("2.5"), TRACE[3]: Decimal("0.833333333333")}
+    # Concurrent on one GPU: 1800 busy seconds of 3600 allocated, split 1800 : 900 : 300.
+    assert direct == {TRACE[1]: Decimal(3), TRACE[2]: Decimal("1.5"), TRACE[3]: Decimal("0.5")}
     rows = _rows(db, USAGE_TYPES["nat"], "payer-1")
     assert [row[0] for row in rows] == [TRACE[1], TRACE[2], TRACE[3]]  # payer-2's trace 4 gets nothing of it
     total = sum(direct.values())
@@ -178,7 +179,9 @@ def test_proportional_policy_splits_a_shared_line_by_directly_allocated_cost_wit
     assert all(row[4] is None for row in rows)
 
     # payer-2's NAT line goes whole to its only trace; payer-3's load balancer has no directly allocated cost.
-    assert _rows(db, USAGE_TYPES["nat"], "payer-2") == [(TRACE[4], Decimal("0.045"), Decimal("0.05"), Decimal("0.06"), None)]
+    assert _rows(db, USAGE_TYPES["nat"], "payer-2") == [
+        (TRACE[4], Decimal("0.045"), Decimal("0.05"), Decimal("0.06"), None)
+    ]
     assert _rows(db, USAGE_TYPES["lb"], "payer-3") == [
         (None, Decimal("0.5"), Decimal("0.5"), Decimal("0.5"), "no_usage_model")
     ]
@@ -189,7 +192,7 @@ def test_proportional_policy_splits_a_shared_line_by_directly_allocated_cost_wit
     details = json.loads(shared[0]["AllocatedMethodDetails"])
     assert details["x_SharedPolicy"] == "proportional"
     assert details["Elements"][0]["UsageUnit"] == "USD"
-    assert Decimal(str(details["Elements"][0]["UsageQuantity"])) == Decimal(3)  # trace 4's whole GPU share
+    assert Decimal(str(details["Elements"][0]["UsageQuantity"])) == Decimal("0.5")  # trace 4's GPU share
     assert details["Elements"][0]["AllocatedRatio"] == 1
     flags = db.execute("SELECT DISTINCT flags FROM allocation_lines WHERE kind = 'shared'").fetchall()
     assert flags == [("shared_policy_proportional",)]
