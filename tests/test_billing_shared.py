@@ -16,17 +16,18 @@ from fixtures.usage_store import add_usage, fact, open_usage_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spanledger_collector._cli import main
-from spanledger_collector._store import DuckDBStore
-from spanledger_collector._store import UsageFact
-from spanledger_collector.billing import BillingError, allocate, allocation_rows, import_billing
+from spanledger_collector._store import DuckDBStore, UsageFact
+from spanledger_collector.billing import allocate, allocation_rows, import_billing
 
 DAY = datetime(2025, 2, 10)
 HEADER = (
     "BilledCost,EffectiveCost,ListCost,BillingCurrency,BillingAccountId,SubAccountId,ProviderName,"
     "BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ResourceId,PricingQuantity,"
-    "PricingUnit,ConsumedQuantity,ConsumedUnit,CommitmentDiscountId,x_UsageType\n"
+    "PricingUnit,ConsumedQuantity,ConsumedUnit,CommitmentDiscountId,ServiceName,x_UsageType\n"
 )
-USAGE_TYPES = {"gpu": "USE1-BoxUsage:g5.xlarge", "nat": "USE1-NatGateway-Hours", "lb": "USE1-LoadBalancerUsage"}
+USAGE_TYPES = {"gpu": "USE1-BoxUsage:g5.xlarge", "nat": "USE1-NatGateway-Hours", "lb": "USE1-LoadBalancerUsage",
+               "support": "Dollar", "tax": "Tax"}  # fmt: skip
+SERVICES = {"gpu": "Amazon Elastic Compute Cloud", "support": "AWS Support (Business)"}
 TRACE = [f"{n:032x}" for n in range(8)]
 # Ties of the largest remainder are broken by hash(trace id), so the exact cents are checked by sums and bounds.
 TICK = Decimal("0.000000000001")
@@ -46,10 +47,11 @@ def _line(
     start = DAY.replace(month=month) + timedelta(hours=hour)
     end = start + timedelta(hours=1)
     commitment = "cd-1" if billed is not None and billed != effective else ""
+    category = "Tax" if kind == "tax" else "Usage"
     return (
         f"{billed or effective},{effective},{listed or effective},USD,{account},acct-1,Cloud,"
-        f"2025-{month:02d}-01,2025-{month + 1:02d}-01,{start:%Y-%m-%dT%H:%M:%SZ},{end:%Y-%m-%dT%H:%M:%SZ},Usage,"
-        f"{resource},1,Hours,1,Hours,{commitment},{USAGE_TYPES[kind]}\n"
+        f"2025-{month:02d}-01,2025-{month + 1:02d}-01,{start:%Y-%m-%dT%H:%M:%SZ},{end:%Y-%m-%dT%H:%M:%SZ},"
+        f"{category},{resource},1,Hours,1,Hours,{commitment},{SERVICES.get(kind, '')},{USAGE_TYPES[kind]}\n"
     )
 
 
@@ -124,8 +126,8 @@ def _assert_every_line_sums(db: duckdb.DuckDBPyConnection) -> None:
 
 
 def _two_accounts(store: DuckDBStore, db: duckdb.DuckDBPyConnection, directory: Path) -> None:
-    """payer-1: a GPU hour used 1800, 900 and 300 s at once by traces 1-3, and a NAT line; payer-2: trace 4 and a NAT line;
-    payer-3: a load balancer line and nothing directly allocated."""
+    """payer-1: a GPU hour used 1800, 900 and 300 s at once by traces 1-3, and a NAT line;
+    payer-2: trace 4 on another GPU and a NAT line; payer-3: a load balancer line and nothing directly allocated."""
     add_usage(
         store,
         [_gpu_facts(1, "i-0aaa", 1800), _gpu_facts(2, "i-0aaa", 900), _gpu_facts(3, "i-0aaa", 300),
@@ -224,8 +226,35 @@ def test_a_shared_line_without_a_billing_account_is_split_over_the_whole_period_
     assert rows == [(TRACE[1], Decimal("1.5")), (TRACE[2], Decimal("0.5"))]  # March's trace 3 gets nothing
 
 
+@pytest.mark.parametrize("policy", ["none", "proportional"])
+def test_support_and_tax_lines_are_shared_lines(
+    store: DuckDBStore, db: duckdb.DuckDBPyConnection, tmp_path: Path, policy: str
+) -> None:
+    add_usage(store, [_gpu_facts(1, "i-0aaa", 1800), _gpu_facts(2, "i-0aaa", 600)])
+    _import(
+        db,
+        tmp_path,
+        [
+            _line("gpu", account="payer-1", resource="i-0aaa", effective="8"),
+            _line("support", account="payer-1", effective="0.8"),
+            _line("tax", account="payer-1", effective="-0.08"),
+        ],
+    )
+    allocate(db, rules_path=_rules_file(tmp_path, policy))
+    _assert_every_line_sums(db)
+    kinds = db.execute("SELECT rule_id, kind FROM allocation_lines ORDER BY line_no").fetchall()
+    assert kinds == [("aws.ec2.accelerator_instance", "capacity"), ("shared.support", "shared"),
+                     ("shared.tax", "shared")]  # fmt: skip
+    for kind, cost in (("support", Decimal("0.8")), ("tax", Decimal("-0.08"))):
+        rows = [(trace, effective) for trace, effective, *_ in _rows(db, USAGE_TYPES[kind], "payer-1")]
+        if policy == "none":
+            assert rows == [(None, cost)]
+        else:  # the GPU hour gave traces 1 and 2 $3 and $1 (1800 s busy of 3600, split 1800 : 600)
+            assert rows == [(TRACE[1], cost * 3 / 4), (TRACE[2], cost / 4)]
+
+
 def test_billing_import_takes_a_rules_file_and_a_bad_policy_is_an_error(
-    store: DuckDBStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "store.duckdb"
     file_store = open_usage_store(path)
@@ -265,13 +294,14 @@ def test_the_policy_is_named_in_rules_help(capsys: pytest.CaptureFixture[str]) -
 
 
 money = st.decimals(min_value=-1000, max_value=1000, places=12, allow_nan=False, allow_infinity=False)
+mostly_positive = st.one_of(st.decimals(min_value=0, max_value=1000, places=12), money)
 lines = st.lists(
     st.tuples(
-        st.sampled_from(("gpu", "nat", "lb")),
+        st.sampled_from(("gpu", "gpu", "nat", "lb")),
         st.sampled_from(("payer-1", "payer-2", "")),
         st.integers(0, 2),  # resource
         st.integers(0, 2),  # hour of the charge period
-        money,
+        mostly_positive,  # EffectiveCost
         money,
         money,
     ),
@@ -285,11 +315,12 @@ facts = st.lists(
         st.integers(1, 2 * 3600),  # duration
         st.integers(1, 7),  # trace
     ),
+    min_size=1,
     max_size=12,
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=lines, facts=facts)
 def test_proportional_policy_allocated_plus_unallocated_is_every_line_cost(
     lines: list[tuple[str, str, int, int, Decimal, Decimal, Decimal]], facts: list[tuple[int, int, int, int]]

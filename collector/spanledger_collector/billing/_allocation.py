@@ -491,7 +491,8 @@ def _split_shared(connection: duckdb.DuckDBPyConnection) -> None:
                billed_allocated = al_lines.billed_units, list_allocated = al_lines.list_units
         FROM (SELECT p.line_id, p.used_units, p.trace_count,
                      CASE WHEN p.used_units >= 2000000000000000
-                          THEN sum(s.weight // greatest(1, p.used_units // 1000000000000000)) ELSE p.used_units END AS total_weight
+                          THEN sum(s.weight // greatest(1, p.used_units // 1000000000000000))
+                          ELSE p.used_units END AS total_weight
               FROM (SELECT line_id, sum(weight) AS used_units, count(*) AS trace_count
                     FROM al_shared_weights GROUP BY line_id) p
               JOIN al_shared_weights s USING (line_id)
