@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spanledger_collector._cli import main
 from spanledger_collector._store import DuckDBStore, UsageFact
-from spanledger_collector.billing import allocate, allocation_rows, import_billing
+from spanledger_collector.billing import allocate, allocation_rows, import_billing, trace_lineage
+from spanledger_collector.billing.api import handle_request
 
 DAY = datetime(2025, 2, 10)
 HEADER = (
@@ -251,6 +252,10 @@ def test_support_and_tax_lines_are_shared_lines(
             assert rows == [(None, cost)]
         else:  # the GPU hour gave traces 1 and 2 $3 and $1 (1800 s busy of 3600, split 1800 : 600)
             assert rows == [(TRACE[1], cost * 3 / 4), (TRACE[2], cost / 4)]
+    if policy == "proportional":  # the trace answer lists them with the resources it paid for
+        lineage = trace_lineage(db, TRACE[1])
+        resources = {row["resource"]: Decimal(row["effective_cost"]) for row in lineage["resources"]}
+        assert resources == {"i-0aaa": Decimal(3), "shared.support": Decimal("0.6"), "shared.tax": Decimal("-0.06")}
 
 
 def test_billing_import_takes_a_rules_file_and_a_bad_policy_is_an_error(
@@ -284,6 +289,29 @@ def test_billing_import_takes_a_rules_file_and_a_bad_policy_is_an_error(
         ]
     finally:
         connection.close()
+
+
+def test_the_json_api_takes_a_rules_file_on_import_and_allocate(
+    store: DuckDBStore, db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    add_usage(store, [_gpu_facts(1, "i-0aaa", 1800)])
+    export = tmp_path / "export.csv"
+    export.write_text(
+        HEADER
+        + _line("gpu", account="payer-1", resource="i-0aaa", effective="4")
+        + _line("nat", account="payer-1", resource="nat-0a", effective="0.4"),
+        encoding="utf-8",
+    )
+    proportional = json.dumps({"paths": [str(export)], "rules": str(_rules_file(tmp_path, "proportional"))})
+    assert handle_request("POST", "/api/billing/import", {}, proportional.encode(), store)[0] == 200
+    assert _rows(db, USAGE_TYPES["nat"], "payer-1") == [(TRACE[1], *[Decimal("0.4")] * 3, None)]
+
+    none = json.dumps({"force": True, "rules": str(_rules_file(tmp_path, "none"))})
+    assert handle_request("POST", "/api/billing/allocate", {}, none.encode(), store)[0] == 200
+    assert _rows(db, USAGE_TYPES["nat"], "payer-1") == [(None, *[Decimal("0.4")] * 3, "no_usage_model")]
+    bad = json.dumps({"rules": str(_rules_file(tmp_path, "evenly"))})
+    status, answer = handle_request("POST", "/api/billing/allocate", {}, bad.encode(), store)
+    assert status == 400 and "shared_policy must be one of" in answer["error"]
 
 
 def test_the_policy_is_named_in_rules_help(capsys: pytest.CaptureFixture[str]) -> None:

@@ -135,7 +135,8 @@ def trace_lineage(connection: duckdb.DuckDBPyConnection, trace_id: str) -> dict[
         resources = _records(
             connection.execute(
                 """SELECT strftime(r.billing_period_start, '%Y-%m') AS billing_period, a.run_id,
-                          coalesce(l.resource_id, l.model) AS resource, al.resource_type, al.rule_id AS meter_rule,
+                          coalesce(l.resource_id, l.model, al.rule_id) AS resource, al.resource_type,
+                          al.rule_id AS meter_rule,
                           l.charge_period_start, l.charge_period_end, l.charge_description, a.span_ids,
                           a.usage_quantity, a.usage_unit, a.allocated_ratio, a.effective_cost, a.billed_cost,
                           a.list_cost, a.estimated_cost, l.billing_currency AS currency
