@@ -29,6 +29,9 @@ from spanledger import _configure, _manager
 # The example apps and the local OpenAI-compatible server are importable from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
+# Shared fixtures (``store``, ``db``) of the billing tests.
+pytest_plugins = ["fixtures.usage_store"]
+
 
 def reset_otel_globals() -> None:
     """Forget the global Tracer/MeterProvider (the API only lets them be set once per process)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from fixtures.usage_store import add_usage, fact, open_usage_store
+from fixtures.usage_store import add_usage, fact
 from spanledger_collector._store import DuckDBStore
 from spanledger_collector.billing import BillingError, CurrencyMixError, allocate, import_billing
 
@@ -28,20 +27,6 @@ needs_sample = pytest.mark.skipif(
 G5_INSTANCE = "i-09ba12e1l5743720b"
 G5_ACCOUNT = "11353890204"
 G5_HOUR = datetime(2024, 9, 21, 1, 0)
-
-
-@pytest.fixture
-def store() -> Iterator[DuckDBStore]:
-    usage_store = open_usage_store()
-    yield usage_store
-    usage_store.close()
-
-
-@pytest.fixture
-def db(store: DuckDBStore) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = store.cursor()
-    yield connection
-    connection.close()
 
 
 def _rows_of_line(db: duckdb.DuckDBPyConnection, where: str, params: list[object]) -> list[tuple[object, ...]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -68,20 +67,6 @@ def _rules_file(directory: Path, policy: str) -> Path:
     path = directory / f"rules-{policy}.yaml"
     path.write_text(packaged.replace("\nshared_policy: none\n", f"\nshared_policy: {policy}\n"), encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def store() -> Iterator[DuckDBStore]:
-    usage_store = open_usage_store()
-    yield usage_store
-    usage_store.close()
-
-
-@pytest.fixture
-def db(store: DuckDBStore) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = store.cursor()
-    yield connection
-    connection.close()
 
 
 def _import(db: duckdb.DuckDBPyConnection, directory: Path, lines: list[str]) -> None:
