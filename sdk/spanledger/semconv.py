@@ -260,6 +260,30 @@ class GenAiProviderNameValues(str, Enum):
     """Azure OpenAI"""
     AWS_SAGEMAKER = 'aws.sagemaker'
     """AWS SageMaker endpoints (spanledger value; no upstream one yet)"""
+    ANTHROPIC = 'anthropic'
+    """Anthropic"""
+    AZURE_AI_INFERENCE = 'azure.ai.inference'
+    """Azure AI Inference"""
+    COHERE = 'cohere'
+    """Cohere"""
+    DEEPSEEK = 'deepseek'
+    """DeepSeek"""
+    GCP_GEMINI = 'gcp.gemini'
+    """Gemini (AI Studio)"""
+    GCP_GEN_AI = 'gcp.gen_ai'
+    """Any Google generative AI endpoint"""
+    GCP_VERTEX_AI = 'gcp.vertex_ai'
+    """Vertex AI"""
+    GROQ = 'groq'
+    """Groq"""
+    IBM_WATSONX_AI = 'ibm.watsonx.ai'
+    """IBM Watsonx AI"""
+    MISTRAL_AI = 'mistral_ai'
+    """Mistral AI"""
+    PERPLEXITY = 'perplexity'
+    """Perplexity"""
+    X_AI = 'x_ai'
+    """xAI"""
 
 
 class GenAiTokenModalityValues(str, Enum):

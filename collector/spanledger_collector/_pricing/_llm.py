@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import genai_prices
 from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import TieredPrices
+from spanledger import semconv
 
 __all__ = [
     "GENAI_PRICES_VERSION",
@@ -22,24 +23,25 @@ __all__ = [
 
 GENAI_PRICES_VERSION: str = genai_prices.__version__
 
-# gen_ai.provider.name -> genai-prices provider id. A name missing here is not guessed at: a self-hosted
-# model under an unknown provider must not be priced as if it were bought from someone else.
+# gen_ai.provider.name (and, for facts from AWS spans, cloud.provider "aws") -> genai-prices provider id.
+# A name missing here is not guessed at: a self-hosted model under an unknown provider must not be priced
+# as if it were bought from someone else.
 _PROVIDER_IDS: dict[str, str] = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "aws.bedrock": "aws",
+    semconv.GenAiProviderNameValues.OPENAI.value: "openai",
+    semconv.GenAiProviderNameValues.ANTHROPIC.value: "anthropic",
+    semconv.GenAiProviderNameValues.AWS_BEDROCK.value: "aws",
     "aws": "aws",
-    "azure.ai.openai": "azure",
-    "azure.ai.inference": "azure",
-    "gcp.gemini": "google",
-    "gcp.vertex_ai": "google",
-    "gcp.gen_ai": "google",
-    "mistral_ai": "mistral",
-    "groq": "groq",
-    "cohere": "cohere",
-    "deepseek": "deepseek",
-    "x_ai": "x-ai",
-    "perplexity": "perplexity",
+    semconv.GenAiProviderNameValues.AZURE_AI_OPENAI.value: "azure",
+    semconv.GenAiProviderNameValues.AZURE_AI_INFERENCE.value: "azure",
+    semconv.GenAiProviderNameValues.GCP_GEMINI.value: "google",
+    semconv.GenAiProviderNameValues.GCP_VERTEX_AI.value: "google",
+    semconv.GenAiProviderNameValues.GCP_GEN_AI.value: "google",
+    semconv.GenAiProviderNameValues.MISTRAL_AI.value: "mistral",
+    semconv.GenAiProviderNameValues.GROQ.value: "groq",
+    semconv.GenAiProviderNameValues.COHERE.value: "cohere",
+    semconv.GenAiProviderNameValues.DEEPSEEK.value: "deepseek",
+    semconv.GenAiProviderNameValues.X_AI.value: "x-ai",
+    semconv.GenAiProviderNameValues.PERPLEXITY.value: "perplexity",
     "fireworks": "fireworks",
     "together": "together",
     "openrouter": "openrouter",
