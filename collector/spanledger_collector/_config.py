@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from ._component import ConfigError
+from ._config_reader import ConfigSection
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -96,8 +97,6 @@ service:
 """
 
 _ENV_REFERENCE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 @dataclass(frozen=True)
@@ -165,65 +164,7 @@ class CollectorSettings:
     data_dir: Path = Path("spanledger-data")
 
 
-class _Section:
-    """A mapping read key by key; :meth:`done` rejects the keys nobody asked for."""
-
-    def __init__(self, value: Any, path: str) -> None:
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
-        self.values: dict[str, Any] = dict(value)
-        self.path = path
-        self._read: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, default: Any = None) -> Any:
-        self._read.add(name)
-        return self.values.get(name, default)
-
-    def section(self, name: str) -> _Section:
-        return _Section(self.get(name), self.key(name))
-
-    def done(self) -> None:
-        unknown = sorted(set(self.values) - self._read)
-        if unknown:
-            expected = ", ".join(sorted(self._read)) or "nothing"
-            raise ConfigError(f"{self.key(str(unknown[0]))}: unknown key (expected one of: {expected})")
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = self.get(name, default)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {value!r}")
-        return value
-
-    def integer(self, name: str, default: int, minimum: int = 0) -> int:
-        value = self.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{self.key(name)}: expected an integer >= {minimum}, got {value!r}")
-        return value
-
-    def duration(self, name: str, default: str) -> float:
-        value = self.get(name, default)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        if match is None:
-            raise ConfigError(f"{self.key(name)}: expected a duration like 200ms or 1s, got {value!r}")
-        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-
-    def names(self, name: str) -> tuple[str, ...]:
-        value = self.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"{self.key(name)}: expected a list of component ids, got {value!r}")
-        return tuple(value)
-
-
-def _endpoint(section: _Section, name: str, default: str) -> tuple[str, int]:
+def _endpoint(section: ConfigSection, name: str, default: str) -> tuple[str, int]:
     value = section.get(name, default)
     where = section.key(name)
     if not isinstance(value, str) or ":" not in value:
@@ -269,7 +210,7 @@ def _expand_env(node: Any, path: str) -> Any:
     return expanded
 
 
-def _tls(section: _Section) -> tuple[Path | None, Path | None]:
+def _tls(section: ConfigSection) -> tuple[Path | None, Path | None]:
     if section.get("tls") is None:
         return None, None
     tls = section.section("tls")
@@ -289,7 +230,7 @@ def _tls(section: _Section) -> tuple[Path | None, Path | None]:
     return Path(cert), Path(key)
 
 
-def _auth(section: _Section, authenticators: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+def _auth(section: ConfigSection, authenticators: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     if section.get("auth") is None:
         return ()
     auth = section.section("auth")
@@ -301,7 +242,9 @@ def _auth(section: _Section, authenticators: dict[str, tuple[str, ...]]) -> tupl
     return authenticators[authenticator]
 
 
-def _receiver(component_id: str, section: _Section, authenticators: dict[str, tuple[str, ...]]) -> ReceiverSettings:
+def _receiver(
+    component_id: str, section: ConfigSection, authenticators: dict[str, tuple[str, ...]]
+) -> ReceiverSettings:
     protocols = section.section("protocols")
     section.done()
     grpc = http = None
@@ -357,7 +300,7 @@ def pricing_available() -> bool:
 
 def parse_settings(document: Any) -> CollectorSettings:
     """Validate a parsed YAML document; raises ``ConfigError`` naming the offending key."""
-    root = _Section(_expand_env(document, ""), "")
+    root = ConfigSection(_expand_env(document, ""), "")
     service = root.section("service")
     extensions = root.section("extensions")
     enabled_extensions = service.names("extensions")

@@ -9,11 +9,12 @@ from urllib.parse import urlsplit
 import botocore.session
 
 from .._component import ConfigError
+from .._config_reader import ConfigSection
 from ._aws import SigV4Signer, default_aws_endpoint
 from ._grpc import OtlpGrpcTransport
 from ._http import OtlpHttpTransport
 from ._queued import QueuedExporter
-from ._settings import ConfigReader, read_queue_settings, read_retry_settings
+from ._settings import read_queue_settings, read_retry_settings
 from ._signals import SIGNALS, Signal
 from ._transport import Transport
 
@@ -36,7 +37,7 @@ class ExporterFactory(Protocol):
 
 def _build(
     component_id: str,
-    reader: ConfigReader,
+    reader: ConfigSection,
     data_dir: Path,
     transport_factory: Any,
     default_max_bytes: int,
@@ -46,17 +47,17 @@ def _build(
 ) -> QueuedExporter:
     timeout = reader.duration("timeout", 5.0)
     if timeout <= 0:
-        raise ConfigError(f"{reader.where}.timeout: must be positive")
+        raise ConfigError(f"{reader.path}.timeout: must be positive")
     max_bytes = reader.integer("max_request_size", default_max_bytes, minimum=1024)
     max_items = reader.integer("max_request_items", default_max_items, minimum=1)
     if hard_max_bytes is not None and max_bytes > hard_max_bytes:
-        raise ConfigError(f"{reader.where}.max_request_size: the destination accepts at most {hard_max_bytes} bytes")
+        raise ConfigError(f"{reader.path}.max_request_size: the destination accepts at most {hard_max_bytes} bytes")
     if hard_max_items is not None and max_items > hard_max_items:
-        raise ConfigError(f"{reader.where}.max_request_items: the destination accepts at most {hard_max_items} items")
+        raise ConfigError(f"{reader.path}.max_request_items: the destination accepts at most {hard_max_items} items")
     queue = read_queue_settings(reader, data_dir, component_id)
     retry = read_retry_settings(reader)
     transport: Transport = transport_factory()
-    reader.finish()
+    reader.done()
     return QueuedExporter(
         component_id,
         transport,
@@ -68,12 +69,12 @@ def _build(
     )
 
 
-def _http_url(reader: ConfigReader, key: str) -> str | None:
-    url = reader.string(key)
+def _http_url(reader: ConfigSection, key: str) -> str | None:
+    url = reader.text(key)
     if url is not None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"{reader.where}.{key}: expected an http:// or https:// URL, got {url!r}")
+            raise ConfigError(f"{reader.path}.{key}: expected an http:// or https:// URL, got {url!r}")
     return url
 
 
@@ -86,15 +87,15 @@ class OtlpGrpcExporterFactory:
     """``otlp`` (also ``otlp_grpc``): OTLP/gRPC to ``endpoint`` (``host:port``, or a URL)."""
 
     def create(self, component_id: str, config: dict[str, Any], data_dir: Path) -> QueuedExporter:
-        reader = ConfigReader(f"exporters.{component_id}", config)
-        endpoint = reader.required_string("endpoint")
+        reader = ConfigSection(config, f"exporters.{component_id}")
+        endpoint = reader.required_text("endpoint")
         parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
         if parts.scheme not in ("", "http", "https") or not parts.hostname or parts.port is None:
-            raise ConfigError(f"{reader.where}.endpoint: expected host:port (or http(s)://host:port), got {endpoint!r}")
+            raise ConfigError(f"{reader.path}.endpoint: expected host:port (or http(s)://host:port), got {endpoint!r}")
         tls = reader.section("tls")
         insecure = tls.boolean("insecure", parts.scheme == "http")
-        ca_file = tls.string("ca_file")
-        tls.finish()
+        ca_file = tls.text("ca_file")
+        tls.done()
         headers = reader.headers("headers")
         compression = reader.choice("compression", _COMPRESSIONS, "gzip")
         host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
@@ -115,7 +116,7 @@ class OtlpHttpExporterFactory:
     """``otlphttp``: OTLP/HTTP protobuf to ``endpoint`` + ``/v1/<signal>`` or to per-signal URLs."""
 
     def create(self, component_id: str, config: dict[str, Any], data_dir: Path) -> QueuedExporter:
-        reader = ConfigReader(f"exporters.{component_id}", config)
+        reader = ConfigSection(config, f"exporters.{component_id}")
         base = _http_url(reader, "endpoint")
         endpoints: dict[Signal, str] = {}
         for signal, spec in SIGNALS.items():
@@ -126,15 +127,15 @@ class OtlpHttpExporterFactory:
                 endpoints[signal] = url
         if not endpoints:
             raise ConfigError(
-                f"{reader.where}.endpoint: required (or traces_endpoint / metrics_endpoint / logs_endpoint)"
+                f"{reader.path}.endpoint: required (or traces_endpoint / metrics_endpoint / logs_endpoint)"
             )
         tls = reader.section("tls")
-        ca_file = tls.string("ca_file")
-        tls.finish()
+        ca_file = tls.text("ca_file")
+        tls.done()
         headers = reader.headers("headers")
         compression = reader.choice("compression", _COMPRESSIONS, "gzip")
         datadog = any(_is_datadog(url) for url in endpoints.values())
-        missing = {signal: f"{reader.where}.{signal}_endpoint" for signal in SIGNALS if signal not in endpoints}
+        missing = {signal: f"{reader.path}.{signal}_endpoint" for signal in SIGNALS if signal not in endpoints}
         return _build(
             component_id,
             reader,
@@ -151,30 +152,30 @@ class AwsOtlpExporterFactory:
     """``awsotlp``: the CloudWatch / X-Ray OTLP endpoints, SigV4-signed (botocore's credential chain)."""
 
     def create(self, component_id: str, config: dict[str, Any], data_dir: Path) -> QueuedExporter:
-        reader = ConfigReader(f"exporters.{component_id}", config)
-        profile = reader.string("profile")
+        reader = ConfigSection(config, f"exporters.{component_id}")
+        profile = reader.text("profile")
         try:
             session = botocore.session.Session(profile=profile)
             session_region = session.get_config_variable("region")
         except botocore.exceptions.ProfileNotFound as exc:
-            raise ConfigError(f"{reader.where}.profile: {exc}") from None
-        region = reader.string("region", session_region)
+            raise ConfigError(f"{reader.path}.profile: {exc}") from None
+        region = reader.text("region", session_region)
         if not region:
-            raise ConfigError(f"{reader.where}.region: required (or set AWS_REGION)")
+            raise ConfigError(f"{reader.path}.region: required (or set AWS_REGION)")
         endpoints: dict[Signal, str] = {
             signal: _http_url(reader, f"{signal}_endpoint") or default_aws_endpoint(signal, region)
             for signal in SIGNALS
         }
-        log_group = reader.string("log_group")
-        log_stream = reader.string("log_stream")
+        log_group = reader.text("log_group")
+        log_stream = reader.text("log_stream")
         if (log_group is None) != (log_stream is None):
             missing_key = "log_stream" if log_stream is None else "log_group"
-            raise ConfigError(f"{reader.where}.{missing_key}: log_group and log_stream go together")
+            raise ConfigError(f"{reader.path}.{missing_key}: log_group and log_stream go together")
         signal_headers: dict[Signal, dict[str, str]] = {}
         if log_group is not None and log_stream is not None:
             signal_headers["logs"] = {"x-aws-log-group": log_group, "x-aws-log-stream": log_stream}
         compression = reader.choice("compression", _COMPRESSIONS, "gzip")
-        signer = SigV4Signer(session, region, None if signal_headers else reader.where)
+        signer = SigV4Signer(session, region, None if signal_headers else reader.path)
         return _build(
             component_id,
             reader,
