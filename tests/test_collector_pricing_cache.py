@@ -8,11 +8,15 @@ from decimal import Decimal
 import pytest
 from genai_prices.data import providers
 from genai_prices.types import TieredPrices
-from spanledger_collector._pricing._llm import UnknownLlmPrice, calc_genai_price, genai_price
+from spanledger_collector._pricing._llm import TokenRate, UnknownLlmPrice, calc_genai_price
 
 CLASSES = ("input", "cache_read", "cache_write", "output")
 DATES = (datetime(2024, 6, 1, tzinfo=timezone.utc), datetime(2026, 11, 24, 3, 30, tzinfo=timezone.utc))
 QUANTITIES = [Decimal(q) for q in ("1", "212", "1830", "999999", "1234567.5", "0.000000001", "31415926535")]
+
+
+def genai_price(meter_class: str, quantity: Decimal, model: str, provider_id: str | None, when: datetime) -> Decimal:
+    return TokenRate(meter_class, model, provider_id, when, "v").cost(quantity, when)
 
 
 def _models(provider_ids: tuple[str, ...], *, tiered: bool) -> list[tuple[str, str]]:

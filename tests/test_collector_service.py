@@ -274,3 +274,29 @@ def test_no_arguments_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
     ).stdout
     assert "localhost:4317" in output and "localhost:4318" in output and "localhost:9464" in output
     assert "./spanledger.duckdb" in output
+
+
+def test_a_retry_after_a_restart_or_while_the_first_attempt_waits_is_stored_once(tmp_path: Path) -> None:
+    """The case an ack lost in a crash leaves: the client resends bytes the store already committed."""
+    config = collector_config(tmp_path)
+    spans = genai_trace()
+    body = encode_spans(spans).SerializeToString()
+    method = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+    def usage_series(scrape: str) -> list[str]:
+        return [line for line in scrape.splitlines() if line.startswith(("gen_ai_", "spanledger_"))]
+
+    with start_collector(tmp_path, config) as collector, grpc.insecure_channel(collector.grpc_endpoint) as channel:
+        export = channel.unary_unary(method)
+        export(body, timeout=30)
+        first = usage_series(collector.scrape())
+        retries = [export.future(body, timeout=30) for _ in range(3)]
+        for retry in retries:
+            retry.result()
+        assert usage_series(collector.scrape()) == first
+        assert any(line.startswith("gen_ai_client_operation_duration") for line in first)
+    with start_collector(tmp_path, config) as restarted, grpc.insecure_channel(restarted.grpc_endpoint) as channel:
+        channel.unary_unary(method)(body, timeout=30)
+    assert restarted.query("SELECT count(*) FROM spans") == [(len(spans),)]
+    facts = restarted.query("SELECT count(*), count(DISTINCT (span_id, meter)) FROM usage_facts")
+    assert facts[0][0] == facts[0][1] > 0

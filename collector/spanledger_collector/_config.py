@@ -14,7 +14,7 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
       spanledger_usage: {tenant_cardinality_limit: 100}   # usage facts, data reads, GenAI metrics
       spanledger_cost: {price_overrides: FILE}             # attaches spanledger.cost.* to usage
     exporters:
-      spanledger_store: {path: ./spanledger.duckdb, threads: 1}  # the usage store (at most one)
+      spanledger_store: {path: ./spanledger.duckdb, threads: 1, memory_limit_mib: 64}  # the store (at most one)
       TYPE[/name]: {...}                                   # onward exporters, see below
     extensions:
       bearertokenauth[/name]: {token: T} or {tokens: [T1, T2]}
@@ -33,7 +33,8 @@ Seams with the other collector parts (see docs/design.md, "Collector service"):
   config: dict[str, Any], data_dir: Path) -> Consumer``; ``create`` raises ``ConfigError`` naming the
   key (``exporters.<id>.<key>``). An exporter type not in ``FACTORIES`` is a config error.
 * pricing: ``spanledger_collector._pricing.load_catalog(overrides: Path | None)`` returns an object with
-  ``estimate(fact: UsageFact) -> (cost, currency, catalog_version, unpriced_reason)``. The
+  ``estimate(fact: UsageFact) -> (cost, currency, catalog_version, unpriced_reason)`` and ``priced(fact)``,
+  the fact with those four fields set (what the pipeline calls per fact). The
   ``spanledger_cost`` processor is in the default pipeline only when that module imports.
 """
 
@@ -155,6 +156,7 @@ class CollectorSettings:
     admin_port: int
     store_path: str | None = None
     store_threads: int = 1
+    store_memory_limit_mib: int = 64
     memory_limiter: MemoryLimiterSettings | None = None
     batch: BatchSettings = field(default_factory=BatchSettings)
     tenant_cardinality_limit: int = 100
@@ -383,6 +385,7 @@ def parse_settings(document: Any) -> CollectorSettings:
                 raise ConfigError(f"{where}: only one {STORE_EXPORTER} exporter is allowed")
             fields["store_path"] = settings.text("path", "./spanledger.duckdb")
             fields["store_threads"] = settings.integer("threads", 1, minimum=1)
+            fields["store_memory_limit_mib"] = settings.integer("memory_limit_mib", 64, minimum=16)
             settings.done()
         elif exporter_type not in factories:
             known = ", ".join(sorted([STORE_EXPORTER, *factories]))

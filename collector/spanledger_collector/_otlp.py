@@ -3,10 +3,16 @@
 The collector stores every span's identity (the lineage tree) but needs the attributes of only a few
 spans: those that own usage (``spanledger.usage.owner``) or carry a ``spanledger.data.read`` event.
 Reading an attribute through the protobuf API costs about a microsecond, so converting every span to
-Python objects would cap the collector far below its target rate. Instead the request is parsed with a
-"skinny" schema that keeps each span as raw bytes (upb parses it in C), a second skinny message reads
-only the span's header fields, and a span is parsed fully only when its bytes contain one of the keys
-above (a C substring search).
+Python objects would cap the collector far below its target rate. Instead the request is parsed with
+"skinny" schemas that upb decodes in C:
+
+* the request keeps each span as raw bytes, and a second message reads only the span's header fields;
+* a span whose bytes contain one of the keys above (a C substring search) is parsed again with its
+  attributes as a ``map<string, bytes>``. That is the wire form of OTLP's ``repeated KeyValue`` (a map
+  entry is a message with ``key = 1`` and ``value = 2``, and the last duplicate key wins, as in the SDK),
+  so the few keys usage extraction needs are hash lookups in C, and each value stays as its ``AnyValue``
+  bytes until :class:`AttributeValues` decodes it. Values repeat across spans (models, providers,
+  tenants, regions), so those decodes are cached.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 __all__ = [
     "AttributeValue",
+    "AttributeValues",
     "DecodeError",
     "JsonMappingError",
     "any_value",
@@ -31,8 +38,10 @@ __all__ = [
     "double_attribute",
     "message_to_otlp_json",
     "otlp_json_to_message",
+    "parse_owner_span",
     "parse_skinny_traces",
     "parse_span",
+    "parse_span_event",
     "parse_span_header",
     "resource_attributes",
     "selected_attributes",
@@ -44,14 +53,24 @@ AttributeValue = str | bool | int | float | list[Any] | dict[str, Any] | bytes |
 _ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 
 
-def _build_skinny_messages() -> tuple[type[Message], type[Message]]:
-    field = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(
-        name="spanledger_collector/skinny_trace.proto", package="spanledger_collector.skinny", syntax="proto3"
-    )
+_FieldSpec = tuple[str, int, int, bool, str | None]
+_PACKAGE = "spanledger_collector.skinny"
 
-    def add(name: str, fields: list[tuple[str, int, int, bool, str | None]]) -> None:
+
+def _build_skinny_messages() -> dict[str, type[Message]]:
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="spanledger_collector/skinny_trace.proto", package=_PACKAGE)
+    file.syntax = "proto3"
+
+    def add(name: str, fields: list[_FieldSpec], *, attributes_field: int | None = None) -> None:
         message = file.message_type.add(name=name)
+        if attributes_field is not None:
+            entry = message.nested_type.add(name="AttributesEntry")
+            entry.options.map_entry = True
+            entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+            entry.field.add(name="value", number=2, type=field.TYPE_BYTES, label=field.LABEL_OPTIONAL)
+            entry_type = f".{_PACKAGE}.{name}.AttributesEntry"
+            fields = [*fields, ("attributes", attributes_field, field.TYPE_MESSAGE, True, entry_type)]
         for field_name, number, kind, repeated, type_name in fields:
             added = message.field.add(
                 name=field_name,
@@ -63,12 +82,12 @@ def _build_skinny_messages() -> tuple[type[Message], type[Message]]:
                 added.type_name = type_name
 
     # Field numbers are those of opentelemetry/proto/trace/v1/trace.proto.
-    add("TracesData", [("resource_spans", 1, field.TYPE_MESSAGE, True, ".spanledger_collector.skinny.ResourceSpans")])
+    add("TracesData", [("resource_spans", 1, field.TYPE_MESSAGE, True, f".{_PACKAGE}.ResourceSpans")])
     add(
         "ResourceSpans",
         [
             ("resource", 1, field.TYPE_BYTES, False, None),
-            ("scope_spans", 2, field.TYPE_MESSAGE, True, ".spanledger_collector.skinny.ScopeSpans"),
+            ("scope_spans", 2, field.TYPE_MESSAGE, True, f".{_PACKAGE}.ScopeSpans"),
         ],
     )
     add("ScopeSpans", [("scope", 1, field.TYPE_BYTES, False, None), ("spans", 2, field.TYPE_BYTES, True, None)])
@@ -83,26 +102,57 @@ def _build_skinny_messages() -> tuple[type[Message], type[Message]]:
             ("kind", 6, field.TYPE_INT32, False, None),
             ("start_time_unix_nano", 7, field.TYPE_FIXED64, False, None),
             ("end_time_unix_nano", 8, field.TYPE_FIXED64, False, None),
-            ("status", 15, field.TYPE_MESSAGE, False, ".spanledger_collector.skinny.Status"),
+            ("status", 15, field.TYPE_MESSAGE, False, f".{_PACKAGE}.Status"),
         ],
+    )
+    add("OwnerSpan", [("events", 11, field.TYPE_BYTES, True, None)], attributes_field=9)
+    add(
+        "SpanEvent",
+        [("time_unix_nano", 1, field.TYPE_FIXED64, False, None), ("name", 2, field.TYPE_STRING, False, None)],
+        attributes_field=3,
     )
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    traces = message_factory.GetMessageClass(pool.FindMessageTypeByName("spanledger_collector.skinny.TracesData"))
-    header = message_factory.GetMessageClass(pool.FindMessageTypeByName("spanledger_collector.skinny.SpanHeader"))
-    return traces, header
+    names = ("TracesData", "SpanHeader", "OwnerSpan", "SpanEvent")
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}")) for name in names}
 
 
-_SkinnyTraces, _SkinnySpanHeader = _build_skinny_messages()
+_SKINNY = _build_skinny_messages()
 
 
 def parse_skinny_traces(data: bytes) -> Any:
     """An ``ExportTraceServiceRequest`` with resources and spans left as bytes; raises ``DecodeError``."""
-    return _SkinnyTraces.FromString(data)
+    return _SKINNY["TracesData"].FromString(data)
 
 
-parse_span_header: Any = _SkinnySpanHeader.FromString
+parse_span_header: Any = _SKINNY["SpanHeader"].FromString
 """Parse only a span's ids, name, kind, times and status from its bytes; raises ``DecodeError``."""
+
+parse_owner_span: Any = _SKINNY["OwnerSpan"].FromString
+"""Parse a span's ``attributes`` (a map of key to ``AnyValue`` bytes) and its ``events`` (as bytes)."""
+
+parse_span_event: Any = _SKINNY["SpanEvent"].FromString
+"""Parse an event's ``time_unix_nano``, ``name`` and ``attributes`` (a map of key to ``AnyValue`` bytes)."""
+
+
+class AttributeValues(dict[bytes | None, AttributeValue]):
+    """``values[raw]`` decodes ``AnyValue`` bytes (``None``: an absent attribute) to a Python value.
+
+    A dict, so that a repeated value costs one C-level lookup; a miss parses the bytes with the real
+    ``AnyValue`` message and is remembered (the dict is emptied when it reaches ``max_entries``).
+    """
+
+    def __init__(self, max_entries: int = 16_384) -> None:
+        super().__init__({None: None})
+        self._max_entries = max_entries
+
+    def __missing__(self, raw: bytes | None) -> AttributeValue:
+        value = any_value(AnyValue.FromString(raw)) if raw is not None else None
+        if len(self) >= self._max_entries:
+            self.clear()
+            self[None] = None
+        self[raw] = value
+        return value
 
 
 def parse_span(raw: bytes) -> Span:

@@ -76,7 +76,11 @@ class CollectorService:
                     exporter_id, exporter_settings.type, exporter_settings.config, settings.data_dir
                 )
         if settings.store_path is not None:
-            self.store = DuckDBStore(settings.store_path, threads=settings.store_threads)
+            self.store = DuckDBStore(
+                settings.store_path,
+                threads=settings.store_threads,
+                memory_limit_mib=settings.store_memory_limit_mib,
+            )
             self.writer = StoreWriter(self.store, settings.batch)
         if settings.memory_limiter is not None:
             self.limiter = MemoryLimiter(settings.memory_limiter)

@@ -19,11 +19,12 @@ from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 
 from ._otlp import (
     AttributeValue,
+    AttributeValues,
     attribute_dict,
+    parse_owner_span,
     parse_skinny_traces,
-    parse_span,
+    parse_span_event,
     parse_span_header,
-    selected_attributes,
 )
 from ._store import DataRead, StoreBatch, UsageFact
 
@@ -33,7 +34,6 @@ _EPOCH = datetime(1970, 1, 1)
 _OWNER_MARK = semconv.SPANLEDGER_USAGE_OWNER.encode()
 _DATA_READ_MARK = semconv.EVENT_SPANLEDGER_DATA_READ.encode()
 _NOT_MEASURED_MARK = semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON.encode()
-_NOT_MEASURED_KEYS = frozenset({semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON})
 _TOKEN_UNIT = "{token}"
 _SECONDS_UNIT = "s"
 _BYTES_UNIT = "By"
@@ -44,7 +44,6 @@ _ZERO_SPAN = bytes(8)
 _MAX_QUANTITY = Decimal(10) ** 18
 _QUANTUM = Decimal("1e-9")
 _SPAN_KINDS = range(6)
-# The span attributes usage extraction reads; the others are never converted to Python objects.
 _LLM_INPUT_TOKENS = Meter.LLM_INPUT_TOKENS.value
 _LLM_CACHE_READ_TOKENS = Meter.LLM_CACHE_READ_TOKENS.value
 _LLM_CACHE_WRITE_TOKENS = Meter.LLM_CACHE_WRITE_TOKENS.value
@@ -59,39 +58,7 @@ _SAGEMAKER_ENDPOINT = ResourceType.SAGEMAKER_ENDPOINT.value
 _DATA_TRANSFER = ResourceType.DATA_TRANSFER.value
 _UNKNOWN_BOUNDARY = Boundary.UNKNOWN.value
 _SAGEMAKER_PROVIDER = semconv.GenAiProviderNameValues.AWS_SAGEMAKER.value
-_USED_KEYS = frozenset(
-    {
-        semconv.SPANLEDGER_USAGE_OWNER,
-        semconv.GEN_AI_PROVIDER_NAME,
-        semconv.CLOUD_PROVIDER,
-        semconv.SPANLEDGER_RESOURCE_TYPE,
-        semconv.CLOUD_RESOURCE_ID,
-        semconv.CLOUD_ACCOUNT_ID,
-        semconv.CLOUD_REGION,
-        semconv.GEN_AI_RESPONSE_MODEL,
-        semconv.GEN_AI_REQUEST_MODEL,
-        semconv.SPANLEDGER_WORKFLOW_NAME,
-        semconv.GEN_AI_WORKFLOW_NAME,
-        semconv.SPANLEDGER_TENANT_ID,
-        semconv.GEN_AI_USAGE_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-        semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
-        semconv.SPANLEDGER_ACCELERATOR_TIME,
-        semconv.SPANLEDGER_ACCELERATOR_TYPE,
-        semconv.SPANLEDGER_OCCUPANCY_START,
-        semconv.SPANLEDGER_OCCUPANCY_END,
-        semconv.SPANLEDGER_EGRESS_BOUNDARY,
-        semconv.SPANLEDGER_EGRESS_BYTES,
-        semconv.SPANLEDGER_INGRESS_BYTES,
-        semconv.GEN_AI_OPERATION_NAME,
-        semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-        semconv.SERVER_ADDRESS,
-        semconv.SERVER_PORT,
-        semconv.ERROR_TYPE,
-    }
-)
+_VALUES = AttributeValues()
 _STATUS_CODES = range(3)
 
 
@@ -157,67 +124,96 @@ def _float(value: AttributeValue) -> float | None:
     return None if number is None else float(number)
 
 
-class _Attributes:
-    """Span attributes first, then resource attributes."""
+class _ResourceDefaults(NamedTuple):
+    """What a span falls back to when it lacks an attribute: its resource's value (decoded once per resource)."""
 
-    def __init__(self, span: dict[str, AttributeValue], resource: dict[str, AttributeValue]) -> None:
-        self.span = span
-        self.resource = resource
+    provider: str | None
+    resource_id: str | None
+    account_id: str | None
+    region: str | None
+    workflow: str | None
+    tenant: str | None
+    service: str | None
 
-    def text(self, key: str, fallback: str | None = None) -> str | None:
-        span = self.span
-        value = span.get(key)
-        if value is None and fallback is not None:
-            value = span.get(fallback)
-        if value is None:
-            value = self.resource.get(key)
+    @classmethod
+    def of(cls, resource: dict[str, AttributeValue]) -> _ResourceDefaults:
+        def text(key: str, fallback: str | None = None) -> str | None:
+            value = resource.get(key)
             if value is None and fallback is not None:
-                value = self.resource.get(fallback)
-        return _text(value)
+                value = resource.get(fallback)
+            return _text(value)
+
+        return cls(
+            provider=text(semconv.GEN_AI_PROVIDER_NAME, semconv.CLOUD_PROVIDER),
+            resource_id=text(semconv.CLOUD_RESOURCE_ID),
+            account_id=text(semconv.CLOUD_ACCOUNT_ID),
+            region=text(semconv.CLOUD_REGION),
+            workflow=text(semconv.SPANLEDGER_WORKFLOW_NAME, semconv.GEN_AI_WORKFLOW_NAME),
+            tenant=text(semconv.SPANLEDGER_TENANT_ID),
+            service=text(semconv.SERVICE_NAME),
+        )
 
 
-def _span_facts(
-    trace_id: str, span_id: str, header: Any, span: dict[str, AttributeValue], resource: dict[str, AttributeValue]
-) -> list[UsageFact]:
-    attributes = _Attributes(span, resource)
+_NO_RESOURCE = _ResourceDefaults.of({})
+
+
+def _span_text(get: Any, key: str, fallback: str | None, default: str | None) -> str | None:
+    """The span's value of ``key`` (else ``fallback``) as text, else the resource's ``default``."""
+    value = _VALUES[get(key)]
+    if value is None and fallback is not None:
+        value = _VALUES[get(fallback)]
+    return default if value is None else _text(value)
+
+
+def _owner_usage(
+    decoded: DecodedTraces, trace_id: str, span_id: str, header: Any, get: Any, resource: _ResourceDefaults
+) -> None:
+    """The usage facts of one owner span, and its LLM call for the GenAI metrics."""
     start = nanos_to_datetime(header.start_time_unix_nano)
     end = nanos_to_datetime(header.end_time_unix_nano)
-    provider = attributes.text(semconv.GEN_AI_PROVIDER_NAME, semconv.CLOUD_PROVIDER)
-    declared_type = _text(span.get(semconv.SPANLEDGER_RESOURCE_TYPE))
-    resource_id = attributes.text(semconv.CLOUD_RESOURCE_ID)
-    account_id = attributes.text(semconv.CLOUD_ACCOUNT_ID)
-    region = attributes.text(semconv.CLOUD_REGION)
-    model = _text(span.get(semconv.GEN_AI_RESPONSE_MODEL)) or _text(span.get(semconv.GEN_AI_REQUEST_MODEL))
-    workflow = attributes.text(semconv.SPANLEDGER_WORKFLOW_NAME, semconv.GEN_AI_WORKFLOW_NAME)
-    tenant = attributes.text(semconv.SPANLEDGER_TENANT_ID)
-    service = _text(resource.get(semconv.SERVICE_NAME))
-    facts: list[UsageFact] = []
+    raw_provider = _VALUES[get(semconv.GEN_AI_PROVIDER_NAME)]
+    span_provider = _text(raw_provider)
+    provider = (
+        span_provider if raw_provider is not None else _span_text(get, semconv.CLOUD_PROVIDER, None, resource.provider)
+    )
+    declared_type = _text(_VALUES[get(semconv.SPANLEDGER_RESOURCE_TYPE)])
+    resource_id = _span_text(get, semconv.CLOUD_RESOURCE_ID, None, resource.resource_id)
+    account_id = _span_text(get, semconv.CLOUD_ACCOUNT_ID, None, resource.account_id)
+    region = _span_text(get, semconv.CLOUD_REGION, None, resource.region)
+    response_model = _text(_VALUES[get(semconv.GEN_AI_RESPONSE_MODEL)])
+    request_model = _text(_VALUES[get(semconv.GEN_AI_REQUEST_MODEL)])
+    workflow = _span_text(get, semconv.SPANLEDGER_WORKFLOW_NAME, semconv.GEN_AI_WORKFLOW_NAME, resource.workflow)
+    tenant = _span_text(get, semconv.SPANLEDGER_TENANT_ID, None, resource.tenant)
+    model = response_model or request_model
+    facts = decoded.batch.facts
 
     def add(
         meter: str,
         quantity: Decimal | None,
         unit: str,
         resource_type: str,
-        *,
         boundary: str | None = None,
         accelerator_type: str | None = None,
-        interval: tuple[datetime, datetime] = (start, end),
+        interval: tuple[datetime, datetime] | None = None,
     ) -> None:
         if quantity is None or quantity <= 0 or quantity >= _MAX_QUANTITY:
             return
+        begin, finish = (start, end) if interval is None else interval
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (this runs for every fact).
         facts.append(
-            UsageFact(
-                trace_id, span_id, meter, interval[0], interval[1], quantity, unit, resource_id, resource_type,
-                provider, account_id, region, model, boundary, accelerator_type, workflow, tenant, service,
-            )
+            tuple.__new__(UsageFact, (
+                trace_id, span_id, meter, begin, finish, quantity, unit, resource_id, resource_type, provider,
+                account_id, region, model, boundary, accelerator_type, workflow, tenant, resource.service,
+                None, None, None, None,
+            ))
         )  # fmt: skip
 
     llm_type = declared_type or _LLM_MODEL
-    input_tokens = _number(span.get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
-    cache_read = _number(span.get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)) or Decimal(0)
+    input_tokens = _number(_VALUES[get(semconv.GEN_AI_USAGE_INPUT_TOKENS)])
+    cache_read = _number(_VALUES[get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)]) or Decimal(0)
     cache_write = (
-        _number(span.get(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS))
-        or _number(span.get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS))
+        _number(_VALUES[get(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)])
+        or _number(_VALUES[get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)])
         or Decimal(0)
     )
     if input_tokens is not None:
@@ -227,21 +223,22 @@ def _span_facts(
         add(_LLM_CACHE_READ_TOKENS, cache_read, _TOKEN_UNIT, llm_type)
     if cache_write:
         add(_LLM_CACHE_WRITE_TOKENS, cache_write, _TOKEN_UNIT, llm_type)
-    output_tokens = _number(span.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
+    output_tokens = _number(_VALUES[get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)])
     if output_tokens is not None:
         add(_LLM_OUTPUT_TOKENS, output_tokens, _TOKEN_UNIT, llm_type)
-    accelerator_seconds = _number(span.get(semconv.SPANLEDGER_ACCELERATOR_TIME))
+    accelerator_seconds = _number(_VALUES[get(semconv.SPANLEDGER_ACCELERATOR_TIME)])
     if accelerator_seconds is not None:
         add(
             _ACCELERATOR_SECONDS,
             accelerator_seconds,
             _SECONDS_UNIT,
             declared_type or _GPU_INSTANCE,
-            accelerator_type=_text(span.get(semconv.SPANLEDGER_ACCELERATOR_TYPE)),
+            None,
+            _text(_VALUES[get(semconv.SPANLEDGER_ACCELERATOR_TYPE)]),
         )
     if declared_type == _SAGEMAKER_ENDPOINT or (provider == _SAGEMAKER_PROVIDER):
-        occupancy_start = _float(span.get(semconv.SPANLEDGER_OCCUPANCY_START))
-        occupancy_end = _float(span.get(semconv.SPANLEDGER_OCCUPANCY_END))
+        occupancy_start = _float(_VALUES[get(semconv.SPANLEDGER_OCCUPANCY_START)])
+        occupancy_end = _float(_VALUES[get(semconv.SPANLEDGER_OCCUPANCY_END)])
         occupied_from = None if occupancy_start is None else _seconds_to_datetime(occupancy_start)
         occupied_to = None if occupancy_end is None else _seconds_to_datetime(occupancy_end)
         if occupied_from is not None and occupied_to is not None and occupied_to >= occupied_from:
@@ -251,70 +248,67 @@ def _span_facts(
             interval = (start, end)
             seconds = Decimal(header.end_time_unix_nano - header.start_time_unix_nano) / Decimal(1_000_000_000)
         add(_ENDPOINT_SECONDS, seconds, _SECONDS_UNIT, _SAGEMAKER_ENDPOINT, interval=interval)
-    egress = span.get(semconv.SPANLEDGER_EGRESS_BYTES)
-    ingress = span.get(semconv.SPANLEDGER_INGRESS_BYTES)
+    egress = _VALUES[get(semconv.SPANLEDGER_EGRESS_BYTES)]
+    ingress = _VALUES[get(semconv.SPANLEDGER_INGRESS_BYTES)]
     if egress is not None or ingress is not None:
-        boundary = _text(span.get(semconv.SPANLEDGER_EGRESS_BOUNDARY)) or _UNKNOWN_BOUNDARY
+        boundary = _text(_VALUES[get(semconv.SPANLEDGER_EGRESS_BOUNDARY)]) or _UNKNOWN_BOUNDARY
         add(_EGRESS_BYTES, _number(egress), _BYTES_UNIT, _DATA_TRANSFER, boundary=boundary)
         add(_INGRESS_BYTES, _number(ingress), _BYTES_UNIT, _DATA_TRANSFER, boundary=boundary)
-    return facts
 
-
-def _llm_call(header: Any, span: dict[str, AttributeValue]) -> LlmCall | None:
-    operation = _text(span.get(semconv.GEN_AI_OPERATION_NAME))
-    if operation is None:
-        return None
-    input_tokens = _number(span.get(semconv.GEN_AI_USAGE_INPUT_TOKENS))
-    output_tokens = _number(span.get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS))
-    return LlmCall(
-        operation=operation,
-        provider=_text(span.get(semconv.GEN_AI_PROVIDER_NAME)) or "",
-        request_model=_text(span.get(semconv.GEN_AI_REQUEST_MODEL)) or "",
-        response_model=_text(span.get(semconv.GEN_AI_RESPONSE_MODEL)) or "",
-        server_address=_text(span.get(semconv.SERVER_ADDRESS)) or "",
-        server_port=_text(span.get(semconv.SERVER_PORT)) or "",
-        error_type=_text(span.get(semconv.ERROR_TYPE)) or "",
-        duration_s=max(0, header.end_time_unix_nano - header.start_time_unix_nano) / 1e9,
-        input_tokens=None if input_tokens is None else int(input_tokens),
-        output_tokens=None if output_tokens is None else int(output_tokens),
-        time_to_first_chunk_s=_float(span.get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)),
-    )
+    operation = _text(_VALUES[get(semconv.GEN_AI_OPERATION_NAME)])
+    if operation is not None:
+        decoded.llm_calls.append(
+            LlmCall(
+                operation=operation,
+                provider=span_provider or "",
+                request_model=request_model or "",
+                response_model=response_model or "",
+                server_address=_text(_VALUES[get(semconv.SERVER_ADDRESS)]) or "",
+                server_port=_text(_VALUES[get(semconv.SERVER_PORT)]) or "",
+                error_type=_text(_VALUES[get(semconv.ERROR_TYPE)]) or "",
+                duration_s=max(0, header.end_time_unix_nano - header.start_time_unix_nano) / 1e9,
+                input_tokens=None if input_tokens is None else int(input_tokens),
+                output_tokens=None if output_tokens is None else int(output_tokens),
+                time_to_first_chunk_s=_float(_VALUES[get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)]),
+            )
+        )
 
 
 def _data_reads(
-    trace_id: str, span_id: str, parsed: Any, span: dict[str, AttributeValue], resource: dict[str, AttributeValue]
-) -> list[DataRead]:
-    attributes = _Attributes(span, resource)
-    reads = []
-    for seq, event in enumerate(parsed.events):
-        if event.name != semconv.EVENT_SPANLEDGER_DATA_READ:
+    decoded: DecodedTraces, trace_id: str, span_id: str, events: Any, get: Any, resource: _ResourceDefaults
+) -> None:
+    workflow = _span_text(get, semconv.SPANLEDGER_WORKFLOW_NAME, semconv.GEN_AI_WORKFLOW_NAME, resource.workflow)
+    tenant = _span_text(get, semconv.SPANLEDGER_TENANT_ID, None, resource.tenant)
+    reads = decoded.batch.data_reads
+    for seq, raw in enumerate(events):
+        if _DATA_READ_MARK not in raw:
             continue
-        values = attribute_dict(event.attributes)
-        last_modified = _float(values.get(semconv.SPANLEDGER_DATA_LAST_MODIFIED))
-        age = _float(values.get(semconv.SPANLEDGER_DATA_AGE))
+        event = parse_span_event(raw)
+        if event.name != semconv.EVENT_SPANLEDGER_DATA_READ or event.time_unix_nano > _MAX_NANOS:
+            continue
+        value = event.attributes.get
+        last_modified = _float(_VALUES[value(semconv.SPANLEDGER_DATA_LAST_MODIFIED)])
+        age = _float(_VALUES[value(semconv.SPANLEDGER_DATA_AGE)])
         if age is None and last_modified is not None:
             age = event.time_unix_nano / 1e9 - last_modified
-        size = _number(values.get(semconv.SPANLEDGER_DATA_BYTES))
-        if event.time_unix_nano > _MAX_NANOS:
-            continue
+        size = _number(_VALUES[value(semconv.SPANLEDGER_DATA_BYTES)])
         reads.append(
             DataRead(
                 trace_id=trace_id,
                 span_id=span_id,
                 seq=seq,
                 read_time=nanos_to_datetime(event.time_unix_nano),
-                source=_text(values.get(semconv.SPANLEDGER_DATA_SOURCE)),
-                source_kind=_text(values.get(semconv.SPANLEDGER_DATA_SOURCE_KIND)),
+                source=_text(_VALUES[value(semconv.SPANLEDGER_DATA_SOURCE)]),
+                source_kind=_text(_VALUES[value(semconv.SPANLEDGER_DATA_SOURCE_KIND)]),
                 last_modified=None if last_modified is None else _seconds_to_datetime(last_modified),
                 age_seconds=age,
                 bytes=int(size) if size is not None and 0 <= size < _MAX_NANOS else None,
-                staleness_method=_text(values.get(semconv.SPANLEDGER_DATA_STALENESS_METHOD)),
-                workflow=attributes.text(semconv.SPANLEDGER_WORKFLOW_NAME, semconv.GEN_AI_WORKFLOW_NAME),
-                tenant=attributes.text(semconv.SPANLEDGER_TENANT_ID),
-                service=_text(resource.get(semconv.SERVICE_NAME)),
+                staleness_method=_text(_VALUES[value(semconv.SPANLEDGER_DATA_STALENESS_METHOD)]),
+                workflow=workflow,
+                tenant=tenant,
+                service=resource.service,
             )
         )
-    return reads
 
 
 def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
@@ -327,11 +321,10 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
     columns = decoded.batch.spans
     traces = parse_skinny_traces(data)
     for resource_spans in traces.resource_spans:
-        resource: dict[str, AttributeValue] | None = None
-        service: str | None = None
+        resource = _NO_RESOURCE
         if resource_spans.resource:
-            resource = attribute_dict(Resource.FromString(resource_spans.resource).attributes)
-            service = _text(resource.get(semconv.SERVICE_NAME))
+            resource = _ResourceDefaults.of(attribute_dict(Resource.FromString(resource_spans.resource).attributes))
+        service = resource.service
         for scope_spans in resource_spans.scope_spans:
             for raw in scope_spans.spans:
                 header = parse_span_header(raw)
@@ -366,31 +359,20 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
                 columns.start_time_unix_nano.append(start)
                 columns.end_time_unix_nano.append(end)
                 columns.status_code.append(header.status.code if header.status.code in _STATUS_CODES else 0)
-                columns.unmeasured.append(_unmeasured(raw) if _NOT_MEASURED_MARK in raw else None)
-                if extract_usage and (_OWNER_MARK in raw or _DATA_READ_MARK in raw):
-                    _extract(decoded, trace_id, span_id, header, raw, resource or {})
+                if _NOT_MEASURED_MARK not in raw and not (
+                    extract_usage and (_OWNER_MARK in raw or _DATA_READ_MARK in raw)
+                ):
+                    columns.unmeasured.append(None)
+                    continue
+                span = parse_owner_span(raw)
+                get = span.attributes.get
+                reason = _text(_VALUES[get(semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON)])
+                columns.unmeasured.append(None if reason is None else f"accelerator: {reason}")
+                if not extract_usage:
+                    continue
+                if _VALUES[get(semconv.SPANLEDGER_USAGE_OWNER)] is True:
+                    _owner_usage(decoded, trace_id, span_id, header, get, resource)
+                if _DATA_READ_MARK in raw:
+                    _data_reads(decoded, trace_id, span_id, span.events, get, resource)
     decoded.accepted_spans = len(columns)
     return decoded
-
-
-def _unmeasured(raw: bytes) -> str | None:
-    reason = _text(
-        selected_attributes(parse_span(raw).attributes, _NOT_MEASURED_KEYS).get(
-            semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON
-        )
-    )
-    return None if reason is None else f"accelerator: {reason}"
-
-
-def _extract(
-    decoded: DecodedTraces, trace_id: str, span_id: str, header: Any, raw: bytes, resource: dict[str, AttributeValue]
-) -> None:
-    parsed = parse_span(raw)
-    span = selected_attributes(parsed.attributes, _USED_KEYS)
-    if span.get(semconv.SPANLEDGER_USAGE_OWNER) is True:
-        decoded.batch.facts.extend(_span_facts(trace_id, span_id, header, span, resource))
-        call = _llm_call(header, span)
-        if call is not None:
-            decoded.llm_calls.append(call)
-    if _DATA_READ_MARK in raw:
-        decoded.batch.data_reads.extend(_data_reads(trace_id, span_id, parsed, span, resource))

@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import botocore.session
-
 from .._component import ConfigError
 from .._config_reader import ConfigSection
-from ._aws import SigV4Signer, default_aws_endpoint
 from ._grpc import OtlpGrpcTransport
 from ._http import OtlpHttpTransport
 from ._queued import QueuedExporter
@@ -152,6 +149,12 @@ class AwsOtlpExporterFactory:
     """``awsotlp``: the CloudWatch / X-Ray OTLP endpoints, SigV4-signed (botocore's credential chain)."""
 
     def create(self, component_id: str, config: dict[str, Any], data_dir: Path) -> QueuedExporter:
+        # Imported here: botocore costs ~0.3 s and several MiB, and most collectors have no AWS exporter.
+        import botocore.exceptions
+        import botocore.session
+
+        from ._aws import SigV4Signer, default_aws_endpoint
+
         reader = ConfigSection(config, f"exporters.{component_id}")
         profile = reader.text("profile")
         try:

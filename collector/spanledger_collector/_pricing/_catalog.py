@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from datetime import datetime, timezone
 from decimal import Decimal
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 
 from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from .._store import UsageFact
-from ._cloud_catalog import CloudCatalog, InstancePrice, load_cloud_catalog, price_at
+from ._cloud_catalog import CloudCatalog, PricePeriod, load_cloud_catalog, period_at
 from ._estimate import Estimate
-from ._llm import GENAI_PRICES_VERSION, UnknownLlmPrice, bedrock_model_id, genai_price, genai_provider_id
+from ._llm import (
+    GENAI_PRICES_VERSION,
+    TokenRate,
+    UnknownLlmPrice,
+    bedrock_model_id,
+    genai_provider_id,
+    load_genai_prices,
+)
+from ._rates import (
+    EARLIEST,
+    ESTIMATE_FIELDS_FROM,
+    LATEST,
+    EndpointSeconds,
+    InstanceSeconds,
+    NegotiatedTokens,
+    Rate,
+    Transfer,
+    Unpriced,
+    day_interval,
+    midnight,
+    new_tuple,
+)
 
 __all__ = ["PriceCatalog", "load_catalog"]
 
@@ -34,53 +57,103 @@ _LLM_PRICE_KEYS: dict[str, str] = {
 # The cloud catalog holds AWS prices; usage on another cloud is unpriced rather than priced as AWS.
 # Providers are cloud.provider (aws) or gen_ai.provider.name (aws.sagemaker, aws.bedrock).
 _CLOUD_PROVIDERS_PRICED = frozenset({"aws"})
-_SECONDS_PER_HOUR = Decimal(3600)
-_MILLION = Decimal(1_000_000)
-# usage_facts.estimated_cost is DECIMAL(38, 12).
-_COST_QUANTUM = Decimal("1e-12")
-_USD = "USD"
+# A fact's price key: everything its price depends on but its quantity and start time.
+_price_key = itemgetter(
+    *(
+        UsageFact._fields.index(name)
+        for name in ("meter", "resource_id", "provider", "region", "model", "boundary", "accelerator_type")
+    )
+)
+# Rates are small; the bound keeps a collector that sees arbitrary model names from clients at a fixed size.
+_MAX_RATES = 4096
 
 
 class _Unpriced(Exception):
-    """The usage has no known price; the message is the reason."""
+    """The usage has no known price; the message is the reason, which holds over ``[valid_from, valid_until)``."""
+
+    def __init__(self, reason: str, valid_from: datetime = EARLIEST, valid_until: datetime = LATEST) -> None:
+        super().__init__(reason)
+        self.valid_from = valid_from
+        self.valid_until = valid_until
 
 
 class PriceCatalog:
-    """Prices usage facts. Build it with :func:`load_catalog`; ``estimate`` is safe to call from any thread."""
+    """Prices usage facts. Build it with :func:`load_catalog`; its methods are safe to call from any thread.
+
+    Each fact is priced by the :class:`~._rates.Rate` of its price key, found in a bounded cache without a
+    lock; a fact of a new key, or one outside its key's cached interval, has its rate resolved afresh (the
+    reference path). Start times are naive UTC on the fast path; aware ones are right but slower, and ones
+    with a non-zero UTC offset are never cached (cloud periods have always followed their local date).
+    """
 
     def __init__(self, cloud: CloudCatalog, overrides_digest: str | None = None) -> None:
         self._cloud = cloud
         version = f"{cloud.version}+genai-prices-{GENAI_PRICES_VERSION}"
         self.version = version if overrides_digest is None else f"{version}+overrides-{overrides_digest}"
+        self._rates: dict[tuple[str | None, ...], Rate] = {}
+        self._rates_lock = threading.Lock()
+        load_genai_prices()
 
     def estimate(self, fact: UsageFact) -> Estimate:
         """The estimated cost of one usage fact; unknown prices are unpriced with a reason, never zero."""
-        try:
-            cost, currency = self._price(fact)
-        except (_Unpriced, UnknownLlmPrice) as exc:
-            return Estimate(None, None, self.version, str(exc))
-        return Estimate(cost.quantize(_COST_QUANTUM), currency, self.version)
+        return new_tuple(Estimate, self.priced(fact)[ESTIMATE_FIELDS_FROM:])
 
-    def _price(self, fact: UsageFact) -> tuple[Decimal, str]:
-        when = fact.start_time if fact.start_time.tzinfo else fact.start_time.replace(tzinfo=timezone.utc)
+    def priced(self, fact: UsageFact) -> UsageFact:
+        """``fact`` with the fields of its :meth:`estimate` set (the collector's per-fact entry point)."""
+        rate = self._rates.get(_price_key(fact))
+        if rate is not None:
+            try:
+                if rate.valid_from <= fact.start_time < rate.valid_until:
+                    return rate.priced(fact)
+            except TypeError:  # an aware start time: the cached intervals are naive UTC
+                pass
+        return self._priced_afresh(fact)
+
+    def _priced_afresh(self, fact: UsageFact) -> UsageFact:
+        start = fact.start_time
+        offset = start.utcoffset()
+        if offset:
+            # Cloud price periods follow the start time's own date, so the UTC intervals do not apply.
+            return self._rate(fact, start).priced(fact)
+        naive = start.replace(tzinfo=None)
+        key = _price_key(fact)
+        rate = self._rates.get(key)
+        if rate is None or not rate.valid_from <= naive < rate.valid_until:
+            rate = self._rate(fact, start if offset is not None else start.replace(tzinfo=timezone.utc))
+            with self._rates_lock:
+                if key not in self._rates and len(self._rates) >= _MAX_RATES:
+                    del self._rates[next(iter(self._rates))]  # the oldest
+                self._rates[key] = rate
+        return rate.priced(fact)
+
+    def _rate(self, fact: UsageFact, when: datetime) -> Rate:
+        """The rate of the fact's price key at ``when`` (aware)."""
+        try:
+            return self._priced_rate(fact, when)
+        except UnknownLlmPrice as exc:
+            return Unpriced(str(exc), self.version)
+        except _Unpriced as exc:
+            return Unpriced(str(exc), self.version, exc.valid_from, exc.valid_until)
+
+    def _priced_rate(self, fact: UsageFact, when: datetime) -> Rate:
         if fact.meter in _TOKEN_METERS:
-            return self._tokens(fact, _TOKEN_METERS[fact.meter], when), _USD
+            return self._tokens(fact, _TOKEN_METERS[fact.meter], when)
         if fact.meter == Meter.ACCELERATOR_SECONDS.value:
             self._check_cloud(fact)
-            return self._accelerator_seconds(fact, when), self._cloud.currency
+            return self._accelerator_seconds(fact, when)
         if fact.meter == Meter.ENDPOINT_SECONDS.value:
             self._check_cloud(fact)
-            return self._endpoint_seconds(fact, when), self._cloud.currency
+            return self._endpoint_seconds(fact, when)
         if fact.meter in _BYTE_METERS:
             self._check_cloud(fact)
-            return self._bytes(fact, _BYTE_METERS[fact.meter], when), self._cloud.currency
+            return self._bytes(fact, _BYTE_METERS[fact.meter], when)
         raise _Unpriced(f"unknown_meter: {fact.meter}")
 
     def _check_cloud(self, fact: UsageFact) -> None:
         if fact.provider is not None and fact.provider.lower().split(".")[0] not in _CLOUD_PROVIDERS_PRICED:
             raise _Unpriced(f"no_cloud_catalog: {fact.provider}")
 
-    def _tokens(self, fact: UsageFact, token_class: str, when: datetime) -> Decimal:
+    def _tokens(self, fact: UsageFact, token_class: str, when: datetime) -> Rate:
         mapping = self._cloud.resources.get(fact.resource_id) if fact.resource_id else None
         model = (mapping.model if mapping is not None else None) or fact.model
         if model is None and fact.resource_id is not None and fact.resource_id.startswith("arn:aws:bedrock:"):
@@ -91,8 +164,8 @@ class PriceCatalog:
         provider_id = genai_provider_id(fact.provider)
         negotiated = self._negotiated_token_price(model, fact.provider, token_class)
         if negotiated is not None:
-            return fact.quantity * negotiated / _MILLION
-        return genai_price(token_class, fact.quantity, model, provider_id, when)
+            return NegotiatedTokens(negotiated, self.version)
+        return TokenRate(token_class, model, provider_id, when, self.version)
 
     def _negotiated_token_price(self, model: str, provider: str | None, token_class: str) -> Decimal | None:
         for price in self._cloud.llm:
@@ -100,16 +173,22 @@ class PriceCatalog:
                 return price.per_mtok.get(_LLM_PRICE_KEYS[token_class])
         return None
 
-    def _region(self, fact: UsageFact) -> str:
-        return fact.region or self._cloud.default_region
+    def _price_in_region(
+        self, periods: tuple[PricePeriod, ...], priced: str, fact: UsageFact, when: datetime
+    ) -> tuple[Decimal, datetime, datetime]:
+        """The price of the fact's region at ``when``, with the naive UTC interval over which it holds."""
+        region = fact.region or self._cloud.default_region
+        period, valid_from, valid_until = period_at(periods, when.date())
+        price = None if period is None else period.by_region.get(region)
+        if price is None:
+            raise _Unpriced(f"no_price_for_region: {priced} in {region} at {when.date()}", *day_interval(when.date()))
+        return (
+            price,
+            EARLIEST if valid_from is None else midnight(valid_from),
+            LATEST if valid_until is None else midnight(valid_until),
+        )
 
-    def _hourly(self, kind: str, instance_type: str, price: InstancePrice, fact: UsageFact, when: datetime) -> Decimal:
-        hourly = price_at(price.hourly, when, self._region(fact))
-        if hourly is None:
-            raise _Unpriced(f"no_price_for_region: {kind} {instance_type} in {self._region(fact)} at {when.date()}")
-        return hourly
-
-    def _accelerator_seconds(self, fact: UsageFact, when: datetime) -> Decimal:
+    def _accelerator_seconds(self, fact: UsageFact, when: datetime) -> Rate:
         mapping = self._cloud.resources.get(fact.resource_id) if fact.resource_id else None
         instance_type = mapping.instance_type if mapping is not None else None
         if instance_type is None:
@@ -124,10 +203,10 @@ class PriceCatalog:
         price = self._cloud.instances.get(instance_type)
         if price is None:
             raise _Unpriced(f"no_instance_price: {instance_type}")
-        hourly = self._hourly("instance", instance_type, price, fact, when)
-        return fact.quantity * hourly / price.gpus / _SECONDS_PER_HOUR
+        hourly, valid_from, valid_until = self._price_in_region(price.hourly, f"instance {instance_type}", fact, when)
+        return InstanceSeconds(hourly, price.gpus, self._cloud.currency, self.version, valid_from, valid_until)
 
-    def _endpoint_seconds(self, fact: UsageFact, when: datetime) -> Decimal:
+    def _endpoint_seconds(self, fact: UsageFact, when: datetime) -> Rate:
         mapping = self._cloud.resources.get(fact.resource_id) if fact.resource_id else None
         if mapping is None or mapping.instance_type is None:
             raise _Unpriced(
@@ -137,20 +216,19 @@ class PriceCatalog:
         price = self._cloud.sagemaker.get(mapping.instance_type)
         if price is None:
             raise _Unpriced(f"no_instance_price: {mapping.instance_type}")
-        hourly = self._hourly("sagemaker", mapping.instance_type, price, fact, when)
-        return fact.quantity * hourly / _SECONDS_PER_HOUR
+        hourly, valid_from, valid_until = self._price_in_region(
+            price.hourly, f"sagemaker {mapping.instance_type}", fact, when
+        )
+        return EndpointSeconds(hourly, self._cloud.currency, self.version, valid_from, valid_until)
 
-    def _bytes(self, fact: UsageFact, direction: str, when: datetime) -> Decimal:
+    def _bytes(self, fact: UsageFact, direction: str, when: datetime) -> Rate:
         if fact.boundary is None or fact.boundary == Boundary.UNKNOWN.value:
             raise _Unpriced("unknown_boundary")
         periods = self._cloud.data_transfer.get((direction, fact.boundary))
         if periods is None:
             raise _Unpriced(f"no_transfer_price: {direction} {fact.boundary}")
-        per_gb = price_at(periods, when, self._region(fact))
-        if per_gb is None:
-            region = self._region(fact)
-            raise _Unpriced(f"no_price_for_region: {direction} {fact.boundary} in {region} at {when.date()}")
-        return fact.quantity / self._cloud.bytes_per_gb * per_gb
+        per_gb, valid_from, valid_until = self._price_in_region(periods, f"{direction} {fact.boundary}", fact, when)
+        return Transfer(self._cloud.bytes_per_gb, per_gb, self._cloud.currency, self.version, valid_from, valid_until)
 
 
 def load_catalog(overrides: Path | None = None) -> PriceCatalog:

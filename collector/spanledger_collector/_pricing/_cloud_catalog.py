@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ __all__ = [
     "PricePeriod",
     "ResourceMapping",
     "load_cloud_catalog",
-    "price_at",
+    "period_at",
 ]
 
 _TOP_LEVEL_KEYS = frozenset(
@@ -96,13 +96,20 @@ class CloudCatalog:
     llm: list[LlmPrice] = field(default_factory=list)
 
 
-def price_at(periods: tuple[PricePeriod, ...], when: datetime, region: str) -> Decimal | None:
-    """The price in ``region`` of the latest period that started on or before ``when``."""
+def period_at(periods: tuple[PricePeriod, ...], day: date) -> tuple[PricePeriod | None, date | None, date | None]:
+    """The latest period that started on or before ``day``, with the days it holds from and until (exclusive).
+
+    A ``None`` bound is open: no period starts on or before ``day`` (or after it).
+    """
     current: PricePeriod | None = None
+    until: date | None = None
     for period in periods:
-        if period.valid_from <= when.date() and (current is None or period.valid_from >= current.valid_from):
-            current = period
-    return None if current is None else current.by_region.get(region)
+        if period.valid_from <= day:
+            if current is None or period.valid_from >= current.valid_from:
+                current = period
+        elif until is None or period.valid_from < until:
+            until = period.valid_from
+    return current, (None if current is None else current.valid_from), until
 
 
 def load_cloud_catalog(path: Path, base: CloudCatalog | None = None) -> CloudCatalog:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import Any, NamedTuple
 
 import genai_prices
 from genai_prices.data_snapshot import get_snapshot
-from genai_prices.types import TieredPrices
+from genai_prices.types import ModelInfo, ModelPrice, StartDateConstraint, TieredPrices, TimeOfDateConstraint
 from spanledger import semconv
+
+from .._store import UsageFact
+from ._rates import COST_QUANTUM, EARLIEST, ESTIMATE_FIELDS_FROM, LATEST, Rate, midnight, new_tuple
 
 __all__ = [
     "GENAI_PRICES_VERSION",
+    "TokenRate",
     "UnknownLlmPrice",
     "bedrock_model_id",
     "calc_genai_price",
-    "genai_price",
     "genai_provider_id",
+    "load_genai_prices",
 ]
 
 GENAI_PRICES_VERSION: str = genai_prices.__version__
@@ -109,10 +113,12 @@ class _Line(NamedTuple):
     intercept: Decimal
 
 
-_MODELS: dict[tuple[str, str | None], Any] = {}
+# Keyed by the id of a ModelPrice of genai-prices' bundled data, so bounded by that data.
 _TIER_STARTS: dict[int, tuple[object, list[int]]] = {}
 _LINES: dict[tuple[int, str, int], _Line | None] = {}
 _EXACT = Context(prec=28, traps=[Inexact, InvalidOperation, Overflow])
+_ZERO = Decimal(0)
+_ZERO_AT_COST_SCALE = _ZERO.quantize(COST_QUANTUM)
 
 
 def _tier_starts(model_price: Any) -> list[int]:
@@ -126,7 +132,7 @@ def _tier_starts(model_price: Any) -> list[int]:
     return starts
 
 
-def _line(model_price: Any, meter_class: str, starts: list[int], tier: int) -> _Line | None:
+def _fit_line(model_price: Any, meter_class: str, starts: list[int], tier: int) -> _Line | None:
     """Fit the line through two quantities of ``tier`` and check it at a third; ``None`` if it does not fit."""
     low = starts[tier - 1] + 1 if tier else 0
     high = starts[tier] if tier < len(starts) else low + 1_000_000
@@ -146,32 +152,122 @@ def _line(model_price: Any, meter_class: str, starts: list[int], tier: int) -> _
     return _Line(model_price, slope, intercept)
 
 
-def genai_price(meter_class: str, quantity: Decimal, model: str, provider_id: str | None, when: datetime) -> Decimal:
-    """Price ``quantity`` tokens of one class (``input``, ``cache_read``, ``cache_write``, ``output``).
+def _line(model_price: Any, meter_class: str, starts: list[int], tier: int) -> _Line | None:
+    key = (id(model_price), meter_class, tier)
+    line = _LINES.get(key)
+    if line is None or line.model_price is not model_price:
+        line = _LINES[key] = _fit_line(model_price, meter_class, starts, tier)
+    return line
 
-    Equal to :func:`calc_genai_price` (``genai_prices.calc_price``), at ~3 µs instead of ~80: within one
+
+def _utc_time_of_day(value: time) -> time:
+    """A constraint's time of day as a naive UTC time (naive times are UTC, as in genai-prices)."""
+    if value.tzinfo is None:
+        return value
+    return datetime.combine(date(1970, 1, 1), value).astimezone(timezone.utc).time()
+
+
+def _prices_interval(info: ModelInfo, when: datetime) -> tuple[datetime, datetime]:
+    """The naive UTC interval around ``when`` over which ``info.get_prices`` returns the same prices.
+
+    ``get_prices`` depends only on which of the model's constraints are active, and each constraint's
+    activity changes only at its start date's midnight or at its daily start and end times (all UTC).
+    """
+    if isinstance(info.prices, ModelPrice):
+        return EARLIEST, LATEST
+    utc = when.astimezone(timezone.utc).replace(tzinfo=None)
+    days = [utc.date()]
+    if days[0] > date.min:
+        days.append(days[0] - timedelta(days=1))
+    if days[0] < date.max:
+        days.append(days[0] + timedelta(days=1))
+    changes: list[datetime] = []
+    for conditional in info.prices:
+        constraint = conditional.constraint
+        if isinstance(constraint, StartDateConstraint):
+            changes.append(midnight(constraint.start_date))
+        elif isinstance(constraint, TimeOfDateConstraint):
+            for moment in (constraint.start_time, constraint.end_time):
+                changes.extend(datetime.combine(day, _utc_time_of_day(moment)) for day in days)
+        elif constraint is not None:
+            return utc, utc  # a kind of constraint this does not know: price every fact afresh
+    return (
+        max((change for change in changes if change <= utc), default=EARLIEST),
+        min((change for change in changes if change > utc), default=LATEST),
+    )
+
+
+class TokenRate(Rate):
+    """One token class of one genai-prices model, over an interval where the model's prices do not change.
+
+    Equal to :func:`calc_genai_price` (``genai_prices.calc_price``) at a fraction of its cost: within one
     price period and tier a class's price is linear in its quantity (price x count / per, plus any
     per-request price), so the line is computed once with genai-prices itself, checked at a third point,
     and evaluated with exact Decimal arithmetic; anything else (an inexact result, a tier too narrow to fit,
     a line that does not fit) falls back to ``calc_price``.
     """
-    info = _MODELS.get((model, provider_id))
-    if info is None:
+
+    __slots__ = ("_flat_slope", "_lines", "_meter_class", "_model", "_provider_id", "_starts")
+
+    def __init__(self, meter_class: str, model: str, provider_id: str | None, when: datetime, version: str) -> None:
+        """``when`` is an aware datetime; raises :class:`UnknownLlmPrice` when genai-prices has no such model."""
         try:
             _, info = get_snapshot().find_provider_model(model, None, provider_id, None)
         except LookupError:
             raise UnknownLlmPrice(f"unknown_model: {model} ({provider_id or 'any provider'})") from None
-        _MODELS[model, provider_id] = info
-    model_price = info.get_prices(when)
-    starts = _tier_starts(model_price)
-    tier = bisect_left(starts, quantity)  # genai-prices applies a tier when the input tokens exceed its start
-    key = (id(model_price), meter_class, tier)
-    line = _LINES.get(key)
-    if line is None or line.model_price is not model_price:
-        line = _LINES[key] = _line(model_price, meter_class, starts, tier)
-    if line is not None and quantity >= 0:
+        super().__init__(version, *_prices_interval(info, when))
+        model_price = info.get_prices(when)
+        self._meter_class = meter_class
+        self._model = model
+        self._provider_id = provider_id
+        self._starts = _tier_starts(model_price)
+        self._lines = [_line(model_price, meter_class, self._starts, tier) for tier in range(len(self._starts) + 1)]
+        # The common case, priced inline: no tiers, and a line through zero (no per-request price).
+        line = self._lines[0]
+        self._flat_slope = line.slope if not self._starts and line is not None and not line.intercept else None
+
+    def cost(self, quantity: Decimal, when: datetime) -> Decimal:
+        """The cost of ``quantity`` tokens at ``when`` (within the interval; naive is UTC).
+
+        Raises :class:`UnknownLlmPrice` when genai-prices cannot price it.
+        """
+        # genai-prices applies a tier when the input tokens exceed its start
+        line = self._lines[bisect_left(self._starts, quantity) if self._starts else 0]
+        if line is not None and quantity >= 0:
+            try:
+                return _EXACT.add(_EXACT.multiply(line.slope, quantity), line.intercept)
+            except ArithmeticError:
+                pass
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return calc_genai_price(self._meter_class, quantity, self._model, self._provider_id, when)
+
+    def priced(self, fact: UsageFact) -> UsageFact:
+        slope = self._flat_slope
+        quantity = fact.quantity
+        if slope is not None and quantity >= _ZERO:
+            # cost(), in one fused operation: adding zero (at the cost's scale, which saves most of the
+            # quantize work) to the exact product gives the same value, Inexact trap and sign.
+            try:
+                cost = slope.fma(quantity, _ZERO_AT_COST_SCALE, _EXACT)
+            except ArithmeticError:
+                pass
+            else:
+                estimate: tuple[Decimal | None, str | None, str, str | None] = (
+                    cost.quantize(COST_QUANTUM),
+                    "USD",
+                    self.version,
+                    None,
+                )
+                return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
         try:
-            return _EXACT.add(_EXACT.multiply(line.slope, quantity), line.intercept)
-        except ArithmeticError:
-            pass
-    return calc_genai_price(meter_class, quantity, model, provider_id, when)
+            cost = self.cost(quantity, fact.start_time)
+        except UnknownLlmPrice as exc:
+            estimate = (None, None, self.version, str(exc))
+        else:
+            estimate = (cost.quantize(COST_QUANTUM), "USD", self.version, None)
+        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+
+
+def load_genai_prices() -> None:
+    """Load genai-prices' bundled data now (~30 ms), rather than while pricing the first fact."""
+    get_snapshot()

@@ -2,14 +2,21 @@
 
 Thread model: the collector's single writer thread calls :meth:`DuckDBStore.write`; every other thread
 (admin API, billing import) calls :meth:`DuckDBStore.cursor` for a connection of its own on the same
-database and closes it when done. Writes are idempotent: rows whose primary key exists are ignored, so a
-client retrying the same spans changes nothing.
+database and closes it when done.
+
+Writes are idempotent per request: each batch carries the digest of the request it came from, and a
+batch whose digest is already in ``received_requests`` is skipped, so a client retrying the same request
+(OTLP exporters resend the same bytes) changes nothing. The row tables have no primary keys: DuckDB keeps
+those indexes in memory and maintaining them cost more than everything else a write does (see
+docs/design.md, "Collector performance"). Digests older than :data:`REQUEST_RETENTION` are pruned.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,8 +55,7 @@ CREATE TABLE IF NOT EXISTS usage_facts (
   estimated_cost DECIMAL(38, 12),
   currency VARCHAR,
   catalog_version VARCHAR,
-  unpriced_reason VARCHAR,
-  PRIMARY KEY (trace_id, span_id, meter)
+  unpriced_reason VARCHAR
 )"""
 
 SPANS_DDL = """
@@ -62,8 +68,7 @@ CREATE TABLE IF NOT EXISTS spans (
   service VARCHAR,
   start_time TIMESTAMP NOT NULL,
   end_time TIMESTAMP NOT NULL,
-  status_code TINYINT NOT NULL,
-  PRIMARY KEY (trace_id, span_id)
+  status_code TINYINT NOT NULL
 )"""
 
 # Columns added after the first release; ADD COLUMN appends, keeping SELECT * inserts in column order.
@@ -83,9 +88,18 @@ CREATE TABLE IF NOT EXISTS data_reads (
   staleness_method VARCHAR,
   workflow VARCHAR,
   tenant VARCHAR,
-  service VARCHAR,
-  PRIMARY KEY (trace_id, span_id, seq)
+  service VARCHAR
 )"""
+
+RECEIVED_REQUESTS_DDL = """
+CREATE TABLE IF NOT EXISTS received_requests (
+  digest BLOB PRIMARY KEY,
+  received_at TIMESTAMP NOT NULL
+)"""
+# Longer than any OTLP client's retry window (the OTel SDKs give up within minutes, the OTel Collector's
+# retry_on_failure after 5 minutes by default).
+REQUEST_RETENTION = timedelta(hours=1)
+_PRUNE_EVERY_S = 60.0
 
 
 def _tokens(meter: Meter) -> str:
@@ -166,8 +180,11 @@ LEFT JOIN egress_map ON egress_map.trace_id = coalesce(facts.trace_id, reads.tra
 class Store(Protocol):
     """What the collector needs from a usage store (DuckDB here; ClickHouse can follow)."""
 
-    def write(self, batch: StoreBatch) -> None:
-        """Insert the batch in one transaction, ignoring rows already stored."""
+    def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
+        """Insert the batches in one transaction, skipping those whose request digest is already stored.
+
+        Returns the batches written (a retried request's batch is not among them).
+        """
 
     def cursor(self) -> Any:
         """A DB-API connection for the calling thread; the caller closes it."""
@@ -224,57 +241,101 @@ def _rows_table(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
 class DuckDBStore:
     """Usage facts, spans and data reads in one DuckDB file (``:memory:`` for a throwaway store)."""
 
-    def __init__(self, path: str | Path, *, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, *, threads: int | None = None, memory_limit_mib: int | None = None) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        config: dict[str, str | bool | int | float | list[str]] = {} if threads is None else {"threads": threads}
+        config: dict[str, str | bool | int | float | list[str]] = {}
+        if threads is not None:
+            config["threads"] = threads
+        if memory_limit_mib is not None:
+            config["memory_limit"] = f"{memory_limit_mib}MiB"
         self._connection: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path, config=config)
         self._lock = threading.Lock()
-        for ddl in (USAGE_FACTS_DDL, SPANS_DDL, *SPANS_MIGRATIONS, DATA_READS_DDL, TRACE_ROLLUPS_DDL):
+        self._next_prune = 0.0
+        for ddl in (USAGE_FACTS_DDL, SPANS_DDL, *SPANS_MIGRATIONS, DATA_READS_DDL, RECEIVED_REQUESTS_DDL):
             self._connection.execute(ddl)
+        self._connection.execute(TRACE_ROLLUPS_DDL)
 
     def _require_open(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
             raise RuntimeError(f"the store {self.path} is closed")
         return self._connection
 
-    def write(self, batch: StoreBatch) -> None:
-        spans = batch.spans
+    def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
+        received_at = datetime.now(timezone.utc).replace(tzinfo=None)
         with self._lock:
             connection = self._require_open()
             connection.begin()
             try:
-                if len(spans):
-                    span_rows = pa.table(
-                        {
-                            "trace_id": pa.array(spans.trace_id, pa.string()),
-                            "span_id": pa.array(spans.span_id, pa.string()),
-                            "parent_span_id": pa.array(spans.parent_span_id, pa.string()),
-                            "name": pa.array(spans.name, pa.string()),
-                            "kind": pa.array(spans.kind, pa.int8()),
-                            "service": pa.array(spans.service, pa.string()),
-                            "start_time": _timestamps(spans.start_time_unix_nano),
-                            "end_time": _timestamps(spans.end_time_unix_nano),
-                            "status_code": pa.array(spans.status_code, pa.int8()),
-                            "unmeasured": pa.array(spans.unmeasured, pa.string()),
-                        }
+                new = self._new_batches(connection, batches, received_at)
+                if new:
+                    self._insert(connection, new)
+                if time.monotonic() >= self._next_prune:
+                    connection.execute(
+                        "DELETE FROM received_requests WHERE received_at < ?", [received_at - REQUEST_RETENTION]
                     )
-                    connection.register("incoming_spans", span_rows)
-                    connection.execute("INSERT OR IGNORE INTO spans SELECT * FROM incoming_spans")
-                    connection.unregister("incoming_spans")
-                if batch.facts:
-                    connection.register("incoming_facts", _rows_table(batch.facts, _FACTS_SCHEMA))
-                    connection.execute("INSERT OR IGNORE INTO usage_facts SELECT * FROM incoming_facts")
-                    connection.unregister("incoming_facts")
-                if batch.data_reads:
-                    connection.register("incoming_reads", _rows_table(batch.data_reads, _DATA_READS_SCHEMA))
-                    connection.execute("INSERT OR IGNORE INTO data_reads SELECT * FROM incoming_reads")
-                    connection.unregister("incoming_reads")
+                    self._next_prune = time.monotonic() + _PRUNE_EVERY_S
                 connection.commit()
             except BaseException:
                 connection.rollback()
                 raise
+        return new
+
+    @staticmethod
+    def _new_batches(
+        connection: duckdb.DuckDBPyConnection, batches: Sequence[StoreBatch], received_at: datetime
+    ) -> list[StoreBatch]:
+        digests = list(dict.fromkeys(batch.digest for batch in batches if batch.digest is not None))
+        if not digests:
+            return list(batches)
+        requests = pa.table({"digest": pa.array(digests, pa.binary())})
+        connection.register("incoming_requests", requests)
+        inserted = connection.execute(
+            "INSERT OR IGNORE INTO received_requests SELECT digest, ? FROM incoming_requests RETURNING digest",
+            [received_at],
+        ).fetchall()
+        connection.unregister("incoming_requests")
+        unseen = {digest for (digest,) in inserted}
+        new = []
+        for batch in batches:
+            if batch.digest is None:
+                new.append(batch)
+            elif batch.digest in unseen:
+                unseen.discard(batch.digest)  # the same request twice in one group: keep the first
+                new.append(batch)
+        return new
+
+    @staticmethod
+    def _insert(connection: duckdb.DuckDBPyConnection, batches: Sequence[StoreBatch]) -> None:
+        merged = batches[0] if len(batches) == 1 else StoreBatch.merge(batches)
+        spans = merged.spans
+        if len(spans):
+            span_rows = pa.table(
+                {
+                    "trace_id": pa.array(spans.trace_id, pa.string()),
+                    "span_id": pa.array(spans.span_id, pa.string()),
+                    "parent_span_id": pa.array(spans.parent_span_id, pa.string()),
+                    "name": pa.array(spans.name, pa.string()),
+                    "kind": pa.array(spans.kind, pa.int8()),
+                    "service": pa.array(spans.service, pa.string()),
+                    "start_time": _timestamps(spans.start_time_unix_nano),
+                    "end_time": _timestamps(spans.end_time_unix_nano),
+                    "status_code": pa.array(spans.status_code, pa.int8()),
+                    "unmeasured": pa.array(spans.unmeasured, pa.string()),
+                }
+            )
+            connection.register("incoming_spans", span_rows)
+            connection.execute("INSERT INTO spans SELECT * FROM incoming_spans")
+            connection.unregister("incoming_spans")
+        if merged.facts:
+            connection.register("incoming_facts", _rows_table(merged.facts, _FACTS_SCHEMA))
+            connection.execute("INSERT INTO usage_facts SELECT * FROM incoming_facts")
+            connection.unregister("incoming_facts")
+        if merged.data_reads:
+            connection.register("incoming_reads", _rows_table(merged.data_reads, _DATA_READS_SCHEMA))
+            connection.execute("INSERT INTO data_reads SELECT * FROM incoming_reads")
+            connection.unregister("incoming_reads")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -55,11 +56,19 @@ class DataRead(NamedTuple):
 
 @dataclass
 class StoreBatch:
+    """What one request adds to the store; ``digest`` identifies the request, so a retry is stored once."""
+
     spans: SpanColumns = field(default_factory=SpanColumns)
     facts: list[UsageFact] = field(default_factory=list)
     data_reads: list[DataRead] = field(default_factory=list)
+    digest: bytes | None = None
 
-    def extend(self, other: StoreBatch) -> None:
-        self.spans.extend(other.spans)
-        self.facts.extend(other.facts)
-        self.data_reads.extend(other.data_reads)
+    @classmethod
+    def merge(cls, batches: Iterable[StoreBatch]) -> StoreBatch:
+        """One batch holding the rows of ``batches`` (no digest: it stands for several requests)."""
+        merged = cls()
+        for batch in batches:
+            merged.spans.extend(batch.spans)
+            merged.facts.extend(batch.facts)
+            merged.data_reads.extend(batch.data_reads)
+        return merged

@@ -1,0 +1,163 @@
+"""Rates: how one price key's usage is priced over a time interval, so that pricing a fact is a dict lookup,
+an interval check, one to three Decimal operations and one tuple (see docs/design.md, "Performance").
+
+A price key is everything about a fact that its price depends on except its quantity and start time (the
+meter, resource, provider, region, model, boundary, accelerator type). A rate holds the prices that key
+resolved to and the interval, as naive UTC datetimes, over which they hold; each rate does the arithmetic
+the catalog has always done, in the same order (a token line through zero: one fused operation with the same
+result), so its estimates are the same Decimals. ``tests/test_pricing_rate_cache.py`` checks that.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from .._store import UsageFact
+
+__all__ = [
+    "COST_QUANTUM",
+    "EARLIEST",
+    "ESTIMATE_FIELDS_FROM",
+    "LATEST",
+    "EndpointSeconds",
+    "InstanceSeconds",
+    "NegotiatedTokens",
+    "Rate",
+    "Transfer",
+    "Unpriced",
+    "day_interval",
+    "midnight",
+    "new_tuple",
+]
+
+EARLIEST = datetime.min
+LATEST = datetime.max
+# usage_facts.estimated_cost is DECIMAL(38, 12).
+COST_QUANTUM = Decimal("1e-12")
+_SECONDS_PER_HOUR = Decimal(3600)
+_MILLION = Decimal(1_000_000)
+# A fact's estimate is its last four fields, from this index on.
+ESTIMATE_FIELDS_FROM = UsageFact._fields.index("estimated_cost")
+# UsageFact(...) and _replace run Python code; building the tuple directly is several times cheaper, and
+# concatenating (not unpacking) is the cheapest way to build its contents.
+new_tuple = tuple.__new__
+
+
+def midnight(day: date) -> datetime:
+    return datetime.combine(day, time())
+
+
+def day_interval(day: date) -> tuple[datetime, datetime]:
+    """The naive UTC interval of one whole day."""
+    return midnight(day), (LATEST if day == date.max else midnight(day + timedelta(days=1)))
+
+
+class Rate(ABC):
+    """Prices the facts of one price key whose start time is in ``[valid_from, valid_until)`` (naive UTC)."""
+
+    __slots__ = ("valid_from", "valid_until", "version")
+
+    def __init__(self, version: str, valid_from: datetime = EARLIEST, valid_until: datetime = LATEST) -> None:
+        self.version = version
+        self.valid_from = valid_from
+        self.valid_until = valid_until
+
+    @abstractmethod
+    def priced(self, fact: UsageFact) -> UsageFact:
+        """A fact of this rate's key that started within its interval, with its estimate fields set.
+
+        The estimate is (cost quantized to the store's scale, currency, catalog version, None), or
+        (None, None, catalog version, the reason it is unpriced).
+        """
+
+
+class Unpriced(Rate):
+    __slots__ = ("_estimate",)
+
+    def __init__(
+        self, reason: str, version: str, valid_from: datetime = EARLIEST, valid_until: datetime = LATEST
+    ) -> None:
+        super().__init__(version, valid_from, valid_until)
+        self._estimate = (None, None, version, reason)
+
+    def priced(self, fact: UsageFact) -> UsageFact:
+        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + self._estimate)
+
+
+class NegotiatedTokens(Rate):
+    """A negotiated price per million tokens from the overrides file."""
+
+    __slots__ = ("_per_mtok",)
+
+    def __init__(self, per_mtok: Decimal, version: str) -> None:
+        super().__init__(version)
+        self._per_mtok = per_mtok
+
+    def priced(self, fact: UsageFact) -> UsageFact:
+        cost = fact.quantity * self._per_mtok / _MILLION
+        estimate = (cost.quantize(COST_QUANTUM), "USD", self.version, None)
+        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+
+
+class InstanceSeconds(Rate):
+    """Accelerator-seconds at the per-accelerator share of an instance's hourly price."""
+
+    __slots__ = ("_currency", "_gpus", "_hourly")
+
+    def __init__(
+        self, hourly: Decimal, gpus: int, currency: str, version: str, valid_from: datetime, valid_until: datetime
+    ) -> None:
+        super().__init__(version, valid_from, valid_until)
+        self._hourly = hourly
+        self._gpus = gpus
+        self._currency = currency
+
+    def priced(self, fact: UsageFact) -> UsageFact:
+        cost = fact.quantity * self._hourly / self._gpus / _SECONDS_PER_HOUR
+        estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
+        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+
+
+class EndpointSeconds(Rate):
+    """Endpoint-seconds at a hosting instance's hourly price."""
+
+    __slots__ = ("_currency", "_hourly")
+
+    def __init__(
+        self, hourly: Decimal, currency: str, version: str, valid_from: datetime, valid_until: datetime
+    ) -> None:
+        super().__init__(version, valid_from, valid_until)
+        self._hourly = hourly
+        self._currency = currency
+
+    def priced(self, fact: UsageFact) -> UsageFact:
+        cost = fact.quantity * self._hourly / _SECONDS_PER_HOUR
+        estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
+        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+
+
+class Transfer(Rate):
+    """Bytes at a price per GB."""
+
+    __slots__ = ("_bytes_per_gb", "_currency", "_per_gb")
+
+    def __init__(
+        self,
+        bytes_per_gb: Decimal,
+        per_gb: Decimal,
+        currency: str,
+        version: str,
+        valid_from: datetime,
+        valid_until: datetime,
+    ) -> None:
+        super().__init__(version, valid_from, valid_until)
+        self._bytes_per_gb = bytes_per_gb
+        self._per_gb = per_gb
+        self._currency = currency
+
+    def priced(self, fact: UsageFact) -> UsageFact:
+        cost = fact.quantity / self._bytes_per_gb * self._per_gb
+        estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
+        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
