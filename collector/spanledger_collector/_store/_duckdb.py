@@ -289,13 +289,10 @@ class DuckDBStore:
         digests = list(dict.fromkeys(batch.digest for batch in batches if batch.digest is not None))
         if not digests:
             return list(batches)
-        requests = pa.table({"digest": pa.array(digests, pa.binary())})
-        connection.register("incoming_requests", requests)
         inserted = connection.execute(
-            "INSERT OR IGNORE INTO received_requests SELECT digest, ? FROM incoming_requests RETURNING digest",
-            [received_at],
+            "INSERT OR IGNORE INTO received_requests SELECT unnest(?::BLOB[]), ? RETURNING digest",
+            [digests, received_at],
         ).fetchall()
-        connection.unregister("incoming_requests")
         unseen = {digest for (digest,) in inserted}
         new = []
         for batch in batches:
@@ -325,17 +322,13 @@ class DuckDBStore:
                     "unmeasured": pa.array(spans.unmeasured, pa.string()),
                 }
             )
-            connection.register("incoming_spans", span_rows)
-            connection.execute("INSERT INTO spans SELECT * FROM incoming_spans")
-            connection.unregister("incoming_spans")
+            # from_arrow(...).insert_into: each Arrow scan costs DuckDB ~1 ms of setup, half of what
+            # register() + INSERT ... SELECT + unregister() costs.
+            connection.from_arrow(span_rows).insert_into("spans")
         if merged.facts:
-            connection.register("incoming_facts", _rows_table(merged.facts, _FACTS_SCHEMA))
-            connection.execute("INSERT INTO usage_facts SELECT * FROM incoming_facts")
-            connection.unregister("incoming_facts")
+            connection.from_arrow(_rows_table(merged.facts, _FACTS_SCHEMA)).insert_into("usage_facts")
         if merged.data_reads:
-            connection.register("incoming_reads", _rows_table(merged.data_reads, _DATA_READS_SCHEMA))
-            connection.execute("INSERT INTO data_reads SELECT * FROM incoming_reads")
-            connection.unregister("incoming_reads")
+            connection.from_arrow(_rows_table(merged.data_reads, _DATA_READS_SCHEMA)).insert_into("data_reads")
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
