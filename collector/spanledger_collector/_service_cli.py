@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -15,6 +16,8 @@ from ._component import ConfigError
 __all__ = ["register"]
 
 logger = logging.getLogger("spanledger.collector")
+
+GC_THRESHOLD = 20_000
 
 
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
@@ -72,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         service.shutdown()
         print(f"spanledger collector: cannot start: {error}", file=sys.stderr)
         return 1
+    # What exists now (modules, the price catalog) lives as long as the process: keep the cyclic GC off it.
+    # The request path allocates ~50 acyclic objects per span (tuples, strings); at the default gen-0
+    # threshold (700) the GC ran every ~15 spans and took ~7 % of the collector's CPU (perf, 10k spans/s).
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 20, 100)
     logger.info("spanledger collector ready: %s", " ".join(f"{name}={address}" for name, address in addresses.items()))
     while not stop.wait(0.5):
         pass
