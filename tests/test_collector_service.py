@@ -300,3 +300,23 @@ def test_a_retry_after_a_restart_or_while_the_first_attempt_waits_is_stored_once
     assert restarted.query("SELECT count(*) FROM spans") == [(len(spans),)]
     facts = restarted.query("SELECT count(*), count(DISTINCT (span_id, meter)) FROM usage_facts")
     assert facts[0][0] == facts[0][1] > 0
+
+
+def test_billing_work_lifts_the_store_memory_limit_and_puts_it_back(tmp_path: Path) -> None:
+    """The ingest path's DuckDB memory limit must not starve a billing allocation run through the collector."""
+    from spanledger_collector._store import DuckDBStore
+    from spanledger_collector.billing._store_access import store_connection
+
+    store = DuckDBStore(tmp_path / "store.duckdb", memory_limit_mib=32)
+
+    def limit() -> str:
+        with store.cursor() as cursor:
+            row = cursor.execute("SELECT current_setting('memory_limit')").fetchone()
+        assert row is not None
+        return str(row[0])
+
+    bounded = limit()
+    with store_connection(store), store_connection(store):
+        assert limit() != bounded
+    assert limit() == bounded == "32.0 MiB"
+    store.close()

@@ -13,9 +13,10 @@ docs/design.md, "Collector performance"). Digests older than :data:`REQUEST_RETE
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -248,10 +249,12 @@ class DuckDBStore:
         config: dict[str, str | bool | int | float | list[str]] = {}
         if threads is not None:
             config["threads"] = threads
-        if memory_limit_mib is not None:
-            config["memory_limit"] = f"{memory_limit_mib}MiB"
+        self._memory_limit = None if memory_limit_mib is None else f"{memory_limit_mib}MiB"
+        if self._memory_limit is not None:
+            config["memory_limit"] = self._memory_limit
         self._connection: duckdb.DuckDBPyConnection | None = duckdb.connect(self.path, config=config)
         self._lock = threading.Lock()
+        self._large_queries = 0
         self._next_prune = 0.0
         for ddl in (USAGE_FACTS_DDL, SPANS_DDL, *SPANS_MIGRATIONS, DATA_READS_DDL, RECEIVED_REQUESTS_DDL):
             self._connection.execute(ddl)
@@ -333,6 +336,29 @@ class DuckDBStore:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
             return self._require_open().cursor()
+
+    @contextlib.contextmanager
+    def large_queries(self) -> Iterator[None]:
+        """Lift ``memory_limit`` while a billing import or allocation runs in this process.
+
+        The limit keeps the ingest path's RSS bounded (DuckDB otherwise caches blocks up to 80 % of RAM);
+        allocating a month of a large bill needs about a GiB, and DuckDB's limit is per database, so it
+        is lifted while such work runs and put back when the last of it ends.
+        """
+        if self._memory_limit is None:
+            yield
+            return
+        with self._lock:
+            if self._large_queries == 0:
+                self._require_open().execute("RESET memory_limit")
+            self._large_queries += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._large_queries -= 1
+                if self._large_queries == 0 and self._connection is not None:
+                    self._connection.execute(f"SET memory_limit = '{self._memory_limit}'")
 
     def checkpoint(self) -> None:
         with self._lock:

@@ -13,12 +13,16 @@ __all__ = ["store_connection"]
 
 @contextlib.contextmanager
 def store_connection(store: Any) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection for this thread: the connection itself, or a cursor of the store (closed afterwards)."""
+    """A connection for this thread: the connection itself, or a cursor of the store (closed afterwards).
+
+    Through the store, its ingest-path memory limit is lifted meanwhile (``DuckDBStore.large_queries``).
+    """
     if isinstance(store, duckdb.DuckDBPyConnection):
         yield store
         return
     cursor: duckdb.DuckDBPyConnection = store.cursor()
     try:
-        yield cursor
+        with store.large_queries():
+            yield cursor
     finally:
         cursor.close()
