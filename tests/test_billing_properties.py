@@ -92,7 +92,7 @@ def test_allocated_plus_unallocated_is_the_line_cost_and_cost_stays_on_its_resou
 
         mismatched = db.execute(
             """SELECT l.line_no FROM billing_lines l LEFT JOIN allocations a USING (snapshot_id, line_no)
-               GROUP BY l.line_no, l.effective_cost, l.billed_cost, l.list_cost
+               GROUP BY l.snapshot_id, l.line_no, l.effective_cost, l.billed_cost, l.list_cost
                HAVING l.effective_cost IS DISTINCT FROM sum(a.effective_cost)
                    OR l.billed_cost IS DISTINCT FROM sum(a.billed_cost)
                    OR l.list_cost IS DISTINCT FROM sum(a.list_cost)"""

@@ -103,7 +103,7 @@ def _assert_every_line_sums(db: duckdb.DuckDBPyConnection) -> None:
         """SELECT l.line_no FROM billing_lines l
            LEFT JOIN (SELECT a.* FROM allocations a JOIN allocation_runs r USING (run_id)
                       WHERE r.superseded_by IS NULL) a USING (snapshot_id, line_no)
-           GROUP BY l.line_no, l.effective_cost, l.billed_cost, l.list_cost
+           GROUP BY l.snapshot_id, l.line_no, l.effective_cost, l.billed_cost, l.list_cost
            HAVING l.effective_cost IS DISTINCT FROM sum(a.effective_cost)
                OR l.billed_cost IS DISTINCT FROM sum(a.billed_cost)
                OR l.list_cost IS DISTINCT FROM sum(a.list_cost)"""
