@@ -25,8 +25,6 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 __all__ = [
     "AttributeValue",
@@ -40,11 +38,8 @@ __all__ = [
     "otlp_json_to_message",
     "parse_owner_span",
     "parse_skinny_traces",
-    "parse_span",
     "parse_span_event",
     "parse_span_header",
-    "resource_attributes",
-    "selected_attributes",
     "string_attribute",
 ]
 
@@ -155,11 +150,6 @@ class AttributeValues(dict[bytes | None, AttributeValue]):
         return value
 
 
-def parse_span(raw: bytes) -> Span:
-    span: Span = Span.FromString(raw)
-    return span
-
-
 def any_value(value: AnyValue) -> AttributeValue:
     kind = value.WhichOneof("value")
     if kind is None:
@@ -175,15 +165,6 @@ def any_value(value: AnyValue) -> AttributeValue:
 def attribute_dict(attributes: Any) -> dict[str, AttributeValue]:
     """OTLP ``KeyValue`` list as a dict (the last value of a repeated key wins, as in the SDK)."""
     return {kv.key: any_value(kv.value) for kv in attributes}
-
-
-def selected_attributes(attributes: Any, keys: frozenset[str]) -> dict[str, AttributeValue]:
-    """Like :func:`attribute_dict`, converting only the values of ``keys`` (the rest stay in C)."""
-    return {kv.key: any_value(kv.value) for kv in attributes if kv.key in keys}
-
-
-def resource_attributes(resource: Resource) -> dict[str, AttributeValue]:
-    return attribute_dict(resource.attributes)
 
 
 def string_attribute(key: str, value: str) -> KeyValue:
