@@ -37,7 +37,6 @@ from typing import Any
 
 TRACE_PREFIX = b"\xa5\x5a\xa5\x5a\xc3\x3c\xc3\x3c"  # replaced per request to make trace ids unique
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-STORE_OPTIONS: dict[str, Any] = json.loads(os.environ.get("BENCH_STORE_OPTIONS", "{}"))
 READY = re.compile(r"spanledger collector ready: .*otlp\.grpc=(\S+)")
 
 
@@ -237,6 +236,7 @@ def run_phase(
     processors: list[str],
     spans_per_request: int,
     grpc_workers: int | None = None,
+    store_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     import duckdb
     import psutil
@@ -258,7 +258,7 @@ def run_phase(
                 "spanledger_usage": {},
                 "spanledger_cost": {},
             },
-            "exporters": {"spanledger_store": {"path": str(work / "bench.duckdb"), **STORE_OPTIONS}},
+            "exporters": {"spanledger_store": {"path": str(work / "bench.duckdb"), **(store_options or {})}},
             "service": {
                 "pipelines": {
                     "traces": {
@@ -365,21 +365,34 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=128, help="requests in flight in the max phase")
     parser.add_argument("--phases", default="rate,max", help="comma-separated: rate, max")
     parser.add_argument("--spans-per-request", type=int, default=100, help="spans in each OTLP request")
+    parser.add_argument(
+        "--store-memory-limit-mib", type=int, help="the store's memory_limit_mib (default: the collector's)"
+    )
     parser.add_argument("--no-cost", action="store_true", help="leave the spanledger_cost processor out")
     parser.add_argument("--grpc-workers", type=int, help="the gRPC receiver's max_workers (default: the collector's)")
     args = parser.parse_args()
     processors = ["memory_limiter", "batch", "spanledger_usage"] + ([] if args.no_cost else ["spanledger_cost"])
+    store = {} if args.store_memory_limit_mib is None else {"memory_limit_mib": args.store_memory_limit_mib}
     print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()}", file=sys.stderr)
     results = []
     for phase in args.phases.split(","):
         if phase == "rate":
             results.append(
-                run_phase("rate", args.rate, args.duration, 64, processors, args.spans_per_request, args.grpc_workers)
+                run_phase(
+                    "rate", args.rate, args.duration, 64, processors, args.spans_per_request, args.grpc_workers, store
+                )
             )
         elif phase == "max":
             results.append(
                 run_phase(
-                    "max", 0, args.duration, args.concurrency, processors, args.spans_per_request, args.grpc_workers
+                    "max",
+                    0,
+                    args.duration,
+                    args.concurrency,
+                    processors,
+                    args.spans_per_request,
+                    args.grpc_workers,
+                    store,
                 )
             )
         else:

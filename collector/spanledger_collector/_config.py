@@ -14,7 +14,7 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
       spanledger_usage: {tenant_cardinality_limit: 100}   # usage facts, data reads, GenAI metrics
       spanledger_cost: {price_overrides: FILE}             # attaches spanledger.cost.* to usage
     exporters:
-      spanledger_store: {path: ./spanledger.duckdb, threads: 1, memory_limit_mib: 64}  # the store (at most one)
+      spanledger_store: {path: ./spanledger.duckdb, threads: 1, memory_limit_mib: 32}  # the store (at most one)
       TYPE[/name]: {...}                                   # onward exporters, see below
     extensions:
       bearertokenauth[/name]: {token: T} or {tokens: [T1, T2]}
@@ -156,7 +156,7 @@ class CollectorSettings:
     admin_port: int
     store_path: str | None = None
     store_threads: int = 1
-    store_memory_limit_mib: int = 64
+    store_memory_limit_mib: int = 32
     memory_limiter: MemoryLimiterSettings | None = None
     batch: BatchSettings = field(default_factory=BatchSettings)
     tenant_cardinality_limit: int = 100
@@ -385,7 +385,7 @@ def parse_settings(document: Any) -> CollectorSettings:
                 raise ConfigError(f"{where}: only one {STORE_EXPORTER} exporter is allowed")
             fields["store_path"] = settings.text("path", "./spanledger.duckdb")
             fields["store_threads"] = settings.integer("threads", 1, minimum=1)
-            fields["store_memory_limit_mib"] = settings.integer("memory_limit_mib", 64, minimum=16)
+            fields["store_memory_limit_mib"] = settings.integer("memory_limit_mib", 32, minimum=16)
             settings.done()
         elif exporter_type not in factories:
             known = ", ".join(sorted([STORE_EXPORTER, *factories]))
