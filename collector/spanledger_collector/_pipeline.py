@@ -244,7 +244,6 @@ class Pipeline:
         except DecodeError as error:
             raise PermanentError(f"the body is not a valid ExportTraceServiceRequest ({error})") from None
         batch = decoded.batch
-        batch.digest = hashlib.sha256(data).digest()[:16]  # sha256: CPUs hash it in hardware (~1.6 GB/s)
         if self.catalog is not None and batch.facts:
             batch.facts = [self._price(fact) for fact in batch.facts]
         if self.exporters:
@@ -255,6 +254,7 @@ class Pipeline:
                 exporter.consume_traces(request)
         first_delivery = True
         if self.writer is not None and len(batch.spans):
+            batch.digest = hashlib.sha256(data).digest()[:16]  # sha256: CPUs hash it in hardware (~1.6 GB/s)
             done = self.writer.submit(batch)
             try:
                 first_delivery = done.result(timeout=STORE_WAIT_S)

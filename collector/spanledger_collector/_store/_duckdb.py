@@ -190,6 +190,9 @@ class Store(Protocol):
     def cursor(self) -> Any:
         """A DB-API connection for the calling thread; the caller closes it."""
 
+    def large_queries(self) -> contextlib.AbstractContextManager[None]:
+        """Let billing work in this process use more memory than the ingest path while it runs."""
+
     def close(self) -> None:
         """Release the store; safe to call twice."""
 
@@ -256,9 +259,9 @@ class DuckDBStore:
         self._lock = threading.Lock()
         self._large_queries = 0
         self._next_prune = 0.0
-        for ddl in (USAGE_FACTS_DDL, SPANS_DDL, *SPANS_MIGRATIONS, DATA_READS_DDL, RECEIVED_REQUESTS_DDL):
+        ddls = (USAGE_FACTS_DDL, SPANS_DDL, *SPANS_MIGRATIONS, DATA_READS_DDL, RECEIVED_REQUESTS_DDL, TRACE_ROLLUPS_DDL)
+        for ddl in ddls:
             self._connection.execute(ddl)
-        self._connection.execute(TRACE_ROLLUPS_DDL)
 
     def _require_open(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
