@@ -114,22 +114,23 @@ def generate(directory: Path, facts: int, lines: int, seed: int = 7) -> None:
     assert egress >= 0
 
 
-def measure(directory: Path) -> dict[str, float | int]:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from fixtures.usage_store import open_usage_store
+def measure(directory: Path, collector_store: bool) -> dict[str, float | int]:
+    from spanledger_collector._store import DuckDBStore
     from spanledger_collector.billing import allocate, import_billing
+    from spanledger_collector.billing._store_access import store_connection
 
-    store = open_usage_store(directory / "store.duckdb")
-    connection = store.cursor()
-    started = time.perf_counter()
-    connection.execute(f"INSERT INTO usage_facts SELECT * FROM read_parquet('{directory / 'facts.parquet'}')")
-    loaded, cpu_loaded = time.perf_counter(), time.process_time()
-    result = import_billing(connection, [str(directory / "export.parquet")])
-    imported, cpu_imported = time.perf_counter(), time.process_time()
-    runs = allocate(connection)
-    allocated, cpu_allocated = time.perf_counter(), time.process_time()
-    rows = connection.execute("SELECT count(*) FROM allocations").fetchone()
-    connection.close()
+    # The collector's store settings (one thread, 32 MiB), which billing work lifts while it runs.
+    limits: dict[str, int] = {"threads": 1, "memory_limit_mib": 32} if collector_store else {}
+    store = DuckDBStore(directory / "store.duckdb", **limits)
+    with store_connection(store) as connection:
+        started = time.perf_counter()
+        connection.execute(f"INSERT INTO usage_facts SELECT * FROM read_parquet('{directory / 'facts.parquet'}')")
+        loaded, cpu_loaded = time.perf_counter(), time.process_time()
+        result = import_billing(connection, [str(directory / "export.parquet")])
+        imported, cpu_imported = time.perf_counter(), time.process_time()
+        runs = allocate(connection)
+        allocated, cpu_allocated = time.perf_counter(), time.process_time()
+        rows = connection.execute("SELECT count(*) FROM allocations").fetchone()
     store.close()
     return {
         "lines": sum(s.row_count for s in result.snapshots),
@@ -147,12 +148,13 @@ def measure(directory: Path) -> dict[str, float | int]:
     }
 
 
-def run_once(facts: int, lines: int) -> dict[str, float | int]:
+def run_once(facts: int, lines: int, collector_store: bool) -> dict[str, float | int]:
     with tempfile.TemporaryDirectory(prefix="bench-billing-") as directory:
         generate(Path(directory), facts, lines)
-        output = subprocess.run(
-            [sys.executable, __file__, "--measure", directory], check=True, capture_output=True, text=True
-        ).stdout
+        command = [sys.executable, __file__, "--measure", directory]
+        if collector_store:
+            command.append("--collector-store")
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         return {"facts": facts, **json.loads(output)}
 
 
@@ -161,15 +163,20 @@ def main() -> None:
     parser.add_argument("--facts", type=int, default=1_000_000)
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--scaling", action="store_true", help="also 100k, 250k and 500k facts")
+    parser.add_argument(
+        "--collector-store",
+        action="store_true",
+        help="open the store with the running collector's settings (threads: 1, memory_limit_mib: 32)",
+    )
     parser.add_argument("--measure", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(Path(args.measure))))
+        print(json.dumps(measure(Path(args.measure), args.collector_store)))
         return
     print(f"cpus: {os.cpu_count()}, duckdb {duckdb.__version__}, python {sys.version.split()[0]}")
     sizes = [100_000, 250_000, 500_000, args.facts] if args.scaling else [args.facts]
     for facts in sizes:
-        print(json.dumps(run_once(facts, args.lines)), flush=True)
+        print(json.dumps(run_once(facts, args.lines, args.collector_store)), flush=True)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ def _break(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
          "receivers.otlp.protocols.http.auth.authenticator: unknown authenticator"),
         ("exporters.spanledger_store.path", "${env:SPANLEDGER_TEST_UNSET_VARIABLE}",
          "exporters.spanledger_store.path: environment variable SPANLEDGER_TEST_UNSET_VARIABLE is not set"),
+        ("exporters.spanledger_store.retention", "90d",
+         "exporters.spanledger_store.retention: expected a duration such as 200ms, 5s or 1m, got '90d'"),
         ("colour", "blue", "colour: unknown key"),
     ],
 )  # fmt: skip

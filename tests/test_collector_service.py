@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import struct
 import threading
@@ -302,21 +303,55 @@ def test_a_retry_after_a_restart_or_while_the_first_attempt_waits_is_stored_once
     assert facts[0][0] == facts[0][1] > 0
 
 
-def test_billing_work_lifts_the_store_memory_limit_and_puts_it_back(tmp_path: Path) -> None:
-    """The ingest path's DuckDB memory limit must not starve a billing allocation run through the collector."""
+def test_billing_work_lifts_the_store_limits_and_puts_them_back(tmp_path: Path) -> None:
+    """The ingest path's DuckDB memory and thread limits must not starve a billing allocation run through the
+    collector."""
     from spanledger_collector._store import DuckDBStore
     from spanledger_collector.billing._store_access import store_connection
 
-    store = DuckDBStore(tmp_path / "store.duckdb", memory_limit_mib=32)
+    store = DuckDBStore(tmp_path / "store.duckdb", threads=1, memory_limit_mib=32)
 
-    def limit() -> str:
+    def limits() -> tuple[str, str]:
         with store.cursor() as cursor:
-            row = cursor.execute("SELECT current_setting('memory_limit')").fetchone()
+            row = cursor.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
         assert row is not None
-        return str(row[0])
+        return str(row[0]), str(row[1])
 
-    bounded = limit()
+    bounded = limits()
     with store_connection(store), store_connection(store):
-        assert limit() != bounded
-    assert limit() == bounded == "32.0 MiB"
+        lifted = limits()
+        assert lifted[0] != bounded[0]
+        assert lifted[1] == str(os.cpu_count())
+    assert limits() == bounded == ("32.0 MiB", "1")
     store.close()
+
+
+def test_retention_expires_old_usage_and_keeps_the_rest(tmp_path: Path) -> None:
+    """With ``retention``, spans, data reads and usage facts that ended longer ago are deleted as data arrives."""
+    config = collector_config(tmp_path)
+    config["exporters"]["spanledger_store"]["retention"] = "24h"
+    recent_spans = genai_trace()
+    request = encode_spans(recent_spans)
+    old = encode_spans(genai_trace())
+    three_days = 3 * 86_400 * 10**9
+    for resource_spans in old.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                span.start_time_unix_nano -= three_days
+                span.end_time_unix_nano -= three_days
+                for event in span.events:
+                    event.time_unix_nano -= three_days
+    request.resource_spans.extend(old.resource_spans)
+    method = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    with start_collector(tmp_path, config) as collector, grpc.insecure_channel(collector.grpc_endpoint) as channel:
+        channel.unary_unary(method)(request.SerializeToString(), timeout=30)
+    spans = collector.query("SELECT count(*) FROM spans")
+    reads = collector.query("SELECT trace_id, count(*) FROM data_reads GROUP BY trace_id")
+    facts = collector.query("SELECT trace_id, meter FROM usage_facts ORDER BY meter")
+    assert spans == [(len(recent_spans),)]
+    assert reads == [(trace_id_of(recent_spans), 2)]
+    # The SageMaker endpoint's usage is dated by its occupancy interval (2023), so it expired as well.
+    assert {trace_id for trace_id, _ in facts} == {trace_id_of(recent_spans)}
+    expected = [Meter.ACCELERATOR_SECONDS, Meter.EGRESS_BYTES, Meter.INGRESS_BYTES, Meter.LLM_CACHE_READ_TOKENS,
+                Meter.LLM_INPUT_TOKENS, Meter.LLM_OUTPUT_TOKENS]  # fmt: skip
+    assert [meter for _, meter in facts] == sorted(meter.value for meter in expected)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ class CollectorService:
                 settings.store_path,
                 threads=settings.store_threads,
                 memory_limit_mib=settings.store_memory_limit_mib,
+                retention=timedelta(seconds=settings.store_retention_s) if settings.store_retention_s else None,
             )
             self.writer = StoreWriter(self.store, settings.batch)
         if settings.memory_limiter is not None:

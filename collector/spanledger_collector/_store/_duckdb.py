@@ -14,6 +14,7 @@ docs/design.md, "Collector performance"). Digests older than :data:`REQUEST_RETE
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,8 @@ from ._facts import UsageFact
 from ._rows import StoreBatch
 
 __all__ = ["DuckDBStore", "Store"]
+
+logger = logging.getLogger("spanledger.collector")
 
 QUANTITY = pa.decimal128(38, 9)
 COST = pa.decimal128(38, 12)
@@ -101,6 +104,8 @@ CREATE TABLE IF NOT EXISTS received_requests (
 # retry_on_failure after 5 minutes by default).
 REQUEST_RETENTION = timedelta(hours=1)
 _PRUNE_EVERY_S = 60.0
+# What ``retention`` expires, by the time each row's usage or read ended.
+_RETAINED_ROWS = (("spans", "end_time"), ("data_reads", "read_time"), ("usage_facts", "end_time"))
 
 
 def _tokens(meter: Meter) -> str:
@@ -191,7 +196,7 @@ class Store(Protocol):
         """A DB-API connection for the calling thread; the caller closes it."""
 
     def large_queries(self) -> contextlib.AbstractContextManager[None]:
-        """Let billing work in this process use more memory than the ingest path while it runs."""
+        """Let billing work in this process use more memory and threads than the ingest path while it runs."""
 
     def close(self) -> None:
         """Release the store; safe to call twice."""
@@ -245,13 +250,23 @@ def _rows_table(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
 class DuckDBStore:
     """Usage facts, spans and data reads in one DuckDB file (``:memory:`` for a throwaway store)."""
 
-    def __init__(self, path: str | Path, *, threads: int | None = None, memory_limit_mib: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        threads: int | None = None,
+        memory_limit_mib: int | None = None,
+        retention: timedelta | None = None,
+    ) -> None:
+        """``retention``: spans, data reads and usage facts that ended longer ago are deleted (None: kept)."""
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, str | bool | int | float | list[str]] = {}
         if threads is not None:
             config["threads"] = threads
+        self._threads = threads
+        self._retention = retention
         self._memory_limit = None if memory_limit_mib is None else f"{memory_limit_mib}MiB"
         if self._memory_limit is not None:
             config["memory_limit"] = self._memory_limit
@@ -277,16 +292,36 @@ class DuckDBStore:
                 new = self._new_batches(connection, batches, received_at)
                 if new:
                     self._insert(connection, new)
-                if time.monotonic() >= self._next_prune:
-                    connection.execute(
-                        "DELETE FROM received_requests WHERE received_at < ?", [received_at - REQUEST_RETENTION]
-                    )
-                    self._next_prune = time.monotonic() + _PRUNE_EVERY_S
                 connection.commit()
             except BaseException:
                 connection.rollback()
                 raise
+            if time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + _PRUNE_EVERY_S
+                self._prune(connection, received_at)
         return new
+
+    def _prune(self, connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
+        """Expire request digests and, with a ``retention``, old rows; a failure is logged, never raised.
+
+        It runs after the batches' own commit: they are stored, and their requests must be acknowledged.
+        """
+        expired = [("received_requests", "received_at", now - REQUEST_RETENTION)]
+        if self._retention is not None:
+            expired += [(table, column, now - self._retention) for table, column in _RETAINED_ROWS]
+        try:
+            connection.begin()
+            deleted = {
+                table: connection.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff]).fetchall()[0][0]
+                for table, column, cutoff in expired
+            }
+            connection.commit()
+        except duckdb.Error:
+            with contextlib.suppress(duckdb.Error):
+                connection.rollback()
+            logger.exception("expiring old rows from the store %s failed; retrying in a minute", self.path)
+        else:
+            logger.debug("expired rows from the store %s: %s", self.path, deleted)
 
     @staticmethod
     def _new_batches(
@@ -342,18 +377,24 @@ class DuckDBStore:
 
     @contextlib.contextmanager
     def large_queries(self) -> Iterator[None]:
-        """Lift ``memory_limit`` while a billing import or allocation runs in this process.
+        """Lift ``memory_limit`` and ``threads`` while a billing import or allocation runs in this process.
 
-        The limit keeps the ingest path's RSS bounded (DuckDB otherwise caches blocks up to 80 % of RAM);
-        allocating a month of a large bill needs about a GiB, and DuckDB's limit is per database, so it
-        is lifted while such work runs and put back when the last of it ends.
+        The limits keep the ingest path small and off the other cores (DuckDB otherwise caches blocks up to
+        80 % of RAM); allocating a month of a large bill needs about a GiB and goes faster on every core. DuckDB's
+        settings are per database, so they are lifted while such work runs and put back when the last of it ends.
         """
-        if self._memory_limit is None:
+        limits = [
+            (setting, value)
+            for setting, value in (("memory_limit", self._memory_limit), ("threads", self._threads))
+            if value is not None
+        ]
+        if not limits:
             yield
             return
         with self._lock:
             if self._large_queries == 0:
-                self._require_open().execute("RESET memory_limit")
+                for setting, _ in limits:
+                    self._require_open().execute(f"RESET {setting}")
             self._large_queries += 1
         try:
             yield
@@ -361,7 +402,8 @@ class DuckDBStore:
             with self._lock:
                 self._large_queries -= 1
                 if self._large_queries == 0 and self._connection is not None:
-                    self._connection.execute(f"SET memory_limit = '{self._memory_limit}'")
+                    for setting, value in limits:
+                        self._connection.execute(f"SET {setting} = '{value}'")
 
     def checkpoint(self) -> None:
         with self._lock:

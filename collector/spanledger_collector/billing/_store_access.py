@@ -15,7 +15,8 @@ __all__ = ["store_connection"]
 def store_connection(store: Any) -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection for this thread: the connection itself, or a cursor of the store (closed afterwards).
 
-    Through the store, its ingest-path memory limit is lifted meanwhile (``DuckDBStore.large_queries``).
+    Through the store, its ingest-path memory and thread limits are lifted meanwhile
+    (``DuckDBStore.large_queries``).
     """
     if isinstance(store, duckdb.DuckDBPyConnection):
         yield store
