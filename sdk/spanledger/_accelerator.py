@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import threading
 import time
 import weakref
@@ -38,7 +37,15 @@ from . import semconv
 from ._decorating import run_inside
 from ._internal_errors import internal_errors_logged
 from ._metrics import create_instrument
-from ._nvml import DEFAULT_SAMPLE_PERIOD_US, MAX_SAMPLE_PERIOD_US, Device, Nvml, busy_seconds, load_nvml
+from ._nvml import (
+    DEFAULT_SAMPLE_PERIOD_US,
+    MAX_SAMPLE_PERIOD_US,
+    POLL_INTERVAL_S,
+    Device,
+    Nvml,
+    busy_seconds,
+    load_nvml,
+)
 from ._telemetry import Telemetry
 
 __all__ = [
@@ -143,6 +150,7 @@ class AcceleratorMeasurement:
             if not self._devices:
                 self.reason = "no_device: NVML found no GPU"
                 return
+            self.start_us = loaded.watch(self._devices)
             self._token = _ledger.begin([d.index for d in self._devices], self.start_us)
         except LookupError as error:
             self.reason = f"unknown_device: {error}"
@@ -161,25 +169,33 @@ class AcceleratorMeasurement:
             self._shares = _ledger.finish(self._token, [d.index for d in self._devices], self.end_us)
 
     def seconds_until_sampled(self) -> float:
-        """How long until NVML has sampled the period the work ended in (0 when it already has)."""
+        """How long until NVML has sampled the period the work ended in (0 when it has, or when it is late
+        beyond the longest sample period: then the tail of the work is left out)."""
         if not self.measuring:
             return 0.0
         try:
             assert self._nvml is not None
-            latest, period = 0, DEFAULT_SAMPLE_PERIOD_US
-            for device in self._devices:
-                samples = self._nvml.process_samples(device, os.getpid(), self.start_us)
-                if samples:
-                    latest = max(latest, samples[-1][0])
-                    gaps = [b[0] - a[0] for a, b in itertools.pairwise(samples) if b[0] > a[0]]
-                    period = min([period, *gaps])
-            if latest >= self.end_us:
+            now_us = _now_us()
+            if now_us > self.end_us + MAX_SAMPLE_PERIOD_US + _SAMPLE_LATENCY_US:
                 return 0.0
-            due_us = (latest + period if latest else self.end_us + period) + _SAMPLE_LATENCY_US
-            return min(max(due_us - _now_us(), 0), MAX_SAMPLE_PERIOD_US) / 1e6
+            due_us = 0
+            for device in self._devices:
+                samples = self._nvml.process_samples(device, self.start_us)
+                latest = samples[-1][0] if samples else 0
+                if latest < self.end_us and self._nvml.has_context(device):
+                    gaps = [b[0] - a[0] for a, b in itertools.pairwise(samples)]
+                    period = min(gaps) if gaps else DEFAULT_SAMPLE_PERIOD_US
+                    due_us = max(due_us, latest + period + _SAMPLE_LATENCY_US, now_us + _POLL_INTERVAL_US)
+            return min(max(due_us - now_us, 0), MAX_SAMPLE_PERIOD_US) / 1e6
         except Exception as error:
             self.reason = f"nvml_error: {error}"
             return 0.0
+
+    def release(self) -> None:
+        """Stop keeping NVML history for this measurement (after :meth:`attributes`)."""
+        if self._nvml is not None and self._token is not None:
+            with internal_errors_logged("accelerator release"):
+                self._nvml.unwatch(self._devices, self.start_us)
 
     def attributes(self) -> dict[str, AttributeValue]:
         """The span attributes: time, type, count, concurrency, or ``not_measured`` and why."""
@@ -198,13 +214,12 @@ class AcceleratorMeasurement:
         return attributes
 
     def _measure(self, nvml: Nvml) -> dict[str, AttributeValue]:
-        pid = os.getpid()
         busy: dict[Device, float] = {}
         peak = 1
         for device in self._devices:
             segments, concurrency = self._shares.get(device.index, ([], 1))
             peak = max(peak, concurrency)
-            busy[device] = busy_seconds(nvml.process_samples(device, pid, self.start_us), segments)
+            busy[device] = busy_seconds(nvml.process_samples(device, self.start_us), segments)
         used = list(busy) if self._explicit else [d for d, seconds in busy.items() if seconds > 0]
         self.busy_by_type = {}
         for device in used:
@@ -223,6 +238,7 @@ class AcceleratorMeasurement:
 
 _SAMPLE_LATENCY_US = 50_000
 """Slack after a sample period ends before its sample is asked for."""
+_POLL_INTERVAL_US = round(POLL_INTERVAL_S * 1e6)
 
 
 class _Later:
@@ -262,12 +278,12 @@ _counters: weakref.WeakKeyDictionary[Meter, Counter] = weakref.WeakKeyDictionary
 
 
 def record_accelerator_span(telemetry: Telemetry, span: Span, measurement: AcceleratorMeasurement) -> None:
-    """For a stopped ``measurement``: once NVML has sampled the end of the work (at most a sample period
+    """For a stopped ``measurement``: once NVML has sampled the end of the work (about a sample period
     later, on a background thread), put the attributes on ``span``, add the seconds to the counter and end
     the span at the time the work ended."""
     delay = measurement.seconds_until_sampled()
     if delay > 0:
-        _later.call_later(delay, lambda: _complete(telemetry, span, measurement))
+        _later.call_later(delay, lambda: record_accelerator_span(telemetry, span, measurement))
     else:
         _complete(telemetry, span, measurement)
 
@@ -285,6 +301,7 @@ def _complete(telemetry: Telemetry, span: Span, measurement: AcceleratorMeasurem
             for accelerator_type, seconds in measurement.busy_by_type.items():
                 counter.add(seconds, {semconv.SPANLEDGER_ACCELERATOR_TYPE: accelerator_type})
     finally:
+        measurement.release()
         span.end(end_time=measurement.end_us * 1000)
 
 

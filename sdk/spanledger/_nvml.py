@@ -1,38 +1,50 @@
-"""The NVML boundary: devices and this process's per-sample SM utilization, through ``pynvml`` (nvidia-ml-py).
+"""The NVML boundary: devices and this process's SM busy time, through ``pynvml`` (nvidia-ml-py).
 
-Per-process busy time comes from ``nvmlDeviceGetProcessUtilization(device, lastSeenTimeStamp)``: the
-driver samples every process with a context on the device once per sample period (1/6 s to 1 s depending
-on the product) and reports, per sample, the percentage of that period during which the process's kernels
-occupied the SMs (``smUtil``) and a CPU timestamp in microseconds since the epoch. Busy seconds over an
-interval are the integral of ``smUtil / 100`` over it (see :func:`busy_seconds`).
+Per-process busy time comes from ``nvmlDeviceGetProcessUtilization(device, lastSeenTimeStamp)``. The
+driver samples every process with a context on the device once per sample period (200 ms on an H100 with
+driver 580; 1/6 s to 1 s depending on the product); each sample is the percentage of that period during
+which the process's kernels occupied the SMs. A query does not return those samples: it returns ONE entry
+per process, whose ``smUtil`` is the average of its samples newer than ``lastSeenTimeStamp`` and whose
+``timeStamp`` is the newest one's (microseconds since the epoch), or ``NVML_ERROR_NOT_FOUND`` when no
+sample is newer (seen on a real H100, docs/design.md "Verified on a real GPU"). So :class:`Nvml` polls
+each watched device, chaining every query on the timestamp the previous one returned: entry ``i`` of the
+resulting history is this process's average utilization over ``(t[i-1], t[i]]``, exactly, whatever the
+gap between polls. Busy seconds over an interval are the integral of ``util / 100`` over it
+(:func:`busy_seconds`).
 
 Why not the others: ``nvmlDeviceGetUtilizationRates`` / ``nvmlDeviceGetSamples`` are device-wide (every
 process together); ``nvmlDeviceGetAccountingStats`` needs accounting mode switched on by root and gives a
 whole-lifetime integer percentage, too coarse to difference over one request.
 
-Limits: the resolution is one sample period (a block much shorter than that can read as 0 or as a whole
-period's share); a sample can be reported a period after the work, so the tail of a block may be missed;
-inside a container NVML reports host PIDs, which do not match ``os.getpid()`` unless the container shares
-the host PID namespace (then nothing is attributed: the span says so, see ``_accelerator``).
+Limits: the resolution is one sample period (the start and end of a block fall inside sample periods whose
+average is spread over the whole period); inside a container NVML reports host PIDs, which do not match
+``os.getpid()`` unless the container shares the host PID namespace (then nothing is attributed: the span
+says so, see ``_accelerator``).
 
 Nothing here imports ``pynvml`` at import time; :func:`load_nvml` does, once, and caches the outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import itertools
+import os
 import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Device", "Nvml", "busy_seconds", "load_nvml"]
 
 DEFAULT_SAMPLE_PERIOD_US = 166_667
-"""The driver's usual sample period (1/6 s), used when a device reports a single sample."""
+"""The shortest sample period of current products (1/6 s), assumed until the history shows the device's."""
 MAX_SAMPLE_PERIOD_US = 1_000_000
+"""The longest sample period of current products."""
+POLL_INTERVAL_S = 0.1
+"""How often watched devices are polled: under any product's sample period, so the history keeps its detail."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +52,7 @@ class Device:
     index: int
     uuid: str
     name: str
-    handle: Any
+    handle: Any = field(compare=False)  # a ctypes pointer: unhashable, and the index already identifies it
 
 
 class Nvml:
@@ -51,6 +63,11 @@ class Nvml:
         module.nvmlInit()
         self.devices = tuple(self._device(index) for index in range(module.nvmlDeviceGetCount()))
         self._lock = threading.Lock()
+        self._history: dict[int, list[tuple[int, int]]] = {}  # device index -> (timestamp_us, util) of our PID
+        self._watchers: dict[int, list[int]] = {}  # device index -> since_us of each running measurement
+        self._with_context: set[int] = set()  # device indexes where NVML has reported this PID
+        self._pid = os.getpid()
+        self._poller: threading.Thread | None = None
 
     def _device(self, index: int) -> Device:
         handle = self._nvml.nvmlDeviceGetHandleByIndex(index)
@@ -70,16 +87,80 @@ class Nvml:
             selected.append(found)
         return tuple(selected)
 
-    def process_samples(self, device: Device, pid: int, since_us: int) -> list[tuple[int, int]]:
-        """``(timestamp_us, sm_util_percent)`` samples of ``pid`` newer than ``since_us``, oldest first."""
-        with self._lock:  # NVML is thread-safe; the lock keeps one query per device at a time
+    def watch(self, devices: Sequence[Device]) -> int:
+        """Keep a history of this process's utilization on ``devices`` until :meth:`unwatch`; returns the
+        time (µs since the epoch) from which it is kept, after polling each device once so its history has
+        an entry at or before that time for the next entry's average to start from."""
+        for device in devices:
+            self.poll(device)
+        since_us = time.time_ns() // 1000
+        with self._lock:
+            for device in devices:
+                self._watchers.setdefault(device.index, []).append(since_us)
+            if self._poller is None:
+                self._poller = threading.Thread(target=self._poll_while_watched, name="spanledger-nvml", daemon=True)
+                self._poller.start()
+        return since_us
+
+    def unwatch(self, devices: Sequence[Device], since_us: int) -> None:
+        with self._lock:
+            for device in devices:
+                watchers = self._watchers.get(device.index, [])
+                if since_us in watchers:
+                    watchers.remove(since_us)
+                history = self._history.get(device.index, [])
+                horizon = min(watchers) if watchers else history[-1][0] if history else 0
+                del history[: max([0, *(i for i, (timestamp, _) in enumerate(history) if timestamp <= horizon)])]
+
+    def poll(self, device: Device) -> None:
+        """Append this process's average utilization since the previous poll to ``device``'s history."""
+        pid = os.getpid()
+        with self._lock:  # NVML is thread-safe; the lock keeps the chain of timestamps in order
+            history = self._history.setdefault(device.index, [])
+            if self._pid != pid:  # forked: the parent's history is not ours
+                self._pid = pid
+                self._with_context.clear()
+                for other in self._history.values():
+                    other.clear()
+            last_seen = history[-1][0] if history else 0
             try:
-                samples = self._nvml.nvmlDeviceGetProcessUtilization(device.handle, since_us)
+                samples = self._nvml.nvmlDeviceGetProcessUtilization(device.handle, last_seen)
             except self._nvml.NVMLError as error:
-                if getattr(error, "value", None) == self._nvml.NVML_ERROR_NOT_FOUND:
-                    return []  # no sample since ``since_us``
-                raise
-        return sorted((int(s.timeStamp), int(s.smUtil)) for s in samples if s.pid == pid)
+                if getattr(error, "value", None) != self._nvml.NVML_ERROR_NOT_FOUND:
+                    raise
+                samples = []  # no sample newer than ``last_seen`` yet
+            mine = [(int(s.timeStamp), int(s.smUtil)) for s in samples if s.pid == pid and s.timeStamp > last_seen]
+            if mine:
+                history.append(max(mine))
+                self._with_context.add(device.index)
+            elif not history:  # no context here yet: utilization until now is 0, counting starts now
+                history.append((time.time_ns() // 1000, 0))
+
+    def has_context(self, device: Device) -> bool:
+        """Whether NVML has reported this process on ``device`` (else it has no samples to wait for)."""
+        with self._lock:
+            return device.index in self._with_context
+
+    def process_samples(self, device: Device, since_us: int) -> list[tuple[int, int]]:
+        """``(timestamp_us, sm_util_percent)``: the newest entry at or before ``since_us`` (where the next
+        one's average starts), then every newer one, oldest first. Polls first."""
+        self.poll(device)
+        with self._lock:
+            history = self._history.get(device.index, [])
+            first = max([0, *(i for i, (timestamp, _) in enumerate(history) if timestamp <= since_us)])
+            return history[first:]
+
+    def _poll_while_watched(self) -> None:
+        while True:
+            with self._lock:
+                watched = [d for d in self.devices if self._watchers.get(d.index)]
+                if not watched:
+                    self._poller = None
+                    return
+            for device in watched:
+                with contextlib.suppress(Exception):  # a measurement reading this device reports the error itself
+                    self.poll(device)
+            time.sleep(POLL_INTERVAL_S)
 
 
 def _text(value: Any) -> str:
@@ -102,21 +183,14 @@ def load_nvml() -> Nvml | str:
 def busy_seconds(samples: Sequence[tuple[int, int]], segments: Sequence[tuple[int, int, float]]) -> float:
     """Weighted seconds the SMs were busy within ``segments`` (``(start_us, end_us, weight)``, disjoint).
 
-    Sample ``i`` covers ``(t[i-1], t[i]]`` at ``util[i]`` percent; the first one covers one typical period
-    before it. Periods are capped at one second so a gap in the samples is not filled with a stale value.
-    A weight of ``1/n`` gives a measurement its share of time when ``n`` measurements overlap.
+    Sample ``i`` (from :meth:`Nvml.process_samples`) is the average utilization over ``(t[i-1], t[i]]``;
+    the first one only marks where the second one's interval starts. A weight of ``1/n`` gives a
+    measurement its share of time when ``n`` measurements overlap.
     """
-    if not samples or not segments:
-        return 0.0
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(samples) if b[0] > a[0]]
-    typical = min(gaps) if gaps else DEFAULT_SAMPLE_PERIOD_US
     busy_us = 0.0
-    previous = samples[0][0] - typical
-    for timestamp, util in samples:
-        period_start = max(previous, timestamp - MAX_SAMPLE_PERIOD_US)
+    for (previous, _), (timestamp, util) in itertools.pairwise(samples):
         for start_us, end_us, weight in segments:
-            overlap = min(timestamp, end_us) - max(period_start, start_us)
+            overlap = min(timestamp, end_us) - max(previous, start_us)
             if overlap > 0:
                 busy_us += overlap * util / 100 * weight
-        previous = timestamp
     return busy_us / 1e6
