@@ -26,6 +26,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -194,13 +195,15 @@ def loadgen(endpoint: str, rate: float, duration: float, concurrency: int, spans
     slots = threading.Semaphore(concurrency)
     lock = threading.Lock()
     counts = {"sent_spans": 0, "acked_spans": 0, "refused_spans": 0, "errors": {}}
+    latencies: list[float] = []
     sequence = 0
 
-    def done(future: Any) -> None:
+    def done(future: Any, sent_at: float) -> None:
         with lock:
             try:
                 future.result()
                 counts["acked_spans"] += spans_per_request
+                latencies.append(time.monotonic() - sent_at)
             except grpc.RpcError as error:
                 counts["refused_spans"] += spans_per_request
                 name = error.code().name
@@ -219,11 +222,14 @@ def loadgen(endpoint: str, rate: float, duration: float, concurrency: int, spans
         slots.acquire()
         sequence += 1
         body = template.replace(TRACE_PREFIX, struct.pack(">II", os.getpid(), sequence))
-        export.future(body, timeout=60).add_done_callback(done)
+        sent_at = time.monotonic()
+        export.future(body, timeout=60).add_done_callback(lambda future, sent_at=sent_at: done(future, sent_at))
         counts["sent_spans"] += spans_per_request
     for _ in range(concurrency):
         slots.acquire()
     counts["elapsed_s"] = time.monotonic() - started
+    percentiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    counts["ack_latency_ms"] = {"p50": round(percentiles[49] * 1e3, 1), "p99": round(percentiles[98] * 1e3, 1)}
     channel.close()
     return counts
 
@@ -342,6 +348,7 @@ def run_phase(
         "acked_spans": counts["acked_spans"],
         "refused_spans": counts["refused_spans"],
         "refusals": counts["errors"],
+        "ack_latency_ms": counts["ack_latency_ms"],
         "stored_spans": stored,
         "usage_facts": facts,
         "lost": counts["acked_spans"] - stored,

@@ -181,3 +181,24 @@ def test_generators_are_refused_at_decoration() -> None:
         @spanledger.accelerator()
         def tokens() -> Iterator[int]:
             yield 1
+
+
+def test_a_block_open_for_hours_keeps_a_bounded_history_with_the_same_busy_time() -> None:
+    """Past MAX_HISTORY entries the older half is merged into duration-weighted averages: bounded memory, and
+    the busy time over any whole merged stretch unchanged."""
+    import random
+
+    from spanledger._nvml import MAX_HISTORY, _merge_older_half, busy_seconds
+
+    rng = random.Random(7)
+    timestamp, history = 1_700_000_000_000_000, [(1_700_000_000_000_000, 0.0)]
+    for _ in range(MAX_HISTORY + 1):
+        timestamp += rng.randint(150_000, 250_000)
+        history.append((timestamp, float(rng.randint(0, 100))))
+    whole = [(history[0][0], history[-1][0], 1.0)]
+    recent = [(history[-100][0], history[-1][0], 0.5)]
+    before = busy_seconds(history, whole), busy_seconds(history, recent)
+    _merge_older_half(history)
+    assert len(history) <= MAX_HISTORY * 3 // 4 + 2
+    assert busy_seconds(history, whole) == pytest.approx(before[0], rel=1e-12)
+    assert busy_seconds(history, recent) == before[1]

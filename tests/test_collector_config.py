@@ -45,6 +45,8 @@ def _break(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
          "exporters.spanledger_store.path: environment variable SPANLEDGER_TEST_UNSET_VARIABLE is not set"),
         ("exporters.spanledger_store.retention", "90d",
          "exporters.spanledger_store.retention: expected a duration such as 200ms, 5s or 1m, got '90d'"),
+        ("exporters.spanledger_store.commit_interval", "-1s",
+         "exporters.spanledger_store.commit_interval: expected a duration such as 200ms, 5s or 1m, got '-1s'"),
         ("colour", "blue", "colour: unknown key"),
     ],
 )  # fmt: skip

@@ -207,7 +207,7 @@ def test_stop_signals_flush_and_exit_zero(tmp_path: Path, stop_signal: int) -> N
 
 
 def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
-    """A client is acknowledged only after its spans are committed, so a crash cannot lose them."""
+    """A client is acknowledged only once its request is synced to the request log, so a crash cannot lose it."""
     config = collector_config(tmp_path)
     collector = launch(tmp_path, config)
     spans = genai_trace()
@@ -355,3 +355,41 @@ def test_retention_expires_old_usage_and_keeps_the_rest(tmp_path: Path) -> None:
     expected = [Meter.ACCELERATOR_SECONDS, Meter.EGRESS_BYTES, Meter.INGRESS_BYTES, Meter.LLM_CACHE_READ_TOKENS,
                 Meter.LLM_INPUT_TOKENS, Meter.LLM_OUTPUT_TOKENS]  # fmt: skip
     assert [meter for _, meter in facts] == sorted(meter.value for meter in expected)
+
+
+def test_acknowledged_requests_survive_a_crash_before_the_store_commits(tmp_path: Path) -> None:
+    """Acknowledged requests wait in the request log until the store commits; after kill -9 they are restored,
+    and a client retrying one of them (its ack was lost in the crash) does not store it twice."""
+    config = collector_config(tmp_path)
+    config["exporters"]["spanledger_store"]["commit_interval"] = "1h"
+    bodies = [encode_spans(genai_trace(tenant=f"tenant-{n}")).SerializeToString() for n in range(5)]
+    method = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    collector = launch(tmp_path, config)
+    with grpc.insecure_channel(collector.grpc_endpoint) as channel:
+        export = channel.unary_unary(method)
+        for body in bodies:
+            export(body, timeout=30)
+    collector.process.kill()
+    collector.process.wait()
+    with start_collector(tmp_path, config) as restarted, grpc.insecure_channel(restarted.grpc_endpoint) as channel:
+        assert "restoring requests 1-5 from the request log" in restarted.log
+        channel.unary_unary(method)(bodies[0], timeout=30)
+    per_trace = restarted.query("SELECT count(*) FROM spans GROUP BY trace_id")
+    assert sorted(count for (count,) in per_trace) == [len(genai_trace())] * len(bodies)
+    assert not list((tmp_path / "spanledger.duckdb.requests").glob("*.log")), "committed segments are deleted"
+
+
+def test_a_logged_request_the_store_cannot_take_is_dropped_with_an_error_and_the_rest_restored(tmp_path: Path) -> None:
+    from spanledger_collector._store import RequestLog
+
+    config = collector_config(tmp_path)
+    good = encode_spans(genai_trace()).SerializeToString()
+    log = RequestLog(tmp_path / "spanledger.duckdb.requests")
+    log.append("traces", good[: len(good) // 2])  # a body that was never valid OTLP
+    log.append("traces", good)
+    log.sync(log.last_seq)
+    log.close()
+    with start_collector(tmp_path, config) as collector:
+        pass
+    assert "request 1 (pipeline traces) cannot be stored and is dropped" in collector.log
+    assert collector.query("SELECT count(*) FROM spans") == [(len(genai_trace()),)]

@@ -36,13 +36,22 @@ class _Server(ThreadingHTTPServer):
 
 class AdminServer:
     def __init__(
-        self, host: str, port: int, registry: CollectorRegistry, store: Any, health: Callable[[], tuple[bool, str]]
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        store: Any,
+        health: Callable[[], tuple[bool, str]],
+        *,
+        flush: Callable[[], object] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.registry = registry
         self.store = store
         self.health = health
+        # Readers see committed rows only: commit what was acknowledged before answering from the store.
+        self.flush = flush
         self.api = load_billing_api()
         self._server: _Server | None = None
         self._stopped = False
@@ -86,6 +95,8 @@ class AdminServer:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length > 0 else b""
+                if admin.flush is not None and (url.path == "/metrics" or url.path.startswith("/api/")):
+                    admin.flush()
                 if url.path == "/metrics" and method == "GET":
                     self._send(200, generate_latest(admin.registry), CONTENT_TYPE_LATEST)
                 elif url.path in ("/health", "/") and method == "GET":

@@ -1,8 +1,9 @@
 """The collector service: builds the pipelines from settings, starts them, and stops them in order.
 
-Start order is exporters -> store writer -> receivers -> admin (data never arrives before its consumers
-exist); shutdown is the reverse: stop accepting (receivers drain their in-flight requests), flush the
-store writer, shut exporters down (they persist their queues), close the store, stop the admin server.
+Start order is exporters -> store writer (which first restores what the request log holds beyond the
+store's last commit) -> receivers -> admin (data never arrives before its consumers exist); shutdown is
+the reverse: stop accepting (receivers drain their in-flight requests), commit the store writer, shut
+exporters down (they persist their queues), close the store, stop the admin server.
 ``shutdown()`` is safe to call twice and from a signal handler's thread.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import tempfile
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -20,9 +22,9 @@ from google.protobuf.internal import api_implementation
 from ._admin import AdminServer
 from ._component import Component, Consumer
 from ._config import STORE_EXPORTER, CollectorSettings
-from ._pipeline import MemoryLimiter, Pipeline, StoreWriter
+from ._pipeline import MemoryLimiter, Pipeline, Replayer, StoreWriter
 from ._receivers import GrpcReceiver, HttpReceiver, OtlpSignals, bound_host
-from ._store import DuckDBStore
+from ._store import DuckDBStore, LoggedRequest, RequestLog, StoreBatch
 from ._telemetry import REGISTRY, ExporterStatsCollector, UsageMetrics
 
 __all__ = ["CollectorService"]
@@ -35,6 +37,35 @@ def _create_exporter(component_id: str, exporter_type: str, config: dict[str, An
     factory = module.FACTORIES[exporter_type]
     exporter: Consumer = factory.create(component_id, config, data_dir)
     return exporter
+
+
+def _request_log_directory(store_path: str) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
+    """Beside the store (``spanledger.duckdb.requests``), as DuckDB keeps its ``.wal``; a temporary one in memory."""
+    if store_path == ":memory:":
+        temporary = tempfile.TemporaryDirectory(prefix="spanledger-requests-")
+        return Path(temporary.name), temporary
+    return Path(f"{store_path}.requests"), None
+
+
+def _replayer(pipelines: list[Pipeline]) -> Replayer:
+    by_id = {pipeline.pipeline_id: pipeline for pipeline in pipelines}
+
+    def replay(request: LoggedRequest) -> StoreBatch | None:
+        pipeline = by_id.get(request.pipeline_id)
+        if pipeline is None:
+            if not pipelines:
+                logger.warning("request %d in the request log is not stored: no pipeline stores traces", request.seq)
+                return None
+            pipeline = pipelines[0]
+            logger.warning(
+                "request %d in the request log came through pipeline %s, which is gone; storing it through %s",
+                request.seq,
+                request.pipeline_id,
+                pipeline.pipeline_id,
+            )
+        return pipeline.stored_batch(request.body)
+
+    return replay
 
 
 def _register_billing_metrics(store: Any) -> None:
@@ -51,6 +82,7 @@ class CollectorService:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
         self.store: DuckDBStore | None = None
+        self._log_directory: tempfile.TemporaryDirectory[str] | None = None
         self.writer: StoreWriter | None = None
         self.limiter: MemoryLimiter | None = None
         self.exporters: dict[str, Consumer] = {}
@@ -83,7 +115,11 @@ class CollectorService:
                 memory_limit_mib=settings.store_memory_limit_mib,
                 retention=timedelta(seconds=settings.store_retention_s) if settings.store_retention_s else None,
             )
-            self.writer = StoreWriter(self.store, settings.batch)
+            directory, self._log_directory = _request_log_directory(settings.store_path)
+            log = RequestLog(directory, committed_seq=self.store.committed_log_position())
+            self.writer = StoreWriter(
+                self.store, log, settings.batch, commit_interval_s=settings.store_commit_interval_s
+            )
         if settings.memory_limiter is not None:
             self.limiter = MemoryLimiter(settings.memory_limiter)
         catalog = None
@@ -113,7 +149,10 @@ class CollectorService:
         for component in components:
             component.start()
         if self.writer is not None:
-            self.writer.start()
+            storing = [
+                pipeline for pipeline, _ in pipelines if pipeline.signal == "traces" and pipeline.writer is not None
+            ]
+            self.writer.start(_replayer(storing))
         if self.limiter is not None:
             self.limiter.start()
         addresses: dict[str, str] = {}
@@ -132,7 +171,14 @@ class CollectorService:
         REGISTRY.register(ExporterStatsCollector(self.exporters))
         if self.store is not None:
             _register_billing_metrics(self.store)
-        self.admin = AdminServer(settings.admin_host, settings.admin_port, REGISTRY, self.store, self.health)
+        self.admin = AdminServer(
+            settings.admin_host,
+            settings.admin_port,
+            REGISTRY,
+            self.store,
+            self.health,
+            flush=self.writer.flush if self.writer is not None else None,
+        )
         self.admin.start()
         addresses["admin"] = f"{bound_host(settings.admin_host)}:{self.admin.port}"
         self._state = "ok"
@@ -156,6 +202,8 @@ class CollectorService:
             self.limiter.shutdown()
         if self.store is not None:
             self.store.close()
+        if self._log_directory is not None:
+            self._log_directory.cleanup()
         if self.admin is not None:
             self.admin.shutdown()
         self._state = "stopped"

@@ -45,6 +45,8 @@ MAX_SAMPLE_PERIOD_US = 1_000_000
 """The longest sample period of current products."""
 POLL_INTERVAL_S = 0.1
 """How often watched devices are polled: under any product's sample period, so the history keeps its detail."""
+MAX_HISTORY = 8192
+"""Entries kept per device (~27 min at one per 200 ms) before the older half is merged pairwise."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Nvml:
         module.nvmlInit()
         self.devices = tuple(self._device(index) for index in range(module.nvmlDeviceGetCount()))
         self._lock = threading.Lock()
-        self._history: dict[int, list[tuple[int, int]]] = {}  # device index -> (timestamp_us, util) of our PID
+        self._history: dict[int, list[tuple[int, float]]] = {}  # device index -> (timestamp_us, util) of our PID
         self._watchers: dict[int, list[int]] = {}  # device index -> since_us of each running measurement
         self._with_context: set[int] = set()  # device indexes where NVML has reported this PID
         self._pid = os.getpid()
@@ -71,8 +73,9 @@ class Nvml:
 
     def _device(self, index: int) -> Device:
         handle = self._nvml.nvmlDeviceGetHandleByIndex(index)
-        return Device(index, _text(self._nvml.nvmlDeviceGetUUID(handle)), _text(self._nvml.nvmlDeviceGetName(handle)),
-                      handle)
+        return Device(
+            index, _text(self._nvml.nvmlDeviceGetUUID(handle)), _text(self._nvml.nvmlDeviceGetName(handle)), handle
+        )
 
     def select(self, device: int | str | Sequence[int | str] | None) -> tuple[Device, ...]:
         """Devices by NVML index or UUID (``None``: all); raises ``LookupError`` naming an unknown one."""
@@ -133,6 +136,8 @@ class Nvml:
             if mine:
                 history.append(max(mine))
                 self._with_context.add(device.index)
+                if len(history) > MAX_HISTORY:
+                    _merge_older_half(history)
             elif not history:  # no context here yet: utilization until now is 0, counting starts now
                 history.append((time.time_ns() // 1000, 0))
 
@@ -141,7 +146,7 @@ class Nvml:
         with self._lock:
             return device.index in self._with_context
 
-    def process_samples(self, device: Device, since_us: int) -> list[tuple[int, int]]:
+    def process_samples(self, device: Device, since_us: int) -> list[tuple[int, float]]:
         """``(timestamp_us, sm_util_percent)``: the newest entry at or before ``since_us`` (where the next
         one's average starts), then every newer one, oldest first. Polls first."""
         self.poll(device)
@@ -163,6 +168,18 @@ class Nvml:
             time.sleep(POLL_INTERVAL_S)
 
 
+def _merge_older_half(history: list[tuple[int, float]]) -> None:
+    """Merge the older half of ``history`` in pairs, each into the average over both intervals weighted by their
+    durations: a block held open for days keeps a bounded history, exact over any interval that covers whole
+    merged entries (only where a concurrency change falls inside one is its split approximated)."""
+    merged = [history[0]]
+    end = len(history) // 2
+    for i in range(1, end - 1, 2):
+        (start, _), (middle, first), (stop, second) = history[i - 1], history[i], history[i + 1]
+        merged.append((stop, (first * (middle - start) + second * (stop - middle)) / (stop - start)))
+    history[: 1 + 2 * ((end - 1) // 2)] = merged
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -180,7 +197,7 @@ def load_nvml() -> Nvml | str:
         return f"nvml_unavailable: {error}"
 
 
-def busy_seconds(samples: Sequence[tuple[int, int]], segments: Sequence[tuple[int, int, float]]) -> float:
+def busy_seconds(samples: Sequence[tuple[int, float]], segments: Sequence[tuple[int, int, float]]) -> float:
     """Weighted seconds the SMs were busy within ``segments`` (``(start_us, end_us, weight)``, disjoint).
 
     Sample ``i`` (from :meth:`Nvml.process_samples`) is the average utilization over ``(t[i-1], t[i]]``;

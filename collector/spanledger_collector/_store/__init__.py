@@ -2,6 +2,16 @@
 
 from ._duckdb import DuckDBStore, Store
 from ._facts import UsageFact
+from ._request_log import LoggedRequest, RequestLog
 from ._rows import DataRead, SpanColumns, StoreBatch
 
-__all__ = ["DataRead", "DuckDBStore", "SpanColumns", "Store", "StoreBatch", "UsageFact"]
+__all__ = [
+    "DataRead",
+    "DuckDBStore",
+    "LoggedRequest",
+    "RequestLog",
+    "SpanColumns",
+    "Store",
+    "StoreBatch",
+    "UsageFact",
+]

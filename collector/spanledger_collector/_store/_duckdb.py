@@ -4,6 +4,10 @@ Thread model: the collector's single writer thread calls :meth:`DuckDBStore.writ
 (admin API, billing import) calls :meth:`DuckDBStore.cursor` for a connection of its own on the same
 database and closes it when done.
 
+The collector's writer appends groups of requests into one open transaction and commits it every couple
+of seconds (:meth:`DuckDBStore.append`, :meth:`DuckDBStore.commit`), recording in the same transaction the
+position of the last committed request in the request log, which holds what was acknowledged meanwhile.
+
 Writes are idempotent per request: each batch carries the digest of the request it came from, and a
 batch whose digest is already in ``received_requests`` is skipped, so a client retrying the same request
 (OTLP exporters resend the same bytes) changes nothing. The row tables have no primary keys: DuckDB keeps
@@ -103,6 +107,10 @@ CREATE TABLE IF NOT EXISTS received_requests (
 # Longer than any OTLP client's retry window (the OTel SDKs give up within minutes, the OTel Collector's
 # retry_on_failure after 5 minutes by default).
 REQUEST_RETENTION = timedelta(hours=1)
+REQUEST_LOG_POSITION_DDL = """
+CREATE TABLE IF NOT EXISTS request_log_position (
+  committed_seq BIGINT NOT NULL
+)"""
 _PRUNE_EVERY_S = 60.0
 # What ``retention`` expires, by the time each row's usage or read ended.
 _RETAINED_ROWS = (("spans", "end_time"), ("data_reads", "read_time"), ("usage_facts", "end_time"))
@@ -186,11 +194,24 @@ LEFT JOIN egress_map ON egress_map.trace_id = coalesce(facts.trace_id, reads.tra
 class Store(Protocol):
     """What the collector needs from a usage store (DuckDB here; ClickHouse can follow)."""
 
-    def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
-        """Insert the batches in one transaction, skipping those whose request digest is already stored.
+    def append(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
+        """Insert the batches into the open transaction (opening one), skipping already stored requests.
 
-        Returns the batches written (a retried request's batch is not among them).
+        Returns the batches inserted (a retried request's batch is not among them). On an error the open
+        transaction is rolled back, with everything appended since the last commit.
         """
+
+    def commit(self, log_position: int | None = None) -> None:
+        """Commit the open transaction, recording ``log_position`` as the last committed logged request."""
+
+    def rollback(self) -> None:
+        """Drop the open transaction, if any."""
+
+    def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
+        """:meth:`append` and :meth:`commit` in one call."""
+
+    def committed_log_position(self) -> int:
+        """The request log position of the last commit (0 before the first)."""
 
     def cursor(self) -> Any:
         """A DB-API connection for the calling thread; the caller closes it."""
@@ -199,7 +220,7 @@ class Store(Protocol):
         """Let billing work in this process use more memory and threads than the ingest path while it runs."""
 
     def close(self) -> None:
-        """Release the store; safe to call twice."""
+        """Release the store (an open transaction is rolled back); safe to call twice."""
 
 
 def _timestamps(nanos: list[int]) -> pa.Array:
@@ -274,7 +295,16 @@ class DuckDBStore:
         self._lock = threading.Lock()
         self._large_queries = 0
         self._next_prune = 0.0
-        ddls = (USAGE_FACTS_DDL, SPANS_DDL, *SPANS_MIGRATIONS, DATA_READS_DDL, RECEIVED_REQUESTS_DDL, TRACE_ROLLUPS_DDL)
+        self._in_transaction = False
+        ddls = (
+            USAGE_FACTS_DDL,
+            SPANS_DDL,
+            *SPANS_MIGRATIONS,
+            DATA_READS_DDL,
+            RECEIVED_REQUESTS_DDL,
+            REQUEST_LOG_POSITION_DDL,
+            TRACE_ROLLUPS_DDL,
+        )
         for ddl in ddls:
             self._connection.execute(ddl)
 
@@ -283,28 +313,63 @@ class DuckDBStore:
             raise RuntimeError(f"the store {self.path} is closed")
         return self._connection
 
-    def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
+    def append(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
         received_at = datetime.now(timezone.utc).replace(tzinfo=None)
         with self._lock:
             connection = self._require_open()
-            connection.begin()
+            if not self._in_transaction:
+                connection.begin()
+                self._in_transaction = True
             try:
                 new = self._new_batches(connection, batches, received_at)
                 if new:
                     self._insert(connection, new)
+            except BaseException:
+                self._in_transaction = False
+                connection.rollback()
+                raise
+        return new
+
+    def commit(self, log_position: int | None = None) -> None:
+        with self._lock:
+            connection = self._require_open()
+            if not self._in_transaction:
+                if log_position is None:
+                    return
+                connection.begin()
+            self._in_transaction = False
+            try:
+                if log_position is not None:
+                    connection.execute("DELETE FROM request_log_position")
+                    connection.execute("INSERT INTO request_log_position VALUES (?)", [log_position])
                 connection.commit()
             except BaseException:
                 connection.rollback()
                 raise
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + _PRUNE_EVERY_S
-                self._prune(connection, received_at)
+                self._prune(connection, datetime.now(timezone.utc).replace(tzinfo=None))
+
+    def rollback(self) -> None:
+        with self._lock:
+            if self._in_transaction and self._connection is not None:
+                self._in_transaction = False
+                self._connection.rollback()
+
+    def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
+        new = self.append(batches)
+        self.commit()
         return new
+
+    def committed_log_position(self) -> int:
+        with self.cursor() as cursor:
+            row = cursor.execute("SELECT max(committed_seq) FROM request_log_position").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def _prune(self, connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
         """Expire request digests and, with a ``retention``, old rows; a failure is logged, never raised.
 
-        It runs after the batches' own commit: they are stored, and their requests must be acknowledged.
+        It runs after a commit, in a transaction of its own, so a slow or failed delete holds up no rows.
         """
         expired = [("received_requests", "received_at", now - REQUEST_RETENTION)]
         if self._retention is not None:
@@ -404,10 +469,6 @@ class DuckDBStore:
                 if self._large_queries == 0 and self._connection is not None:
                     for setting, value in limits:
                         self._connection.execute(f"SET {setting} = '{value}'")
-
-    def checkpoint(self) -> None:
-        with self._lock:
-            self._require_open().execute("CHECKPOINT")
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,58 @@
+"""The collector's request log on its own: what a crash leaves behind, replay, and release."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spanledger_collector._store import RequestLog
+
+
+def test_a_torn_last_record_is_cut_and_the_intact_ones_replay_in_order(tmp_path: Path) -> None:
+    log = RequestLog(tmp_path)
+    for body in (b"first", b"second", b"third"):
+        log.append("traces", body)
+    log.sync(log.last_seq)
+    log.close()
+    (segment,) = tmp_path.glob("*.log")
+    intact = segment.stat().st_size
+    with segment.open("ab") as file:
+        file.write(b"\x04\x00\x00\x00\x00\x00\x00\x00\x06\x00\xff")  # a header the crash cut short
+
+    reopened = RequestLog(tmp_path)
+    assert segment.stat().st_size == intact
+    assert [(request.seq, request.pipeline_id, request.body) for request in reopened.replay(1)] == [
+        (2, "traces", b"second"),
+        (3, "traces", b"third"),
+    ]
+    assert reopened.append("traces/b", b"fourth") == 4
+    reopened.close()
+
+
+def test_a_damaged_record_ends_the_replay_of_its_segment(tmp_path: Path) -> None:
+    log = RequestLog(tmp_path)
+    log.append("traces", b"kept")
+    log.append("traces", b"damaged")
+    log.close()
+    (segment,) = tmp_path.glob("*.log")
+    data = bytearray(segment.read_bytes())
+    data[-1] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    assert [request.body for request in RequestLog(tmp_path).replay(0)] == [b"kept"]
+
+
+def test_release_deletes_committed_segments_and_numbering_continues_after_the_store(tmp_path: Path) -> None:
+    log = RequestLog(tmp_path, segment_bytes=64)
+    seqs = [log.append("traces", bytes(40)) for _ in range(4)]
+    assert seqs == [1, 2, 3, 4]
+    assert len(list(tmp_path.glob("*.log"))) == 4
+    log.release(2)
+    assert [request.seq for request in log.replay(0)] == [3, 4]
+    log.release(4)
+    assert not list(tmp_path.glob("*.log"))
+    log.close()
+    log.close()
+
+    # Every segment is gone; the store's committed position (4) keeps the numbering from starting over.
+    reopened = RequestLog(tmp_path, committed_seq=4)
+    assert reopened.append("traces", b"next") == 5
+    reopened.close()
