@@ -410,6 +410,7 @@ def run_demo(data_dir: Path) -> None:
     store = data_dir / "spanledger.duckdb"
     for old in (store, store.with_name(store.name + ".wal")):
         old.unlink(missing_ok=True)  # each demo run starts from an empty store
+    shutil.rmtree(store.with_name(store.name + ".requests"), ignore_errors=True)  # and no earlier run's request log
     print(f"demo: data directory {data_dir} (store {store.name}, collector.log, docs/, billing/)")
     heading("1. collector", "The real collector: receives OTLP, extracts usage facts, prices them, stores them.")
     collector = start_collector(data_dir)

@@ -56,3 +56,22 @@ def test_release_deletes_committed_segments_and_numbering_continues_after_the_st
     reopened = RequestLog(tmp_path, committed_seq=4)
     assert reopened.append("traces", b"next") == 5
     reopened.close()
+
+
+def test_a_zero_filled_tail_is_cut_and_acknowledged_requests_before_it_still_replay(tmp_path: Path) -> None:
+    """Some file systems leave zeros after a file's last data on a crash; a zero header must not pass as a record
+    (its CRC-32 of nothing is 0) and hide the requests before it."""
+    log = RequestLog(tmp_path, committed_seq=100)
+    for body in (b"101", b"102", b"103"):
+        log.append("traces", body)
+    log.sync(log.last_seq)
+    log.close()
+    (segment,) = tmp_path.glob("*.log")
+    with segment.open("ab") as file:
+        file.write(bytes(4096))
+
+    reopened = RequestLog(tmp_path, committed_seq=100)
+    assert reopened.last_seq == 103
+    assert [request.body for request in reopened.replay(100)] == [b"101", b"102", b"103"]
+    assert reopened.append("traces", b"104") == 104
+    reopened.close()

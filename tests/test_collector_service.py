@@ -379,17 +379,34 @@ def test_acknowledged_requests_survive_a_crash_before_the_store_commits(tmp_path
     assert not list((tmp_path / "spanledger.duckdb.requests").glob("*.log")), "committed segments are deleted"
 
 
-def test_a_logged_request_the_store_cannot_take_is_dropped_with_an_error_and_the_rest_restored(tmp_path: Path) -> None:
+def test_a_logged_request_that_cannot_be_decoded_is_dropped_with_an_error_and_the_rest_restored(tmp_path: Path) -> None:
     from spanledger_collector._store import RequestLog
 
     config = collector_config(tmp_path)
     good = encode_spans(genai_trace()).SerializeToString()
     log = RequestLog(tmp_path / "spanledger.duckdb.requests")
     log.append("traces", good[: len(good) // 2])  # a body that was never valid OTLP
-    log.append("traces", good)
+    log.append("traces/renamed", good)  # a pipeline since renamed: stored through the one that stores traces
     log.sync(log.last_seq)
     log.close()
     with start_collector(tmp_path, config) as collector:
         pass
-    assert "request 1 (pipeline traces) cannot be stored and is dropped" in collector.log
+    assert "request 1 (pipeline traces) cannot be decoded and is dropped" in collector.log
+    assert "came through pipeline traces/renamed, which is gone; storing it through traces" in collector.log
     assert collector.query("SELECT count(*) FROM spans") == [(len(genai_trace()),)]
+
+
+def test_logged_requests_with_no_pipeline_to_store_them_stop_the_start_with_a_message(tmp_path: Path) -> None:
+    from spanledger_collector._store import RequestLog
+
+    log = RequestLog(tmp_path / "spanledger.duckdb.requests")
+    log.sync(log.append("traces", encode_spans(genai_trace()).SerializeToString()))
+    log.close()
+    config = collector_config(tmp_path)
+    config["service"]["pipelines"]["traces"]["exporters"].remove("spanledger_store")
+    collector = launch(tmp_path, config)
+    assert collector.process.wait(timeout=60) == 2
+    assert "holds 1 acknowledged requests not yet stored, but no traces pipeline exports to spanledger_store" in (
+        collector.log
+    )
+    assert [path.name for path in (tmp_path / "spanledger.duckdb.requests").iterdir()], "the log is kept"

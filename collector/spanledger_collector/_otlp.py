@@ -215,5 +215,3 @@ def message_to_otlp_json(message: Message) -> bytes:
 
     text: str = json_format.MessageToJson(message, indent=None)
     return text.encode()
-
-

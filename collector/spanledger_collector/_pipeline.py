@@ -36,7 +36,7 @@ from spanledger import semconv
 from ._component import Consumer, PermanentError, RetryableError
 from ._config import BatchSettings, MemoryLimiterSettings
 from ._otlp import double_attribute, string_attribute
-from ._store import LoggedRequest, RequestLog, Store, StoreBatch, UsageFact
+from ._store import LoggedRequest, RequestLog, Store, StoreBatch, StoreUnavailableError, UsageFact
 from ._telemetry import UsageMetrics
 from ._usage import DecodedTraces, decode_traces
 
@@ -104,8 +104,8 @@ class _Queued(NamedTuple):
     on_stored: Callable[[], object] | None
 
 
-Replayer = Callable[[LoggedRequest], "StoreBatch | None"]
-"""Turns a logged request back into its rows (``None``: nothing of it is stored); may raise on bad data."""
+Replayer = Callable[[LoggedRequest], StoreBatch]
+"""Turns a logged request back into its rows; raises on data it cannot decode."""
 
 
 class StoreWriter:
@@ -131,12 +131,14 @@ class StoreWriter:
         self._queued_spans = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._replay: Replayer = lambda request: None
+        self._replay: Replayer = lambda request: StoreBatch()
         # Writer thread only: log positions of the last append and the last commit, when the next commit is due.
         self._appended_seq = 0
         self._committed_seq = 0
         self._commit_due: float | None = None
         self._abandoned = False
+        self.failure: str | None = None
+        """Why the writer is not storing right now (shown on /health), or ``None``."""
 
     def start(self, replay: Replayer) -> None:
         """Store the logged requests the store has not committed (acknowledged before a crash), then start.
@@ -165,6 +167,8 @@ class StoreWriter:
             self._wait_for_room(spans)
             if not self._accepting:
                 raise RetryableError("the collector is shutting down", retry_after=RETRY_AFTER_S)
+            if self._abandoned:
+                raise RetryableError(f"{self.failure}; restart the collector", retry_after=RETRY_AFTER_S)
             if not self._has_room(spans):
                 raise RetryableError(
                     f"the store is {self._queued_spans} spans behind; retry later", retry_after=RETRY_AFTER_S
@@ -244,20 +248,27 @@ class StoreWriter:
         stopping = False
         while not stopping:
             items, flushes, stopping = self._take()
-            # Abandoned: the store failed while the collector stops; what is left stays in the log for the next start.
-            if items and not self._abandoned:
-                self._append(items)
-            if items:
+            try:
+                # Abandoned: what is left stays in the log, stored at the next start.
+                if items and not self._abandoned:
+                    self._append(items)
+                if not self._abandoned and (
+                    stopping or flushes or (self._commit_due is not None and time.monotonic() >= self._commit_due)
+                ):
+                    self._commit()
+            except Exception as error:
+                # Not a store error (those are retried): a rollback that fails, an unreadable log. Stop storing
+                # and say so on /health; a restart stores everything acknowledged from the log.
+                logger.exception("the store writer failed; acknowledged requests wait in the request log for a restart")
+                self.failure = f"the store writer failed: {error}"
+                self._abandoned = True
+            finally:
                 with self._lock:
                     self._queued_spans -= sum(len(item.batch.spans) for item in items)
                     if self._waiting:
                         self._waiting[0].notify()
-            if not self._abandoned and (
-                stopping or flushes or (self._commit_due is not None and time.monotonic() >= self._commit_due)
-            ):
-                self._commit()
-            for flush in flushes:
-                flush.set()
+                for flush in flushes:
+                    flush.set()
 
     def _append(self, items: list[_Queued]) -> None:
         try:
@@ -293,6 +304,7 @@ class StoreWriter:
             self._recover(self._appended_seq)
             return
         self._committed_seq = self._appended_seq
+        self.failure = None
         self._release()
 
     def _recover(self, upto: int) -> set[int]:
@@ -337,7 +349,7 @@ class StoreWriter:
         for request in self._logged_requests(upto):
             last = request.seq
             batch = self._replay(request)
-            if batch is not None and len(batch.spans):
+            if len(batch.spans):
                 chunk.append((request.seq, batch))
             if len(chunk) >= RESTORE_CHUNK_REQUESTS:
                 stored |= self._append_chunk(chunk)
@@ -356,32 +368,47 @@ class StoreWriter:
 
     def _store_alone(self, request: LoggedRequest, *, retry: bool) -> bool | None:
         """Store one request in its own transaction: whether it was new; ``None`` if the collector stopped first."""
+        try:
+            batch = self._replay(request)
+        except Exception as error:
+            logger.error(
+                "request %d (pipeline %s) cannot be decoded and is dropped: %s", request.seq, request.pipeline_id, error
+            )
+            batch = StoreBatch()
         while True:
             try:
-                batch = self._replay(request)
-                new = self.store.append([batch]) if batch is not None and len(batch.spans) else []
+                new = self.store.append([batch]) if len(batch.spans) else []
                 self.store.commit(request.seq)
             except Exception as error:
                 self.store.rollback()
-                try:
-                    self.store.commit(request.seq)  # the store works without it: the request is what it cannot take
-                except Exception:
-                    self.store.rollback()
-                    if not retry:
-                        raise error from None
-                    logger.error("the store is unavailable (%s); retrying in %.0f s", error, RETRY_AFTER_S)
+                if not isinstance(error, StoreUnavailableError) and self._commit_position(request.seq):
+                    logger.error(
+                        "the store rejects request %d (pipeline %s), which is dropped: %s",
+                        request.seq,
+                        request.pipeline_id,
+                        error,
+                    )
+                    new = []
+                elif not retry:
+                    raise
+                else:
+                    self.failure = f"the store is unavailable: {error}"
+                    logger.error("%s; retrying in %.0f s", self.failure, RETRY_AFTER_S)
                     if self._stopping.wait(RETRY_AFTER_S):
                         return None
                     continue
-                logger.error(
-                    "request %d (pipeline %s) cannot be stored and is dropped: %s",
-                    request.seq,
-                    request.pipeline_id,
-                    error,
-                )
-                new = []
             self._committed_seq = request.seq
+            self.failure = None
             return bool(new)
+
+    def _commit_position(self, seq: int) -> bool:
+        """Whether the store commits the log position alone (then what failed was the request, not the store)."""
+        try:
+            self.store.commit(seq)
+        except Exception:
+            self.store.rollback()
+            return False
+        return True
 
     def _release(self) -> None:
         try:

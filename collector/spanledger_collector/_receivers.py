@@ -425,4 +425,3 @@ def _make_handler(signals: OtlpSignals, settings: ProtocolSettings) -> type[Base
 def bound_host(host: str) -> str:
     """The address to print for a listener (``0.0.0.0`` shown as this host's loopback)."""
     return "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host
-

@@ -20,7 +20,7 @@ from typing import Any
 from google.protobuf.internal import api_implementation
 
 from ._admin import AdminServer
-from ._component import Component, Consumer
+from ._component import Component, ConfigError, Consumer
 from ._config import STORE_EXPORTER, CollectorSettings
 from ._pipeline import MemoryLimiter, Pipeline, Replayer, StoreWriter
 from ._receivers import GrpcReceiver, HttpReceiver, OtlpSignals, bound_host
@@ -50,13 +50,10 @@ def _request_log_directory(store_path: str) -> tuple[Path, tempfile.TemporaryDir
 def _replayer(pipelines: list[Pipeline]) -> Replayer:
     by_id = {pipeline.pipeline_id: pipeline for pipeline in pipelines}
 
-    def replay(request: LoggedRequest) -> StoreBatch | None:
+    def replay(request: LoggedRequest) -> StoreBatch:
         pipeline = by_id.get(request.pipeline_id)
         if pipeline is None:
-            if not pipelines:
-                logger.warning("request %d in the request log is not stored: no pipeline stores traces", request.seq)
-                return None
-            pipeline = pipelines[0]
+            pipeline = pipelines[0]  # the service refuses to start with logged requests and no storing pipeline
             logger.warning(
                 "request %d in the request log came through pipeline %s, which is gone; storing it through %s",
                 request.seq,
@@ -93,6 +90,8 @@ class CollectorService:
         self._stopped = threading.Event()
 
     def health(self) -> tuple[bool, str]:
+        if self._state == "ok" and self.writer is not None and self.writer.failure:
+            return False, self.writer.failure
         return self._state == "ok", self._state
 
     def start(self) -> dict[str, str]:
@@ -152,6 +151,12 @@ class CollectorService:
             storing = [
                 pipeline for pipeline, _ in pipelines if pipeline.signal == "traces" and pipeline.writer is not None
             ]
+            pending = self.writer.log.last_seq - self.writer.store.committed_log_position()
+            if pending > 0 and not storing:
+                raise ConfigError(
+                    f"the request log {self.writer.log.directory} holds {pending} acknowledged requests not yet"
+                    f" stored, but no traces pipeline exports to {STORE_EXPORTER}: add it back to store them"
+                )
             self.writer.start(_replayer(storing))
         if self.limiter is not None:
             self.limiter.start()

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ._config import DEFAULT_CONFIG, load_settings
     from ._service import CollectorService
+    from ._store import StoreUnavailableError
 
     if args.print_default_config:
         print(DEFAULT_CONFIG.strip())
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         service.shutdown()
         print(f"spanledger collector: invalid configuration: {error}", file=sys.stderr)
         return 2
-    except (OSError, duckdb.Error) as error:
+    except (OSError, duckdb.Error, StoreUnavailableError) as error:
         service.shutdown()
         print(f"spanledger collector: cannot start: {error}", file=sys.stderr)
         return 1

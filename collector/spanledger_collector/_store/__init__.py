@@ -1,6 +1,6 @@
 """The usage store: usage facts, trace roll-ups and the lineage of every AI output."""
 
-from ._duckdb import DuckDBStore, Store
+from ._duckdb import DuckDBStore, Store, StoreUnavailableError
 from ._facts import UsageFact
 from ._request_log import LoggedRequest, RequestLog
 from ._rows import DataRead, SpanColumns, StoreBatch
@@ -13,5 +13,6 @@ __all__ = [
     "SpanColumns",
     "Store",
     "StoreBatch",
+    "StoreUnavailableError",
     "UsageFact",
 ]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -33,7 +33,7 @@ from spanledger.semconv import SpanledgerMeterValues as Meter
 from ._facts import UsageFact
 from ._rows import StoreBatch
 
-__all__ = ["DuckDBStore", "Store"]
+__all__ = ["DuckDBStore", "Store", "StoreUnavailableError"]
 
 logger = logging.getLogger("spanledger.collector")
 
@@ -191,6 +191,11 @@ LEFT JOIN egress_map ON egress_map.trace_id = coalesce(facts.trace_id, reads.tra
 """
 
 
+class StoreUnavailableError(Exception):
+    """The store failed for a reason of its own, not the data's (out of memory, I/O, a conflicting transaction):
+    the same data may succeed later."""
+
+
 class Store(Protocol):
     """What the collector needs from a usage store (DuckDB here; ClickHouse can follow)."""
 
@@ -198,11 +203,15 @@ class Store(Protocol):
         """Insert the batches into the open transaction (opening one), skipping already stored requests.
 
         Returns the batches inserted (a retried request's batch is not among them). On an error the open
-        transaction is rolled back, with everything appended since the last commit.
+        transaction is rolled back, with everything appended since the last commit; the error is a
+        :class:`StoreUnavailableError` when it is the store's, not the data's.
         """
 
     def commit(self, log_position: int | None = None) -> None:
-        """Commit the open transaction, recording ``log_position`` as the last committed logged request."""
+        """Commit the open transaction, recording ``log_position`` as the last committed logged request.
+
+        On an error the transaction is rolled back; errors are classified as in :meth:`append`.
+        """
 
     def rollback(self) -> None:
         """Drop the open transaction, if any."""
@@ -221,6 +230,18 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the store (an open transaction is rolled back); safe to call twice."""
+
+
+def _roll_back(connection: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):  # a failed commit has already ended the transaction
+        connection.rollback()
+
+
+def _raise_classified(error: BaseException) -> NoReturn:
+    # DB-API's OperationalError: "not necessarily under the control of the programmer" (memory, I/O, conflicts).
+    if isinstance(error, (duckdb.OperationalError, MemoryError, OSError)):
+        raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
+    raise error
 
 
 def _timestamps(nanos: list[int]) -> pa.Array:
@@ -324,10 +345,10 @@ class DuckDBStore:
                 new = self._new_batches(connection, batches, received_at)
                 if new:
                     self._insert(connection, new)
-            except BaseException:
+            except BaseException as error:
                 self._in_transaction = False
-                connection.rollback()
-                raise
+                _roll_back(connection)
+                _raise_classified(error)
         return new
 
     def commit(self, log_position: int | None = None) -> None:
@@ -343,9 +364,9 @@ class DuckDBStore:
                     connection.execute("DELETE FROM request_log_position")
                     connection.execute("INSERT INTO request_log_position VALUES (?)", [log_position])
                 connection.commit()
-            except BaseException:
-                connection.rollback()
-                raise
+            except BaseException as error:
+                _roll_back(connection)
+                _raise_classified(error)
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + _PRUNE_EVERY_S
                 self._prune(connection, datetime.now(timezone.utc).replace(tzinfo=None))

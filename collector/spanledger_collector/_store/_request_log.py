@@ -44,18 +44,26 @@ def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{_SUFFIX}"
 
 
-def _read_records(path: Path) -> Iterator[tuple[int, LoggedRequest]]:
-    """``(end offset, record)`` for each intact record of a segment, stopping at the first damaged one."""
+def _read_records(path: Path, first_seq: int) -> Iterator[tuple[int, LoggedRequest]]:
+    """``(end offset, record)`` for each intact record of a segment, stopping at the first damaged one.
+
+    Records are numbered consecutively from the segment's first sequence number; checking that also stops at
+    a zero-filled tail (which some file systems leave after a crash), whose CRC-32 of nothing is 0 as well.
+    """
     with path.open("rb") as segment:
         offset = 0
+        expected = first_seq
         while True:
             header = segment.read(_HEADER.size)
             if len(header) < _HEADER.size:
                 return
             seq, id_length, body_length, crc = _HEADER.unpack(header)
+            if seq != expected or not id_length or not body_length:
+                return
             payload = segment.read(id_length + body_length)
             if len(payload) < id_length + body_length or zlib.crc32(payload) != crc:
                 return
+            expected += 1
             offset += _HEADER.size + len(payload)
             try:
                 pipeline_id = payload[:id_length].decode()
@@ -83,6 +91,9 @@ class RequestLog:
         )
         self._last_seq = max(self._cut_torn_tail(), committed_seq)
         self._synced_seq = self._last_seq
+        # Requests up to here were written before a failed sync: Linux reports a writeback error once and may
+        # drop the pages, so a later sync's success says nothing about them. Only a store commit clears them.
+        self._failed_upto = 0
         self._files: dict[Path, FileIO] = {}
         self._active: tuple[Path, FileIO] | None = None
         self._active_bytes = 0
@@ -92,7 +103,7 @@ class RequestLog:
             return 0
         first_seq, path = self._segments[-1]
         last_seq, end = first_seq - 1, 0
-        for offset, record in _read_records(path):
+        for offset, record in _read_records(path, first_seq):
             last_seq, end = record.seq, offset
         size = path.stat().st_size
         if size > end:
@@ -132,7 +143,11 @@ class RequestLog:
     def _rotate(self, first_seq: int) -> None:
         if self._active is not None:
             # Earlier segments are synced here: sync() only ever syncs the active one.
-            os.fdatasync(self._active[1].fileno())
+            try:
+                os.fdatasync(self._active[1].fileno())
+            except OSError:
+                self._sync_failed()
+                raise
             self._synced_seq = self._last_seq
         path = self.directory / _segment_name(first_seq)
         if not self._segments or self._segments[-1][1] != path:
@@ -157,23 +172,29 @@ class RequestLog:
             if self._synced_seq >= seq:
                 return
             with self._lock:
+                if seq <= self._failed_upto:
+                    raise OSError(f"request log {self.directory}: request {seq} was written before a failed sync")
                 active, written = self._active, self._last_seq
-            if active is not None:
-                try:
-                    os.fdatasync(active[1].fileno())
-                except OSError:
-                    # The kernel may have dropped the unsynced pages: later requests go to a new segment, so a
-                    # damaged record here (replay stops at it) cannot hide them.
-                    with self._lock:
-                        if self._active is active:
-                            self._active = None
-                    raise
+                if active is None:
+                    raise OSError(f"request log {self.directory}: the segment holding request {seq} is closed")
+            try:
+                os.fdatasync(active[1].fileno())
+            except OSError:
+                with self._lock:
+                    self._sync_failed()
+                raise
             self._synced_seq = max(self._synced_seq, written)
+
+    def _sync_failed(self) -> None:
+        """With ``_lock`` held: fail every request written so far, and write later ones to a new segment, so a
+        record the kernel lost here (replay stops at a damaged record) cannot hide them."""
+        self._failed_upto = self._last_seq
+        self._active = None
 
     def replay(self, after: int) -> Iterator[LoggedRequest]:
         """The logged requests with a sequence number above ``after``, in order (for a start after a crash)."""
-        for _, path in list(self._segments):
-            for _, record in _read_records(path):
+        for first_seq, path in list(self._segments):
+            for _, record in _read_records(path, first_seq):
                 if record.seq > after:
                     yield record
 
