@@ -1,10 +1,15 @@
-"""The collector's request log on its own: what a crash leaves behind, replay, and release."""
+"""The collector's request log: what a crash leaves behind, replay, release, and a store outage behind it."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
-from spanledger_collector._store import RequestLog
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from spanledger_collector._store import RequestLog, StoreUnavailableError
+from test_collector_service import genai_trace
 
 
 def test_a_torn_last_record_is_cut_and_the_intact_ones_replay_in_order(tmp_path: Path) -> None:
@@ -75,3 +80,59 @@ def test_a_zero_filled_tail_is_cut_and_acknowledged_requests_before_it_still_rep
     assert [request.body for request in reopened.replay(100)] == [b"101", b"102", b"103"]
     assert reopened.append("traces", b"104") == 104
     reopened.close()
+
+
+class _StoreWithAnOutage:
+    """The real DuckDB store behind the Store protocol, whose appends fail while ``down`` is set: a store outage
+    cannot be produced on demand here, so it is injected at that seam."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.down = threading.Event()
+
+    def append(self, batches: Any) -> Any:
+        if self.down.is_set():
+            raise StoreUnavailableError("IOException: could not write the database file")
+        return self.store.append(batches)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_an_unavailable_store_is_retried_and_shown_on_health_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
+    from spanledger_collector._config import BatchSettings
+    from spanledger_collector._pipeline import Pipeline, StoreWriter
+    from spanledger_collector._store import DuckDBStore
+
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    flaky = _StoreWithAnOutage(store)
+    settings = BatchSettings(send_batch_size=100, timeout_s=0)
+    writer = StoreWriter(flaky, RequestLog(tmp_path / "requests"), settings, commit_interval_s=0.05)
+    pipeline = Pipeline("traces", "traces", extract_usage=True)
+    writer.start(lambda request: pipeline.stored_batch(request.body))
+    counted: list[int] = []
+    bodies = [encode_spans(genai_trace(tenant=f"tenant-{n}")).SerializeToString() for n in range(5)]
+
+    def submit(n: int) -> None:
+        writer.submit("traces", bodies[n], pipeline.stored_batch(bodies[n]), lambda: counted.append(n))
+
+    for n in range(3):
+        submit(n)
+    assert writer.flush()
+    flaky.down.set()
+    submit(3)
+    deadline = time.monotonic() + 30
+    while writer.failure is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.failure is not None and "the store is unavailable: IOException" in writer.failure
+    submit(4)  # acknowledged while the store is down: it waits in the log
+    submit(0)  # a client's retry of a stored request
+    flaky.down.clear()
+    assert writer.flush()
+    assert writer.failure is None
+    writer.shutdown()
+    with store.cursor() as cursor:
+        per_trace = cursor.execute("SELECT count(*) FROM spans GROUP BY trace_id").fetchall()
+    assert sorted(count for (count,) in per_trace) == [len(genai_trace())] * 5
+    assert sorted(counted) == [0, 1, 2, 3, 4], "usage counted once per stored request"
+    store.close()
