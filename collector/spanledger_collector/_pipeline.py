@@ -164,7 +164,8 @@ class StoreWriter:
         """
         spans = len(batch.spans)
         with self._lock:
-            self._wait_for_room(spans)
+            if not self._abandoned:
+                self._wait_for_room(spans)
             if not self._accepting:
                 raise RetryableError("the collector is shutting down", retry_after=RETRY_AFTER_S)
             if self._abandoned:
