@@ -310,7 +310,6 @@ class StoreWriter:
 
     def _recover(self, upto: int) -> set[int]:
         self.store.rollback()
-        self._appended_seq = self._committed_seq
         return self._restore(upto, retry=True)
 
     def _restore(self, upto: int, *, retry: bool) -> set[int]:

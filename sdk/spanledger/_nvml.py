@@ -26,6 +26,7 @@ Nothing here imports ``pynvml`` at import time; :func:`load_nvml` does, once, an
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import importlib
@@ -113,7 +114,7 @@ class Nvml:
                     watchers.remove(since_us)
                 history = self._history.get(device.index, [])
                 horizon = min(watchers) if watchers else history[-1][0] if history else 0
-                del history[: max([0, *(i for i, (timestamp, _) in enumerate(history) if timestamp <= horizon)])]
+                del history[: _entry_at_or_before(history, horizon)]
 
     def poll(self, device: Device) -> None:
         """Append this process's average utilization since the previous poll to ``device``'s history."""
@@ -152,8 +153,7 @@ class Nvml:
         self.poll(device)
         with self._lock:
             history = self._history.get(device.index, [])
-            first = max([0, *(i for i, (timestamp, _) in enumerate(history) if timestamp <= since_us)])
-            return history[first:]
+            return history[_entry_at_or_before(history, since_us) :]
 
     def _poll_while_watched(self) -> None:
         while True:
@@ -166,6 +166,11 @@ class Nvml:
                 with contextlib.suppress(Exception):  # a measurement reading this device reports the error itself
                     self.poll(device)
             time.sleep(POLL_INTERVAL_S)
+
+
+def _entry_at_or_before(history: list[tuple[int, float]], timestamp_us: int) -> int:
+    """Index of the newest entry at or before ``timestamp_us`` (where the next entry's average starts), else 0."""
+    return max(bisect.bisect_right(history, timestamp_us, key=lambda entry: entry[0]) - 1, 0)
 
 
 def _merge_older_half(history: list[tuple[int, float]]) -> None:

@@ -1,6 +1,7 @@
 """The DuckDB usage store: one writer connection, per-thread cursors for readers.
 
-Thread model: the collector's single writer thread calls :meth:`DuckDBStore.write`; every other thread
+Thread model: the collector's single writer thread calls :meth:`DuckDBStore.append` and
+:meth:`DuckDBStore.commit`; every other thread
 (admin API, billing import) calls :meth:`DuckDBStore.cursor` for a connection of its own on the same
 database and closes it when done.
 
@@ -216,9 +217,6 @@ class Store(Protocol):
     def rollback(self) -> None:
         """Drop the open transaction, if any."""
 
-    def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
-        """:meth:`append` and :meth:`commit` in one call."""
-
     def committed_log_position(self) -> int:
         """The request log position of the last commit (0 before the first)."""
 
@@ -378,6 +376,7 @@ class DuckDBStore:
                 self._connection.rollback()
 
     def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
+        """:meth:`append` and :meth:`commit` in one call (loading a store outside the collector)."""
         new = self.append(batches)
         self.commit()
         return new
@@ -403,8 +402,7 @@ class DuckDBStore:
             }
             connection.commit()
         except duckdb.Error:
-            with contextlib.suppress(duckdb.Error):
-                connection.rollback()
+            _roll_back(connection)
             logger.exception("expiring old rows from the store %s failed; retrying in a minute", self.path)
         else:
             logger.debug("expired rows from the store %s: %s", self.path, deleted)
