@@ -26,6 +26,7 @@ from ._pipeline import MemoryLimiter, Pipeline, Replayer, StoreWriter
 from ._receivers import GrpcReceiver, HttpReceiver, OtlpSignals, bound_host
 from ._store import DuckDBStore, LoggedRequest, RequestLog, StoreBatch
 from ._telemetry import REGISTRY, ExporterStatsCollector, UsageMetrics
+from ._usage import SPEEDUPS
 
 __all__ = ["CollectorService"]
 
@@ -100,6 +101,11 @@ class CollectorService:
             logger.warning(
                 "protobuf uses its %s backend, which is ~100x slower than upb; reinstall protobuf from a wheel",
                 api_implementation.Type(),
+            )
+        if not SPEEDUPS:
+            logger.warning(
+                "the compiled OTLP decoder is not built (no C compiler at install time?), so traces are decoded in "
+                "Python, several times slower; reinstall spanledger where gcc and the Python headers are present"
             )
         settings = self.settings
         for exporter_id, exporter_settings in settings.exporters.items():

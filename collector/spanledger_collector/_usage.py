@@ -26,9 +26,9 @@ from ._otlp import (
     parse_span_event,
     parse_span_header,
 )
-from ._store import DataRead, StoreBatch, UsageFact
+from ._store import DataRead, SpanColumns, StoreBatch, UsageFact
 
-__all__ = ["DecodedTraces", "LlmCall", "decode_traces"]
+__all__ = ["SPEEDUPS", "DecodedTraces", "LlmCall", "decode_traces", "decode_traces_python"]
 
 _EPOCH = datetime(1970, 1, 1)
 _OWNER_MARK = semconv.SPANLEDGER_USAGE_OWNER.encode()
@@ -165,6 +165,23 @@ def _span_text(get: Any, key: str, fallback: str | None, default: str | None) ->
     return default if value is None else _text(value)
 
 
+def _endpoint_usage(
+    occupancy_start: AttributeValue,
+    occupancy_end: AttributeValue,
+    start: datetime,
+    end: datetime,
+    start_nanos: int,
+    end_nanos: int,
+) -> tuple[datetime, datetime, Decimal]:
+    """A SageMaker endpoint span's occupied interval and seconds: the SDK's occupancy if valid, else the span's."""
+    occupied_from = None if (begin := _float(occupancy_start)) is None else _seconds_to_datetime(begin)
+    occupied_to = None if (finish := _float(occupancy_end)) is None else _seconds_to_datetime(finish)
+    if occupied_from is not None and occupied_to is not None and occupied_to >= occupied_from:
+        seconds = Decimal((occupied_to - occupied_from) // timedelta(microseconds=1)) / Decimal(1_000_000)
+        return occupied_from, occupied_to, seconds
+    return start, end, Decimal(end_nanos - start_nanos) / Decimal(1_000_000_000)
+
+
 def _owner_usage(
     decoded: DecodedTraces, trace_id: str, span_id: str, header: Any, get: Any, resource: _ResourceDefaults
 ) -> None:
@@ -237,17 +254,15 @@ def _owner_usage(
             _text(_VALUES[get(semconv.SPANLEDGER_ACCELERATOR_TYPE)]),
         )
     if declared_type == _SAGEMAKER_ENDPOINT or (provider == _SAGEMAKER_PROVIDER):
-        occupancy_start = _float(_VALUES[get(semconv.SPANLEDGER_OCCUPANCY_START)])
-        occupancy_end = _float(_VALUES[get(semconv.SPANLEDGER_OCCUPANCY_END)])
-        occupied_from = None if occupancy_start is None else _seconds_to_datetime(occupancy_start)
-        occupied_to = None if occupancy_end is None else _seconds_to_datetime(occupancy_end)
-        if occupied_from is not None and occupied_to is not None and occupied_to >= occupied_from:
-            interval = (occupied_from, occupied_to)
-            seconds = Decimal((occupied_to - occupied_from) // timedelta(microseconds=1)) / Decimal(1_000_000)
-        else:
-            interval = (start, end)
-            seconds = Decimal(header.end_time_unix_nano - header.start_time_unix_nano) / Decimal(1_000_000_000)
-        add(_ENDPOINT_SECONDS, seconds, _SECONDS_UNIT, _SAGEMAKER_ENDPOINT, interval=interval)
+        begin, finish, seconds = _endpoint_usage(
+            _VALUES[get(semconv.SPANLEDGER_OCCUPANCY_START)],
+            _VALUES[get(semconv.SPANLEDGER_OCCUPANCY_END)],
+            start,
+            end,
+            header.start_time_unix_nano,
+            header.end_time_unix_nano,
+        )
+        add(_ENDPOINT_SECONDS, seconds, _SECONDS_UNIT, _SAGEMAKER_ENDPOINT, interval=(begin, finish))
     egress = _VALUES[get(semconv.SPANLEDGER_EGRESS_BYTES)]
     ingress = _VALUES[get(semconv.SPANLEDGER_INGRESS_BYTES)]
     if egress is not None or ingress is not None:
@@ -315,8 +330,26 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
     """Decode an ``ExportTraceServiceRequest``; raises ``DecodeError`` when it is not valid protobuf.
 
     Spans with an invalid trace or span id are rejected (counted, and described in ``rejection``);
-    the others are accepted.
+    the others are accepted. The compiled decoder takes the requests it handles exactly as
+    :func:`decode_traces_python` does; the others, malformed ones included, go to that reference.
     """
+    if _speedups is not None:
+        fast = _speedups.decode_traces(data, extract_usage)
+        if fast is not None:
+            columns, facts, data_reads, llm_calls, rejected, rejection = fast
+            spans = SpanColumns(*columns)
+            return DecodedTraces(
+                batch=StoreBatch(spans=spans, facts=facts, data_reads=data_reads),
+                llm_calls=llm_calls,
+                accepted_spans=len(spans),
+                rejected_spans=rejected,
+                rejection=rejection,
+            )
+    return decode_traces_python(data, extract_usage=extract_usage)
+
+
+def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
+    """:func:`decode_traces` in Python: the reference, and the decoder where the compiled one is not built."""
     decoded = DecodedTraces()
     columns = decoded.batch.spans
     traces = parse_skinny_traces(data)
@@ -376,3 +409,104 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
                     _data_reads(decoded, trace_id, span_id, span.events, get, resource)
     decoded.accepted_spans = len(columns)
     return decoded
+
+
+# The compiled decoder's attribute slots (named in _speedups.c) and the attributes they read.
+_SLOT_KEYS = {
+    "NOT_MEASURED_REASON": semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON,
+    "USAGE_OWNER": semconv.SPANLEDGER_USAGE_OWNER,
+    "PROVIDER_NAME": semconv.GEN_AI_PROVIDER_NAME,
+    "CLOUD_PROVIDER": semconv.CLOUD_PROVIDER,
+    "RESOURCE_TYPE": semconv.SPANLEDGER_RESOURCE_TYPE,
+    "CLOUD_RESOURCE_ID": semconv.CLOUD_RESOURCE_ID,
+    "CLOUD_ACCOUNT_ID": semconv.CLOUD_ACCOUNT_ID,
+    "CLOUD_REGION": semconv.CLOUD_REGION,
+    "RESPONSE_MODEL": semconv.GEN_AI_RESPONSE_MODEL,
+    "REQUEST_MODEL": semconv.GEN_AI_REQUEST_MODEL,
+    "WORKFLOW_NAME": semconv.SPANLEDGER_WORKFLOW_NAME,
+    "GEN_AI_WORKFLOW_NAME": semconv.GEN_AI_WORKFLOW_NAME,
+    "TENANT_ID": semconv.SPANLEDGER_TENANT_ID,
+    "INPUT_TOKENS": semconv.GEN_AI_USAGE_INPUT_TOKENS,
+    "CACHE_READ_TOKENS": semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    "CACHE_WRITE_TOKENS": semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    "CACHE_CREATION_TOKENS": semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    "OUTPUT_TOKENS": semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+    "ACCELERATOR_TIME": semconv.SPANLEDGER_ACCELERATOR_TIME,
+    "ACCELERATOR_TYPE": semconv.SPANLEDGER_ACCELERATOR_TYPE,
+    "OCCUPANCY_START": semconv.SPANLEDGER_OCCUPANCY_START,
+    "OCCUPANCY_END": semconv.SPANLEDGER_OCCUPANCY_END,
+    "EGRESS_BYTES": semconv.SPANLEDGER_EGRESS_BYTES,
+    "INGRESS_BYTES": semconv.SPANLEDGER_INGRESS_BYTES,
+    "EGRESS_BOUNDARY": semconv.SPANLEDGER_EGRESS_BOUNDARY,
+    "OPERATION_NAME": semconv.GEN_AI_OPERATION_NAME,
+    "SERVER_ADDRESS": semconv.SERVER_ADDRESS,
+    "SERVER_PORT": semconv.SERVER_PORT,
+    "ERROR_TYPE": semconv.ERROR_TYPE,
+    "TIME_TO_FIRST_CHUNK": semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    "DATA_LAST_MODIFIED": semconv.SPANLEDGER_DATA_LAST_MODIFIED,
+    "DATA_AGE": semconv.SPANLEDGER_DATA_AGE,
+    "DATA_BYTES": semconv.SPANLEDGER_DATA_BYTES,
+    "DATA_SOURCE": semconv.SPANLEDGER_DATA_SOURCE,
+    "DATA_SOURCE_KIND": semconv.SPANLEDGER_DATA_SOURCE_KIND,
+    "DATA_STALENESS_METHOD": semconv.SPANLEDGER_DATA_STALENESS_METHOD,
+}
+
+
+def _resource_defaults(resource: bytes) -> _ResourceDefaults:
+    return _ResourceDefaults.of(attribute_dict(Resource.FromString(resource).attributes))
+
+
+def _load_speedups() -> Any:
+    """The compiled decoder, configured, or None where it was not built (the Python decoder is used)."""
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _speedups.configure(
+        {
+            "keys": {slot: _SLOT_KEYS[slot].encode() for slot in _speedups.ATTRIBUTE_SLOTS},
+            "owner_mark": _OWNER_MARK,
+            "data_read_mark": _DATA_READ_MARK,
+            "not_measured_mark": _NOT_MEASURED_MARK,
+            "value": _VALUES,
+            "text": _text,
+            "number": _number,
+            "to_float": _float,
+            "seconds_to_datetime": _seconds_to_datetime,
+            "endpoint_usage": _endpoint_usage,
+            "resource_defaults": _resource_defaults,
+            "no_resource": _NO_RESOURCE,
+            "usage_fact": UsageFact,
+            "data_read": DataRead,
+            "llm_call": LlmCall,
+            "decimal": Decimal,
+            "zero": Decimal(0),
+            "max_quantity": _MAX_QUANTITY,
+            "max_nanos": _MAX_NANOS,
+            "not_measured_prefix": "accelerator: ",
+            "llm_input_tokens": _LLM_INPUT_TOKENS,
+            "llm_cache_read_tokens": _LLM_CACHE_READ_TOKENS,
+            "llm_cache_write_tokens": _LLM_CACHE_WRITE_TOKENS,
+            "llm_output_tokens": _LLM_OUTPUT_TOKENS,
+            "accelerator_seconds": _ACCELERATOR_SECONDS,
+            "endpoint_seconds": _ENDPOINT_SECONDS,
+            "egress_bytes": _EGRESS_BYTES,
+            "ingress_bytes": _INGRESS_BYTES,
+            "token_unit": _TOKEN_UNIT,
+            "seconds_unit": _SECONDS_UNIT,
+            "bytes_unit": _BYTES_UNIT,
+            "llm_model": _LLM_MODEL,
+            "gpu_instance": _GPU_INSTANCE,
+            "sagemaker_endpoint": _SAGEMAKER_ENDPOINT,
+            "data_transfer": _DATA_TRANSFER,
+            "unknown_boundary": _UNKNOWN_BOUNDARY,
+            "sagemaker_provider": _SAGEMAKER_PROVIDER,
+            "empty": "",
+        }
+    )
+    return _speedups
+
+
+_speedups = _load_speedups()
+SPEEDUPS = _speedups is not None
+"""Whether the compiled decoder is in use (it is built at install time where a C compiler is present)."""

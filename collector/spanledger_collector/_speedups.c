@@ -1,0 +1,1076 @@
+/* The compiled fast path of spanledger_collector._usage.decode_traces.
+ *
+ * decode_traces(data, extract_usage, context) walks an ExportTraceServiceRequest's protobuf wire format
+ * and returns the same rows as the Python decoder (_usage._decode_traces_python), or None whenever the
+ * request holds anything it does not handle exactly as the Python decoder would: malformed or unusual
+ * wire data (groups, wrong wire types on known fields, invalid UTF-8), array or map attribute values are
+ * handed to the Python value decoder, and any error raised by a Python helper makes the whole request go
+ * through the Python decoder, which then decides (its result, or the DecodeError it raises). So this file
+ * needs to agree with the Python decoder only on the requests it accepts; tests/test_collector_speedups.py
+ * checks that on generated and mutated requests.
+ *
+ * Attribute names, meter names and the record types all come from `context` (built by _usage.py from the
+ * generated semconv constants); the slot names below are matched against that context by name.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Attribute slots: the span and event attributes the usage extraction reads. */
+#define SLOTS(X)                                                                                            \
+    X(NOT_MEASURED_REASON) X(USAGE_OWNER) X(PROVIDER_NAME) X(CLOUD_PROVIDER) X(RESOURCE_TYPE)            \
+    X(CLOUD_RESOURCE_ID) X(CLOUD_ACCOUNT_ID) X(CLOUD_REGION) X(RESPONSE_MODEL) X(REQUEST_MODEL)          \
+    X(WORKFLOW_NAME) X(GEN_AI_WORKFLOW_NAME) X(TENANT_ID) X(INPUT_TOKENS) X(CACHE_READ_TOKENS)            \
+    X(CACHE_WRITE_TOKENS) X(CACHE_CREATION_TOKENS) X(OUTPUT_TOKENS) X(ACCELERATOR_TIME)                   \
+    X(ACCELERATOR_TYPE) X(OCCUPANCY_START) X(OCCUPANCY_END) X(EGRESS_BYTES) X(INGRESS_BYTES)              \
+    X(EGRESS_BOUNDARY) X(OPERATION_NAME) X(SERVER_ADDRESS) X(SERVER_PORT) X(ERROR_TYPE)                   \
+    X(TIME_TO_FIRST_CHUNK) X(DATA_LAST_MODIFIED) X(DATA_AGE) X(DATA_BYTES) X(DATA_SOURCE)                 \
+    X(DATA_SOURCE_KIND) X(DATA_STALENESS_METHOD)
+
+#define AS_ENUM(name) SLOT_##name,
+#define AS_NAME(name) #name,
+enum { SLOTS(AS_ENUM) SLOT_COUNT };
+static const char *slot_names[] = {SLOTS(AS_NAME)};
+
+/* Constants and helpers from the context, in this order (CONTEXT_NAMES). */
+#define CONTEXT(X)                                                                                          \
+    X(keys) X(owner_mark) X(data_read_mark) X(not_measured_mark) X(value) X(text) X(number) X(to_float)    \
+    X(seconds_to_datetime) X(endpoint_usage) X(resource_defaults) X(no_resource) X(usage_fact) X(data_read) \
+    X(llm_call) X(decimal) X(zero) X(max_quantity) X(max_nanos) X(not_measured_prefix)                    \
+    X(llm_input_tokens) X(llm_cache_read_tokens) X(llm_cache_write_tokens) X(llm_output_tokens)            \
+    X(accelerator_seconds) X(endpoint_seconds) X(egress_bytes) X(ingress_bytes) X(token_unit)              \
+    X(seconds_unit) X(bytes_unit) X(llm_model) X(gpu_instance) X(sagemaker_endpoint) X(data_transfer)      \
+    X(unknown_boundary) X(sagemaker_provider) X(empty)
+
+#define AS_FIELD(name) PyObject *name;
+typedef struct { CONTEXT(AS_FIELD) } Context;
+#define AS_CONTEXT_NAME(name) #name,
+static const char *context_names[] = {CONTEXT(AS_CONTEXT_NAME)};
+#define CONTEXT_COUNT (sizeof(context_names) / sizeof(context_names[0]))
+
+/* Resource defaults (_usage._ResourceDefaults) field indexes. */
+enum { RES_PROVIDER, RES_RESOURCE_ID, RES_ACCOUNT_ID, RES_REGION, RES_WORKFLOW, RES_TENANT, RES_SERVICE };
+/* Record sizes: UsageFact, DataRead, LlmCall. */
+#define FACT_FIELDS 22
+#define READ_FIELDS 13
+#define CALL_FIELDS 11
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} Reader;
+
+typedef struct {
+    const uint8_t *p;
+    Py_ssize_t n;
+    int present;
+} Slice;
+
+/* Wire types. */
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+/* Every parse function returns 0, or -1 to give the request to the Python decoder. */
+
+static int read_varint(Reader *r, uint64_t *out) {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) return -1;
+        uint8_t byte = *r->p++;
+        if (shift == 63 && byte > 1) return -1;
+        value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            *out = value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int read_tag(Reader *r, uint32_t *field, int *wire_type) {
+    uint64_t tag;
+    if (read_varint(r, &tag) < 0 || tag > UINT32_MAX || (tag >> 3) == 0) return -1;
+    *field = (uint32_t)(tag >> 3);
+    *wire_type = (int)(tag & 7);
+    return 0;
+}
+
+static int read_len(Reader *r, Slice *out) {
+    uint64_t n;
+    if (read_varint(r, &n) < 0 || n > (uint64_t)(r->end - r->p)) return -1;
+    out->p = r->p;
+    out->n = (Py_ssize_t)n;
+    out->present = 1;
+    r->p += n;
+    return 0;
+}
+
+static int read_fixed64(Reader *r, uint64_t *out) {
+    if (r->end - r->p < 8) return -1;
+    uint64_t value = 0;
+    for (int i = 7; i >= 0; i--) value = (value << 8) | r->p[i];
+    r->p += 8;
+    *out = value;
+    return 0;
+}
+
+/* Skips a field the schema does not read; groups and invalid wire types are not handled. */
+static int skip_field(Reader *r, int wire_type) {
+    uint64_t ignored;
+    Slice slice;
+    switch (wire_type) {
+    case WT_VARINT: return read_varint(r, &ignored);
+    case WT_I64: return read_fixed64(r, &ignored);
+    case WT_LEN: return read_len(r, &slice);
+    case WT_I32:
+        if (r->end - r->p < 4) return -1;
+        r->p += 4;
+        return 0;
+    default: return -1;
+    }
+}
+
+static int contains(Slice haystack, PyObject *needle) {
+    Py_ssize_t n = PyBytes_GET_SIZE(needle);
+    if (n == 0 || haystack.n < n) return 0;
+    return memmem(haystack.p, (size_t)haystack.n, PyBytes_AS_STRING(needle), (size_t)n) != NULL;
+}
+
+static int is_ascii(Slice s) {
+    for (Py_ssize_t i = 0; i < s.n; i++)
+        if (s.p[i] & 0x80) return 0;
+    return 1;
+}
+
+/* A string field upb would check for UTF-8 but that is not needed here. */
+static int check_utf8(Slice s) {
+    if (is_ascii(s)) return 0;
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)s.p, s.n, NULL);
+    if (text == NULL) return -1;
+    Py_DECREF(text);
+    return 0;
+}
+
+/* Keys by length, for matching attribute keys to slots. */
+#define MAX_KEY_LEN 128
+typedef struct {
+    const char *key;
+    Py_ssize_t n;
+    int slot;
+} SlotKey;
+
+typedef struct {
+    Context ctx;
+    SlotKey keys[SLOT_COUNT];
+    int keys_by_len_start[MAX_KEY_LEN + 2];
+    int configured;
+} State;
+
+static State state;
+
+static int match_slot(const uint8_t *key, Py_ssize_t n) {
+    if (n > MAX_KEY_LEN) return -1;
+    for (int i = state.keys_by_len_start[n]; i < state.keys_by_len_start[n + 1]; i++)
+        if (memcmp(state.keys[i].key, key, (size_t)n) == 0) return state.keys[i].slot;
+    return -1;
+}
+
+/* Reads map<string, bytes> entries (an OTLP KeyValue list) into slots; the last value of a key wins. */
+static int read_attribute(Slice entry, Slice *slots) {
+    Reader r = {entry.p, entry.p + entry.n};
+    Slice key = {(const uint8_t *)"", 0, 0}, value = {(const uint8_t *)"", 0, 0};
+    while (r.p < r.end) {
+        uint32_t field;
+        int wire_type;
+        if (read_tag(&r, &field, &wire_type) < 0) return -1;
+        if (field == 1 || field == 2) {
+            if (wire_type != WT_LEN) return -1;
+            if (read_len(&r, field == 1 ? &key : &value) < 0) return -1;
+            if (field == 1 && check_utf8(key) < 0) return -1;
+        } else if (skip_field(&r, wire_type) < 0) {
+            return -1;
+        }
+    }
+    int slot = match_slot(key.p, key.n);
+    if (slot >= 0) {
+        slots[slot] = value;
+        slots[slot].present = 1;
+    }
+    return 0;
+}
+
+/* Decodes an AnyValue; simple values here, arrays, maps and anything unusual by the Python decoder. */
+static PyObject *value_of(const Slice *slot) {
+    if (!slot->present || slot->n == 0) Py_RETURN_NONE;
+    Reader r = {slot->p, slot->p + slot->n};
+    uint32_t field;
+    int wire_type;
+    if (read_tag(&r, &field, &wire_type) == 0) {
+        Slice bytes;
+        uint64_t number;
+        PyObject *value = NULL;
+        int ok = 0;
+        switch (field) {
+        case 1:
+        case 7:
+            if (wire_type == WT_LEN && read_len(&r, &bytes) == 0 && r.p == r.end) {
+                ok = 1;
+                value = field == 1 ? PyUnicode_DecodeUTF8((const char *)bytes.p, bytes.n, NULL)
+                                   : PyBytes_FromStringAndSize((const char *)bytes.p, bytes.n);
+            }
+            break;
+        case 2:
+        case 3:
+            if (wire_type == WT_VARINT && read_varint(&r, &number) == 0 && r.p == r.end) {
+                ok = 1;
+                value = field == 2 ? PyBool_FromLong(number != 0) : PyLong_FromLongLong((long long)number);
+            }
+            break;
+        case 4:
+            if (wire_type == WT_I64 && read_fixed64(&r, &number) == 0 && r.p == r.end) {
+                double d;
+                memcpy(&d, &number, sizeof d);
+                ok = 1;
+                value = PyFloat_FromDouble(d);
+            }
+            break;
+        }
+        if (ok) return value;
+    }
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)slot->p, slot->n);
+    if (raw == NULL) return NULL;
+    PyObject *value = PyObject_GetItem(state.ctx.value, raw);
+    Py_DECREF(raw);
+    return value;
+}
+
+/* _usage._text: str as it is, None for None, arrays, maps and bytes, other values through Python. */
+static PyObject *text_of(PyObject *value) {
+    if (value == NULL) return NULL;
+    if (value == Py_None || PyUnicode_CheckExact(value)) return value;
+    PyObject *text = PyObject_CallOneArg(state.ctx.text, value);
+    Py_DECREF(value);
+    return text;
+}
+
+/* _usage._number: Decimal(int) for an int, other values through Python. */
+static PyObject *number_of(PyObject *value) {
+    if (value == NULL) return NULL;
+    if (value == Py_None) return value;
+    PyObject *number = PyObject_CallOneArg(PyLong_CheckExact(value) ? state.ctx.decimal : state.ctx.number, value);
+    Py_DECREF(value);
+    return number;
+}
+
+static PyObject *float_of(PyObject *value) {
+    if (value == NULL) return NULL;
+    if (value == Py_None) return value;
+    PyObject *number = PyObject_CallOneArg(state.ctx.to_float, value);
+    Py_DECREF(value);
+    return number;
+}
+
+/* _usage._span_text: the slot's text, else the fallback slot's, else the resource's default. */
+static PyObject *span_text(const Slice *slots, int slot, int fallback, PyObject *resource_default) {
+    PyObject *value = value_of(&slots[slot]);
+    if (value == Py_None && fallback >= 0) {
+        Py_DECREF(value);
+        value = value_of(&slots[fallback]);
+    }
+    if (value == Py_None) {
+        Py_DECREF(value);
+        return Py_NewRef(resource_default);
+    }
+    return text_of(value);
+}
+
+/* A naive UTC datetime with microseconds, as _usage.nanos_to_datetime (nanos <= 2**63 - 1). */
+static PyObject *nanos_to_datetime(uint64_t nanos) {
+    int64_t micros = (int64_t)(nanos / 1000);
+    int64_t days = micros / 86400000000LL;
+    int64_t rest = micros % 86400000000LL;
+    /* Civil date from days since 1970-01-01 (days >= 0 here). */
+    int64_t z = days + 719468;
+    int64_t era = z / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t year = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int day = (int)(doy - (153 * mp + 2) / 5 + 1);
+    int month = (int)(mp < 10 ? mp + 3 : mp - 9);
+    if (month <= 2) year += 1;
+    int64_t seconds = rest / 1000000;
+    return PyDateTime_FromDateAndTime((int)year, month, day, (int)(seconds / 3600), (int)(seconds / 60 % 60),
+                                      (int)(seconds % 60), (int)(rest % 1000000));
+}
+
+/* A NamedTuple instance from `items` (references stolen; NULL items make it fail and are released). */
+static PyObject *record(PyObject *type, PyObject **items, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (items[i] == NULL) {
+            for (Py_ssize_t j = 0; j < n; j++) Py_XDECREF(items[j]);
+            return NULL;
+        }
+    }
+    PyObject *tuple = ((PyTypeObject *)type)->tp_alloc((PyTypeObject *)type, n);
+    if (tuple == NULL) {
+        for (Py_ssize_t j = 0; j < n; j++) Py_DECREF(items[j]);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+}
+
+static int append_new(PyObject *list, PyObject *item) {
+    if (item == NULL) return -1;
+    int result = PyList_Append(list, item);
+    Py_DECREF(item);
+    return result;
+}
+
+/* What one owner span's facts share. */
+typedef struct {
+    PyObject *trace_id, *span_id, *start, *end, *resource_id, *provider, *account_id, *region, *model,
+        *workflow, *tenant, *service;
+} FactCommon;
+
+/* _owner_usage's add(): appends a fact unless the quantity is None, <= 0 or >= 10**18 (steals quantity). */
+static int add_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObject *quantity, PyObject *unit,
+                    PyObject *resource_type, PyObject *boundary, PyObject *accelerator_type, PyObject *begin,
+                    PyObject *finish) {
+    if (quantity == NULL) return -1;
+    if (quantity == Py_None) {
+        Py_DECREF(quantity);
+        return 0;
+    }
+    int positive = PyObject_RichCompareBool(quantity, state.ctx.zero, Py_GT);
+    int small = positive == 1 ? PyObject_RichCompareBool(quantity, state.ctx.max_quantity, Py_LT) : 0;
+    if (positive < 0 || small < 0 || !positive || !small) {
+        Py_DECREF(quantity);
+        return positive < 0 || small < 0 ? -1 : 0;
+    }
+    PyObject *items[FACT_FIELDS] = {
+        Py_NewRef(c->trace_id), Py_NewRef(c->span_id), Py_NewRef(meter), Py_NewRef(begin ? begin : c->start),
+        Py_NewRef(finish ? finish : c->end), quantity, Py_NewRef(unit), Py_NewRef(c->resource_id),
+        Py_NewRef(resource_type), Py_NewRef(c->provider), Py_NewRef(c->account_id), Py_NewRef(c->region),
+        Py_NewRef(c->model), Py_NewRef(boundary), Py_NewRef(accelerator_type), Py_NewRef(c->workflow),
+        Py_NewRef(c->tenant), Py_NewRef(c->service), Py_NewRef(Py_None), Py_NewRef(Py_None), Py_NewRef(Py_None),
+        Py_NewRef(Py_None),
+    };
+    return append_new(facts, record(state.ctx.usage_fact, items, FACT_FIELDS));
+}
+
+static int truthy(PyObject *value) { return value != NULL && value != Py_None && PyObject_IsTrue(value) == 1; }
+
+static PyObject *text_or_empty(PyObject *text) {
+    if (text == NULL || text != Py_None) return text;
+    Py_DECREF(text);
+    return Py_NewRef(state.ctx.empty);
+}
+
+/* _usage._owner_usage: the usage facts of one owner span and its LLM call. */
+static int owner_usage(PyObject *facts, PyObject *calls, PyObject *trace_id, PyObject *span_id, uint64_t start_ns,
+                       uint64_t end_ns, const Slice *slots, PyObject *resource) {
+    Context *x = &state.ctx;
+    int result = -1;
+    FactCommon c = {trace_id, span_id};
+    PyObject *raw_provider = NULL, *span_provider = NULL, *declared_type = NULL, *response_model = NULL,
+             *request_model = NULL, *input_tokens = NULL, *cache_read = NULL, *cache_write = NULL,
+             *output_tokens = NULL, *egress = NULL, *ingress = NULL, *operation = NULL;
+    c.start = nanos_to_datetime(start_ns);
+    c.end = nanos_to_datetime(end_ns);
+    if (c.start == NULL || c.end == NULL) goto done;
+    raw_provider = value_of(&slots[SLOT_PROVIDER_NAME]);
+    if (raw_provider == NULL) goto done;
+    span_provider = text_of(Py_NewRef(raw_provider));
+    if (span_provider == NULL) goto done;
+    c.provider = raw_provider != Py_None
+                     ? Py_NewRef(span_provider)
+                     : span_text(slots, SLOT_CLOUD_PROVIDER, -1, PyTuple_GET_ITEM(resource, RES_PROVIDER));
+    declared_type = text_of(value_of(&slots[SLOT_RESOURCE_TYPE]));
+    c.resource_id = span_text(slots, SLOT_CLOUD_RESOURCE_ID, -1, PyTuple_GET_ITEM(resource, RES_RESOURCE_ID));
+    c.account_id = span_text(slots, SLOT_CLOUD_ACCOUNT_ID, -1, PyTuple_GET_ITEM(resource, RES_ACCOUNT_ID));
+    c.region = span_text(slots, SLOT_CLOUD_REGION, -1, PyTuple_GET_ITEM(resource, RES_REGION));
+    response_model = text_of(value_of(&slots[SLOT_RESPONSE_MODEL]));
+    request_model = text_of(value_of(&slots[SLOT_REQUEST_MODEL]));
+    c.workflow = span_text(slots, SLOT_WORKFLOW_NAME, SLOT_GEN_AI_WORKFLOW_NAME,
+                           PyTuple_GET_ITEM(resource, RES_WORKFLOW));
+    c.tenant = span_text(slots, SLOT_TENANT_ID, -1, PyTuple_GET_ITEM(resource, RES_TENANT));
+    c.service = PyTuple_GET_ITEM(resource, RES_SERVICE);
+    if (!c.provider || !declared_type || !c.resource_id || !c.account_id || !c.region || !response_model ||
+        !request_model || !c.workflow || !c.tenant)
+        goto done;
+    c.model = truthy(response_model) ? response_model : request_model;  /* response_model or request_model */
+
+    PyObject *llm_type = truthy(declared_type) ? declared_type : x->llm_model;
+    input_tokens = number_of(value_of(&slots[SLOT_INPUT_TOKENS]));
+    cache_read = number_of(value_of(&slots[SLOT_CACHE_READ_TOKENS]));
+    if (input_tokens == NULL || cache_read == NULL) goto done;
+    if (!truthy(cache_read)) Py_SETREF(cache_read, Py_NewRef(x->zero));
+    cache_write = number_of(value_of(&slots[SLOT_CACHE_WRITE_TOKENS]));
+    if (cache_write == NULL) goto done;
+    if (!truthy(cache_write)) {
+        Py_SETREF(cache_write, number_of(value_of(&slots[SLOT_CACHE_CREATION_TOKENS])));
+        if (cache_write == NULL) goto done;
+        if (!truthy(cache_write)) Py_SETREF(cache_write, Py_NewRef(x->zero));
+    }
+    if (input_tokens != Py_None) {
+        PyObject *partial = PyNumber_Subtract(input_tokens, cache_read);
+        PyObject *uncached = partial ? PyNumber_Subtract(partial, cache_write) : NULL;
+        Py_XDECREF(partial);
+        if (add_fact(facts, &c, x->llm_input_tokens, uncached, x->token_unit, llm_type, Py_None, Py_None, NULL,
+                     NULL) < 0)
+            goto done;
+    }
+    if (truthy(cache_read) && add_fact(facts, &c, x->llm_cache_read_tokens, Py_NewRef(cache_read), x->token_unit,
+                                       llm_type, Py_None, Py_None, NULL, NULL) < 0)
+        goto done;
+    if (truthy(cache_write) && add_fact(facts, &c, x->llm_cache_write_tokens, Py_NewRef(cache_write),
+                                        x->token_unit, llm_type, Py_None, Py_None, NULL, NULL) < 0)
+        goto done;
+    output_tokens = number_of(value_of(&slots[SLOT_OUTPUT_TOKENS]));
+    if (output_tokens == NULL) goto done;
+    if (output_tokens != Py_None && add_fact(facts, &c, x->llm_output_tokens, Py_NewRef(output_tokens),
+                                             x->token_unit, llm_type, Py_None, Py_None, NULL, NULL) < 0)
+        goto done;
+
+    PyObject *accelerator_seconds = number_of(value_of(&slots[SLOT_ACCELERATOR_TIME]));
+    if (accelerator_seconds == NULL) goto done;
+    if (accelerator_seconds != Py_None) {
+        PyObject *accelerator_type = text_of(value_of(&slots[SLOT_ACCELERATOR_TYPE]));
+        if (accelerator_type == NULL) {
+            Py_DECREF(accelerator_seconds);
+            goto done;
+        }
+        int added = add_fact(facts, &c, x->accelerator_seconds, accelerator_seconds, x->seconds_unit,
+                             truthy(declared_type) ? declared_type : x->gpu_instance, Py_None, accelerator_type,
+                             NULL, NULL);
+        Py_DECREF(accelerator_type);
+        if (added < 0) goto done;
+    } else {
+        Py_DECREF(accelerator_seconds);
+    }
+
+    int is_endpoint = PyObject_RichCompareBool(declared_type, x->sagemaker_endpoint, Py_EQ);
+    if (is_endpoint == 0) is_endpoint = PyObject_RichCompareBool(c.provider, x->sagemaker_provider, Py_EQ);
+    if (is_endpoint < 0) goto done;
+    if (is_endpoint) {
+        PyObject *start_nanos = PyLong_FromUnsignedLongLong(start_ns);
+        PyObject *end_nanos = PyLong_FromUnsignedLongLong(end_ns);
+        PyObject *occupied_from = value_of(&slots[SLOT_OCCUPANCY_START]);
+        PyObject *occupied_to = value_of(&slots[SLOT_OCCUPANCY_END]);
+        PyObject *usage = NULL;
+        if (start_nanos && end_nanos && occupied_from && occupied_to)
+            usage = PyObject_CallFunctionObjArgs(x->endpoint_usage, occupied_from, occupied_to, c.start, c.end,
+                                                 start_nanos, end_nanos, NULL);
+        Py_XDECREF(start_nanos);
+        Py_XDECREF(end_nanos);
+        Py_XDECREF(occupied_from);
+        Py_XDECREF(occupied_to);
+        if (usage == NULL) goto done;
+        if (!PyTuple_CheckExact(usage) || PyTuple_GET_SIZE(usage) != 3) {
+            Py_DECREF(usage);
+            goto done;
+        }
+        int added = add_fact(facts, &c, x->endpoint_seconds, Py_NewRef(PyTuple_GET_ITEM(usage, 2)),
+                             x->seconds_unit, x->sagemaker_endpoint, Py_None, Py_None, PyTuple_GET_ITEM(usage, 0),
+                             PyTuple_GET_ITEM(usage, 1));
+        Py_DECREF(usage);
+        if (added < 0) goto done;
+    }
+
+    egress = value_of(&slots[SLOT_EGRESS_BYTES]);
+    ingress = value_of(&slots[SLOT_INGRESS_BYTES]);
+    if (egress == NULL || ingress == NULL) goto done;
+    if (egress != Py_None || ingress != Py_None) {
+        PyObject *boundary = text_of(value_of(&slots[SLOT_EGRESS_BOUNDARY]));
+        if (boundary == NULL) goto done;
+        if (!truthy(boundary)) Py_SETREF(boundary, Py_NewRef(x->unknown_boundary));
+        int added = add_fact(facts, &c, x->egress_bytes, number_of(Py_NewRef(egress)), x->bytes_unit,
+                             x->data_transfer, boundary, Py_None, NULL, NULL);
+        if (added == 0)
+            added = add_fact(facts, &c, x->ingress_bytes, number_of(Py_NewRef(ingress)), x->bytes_unit,
+                             x->data_transfer, boundary, Py_None, NULL, NULL);
+        Py_DECREF(boundary);
+        if (added < 0) goto done;
+    }
+
+    operation = text_of(value_of(&slots[SLOT_OPERATION_NAME]));
+    if (operation == NULL) goto done;
+    if (operation != Py_None) {
+        int64_t elapsed = end_ns > start_ns ? (int64_t)(end_ns - start_ns) : 0;
+        PyObject *items[CALL_FIELDS] = {
+            Py_NewRef(operation),
+            truthy(span_provider) ? Py_NewRef(span_provider) : Py_NewRef(x->empty),
+            truthy(request_model) ? Py_NewRef(request_model) : Py_NewRef(x->empty),
+            truthy(response_model) ? Py_NewRef(response_model) : Py_NewRef(x->empty),
+            text_or_empty(text_of(value_of(&slots[SLOT_SERVER_ADDRESS]))),
+            text_or_empty(text_of(value_of(&slots[SLOT_SERVER_PORT]))),
+            text_or_empty(text_of(value_of(&slots[SLOT_ERROR_TYPE]))),
+            PyFloat_FromDouble((double)elapsed / 1e9),
+            input_tokens == Py_None ? Py_NewRef(Py_None) : PyNumber_Long(input_tokens),
+            output_tokens == Py_None ? Py_NewRef(Py_None) : PyNumber_Long(output_tokens),
+            float_of(value_of(&slots[SLOT_TIME_TO_FIRST_CHUNK])),
+        };
+        if (append_new(calls, record(x->llm_call, items, CALL_FIELDS)) < 0) goto done;
+    }
+    result = 0;
+done:
+    Py_XDECREF(c.start);
+    Py_XDECREF(c.end);
+    Py_XDECREF(raw_provider);
+    Py_XDECREF(span_provider);
+    Py_XDECREF(c.provider);
+    Py_XDECREF(declared_type);
+    Py_XDECREF(c.resource_id);
+    Py_XDECREF(c.account_id);
+    Py_XDECREF(c.region);
+    Py_XDECREF(response_model);
+    Py_XDECREF(request_model);
+    Py_XDECREF(c.workflow);
+    Py_XDECREF(c.tenant);
+    Py_XDECREF(input_tokens);
+    Py_XDECREF(cache_read);
+    Py_XDECREF(cache_write);
+    Py_XDECREF(output_tokens);
+    Py_XDECREF(egress);
+    Py_XDECREF(ingress);
+    Py_XDECREF(operation);
+    return result;
+}
+
+/* One event of a span (SpanEvent in _otlp.py): time, name, attributes. */
+static int read_event(Slice raw, uint64_t *time, Slice *name, Slice *slots) {
+    Reader r = {raw.p, raw.p + raw.n};
+    *time = 0;
+    name->p = (const uint8_t *)"";
+    name->n = 0;
+    for (int i = 0; i < SLOT_COUNT; i++) slots[i].present = 0;
+    while (r.p < r.end) {
+        uint32_t field;
+        int wire_type;
+        Slice slice;
+        if (read_tag(&r, &field, &wire_type) < 0) return -1;
+        if (field == 1) {
+            if (wire_type != WT_I64 || read_fixed64(&r, time) < 0) return -1;
+        } else if (field == 2 || field == 3) {
+            if (wire_type != WT_LEN || read_len(&r, &slice) < 0) return -1;
+            if (field == 2) {
+                if (check_utf8(slice) < 0) return -1;
+                *name = slice;
+            } else if (read_attribute(slice, slots) < 0) {
+                return -1;
+            }
+        } else if (skip_field(&r, wire_type) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* _usage._data_reads: one row per spanledger.data.read event of the span. */
+static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Slice raw_span, const Slice *slots,
+                      PyObject *resource) {
+    Context *x = &state.ctx;
+    PyObject *workflow = span_text(slots, SLOT_WORKFLOW_NAME, SLOT_GEN_AI_WORKFLOW_NAME,
+                                   PyTuple_GET_ITEM(resource, RES_WORKFLOW));
+    PyObject *tenant = span_text(slots, SLOT_TENANT_ID, -1, PyTuple_GET_ITEM(resource, RES_TENANT));
+    int result = -1;
+    if (workflow == NULL || tenant == NULL) goto done;
+    Slice event_slots[SLOT_COUNT];
+    Reader r = {raw_span.p, raw_span.p + raw_span.n};
+    long seq = -1;
+    while (r.p < r.end) {
+        uint32_t field;
+        int wire_type;
+        Slice raw;
+        if (read_tag(&r, &field, &wire_type) < 0) goto done;
+        if (field != 11) {
+            if (skip_field(&r, wire_type) < 0) goto done;
+            continue;
+        }
+        if (wire_type != WT_LEN || read_len(&r, &raw) < 0) goto done;
+        seq++;
+        if (!contains(raw, x->data_read_mark)) continue;
+        uint64_t time;
+        Slice name;
+        if (read_event(raw, &time, &name, event_slots) < 0) goto done;
+        if (name.n != PyBytes_GET_SIZE(x->data_read_mark) ||
+            memcmp(name.p, PyBytes_AS_STRING(x->data_read_mark), (size_t)name.n) != 0 || time > (uint64_t)INT64_MAX)
+            continue;
+        PyObject *last_modified = float_of(value_of(&event_slots[SLOT_DATA_LAST_MODIFIED]));
+        PyObject *age = last_modified ? float_of(value_of(&event_slots[SLOT_DATA_AGE])) : NULL;
+        PyObject *size = age ? number_of(value_of(&event_slots[SLOT_DATA_BYTES])) : NULL;
+        if (size == NULL) {
+            Py_XDECREF(last_modified);
+            Py_XDECREF(age);
+            goto done;
+        }
+        if (age == Py_None && last_modified != Py_None) {
+            double modified = PyFloat_AsDouble(last_modified);
+            if (modified == -1.0 && PyErr_Occurred()) {
+                Py_DECREF(last_modified);
+                Py_DECREF(age);
+                Py_DECREF(size);
+                goto done;
+            }
+            Py_SETREF(age, PyFloat_FromDouble((double)time / 1e9 - modified));
+        }
+        PyObject *size_int = NULL;
+        if (size == Py_None) {
+            size_int = Py_NewRef(Py_None);
+        } else {
+            int not_negative = PyObject_RichCompareBool(size, x->zero, Py_GE);
+            int below = not_negative == 1 ? PyObject_RichCompareBool(size, x->max_nanos, Py_LT) : 0;
+            if (not_negative < 0 || below < 0)
+                size_int = NULL;
+            else
+                size_int = not_negative && below ? PyNumber_Long(size) : Py_NewRef(Py_None);
+        }
+        Py_DECREF(size);
+        PyObject *modified_at = last_modified == Py_None
+                                    ? Py_NewRef(Py_None)
+                                    : PyObject_CallOneArg(x->seconds_to_datetime, last_modified);
+        Py_DECREF(last_modified);
+        PyObject *items[READ_FIELDS] = {
+            Py_NewRef(trace_id),
+            Py_NewRef(span_id),
+            PyLong_FromLong(seq),
+            nanos_to_datetime(time),
+            text_of(value_of(&event_slots[SLOT_DATA_SOURCE])),
+            text_of(value_of(&event_slots[SLOT_DATA_SOURCE_KIND])),
+            modified_at,
+            age,
+            size_int,
+            text_of(value_of(&event_slots[SLOT_DATA_STALENESS_METHOD])),
+            Py_NewRef(workflow),
+            Py_NewRef(tenant),
+            Py_NewRef(PyTuple_GET_ITEM(resource, RES_SERVICE)),
+        };
+        if (append_new(reads, record(x->data_read, items, READ_FIELDS)) < 0) goto done;
+    }
+    result = 0;
+done:
+    Py_XDECREF(workflow);
+    Py_XDECREF(tenant);
+    return result;
+}
+
+enum {
+    COL_TRACE_ID,
+    COL_SPAN_ID,
+    COL_PARENT_SPAN_ID,
+    COL_NAME,
+    COL_KIND,
+    COL_SERVICE,
+    COL_START,
+    COL_END,
+    COL_STATUS_CODE,
+    COL_UNMEASURED,
+    COLUMNS
+};
+
+typedef struct {
+    PyObject *columns[COLUMNS];
+    PyObject *facts, *reads, *calls, *rejection;
+    Py_ssize_t rejected;
+    int extract_usage;
+} Output;
+
+static PyObject *hex_of(Slice bytes) {
+    static const char digits[] = "0123456789abcdef";
+    PyObject *text = PyUnicode_New(bytes.n * 2, 127);
+    if (text == NULL) return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    for (Py_ssize_t i = 0; i < bytes.n; i++) {
+        out[2 * i] = (Py_UCS1)digits[bytes.p[i] >> 4];
+        out[2 * i + 1] = (Py_UCS1)digits[bytes.p[i] & 15];
+    }
+    return text;
+}
+
+static int all_zero(Slice s) {
+    for (Py_ssize_t i = 0; i < s.n; i++)
+        if (s.p[i]) return 0;
+    return 1;
+}
+
+static int read_status(Slice raw, int32_t *code) {
+    Reader r = {raw.p, raw.p + raw.n};
+    while (r.p < r.end) {
+        uint32_t field;
+        int wire_type;
+        Slice message;
+        uint64_t value;
+        if (read_tag(&r, &field, &wire_type) < 0) return -1;
+        if (field == 2) {
+            if (wire_type != WT_LEN || read_len(&r, &message) < 0 || check_utf8(message) < 0) return -1;
+        } else if (field == 3) {
+            if (wire_type != WT_VARINT || read_varint(&r, &value) < 0) return -1;
+            *code = (int32_t)(uint32_t)value;
+        } else if (skip_field(&r, wire_type) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int set_rejection(Output *out, PyObject *message) {
+    if (message == NULL) return -1;
+    Py_SETREF(out->rejection, message);
+    out->rejected++;
+    return 0;
+}
+
+static int decode_span(Output *out, Slice raw, PyObject *resource) {
+    Context *x = &state.ctx;
+    Slice trace = {(const uint8_t *)"", 0, 0}, span = trace, parent = trace, name = trace;
+    uint64_t start = 0, end = 0, kind_raw = 0;
+    int32_t status_code = 0;
+    int owner_fields_ok = 1;
+    Reader r = {raw.p, raw.p + raw.n};
+    while (r.p < r.end) {
+        uint32_t field;
+        int wire_type;
+        Slice slice;
+        if (read_tag(&r, &field, &wire_type) < 0) return -1;
+        switch (field) {
+        case 1:
+        case 2:
+        case 4:
+        case 5:
+        case 15:
+            if (wire_type != WT_LEN || read_len(&r, &slice) < 0) return -1;
+            if (field == 1) trace = slice;
+            else if (field == 2) span = slice;
+            else if (field == 4) parent = slice;
+            else if (field == 5) {
+                if (check_utf8(slice) < 0) return -1;
+                name = slice;
+            } else if (read_status(slice, &status_code) < 0) {
+                return -1;
+            }
+            break;
+        case 6:
+            if (wire_type != WT_VARINT || read_varint(&r, &kind_raw) < 0) return -1;
+            break;
+        case 7:
+        case 8:
+            if (wire_type != WT_I64 || read_fixed64(&r, field == 7 ? &start : &end) < 0) return -1;
+            break;
+        case 9:
+        case 11:
+            if (wire_type != WT_LEN) owner_fields_ok = 0;
+            if (skip_field(&r, wire_type) < 0) return -1;
+            break;
+        default:
+            if (skip_field(&r, wire_type) < 0) return -1;
+        }
+    }
+    PyObject *name_text = PyUnicode_DecodeUTF8((const char *)name.p, name.n, NULL);
+    if (name_text == NULL) return -1;
+    if (trace.n != 16 || span.n != 8 || all_zero(trace) || all_zero(span)) {
+        PyObject *message = PyUnicode_FromFormat(
+            "spans must have a 16-byte non-zero trace_id and an 8-byte non-zero span_id "
+            "(span %R has %zd and %zd bytes)",
+            name_text, trace.n, span.n);
+        Py_DECREF(name_text);
+        return set_rejection(out, message);
+    }
+    if (start > (uint64_t)INT64_MAX || end > (uint64_t)INT64_MAX) {
+        PyObject *message = PyUnicode_FromFormat("span %R has a start or end time past the year 2262", name_text);
+        Py_DECREF(name_text);
+        return set_rejection(out, message);
+    }
+    int32_t kind = (int32_t)(uint32_t)kind_raw;
+    PyObject *trace_id = hex_of(trace), *span_id = hex_of(span);
+    PyObject *values[COLUMNS] = {
+        trace_id,
+        span_id,
+        parent.n ? hex_of(parent) : Py_NewRef(Py_None),
+        name_text,
+        PyLong_FromLong(kind >= 0 && kind < 6 ? kind : 0),
+        Py_NewRef(PyTuple_GET_ITEM(resource, RES_SERVICE)),
+        PyLong_FromUnsignedLongLong(start),
+        PyLong_FromUnsignedLongLong(end),
+        PyLong_FromLong(status_code >= 0 && status_code < 3 ? status_code : 0),
+        NULL,
+    };
+    int result = -1;
+    for (int i = 0; i < COL_UNMEASURED; i++)
+        if (values[i] == NULL) goto done;
+    int marked = contains(raw, x->not_measured_mark) ||
+                 (out->extract_usage && (contains(raw, x->owner_mark) || contains(raw, x->data_read_mark)));
+    Slice slots[SLOT_COUNT];
+    if (marked) {
+        if (!owner_fields_ok) goto done;
+        for (int i = 0; i < SLOT_COUNT; i++) slots[i].present = 0;
+        Reader attributes = {raw.p, raw.p + raw.n};
+        while (attributes.p < attributes.end) {
+            uint32_t field;
+            int wire_type;
+            Slice slice;
+            if (read_tag(&attributes, &field, &wire_type) < 0) goto done;
+            if (field == 9) {
+                if (read_len(&attributes, &slice) < 0 || read_attribute(slice, slots) < 0) goto done;
+            } else if (skip_field(&attributes, wire_type) < 0) {
+                goto done;
+            }
+        }
+        PyObject *reason = text_of(value_of(&slots[SLOT_NOT_MEASURED_REASON]));
+        if (reason == NULL) goto done;
+        if (reason == Py_None) {
+            values[COL_UNMEASURED] = reason;
+        } else {
+            values[COL_UNMEASURED] = PyUnicode_Concat(x->not_measured_prefix, reason);
+            Py_DECREF(reason);
+            if (values[COL_UNMEASURED] == NULL) goto done;
+        }
+    } else {
+        values[COL_UNMEASURED] = Py_NewRef(Py_None);
+    }
+    for (int i = 0; i < COLUMNS; i++)
+        if (PyList_Append(out->columns[i], values[i]) < 0) goto done;
+    if (marked && out->extract_usage) {
+        PyObject *owner = value_of(&slots[SLOT_USAGE_OWNER]);
+        if (owner == NULL) goto done;
+        int is_owner = owner == Py_True;
+        Py_DECREF(owner);
+        if (is_owner && owner_usage(out->facts, out->calls, trace_id, span_id, start, end, slots, resource) < 0)
+            goto done;
+        if (contains(raw, x->data_read_mark) && data_reads(out->reads, trace_id, span_id, raw, slots, resource) < 0)
+            goto done;
+    }
+    result = 0;
+done:
+    for (int i = 0; i < COLUMNS; i++) Py_XDECREF(values[i]);
+    return result;
+}
+
+static int decode_scope_spans(Output *out, Slice raw, PyObject *resource) {
+    Reader r = {raw.p, raw.p + raw.n};
+    while (r.p < r.end) {
+        uint32_t field;
+        int wire_type;
+        Slice slice;
+        if (read_tag(&r, &field, &wire_type) < 0) return -1;
+        if (field == 1 || field == 2) {
+            if (wire_type != WT_LEN || read_len(&r, &slice) < 0) return -1;
+            if (field == 2 && decode_span(out, slice, resource) < 0) return -1;
+        } else if (skip_field(&r, wire_type) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int decode_resource_spans(Output *out, Slice raw) {
+    Slice resource_bytes = {(const uint8_t *)"", 0, 0};
+    Reader r = {raw.p, raw.p + raw.n};
+    while (r.p < r.end) {
+        uint32_t field;
+        int wire_type;
+        Slice slice;
+        if (read_tag(&r, &field, &wire_type) < 0) return -1;
+        if (field == 1 || field == 2) {
+            if (wire_type != WT_LEN || read_len(&r, &slice) < 0) return -1;
+            if (field == 1) resource_bytes = slice;
+        } else if (skip_field(&r, wire_type) < 0) {
+            return -1;
+        }
+    }
+    PyObject *resource;
+    if (resource_bytes.n) {
+        PyObject *bytes = PyBytes_FromStringAndSize((const char *)resource_bytes.p, resource_bytes.n);
+        if (bytes == NULL) return -1;
+        resource = PyObject_CallOneArg(state.ctx.resource_defaults, bytes);
+        Py_DECREF(bytes);
+        if (resource == NULL) return -1;
+    } else {
+        resource = Py_NewRef(state.ctx.no_resource);
+    }
+    if (!PyTuple_Check(resource) || PyTuple_GET_SIZE(resource) <= RES_SERVICE) {
+        Py_DECREF(resource);
+        return -1;
+    }
+    int result = 0;
+    r.p = raw.p;
+    while (r.p < r.end && result == 0) {
+        uint32_t field;
+        int wire_type;
+        Slice slice;
+        read_tag(&r, &field, &wire_type);  /* checked by the first pass */
+        if (field == 2) {
+            read_len(&r, &slice);
+            result = decode_scope_spans(out, slice, resource);
+        } else {
+            skip_field(&r, wire_type);
+        }
+    }
+    Py_DECREF(resource);
+    return result;
+}
+
+static PyObject *decode_traces(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "decode_traces(data, extract_usage)");
+        return NULL;
+    }
+    if (!state.configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() has not been called");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) return NULL;
+    int extract_usage = PyObject_IsTrue(args[1]);
+    if (extract_usage < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    Output out = {{NULL}, NULL, NULL, NULL, NULL, 0, extract_usage};
+    PyObject *result = NULL;
+    for (int i = 0; i < COLUMNS; i++)
+        if ((out.columns[i] = PyList_New(0)) == NULL) goto done;
+    if ((out.facts = PyList_New(0)) == NULL || (out.reads = PyList_New(0)) == NULL ||
+        (out.calls = PyList_New(0)) == NULL)
+        goto done;
+    out.rejection = Py_NewRef(state.ctx.empty);
+    Reader r = {view.buf, (const uint8_t *)view.buf + view.len};
+    int failed = 0;
+    while (r.p < r.end && !failed) {
+        uint32_t field;
+        int wire_type;
+        Slice slice;
+        if (read_tag(&r, &field, &wire_type) < 0) {
+            failed = 1;
+        } else if (field == 1) {
+            failed = wire_type != WT_LEN || read_len(&r, &slice) < 0 || decode_resource_spans(&out, slice) < 0;
+        } else {
+            failed = skip_field(&r, wire_type) < 0;
+        }
+    }
+    if (failed) {
+        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_MemoryError)) goto done;
+        PyErr_Clear();
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *columns = PyTuple_New(COLUMNS);
+    if (columns == NULL) goto done;
+    for (int i = 0; i < COLUMNS; i++) {
+        PyTuple_SET_ITEM(columns, i, out.columns[i]);
+        out.columns[i] = NULL;
+    }
+    result = Py_BuildValue("(NOOOnO)", columns, out.facts, out.reads, out.calls, out.rejected, out.rejection);
+done:
+    for (int i = 0; i < COLUMNS; i++) Py_XDECREF(out.columns[i]);
+    Py_XDECREF(out.facts);
+    Py_XDECREF(out.reads);
+    Py_XDECREF(out.calls);
+    Py_XDECREF(out.rejection);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static int compare_keys(const void *a, const void *b) {
+    const SlotKey *left = a, *right = b;
+    return left->n < right->n ? -1 : left->n > right->n;
+}
+
+static PyObject *configure(PyObject *module, PyObject *context) {
+    if (!PyDict_Check(context)) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes a dict");
+        return NULL;
+    }
+    PyObject **fields = (PyObject **)&state.ctx;
+    Context fresh;
+    PyObject **fresh_fields = (PyObject **)&fresh;
+    for (size_t i = 0; i < CONTEXT_COUNT; i++) {
+        PyObject *value = PyDict_GetItemString(context, context_names[i]);
+        if (value == NULL) {
+            PyErr_Format(PyExc_KeyError, "the decoder context lacks %s", context_names[i]);
+            return NULL;
+        }
+        fresh_fields[i] = value;
+    }
+    PyObject *marks[] = {fresh.owner_mark, fresh.data_read_mark, fresh.not_measured_mark};
+    for (size_t i = 0; i < 3; i++) {
+        if (!PyBytes_Check(marks[i])) {
+            PyErr_SetString(PyExc_TypeError, "the marks must be bytes");
+            return NULL;
+        }
+    }
+    if (!PyDict_Check(fresh.keys)) {
+        PyErr_SetString(PyExc_TypeError, "keys must map slot names to attribute names (bytes)");
+        return NULL;
+    }
+    SlotKey keys[SLOT_COUNT];
+    for (int slot = 0; slot < SLOT_COUNT; slot++) {
+        PyObject *key = PyDict_GetItemString(fresh.keys, slot_names[slot]);
+        if (key == NULL || !PyBytes_Check(key) || PyBytes_GET_SIZE(key) == 0 ||
+            PyBytes_GET_SIZE(key) > MAX_KEY_LEN) {
+            PyErr_Format(PyExc_KeyError, "keys lacks slot %s (non-empty bytes up to %d long)", slot_names[slot],
+                         MAX_KEY_LEN);
+            return NULL;
+        }
+        keys[slot] = (SlotKey){PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), slot};
+    }
+    if (PyDict_GET_SIZE(fresh.keys) != SLOT_COUNT) {
+        PyErr_SetString(PyExc_KeyError, "keys names slots this decoder does not have");
+        return NULL;
+    }
+    for (size_t i = 0; i < CONTEXT_COUNT; i++) Py_INCREF(fresh_fields[i]);
+    if (state.configured)
+        for (size_t i = 0; i < CONTEXT_COUNT; i++) Py_DECREF(fields[i]);
+    state.ctx = fresh;
+    qsort(keys, SLOT_COUNT, sizeof keys[0], compare_keys);
+    memcpy(state.keys, keys, sizeof keys);
+    int next = 0;
+    for (int n = 0; n <= MAX_KEY_LEN + 1; n++) {
+        while (next < SLOT_COUNT && state.keys[next].n < n) next++;
+        state.keys_by_len_start[n] = next;
+    }
+    state.configured = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *slot_tuple(void) {
+    PyObject *names = PyTuple_New(SLOT_COUNT);
+    if (names == NULL) return NULL;
+    for (int i = 0; i < SLOT_COUNT; i++) {
+        PyObject *name = PyUnicode_FromString(slot_names[i]);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, i, name);
+    }
+    return names;
+}
+
+static PyMethodDef methods[] = {
+    {"decode_traces", (PyCFunction)(void (*)(void))decode_traces, METH_FASTCALL,
+     "decode_traces(data, extract_usage) -> (columns, facts, data_reads, llm_calls, rejected, rejection) or None"},
+    {"configure", configure, METH_O, "configure(context): the names, helpers and record types the decoder uses"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "spanledger_collector._speedups", "The compiled OTLP trace decoder.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) return NULL;
+    PyObject *slots = slot_tuple();
+    if (slots == NULL || PyModule_AddObject(module, "ATTRIBUTE_SLOTS", slots) < 0) {
+        Py_XDECREF(slots);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

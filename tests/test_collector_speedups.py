@@ -1,0 +1,300 @@
+"""The compiled OTLP decoder gives exactly what the Python reference decoder gives, or hands the request over.
+
+``decode_traces`` runs the compiled decoder (``spanledger_collector._speedups``, built at install time) and
+falls back to ``decode_traces_python`` for any request the compiled one declines. So the property checked
+here, on generated requests and on mutations of real ones, is: whenever the compiled decoder answers, the
+reference decodes the same request without error and to the same rows (compared by ``repr``, so a Decimal's
+exponent or an int that should be a float counts as a difference); whenever the reference raises, the
+compiled decoder declines. The generated requests stay mostly within what the compiled decoder takes, and
+the test checks that it did take most of them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+from spanledger import semconv
+from spanledger_collector._otlp import DecodeError
+from spanledger_collector._usage import SPEEDUPS, DecodedTraces, decode_traces, decode_traces_python
+from test_collector_service import genai_trace
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_collector
+
+if SPEEDUPS:
+    from spanledger_collector import _speedups
+else:
+    _speedups = None
+
+needs_speedups = pytest.mark.skipif(not SPEEDUPS, reason="the compiled decoder is not built")
+EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Every attribute the usage extraction reads, plus some it does not.
+SPAN_KEYS = [
+    semconv.SPANLEDGER_USAGE_OWNER,
+    semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON,
+    semconv.GEN_AI_PROVIDER_NAME,
+    semconv.CLOUD_PROVIDER,
+    semconv.SPANLEDGER_RESOURCE_TYPE,
+    semconv.CLOUD_RESOURCE_ID,
+    semconv.CLOUD_ACCOUNT_ID,
+    semconv.CLOUD_REGION,
+    semconv.GEN_AI_RESPONSE_MODEL,
+    semconv.GEN_AI_REQUEST_MODEL,
+    semconv.SPANLEDGER_WORKFLOW_NAME,
+    semconv.GEN_AI_WORKFLOW_NAME,
+    semconv.SPANLEDGER_TENANT_ID,
+    semconv.GEN_AI_USAGE_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+    semconv.SPANLEDGER_ACCELERATOR_TIME,
+    semconv.SPANLEDGER_ACCELERATOR_TYPE,
+    semconv.SPANLEDGER_OCCUPANCY_START,
+    semconv.SPANLEDGER_OCCUPANCY_END,
+    semconv.SPANLEDGER_EGRESS_BYTES,
+    semconv.SPANLEDGER_INGRESS_BYTES,
+    semconv.SPANLEDGER_EGRESS_BOUNDARY,
+    semconv.GEN_AI_OPERATION_NAME,
+    semconv.SERVER_ADDRESS,
+    semconv.SERVER_PORT,
+    semconv.ERROR_TYPE,
+    semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    semconv.GEN_AI_REQUEST_TEMPERATURE,
+    semconv.HTTP_REQUEST_METHOD,
+]
+EVENT_KEYS = [
+    semconv.SPANLEDGER_DATA_SOURCE,
+    semconv.SPANLEDGER_DATA_SOURCE_KIND,
+    semconv.SPANLEDGER_DATA_AGE,
+    semconv.SPANLEDGER_DATA_LAST_MODIFIED,
+    semconv.SPANLEDGER_DATA_BYTES,
+    semconv.SPANLEDGER_DATA_STALENESS_METHOD,
+    semconv.SPANLEDGER_WORKFLOW_NAME,
+]
+RESOURCE_KEYS = [
+    semconv.SERVICE_NAME,
+    semconv.CLOUD_PROVIDER,
+    semconv.CLOUD_REGION,
+    semconv.CLOUD_ACCOUNT_ID,
+    semconv.SPANLEDGER_TENANT_ID,
+    semconv.SPANLEDGER_WORKFLOW_NAME,
+    semconv.GEN_AI_PROVIDER_NAME,
+]
+# Values that matter to the extraction: providers, resource types, boundaries, models.
+WORDS = [
+    "openai",
+    "aws",
+    "gcp",
+    "aws.sagemaker",
+    "aws.bedrock",
+    "sagemaker_endpoint",
+    "gpu_instance",
+    "llm_model",
+    "internet",
+    "inter_region",
+    "gpt-4o-mini",
+    "chat",
+    "",
+    "é ☃",
+]
+NANOS = st.one_of(
+    st.integers(0, 2**64 - 1),
+    st.integers(1_700_000_000 * 10**9, 1_800_000_000 * 10**9),
+    st.sampled_from([0, 2**63 - 1, 2**63]),
+)
+
+simple_values = st.one_of(
+    st.builds(lambda text: AnyValue(string_value=text), st.sampled_from(WORDS) | st.text(max_size=8)),
+    st.builds(lambda flag: AnyValue(bool_value=flag), st.booleans()),
+    st.builds(
+        lambda number: AnyValue(int_value=number),
+        st.integers(-(2**63), 2**63 - 1) | st.sampled_from([0, 1, 200, 1000, 10**18]),
+    ),
+    st.builds(
+        lambda number: AnyValue(double_value=number),
+        st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, 0.3, 1.5, 1.7e9, -1.0]),
+    ),
+    st.builds(lambda data: AnyValue(bytes_value=data), st.binary(max_size=4)),
+    st.just(AnyValue()),
+)
+any_values = st.one_of(
+    simple_values,
+    st.builds(lambda items: AnyValue(array_value=ArrayValue(values=items)), st.lists(simple_values, max_size=2)),
+    st.builds(
+        lambda items: AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="k", value=v) for v in items])),
+        st.lists(simple_values, max_size=2),
+    ),
+)
+
+
+def attributes(keys: list[str]) -> st.SearchStrategy[list[KeyValue]]:
+    pair = st.builds(
+        lambda key, value: KeyValue(key=key, value=value), st.sampled_from(keys) | st.text(max_size=6), any_values
+    )
+    return st.lists(pair, max_size=12)
+
+
+@st.composite
+def spans(draw: st.DrawFn) -> Span:
+    trace_id = draw(
+        st.sampled_from([bytes(range(1, 17)), bytes(16), b"\x01" * 15, b""]) | st.binary(min_size=16, max_size=16)
+    )
+    span_id = draw(st.sampled_from([bytes(range(1, 9)), bytes(8), b"\x02"]) | st.binary(min_size=8, max_size=8))
+    span_attributes = draw(attributes(SPAN_KEYS))
+    if draw(st.booleans()):
+        span_attributes.append(KeyValue(key=semconv.SPANLEDGER_USAGE_OWNER, value=AnyValue(bool_value=True)))
+    events = [
+        Span.Event(
+            time_unix_nano=draw(NANOS),
+            name=draw(st.sampled_from([semconv.EVENT_SPANLEDGER_DATA_READ, "other", ""])),
+            attributes=draw(attributes(EVENT_KEYS)),
+        )
+        for _ in range(draw(st.integers(0, 3)))
+    ]
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=draw(st.sampled_from([b"", bytes(range(9, 17)), b"\x07"])),
+        name=draw(st.text(max_size=10)),
+        kind=draw(st.integers(-3, 8)),
+        start_time_unix_nano=draw(NANOS),
+        end_time_unix_nano=draw(NANOS),
+        attributes=span_attributes,
+        events=events,
+        status=Status(code=draw(st.integers(-2, 5)), message=draw(st.text(max_size=4))),
+    )
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    request = ExportTraceServiceRequest()
+    for _ in range(draw(st.integers(1, 3))):
+        resource = Resource(attributes=draw(attributes(RESOURCE_KEYS))) if draw(st.booleans()) else None
+        scopes = [ScopeSpans(spans=draw(st.lists(spans(), max_size=4))) for _ in range(draw(st.integers(0, 2)))]
+        request.resource_spans.append(ResourceSpans(resource=resource, scope_spans=scopes))
+    return request.SerializeToString()
+
+
+@st.composite
+def mutations(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(REAL_REQUESTS)))
+    for _ in range(draw(st.integers(1, 4))):
+        operation = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
+        position = draw(st.integers(0, max(0, len(data) - 1)))
+        if operation == "flip" and data:
+            data[position] ^= 1 << draw(st.integers(0, 7))
+        elif operation == "truncate":
+            del data[position:]
+        elif operation == "insert":
+            data[position:position] = draw(st.binary(min_size=1, max_size=8))
+        elif data:
+            del data[position : position + draw(st.integers(1, 16))]
+    return bytes(data)
+
+
+def _rows(decoded: DecodedTraces) -> str:
+    batch = decoded.batch
+    return repr(
+        (
+            batch.spans,
+            batch.facts,
+            batch.data_reads,
+            decoded.llm_calls,
+            decoded.accepted_spans,
+            decoded.rejected_spans,
+            decoded.rejection,
+        )
+    )
+
+
+def _compared(data: bytes, extract_usage: bool = True) -> bool:
+    """Checks the property for one request; whether the compiled decoder answered."""
+    assert _speedups is not None
+    fast = _speedups.decode_traces(data, extract_usage)
+    try:
+        reference = decode_traces_python(data, extract_usage=extract_usage)
+    except DecodeError:
+        assert fast is None, "the compiled decoder accepted a request the reference rejects"
+        return False
+    if fast is None:
+        return False
+    assert _rows(decode_traces(data, extract_usage=extract_usage)) == _rows(reference)
+    return True
+
+
+def _sdk_request() -> bytes:
+    return encode_spans(genai_trace()).SerializeToString()
+
+
+def _benchmark_request() -> bytes:
+    return bench_collector.build_template(40).replace(bench_collector.TRACE_PREFIX, struct.pack(">Q", 7))
+
+
+REAL_REQUESTS = [_sdk_request(), _benchmark_request()]
+
+
+def test_the_compiled_decoder_is_built() -> None:
+    if os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
+        pytest.skip("SPANLEDGER_NO_SPEEDUPS is set")
+    assert SPEEDUPS, "pip install should have built spanledger_collector._speedups (gcc and Python headers present)"
+
+
+@needs_speedups
+@pytest.mark.parametrize("extract_usage", [True, False])
+def test_real_requests_decode_the_same(extract_usage: bool) -> None:
+    for data in REAL_REQUESTS:
+        assert _compared(data, extract_usage), "the compiled decoder declined a request the SDK sends"
+    facts = decode_traces(REAL_REQUESTS[0]).batch.facts
+    assert {fact.meter for fact in facts} >= {"llm.input_tokens", "accelerator.seconds", "endpoint.seconds"}
+
+
+_taken: list[bool] = []
+
+
+@needs_speedups
+@EXAMPLES
+@given(requests(), st.booleans())
+def test_generated_requests_decode_the_same(data: bytes, extract_usage: bool) -> None:
+    _taken.append(_compared(data, extract_usage))
+
+
+@needs_speedups
+def test_most_generated_requests_took_the_compiled_path() -> None:
+    if not _taken:
+        pytest.skip("runs after test_generated_requests_decode_the_same")
+    assert sum(_taken) >= len(_taken) // 3, f"only {sum(_taken)} of {len(_taken)} generated requests were compiled"
+
+
+@needs_speedups
+@EXAMPLES
+@given(mutations())
+def test_mutated_requests_decode_the_same_or_fall_back(data: bytes) -> None:
+    _compared(data)
+
+
+@needs_speedups
+def test_declined_requests_still_decode() -> None:
+    """A request the compiled decoder declines (here a span field with an unexpected wire type) is decoded
+    by the reference, and a malformed one raises DecodeError as before."""
+    span = Span(trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), name="x").SerializeToString()
+    odd = span + bytes([(5 << 3) | 0, 1])  # name (field 5) as a varint: upb keeps it as an unknown field
+    scope = bytes([(2 << 3) | 2, len(odd)]) + odd
+    resource_spans = bytes([(2 << 3) | 2, len(scope)]) + scope
+    data = bytes([(1 << 3) | 2, len(resource_spans)]) + resource_spans
+    assert _speedups is not None and _speedups.decode_traces(data, True) is None
+    assert decode_traces(data).batch.spans.name == ["x"]
+    with pytest.raises(DecodeError):
+        decode_traces(data[:-1])
