@@ -1,7 +1,9 @@
-"""Build hook: compiles the collector's OTLP decoder (spanledger_collector._speedups) into the wheel.
+"""Build hook: compiles the collector's C extensions into the wheel.
 
-The decoder is optional: without a C compiler or the Python headers the build goes on as a pure-Python
-wheel and the collector decodes in Python, several times slower (the collector says so in its log).
+``spanledger_collector._speedups`` decodes OTLP traces; ``spanledger_collector._store._columns`` turns rows
+into Arrow buffers for the store. Both are optional: without a C compiler or the Python headers the build goes
+on as a pure-Python wheel and the collector does that work in Python, several times slower (it says so in its
+log).
 ``SPANLEDGER_NO_SPEEDUPS=1`` skips it. Editable installs build it next to its source.
 """
 
@@ -16,17 +18,22 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SOURCE = "collector/spanledger_collector/_speedups.c"
-MODULE = "spanledger_collector._speedups"
+EXTENSIONS = {
+    "spanledger_collector._speedups": "collector/spanledger_collector/_speedups.c",
+    "spanledger_collector._store._columns": "collector/spanledger_collector/_store/_columns.c",
+}
 
 
-def build_extension(root: str, output: str | None) -> Path:
-    """Compile the extension with setuptools' build_ext: into ``output``, or next to its source if None."""
+def build_extensions(root: str, output: str | None) -> dict[str, Path]:
+    """Compile the extensions with setuptools' build_ext: into ``output``, or next to their sources if None.
+
+    Returns each built file by its path in the wheel.
+    """
     from setuptools import Distribution, Extension
 
-    extension = Extension(MODULE, sources=[SOURCE], extra_compile_args=["-O2"])
+    extensions = [Extension(name, sources=[source], extra_compile_args=["-O2"]) for name, source in EXTENSIONS.items()]
     distribution = Distribution(
-        {"ext_modules": [extension], "package_dir": {"spanledger_collector": "collector/spanledger_collector"}}
+        {"ext_modules": extensions, "package_dir": {"spanledger_collector": "collector/spanledger_collector"}}
     )
     with _chdir(root):
         command: Any = distribution.get_command_obj("build_ext")
@@ -36,7 +43,11 @@ def build_extension(root: str, output: str | None) -> Path:
         command.build_temp = tempfile.mkdtemp(prefix="spanledger-build-")
         command.ensure_finalized()
         command.run()
-        return Path(root, command.get_ext_fullpath(MODULE)).resolve()
+        built = {}
+        for name in EXTENSIONS:
+            path = Path(root, command.get_ext_fullpath(name)).resolve()
+            built["/".join([*name.split(".")[:-1], path.name])] = path
+        return built
 
 
 @contextlib.contextmanager
@@ -57,13 +68,14 @@ class SpeedupsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         editable = version == "editable"
         try:
-            built = build_extension(self.root, None if editable else tempfile.mkdtemp(prefix="spanledger-ext-"))
+            built = build_extensions(self.root, None if editable else tempfile.mkdtemp(prefix="spanledger-ext-"))
         except Exception as error:  # no compiler, no headers: the pure-Python decoder is used
             self.app.display_warning(
-                f"spanledger: the compiled OTLP decoder was not built ({error}); the collector will decode in Python"
+                f"spanledger: the collector's C extensions were not built ({error}); it will do their work in Python"
             )
             return
         build_data["pure_python"] = False
         build_data["infer_tag"] = True
         if not editable:
-            build_data["force_include"][str(built)] = f"spanledger_collector/{built.name}"
+            for target, path in built.items():
+                build_data["force_include"][str(path)] = target

@@ -1,0 +1,101 @@
+"""The store's compiled row converter builds the same Arrow arrays as pyarrow.array(), or declines.
+
+``spanledger_collector._store._columns`` turns usage facts, data reads and span columns into Arrow buffers
+for DuckDB. For any rows, either it declines (returns None, and the store converts them with pyarrow, which
+then converts or raises as before) or its arrays equal pyarrow's, nulls and all. Rows pyarrow rejects must
+be declined.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from spanledger_collector._store import _duckdb
+
+columns = _duckdb._columns
+needs_columns = pytest.mark.skipif(columns is None, reason="the compiled converter is not built")
+EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+naive_datetimes = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59))
+decimals = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False, places=9, min_value=-(10**20), max_value=10**20),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.sampled_from([Decimal("806"), Decimal("0E-9"), Decimal("1.2E+3"), Decimal("-0"), Decimal("1.0000000000")]),
+)
+VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "s": st.text(max_size=12) | st.sampled_from(["gpt-4o-mini", "", "é☃"]) | st.integers(0, 3),
+    "t": naive_datetimes | st.just(datetime(2026, 1, 1, tzinfo=timezone.utc)) | st.just("2026-01-01"),
+    "b": st.integers(-200, 200),
+    "i": st.integers(-(2**33), 2**33),
+    "l": st.integers(-(2**64), 2**64),
+    "f": st.floats(allow_nan=True) | st.integers(-5, 5),
+    "q": decimals,
+    "c": decimals,
+}
+TYPES = {kind: arrow_type for arrow_type, kind in _duckdb._KINDS.items()}
+
+
+def _reference(values: list[Any], arrow_type: pa.DataType) -> pa.Array | None:
+    try:
+        return pa.array(values, arrow_type)
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> tuple[str, list[tuple[Any, ...]]]:
+    kinds = "".join(draw(st.lists(st.sampled_from(sorted(VALUES)), min_size=1, max_size=6)))
+    rows = [
+        tuple(draw(st.none() | VALUES[kind]) if draw(st.integers(0, 9)) else None for kind in kinds)
+        for _ in range(draw(st.integers(0, 12)))
+    ]
+    return kinds, rows
+
+
+@needs_columns
+@EXAMPLES
+@given(tables())
+def test_rows_convert_as_pyarrow_does(table: tuple[str, list[tuple[Any, ...]]]) -> None:
+    kinds, rows = table
+    converted = columns.rows_to_buffers(rows, kinds)
+    references = [_reference([row[i] for row in rows], TYPES[kind]) for i, kind in enumerate(kinds)]
+    if any(reference is None for reference in references):
+        assert converted is None, "the converter accepted values pyarrow rejects"
+        return
+    if converted is None:
+        return
+    for kind, buffers, reference in zip(kinds, converted, references, strict=True):
+        array = _duckdb._from_buffers(TYPES[kind], len(rows), buffers)
+        array.validate(full=True)
+        assert array.equals(reference), (kind, array, reference)
+
+
+@needs_columns
+def test_usual_rows_are_converted_not_declined() -> None:
+    start = datetime(2026, 11, 24, 15, 50, 30, 718210)
+    fact = (
+        "0" * 32, "1" * 16, "llm.input_tokens", start, start + timedelta(seconds=1), Decimal("806"), "{token}",
+        None, "llm_model", "openai", None, "us-east-1", "gpt-4o-mini", None, None, "answer", "acme", "rag-api",
+        Decimal("0.000016120000"), "USD", "aws-2026.11.1", None,
+    )  # fmt: skip
+    table = _duckdb._rows_table([fact, fact], _duckdb._FACTS_SCHEMA)
+    assert columns.rows_to_buffers([fact], "".join(_duckdb._KINDS[f.type] for f in _duckdb._FACTS_SCHEMA))
+    assert table.column("quantity").to_pylist() == [Decimal("806.000000000")] * 2
+    assert table.column("start_time").to_pylist() == [start] * 2
+    assert _duckdb._timestamps([1_700_000_000_123_456_789]).to_pylist() == [datetime(2023, 11, 14, 22, 13, 20, 123456)]
+
+
+@needs_columns
+@EXAMPLES
+@given(st.lists(st.none() | st.integers(0, 2**63 - 1), max_size=10))
+def test_nanosecond_timestamps_convert_as_pyarrow_does(nanos: list[int | None]) -> None:
+    reference = pa.array(nanos, pa.int64()).cast(pa.timestamp("ns")).cast(pa.timestamp("us"), safe=False)
+    buffers = columns.column_to_buffers(nanos, "n")
+    assert buffers is not None
+    assert _duckdb._from_buffers(pa.timestamp("us"), len(nanos), buffers).equals(reference)
