@@ -16,7 +16,7 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
     exporters:
       spanledger_store: {path: ./spanledger.duckdb, threads: 1, memory_limit_mib: 32,  # the store (at most one)
                          retention: 0,                     # e.g. 2160h: delete usage older than that; 0 keeps it
-                         commit_interval: 2s}              # acknowledged requests wait in a request log meanwhile
+                         commit_interval: 10s}             # acknowledged requests wait in a request log meanwhile
       TYPE[/name]: {...}                                   # onward exporters, see below
     extensions:
       bearertokenauth[/name]: {token: T} or {tokens: [T1, T2]}
@@ -161,7 +161,7 @@ class CollectorSettings:
     store_memory_limit_mib: int = 32
     store_retention_s: float = 0.0
     """Spans, data reads and usage facts older than this are deleted; 0 keeps them."""
-    store_commit_interval_s: float = 2.0
+    store_commit_interval_s: float = 10.0
     memory_limiter: MemoryLimiterSettings | None = None
     batch: BatchSettings = field(default_factory=BatchSettings)
     tenant_cardinality_limit: int = 100
@@ -392,7 +392,7 @@ def parse_settings(document: Any) -> CollectorSettings:
             fields["store_threads"] = settings.integer("threads", 1, minimum=1)
             fields["store_memory_limit_mib"] = settings.integer("memory_limit_mib", 32, minimum=16)
             fields["store_retention_s"] = settings.duration("retention", 0)
-            fields["store_commit_interval_s"] = settings.duration("commit_interval", "2s")
+            fields["store_commit_interval_s"] = settings.duration("commit_interval", "10s")
             settings.done()
         elif exporter_type not in factories:
             known = ", ".join(sorted([STORE_EXPORTER, *factories]))

@@ -8,7 +8,7 @@ The store writer is the batch processor. A request thread appends the request's 
 syncs it (one ``fdatasync`` for all the requests written meanwhile) and hands the decoded rows to the writer
 thread; then the client is acknowledged. The writer thread appends up to ``send_batch_size`` spans, or
 what arrived within ``timeout``, to the store's open transaction, and commits it every ``commit_interval``
-(2 s) together with the log position it reached. After a crash the requests logged past that position are
+(10 s) together with the log position it reached. After a crash the requests logged past that position are
 stored again at start, so nothing acknowledged is lost, and a retry of one is still stored once (digests).
 """
 
@@ -45,7 +45,7 @@ __all__ = ["MemoryLimiter", "Pipeline", "Replayer", "StoreWriter", "rss_bytes"]
 logger = logging.getLogger("spanledger.collector")
 
 RETRY_AFTER_S = 1.0
-COMMIT_INTERVAL_S = 2.0
+COMMIT_INTERVAL_S = 10.0
 FLUSH_WAIT_S = 10.0
 SUBMIT_WAIT_S = 10.0
 RESTORE_CHUNK_REQUESTS = 100
