@@ -155,6 +155,20 @@ class _ResourceDefaults(NamedTuple):
 
 
 _NO_RESOURCE = _ResourceDefaults.of({})
+# Resources by their encoding: one per client process and SDK configuration, so few.
+_RESOURCES: dict[bytes, _ResourceDefaults] = {}
+_MAX_RESOURCES = 1024
+
+
+def _resource_defaults(resource: bytes) -> _ResourceDefaults:
+    """The defaults of an encoded resource; remembered, as a client sends the same resource with every request."""
+    defaults = _RESOURCES.get(resource)
+    if defaults is None:
+        defaults = _ResourceDefaults.of(attribute_dict(Resource.FromString(resource).attributes))
+        if len(_RESOURCES) >= _MAX_RESOURCES:
+            _RESOURCES.clear()
+        _RESOURCES[resource] = defaults
+    return defaults
 
 
 def _span_text(get: Any, key: str, fallback: str | None, default: str | None) -> str | None:
@@ -356,7 +370,7 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
     for resource_spans in traces.resource_spans:
         resource = _NO_RESOURCE
         if resource_spans.resource:
-            resource = _ResourceDefaults.of(attribute_dict(Resource.FromString(resource_spans.resource).attributes))
+            resource = _resource_defaults(resource_spans.resource)
         service = resource.service
         for scope_spans in resource_spans.scope_spans:
             for raw in scope_spans.spans:
@@ -450,10 +464,6 @@ _SLOT_KEYS = {
     "DATA_SOURCE_KIND": semconv.SPANLEDGER_DATA_SOURCE_KIND,
     "DATA_STALENESS_METHOD": semconv.SPANLEDGER_DATA_STALENESS_METHOD,
 }
-
-
-def _resource_defaults(resource: bytes) -> _ResourceDefaults:
-    return _ResourceDefaults.of(attribute_dict(Resource.FromString(resource).attributes))
 
 
 def _load_speedups() -> Any:
