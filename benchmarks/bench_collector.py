@@ -380,7 +380,9 @@ def main() -> int:
     parser.add_argument("--grpc-workers", type=int, help="the gRPC receiver's max_workers (default: the collector's)")
     args = parser.parse_args()
     processors = ["memory_limiter", "batch", "spanledger_usage"] + ([] if args.no_cost else ["spanledger_cost"])
-    store: dict[str, Any] = {} if args.store_memory_limit_mib is None else {"memory_limit_mib": args.store_memory_limit_mib}
+    store: dict[str, Any] = (
+        {} if args.store_memory_limit_mib is None else {"memory_limit_mib": args.store_memory_limit_mib}
+    )
     if args.commit_interval is not None:
         store["commit_interval"] = args.commit_interval
     print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()}", file=sys.stderr)

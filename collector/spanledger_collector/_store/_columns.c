@@ -267,21 +267,25 @@ static PyObject *column_result(Column *c) {
 static PyObject *rows_to_buffers(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     const char *kinds;
     Py_ssize_t width;
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "rows_to_buffers(rows: list[tuple], kinds: str)");
+    if (nargs != 2 || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "rows_to_buffers(rows: Sequence[tuple], kinds: str)");
         return NULL;
     }
     if ((kinds = PyUnicode_AsUTF8AndSize(args[1], &width)) == NULL) return NULL;
-    PyObject *rows = args[0];
-    Py_ssize_t count = PyList_GET_SIZE(rows);
+    PyObject *rows = PySequence_Fast(args[0], "rows must be a sequence of tuples");
+    if (rows == NULL) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(rows);
     Column *columns = PyMem_Calloc((size_t)(width ? width : 1), sizeof(Column));
-    if (columns == NULL) return PyErr_NoMemory();
+    if (columns == NULL) {
+        Py_DECREF(rows);
+        return PyErr_NoMemory();
+    }
     PyObject *result = NULL;
     Py_ssize_t ready = 0;
     for (; ready < width; ready++)
         if (column_init(&columns[ready], kinds[ready], count) < 0) goto done;
     for (Py_ssize_t row = 0; row < count; row++) {
-        PyObject *item = PyList_GET_ITEM(rows, row);
+        PyObject *item = PySequence_Fast_GET_ITEM(rows, row);
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != width) {
             result = Py_NewRef(Py_None);
             goto done;
@@ -308,14 +312,15 @@ static PyObject *rows_to_buffers(PyObject *module, PyObject *const *args, Py_ssi
 done:
     for (Py_ssize_t i = 0; i < ready; i++) column_release(&columns[i]);
     PyMem_Free(columns);
+    Py_DECREF(rows);
     return result;
 }
 
 static PyObject *column_to_buffers(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     const char *kind;
     Py_ssize_t width;
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "column_to_buffers(values: list, kind: str)");
+    if (nargs != 2 || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "column_to_buffers(values: Sequence, kind: str)");
         return NULL;
     }
     if ((kind = PyUnicode_AsUTF8AndSize(args[1], &width)) == NULL) return NULL;
@@ -323,13 +328,14 @@ static PyObject *column_to_buffers(PyObject *module, PyObject *const *args, Py_s
         PyErr_SetString(PyExc_ValueError, "kind is one character");
         return NULL;
     }
-    PyObject *values = args[0];
-    Py_ssize_t count = PyList_GET_SIZE(values);
+    PyObject *values = PySequence_Fast(args[0], "values must be a sequence");
+    if (values == NULL) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(values);
     Column column;
     PyObject *result = NULL;
     if (column_init(&column, kind[0], count) < 0) goto done;
     for (Py_ssize_t row = 0; row < count; row++) {
-        int appended = append_value(&column, row, PyList_GET_ITEM(values, row));
+        int appended = append_value(&column, row, PySequence_Fast_GET_ITEM(values, row));
         if (appended < 0) goto done;
         if (appended == DECLINE) {
             result = Py_NewRef(Py_None);
@@ -339,6 +345,7 @@ static PyObject *column_to_buffers(PyObject *module, PyObject *const *args, Py_s
     result = column_result(&column);
 done:
     column_release(&column);
+    Py_DECREF(values);
     return result;
 }
 

@@ -269,7 +269,7 @@ def _from_buffers(arrow_type: pa.DataType, length: int, buffers: tuple[int, Any,
     return pa.Array.from_buffers(arrow_type, length, layout, null_count)
 
 
-def _array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+def _array(values: Sequence[Any], arrow_type: pa.DataType) -> pa.Array:
     if _columns is not None:
         buffers = _columns.column_to_buffers(values, _KINDS[arrow_type])
         if buffers is not None:
@@ -277,7 +277,7 @@ def _array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
     return pa.array(values, arrow_type)
 
 
-def _timestamps(nanos: list[int]) -> pa.Array:
+def _timestamps(nanos: Sequence[int]) -> pa.Array:
     if _columns is not None:
         buffers = _columns.column_to_buffers(nanos, "n")
         if buffers is not None:
@@ -320,7 +320,7 @@ _DATA_READS_SCHEMA = pa.schema(
 )
 
 
-def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+def _rows_table(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
     if _columns is not None:
         converted = _columns.rows_to_buffers(rows, "".join(_KINDS[field.type] for field in schema))
         if converted is not None:

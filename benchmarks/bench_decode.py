@@ -1,0 +1,108 @@
+"""OTLP trace decoding: CPU per span of the collector's decoders beside protobuf's own parser, in one run.
+
+The request is bench_collector's: GenAI traces of 10 spans with 15-30 attributes each, half of them owning
+usage. Contestants, each turning the same request bytes into what it produces:
+
+* ``upb-parse``: ``ExportTraceServiceRequest.FromString`` (protobuf's upb backend), the issue's ceiling;
+  it only parses (message objects, no rows).
+* ``upb-walk``: that parse plus reading every span's ids, times and attributes into Python values, which is
+  what an OTLP consumer written against the protobuf API does before any usage logic.
+* ``python``: ``decode_traces_python``, the collector's reference decoder (span rows, usage facts, data reads,
+  LLM calls).
+* ``compiled``: ``decode_traces`` with the compiled decoder (``spanledger_collector._speedups``), same output.
+
+Rounds alternate the contestants in shuffled order; each figure is the median over rounds of a round's
+CPU time (``time.thread_time``) per span.
+
+    .venv/bin/python benchmarks/bench_decode.py --rounds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_collector  # the load generator's request template
+
+
+def _walk(data: bytes) -> int:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from spanledger_collector._otlp import attribute_dict
+
+    count = 0
+    for resource_spans in ExportTraceServiceRequest.FromString(data).resource_spans:
+        attribute_dict(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                (span.trace_id.hex(), span.span_id.hex(), span.start_time_unix_nano, span.end_time_unix_nano)
+                attribute_dict(span.attributes)
+                for event in span.events:
+                    attribute_dict(event.attributes)
+                count += 1
+    return count
+
+
+def contestants() -> dict[str, Callable[[bytes], Any]]:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from spanledger_collector._usage import SPEEDUPS, decode_traces, decode_traces_python
+
+    chosen: dict[str, Callable[[bytes], Any]] = {
+        "upb-parse": ExportTraceServiceRequest.FromString,
+        "upb-walk": _walk,
+        "python": decode_traces_python,
+    }
+    if SPEEDUPS:
+        chosen["compiled"] = decode_traces
+    else:
+        print("the compiled decoder is not built; reinstall with a C compiler to measure it", file=sys.stderr)
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--requests", type=int, default=40, help="requests decoded per contestant per round")
+    parser.add_argument("--spans-per-request", type=int, default=100)
+    args = parser.parse_args()
+
+    template = bench_collector.build_template(args.spans_per_request)
+    requests = [template.replace(bench_collector.TRACE_PREFIX, struct.pack(">Q", i)) for i in range(args.requests)]
+    chosen = contestants()
+    spans = args.requests * args.spans_per_request
+    per_span: dict[str, list[float]] = {name: [] for name in chosen}
+    for decode in chosen.values():  # warm caches (value decodes, price-free) once
+        decode(requests[0])
+    order = list(chosen)
+    for _ in range(args.rounds):
+        random.shuffle(order)
+        for name in order:
+            decode = chosen[name]
+            started = time.thread_time()
+            for data in requests:
+                decode(data)
+            per_span[name].append((time.thread_time() - started) / spans * 1e6)
+    medians = {name: statistics.median(values) for name, values in per_span.items()}
+    result: dict[str, Any] = {
+        "spans_per_request": args.spans_per_request,
+        "rounds": args.rounds,
+        "us_per_span_median": {name: round(value, 2) for name, value in medians.items()},
+        "spans_per_s_per_core": {name: round(1e6 / value) for name, value in medians.items()},
+    }
+    if "compiled" in medians:
+        result["compiled_vs"] = {
+            name: round(medians["compiled"] / value, 2) for name, value in medians.items() if name != "compiled"
+        }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
