@@ -112,14 +112,17 @@ def trace_id_of(spans: list[ReadableSpan]) -> str:
     return f"{context.trace_id:032x}"
 
 
-@pytest.mark.parametrize("transport", ["grpc", "grpc+gzip", "http", "http+gzip"])
+@pytest.mark.parametrize("transport", ["grpc", "grpc+gzip", "http", "http+gzip", "grpc+python"])
 def test_usage_facts_and_rollups_land_in_the_store(tmp_path: Path, transport: str) -> None:
+    """``grpc+python``: the collector as installed without a C compiler (no compiled decoder or converter)."""
     from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression as GrpcCompression
     from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 
     spans = genai_trace()
     gzip = transport.endswith("+gzip")
-    with start_collector(tmp_path) as collector:
+    pure_python = transport.endswith("+python")
+    with start_collector(tmp_path, env={"SPANLEDGER_NO_SPEEDUPS": "1"} if pure_python else None) as collector:
+        assert ("compiled OTLP decoder is not built" in collector.log) == pure_python
         if transport.startswith("grpc"):
             compression = GrpcCompression.Gzip if gzip else GrpcCompression.NoCompression
             exporter: Any = GrpcSpanExporter(endpoint=collector.grpc_endpoint, insecure=True, compression=compression)
@@ -150,8 +153,17 @@ def test_usage_facts_and_rollups_land_in_the_store(tmp_path: Path, transport: st
         Meter.LLM_OUTPUT_TOKENS.value,
     )
     assert llm == [
-        ("gpt-4o-mini-2024-07-18", "openai", "answer-question", "acme", "rag-api", "123456789012", "us-east-1",
-         "llm_model", "{token}")
+        (
+            "gpt-4o-mini-2024-07-18",
+            "openai",
+            "answer-question",
+            "acme",
+            "rag-api",
+            "123456789012",
+            "us-east-1",
+            "llm_model",
+            "{token}",
+        )
     ]
     (rollup,) = collector.query(
         "SELECT total_tokens, accelerator_seconds, egress_bytes, egress_bytes_by_boundary, oldest_data_age_seconds, "

@@ -104,8 +104,9 @@ class CollectorService:
             )
         if not SPEEDUPS:
             logger.warning(
-                "the compiled OTLP decoder is not built (no C compiler at install time?), so traces are decoded in "
-                "Python, several times slower; reinstall spanledger where gcc and the Python headers are present"
+                "the compiled OTLP decoder is not built (no C compiler at install time?) or SPANLEDGER_NO_SPEEDUPS "
+                "is set, so traces are decoded in Python, several times slower; reinstall spanledger where gcc and "
+                "the Python headers are present"
             )
         settings = self.settings
         for exporter_id, exporter_settings in settings.exporters.items():

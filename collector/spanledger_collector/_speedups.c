@@ -375,7 +375,7 @@ static int owner_usage(PyObject *facts, PyObject *calls, PyObject *trace_id, PyO
                        uint64_t end_ns, const Slice *slots, PyObject *resource) {
     Context *x = &state.ctx;
     int result = -1;
-    FactCommon c = {trace_id, span_id};
+    FactCommon c = {.trace_id = trace_id, .span_id = span_id};
     PyObject *raw_provider = NULL, *span_provider = NULL, *declared_type = NULL, *response_model = NULL,
              *request_model = NULL, *input_tokens = NULL, *cache_read = NULL, *cache_write = NULL,
              *output_tokens = NULL, *egress = NULL, *ingress = NULL, *operation = NULL;
@@ -849,19 +849,22 @@ done:
     return result;
 }
 
+/* The next field of a ResourceSpans or ScopeSpans (fields 1 and 2 are both length-delimited): 1 with
+ * `field` and `slice` set for those, 0 for another field (skipped), -1 to decline. */
+static int next_field(Reader *r, uint32_t *field, Slice *slice) {
+    int wire_type;
+    if (read_tag(r, field, &wire_type) < 0) return -1;
+    if (*field != 1 && *field != 2) return skip_field(r, wire_type) < 0 ? -1 : 0;
+    return wire_type == WT_LEN && read_len(r, slice) == 0 ? 1 : -1;
+}
+
 static int decode_scope_spans(Output *out, Slice raw, PyObject *resource) {
     Reader r = {raw.p, raw.p + raw.n};
     while (r.p < r.end) {
         uint32_t field;
-        int wire_type;
         Slice slice;
-        if (read_tag(&r, &field, &wire_type) < 0) return -1;
-        if (field == 1 || field == 2) {
-            if (wire_type != WT_LEN || read_len(&r, &slice) < 0) return -1;
-            if (field == 2 && decode_span(out, slice, resource) < 0) return -1;
-        } else if (skip_field(&r, wire_type) < 0) {
-            return -1;
-        }
+        int read = next_field(&r, &field, &slice);
+        if (read < 0 || (read == 1 && field == 2 && decode_span(out, slice, resource) < 0)) return -1;
     }
     return 0;
 }
@@ -871,15 +874,10 @@ static int decode_resource_spans(Output *out, Slice raw) {
     Reader r = {raw.p, raw.p + raw.n};
     while (r.p < r.end) {
         uint32_t field;
-        int wire_type;
         Slice slice;
-        if (read_tag(&r, &field, &wire_type) < 0) return -1;
-        if (field == 1 || field == 2) {
-            if (wire_type != WT_LEN || read_len(&r, &slice) < 0) return -1;
-            if (field == 1) resource_bytes = slice;
-        } else if (skip_field(&r, wire_type) < 0) {
-            return -1;
-        }
+        int read = next_field(&r, &field, &slice);
+        if (read < 0) return -1;
+        if (read == 1 && field == 1) resource_bytes = slice;
     }
     PyObject *resource;
     if (resource_bytes.n) {
@@ -899,15 +897,9 @@ static int decode_resource_spans(Output *out, Slice raw) {
     r.p = raw.p;
     while (r.p < r.end && result == 0) {
         uint32_t field;
-        int wire_type;
         Slice slice;
-        read_tag(&r, &field, &wire_type);  /* checked by the first pass */
-        if (field == 2) {
-            read_len(&r, &slice);
-            result = decode_scope_spans(out, slice, resource);
-        } else {
-            skip_field(&r, wire_type);
-        }
+        int read = next_field(&r, &field, &slice);
+        if (read < 0 || (read == 1 && field == 2 && decode_scope_spans(out, slice, resource) < 0)) result = -1;
     }
     Py_DECREF(resource);
     return result;

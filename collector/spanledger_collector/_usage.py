@@ -6,6 +6,7 @@ The meters and their sources are defined in docs/design.md ("Usage facts"). Only
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -467,7 +468,9 @@ _SLOT_KEYS = {
 
 
 def _load_speedups() -> Any:
-    """The compiled decoder, configured, or None where it was not built (the Python decoder is used)."""
+    """The compiled decoder, configured, or None where it was not built or ``SPANLEDGER_NO_SPEEDUPS`` is set."""
+    if os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
+        return None
     try:
         from . import _speedups  # type: ignore[attr-defined]
     except ImportError:

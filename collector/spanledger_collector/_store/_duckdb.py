@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -242,10 +243,10 @@ def _raise_classified(error: BaseException) -> NoReturn:
     raise error
 
 
-try:
-    from . import _columns  # type: ignore[attr-defined]
-except ImportError:  # not built: pyarrow converts the rows
-    _columns = None
+_columns: Any = None
+if not os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
+    with contextlib.suppress(ImportError):  # not built: pyarrow converts the rows
+        from . import _columns  # type: ignore[attr-defined, no-redef]
 
 # Column kinds of the compiled converter (_columns.c) by Arrow type.
 _KINDS = {
