@@ -298,3 +298,64 @@ def test_declined_requests_still_decode() -> None:
     assert decode_traces(data).batch.spans.name == ["x"]
     with pytest.raises(DecodeError):
         decode_traces(data[:-1])
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((number & 0x7F) | (0x80 if number > 0x7F else 0))
+        number >>= 7
+        if not number:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _owner_span(*extra_attributes: bytes) -> bytes:
+    span = Span(
+        trace_id=bytes(range(1, 17)),
+        span_id=bytes(range(1, 9)),
+        name="llm",
+        start_time_unix_nano=1_700_000_000 * 10**9,
+        end_time_unix_nano=1_700_000_001 * 10**9,
+        attributes=[
+            KeyValue(key=semconv.SPANLEDGER_USAGE_OWNER, value=AnyValue(bool_value=True)),
+            KeyValue(key=semconv.GEN_AI_USAGE_INPUT_TOKENS, value=AnyValue(int_value=100)),
+        ],
+    ).SerializeToString()
+    return span + b"".join(_field(9, attribute) for attribute in extra_attributes)
+
+
+@needs_speedups
+@pytest.mark.parametrize(
+    "data",
+    [
+        # A tag written as a 6-byte varint: upb rejects it.
+        pytest.param(b"\x8a\x80\x80\x80\x80\x00\x00", id="overlong-tag"),
+        # A later attribute entry with an unknown field: upb keeps it as an unknown field, not as the value.
+        pytest.param(
+            _field(
+                1,
+                _field(
+                    2,
+                    _field(
+                        2,
+                        _owner_span(
+                            KeyValue(
+                                key=semconv.GEN_AI_USAGE_INPUT_TOKENS, value=AnyValue(int_value=5)
+                            ).SerializeToString()
+                            + b"\x18\x01"
+                        ),
+                    ),
+                ),
+            ),
+            id="attribute-with-unknown-field",
+        ),
+    ],
+)
+def test_wire_details_upb_treats_specially_are_declined(data: bytes) -> None:
+    """Cases a review found the compiled decoder accepting differently from upb (now declined)."""
+    assert _speedups is not None and _speedups.decode_traces(data, True) is None
+    _compared(data)

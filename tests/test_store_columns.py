@@ -26,7 +26,11 @@ naive_datetimes = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9
 decimals = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False, places=9, min_value=-(10**20), max_value=10**20),
     st.decimals(allow_nan=True, allow_infinity=True),
-    st.sampled_from([Decimal("806"), Decimal("0E-9"), Decimal("1.2E+3"), Decimal("-0"), Decimal("1.0000000000")]),
+    st.sampled_from(
+        [Decimal("806"), Decimal("0E-9"), Decimal("0E-12"), Decimal("1.2E+3"), Decimal("-0"), Decimal("1.0000000000")]
+    ),
+    st.sampled_from([Decimal("0E+26"), Decimal("0E+27"), Decimal("0E+29"), Decimal("0E+30"), Decimal("0E+50")]),
+    st.sampled_from([1.5, "1.5", 7, 1e20, "1e 5"]),  # not Decimals: pyarrow takes the int only
 )
 VALUES: dict[str, st.SearchStrategy[Any]] = {
     "s": st.text(max_size=12) | st.sampled_from(["gpt-4o-mini", "", "é☃"]) | st.integers(0, 3),
@@ -99,3 +103,17 @@ def test_nanosecond_timestamps_convert_as_pyarrow_does(nanos: list[int | None]) 
     buffers = columns.column_to_buffers(nanos, "n")
     assert buffers is not None
     assert _duckdb._from_buffers(pa.timestamp("us"), len(nanos), buffers).equals(reference)
+
+
+@needs_columns
+def test_a_value_whose_str_changes_the_rows_is_declined_without_harm() -> None:
+    """Only exact Decimals are converted (their str() runs no Python code), and the rows are held meanwhile."""
+
+    class Changing:
+        def __str__(self) -> str:
+            rows.clear()
+            return "1"
+
+    rows: list[tuple[Any, ...]] = [(Changing(), Decimal(2))] + [(Decimal(1), Decimal(1))] * 1000
+    assert columns.rows_to_buffers(rows, "qq") is None
+    assert columns.column_to_buffers([Changing()] + [Decimal(1)] * 1000, "q") is None

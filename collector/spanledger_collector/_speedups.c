@@ -88,9 +88,11 @@ static int read_varint(Reader *r, uint64_t *out) {
     return -1;
 }
 
+/* upb takes a tag of at most 5 bytes, below 2**32, and not of field 0. */
 static int read_tag(Reader *r, uint32_t *field, int *wire_type) {
+    const uint8_t *start = r->p;
     uint64_t tag;
-    if (read_varint(r, &tag) < 0 || tag > UINT32_MAX || (tag >> 3) == 0) return -1;
+    if (read_varint(r, &tag) < 0 || r->p - start > 5 || tag > UINT32_MAX || (tag >> 3) == 0) return -1;
     *field = (uint32_t)(tag >> 3);
     *wire_type = (int)(tag & 7);
     return 0;
@@ -176,7 +178,8 @@ static int match_slot(const uint8_t *key, Py_ssize_t n) {
     return -1;
 }
 
-/* Reads map<string, bytes> entries (an OTLP KeyValue list) into slots; the last value of a key wins. */
+/* Reads one map<string, bytes> entry (an OTLP KeyValue) into its slot; the last value of a key wins. upb keeps an
+ * entry with any other field as an unknown field instead of a map entry, so such an entry is declined. */
 static int read_attribute(Slice entry, Slice *slots) {
     Reader r = {entry.p, entry.p + entry.n};
     Slice key = {(const uint8_t *)"", 0, 0}, value = {(const uint8_t *)"", 0, 0};
@@ -188,7 +191,7 @@ static int read_attribute(Slice entry, Slice *slots) {
             if (wire_type != WT_LEN) return -1;
             if (read_len(&r, field == 1 ? &key : &value) < 0) return -1;
             if (field == 1 && check_utf8(key) < 0) return -1;
-        } else if (skip_field(&r, wire_type) < 0) {
+        } else {
             return -1;
         }
     }
@@ -200,8 +203,12 @@ static int read_attribute(Slice entry, Slice *slots) {
     return 0;
 }
 
+/* Fails at once while an error is pending, so that a chain of helpers after a failure calls no Python code. */
+#define UNLESS_FAILED(call) (PyErr_Occurred() ? NULL : (call))
+
 /* Decodes an AnyValue; simple values here, arrays, maps and anything unusual by the Python decoder. */
 static PyObject *value_of(const Slice *slot) {
+    if (PyErr_Occurred()) return NULL;
     if (!slot->present || slot->n == 0) Py_RETURN_NONE;
     Reader r = {slot->p, slot->p + slot->n};
     uint32_t field;
@@ -509,9 +516,9 @@ static int owner_usage(PyObject *facts, PyObject *calls, PyObject *trace_id, PyO
             text_or_empty(text_of(value_of(&slots[SLOT_SERVER_ADDRESS]))),
             text_or_empty(text_of(value_of(&slots[SLOT_SERVER_PORT]))),
             text_or_empty(text_of(value_of(&slots[SLOT_ERROR_TYPE]))),
-            PyFloat_FromDouble((double)elapsed / 1e9),
-            input_tokens == Py_None ? Py_NewRef(Py_None) : PyNumber_Long(input_tokens),
-            output_tokens == Py_None ? Py_NewRef(Py_None) : PyNumber_Long(output_tokens),
+            UNLESS_FAILED(PyFloat_FromDouble((double)elapsed / 1e9)),
+            input_tokens == Py_None ? Py_NewRef(Py_None) : UNLESS_FAILED(PyNumber_Long(input_tokens)),
+            output_tokens == Py_None ? Py_NewRef(Py_None) : UNLESS_FAILED(PyNumber_Long(output_tokens)),
             float_of(value_of(&slots[SLOT_TIME_TO_FIRST_CHUNK])),
         };
         if (append_new(calls, record(x->llm_call, items, CALL_FIELDS)) < 0) goto done;
@@ -627,18 +634,18 @@ static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Sl
             if (not_negative < 0 || below < 0)
                 size_int = NULL;
             else
-                size_int = not_negative && below ? PyNumber_Long(size) : Py_NewRef(Py_None);
+                size_int = not_negative && below ? UNLESS_FAILED(PyNumber_Long(size)) : Py_NewRef(Py_None);
         }
         Py_DECREF(size);
         PyObject *modified_at = last_modified == Py_None
                                     ? Py_NewRef(Py_None)
-                                    : PyObject_CallOneArg(x->seconds_to_datetime, last_modified);
+                                    : UNLESS_FAILED(PyObject_CallOneArg(x->seconds_to_datetime, last_modified));
         Py_DECREF(last_modified);
         PyObject *items[READ_FIELDS] = {
             Py_NewRef(trace_id),
             Py_NewRef(span_id),
-            PyLong_FromLong(seq),
-            nanos_to_datetime(time),
+            UNLESS_FAILED(PyLong_FromLong(seq)),
+            UNLESS_FAILED(nanos_to_datetime(time)),
             text_of(value_of(&event_slots[SLOT_DATA_SOURCE])),
             text_of(value_of(&event_slots[SLOT_DATA_SOURCE_KIND])),
             modified_at,
@@ -944,7 +951,10 @@ static PyObject *decode_traces(PyObject *module, PyObject *const *args, Py_ssize
         }
     }
     if (failed) {
-        if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_MemoryError)) goto done;
+        /* Out of memory, or an interrupt raised in a Python helper, is not the request's to decide. */
+        if (PyErr_Occurred() &&
+            (PyErr_ExceptionMatches(PyExc_MemoryError) || !PyErr_ExceptionMatches(PyExc_Exception)))
+            goto done;
         PyErr_Clear();
         result = Py_NewRef(Py_None);
         goto done;
@@ -986,6 +996,22 @@ static PyObject *configure(PyObject *module, PyObject *context) {
             return NULL;
         }
         fresh_fields[i] = value;
+    }
+    PyObject *records[] = {fresh.usage_fact, fresh.data_read, fresh.llm_call};
+    Py_ssize_t sizes[] = {FACT_FIELDS, READ_FIELDS, CALL_FIELDS};
+    for (size_t i = 0; i < 3; i++) {
+        PyObject *record_fields = PyType_Check(records[i]) &&
+                                          PyType_IsSubtype((PyTypeObject *)records[i], &PyTuple_Type)
+                                      ? PyObject_GetAttrString(records[i], "_fields")
+                                      : NULL;
+        Py_ssize_t count = record_fields && PyTuple_Check(record_fields) ? PyTuple_GET_SIZE(record_fields) : -1;
+        Py_XDECREF(record_fields);
+        PyErr_Clear();
+        if (count != sizes[i]) {
+            PyErr_Format(PyExc_TypeError, "the record types must be NamedTuples of %zd, %zd and %zd fields",
+                         sizes[0], sizes[1], sizes[2]);
+            return NULL;
+        }
     }
     PyObject *marks[] = {fresh.owner_mark, fresh.data_read_mark, fresh.not_measured_mark};
     for (size_t i = 0; i < 3; i++) {

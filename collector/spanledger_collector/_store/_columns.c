@@ -9,7 +9,8 @@
  * converts those rows with pyarrow.array(), which then converts them or raises as before.
  *
  * Kinds: 's' string, 't' timestamp[us] from naive datetimes, 'n' timestamp[us] from int nanoseconds,
- * 'b' int8, 'i' int32, 'l' int64, 'f' float64, 'q' decimal128(38, 9), 'c' decimal128(38, 12).
+ * 'b' int8, 'i' int32, 'l' int64, 'f' float64, 'q' decimal128(38, 9), 'c' decimal128(38, 12) (from exact
+ * decimal.Decimal instances, whose str() runs no Python code).
  * Each column comes back as (null_count, validity or None, values, offsets or None).
  */
 #define PY_SSIZE_T_CLEAN
@@ -78,6 +79,8 @@ static int64_t days_from_civil(int64_t year, int64_t month, int64_t day) {
     return era * 146097 + doe - 719468;
 }
 
+static PyObject *decimal_type; /* decimal.Decimal: only its exact instances are converted */
+
 static const __int128 DECIMAL_LIMIT = (__int128)10000000000000000000ULL * (__int128)10000000000000000000ULL;
 
 /* A Decimal as an integer scaled by 10**scale, from its str(); DECLINE if not exact or beyond 38 digits. */
@@ -116,6 +119,7 @@ static int decimal_scaled(PyObject *value, int scale, __int128 *out) {
         i = n;
     }
     if (i != n) goto done;
+    if (coefficient == 0 && exponent - fraction > 0) goto done; /* 0E+30: pyarrow checks its precision */
     long shift = exponent - fraction + scale;
     for (; shift > 0; shift--) {
         if (coefficient >= DECIMAL_LIMIT / 10) goto done;
@@ -214,6 +218,7 @@ static int append_value(Column *c, Py_ssize_t row, PyObject *value) {
     }
     case 'q':
     case 'c': {
+        if (!Py_IS_TYPE(value, (PyTypeObject *)decimal_type)) return DECLINE;
         __int128 scaled;
         int converted = decimal_scaled(value, c->kind == 'q' ? 9 : 12, &scaled);
         if (converted != 0) {
@@ -264,6 +269,14 @@ static PyObject *column_result(Column *c) {
     return Py_BuildValue("(nNNN)", c->null_count, validity, values, offsets);
 }
 
+static PyObject *own_items(PyObject *sequence) {
+    if (!PyList_Check(sequence) && !PyTuple_Check(sequence)) {
+        PyErr_SetString(PyExc_TypeError, "expected a list or a tuple");
+        return NULL;
+    }
+    return PySequence_Tuple(sequence);
+}
+
 static PyObject *rows_to_buffers(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     const char *kinds;
     Py_ssize_t width;
@@ -272,9 +285,10 @@ static PyObject *rows_to_buffers(PyObject *module, PyObject *const *args, Py_ssi
         return NULL;
     }
     if ((kinds = PyUnicode_AsUTF8AndSize(args[1], &width)) == NULL) return NULL;
-    PyObject *rows = PySequence_Fast(args[0], "rows must be a sequence of tuples");
+    /* A tuple of the rows: references held while converting, whatever the caller's list does meanwhile. */
+    PyObject *rows = own_items(args[0]);
     if (rows == NULL) return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(rows);
+    Py_ssize_t count = PyTuple_GET_SIZE(rows);
     Column *columns = PyMem_Calloc((size_t)(width ? width : 1), sizeof(Column));
     if (columns == NULL) {
         Py_DECREF(rows);
@@ -285,7 +299,7 @@ static PyObject *rows_to_buffers(PyObject *module, PyObject *const *args, Py_ssi
     for (; ready < width; ready++)
         if (column_init(&columns[ready], kinds[ready], count) < 0) goto done;
     for (Py_ssize_t row = 0; row < count; row++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(rows, row);
+        PyObject *item = PyTuple_GET_ITEM(rows, row);
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != width) {
             result = Py_NewRef(Py_None);
             goto done;
@@ -328,14 +342,14 @@ static PyObject *column_to_buffers(PyObject *module, PyObject *const *args, Py_s
         PyErr_SetString(PyExc_ValueError, "kind is one character");
         return NULL;
     }
-    PyObject *values = PySequence_Fast(args[0], "values must be a sequence");
+    PyObject *values = own_items(args[0]);
     if (values == NULL) return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(values);
+    Py_ssize_t count = PyTuple_GET_SIZE(values);
     Column column;
     PyObject *result = NULL;
     if (column_init(&column, kind[0], count) < 0) goto done;
     for (Py_ssize_t row = 0; row < count; row++) {
-        int appended = append_value(&column, row, PySequence_Fast_GET_ITEM(values, row));
+        int appended = append_value(&column, row, PyTuple_GET_ITEM(values, row));
         if (appended < 0) goto done;
         if (appended == DECLINE) {
             result = Py_NewRef(Py_None);
@@ -364,5 +378,10 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__columns(void) {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) return NULL;
+    PyObject *decimal = PyImport_ImportModule("decimal");
+    if (decimal == NULL) return NULL;
+    decimal_type = PyObject_GetAttrString(decimal, "Decimal");
+    Py_DECREF(decimal);
+    if (decimal_type == NULL) return NULL;
     return PyModule_Create(&module_def);
 }
