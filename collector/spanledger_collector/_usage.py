@@ -156,9 +156,10 @@ class _ResourceDefaults(NamedTuple):
 
 
 _NO_RESOURCE = _ResourceDefaults.of({})
-# Resources by their encoding: one per client process and SDK configuration, so few.
+# Resources by their encoding: one per client process and SDK configuration, so few; bounded in count and size.
 _RESOURCES: dict[bytes, _ResourceDefaults] = {}
 _MAX_RESOURCES = 1024
+_MAX_REMEMBERED_RESOURCE_BYTES = 8192
 
 
 def _resource_defaults(resource: bytes) -> _ResourceDefaults:
@@ -166,9 +167,10 @@ def _resource_defaults(resource: bytes) -> _ResourceDefaults:
     defaults = _RESOURCES.get(resource)
     if defaults is None:
         defaults = _ResourceDefaults.of(attribute_dict(Resource.FromString(resource).attributes))
-        if len(_RESOURCES) >= _MAX_RESOURCES:
-            _RESOURCES.clear()
-        _RESOURCES[resource] = defaults
+        if len(resource) <= _MAX_REMEMBERED_RESOURCE_BYTES:
+            if len(_RESOURCES) >= _MAX_RESOURCES:
+                _RESOURCES.clear()
+            _RESOURCES[resource] = defaults
     return defaults
 
 
