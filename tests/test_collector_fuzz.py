@@ -33,9 +33,10 @@ GRPC_OK = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode
 
 
 @st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(VALID)
-    for _ in range(draw(st.integers(1, 8))):
+def mutations_of(draw: st.DrawFn, originals: st.SearchStrategy[bytes], max_operations: int = 8) -> bytes:
+    """Bit flips, truncations, insertions and deletions applied to one of ``originals``."""
+    data = bytearray(draw(originals))
+    for _ in range(draw(st.integers(1, max_operations))):
         operation = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
         position = draw(st.integers(0, max(0, len(data) - 1)))
         if operation == "flip" and data:
@@ -47,6 +48,10 @@ def mutated(draw: st.DrawFn) -> bytes:
         elif data:
             del data[position : position + draw(st.integers(1, 32))]
     return bytes(data)
+
+
+def mutated() -> st.SearchStrategy[bytes]:
+    return mutations_of(st.just(VALID))
 
 
 json_values = st.recursive(

@@ -27,6 +27,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from spanledger import semconv
 from spanledger_collector._otlp import DecodeError
 from spanledger_collector._usage import SPEEDUPS, DecodedTraces, decode_traces, decode_traces_python
+from test_collector_fuzz import mutations_of
 from test_collector_service import genai_trace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -188,21 +189,8 @@ def requests(draw: st.DrawFn) -> bytes:
     return request.SerializeToString()
 
 
-@st.composite
-def mutations(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(REAL_REQUESTS)))
-    for _ in range(draw(st.integers(1, 4))):
-        operation = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
-        position = draw(st.integers(0, max(0, len(data) - 1)))
-        if operation == "flip" and data:
-            data[position] ^= 1 << draw(st.integers(0, 7))
-        elif operation == "truncate":
-            del data[position:]
-        elif operation == "insert":
-            data[position:position] = draw(st.binary(min_size=1, max_size=8))
-        elif data:
-            del data[position : position + draw(st.integers(1, 16))]
-    return bytes(data)
+def mutations() -> st.SearchStrategy[bytes]:
+    return mutations_of(st.sampled_from(REAL_REQUESTS), max_operations=4)
 
 
 def _rows(decoded: DecodedTraces) -> str:
