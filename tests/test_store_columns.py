@@ -42,7 +42,27 @@ VALUES: dict[str, st.SearchStrategy[Any]] = {
     "q": decimals,
     "c": decimals,
 }
-TYPES = {kind: arrow_type for arrow_type, kind in _duckdb._KINDS.items()}
+TYPES = {
+    "s": pa.string(),
+    "t": pa.timestamp("us"),
+    "n": pa.timestamp("us"),
+    "b": pa.int8(),
+    "i": pa.int32(),
+    "l": pa.int64(),
+    "f": pa.float64(),
+    "q": pa.decimal128(38, 9),
+    "c": pa.decimal128(38, 12),
+}
+
+
+def _read_stream(kinds: str, chunks: list[tuple[int, Any]]) -> pa.Table:
+    """What DuckDB reads: the Arrow C stream the store hands it, imported and fully validated by pyarrow."""
+    names = tuple(f"c{index}" for index in range(len(kinds)))
+    reader = pa.RecordBatchReader._import_from_c_capsule(columns.arrow_stream(kinds, names, chunks))
+    assert reader.schema == pa.schema([(name, TYPES[kind]) for name, kind in zip(names, kinds, strict=True)])
+    table = reader.read_all()
+    table.validate(full=True)
+    return table
 
 
 def _reference(values: list[Any], arrow_type: pa.DataType) -> pa.Array | None:
@@ -74,10 +94,9 @@ def test_rows_convert_as_pyarrow_does(table: tuple[str, list[tuple[Any, ...]]]) 
         return
     if converted is None:
         return
-    for kind, buffers, reference in zip(kinds, converted, references, strict=True):
-        array = _duckdb._from_buffers(TYPES[kind], len(rows), buffers)
-        array.validate(full=True)
-        assert array.equals(reference), (kind, array, reference)
+    table = _read_stream(kinds, [(len(rows), converted), (len(rows), converted)])
+    for kind, column, reference in zip(kinds, table.columns, references, strict=True):
+        assert column.equals(pa.chunked_array([reference, reference])), (kind, column, reference)
 
 
 @needs_columns
@@ -88,11 +107,14 @@ def test_usual_rows_are_converted_not_declined() -> None:
         None, "llm_model", "openai", None, "us-east-1", "gpt-4o-mini", None, None, "answer", "acme", "rag-api",
         Decimal("0.000016120000"), "USD", "aws-2026.11.1", None,
     )  # fmt: skip
-    table = _duckdb._rows_table([fact, fact], _duckdb._FACTS_SCHEMA)
-    assert columns.rows_to_buffers([fact], "".join(_duckdb._KINDS[f.type] for f in _duckdb._FACTS_SCHEMA))
-    assert table.column("quantity").to_pylist() == [Decimal("806.000000000")] * 2
-    assert table.column("start_time").to_pylist() == [start] * 2
-    assert _duckdb._timestamps([1_700_000_000_123_456_789]).to_pylist() == [datetime(2023, 11, 14, 22, 13, 20, 123456)]
+    kinds = "".join(kind for _, kind in _duckdb._FACT_COLUMNS)
+    chunk = _duckdb._rows_chunk([fact, fact], _duckdb._FACT_COLUMNS)
+    assert isinstance(chunk, tuple), "declined"
+    table = _read_stream(kinds, [chunk])
+    assert table.column(5).to_pylist() == [Decimal("806.000000000")] * 2
+    assert table.column(3).to_pylist() == [start] * 2
+    nanos = columns.column_to_buffers([1_700_000_000_123_456_789], "n")
+    assert _read_stream("n", [(1, [nanos])]).column(0).to_pylist() == [datetime(2023, 11, 14, 22, 13, 20, 123456)]
 
 
 @needs_columns
@@ -102,7 +124,7 @@ def test_nanosecond_timestamps_convert_as_pyarrow_does(nanos: list[int | None]) 
     reference = pa.array(nanos, pa.int64()).cast(pa.timestamp("ns")).cast(pa.timestamp("us"), safe=False)
     buffers = columns.column_to_buffers(nanos, "n")
     assert buffers is not None
-    assert _duckdb._from_buffers(pa.timestamp("us"), len(nanos), buffers).equals(reference)
+    assert _read_stream("n", [(len(nanos), [buffers])]).column(0).equals(pa.chunked_array([reference]))
 
 
 @needs_columns
@@ -117,3 +139,29 @@ def test_a_value_whose_str_changes_the_rows_is_declined_without_harm() -> None:
     rows: list[tuple[Any, ...]] = [(Changing(), Decimal(2))] + [(Decimal(1), Decimal(1))] * 1000
     assert columns.rows_to_buffers(rows, "qq") is None
     assert columns.column_to_buffers([Changing()] + [Decimal(1)] * 1000, "q") is None
+
+
+@needs_columns
+def test_buffers_that_do_not_fit_their_kind_are_refused_not_read() -> None:
+    strings = columns.column_to_buffers(["abc", "de"], "s")
+    assert strings is not None
+    null_count, validity, values, offsets = strings
+    bad = [
+        (3, [strings]),  # more rows than the buffers hold
+        (2, [(null_count, validity, values[:2], offsets)]),  # offsets past the values
+        (2, [(1, None, values, offsets)]),  # nulls without a validity bitmap
+        (2, [(null_count, validity, values, None)]),  # a string column without offsets
+    ]
+    for chunk in bad:
+        with pytest.raises(ValueError):
+            columns.arrow_stream("s", ("c0",), [chunk])
+    with pytest.raises(ValueError):
+        columns.arrow_stream("x", ("c0",), [])
+
+
+@needs_columns
+def test_a_stream_never_read_is_freed_and_an_empty_one_ends_at_once() -> None:
+    strings = columns.column_to_buffers(["abc"], "s")
+    for _ in range(1000):
+        columns.arrow_stream("s", ("c0",), [(1, [strings])])  # released by the capsule's destructor
+    assert _read_stream("s", []).num_rows == 0

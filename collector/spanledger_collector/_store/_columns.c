@@ -16,7 +16,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -363,11 +365,358 @@ done:
     return result;
 }
 
+/* The Arrow C data and stream interfaces (https://arrow.apache.org/docs/format/CDataInterface.html). */
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+struct ArrowArrayStream {
+    int (*get_schema)(struct ArrowArrayStream *, struct ArrowSchema *);
+    int (*get_next)(struct ArrowArrayStream *, struct ArrowArray *);
+    const char *(*get_last_error)(struct ArrowArrayStream *);
+    void (*release)(struct ArrowArrayStream *);
+    void *private_data;
+};
+
+#define ARROW_FLAG_NULLABLE 2
+
+static const char *arrow_format(char kind) {
+    switch (kind) {
+    case 's': return "u";
+    case 't':
+    case 'n': return "tsu:";
+    case 'b': return "c";
+    case 'i': return "i";
+    case 'l':
+    case 'f': return kind == 'l' ? "l" : "g";
+    case 'q': return "d:38,9";
+    case 'c': return "d:38,12";
+    default: return NULL;
+    }
+}
+
+static Py_ssize_t kind_width(char kind) {
+    switch (kind) {
+    case 'b': return 1;
+    case 'i': return 4;
+    case 'q':
+    case 'c': return 16;
+    case 's': return 0;
+    default: return 8;
+    }
+}
+
+/* A column of one chunk: its own copies of the buffers, freed by its release (no Python, no GIL needed). */
+typedef struct {
+    const void *buffers[3];
+} ColumnData;
+
+static void column_array_release(struct ArrowArray *array) {
+    ColumnData *data = array->private_data;
+    for (int i = 0; i < 3; i++) free((void *)data->buffers[i]);
+    free(data);
+    array->release = NULL;
+}
+
+typedef struct {
+    struct ArrowArray *children; /* the column arrays, in one block */
+    struct ArrowArray **child_pointers;
+} ChunkData;
+
+static void chunk_array_release(struct ArrowArray *array) {
+    ChunkData *data = array->private_data;
+    for (int64_t i = 0; i < array->n_children; i++)
+        if (data->children[i].release != NULL) data->children[i].release(&data->children[i]);
+    free(data->children);
+    free(data->child_pointers);
+    free(data);
+    array->release = NULL;
+}
+
+static void *copy_of(PyObject *bytes) {
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes);
+    void *copy = malloc((size_t)(n ? n : 1));
+    if (copy != NULL) memcpy(copy, PyBytes_AS_STRING(bytes), (size_t)n);
+    return copy;
+}
+
+/* Fills ``out`` from one (null_count, validity, values, offsets) tuple of ``rows`` values of ``kind``. */
+static int column_array(struct ArrowArray *out, char kind, Py_ssize_t rows, PyObject *column) {
+    memset(out, 0, sizeof(*out));
+    Py_ssize_t null_count;
+    PyObject *validity, *values, *offsets;
+    if (!PyTuple_Check(column) || !PyArg_ParseTuple(column, "nOSO", &null_count, &validity, &values, &offsets))
+        return -1;
+    int is_string = kind == 's';
+    Py_ssize_t width = kind_width(kind);
+    if (null_count < 0 || null_count > rows || (validity != Py_None && !PyBytes_Check(validity)) ||
+        (null_count && validity == Py_None) || (validity != Py_None && PyBytes_GET_SIZE(validity) < (rows + 7) / 8) ||
+        (is_string != (offsets != Py_None)) || (is_string && !PyBytes_Check(offsets)) ||
+        (is_string && PyBytes_GET_SIZE(offsets) < (rows + 1) * 4) ||
+        (!is_string && PyBytes_GET_SIZE(values) < rows * width)) {
+        PyErr_SetString(PyExc_ValueError, "a column's buffers do not match its kind and length");
+        return -1;
+    }
+    if (is_string) {
+        const int32_t *ends = (const int32_t *)PyBytes_AS_STRING(offsets);
+        if (ends[0] != 0 || ends[rows] < 0 || ends[rows] > PyBytes_GET_SIZE(values)) {
+            PyErr_SetString(PyExc_ValueError, "a string column's offsets run past its values");
+            return -1;
+        }
+    }
+    ColumnData *data = calloc(1, sizeof(ColumnData));
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->private_data = data;
+    out->release = column_array_release;
+    out->length = rows;
+    out->null_count = null_count;
+    out->n_buffers = is_string ? 3 : 2;
+    out->buffers = data->buffers;
+    if (validity != Py_None && (data->buffers[0] = copy_of(validity)) == NULL) goto no_memory;
+    if (is_string) {
+        if ((data->buffers[1] = copy_of(offsets)) == NULL) goto no_memory;
+        if ((data->buffers[2] = copy_of(values)) == NULL) goto no_memory;
+    } else if ((data->buffers[1] = copy_of(values)) == NULL) {
+        goto no_memory;
+    }
+    return 0;
+no_memory:
+    column_array_release(out);
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* Fills ``out`` with a struct array of one chunk: (rows, [column tuples]). */
+static int chunk_array(struct ArrowArray *out, const char *kinds, Py_ssize_t width, PyObject *chunk) {
+    memset(out, 0, sizeof(*out));
+    Py_ssize_t rows;
+    PyObject *columns;
+    if (!PyTuple_Check(chunk) || !PyArg_ParseTuple(chunk, "nO", &rows, &columns)) return -1;
+    if (rows < 0 || !PySequence_Check(columns) || PySequence_Size(columns) != width) {
+        PyErr_SetString(PyExc_ValueError, "a chunk is (rows, one buffers tuple per column)");
+        return -1;
+    }
+    ChunkData *data = calloc(1, sizeof(ChunkData));
+    struct ArrowArray *children = calloc((size_t)(width ? width : 1), sizeof(struct ArrowArray));
+    struct ArrowArray **pointers = calloc((size_t)(width ? width : 1), sizeof(struct ArrowArray *));
+    if (data == NULL || children == NULL || pointers == NULL) {
+        free(data);
+        free(children);
+        free(pointers);
+        PyErr_NoMemory();
+        return -1;
+    }
+    data->children = children;
+    data->child_pointers = pointers;
+    out->private_data = data;
+    out->release = chunk_array_release;
+    out->length = rows;
+    out->n_buffers = 1;
+    out->n_children = width;
+    out->children = pointers;
+    static const void *no_validity[1] = {NULL};
+    out->buffers = no_validity;
+    for (Py_ssize_t i = 0; i < width; i++) {
+        pointers[i] = &children[i];
+        PyObject *column = PySequence_GetItem(columns, i);
+        if (column == NULL) goto fail;
+        int made = column_array(&children[i], kinds[i], rows, column);
+        Py_DECREF(column);
+        if (made < 0) goto fail;
+    }
+    return 0;
+fail:
+    chunk_array_release(out);
+    return -1;
+}
+
+typedef struct {
+    Py_ssize_t width;
+    char *kinds;
+    char **names;
+    Py_ssize_t count;
+    Py_ssize_t next;
+    struct ArrowArray *chunks;
+} StreamData;
+
+static void schema_release(struct ArrowSchema *schema) {
+    for (int64_t i = 0; i < schema->n_children; i++) {
+        struct ArrowSchema *child = schema->children[i];
+        if (child->release != NULL) child->release(child);
+    }
+    free(schema->private_data); /* the children, in one block */
+    free(schema->children);
+    schema->release = NULL;
+}
+
+static void child_schema_release(struct ArrowSchema *schema) { schema->release = NULL; }
+
+static int stream_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema *out) {
+    StreamData *data = stream->private_data;
+    memset(out, 0, sizeof(*out));
+    struct ArrowSchema *children = calloc((size_t)(data->width ? data->width : 1), sizeof(struct ArrowSchema));
+    struct ArrowSchema **pointers = calloc((size_t)(data->width ? data->width : 1), sizeof(struct ArrowSchema *));
+    if (children == NULL || pointers == NULL) {
+        free(children);
+        free(pointers);
+        return ENOMEM;
+    }
+    for (Py_ssize_t i = 0; i < data->width; i++) {
+        children[i].format = arrow_format(data->kinds[i]);
+        children[i].name = data->names[i];
+        children[i].flags = ARROW_FLAG_NULLABLE;
+        children[i].release = child_schema_release;
+        pointers[i] = &children[i];
+    }
+    out->format = "+s";
+    out->name = "";
+    out->n_children = data->width;
+    out->children = pointers;
+    out->private_data = children;
+    out->release = schema_release;
+    return 0;
+}
+
+static int stream_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out) {
+    StreamData *data = stream->private_data;
+    if (data->next >= data->count) {
+        memset(out, 0, sizeof(*out)); /* release NULL: the end of the stream */
+        return 0;
+    }
+    *out = data->chunks[data->next];
+    data->chunks[data->next].release = NULL; /* moved */
+    data->next++;
+    return 0;
+}
+
+static const char *stream_get_last_error(struct ArrowArrayStream *stream) {
+    (void)stream;
+    return NULL;
+}
+
+static void stream_release(struct ArrowArrayStream *stream) {
+    StreamData *data = stream->private_data;
+    for (Py_ssize_t i = 0; i < data->count; i++)
+        if (data->chunks[i].release != NULL) data->chunks[i].release(&data->chunks[i]);
+    if (data->names != NULL)
+        for (Py_ssize_t i = 0; i < data->width; i++) free(data->names[i]);
+    free(data->names);
+    free(data->kinds);
+    free(data->chunks);
+    free(data);
+    stream->release = NULL;
+}
+
+static void stream_capsule_destructor(PyObject *capsule) {
+    struct ArrowArrayStream *stream = PyCapsule_GetPointer(capsule, "arrow_array_stream");
+    if (stream == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (stream->release != NULL) stream->release(stream);
+    free(stream);
+}
+
+static PyObject *arrow_stream(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    const char *kinds;
+    Py_ssize_t width;
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "arrow_stream(kinds: str, names: tuple[str, ...], chunks: list)");
+        return NULL;
+    }
+    if ((kinds = PyUnicode_AsUTF8AndSize(args[0], &width)) == NULL) return NULL;
+    if (PyTuple_GET_SIZE(args[1]) != width) {
+        PyErr_SetString(PyExc_ValueError, "one name per kind");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < width; i++)
+        if (arrow_format(kinds[i]) == NULL) {
+            PyErr_Format(PyExc_ValueError, "unknown column kind %c", kinds[i]);
+            return NULL;
+        }
+    PyObject *chunks = PySequence_Tuple(args[2]);
+    if (chunks == NULL) return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(chunks);
+    struct ArrowArrayStream *stream = calloc(1, sizeof(struct ArrowArrayStream));
+    StreamData *data = calloc(1, sizeof(StreamData));
+    if (stream == NULL || data == NULL) goto no_memory;
+    stream->private_data = data;
+    stream->get_schema = stream_get_schema;
+    stream->get_next = stream_get_next;
+    stream->get_last_error = stream_get_last_error;
+    stream->release = stream_release;
+    data->kinds = malloc((size_t)width + 1);
+    data->names = calloc((size_t)(width ? width : 1), sizeof(char *));
+    data->chunks = calloc((size_t)(count ? count : 1), sizeof(struct ArrowArray));
+    if (data->kinds == NULL || data->names == NULL || data->chunks == NULL) goto no_memory;
+    memcpy(data->kinds, kinds, (size_t)width + 1);
+    data->width = width;
+    for (Py_ssize_t i = 0; i < width; i++) {
+        Py_ssize_t length;
+        const char *name = PyUnicode_Check(PyTuple_GET_ITEM(args[1], i))
+                               ? PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(args[1], i), &length)
+                               : NULL;
+        if (name == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "column names are str");
+            goto fail;
+        }
+        if ((data->names[i] = malloc((size_t)length + 1)) == NULL) goto no_memory;
+        memcpy(data->names[i], name, (size_t)length + 1);
+    }
+    for (; data->count < count; data->count++)
+        if (chunk_array(&data->chunks[data->count], kinds, width, PyTuple_GET_ITEM(chunks, data->count)) < 0)
+            goto fail;
+    Py_DECREF(chunks);
+    PyObject *capsule = PyCapsule_New(stream, "arrow_array_stream", stream_capsule_destructor);
+    if (capsule == NULL) {
+        stream_release(stream);
+        free(stream);
+    }
+    return capsule;
+no_memory:
+    PyErr_NoMemory();
+fail:
+    Py_DECREF(chunks);
+    if (stream != NULL && data != NULL) {
+        stream_release(stream);
+    } else {
+        free(data);
+    }
+    free(stream);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"rows_to_buffers", (PyCFunction)(void (*)(void))rows_to_buffers, METH_FASTCALL,
      "rows_to_buffers(rows, kinds) -> [(null_count, validity, values, offsets)] per column, or None"},
     {"column_to_buffers", (PyCFunction)(void (*)(void))column_to_buffers, METH_FASTCALL,
      "column_to_buffers(values, kind) -> (null_count, validity, values, offsets), or None"},
+    {"arrow_stream", (PyCFunction)(void (*)(void))arrow_stream, METH_FASTCALL,
+     "arrow_stream(kinds, names, [(rows, [column buffers])]) -> an arrow_array_stream capsule over the chunks"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,15 +5,20 @@ Thread model: the collector's single writer thread calls :meth:`DuckDBStore.appe
 (admin API, billing import) calls :meth:`DuckDBStore.cursor` for a connection of its own on the same
 database and closes it when done.
 
-The collector's writer appends groups of requests into one open transaction and commits it every couple
-of seconds (:meth:`DuckDBStore.append`, :meth:`DuckDBStore.commit`), recording in the same transaction the
-position of the last committed request in the request log, which holds what was acknowledged meanwhile.
+The collector's writer appends groups of requests into one open transaction and commits it every
+``commit_interval`` (:meth:`DuckDBStore.append`, :meth:`DuckDBStore.commit`), recording in the same transaction
+the position of the last committed request in the request log, which holds what was acknowledged meanwhile.
+An append converts its rows to Arrow buffers and stages them; they are inserted once :data:`_INSERT_SPANS`
+spans are staged, or at commit, as one Arrow C stream per table (no pyarrow on this path when the compiled
+converter is built).
 
 Writes are idempotent per request: each batch carries the digest of the request it came from, and a
 batch whose digest is already in ``received_requests`` is skipped, so a client retrying the same request
-(OTLP exporters resend the same bytes) changes nothing. The row tables have no primary keys: DuckDB keeps
-those indexes in memory and maintaining them cost more than everything else a write does (see
-docs/design.md, "Collector performance"). Digests older than :data:`REQUEST_RETENTION` are pruned.
+(OTLP exporters resend the same bytes) changes nothing. A Bloom filter of the stored digests
+(:class:`RecentDigests`) lets a request it proves new skip the costlier ``INSERT OR IGNORE``. The row tables
+have no primary keys: DuckDB keeps those indexes in memory and maintaining them cost more than everything else
+a write does (see docs/design.md, "Collector performance"). Digests older than :data:`REQUEST_RETENTION` are
+pruned.
 """
 
 from __future__ import annotations
@@ -29,18 +34,15 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 import duckdb
-import pyarrow as pa
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
+from ._digests import RecentDigests
 from ._facts import UsageFact
-from ._rows import StoreBatch
+from ._rows import SpanColumns, StoreBatch
 
 __all__ = ["DuckDBStore", "Store", "StoreUnavailableError"]
 
 logger = logging.getLogger("spanledger.collector")
-
-QUANTITY = pa.decimal128(38, 9)
-COST = pa.decimal128(38, 12)
 
 USAGE_FACTS_DDL = """
 CREATE TABLE IF NOT EXISTS usage_facts (
@@ -114,6 +116,10 @@ CREATE TABLE IF NOT EXISTS request_log_position (
   committed_seq BIGINT NOT NULL
 )"""
 _PRUNE_EVERY_S = 60.0
+# Rows are staged as Arrow tables and inserted once this many spans are staged, or at commit: DuckDB's insert
+# costs ~1 ms a table whatever its size, and a 2,000-span insert ~1 µs a span more than an 8,000-span one.
+_INSERT_SPANS = 8192
+_DIGESTS_CHUNK = 10_000
 # What ``retention`` expires, by the time each row's usage or read ended.
 _RETAINED_ROWS = (("spans", "end_time"), ("data_reads", "read_time"), ("usage_facts", "end_time"))
 
@@ -248,90 +254,122 @@ if not os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
     with contextlib.suppress(ImportError):  # not built: pyarrow converts the rows
         from . import _columns  # type: ignore[attr-defined, no-redef]
 
-# Column kinds of the compiled converter (_columns.c) by Arrow type.
-_KINDS = {
-    pa.string(): "s",
-    pa.timestamp("us"): "t",
-    pa.int8(): "b",
-    pa.int32(): "i",
-    pa.int64(): "l",
-    pa.float64(): "f",
-    QUANTITY: "q",
-    COST: "c",
+# Each table's columns in order, by the kind the compiled converter (_columns.c) knows them by: 's' string,
+# 't' timestamp from a datetime, 'n' timestamp from nanoseconds, 'b' int8, 'i' int32, 'l' int64,
+# 'f' float64, 'q' DECIMAL(38, 9), 'c' DECIMAL(38, 12).
+_SPAN_COLUMNS = (
+    ("trace_id", "trace_id", "s"),
+    ("span_id", "span_id", "s"),
+    ("parent_span_id", "parent_span_id", "s"),
+    ("name", "name", "s"),
+    ("kind", "kind", "b"),
+    ("service", "service", "s"),
+    ("start_time", "start_time_unix_nano", "n"),
+    ("end_time", "end_time_unix_nano", "n"),
+    ("status_code", "status_code", "b"),
+    ("unmeasured", "unmeasured", "s"),
+)
+_FACT_COLUMNS = (
+    ("trace_id", "s"),
+    ("span_id", "s"),
+    ("meter", "s"),
+    ("start_time", "t"),
+    ("end_time", "t"),
+    ("quantity", "q"),
+    ("unit", "s"),
+    *[(name, "s") for name in UsageFact._fields[7:18]],
+    ("estimated_cost", "c"),
+    ("currency", "s"),
+    ("catalog_version", "s"),
+    ("unpriced_reason", "s"),
+)
+_DATA_READ_COLUMNS = (
+    ("trace_id", "s"),
+    ("span_id", "s"),
+    ("seq", "i"),
+    ("read_time", "t"),
+    ("source", "s"),
+    ("source_kind", "s"),
+    ("last_modified", "t"),
+    ("age_seconds", "f"),
+    ("bytes", "l"),
+    ("staleness_method", "s"),
+    ("workflow", "s"),
+    ("tenant", "s"),
+    ("service", "s"),
+)
+_TABLE_COLUMNS = {
+    "spans": tuple((name, kind) for name, _, kind in _SPAN_COLUMNS),
+    "usage_facts": _FACT_COLUMNS,
+    "data_reads": _DATA_READ_COLUMNS,
 }
 
-
-def _from_buffers(arrow_type: pa.DataType, length: int, buffers: tuple[int, Any, bytes, Any]) -> pa.Array:
-    null_count, validity, values, offsets = buffers
-    layout = [None if validity is None else pa.py_buffer(validity)]
-    if offsets is not None:
-        layout.append(pa.py_buffer(offsets))
-    layout.append(pa.py_buffer(values))
-    return pa.Array.from_buffers(arrow_type, length, layout, null_count)
+_Chunk = Any
+"""Rows staged for one insert: ``(rows, buffers per column)`` from _columns.c, or a pyarrow Table."""
 
 
-def _array(values: Sequence[Any], arrow_type: pa.DataType) -> pa.Array:
+def _pyarrow() -> Any:
+    # Imported only where the compiled converter is missing or declines: the collector's ingest path then
+    # runs without pyarrow's libraries (~25 MiB of its resident memory).
+    import pyarrow
+
+    return pyarrow
+
+
+def _arrow_array(values: Sequence[Any], kind: str) -> Any:
+    pa = _pyarrow()
+    if kind == "n":
+        return pa.array(values, pa.int64()).cast(pa.timestamp("ns")).cast(pa.timestamp("us"), safe=False)
+    types = {
+        "s": pa.string(),
+        "t": pa.timestamp("us"),
+        "b": pa.int8(),
+        "i": pa.int32(),
+        "l": pa.int64(),
+        "f": pa.float64(),
+        "q": pa.decimal128(38, 9),
+        "c": pa.decimal128(38, 12),
+    }
+    return pa.array(values, types[kind])
+
+
+def _chunk(columns: Sequence[Sequence[Any]], kinds: Sequence[str], names: Sequence[str]) -> _Chunk:
+    """One chunk from the values of each column."""
     if _columns is not None:
-        buffers = _columns.column_to_buffers(values, _KINDS[arrow_type])
+        buffers = [_columns.column_to_buffers(values, kind) for values, kind in zip(columns, kinds, strict=True)]
+        if all(column is not None for column in buffers):
+            return (len(columns[0]), buffers)
+    arrays = [_arrow_array(values, kind) for values, kind in zip(columns, kinds, strict=True)]
+    return _pyarrow().Table.from_arrays(arrays, names=list(names))
+
+
+def _span_chunk(spans: SpanColumns) -> _Chunk:
+    columns = [getattr(spans, attribute) for _, attribute, _ in _SPAN_COLUMNS]
+    return _chunk(columns, [kind for _, _, kind in _SPAN_COLUMNS], [name for name, _, _ in _SPAN_COLUMNS])
+
+
+def _rows_chunk(rows: Sequence[tuple[Any, ...]], columns: Sequence[tuple[str, str]]) -> _Chunk:
+    """One chunk from rows (usage facts, data reads) holding ``columns`` in order."""
+    kinds = "".join(kind for _, kind in columns)
+    if _columns is not None:
+        buffers = _columns.rows_to_buffers(rows, kinds)
         if buffers is not None:
-            return _from_buffers(arrow_type, len(values), buffers)
-    return pa.array(values, arrow_type)
+            return (len(rows), buffers)
+    return _chunk(list(zip(*rows, strict=True)), kinds, [name for name, _ in columns])
 
 
-def _timestamps(nanos: Sequence[int]) -> pa.Array:
-    if _columns is not None:
-        buffers = _columns.column_to_buffers(nanos, "n")
-        if buffers is not None:
-            return _from_buffers(pa.timestamp("us"), len(nanos), buffers)
-    return pa.array(nanos, pa.int64()).cast(pa.timestamp("ns")).cast(pa.timestamp("us"), safe=False)
-
-
-_FACTS_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()),
-        ("span_id", pa.string()),
-        ("meter", pa.string()),
-        ("start_time", pa.timestamp("us")),
-        ("end_time", pa.timestamp("us")),
-        ("quantity", QUANTITY),
-        ("unit", pa.string()),
-        *[(name, pa.string()) for name in UsageFact._fields[7:18]],
-        ("estimated_cost", COST),
-        ("currency", pa.string()),
-        ("catalog_version", pa.string()),
-        ("unpriced_reason", pa.string()),
-    ]
-)
-_DATA_READS_SCHEMA = pa.schema(
-    [
-        ("trace_id", pa.string()),
-        ("span_id", pa.string()),
-        ("seq", pa.int32()),
-        ("read_time", pa.timestamp("us")),
-        ("source", pa.string()),
-        ("source_kind", pa.string()),
-        ("last_modified", pa.timestamp("us")),
-        ("age_seconds", pa.float64()),
-        ("bytes", pa.int64()),
-        ("staleness_method", pa.string()),
-        ("workflow", pa.string()),
-        ("tenant", pa.string()),
-        ("service", pa.string()),
-    ]
-)
-
-
-def _rows_table(rows: Sequence[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    if _columns is not None:
-        converted = _columns.rows_to_buffers(rows, "".join(_KINDS[field.type] for field in schema))
-        if converted is not None:
-            arrays = [
-                _from_buffers(field.type, len(rows), buffers) for field, buffers in zip(schema, converted, strict=True)
-            ]
-            return pa.Table.from_arrays(arrays, schema=schema)
-    columns = zip(*rows, strict=True)
-    arrays = [pa.array(column, field.type) for column, field in zip(columns, schema, strict=True)]
-    return pa.Table.from_arrays(arrays, schema=schema)
+def _insert_chunks(connection: duckdb.DuckDBPyConnection, table: str, chunks: Sequence[_Chunk]) -> None:
+    # from_arrow(...).insert_into: each Arrow scan costs DuckDB ~1 ms of setup, half of what
+    # register() + INSERT ... SELECT + unregister() costs.
+    native = [chunk for chunk in chunks if isinstance(chunk, tuple)]
+    if native:
+        columns = _TABLE_COLUMNS[table]
+        kinds = "".join(kind for _, kind in columns)
+        stream = _columns.arrow_stream(kinds, tuple(name for name, _ in columns), native)
+        connection.from_arrow(stream).insert_into(table)
+    tables = [chunk for chunk in chunks if not isinstance(chunk, tuple)]
+    if tables:
+        connection.from_arrow(_pyarrow().concat_tables(tables)).insert_into(table)
 
 
 class DuckDBStore:
@@ -362,6 +400,8 @@ class DuckDBStore:
         self._large_queries = 0
         self._next_prune = 0.0
         self._in_transaction = False
+        self._staged: dict[str, list[_Chunk]] = {}
+        self._staged_spans = 0
         ddls = (
             USAGE_FACTS_DDL,
             SPANS_DDL,
@@ -373,6 +413,10 @@ class DuckDBStore:
         )
         for ddl in ddls:
             self._connection.execute(ddl)
+        self._recent_digests = RecentDigests(REQUEST_RETENTION.total_seconds())
+        stored = self._connection.execute("SELECT digest FROM received_requests")
+        while chunk := stored.fetchmany(_DIGESTS_CHUNK):
+            self._recent_digests.add(digest for (digest,) in chunk)
 
     def _require_open(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
@@ -389,9 +433,11 @@ class DuckDBStore:
             try:
                 new = self._new_batches(connection, batches, received_at)
                 if new:
-                    self._insert(connection, new)
+                    self._stage(new)
+                if self._staged_spans >= _INSERT_SPANS:
+                    self._insert_staged(connection)
             except BaseException as error:
-                self._in_transaction = False
+                self._end_transaction()
                 _roll_back(connection)
                 _raise_classified(error)
         return new
@@ -403,8 +449,8 @@ class DuckDBStore:
                 if log_position is None:
                     return
                 connection.begin()
-            self._in_transaction = False
             try:
+                self._insert_staged(connection)
                 if log_position is not None:
                     connection.execute("DELETE FROM request_log_position")
                     connection.execute("INSERT INTO request_log_position VALUES (?)", [log_position])
@@ -412,6 +458,8 @@ class DuckDBStore:
             except BaseException as error:
                 _roll_back(connection)
                 _raise_classified(error)
+            finally:
+                self._end_transaction()
             if time.monotonic() >= self._next_prune:
                 self._next_prune = time.monotonic() + _PRUNE_EVERY_S
                 self._prune(connection, datetime.now(timezone.utc).replace(tzinfo=None))
@@ -419,7 +467,7 @@ class DuckDBStore:
     def rollback(self) -> None:
         with self._lock:
             if self._in_transaction and self._connection is not None:
-                self._in_transaction = False
+                self._end_transaction()
                 self._connection.rollback()
 
     def write(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
@@ -454,18 +502,22 @@ class DuckDBStore:
         else:
             logger.debug("expired rows from the store %s: %s", self.path, deleted)
 
-    @staticmethod
     def _new_batches(
-        connection: duckdb.DuckDBPyConnection, batches: Sequence[StoreBatch], received_at: datetime
+        self, connection: duckdb.DuckDBPyConnection, batches: Sequence[StoreBatch], received_at: datetime
     ) -> list[StoreBatch]:
         digests = list(dict.fromkeys(batch.digest for batch in batches if batch.digest is not None))
         if not digests:
             return list(batches)
-        inserted = connection.execute(
-            "INSERT OR IGNORE INTO received_requests SELECT unnest(?::BLOB[]), ? RETURNING digest",
-            [digests, received_at],
-        ).fetchall()
-        unseen = {digest for (digest,) in inserted}
+        if any(map(self._recent_digests.may_contain, digests)):
+            inserted = connection.execute(
+                "INSERT OR IGNORE INTO received_requests SELECT unnest(?::BLOB[]), ? RETURNING digest",
+                [digests, received_at],
+            ).fetchall()
+            unseen = {digest for (digest,) in inserted}
+        else:
+            connection.execute("INSERT INTO received_requests SELECT unnest(?::BLOB[]), ?", [digests, received_at])
+            unseen = set(digests)
+        self._recent_digests.add(digests)
         new = []
         for batch in batches:
             if batch.digest is None:
@@ -475,32 +527,29 @@ class DuckDBStore:
                 new.append(batch)
         return new
 
-    @staticmethod
-    def _insert(connection: duckdb.DuckDBPyConnection, batches: Sequence[StoreBatch]) -> None:
+    def _end_transaction(self) -> None:
+        self._in_transaction = False
+        self._staged = {}
+        self._staged_spans = 0
+
+    def _stage(self, batches: Sequence[StoreBatch]) -> None:
+        """Convert the batches' rows to Arrow buffers (freeing their Python objects); they are inserted later."""
         merged = batches[0] if len(batches) == 1 else StoreBatch.merge(batches)
-        spans = merged.spans
-        if len(spans):
-            span_rows = pa.table(
-                {
-                    "trace_id": _array(spans.trace_id, pa.string()),
-                    "span_id": _array(spans.span_id, pa.string()),
-                    "parent_span_id": _array(spans.parent_span_id, pa.string()),
-                    "name": _array(spans.name, pa.string()),
-                    "kind": _array(spans.kind, pa.int8()),
-                    "service": _array(spans.service, pa.string()),
-                    "start_time": _timestamps(spans.start_time_unix_nano),
-                    "end_time": _timestamps(spans.end_time_unix_nano),
-                    "status_code": _array(spans.status_code, pa.int8()),
-                    "unmeasured": _array(spans.unmeasured, pa.string()),
-                }
-            )
-            # from_arrow(...).insert_into: each Arrow scan costs DuckDB ~1 ms of setup, half of what
-            # register() + INSERT ... SELECT + unregister() costs.
-            connection.from_arrow(span_rows).insert_into("spans")
+        chunks = []
+        if len(merged.spans):
+            chunks.append(("spans", _span_chunk(merged.spans)))
         if merged.facts:
-            connection.from_arrow(_rows_table(merged.facts, _FACTS_SCHEMA)).insert_into("usage_facts")
+            chunks.append(("usage_facts", _rows_chunk(merged.facts, _FACT_COLUMNS)))
         if merged.data_reads:
-            connection.from_arrow(_rows_table(merged.data_reads, _DATA_READS_SCHEMA)).insert_into("data_reads")
+            chunks.append(("data_reads", _rows_chunk(merged.data_reads, _DATA_READ_COLUMNS)))
+        for table, chunk in chunks:
+            self._staged.setdefault(table, []).append(chunk)
+        self._staged_spans += len(merged.spans)
+
+    def _insert_staged(self, connection: duckdb.DuckDBPyConnection) -> None:
+        staged, self._staged, self._staged_spans = self._staged, {}, 0
+        for table, chunks in staged.items():
+            _insert_chunks(connection, table, chunks)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
