@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from spanledger_collector._store import DuckDBStore, StoreBatch
-from spanledger_collector._store import _digests
+from spanledger_collector._store import DuckDBStore, StoreBatch, _digests
 from spanledger_collector._usage import decode_traces
 from test_collector_service import genai_trace
 
