@@ -1,9 +1,10 @@
 /* Python rows to Arrow buffers, for the store's inserts (spanledger_collector._store._columns).
  *
  * rows_to_buffers(rows, kinds) transposes a list of tuples (usage facts, data reads) and
- * column_to_buffers(values, kind) converts one list into the buffers of an Arrow array, which
- * _duckdb.py wraps with pyarrow.Array.from_buffers without copying. pyarrow.array() does the same from
- * Python objects, but asks each value for its type first; here each column has one declared kind.
+ * column_to_buffers(values, kind) converts one list into the buffers of an Arrow array;
+ * arrow_stream(kinds, names, chunks) hands staged chunks of those buffers to DuckDB as an Arrow C stream
+ * (ArrowArrayStream in a PyCapsule). pyarrow.array() does the same from Python objects, but asks each
+ * value for its type first; here each column has one declared kind.
  * A value this code does not convert exactly as pyarrow.array() would (an aware datetime, a Decimal with
  * more places than the column's scale, a value of another type) makes it return None, and _duckdb.py
  * converts those rows with pyarrow.array(), which then converts them or raises as before.
