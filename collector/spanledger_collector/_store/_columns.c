@@ -43,6 +43,7 @@ static int buffer_reserve(Buffer *b, Py_ssize_t extra) {
 }
 
 static int buffer_append(Buffer *b, const void *bytes, Py_ssize_t n) {
+    if (n == 0) return 0; /* an empty string: memcpy into a buffer not yet allocated is undefined */
     if (buffer_reserve(b, n) < 0) return -1;
     memcpy(b->data + b->length, bytes, (size_t)n);
     b->length += n;
