@@ -340,19 +340,23 @@ def _arrow_array(values: Sequence[Any], kind: str) -> Any:
     return pa.array(values, types[kind])
 
 
-def _chunk(columns: Sequence[Sequence[Any]], kinds: Sequence[str], names: Sequence[str]) -> _Chunk:
-    """One chunk from the values of each column."""
-    if _columns is not None:
-        buffers = [_columns.column_to_buffers(values, kind) for values, kind in zip(columns, kinds, strict=True)]
-        if all(column is not None for column in buffers):
-            return (len(columns[0]), buffers)
+def _pyarrow_table(columns: Sequence[Sequence[Any]], kinds: str, names: Sequence[str]) -> Any:
+    """The chunk pyarrow converts, where the compiled converter is missing or declines a value."""
     arrays = [_arrow_array(values, kind) for values, kind in zip(columns, kinds, strict=True)]
     return _pyarrow().Table.from_arrays(arrays, names=list(names))
 
 
+_SPAN_KINDS = "".join(kind for _, _, kind in _SPAN_COLUMNS)
+_SPAN_NAMES = [name for name, _, _ in _SPAN_COLUMNS]
+
+
 def _span_chunk(spans: SpanColumns) -> _Chunk:
     columns = [getattr(spans, attribute) for _, attribute, _ in _SPAN_COLUMNS]
-    return _chunk(columns, [kind for _, _, kind in _SPAN_COLUMNS], [name for name, _, _ in _SPAN_COLUMNS])
+    if _columns is not None:
+        buffers = [_columns.column_to_buffers(values, kind) for values, kind in zip(columns, _SPAN_KINDS, strict=True)]
+        if all(column is not None for column in buffers):
+            return (len(spans), buffers)
+    return _pyarrow_table(columns, _SPAN_KINDS, _SPAN_NAMES)
 
 
 def _rows_chunk(rows: Sequence[tuple[Any, ...]], columns: Sequence[tuple[str, str]]) -> _Chunk:
@@ -362,7 +366,7 @@ def _rows_chunk(rows: Sequence[tuple[Any, ...]], columns: Sequence[tuple[str, st
         buffers = _columns.rows_to_buffers(rows, kinds)
         if buffers is not None:
             return (len(rows), buffers)
-    return _chunk(list(zip(*rows, strict=True)), kinds, [name for name, _ in columns])
+    return _pyarrow_table(list(zip(*rows, strict=True)), kinds, [name for name, _ in columns])
 
 
 def _insert_chunks(connection: duckdb.DuckDBPyConnection, table: str, chunks: Sequence[_Chunk]) -> None:
