@@ -1,6 +1,6 @@
 """Build hook: compiles the collector's C extensions into the wheel.
 
-``spanledger_collector._speedups`` decodes OTLP traces; ``spanledger_collector._store._columns`` turns rows
+``spanledger_collector._decode._speedups`` decodes OTLP traces; ``spanledger_collector._store._columns`` turns rows
 into Arrow buffers for the store. Both are optional: without a C compiler or the Python headers the build goes
 on as a pure-Python wheel and the collector does that work in Python, several times slower (it says so in its
 log).
@@ -19,7 +19,7 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 EXTENSIONS = {
-    "spanledger_collector._speedups": "collector/spanledger_collector/_speedups.c",
+    "spanledger_collector._decode._speedups": "collector/spanledger_collector/_decode/_speedups.c",
     "spanledger_collector._store._columns": "collector/spanledger_collector/_store/_columns.c",
 }
 

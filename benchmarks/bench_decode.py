@@ -9,7 +9,7 @@ usage. Contestants, each turning the same request bytes into what it produces:
   what an OTLP consumer written against the protobuf API does before any usage logic.
 * ``python``: ``decode_traces_python``, the collector's reference decoder (span rows, usage facts, data reads,
   LLM calls).
-* ``compiled``: ``decode_traces`` with the compiled decoder (``spanledger_collector._speedups``), same output.
+* ``compiled``: ``decode_traces`` with the compiled decoder (``spanledger_collector._decode._speedups``), same output.
 
 Rounds alternate the contestants in shuffled order; each figure is the median over rounds of a round's
 CPU time (``time.thread_time``) per span.
@@ -36,7 +36,7 @@ import bench_collector  # the load generator's request template
 
 def _walk(data: bytes) -> int:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from spanledger_collector._otlp import attribute_dict
+    from spanledger_collector._decode import attribute_dict
 
     count = 0
     for resource_spans in ExportTraceServiceRequest.FromString(data).resource_spans:
@@ -53,7 +53,7 @@ def _walk(data: bytes) -> int:
 
 def contestants() -> dict[str, Callable[[bytes], Any]]:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from spanledger_collector._usage import SPEEDUPS, decode_traces, decode_traces_python
+    from spanledger_collector._decode import SPEEDUPS, decode_traces, decode_traces_python
 
     chosen: dict[str, Callable[[bytes], Any]] = {
         "upb-parse": ExportTraceServiceRequest.FromString,

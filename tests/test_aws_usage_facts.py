@@ -9,7 +9,7 @@ from _aws_servers import REGION, make_client, moto_url, runtime_server
 from aws_runtime_server import AwsRuntimeServer
 from conftest import Capture
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from spanledger_collector._usage import decode_traces
+from spanledger_collector._decode import decode_traces
 
 __all__ = ["moto_url", "runtime_server"]
 

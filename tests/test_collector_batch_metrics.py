@@ -20,9 +20,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.parser import text_string_to_metric_families
 from spanledger import semconv
 from spanledger_collector._batch_metrics import BatchCounter, BatchHistogram, BatchMetrics, group_by
+from spanledger_collector._decode import LlmCall
 from spanledger_collector._store import DataRead, UsageFact
 from spanledger_collector._telemetry import OTHER_TENANT, UsageMetrics, UsageSeries, label_name, prometheus_name
-from spanledger_collector._usage import LlmCall
 
 Exposition = dict[tuple[str, str, str], dict[tuple[str, tuple[tuple[str, str], ...]], float]]
 

@@ -12,7 +12,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace.export import SpanExportResult
 from spanledger import semconv
 from spanledger.semconv import SpanledgerMeterValues as Meter
-from spanledger_collector._otlp import attribute_dict
+from spanledger_collector._decode import attribute_dict
 from test_collector_service import genai_trace
 
 

@@ -101,8 +101,8 @@ class _StoreWithAnOutage:
 
 def test_an_unavailable_store_is_retried_and_shown_on_health_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
     from spanledger_collector._config import BatchSettings
-    from spanledger_collector._pipeline import Pipeline, StoreWriter
-    from spanledger_collector._store import DuckDBStore
+    from spanledger_collector._pipeline import Pipeline
+    from spanledger_collector._store import DuckDBStore, StoreWriter
 
     store = DuckDBStore(tmp_path / "store.duckdb")
     flaky = _StoreWithAnOutage(store)

@@ -1,6 +1,6 @@
 """The compiled OTLP decoder gives exactly what the Python reference decoder gives, or hands the request over.
 
-``decode_traces`` runs the compiled decoder (``spanledger_collector._speedups``, built at install time) and
+``decode_traces`` runs the compiled decoder (``spanledger_collector._decode._speedups``, built at install time) and
 falls back to ``decode_traces_python`` for any request the compiled one declines. So the property checked
 here, on generated requests and on mutations of real ones, is: whenever the compiled decoder answers, the
 reference decodes the same request without error and to the same rows (compared by ``repr``, so a Decimal's
@@ -25,8 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 from spanledger import semconv
-from spanledger_collector._otlp import DecodeError
-from spanledger_collector._usage import SPEEDUPS, DecodedTraces, decode_traces, decode_traces_python
+from spanledger_collector._decode import SPEEDUPS, DecodedTraces, DecodeError, decode_traces, decode_traces_python
 from test_collector_fuzz import mutations_of
 from test_collector_service import genai_trace
 
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_collector
 
 if SPEEDUPS:
-    from spanledger_collector import _speedups
+    from spanledger_collector._decode import _speedups
 else:
     _speedups = None
 
@@ -237,7 +236,7 @@ REAL_REQUESTS = [_sdk_request(), _benchmark_request()]
 def test_the_compiled_decoder_is_built() -> None:
     if os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
         pytest.skip("SPANLEDGER_NO_SPEEDUPS is set")
-    assert SPEEDUPS, "pip install should have built spanledger_collector._speedups (gcc and Python headers present)"
+    assert SPEEDUPS, "pip install should have built the compiled decoder (gcc and Python headers present)"
 
 
 @needs_speedups

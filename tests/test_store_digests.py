@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from spanledger_collector._decode import decode_traces
 from spanledger_collector._store import DuckDBStore, StoreBatch, _digests
-from spanledger_collector._usage import decode_traces
 from test_collector_service import genai_trace
 
 

@@ -22,11 +22,12 @@ from google.protobuf.internal import api_implementation
 from ._admin import AdminServer
 from ._component import Component, ConfigError, Consumer
 from ._config import STORE_EXPORTER, CollectorSettings
-from ._pipeline import MemoryLimiter, Pipeline, Replayer, StoreWriter
+from ._decode import SPEEDUPS
+from ._pipeline import Pipeline
+from ._processors import MemoryLimiter
 from ._receivers import GrpcReceiver, HttpReceiver, OtlpSignals, bound_host
-from ._store import DuckDBStore, LoggedRequest, RequestLog, StoreBatch
+from ._store import DuckDBStore, LoggedRequest, Replayer, RequestLog, StoreBatch, StoreWriter
 from ._telemetry import REGISTRY, ExporterStatsCollector, UsageMetrics
-from ._usage import SPEEDUPS
 
 __all__ = ["CollectorService"]
 

@@ -21,8 +21,8 @@ from spanledger import semconv
 from spanledger.semconv import MetricSpec
 
 from ._batch_metrics import BatchCounter, BatchHistogram, BatchMetrics, group_by
+from ._decode import LlmCall
 from ._store import DataRead, UsageFact
-from ._usage import LlmCall
 
 __all__ = [
     "RECEIVER_ACCEPTED_SPANS",

@@ -1076,7 +1076,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "spanledger_collector._speedups", "The compiled OTLP trace decoder.", -1, methods,
+    PyModuleDef_HEAD_INIT, "spanledger_collector._decode._speedups", "The compiled OTLP trace decoder.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {

@@ -1,54 +1,37 @@
-"""The OTLP receiver: gRPC and HTTP (protobuf and JSON, gzip, chunked bodies), bearer auth, TLS, size cap.
-
-Both transports hand the raw request bytes to the same :class:`OtlpSignals`, so decoding happens once,
-in the collector's own fast path (see ``_otlp``), and errors map the same way:
-``RetryableError`` -> UNAVAILABLE + ``RetryInfo`` / 503 + ``Retry-After``; ``PermanentError`` and bad
-input -> INVALID_ARGUMENT / 400 (naming the problem); oversized -> RESOURCE_EXHAUSTED / 413;
-missing or wrong token -> UNAUTHENTICATED / 401; wrong content type -> 415.
-"""
+"""The OTLP/HTTP receiver: protobuf and JSON, gzip, chunked bodies, bearer auth, TLS, size cap."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
 import ssl
 import threading
 import zlib
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, NamedTuple
+from typing import Any
 
-import grpc
-from google.protobuf import duration_pb2
-from google.protobuf.any_pb2 import Any as AnyMessage
-from google.protobuf.message import DecodeError, Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsPartialSuccess,
     ExportLogsServiceRequest,
-    ExportLogsServiceResponse,
 )
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsPartialSuccess,
     ExportMetricsServiceRequest,
-    ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
 )
 
-from ._component import PermanentError, RetryableError
-from ._config import ProtocolSettings
-from ._otlp import JsonMappingError, message_to_otlp_json, otlp_json_to_message, parse_skinny_traces
-from ._pipeline import Pipeline
-from ._telemetry import RECEIVER_ACCEPTED_SPANS, RECEIVER_REFUSED_SPANS
+from .._component import PermanentError, RetryableError
+from .._config import ProtocolSettings
+from .._decode import JsonMappingError, message_to_otlp_json, otlp_json_to_message
+from ._signals import OtlpSignals, TooLarge, token_ok
 
-__all__ = ["GrpcReceiver", "HttpReceiver", "OtlpSignals"]
+__all__ = ["HttpReceiver"]
 
 logger = logging.getLogger("spanledger.collector")
 
@@ -56,161 +39,6 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 READ_TIMEOUT_S = 30.0
 
-
-class TooLarge(Exception):
-    """The request is over the size cap (after decompression)."""
-
-
-def _count_spans(data: bytes) -> int:
-    try:
-        traces = parse_skinny_traces(data)
-        return sum(len(scope.spans) for resource in traces.resource_spans for scope in resource.scope_spans)
-    except DecodeError:
-        return 0
-
-
-class OtlpSignals:
-    """One receiver's three signals, fanned out to the pipelines that list the receiver."""
-
-    def __init__(self, receiver_id: str, pipelines: Sequence[Pipeline]) -> None:
-        self.receiver_id = receiver_id
-        self.traces = [pipeline for pipeline in pipelines if pipeline.signal == "traces"]
-        self.metrics = [pipeline for pipeline in pipelines if pipeline.signal == "metrics"]
-        self.logs = [pipeline for pipeline in pipelines if pipeline.signal == "logs"]
-
-    def export_traces(self, data: bytes, transport: str) -> ExportTraceServiceResponse:
-        response = ExportTraceServiceResponse()
-        if not self.traces:
-            raise PermanentError("no traces pipeline uses this receiver")
-        try:
-            for pipeline in self.traces:
-                decoded = pipeline.consume_traces(data)
-        except (RetryableError, PermanentError):
-            RECEIVER_REFUSED_SPANS.labels(self.receiver_id, transport).inc(_count_spans(data))
-            raise
-        RECEIVER_ACCEPTED_SPANS.labels(self.receiver_id, transport).inc(decoded.accepted_spans)
-        if decoded.rejected_spans:
-            RECEIVER_REFUSED_SPANS.labels(self.receiver_id, transport).inc(decoded.rejected_spans)
-            response.partial_success.CopyFrom(
-                ExportTracePartialSuccess(rejected_spans=decoded.rejected_spans, error_message=decoded.rejection)
-            )
-        return response
-
-    def export_metrics(self, data: bytes, transport: str) -> ExportMetricsServiceResponse:
-        if not self.metrics:
-            raise PermanentError("no metrics pipeline uses this receiver")
-        for pipeline in self.metrics:
-            pipeline.consume_metrics(data)
-        return ExportMetricsServiceResponse()
-
-    def export_logs(self, data: bytes, transport: str) -> ExportLogsServiceResponse:
-        if not self.logs:
-            raise PermanentError("no logs pipeline uses this receiver")
-        for pipeline in self.logs:
-            pipeline.consume_logs(data)
-        return ExportLogsServiceResponse()
-
-
-def _token_ok(header: str | None, tokens: Sequence[str]) -> bool:
-    if not tokens:
-        return True
-    if not header or not header.startswith("Bearer "):
-        return False
-    presented = header[len("Bearer ") :].strip().encode()
-    return any(hmac.compare_digest(presented, token.encode()) for token in tokens)
-
-
-# gRPC -------------------------------------------------------------------------------------------------
-
-
-class _AbortStatus(NamedTuple):
-    code: grpc.StatusCode
-    details: str
-    trailing_metadata: tuple[tuple[str, bytes], ...]
-
-
-def _retry_status(error: RetryableError) -> _AbortStatus:
-    delay = error.retry_after or 1.0
-    info = error_details_pb2.RetryInfo(
-        retry_delay=duration_pb2.Duration(seconds=int(delay), nanos=int((delay % 1) * 1e9))
-    )
-    detail = AnyMessage()
-    detail.Pack(info)
-    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(error), details=[detail])
-    return _AbortStatus(
-        grpc.StatusCode.UNAVAILABLE, str(error), (("grpc-status-details-bin", status.SerializeToString()),)
-    )
-
-
-class GrpcReceiver:
-    def __init__(self, signals: OtlpSignals, settings: ProtocolSettings) -> None:
-        self.signals = signals
-        self.settings = settings
-        self.port = settings.port
-        self._server: grpc.Server | None = None
-        self._stopped = False
-
-    def _handler(self, export: Callable[[bytes, str], Message]) -> Callable[[bytes, grpc.ServicerContext], bytes]:
-        tokens = self.settings.bearer_tokens
-
-        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
-            if tokens:
-                metadata = dict(context.invocation_metadata())
-                if not _token_ok(str(metadata.get("authorization", "")), tokens):
-                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-            try:
-                response: bytes = export(request, "grpc").SerializeToString()
-                return response
-            except RetryableError as error:
-                context.abort_with_status(_retry_status(error))
-            except PermanentError as error:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-            except Exception:
-                logger.exception("an OTLP/gRPC export failed")
-                context.abort(grpc.StatusCode.INTERNAL, "internal error in the collector; see its log")
-            raise AssertionError("unreachable: context.abort raises")
-
-        return handle
-
-    def start(self) -> None:
-        settings = self.settings
-        options = [
-            ("grpc.max_receive_message_length", settings.max_request_bytes),
-            ("grpc.max_send_message_length", 4 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
-        ]
-        server = grpc.server(
-            ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="spanledger-grpc"),
-            options=options,
-        )
-        services = {
-            "opentelemetry.proto.collector.trace.v1.TraceService": self.signals.export_traces,
-            "opentelemetry.proto.collector.metrics.v1.MetricsService": self.signals.export_metrics,
-            "opentelemetry.proto.collector.logs.v1.LogsService": self.signals.export_logs,
-        }
-        for service, export in services.items():
-            handler = grpc.unary_unary_rpc_method_handler(self._handler(export))
-            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
-        address = f"{settings.host}:{settings.port}"
-        if settings.cert_file is not None and settings.key_file is not None:
-            credentials = grpc.ssl_server_credentials(
-                [(settings.key_file.read_bytes(), settings.cert_file.read_bytes())]
-            )
-            self.port = server.add_secure_port(address, credentials)
-        else:
-            self.port = server.add_insecure_port(address)
-        if self.port == 0:
-            raise OSError(f"cannot listen for OTLP/gRPC on {address}")
-        server.start()
-        self._server = server
-
-    def shutdown(self) -> None:
-        if self._server is not None and not self._stopped:
-            self._stopped = True
-            self._server.stop(grace=5).wait()
-
-
-# HTTP -------------------------------------------------------------------------------------------------
 
 
 _HTTP_SIGNALS: dict[str, tuple[str, type[Message], type[Message]]] = {
@@ -352,7 +180,7 @@ def _make_handler(signals: OtlpSignals, settings: ProtocolSettings) -> type[Base
             if path not in _HTTP_SIGNALS:
                 self._reject(404, f"unknown path {path}; use /v1/traces, /v1/metrics or /v1/logs", as_json)
                 return
-            if not _token_ok(self.headers.get("Authorization"), tokens):
+            if not token_ok(self.headers.get("Authorization"), tokens):
                 self._reject(401, "missing or invalid bearer token", as_json, {"WWW-Authenticate": "Bearer"})
                 return
             if content_type not in (PROTOBUF, JSON):
@@ -421,7 +249,3 @@ def _make_handler(signals: OtlpSignals, settings: ProtocolSettings) -> type[Base
 
     return OtlpHttpHandler
 
-
-def bound_host(host: str) -> str:
-    """The address to print for a listener (``0.0.0.0`` shown as this host's loopback)."""
-    return "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host

@@ -18,6 +18,7 @@ from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
 from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 
+from .._store import DataRead, SpanColumns, StoreBatch, UsageFact
 from ._otlp import (
     AttributeValue,
     AttributeValues,
@@ -27,7 +28,6 @@ from ._otlp import (
     parse_span_event,
     parse_span_header,
 )
-from ._store import DataRead, SpanColumns, StoreBatch, UsageFact
 
 __all__ = ["SPEEDUPS", "DecodedTraces", "LlmCall", "decode_traces", "decode_traces_python"]
 
