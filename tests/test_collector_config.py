@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 import yaml
 from collector_fixtures import SPANLEDGER, collector_config
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger_collector._component import ConfigError
-from spanledger_collector._config import DEFAULT_CONFIG, parse_settings
+from spanledger_collector._config import DEFAULT_CONFIG, BatchSettings
+from spanledger_collector._graph import parse_settings
+from spanledger_collector._pipeline import Pipeline
+from spanledger_collector._registry import PROCESSORS
+from test_collector_service import genai_trace
 
 
 def _break(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -48,12 +54,43 @@ def _break(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("exporters.spanledger_store.commit_interval", "-1s",
          "exporters.spanledger_store.commit_interval: expected a duration such as 200ms, 5s or 1m, got '-1s'"),
         ("colour", "blue", "colour: unknown key"),
+        ("processors.batch/small", {"send_batch_size": 0}, "processors.batch/small.send_batch_size: expected an"),
+        ("processors.batch.send_batch_max_size", 100, "processors.batch.send_batch_max_size: unknown key"),
+        ("processors.memory_limiter.spike_limit_mib", 4096, "processors.memory_limiter.spike_limit_mib: must be"),
+        ("processors.filter", {"spans": {"exclude": {"match_type": "glob", "span_names": ["x"]}}},
+         "processors.filter.spans.exclude.match_type: must be one of ['strict', 'regexp'], not 'glob'"),
+        ("processors.filter", {"spans": {"exclude": {}}}, "processors.filter.spans.exclude: give span_names"),
+        ("processors.spanledger_cost.price_overrides", "/no/prices.yaml",
+         "processors.spanledger_cost.price_overrides: file /no/prices.yaml does not exist"),
+        ("processors.batch/", {}, "processors.batch/: 'batch/' is not a component id"),
+        ("exporters.otlp/down", {"endpoint": "nowhere"}, "exporters.otlp/down.endpoint: expected host:port"),
+        ("exporters.otlphttp/down", {"endpoint": "h:1"}, "exporters.otlphttp/down.endpoint: expected an http://"),
+        ("exporters.spanledger_store/second", {}, "exporters.spanledger_store/second: only one store is allowed"),
+        ("extensions.oauth2client", {}, "extensions.oauth2client: unknown extension type 'oauth2client'"),
+        ("service.extensions", ["bearertokenauth"], "service.extensions: 'bearertokenauth' is not configured"),
+        ("service.pipelines.traces.processors", ["batch", "batch"], "traces.processors: 'batch' is listed twice"),
+        ("service.pipelines.metrics.processors", ["spanledger_usage"],
+         "service.pipelines.metrics.processors: 'spanledger_usage' works on traces pipelines only"),
+        ("service.pipelines.traces.exporters", ["otlp/nowhere"],
+         "service.pipelines.traces.exporters: 'otlp/nowhere' is not configured under exporters"),
+        ("service.pipelines.logs.exporters", ["spanledger_store"], "spanledger_store stores traces only"),
     ],
 )  # fmt: skip
 def test_bad_config_is_refused_naming_the_key(tmp_path: Path, path: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_settings(_break(collector_config(tmp_path), path, value))
     assert message in str(error.value)
+
+
+def test_cost_before_usage_is_refused(tmp_path: Path) -> None:
+    config = _break(collector_config(tmp_path), "processors.spanledger_cost", {})
+    config = _break(config, "service.pipelines.traces.processors", ["spanledger_cost", "spanledger_usage"])
+    with pytest.raises(ConfigError) as error:
+        parse_settings(config)
+    assert str(error.value) == (
+        "service.pipelines.traces.processors: 'spanledger_cost' needs a spanledger_usage processor before it in"
+        " this pipeline"
+    )
 
 
 def test_cli_exits_2_with_the_message(tmp_path: Path) -> None:
@@ -81,8 +118,25 @@ def test_env_expansion_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     settings = parse_settings(config)
     grpc = settings.receivers["otlp"].grpc
     assert grpc is not None and grpc.port == 4999
-    assert settings.batch.send_batch_size == 512
+    assert settings.processors["batch"] == BatchSettings(send_batch_size=512, timeout_s=0.2)
     defaults = parse_settings(yaml.safe_load(DEFAULT_CONFIG))
-    assert defaults.store_path == "./spanledger.duckdb"
+    assert defaults.exporters["spanledger_store"].path == "./spanledger.duckdb"
     assert (defaults.admin_host, defaults.admin_port) == ("localhost", 9464)
-    assert defaults.extract_usage
+
+
+def test_the_default_traces_pipeline_extracts_and_prices_usage_before_storing() -> None:
+    """The embedded defaults, built as the service builds them: the chain stores priced usage facts."""
+    defaults = parse_settings(yaml.safe_load(DEFAULT_CONFIG))
+    (traces,) = [pipeline for pipeline in defaults.pipelines if pipeline.signal == "traces"]
+    assert traces.processors == ("memory_limiter", "batch", "spanledger_usage", "spanledger_cost")
+    assert traces.exporters == ("spanledger_store",)
+    processors = [
+        PROCESSORS[processor_id].create(processor_id, defaults.processors[processor_id])
+        for processor_id in traces.processors
+    ]
+    body = encode_spans(genai_trace()).SerializeToString()
+    batch = Pipeline(traces.pipeline_id, "traces", processors=processors).stored_batch(body)
+    assert len(batch.spans) == len(genai_trace())
+    tokens = [fact for fact in batch.facts if fact.meter == Meter.LLM_OUTPUT_TOKENS.value]
+    assert tokens and all(fact.estimated_cost is not None and fact.currency == "USD" for fact in tokens)
+    assert batch.data_reads

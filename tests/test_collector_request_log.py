@@ -102,13 +102,14 @@ class _StoreWithAnOutage:
 def test_an_unavailable_store_is_retried_and_shown_on_health_and_nothing_acknowledged_is_lost(tmp_path: Path) -> None:
     from spanledger_collector._config import BatchSettings
     from spanledger_collector._pipeline import Pipeline
+    from spanledger_collector._processors import UsageProcessor, UsageSettings
     from spanledger_collector._store import DuckDBStore, StoreWriter
 
     store = DuckDBStore(tmp_path / "store.duckdb")
     flaky = _StoreWithAnOutage(store)
     settings = BatchSettings(send_batch_size=100, timeout_s=0)
     writer = StoreWriter(flaky, RequestLog(tmp_path / "requests"), settings, commit_interval_s=0.05)
-    pipeline = Pipeline("traces", "traces", extract_usage=True)
+    pipeline = Pipeline("traces", "traces", processors=[UsageProcessor("spanledger_usage", UsageSettings())])
     writer.start(lambda request: pipeline.stored_batch(request.body))
     counted: list[int] = []
     bodies = [encode_spans(genai_trace(tenant=f"tenant-{n}")).SerializeToString() for n in range(5)]

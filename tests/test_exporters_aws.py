@@ -18,7 +18,8 @@ from _otlp_downstream import (
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from spanledger_collector._component import ConfigError
-from spanledger_collector._exporters import FACTORIES, QueuedExporter
+from spanledger_collector._exporters import QueuedExporter
+from spanledger_collector._registry import EXPORTERS
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def create(data_dir: Path, **config: Any) -> QueuedExporter:
     config.setdefault("retry_on_failure", {"initial_interval": "10ms", "max_interval": "50ms"})
-    exporter = FACTORIES["awsotlp"].create("awsotlp/test", config, data_dir)
+    exporter = EXPORTERS["awsotlp"].from_mapping("awsotlp/test", config, data_dir)
     exporter.start()
     return exporter
 
@@ -93,7 +94,7 @@ def test_every_retry_is_signed_afresh(tmp_path: Path) -> None:
 
 
 def test_default_endpoints_and_limits(tmp_path: Path) -> None:
-    exporter = FACTORIES["awsotlp"].create("awsotlp/x", {"region": "ap-south-1"}, tmp_path)
+    exporter = EXPORTERS["awsotlp"].from_mapping("awsotlp/x", {"region": "ap-south-1"}, tmp_path)
     transport: Any = exporter._transport
     assert transport._endpoints == {
         "traces": "https://xray.ap-south-1.amazonaws.com/v1/traces",
@@ -119,4 +120,4 @@ def test_bad_config_names_the_key(
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        FACTORIES["awsotlp"].create("awsotlp/x", config, tmp_path)
+        EXPORTERS["awsotlp"].from_mapping("awsotlp/x", config, tmp_path)

@@ -9,7 +9,8 @@ import grpc
 import pytest
 from _otlp_downstream import OtlpGrpcDownstream, make_traces, wait_until
 from spanledger_collector._component import ConfigError
-from spanledger_collector._exporters import FACTORIES, QueuedExporter
+from spanledger_collector._exporters import QueuedExporter
+from spanledger_collector._registry import EXPORTERS
 
 FAST_RETRY = {"initial_interval": "10ms", "max_interval": "50ms", "max_elapsed_time": "60s"}
 
@@ -25,7 +26,7 @@ def downstream() -> Any:
 def create(data_dir: Path, **config: Any) -> QueuedExporter:
     config.setdefault("retry_on_failure", FAST_RETRY)
     config.setdefault("tls", {"insecure": True})
-    exporter = FACTORIES["otlp"].create("otlp/test", config, data_dir)
+    exporter = EXPORTERS["otlp"].from_mapping("otlp/test", config, data_dir)
     exporter.start()
     return exporter
 
@@ -112,4 +113,4 @@ def test_downstream_down_then_back(tmp_path: Path) -> None:
 )
 def test_bad_config_names_the_key(tmp_path: Path, config: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        FACTORIES["otlp"].create("otlp/x", config, tmp_path)
+        EXPORTERS["otlp"].from_mapping("otlp/x", config, tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import threading
@@ -13,21 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-__all__ = ["AdminServer", "load_billing_api"]
+from .billing.api import handle_request
+
+__all__ = ["AdminServer"]
 
 logger = logging.getLogger("spanledger.collector")
 
 ApiHandler = Callable[[str, str, dict[str, list[str]], bytes, Any], tuple[int, Any]]
-
-
-def load_billing_api() -> ApiHandler | None:
-    """``spanledger_collector.billing.api.handle_request`` when the billing part is installed."""
-    try:
-        module = importlib.import_module("spanledger_collector.billing.api")
-    except ImportError:
-        return None
-    handler: ApiHandler | None = getattr(module, "handle_request", None)
-    return handler
 
 
 class _Server(ThreadingHTTPServer):
@@ -52,7 +43,7 @@ class AdminServer:
         self.health = health
         # Readers see committed rows only: commit what was acknowledged before answering from the store.
         self.flush = flush
-        self.api = load_billing_api()
+        self.api: ApiHandler | None = handle_request
         self._server: _Server | None = None
         self._stopped = False
 

@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
 __all__ = ["main"]
 
-COLLECTOR_REQUIREMENTS = ("duckdb", "grpc", "google.protobuf", "prometheus_client", "yaml")
 INSTALL_HINT = "pip install 'spanledger[collector]'"
-COMMAND_MODULES = ("spanledger_collector._service_cli", "spanledger_collector.billing._cli")
 
-
-def _missing_requirements() -> list[str]:
-    missing = []
-    for module in COLLECTOR_REQUIREMENTS:
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(module)
-    return missing
+# The collector's dependencies (duckdb, grpcio, protobuf, prometheus-client, pyyaml, genai-prices, ...) are the
+# `collector` extra; this is the one place their absence is reported, with the install command.
+try:
+    from . import _service_cli
+    from .billing import _cli as _billing_cli
+except ImportError as error:
+    if error.name is None or error.name.partition(".")[0] in ("spanledger", "spanledger_collector"):
+        raise
+    _MISSING: str | None = error.name.partition(".")[0]
+else:
+    _MISSING = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    missing = _missing_requirements()
-    if missing:
+    if _MISSING is not None:
         print(
-            f"spanledger: the collector needs {', '.join(missing)}, which is not installed. Install it with: "
-            f"{INSTALL_HINT}",
+            f"spanledger: the collector needs {_MISSING}, which is not installed. Install it with: {INSTALL_HINT}",
             file=sys.stderr,
         )
         return 2
@@ -37,8 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="spanledger", description="Where did this AI output come from, and what did it cost?"
     )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        importlib.import_module(module).register(subcommands)
+    _service_cli.register(subcommands)
+    _billing_cli.register(subcommands)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

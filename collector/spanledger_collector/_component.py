@@ -13,13 +13,16 @@ Modelled on the OTel Collector's ``component.Component`` and ``consumer.Traces``
 
 from __future__ import annotations
 
-from typing import Protocol
+import re
+from typing import NamedTuple, Protocol
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-__all__ = ["Component", "ConfigError", "Consumer", "PermanentError", "RetryableError"]
+__all__ = ["Component", "ComponentId", "ConfigError", "Consumer", "PermanentError", "RetryableError"]
+
+_COMPONENT_TYPE = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
 
 
 class ConfigError(Exception):
@@ -50,3 +53,21 @@ class Consumer(Component, Protocol):
     def consume_metrics(self, request: ExportMetricsServiceRequest) -> None: ...
 
     def consume_logs(self, request: ExportLogsServiceRequest) -> None: ...
+
+
+class ComponentId(NamedTuple):
+    """``type[/name]``: the factory's type and the instance's name (``batch/small``: type batch, name small)."""
+
+    type: str
+    name: str
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> ComponentId:
+        """Raises ``ConfigError`` naming ``where`` when ``text`` is not ``type[/name]``."""
+        component_type, slash, name = str(text).partition("/")
+        if not _COMPONENT_TYPE.fullmatch(component_type) or (slash and not name):
+            raise ConfigError(f"{where}: {text!r} is not a component id (type[/name])")
+        return cls(component_type, name)
+
+    def __str__(self) -> str:
+        return f"{self.type}/{self.name}" if self.name else self.type

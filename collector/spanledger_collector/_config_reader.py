@@ -1,14 +1,17 @@
-"""Strict reading of one mapping of the collector's YAML: every error names the full key.
+"""Strict reading of YAML mappings: every error names the file (when there is one) and the full key.
 
-Both the service configuration (receivers, processors, pipelines) and the exporter factories read their
-sections through :class:`ConfigSection`, so a typo anywhere fails the same way, naming the key
-(``exporters.otlphttp/datadog.headers``) rather than being silently ignored.
+One reader for every configuration the collector reads: the service configuration (receivers, processors,
+exporters, extensions, pipelines), the price catalog and its overrides (``_pricing/_cloud_catalog.py``)
+and the billing rules (``billing/_rules.py``). A typo anywhere fails the same way, naming the key
+(``exporters.otlphttp/datadog.headers``, ``overrides.yaml: instances.x.gpus``) rather than being ignored.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ._component import ConfigError
@@ -21,16 +24,30 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 
 class ConfigSection:
-    """A mapping read key by key; :meth:`done` rejects the keys nobody asked for."""
+    """A mapping read key by key; :meth:`done` rejects the keys nobody asked for.
 
-    def __init__(self, value: Any, path: str) -> None:
+    ``source`` (a file name) prefixes every message; ``error`` is the exception raised (``ConfigError``, or
+    e.g. ``BillingError`` for the billing rules). Both carry over to the sections read from this one.
+    """
+
+    def __init__(self, value: Any, path: str, *, source: str = "", error: type[Exception] = ConfigError) -> None:
+        self.path = path
+        self.source = source
+        self.error = error
         if value is None:
             value = {}
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__} {value!r}")
+        if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+            raise self._fail(path, f"expected a mapping, got {type(value).__name__} {value!r}")
         self.values: dict[str, Any] = dict(value)
-        self.path = path
         self._read: set[str] = set()
+
+    def _fail(self, key: str, message: str) -> Exception:
+        where = f"{self.source}: {key}" if self.source and key else (key or self.source)
+        return self.error(f"{where}: {message}")
+
+    def fail(self, name: str, message: str) -> Exception:
+        """The error to raise for the value of ``name`` (``name=""``: this section itself)."""
+        return self._fail(self.key(name) if name else self.path, message)
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -44,51 +61,108 @@ class ConfigSection:
         return default if value is None else value
 
     def section(self, name: str) -> ConfigSection:
-        return ConfigSection(self.get(name), self.key(name))
+        return ConfigSection(self.get(name), self.key(name), source=self.source, error=self.error)
+
+    def sections(self) -> Iterator[tuple[str, ConfigSection]]:
+        """Every entry of a mapping of named entries (``instances: {NAME: {...}}``), each read as a section."""
+        for name in list(self.values):
+            yield name, self.section(name)
+
+    def rest(self) -> dict[str, Any]:
+        """The entries nobody asked for (a mapping whose other keys are data, e.g. regions); marks them read."""
+        rest = {name: value for name, value in self.values.items() if name not in self._read}
+        self._read.update(rest)
+        return rest
+
+    def section_list(self, name: str) -> list[ConfigSection]:
+        """A list of mappings, each read as a section keyed ``name[index]``."""
+        return [
+            ConfigSection(item, f"{self.key(name)}[{index}]", source=self.source, error=self.error)
+            for index, item in enumerate(self.sequence(name))
+        ]
+
+    def sequence(self, name: str) -> list[Any]:
+        value = self.get(name, [])
+        if not isinstance(value, list):
+            raise self.fail(name, f"expected a list, got {value!r}")
+        return value
 
     def done(self) -> None:
         unknown = sorted(set(self.values) - self._read)
         if unknown:
             expected = ", ".join(sorted(self._read)) or "nothing"
-            raise ConfigError(f"{self.key(str(unknown[0]))}: unknown key (expected one of: {expected})")
+            raise self.fail(str(unknown[0]), f"unknown key (expected one of: {expected})")
 
     def text(self, name: str, default: str | None = None) -> str | None:
         value = self.get(name, default)
         if value is None:
             return None
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {value!r}")
+            raise self.fail(name, f"expected a non-empty string, got {value!r}")
         return value
 
     def required_text(self, name: str) -> str:
         value = self.text(name)
         if value is None:
-            raise ConfigError(f"{self.key(name)}: required")
+            raise self.fail(name, "required")
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = self.text(name, default)
         if value not in choices:
-            raise ConfigError(f"{self.key(name)}: {value!r} is not one of {', '.join(choices)}")
+            raise self.fail(name, f"must be one of {list(choices)}, not {value!r}")
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.get(name, default)
         if not isinstance(value, bool):
-            raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
+            raise self.fail(name, f"expected true or false, got {value!r}")
         return value
 
     def integer(self, name: str, default: int, minimum: int = 0) -> int:
         value = self.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"{self.key(name)}: expected an integer >= {minimum}, got {value!r}")
+            raise self.fail(name, f"expected an integer >= {minimum}, got {value!r}")
         return value
 
     def number(self, name: str, default: float, minimum: float = 0.0) -> float:
         value = self.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-            raise ConfigError(f"{self.key(name)}: expected a number >= {minimum}, got {value!r}")
+            raise self.fail(name, f"expected a number >= {minimum}, got {value!r}")
         return float(value)
+
+    def decimal(self, name: str, default: Decimal | None = None) -> Decimal:
+        """A non-negative exact amount, written as a string (``"1.25"``) or an integer (never a float)."""
+        value = self.get(name, default)
+        if isinstance(value, Decimal):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise self.fail(name, 'expected a price as a string ("1.25") or an integer')
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise self.fail(name, f"{value!r} is not a number") from None
+        if not number.is_finite() or number < 0:
+            raise self.fail(name, f"{value!r} must be a non-negative number")
+        return number
+
+    def day(self, name: str) -> date:
+        value = self.get(name)
+        if isinstance(value, str):
+            try:
+                value = date.fromisoformat(value)
+            except ValueError:
+                value = None
+        if not isinstance(value, date):
+            raise self.fail(name, "expected a date (YYYY-MM-DD)")
+        return value
+
+    def pattern(self, name: str, flags: int = 0) -> re.Pattern[str]:
+        text = self.required_text(name)
+        try:
+            return re.compile(text, flags)
+        except re.error as error:
+            raise self.fail(name, f"not a regular expression ({error})") from None
 
     def duration(self, name: str, default: str | float) -> float:
         """Seconds: a number of seconds, or a string such as ``300ms``, ``5s``, ``1m``."""
@@ -97,24 +171,30 @@ class ConfigSection:
             return float(value)
         match = _DURATION.match(value) if isinstance(value, str) else None
         if match is None:
-            raise ConfigError(f"{self.key(name)}: expected a duration such as 200ms, 5s or 1m, got {value!r}")
+            raise self.fail(name, f"expected a duration such as 200ms, 5s or 1m, got {value!r}")
         return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
     def names(self, name: str) -> tuple[str, ...]:
         value = self.get(name, [])
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"{self.key(name)}: expected a list of component ids, got {value!r}")
+            raise self.fail(name, f"expected a list of component ids, got {value!r}")
+        return tuple(value)
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise self.fail(name, f"expected a list of strings, got {value!r}")
         return tuple(value)
 
     def headers(self, name: str) -> dict[str, str]:
         value = self.get(name, {})
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{self.key(name)}: expected a mapping of header names to values")
+            raise self.fail(name, "expected a mapping of header names to values")
         headers: dict[str, str] = {}
         for header, header_value in value.items():
             if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header):
-                raise ConfigError(f"{self.key(name)}: {header!r} is not a valid header name")
+                raise self.fail(name, f"{header!r} is not a valid header name")
             if not isinstance(header_value, (str, int)) or "\n" in str(header_value) or "\r" in str(header_value):
-                raise ConfigError(f"{self.key(name)}.{header}: expected a single-line string")
+                raise self.fail(f"{name}.{header}", "expected a single-line string")
             headers[header] = str(header_value)
         return headers

@@ -1,9 +1,14 @@
-"""The pipelines between receivers and exporters: memory limiter, usage and cost, then the store writer and exporters.
+"""A pipeline: its processor instances in the configured order, then the store writer and onward exporters.
 
 Like the OTel Collector, a receiver calls its pipelines synchronously and maps their errors onto the
 wire: :class:`RetryableError` (memory limiter, store behind, an exporter's full queue) -> gRPC UNAVAILABLE /
 HTTP 503 with a retry delay; :class:`PermanentError` (undecodable data) -> INVALID_ARGUMENT / 400.
-The store writer (``_store._writer``) is the batch processor in front of the store.
+
+Each request becomes a :class:`PipelineItem` that every processor sees in turn. At the end, the spans
+(decoded once, by ``spanledger_usage`` or here) go to the store writer with the usage the processors
+derived, and the request as the processors left it goes to each onward exporter. A request restored from
+the request log runs through the same processors (``replaying``: no admission control, no metrics), so it
+is stored exactly as it would have been.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -21,16 +25,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from spanledger import semconv
 
 from ._component import Consumer, PermanentError
-from ._decode import DecodedTraces, decode_traces, double_attribute, string_attribute
-from ._processors import MemoryLimiter
+from ._decode import DecodedTraces, double_attribute, string_attribute
+from ._processors import PipelineItem, Processor, decode_or_refuse
 from ._store import StoreBatch, StoreWriter, UsageFact, digest
-from ._telemetry import UsageMetrics
 
 __all__ = ["Pipeline"]
 
 logger = logging.getLogger("spanledger.collector")
-
-_PRICED_FIELDS = UsageFact._fields.index("estimated_cost")
 
 
 def _cost_attributes(facts: Sequence[UsageFact]) -> list[Any]:
@@ -53,6 +54,18 @@ def _cost_attributes(facts: Sequence[UsageFact]) -> list[Any]:
     return attributes
 
 
+def _attach_costs(request: ExportTraceServiceRequest, facts: Sequence[UsageFact]) -> None:
+    by_span: dict[tuple[str, str], list[UsageFact]] = {}
+    for fact in facts:
+        by_span.setdefault((fact.trace_id, fact.span_id), []).append(fact)
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                owned = by_span.get((span.trace_id.hex(), span.span_id.hex()))
+                if owned:
+                    span.attributes.extend(_cost_attributes(owned))
+
+
 class Pipeline:
     """One ``service.pipelines`` entry: its processors in order, then its exporters."""
 
@@ -61,88 +74,67 @@ class Pipeline:
         pipeline_id: str,
         signal: str,
         *,
-        limiter: MemoryLimiter | None = None,
+        processors: Sequence[Processor] = (),
         writer: StoreWriter | None = None,
-        extract_usage: bool = False,
-        catalog: Any = None,
-        usage_metrics: UsageMetrics | None = None,
         exporters: Sequence[tuple[str, Consumer]] = (),
     ) -> None:
         self.pipeline_id = pipeline_id
         self.signal = signal
-        self.limiter = limiter
+        self.processors = list(processors)
         self.writer = writer
-        self.extract_usage = extract_usage
-        self.catalog = catalog
-        self.usage_metrics = usage_metrics
         self.exporters = list(exporters)
 
-    def _price(self, fact: UsageFact) -> UsageFact:
-        # priced(): the fact with its estimate's cost (at the store's scale), currency, catalog_version and
-        # unpriced_reason (set whenever cost is None); cheaper per fact than estimate() (see _pricing._rates).
-        try:
-            priced: UsageFact = self.catalog.priced(fact)
-        except Exception as error:
-            logger.exception("pricing %s of span %s failed", fact.meter, fact.span_id)
-            # tuple.__new__ instead of _replace, as the catalog does.
-            return tuple.__new__(UsageFact, (*fact[:_PRICED_FIELDS], None, None, None, f"pricing failed: {error}"))
-        return priced
+    def _process(self, data: bytes, *, replaying: bool = False) -> PipelineItem:
+        item = PipelineItem(self.signal, data, data, replaying=replaying)
+        for processor in self.processors:
+            processor.process(item)
+        return item
 
-    def _decode(self, data: bytes) -> DecodedTraces:
-        try:
-            decoded = decode_traces(data, extract_usage=self.extract_usage)
-        except DecodeError as error:
-            raise PermanentError(f"the body is not a valid ExportTraceServiceRequest ({error})") from None
-        batch = decoded.batch
-        if self.catalog is not None and batch.facts:
-            batch.facts = [self._price(fact) for fact in batch.facts]
-        return decoded
+    @staticmethod
+    def _store_batch(item: PipelineItem) -> tuple[DecodedTraces, StoreBatch]:
+        if item.decoded is None:
+            decode_or_refuse(item, extract_usage=False)
+        assert item.decoded is not None
+        batch = item.decoded.batch
+        batch.facts, batch.data_reads = item.facts, item.data_reads
+        return item.decoded, batch
 
     def consume_traces(self, data: bytes) -> DecodedTraces:
-        if self.limiter is not None:
-            self.limiter.check()
-        decoded = self._decode(data)
-        batch = decoded.batch
+        item = self._process(data)
+        decoded, batch = self._store_batch(item)
         if self.exporters:
-            request = ExportTraceServiceRequest.FromString(data)
-            if batch.facts and self.catalog is not None:
-                self._attach_costs(request, batch.facts)
+            request = ExportTraceServiceRequest.FromString(item.data)
+            if item.priced and item.facts:
+                _attach_costs(request, item.facts)
             for _, exporter in self.exporters:
                 exporter.consume_traces(request)
-        record_usage = None
-        if self.usage_metrics is not None:
-            record_usage = partial(self.usage_metrics.record, decoded.llm_calls, batch.facts, batch.data_reads)
         if self.writer is not None and len(batch.spans):
-            batch.digest = digest(data)
-            # Recorded once stored: a retried request was counted when it was first stored.
-            self.writer.submit(self.pipeline_id, data, batch, record_usage)
-        elif record_usage is not None:
-            record_usage()
+            # Usage is recorded once stored: a retried request was counted when it was first stored.
+            on_stored = item.on_stored
+            batch.digest = digest(item.body)
+            self.writer.submit(
+                self.pipeline_id,
+                item.body,
+                batch,
+                (lambda: [callback() for callback in on_stored]) if on_stored else None,
+                item.store_batch,
+            )
+        else:
+            for callback in item.on_stored:
+                callback()
+        decoded.accepted_spans += item.dropped_spans
         return decoded
 
     def stored_batch(self, data: bytes) -> StoreBatch:
         """The rows a request puts in the store (for a request restored from the request log)."""
-        batch = self._decode(data).batch
+        batch = self._store_batch(self._process(data, replaying=True))[1]
         batch.digest = digest(data)
         return batch
 
-    @staticmethod
-    def _attach_costs(request: ExportTraceServiceRequest, facts: Sequence[UsageFact]) -> None:
-        by_span: dict[tuple[str, str], list[UsageFact]] = {}
-        for fact in facts:
-            by_span.setdefault((fact.trace_id, fact.span_id), []).append(fact)
-        for resource_spans in request.resource_spans:
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    owned = by_span.get((span.trace_id.hex(), span.span_id.hex()))
-                    if owned:
-                        span.attributes.extend(_cost_attributes(owned))
-
     def consume_metrics(self, data: bytes) -> ExportMetricsServiceRequest:
-        if self.limiter is not None:
-            self.limiter.check()
+        item = self._process(data)
         try:
-            request: ExportMetricsServiceRequest = ExportMetricsServiceRequest.FromString(data)
+            request: ExportMetricsServiceRequest = ExportMetricsServiceRequest.FromString(item.data)
         except DecodeError as error:
             raise PermanentError(f"the body is not a valid ExportMetricsServiceRequest ({error})") from None
         for _, exporter in self.exporters:
@@ -150,10 +142,9 @@ class Pipeline:
         return request
 
     def consume_logs(self, data: bytes) -> ExportLogsServiceRequest:
-        if self.limiter is not None:
-            self.limiter.check()
+        item = self._process(data)
         try:
-            request: ExportLogsServiceRequest = ExportLogsServiceRequest.FromString(data)
+            request: ExportLogsServiceRequest = ExportLogsServiceRequest.FromString(item.data)
         except DecodeError as error:
             raise PermanentError(f"the body is not a valid ExportLogsServiceRequest ({error})") from None
         for _, exporter in self.exporters:

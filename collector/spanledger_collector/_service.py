@@ -1,52 +1,40 @@
-"""The collector service: builds the pipelines from settings, starts them, and stops them in order.
+"""The collector service: builds the graph's components from their configs, starts them, stops them in order.
 
 Start order is exporters -> store writer (which first restores what the request log holds beyond the
-store's last commit) -> receivers -> admin (data never arrives before its consumers exist); shutdown is
-the reverse: stop accepting (receivers drain their in-flight requests), commit the store writer, shut
-exporters down (they persist their queues), close the store, stop the admin server.
+store's last commit) -> processors -> receivers -> admin (data never arrives before its consumers exist);
+shutdown is the reverse: stop accepting (receivers drain their in-flight requests), commit the store writer,
+shut processors and exporters down (exporters persist their queues), close the store, stop the admin server.
 ``shutdown()`` is safe to call twice and from a signal handler's thread.
+
+Processor instances are built once per configured id and shared by the pipelines that list it (each
+pipeline runs them in its own order); the one store writer takes each pipeline's batch settings with its
+requests (see ``_processors._batch``).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import tempfile
 import threading
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 from google.protobuf.internal import api_implementation
 
 from ._admin import AdminServer
 from ._component import Component, ConfigError, Consumer
-from ._config import STORE_EXPORTER, CollectorSettings
+from ._config import BatchSettings, CollectorSettings, PipelineSettings
 from ._decode import SPEEDUPS
+from ._factories import OpenStore
 from ._pipeline import Pipeline
-from ._processors import MemoryLimiter
-from ._receivers import GrpcReceiver, HttpReceiver, OtlpSignals, bound_host
-from ._store import DuckDBStore, LoggedRequest, Replayer, RequestLog, StoreBatch, StoreWriter
-from ._telemetry import REGISTRY, ExporterStatsCollector, UsageMetrics
+from ._processors import Processor
+from ._receivers import GrpcReceiver, HttpReceiver, bound_host
+from ._registry import EXPORTERS, PROCESSORS, RECEIVERS, STORES
+from ._store import LoggedRequest, Replayer, StoreBatch
+from ._telemetry import REGISTRY, ExporterStatsCollector
+from .billing.metrics import create_collector as billing_metrics
 
-__all__ = ["CollectorService"]
+__all__ = ["CollectorService", "writer_batch_settings"]
 
 logger = logging.getLogger("spanledger.collector")
-
-
-def _create_exporter(component_id: str, exporter_type: str, config: dict[str, Any], data_dir: Path) -> Consumer:
-    module = importlib.import_module("spanledger_collector._exporters")
-    factory = module.FACTORIES[exporter_type]
-    exporter: Consumer = factory.create(component_id, config, data_dir)
-    return exporter
-
-
-def _request_log_directory(store_path: str) -> tuple[Path, tempfile.TemporaryDirectory[str] | None]:
-    """Beside the store (``spanledger.duckdb.requests``), as DuckDB keeps its ``.wal``; a temporary one in memory."""
-    if store_path == ":memory:":
-        temporary = tempfile.TemporaryDirectory(prefix="spanledger-requests-")
-        return Path(temporary.name), temporary
-    return Path(f"{store_path}.requests"), None
 
 
 def _replayer(pipelines: list[Pipeline]) -> Replayer:
@@ -67,24 +55,32 @@ def _replayer(pipelines: list[Pipeline]) -> Replayer:
     return replay
 
 
-def _register_billing_metrics(store: Any) -> None:
-    try:
-        module = importlib.import_module("spanledger_collector.billing.metrics")
-    except ImportError:
-        return
-    create = getattr(module, "create_collector", None)
-    if create is not None:
-        REGISTRY.register(create(store))
+def writer_batch_settings(settings: CollectorSettings, storing: Sequence[PipelineSettings]) -> BatchSettings:
+    """The store writer's own batch settings: those of the storing pipelines' batch processor when they
+    share one, else the defaults grown to the largest ``send_batch_size`` (the writer's queue holds two
+    batches' worth of spans). Each request still carries its own pipeline's settings."""
+    batches = {
+        settings.processors[processor_id]
+        for pipeline in storing
+        for processor_id in pipeline.processors
+        if processor_id.partition("/")[0] == "batch"
+    }
+    unbatched = any(not any(p.partition("/")[0] == "batch" for p in pipeline.processors) for pipeline in storing)
+    if len(batches) == 1 and not unbatched:
+        (only,) = batches
+        assert isinstance(only, BatchSettings)
+        return only
+    defaults = BatchSettings()
+    largest = max((batch.send_batch_size for batch in batches), default=defaults.send_batch_size)
+    return BatchSettings(max(largest, defaults.send_batch_size), defaults.timeout_s)
 
 
 class CollectorService:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
-        self.store: DuckDBStore | None = None
-        self._log_directory: tempfile.TemporaryDirectory[str] | None = None
-        self.writer: StoreWriter | None = None
-        self.limiter: MemoryLimiter | None = None
+        self.store: OpenStore | None = None
         self.exporters: dict[str, Consumer] = {}
+        self.processors: dict[str, Processor] = {}
         self.receivers: list[GrpcReceiver | HttpReceiver] = []
         self.admin: AdminServer | None = None
         self._state = "starting"
@@ -92,9 +88,28 @@ class CollectorService:
         self._stopped = threading.Event()
 
     def health(self) -> tuple[bool, str]:
-        if self._state == "ok" and self.writer is not None and self.writer.failure:
-            return False, self.writer.failure
+        if self._state == "ok" and self.store is not None and self.store.writer.failure:
+            return False, self.store.writer.failure
         return self._state == "ok", self._state
+
+    def _pipelines(self) -> list[tuple[Pipeline, tuple[str, ...]]]:
+        settings = self.settings
+        pipelines = []
+        for pipeline_settings in settings.pipelines:
+            stores = any(exporter_id.partition("/")[0] in STORES for exporter_id in pipeline_settings.exporters)
+            pipeline = Pipeline(
+                pipeline_settings.pipeline_id,
+                pipeline_settings.signal,
+                processors=[self.processors[processor_id] for processor_id in pipeline_settings.processors],
+                writer=self.store.writer if stores and self.store is not None else None,
+                exporters=[
+                    (exporter_id, self.exporters[exporter_id])
+                    for exporter_id in pipeline_settings.exporters
+                    if exporter_id in self.exporters
+                ],
+            )
+            pipelines.append((pipeline, pipeline_settings.receivers))
+        return pipelines
 
     def start(self) -> dict[str, str]:
         """Start everything; returns the bound addresses (``otlp.grpc`` -> ``host:port``)."""
@@ -110,87 +125,54 @@ class CollectorService:
                 "the Python headers are present"
             )
         settings = self.settings
-        for exporter_id, exporter_settings in settings.exporters.items():
-            if exporter_settings.type != STORE_EXPORTER:
-                self.exporters[exporter_id] = _create_exporter(
-                    exporter_id, exporter_settings.type, exporter_settings.config, settings.data_dir
-                )
-        if settings.store_path is not None:
-            self.store = DuckDBStore(
-                settings.store_path,
-                threads=settings.store_threads,
-                memory_limit_mib=settings.store_memory_limit_mib,
-                retention=timedelta(seconds=settings.store_retention_s) if settings.store_retention_s else None,
-            )
-            directory, self._log_directory = _request_log_directory(settings.store_path)
-            log = RequestLog(directory, committed_seq=self.store.committed_log_position())
-            self.writer = StoreWriter(
-                self.store, log, settings.batch, commit_interval_s=settings.store_commit_interval_s
-            )
-        if settings.memory_limiter is not None:
-            self.limiter = MemoryLimiter(settings.memory_limiter)
-        catalog = None
-        if settings.estimate_cost:
-            catalog = importlib.import_module("spanledger_collector._pricing").load_catalog(settings.price_overrides)
-        usage_metrics = UsageMetrics(tenant_cardinality_limit=settings.tenant_cardinality_limit)
-        pipelines: list[tuple[Pipeline, tuple[str, ...]]] = []
-        for pipeline_settings in settings.pipelines:
-            processor_types = {processor.partition("/")[0] for processor in pipeline_settings.processors}
-            pipeline = Pipeline(
-                pipeline_settings.pipeline_id,
-                pipeline_settings.signal,
-                limiter=self.limiter if "memory_limiter" in processor_types else None,
-                writer=self.writer if STORE_EXPORTER in pipeline_settings.exporters else None,
-                extract_usage="spanledger_usage" in processor_types,
-                catalog=catalog if "spanledger_cost" in processor_types else None,
-                usage_metrics=usage_metrics if "spanledger_usage" in processor_types else None,
-                exporters=[
-                    (exporter_id, self.exporters[exporter_id])
-                    for exporter_id in pipeline_settings.exporters
-                    if exporter_id in self.exporters
-                ],
-            )
-            pipelines.append((pipeline, pipeline_settings.receivers))
+        used_exporters = {exporter_id for pipeline in settings.pipelines for exporter_id in pipeline.exporters}
+        used_processors = {processor_id for pipeline in settings.pipelines for processor_id in pipeline.processors}
+        for exporter_id, config in settings.exporters.items():
+            exporter_type = exporter_id.partition("/")[0]
+            if exporter_type in STORES:
+                # Opened even when no pipeline uses it: its request log may hold acknowledged requests.
+                storing = [p for p in settings.pipelines if exporter_id in p.exporters]
+                self.store = STORES[exporter_type].create(exporter_id, config, writer_batch_settings(settings, storing))
+            elif exporter_id in used_exporters:
+                self.exporters[exporter_id] = EXPORTERS[exporter_type].create(exporter_id, config)
+        for processor_id in sorted(used_processors):
+            factory = PROCESSORS[processor_id.partition("/")[0]]
+            self.processors[processor_id] = factory.create(processor_id, settings.processors[processor_id])
+        pipelines = self._pipelines()
 
         components: list[Component] = [*self.exporters.values()]
         for component in components:
             component.start()
-        if self.writer is not None:
-            storing = [
-                pipeline for pipeline, _ in pipelines if pipeline.signal == "traces" and pipeline.writer is not None
-            ]
-            pending = self.writer.log.last_seq - self.writer.store.committed_log_position()
-            if pending > 0 and not storing:
+        if self.store is not None:
+            writer = self.store.writer
+            storing_pipelines = [pipeline for pipeline, _ in pipelines if pipeline.writer is not None]
+            pending = writer.log.last_seq - writer.store.committed_log_position()
+            if pending > 0 and not storing_pipelines:
                 raise ConfigError(
-                    f"the request log {self.writer.log.directory} holds {pending} acknowledged requests not yet"
-                    f" stored, but no traces pipeline exports to {STORE_EXPORTER}: add it back to store them"
+                    f"the request log {writer.log.directory} holds {pending} acknowledged requests not yet"
+                    " stored, but no traces pipeline exports to the store: add it back to store them"
                 )
-            self.writer.start(_replayer(storing))
-        if self.limiter is not None:
-            self.limiter.start()
+            writer.start(_replayer(storing_pipelines))
+        for processor in self.processors.values():
+            processor.start()
         addresses: dict[str, str] = {}
         for receiver_id, receiver_settings in settings.receivers.items():
-            signals = OtlpSignals(receiver_id, [pipeline for pipeline, ids in pipelines if receiver_id in ids])
-            if receiver_settings.grpc is not None:
-                grpc_receiver = GrpcReceiver(signals, receiver_settings.grpc)
-                grpc_receiver.start()
-                self.receivers.append(grpc_receiver)
-                addresses[f"{receiver_id}.grpc"] = f"{bound_host(receiver_settings.grpc.host)}:{grpc_receiver.port}"
-            if receiver_settings.http is not None:
-                http_receiver = HttpReceiver(signals, receiver_settings.http)
-                http_receiver.start()
-                self.receivers.append(http_receiver)
-                addresses[f"{receiver_id}.http"] = f"{bound_host(receiver_settings.http.host)}:{http_receiver.port}"
+            consumers = [pipeline for pipeline, ids in pipelines if receiver_id in ids]
+            for receiver in RECEIVERS[receiver_id.partition("/")[0]].create(receiver_id, receiver_settings, consumers):
+                receiver.start()
+                self.receivers.append(receiver)
+                protocol = "grpc" if isinstance(receiver, GrpcReceiver) else "http"
+                addresses[f"{receiver_id}.{protocol}"] = f"{bound_host(receiver.settings.host)}:{receiver.port}"
         REGISTRY.register(ExporterStatsCollector(self.exporters))
         if self.store is not None:
-            _register_billing_metrics(self.store)
+            REGISTRY.register(billing_metrics(self.store.store))
         self.admin = AdminServer(
             settings.admin_host,
             settings.admin_port,
             REGISTRY,
-            self.store,
+            self.store.store if self.store is not None else None,
             self.health,
-            flush=self.writer.flush if self.writer is not None else None,
+            flush=self.store.writer.flush if self.store is not None else None,
         )
         self.admin.start()
         addresses["admin"] = f"{bound_host(settings.admin_host)}:{self.admin.port}"
@@ -204,19 +186,20 @@ class CollectorService:
             self._state = "stopping"
         for receiver in self.receivers:
             receiver.shutdown()
-        if self.writer is not None:
-            self.writer.shutdown()
+        if self.store is not None:
+            self.store.writer.shutdown()
+        for processor_id, processor in self.processors.items():
+            try:
+                processor.shutdown()
+            except Exception:
+                logger.exception("shutting processor %s down failed", processor_id)
         for exporter_id, exporter in self.exporters.items():
             try:
                 exporter.shutdown()
             except Exception:
                 logger.exception("shutting exporter %s down failed", exporter_id)
-        if self.limiter is not None:
-            self.limiter.shutdown()
         if self.store is not None:
             self.store.close()
-        if self._log_directory is not None:
-            self._log_directory.cleanup()
         if self.admin is not None:
             self.admin.shutdown()
         self._state = "stopped"

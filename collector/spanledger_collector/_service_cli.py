@@ -11,7 +11,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from ._component import ConfigError
+from ._config import DEFAULT_CONFIG
+from ._graph import load_settings
+from ._service import CollectorService
+from ._store import StoreUnavailableError
 
 __all__ = ["register"]
 
@@ -40,12 +46,6 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import duckdb
-
-    from ._config import DEFAULT_CONFIG, load_settings
-    from ._service import CollectorService
-    from ._store import StoreUnavailableError
-
     if args.print_default_config:
         print(DEFAULT_CONFIG.strip())
         return 0

@@ -1,19 +1,27 @@
 """Onward exporters: OTLP/gRPC, OTLP/HTTP (Datadog's intake among others) and AWS CloudWatch / X-Ray.
 
 Every exporter is a :class:`QueuedExporter`: a persistent on-disk sending queue and a retrying sender.
-``FACTORIES[type].create(component_id, config, data_dir)`` builds one from its ``exporters:`` entry;
-``exporter.stats()`` returns an :class:`ExporterStats` for the collector's self-telemetry.
+Their factories (``read`` an ``exporters:`` entry at load, ``create`` at start) are registered in
+``spanledger_collector._registry``; ``exporter.stats()`` returns an :class:`ExporterStats` for the
+collector's self-telemetry.
 """
 
-from ._factories import AwsOtlpExporterFactory, ExporterFactory, OtlpGrpcExporterFactory, OtlpHttpExporterFactory
+from ._factories import (
+    AwsOtlpExporterFactory,
+    ExporterFactory,
+    OtlpGrpcExporterFactory,
+    OtlpHttpExporterFactory,
+    QueuedExporterConfig,
+)
 from ._queued import QueuedExporter
 from ._stats import ExporterStats
 
-__all__ = ["FACTORIES", "ExporterFactory", "ExporterStats", "QueuedExporter"]
-
-FACTORIES: dict[str, ExporterFactory] = {
-    "otlp": OtlpGrpcExporterFactory(),
-    "otlp_grpc": OtlpGrpcExporterFactory(),
-    "otlphttp": OtlpHttpExporterFactory(),
-    "awsotlp": AwsOtlpExporterFactory(),
-}
+__all__ = [
+    "AwsOtlpExporterFactory",
+    "ExporterFactory",
+    "ExporterStats",
+    "OtlpGrpcExporterFactory",
+    "OtlpHttpExporterFactory",
+    "QueuedExporter",
+    "QueuedExporterConfig",
+]

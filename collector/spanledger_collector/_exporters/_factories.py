@@ -1,21 +1,33 @@
-"""Exporter factories: validate an ``exporters:`` entry and build its exporter."""
+"""Onward exporter factories: ``read`` checks an ``exporters:`` entry into a typed config when the
+configuration is loaded (so a bad setting is refused before any port is opened); ``create`` builds the
+exporter at start from that config."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from .._component import ConfigError
+from .._config import LoadContext
 from .._config_reader import ConfigSection
 from ._grpc import OtlpGrpcTransport
 from ._http import OtlpHttpTransport
 from ._queued import QueuedExporter
-from ._settings import read_queue_settings, read_retry_settings
+from ._settings import QueueSettings, RetrySettings, read_queue_settings, read_retry_settings
 from ._signals import SIGNALS, Signal
 from ._transport import Transport
 
-__all__ = ["AwsOtlpExporterFactory", "ExporterFactory", "OtlpGrpcExporterFactory", "OtlpHttpExporterFactory"]
+__all__ = [
+    "AwsOtlpExporterFactory",
+    "ExporterFactory",
+    "OtlpGrpcExporterFactory",
+    "OtlpHttpExporterFactory",
+    "QueuedExporterConfig",
+]
 
 _COMPRESSIONS = ("gzip", "none")
 _DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024  # grpc-go's and grpcio's default receive limit
@@ -28,20 +40,51 @@ _AWS_MAX_REQUEST_BYTES = 5_000_000
 _AWS_MAX_REQUEST_ITEMS = 10_000
 
 
-class ExporterFactory(Protocol):
-    def create(self, component_id: str, config: dict[str, Any], data_dir: Path) -> QueuedExporter: ...
+@dataclass(frozen=True)
+class QueuedExporterConfig:
+    """What every onward exporter is built from: its transport (made at start), queue, retries and limits."""
+
+    transport: Callable[[], Transport]
+    queue: QueueSettings
+    retry: RetrySettings
+    timeout: float
+    max_request_bytes: int
+    max_request_items: int
 
 
-def _build(
+class ExporterFactory(ABC):
+    """The base of the onward exporter factories: subclasses implement :meth:`read`."""
+
+    @abstractmethod
+    def read(self, component_id: str, section: ConfigSection, context: LoadContext) -> QueuedExporterConfig: ...
+
+    def create(self, component_id: str, config: QueuedExporterConfig) -> QueuedExporter:
+        return QueuedExporter(
+            component_id,
+            config.transport(),
+            queue=config.queue,
+            retry=config.retry,
+            timeout=config.timeout,
+            max_request_bytes=config.max_request_bytes,
+            max_request_items=config.max_request_items,
+        )
+
+    def from_mapping(self, component_id: str, config: Mapping[str, Any], data_dir: Path) -> QueuedExporter:
+        """Read and create in one step (an exporter used on its own, outside a collector's configuration)."""
+        section = ConfigSection(config, f"exporters.{component_id}")
+        return self.create(component_id, self.read(component_id, section, LoadContext(data_dir=data_dir)))
+
+
+def _read(
     component_id: str,
     reader: ConfigSection,
-    data_dir: Path,
-    transport_factory: Any,
+    context: LoadContext,
+    transport_factory: Callable[[], Transport],
     default_max_bytes: int,
     default_max_items: int,
     hard_max_bytes: int | None = None,
     hard_max_items: int | None = None,
-) -> QueuedExporter:
+) -> QueuedExporterConfig:
     timeout = reader.duration("timeout", 5.0)
     if timeout <= 0:
         raise ConfigError(f"{reader.path}.timeout: must be positive")
@@ -51,19 +94,10 @@ def _build(
         raise ConfigError(f"{reader.path}.max_request_size: the destination accepts at most {hard_max_bytes} bytes")
     if hard_max_items is not None and max_items > hard_max_items:
         raise ConfigError(f"{reader.path}.max_request_items: the destination accepts at most {hard_max_items} items")
-    queue = read_queue_settings(reader, data_dir, component_id)
+    queue = read_queue_settings(reader, context.data_dir, component_id)
     retry = read_retry_settings(reader)
-    transport: Transport = transport_factory()
     reader.done()
-    return QueuedExporter(
-        component_id,
-        transport,
-        queue=queue,
-        retry=retry,
-        timeout=timeout,
-        max_request_bytes=max_bytes,
-        max_request_items=max_items,
-    )
+    return QueuedExporterConfig(transport_factory, queue, retry, timeout, max_bytes, max_items)
 
 
 def _http_url(reader: ConfigSection, key: str) -> str | None:
@@ -80,11 +114,10 @@ def _is_datadog(url: str) -> bool:
     return any(host.endswith(suffix) for suffix in _DATADOG_HOST_SUFFIXES)
 
 
-class OtlpGrpcExporterFactory:
+class OtlpGrpcExporterFactory(ExporterFactory):
     """``otlp`` (also ``otlp_grpc``): OTLP/gRPC to ``endpoint`` (``host:port``, or a URL)."""
 
-    def create(self, component_id: str, config: dict[str, Any], data_dir: Path) -> QueuedExporter:
-        reader = ConfigSection(config, f"exporters.{component_id}")
+    def read(self, component_id: str, reader: ConfigSection, context: LoadContext) -> QueuedExporterConfig:
         endpoint = reader.required_text("endpoint")
         parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
         if parts.scheme not in ("", "http", "https") or not parts.hostname or parts.port is None:
@@ -97,10 +130,10 @@ class OtlpGrpcExporterFactory:
         compression = reader.choice("compression", _COMPRESSIONS, "gzip")
         host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
         target = f"{host}:{parts.port}"
-        return _build(
+        return _read(
             component_id,
             reader,
-            data_dir,
+            context,
             lambda: OtlpGrpcTransport(
                 target, insecure=insecure, headers=headers, compression=compression, ca_file=ca_file
             ),
@@ -109,11 +142,10 @@ class OtlpGrpcExporterFactory:
         )
 
 
-class OtlpHttpExporterFactory:
+class OtlpHttpExporterFactory(ExporterFactory):
     """``otlphttp``: OTLP/HTTP protobuf to ``endpoint`` + ``/v1/<signal>`` or to per-signal URLs."""
 
-    def create(self, component_id: str, config: dict[str, Any], data_dir: Path) -> QueuedExporter:
-        reader = ConfigSection(config, f"exporters.{component_id}")
+    def read(self, component_id: str, reader: ConfigSection, context: LoadContext) -> QueuedExporterConfig:
         base = _http_url(reader, "endpoint")
         endpoints: dict[Signal, str] = {}
         for signal, spec in SIGNALS.items():
@@ -133,10 +165,10 @@ class OtlpHttpExporterFactory:
         compression = reader.choice("compression", _COMPRESSIONS, "gzip")
         datadog = any(_is_datadog(url) for url in endpoints.values())
         missing = {signal: f"{reader.path}.{signal}_endpoint" for signal in SIGNALS if signal not in endpoints}
-        return _build(
+        return _read(
             component_id,
             reader,
-            data_dir,
+            context,
             lambda: OtlpHttpTransport(
                 endpoints, headers=headers, compression=compression, ca_file=ca_file, missing_endpoints=missing
             ),
@@ -145,17 +177,21 @@ class OtlpHttpExporterFactory:
         )
 
 
-class AwsOtlpExporterFactory:
+class AwsOtlpExporterFactory(ExporterFactory):
     """``awsotlp``: the CloudWatch / X-Ray OTLP endpoints, SigV4-signed (botocore's credential chain)."""
 
-    def create(self, component_id: str, config: dict[str, Any], data_dir: Path) -> QueuedExporter:
+    def read(self, component_id: str, reader: ConfigSection, context: LoadContext) -> QueuedExporterConfig:
         # Imported here: botocore costs ~0.3 s and several MiB, and most collectors have no AWS exporter.
-        import botocore.exceptions
-        import botocore.session
+        try:
+            import botocore.exceptions
+            import botocore.session
+        except ImportError:
+            raise ConfigError(
+                f"{reader.path}: the awsotlp exporter needs botocore: pip install 'spanledger[aws]'"
+            ) from None
 
         from ._aws import SigV4Signer, default_aws_endpoint
 
-        reader = ConfigSection(config, f"exporters.{component_id}")
         profile = reader.text("profile")
         try:
             session = botocore.session.Session(profile=profile)
@@ -179,10 +215,10 @@ class AwsOtlpExporterFactory:
             signal_headers["logs"] = {"x-aws-log-group": log_group, "x-aws-log-stream": log_stream}
         compression = reader.choice("compression", _COMPRESSIONS, "gzip")
         signer = SigV4Signer(session, region, None if signal_headers else reader.path)
-        return _build(
+        return _read(
             component_id,
             reader,
-            data_dir,
+            context,
             lambda: OtlpHttpTransport(
                 endpoints, headers={}, signal_headers=signal_headers, compression=compression, signer=signer
             ),

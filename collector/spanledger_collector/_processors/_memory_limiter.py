@@ -7,9 +7,11 @@ import os
 import threading
 
 from .._component import RetryableError
-from .._config import MemoryLimiterSettings
+from .._config import LoadContext, MemoryLimiterSettings
+from .._config_reader import ConfigSection
+from ._item import PipelineItem
 
-__all__ = ["RETRY_AFTER_S", "MemoryLimiter", "rss_bytes"]
+__all__ = ["RETRY_AFTER_S", "MemoryLimiter", "MemoryLimiterFactory", "rss_bytes"]
 
 RETRY_AFTER_S = 1.0
 
@@ -47,6 +49,10 @@ class MemoryLimiter:
                 gc.collect()
                 self._rss = rss_bytes()
 
+    def process(self, item: PipelineItem) -> None:
+        if not item.replaying:
+            self.check()
+
     def check(self) -> None:
         if self._rss > self.soft_limit:
             raise RetryableError(
@@ -59,3 +65,18 @@ class MemoryLimiter:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
+
+class MemoryLimiterFactory:
+    type = "memory_limiter"
+    signals: tuple[str, ...] = ("traces", "metrics", "logs")
+    after: tuple[str, ...] = ()
+
+    def read(self, component_id: str, section: ConfigSection, context: LoadContext) -> MemoryLimiterSettings:
+        limit = section.integer("limit_mib", 1024, minimum=1)
+        spike = section.integer("spike_limit_mib", max(1, limit // 5), minimum=0)
+        if spike >= limit:
+            raise section.fail("spike_limit_mib", f"must be below limit_mib ({limit})")
+        return MemoryLimiterSettings(section.duration("check_interval", "1s"), limit << 20, spike << 20)
+
+    def create(self, component_id: str, config: MemoryLimiterSettings) -> MemoryLimiter:
+        return MemoryLimiter(config)

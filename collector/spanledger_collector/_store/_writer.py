@@ -44,6 +44,7 @@ class _Queued(NamedTuple):
     seq: int
     batch: StoreBatch
     on_stored: Callable[[], object] | None
+    settings: BatchSettings
 
 
 Replayer = Callable[[LoggedRequest], StoreBatch]
@@ -98,11 +99,18 @@ class StoreWriter:
         self._thread.start()
 
     def submit(
-        self, pipeline_id: str, body: bytes, batch: StoreBatch, on_stored: Callable[[], object] | None = None
+        self,
+        pipeline_id: str,
+        body: bytes,
+        batch: StoreBatch,
+        on_stored: Callable[[], object] | None = None,
+        settings: BatchSettings | None = None,
     ) -> None:
         """Log the request and queue its rows; once this returns the request may be acknowledged.
 
         ``on_stored`` is called on the writer thread if the rows are stored (not for a retry of a stored request).
+        ``settings`` are the batch settings of the request's pipeline (its ``batch`` processor; the writer's own
+        when None): the group it is appended in is appended once the first of its requests' limits is reached.
         """
         spans = len(batch.spans)
         with self._lock:
@@ -122,7 +130,7 @@ class StoreWriter:
                 logger.error("writing to the request log failed: %s", error)
                 raise RetryableError(f"the request log cannot be written: {error}", retry_after=RETRY_AFTER_S) from None
             self._queued_spans += spans
-            self._queue.put(_Queued(seq, batch, on_stored))
+            self._queue.put(_Queued(seq, batch, on_stored, settings or self.settings))
         try:
             self.log.sync(seq)
         except OSError as error:
@@ -168,8 +176,9 @@ class StoreWriter:
         items: list[_Queued] = []
         flushes: list[threading.Event] = []
         spans = 0
+        limit = self.settings.send_batch_size
         deadline = self._commit_due
-        while spans < self.settings.send_batch_size:
+        while not items or spans < limit:
             wait = None if deadline is None else deadline - time.monotonic()
             try:
                 item = self._queue.get(timeout=wait) if wait is None or wait > 0 else self._queue.get_nowait()
@@ -180,9 +189,9 @@ class StoreWriter:
             if isinstance(item, threading.Event):
                 flushes.append(item)
                 break
-            if not items:
-                gather_until = time.monotonic() + self.settings.timeout_s
-                deadline = gather_until if deadline is None else min(deadline, gather_until)
+            limit = item.settings.send_batch_size if not items else min(limit, item.settings.send_batch_size)
+            gather_until = time.monotonic() + item.settings.timeout_s
+            deadline = gather_until if deadline is None else min(deadline, gather_until)
             items.append(item)
             spans += len(item.batch.spans)
         return items, flushes, False

@@ -1,0 +1,213 @@
+"""Reads a configuration into the collector's graph: components by ``type[/name]``, pipelines of them.
+
+Like the OTel Collector's ``service/internal/graph``: every configured component is read by its kind's
+factory (``_registry``) into a typed config when the configuration is loaded, and each pipeline is checked
+as an ordered chain of component ids. Whatever the collector could not honour as written is refused here,
+naming the key, before anything is started: an unknown type or key, a bad value, a reference to a
+component that is not configured or is listed twice, a processor on a signal it does not handle or before
+one it needs (``spanledger_cost`` after ``spanledger_usage``), two ``batch`` processors in one pipeline,
+more than one store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._component import ComponentId, ConfigError
+from ._config import (
+    DEFAULT_CONFIG,
+    SIGNALS,
+    CollectorSettings,
+    LoadContext,
+    PipelineSettings,
+    ReceiverSettings,
+    expand_env,
+    read_endpoint,
+)
+from ._config_reader import ConfigSection
+from ._registry import EXPORTERS, EXTENSIONS, PROCESSORS, RECEIVERS, STORES
+
+__all__ = ["load_settings", "parse_settings"]
+
+logger = logging.getLogger("spanledger.collector")
+
+
+def _components(
+    section: ConfigSection, kind: str, known: Mapping[str, object]
+) -> Iterator[tuple[str, str, ConfigSection]]:
+    """``(component id, type, its section)`` of each entry; an unknown type is refused naming the entry."""
+    for component_id in section.values:
+        where = section.key(component_id)
+        component_type = ComponentId.parse(component_id, where).type
+        if component_type not in known:
+            raise ConfigError(f"{where}: unknown {kind} type {component_type!r} (known: {', '.join(sorted(known))})")
+        yield component_id, component_type, section.section(component_id)
+    section.done()
+
+
+def _read_admin_address(service: ConfigSection) -> tuple[str, int]:
+    """``service.telemetry.metrics``: the admin server (/metrics, /health, /api/).
+
+    The seam for the admin settings (auth, TLS, import directories, body limit): the admin part's
+    ``parse_admin_settings(section)`` reads this same section and replaces this function.
+    """
+    telemetry = service.section("telemetry")
+    metrics = telemetry.section("metrics")
+    address = read_endpoint(metrics, "address", "localhost:9464")
+    metrics.done()
+    telemetry.done()
+    return address
+
+
+def _check_references(
+    pipeline: ConfigSection, kind: str, ids: tuple[str, ...], configured: Mapping[str, object]
+) -> None:
+    seen: set[str] = set()
+    for component_id in ids:
+        if component_id in seen:
+            raise pipeline.fail(kind, f"{component_id!r} is listed twice")
+        seen.add(component_id)
+        if component_id not in configured:
+            raise pipeline.fail(kind, f"{component_id!r} is not configured under {kind}")
+
+
+def _check_processors(pipeline: ConfigSection, signal: str, ids: tuple[str, ...]) -> None:
+    earlier: list[str] = []
+    batch: str | None = None
+    for processor_id in ids:
+        processor_type = processor_id.partition("/")[0]
+        factory = PROCESSORS[processor_type]
+        if signal not in factory.signals:
+            raise pipeline.fail("processors", f"{processor_id!r} works on {', '.join(factory.signals)} pipelines only")
+        for needed in factory.after:
+            if needed not in earlier:
+                raise pipeline.fail(
+                    "processors", f"{processor_id!r} needs a {needed} processor before it in this pipeline"
+                )
+        if processor_type == "batch":
+            if batch is not None:
+                raise pipeline.fail(
+                    "processors", f"{processor_id!r}: a pipeline takes one batch processor ({batch!r} is there too)"
+                )
+            batch = processor_id
+        earlier.append(processor_type)
+
+
+def _pipelines(
+    service: ConfigSection,
+    receivers: Mapping[str, object],
+    processors: Mapping[str, object],
+    exporters: Mapping[str, object],
+) -> tuple[PipelineSettings, ...]:
+    section = service.section("pipelines")
+    pipelines = []
+    for pipeline_id in section.values:
+        where = section.key(pipeline_id)
+        signal = ComponentId.parse(pipeline_id, where).type
+        if signal not in SIGNALS:
+            raise ConfigError(f"{where}: unknown pipeline type (known: {', '.join(SIGNALS)})")
+        entry = section.section(pipeline_id)
+        pipeline = PipelineSettings(
+            pipeline_id, signal, entry.names("receivers"), entry.names("processors"), entry.names("exporters")
+        )
+        entry.done()
+        if not pipeline.receivers:
+            raise entry.fail("receivers", "a pipeline needs at least one receiver")
+        _check_references(entry, "receivers", pipeline.receivers, receivers)
+        _check_references(entry, "processors", pipeline.processors, processors)
+        _check_references(entry, "exporters", pipeline.exporters, exporters)
+        _check_processors(entry, signal, pipeline.processors)
+        for exporter_id in pipeline.exporters:
+            store_type = exporter_id.partition("/")[0]
+            if signal != "traces" and store_type in STORES:
+                raise entry.fail("exporters", f"{exporter_id!r}: {store_type} stores traces only")
+        if any(p.partition("/")[0] == "batch" for p in pipeline.processors) and not any(
+            e.partition("/")[0] in STORES for e in pipeline.exporters
+        ):
+            logger.info(
+                "%s: its batch processor has nothing to decide (it groups requests for the store writer; onward"
+                " exporters group what they send in their sending queue)",
+                where,
+            )
+        pipelines.append(pipeline)
+    section.done()
+    if not pipelines:
+        raise ConfigError("service.pipelines: configure at least one pipeline")
+    return tuple(pipelines)
+
+
+def parse_settings(document: Any) -> CollectorSettings:
+    """Read and check a parsed YAML document; raises ``ConfigError`` naming the offending key."""
+    root = ConfigSection(expand_env(document), "")
+    service = root.section("service")
+
+    enabled = service.names("extensions")
+    context = LoadContext()
+    extensions: dict[str, Any] = {}
+    for component_id, component_type, section in _components(root.section("extensions"), "extension", EXTENSIONS):
+        factory = EXTENSIONS[component_type]
+        extensions[component_id] = factory.read(component_id, section, context)
+        section.done()
+        context = factory.extend(context, component_id, extensions[component_id], enabled=component_id in enabled)
+    _check_references(service, "extensions", enabled, extensions)
+
+    receivers: dict[str, ReceiverSettings] = {}
+    for component_id, component_type, section in _components(root.section("receivers"), "receiver", RECEIVERS):
+        receivers[component_id] = RECEIVERS[component_type].read(component_id, section, context)
+        section.done()
+
+    processors: dict[str, Any] = {}
+    for component_id, component_type, section in _components(root.section("processors"), "processor", PROCESSORS):
+        processors[component_id] = PROCESSORS[component_type].read(component_id, section, context)
+        section.done()
+
+    exporters: dict[str, Any] = {}
+    store: str | None = None
+    known_exporters = {**STORES, **EXPORTERS}
+    for component_id, component_type, section in _components(root.section("exporters"), "exporter", known_exporters):
+        if component_type in STORES:
+            if store is not None:
+                raise ConfigError(f"{section.path}: only one store is allowed ({store} is configured)")
+            store = component_id
+            exporters[component_id] = STORES[component_type].read(component_id, section, context)
+        else:
+            exporters[component_id] = EXPORTERS[component_type].read(component_id, section, context)
+        section.done()
+
+    pipelines = _pipelines(service, receivers, processors, exporters)
+    admin_host, admin_port = _read_admin_address(service)
+    service.done()
+    root.done()
+    return CollectorSettings(
+        receivers=receivers,
+        processors=processors,
+        exporters=exporters,
+        extensions=extensions,
+        pipelines=pipelines,
+        admin_host=admin_host,
+        admin_port=admin_port,
+        data_dir=context.data_dir,
+    )
+
+
+def load_settings(path: Path | None) -> CollectorSettings:
+    """Settings from a YAML file, or the embedded defaults when ``path`` is None."""
+    if path is None:
+        return parse_settings(yaml.safe_load(DEFAULT_CONFIG))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error.strerror})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    try:
+        return parse_settings(document)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

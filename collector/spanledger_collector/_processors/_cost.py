@@ -1,0 +1,74 @@
+"""The ``spanledger_cost`` processor: prices the usage facts ``spanledger_usage`` found, at ingest."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._component import ConfigError
+from .._config import LoadContext
+from .._config_reader import ConfigSection
+from .._pricing import PriceCatalog, load_catalog
+from .._store import UsageFact
+from ._item import PipelineItem
+
+__all__ = ["CostFactory", "CostProcessor", "CostSettings"]
+
+logger = logging.getLogger("spanledger.collector")
+
+_PRICED_FIELDS = UsageFact._fields.index("estimated_cost")
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    price_overrides: Path | None = None
+    """A price catalog file (negotiated rates) layered over the bundled catalog and genai-prices."""
+
+
+class CostProcessor:
+    def __init__(self, component_id: str, catalog: PriceCatalog) -> None:
+        self.component_id = component_id
+        self.catalog = catalog
+
+    def start(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def _price(self, fact: UsageFact) -> UsageFact:
+        # priced(): the fact with its estimate's cost (at the store's scale), currency, catalog_version and
+        # unpriced_reason (set whenever cost is None); cheaper per fact than estimate() (see _pricing._rates).
+        try:
+            return self.catalog.priced(fact)
+        except Exception as error:
+            logger.exception("pricing %s of span %s failed", fact.meter, fact.span_id)
+            # tuple.__new__ instead of _replace, as the catalog does.
+            return tuple.__new__(UsageFact, (*fact[:_PRICED_FIELDS], None, None, None, f"pricing failed: {error}"))
+
+    def process(self, item: PipelineItem) -> None:
+        if item.facts:
+            item.facts = [self._price(fact) for fact in item.facts]
+        item.priced = True
+
+
+class CostFactory:
+    type = "spanledger_cost"
+    signals: tuple[str, ...] = ("traces",)
+    after: tuple[str, ...] = ("spanledger_usage",)
+
+    def read(self, component_id: str, section: ConfigSection, context: LoadContext) -> CostSettings:
+        overrides = section.text("price_overrides")
+        if overrides is None:
+            return CostSettings()
+        if not Path(overrides).is_file():
+            raise section.fail("price_overrides", f"file {overrides} does not exist")
+        try:  # read and checked now, not when the first span arrives
+            load_catalog(Path(overrides))
+        except ConfigError as error:
+            raise section.fail("price_overrides", str(error)) from None
+        return CostSettings(Path(overrides))
+
+    def create(self, component_id: str, config: CostSettings) -> CostProcessor:
+        return CostProcessor(component_id, load_catalog(config.price_overrides))
