@@ -264,7 +264,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
 
 
 def test_shutdown_is_safe_twice_and_without_start(tmp_path: Path) -> None:
-    from spanledger_collector._config import parse_settings
+    from spanledger_collector._graph import parse_settings
     from spanledger_collector._service import CollectorService
 
     settings = parse_settings(collector_config(tmp_path))

@@ -144,13 +144,16 @@ class CollectorService:
         for component in components:
             component.start()
         if self.store is not None:
+            store_id = next(
+                exporter_id for exporter_id in settings.exporters if exporter_id.partition("/")[0] in STORES
+            )
             writer = self.store.writer
             storing_pipelines = [pipeline for pipeline, _ in pipelines if pipeline.writer is not None]
             pending = writer.log.last_seq - writer.store.committed_log_position()
             if pending > 0 and not storing_pipelines:
                 raise ConfigError(
                     f"the request log {writer.log.directory} holds {pending} acknowledged requests not yet"
-                    " stored, but no traces pipeline exports to the store: add it back to store them"
+                    f" stored, but no traces pipeline exports to {store_id}: add it back to store them"
                 )
             writer.start(_replayer(storing_pipelines))
         for processor in self.processors.values():
