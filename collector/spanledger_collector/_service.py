@@ -18,6 +18,7 @@ import threading
 from collections.abc import Sequence
 
 from google.protobuf.internal import api_implementation
+from prometheus_client.registry import Collector
 
 from ._admin import AdminServer
 from ._component import Component, ConfigError, Consumer
@@ -83,6 +84,8 @@ class CollectorService:
         self.processors: dict[str, Processor] = {}
         self.receivers: list[GrpcReceiver | HttpReceiver] = []
         self.admin: AdminServer | None = None
+        self._registered: list[Collector] = []
+        """What this service added to ``REGISTRY``, taken off again at shutdown."""
         self._state = "starting"
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -166,9 +169,11 @@ class CollectorService:
                 self.receivers.append(receiver)
                 protocol = "grpc" if isinstance(receiver, GrpcReceiver) else "http"
                 addresses[f"{receiver_id}.{protocol}"] = f"{bound_host(receiver.settings.host)}:{receiver.port}"
-        REGISTRY.register(ExporterStatsCollector(self.exporters))
+        self._registered.append(ExporterStatsCollector(self.exporters))
         if self.store is not None:
-            REGISTRY.register(billing_metrics(self.store.store))
+            self._registered.append(billing_metrics(self.store.store))
+        for collector in self._registered:
+            REGISTRY.register(collector)
         self.admin = AdminServer(
             settings.admin_host,
             settings.admin_port,
@@ -205,5 +210,7 @@ class CollectorService:
             self.store.close()
         if self.admin is not None:
             self.admin.shutdown()
+        for collector in self._registered:
+            REGISTRY.unregister(collector)
         self._state = "stopped"
         self._stopped.set()
