@@ -6,10 +6,10 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from .._config_reader import ConfigSection
 from ._errors import BillingError
 
 __all__ = ["LINE_FIELDS", "SHARED_POLICIES", "Rule", "Rules", "load_rules"]
@@ -28,6 +28,8 @@ LINE_FIELDS: dict[str, str] = {
     "model": "l.model",
 }
 _KINDS = {"capacity", "consumption", "shared", "none"}
+_MATCH_ON = ("resource", "model")
+_CAPACITY_PER = ("accelerator", "instance")
 SHARED_POLICIES = ("none", "proportional")
 """How shared lines are split: ``none`` (wholly unallocated) or ``proportional`` (over the traces in their billing
 account and period, by the EffectiveCost allocated to them directly)."""
@@ -76,48 +78,73 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _rule(raw: dict[str, Any], where: str) -> Rule:
-    try:
-        kind = raw["kind"]
-        if kind not in _KINDS:
-            raise BillingError(f"{where}: kind must be one of {sorted(_KINDS)}, not {kind!r}")
-        when = tuple(tuple((str(k), str(v)) for k, v in alternative.items()) for alternative in raw["when"])
-        for alternative in when:
-            for field, _ in alternative:
-                if field.removeprefix("not_") not in LINE_FIELDS:
-                    raise BillingError(f"{where}: unknown field {field!r} (known: {sorted(LINE_FIELDS)})")
-        return Rule(
-            id=str(raw["id"]),
-            kind=kind,
-            fact_meters=tuple(raw.get("fact_meters", ())),
-            resource_type=raw.get("resource_type"),
-            match_on=raw.get("match_on", "resource"),
-            boundary=raw.get("boundary"),
-            unit_seconds=int(raw.get("unit_seconds", 3600)),
-            capacity_per=raw.get("capacity_per", "accelerator"),
-            unit_factor=int(raw.get("unit_factor", 1)),
-            when=when,
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise BillingError(f"{where}: invalid rule: {error}") from error
+def _rule(section: ConfigSection) -> Rule:
+    kind = section.required_text("kind")
+    if kind not in _KINDS:
+        raise section.fail("kind", f"must be one of {sorted(_KINDS)}, not {kind!r}")
+    when = []
+    for alternative in section.section_list("when"):
+        terms = []
+        for field, pattern in alternative.rest().items():
+            if field.removeprefix("not_") not in LINE_FIELDS:
+                raise alternative.fail(field, f"unknown field (known: {sorted(LINE_FIELDS)})")
+            if not isinstance(pattern, str):
+                raise alternative.fail(field, f"expected a regular expression, got {pattern!r}")
+            terms.append((field, pattern))
+        when.append(tuple(terms))
+    rule = Rule(
+        id=section.required_text("id"),
+        kind=kind,
+        fact_meters=section.strings("fact_meters"),
+        resource_type=section.text("resource_type"),
+        match_on=section.choice("match_on", _MATCH_ON, "resource"),
+        boundary=section.text("boundary"),
+        unit_seconds=section.integer("unit_seconds", 3600, minimum=1),
+        capacity_per=section.choice("capacity_per", _CAPACITY_PER, "accelerator"),
+        unit_factor=section.integer("unit_factor", 1, minimum=1),
+        when=tuple(when),
+    )
+    section.done()
+    return rule
 
 
 def load_rules(path: Path | None = None) -> Rules:
-    """The packaged rules, or the rules file at ``path``."""
+    """The packaged rules, or the rules file at ``path``.
+
+    Read with the collector's strict config reader: a ``BillingError`` names the file and key
+    (``rules.yaml: rules[3].when[0].usage_typ: unknown field``).
+    """
     if path is None:
         text = resources.files("spanledger_collector.billing").joinpath("rules.yaml").read_text(encoding="utf-8")
         name = "rules.yaml"
     else:
-        text, name = path.read_text(encoding="utf-8"), str(path)
-    document = yaml.safe_load(text)
-    rules = tuple(_rule(raw, f"{name}: rule {index + 1}") for index, raw in enumerate(document["rules"]))
-    shared_policy = str(document.get("shared_policy", "none"))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise BillingError(f"{path}: cannot read the rules file ({error.strerror})") from None
+        name = str(path)
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise BillingError(f"{name}: not valid YAML ({error})") from None
+    root = ConfigSection(document, "", source=name, error=BillingError)
+    root.integer("version", 1, minimum=1)
+    if not root.has("rules"):
+        raise root.fail("rules", "required")
+    rules = tuple(_rule(section) for section in root.section_list("rules"))
+    shared_policy = root.text("shared_policy", "none")
     if shared_policy not in SHARED_POLICIES:
+        # Worded as the billing answers have always said it (the API and CLI show it as is).
         raise BillingError(f"{name}: shared_policy must be one of {list(SHARED_POLICIES)}, not {shared_policy!r}")
+    accelerators = root.section("accelerators")
+    counts = {instance.lower(): accelerators.integer(instance, 1, minimum=1) for instance in list(accelerators.values)}
+    accelerators.done()
+    method_version = root.text("method_version", "spanledger.allocation.v1") or "spanledger.allocation.v1"
+    root.done()
     return Rules(
         rules=rules,
-        accelerators={str(k).lower(): int(v) for k, v in document.get("accelerators", {}).items()},
-        method_version=str(document.get("method_version", "spanledger.allocation.v1")),
+        accelerators=counts,
+        method_version=method_version,
         shared_policy=shared_policy,
         digest=hashlib.sha256(text.encode()).hexdigest()[:16],
     )
