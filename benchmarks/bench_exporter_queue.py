@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from _otlp_downstream import http_downstream, make_traces, wait_until
-from spanledger_collector._exporters import FACTORIES
+from spanledger_collector._registry import EXPORTERS
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
         make_traces(1, 1, args.spans, start=index * args.spans, attr_bytes=300) for index in range(args.requests)
     ]
     with http_downstream() as downstream, tempfile.TemporaryDirectory(dir=args.dir) as data_dir:
-        exporter = FACTORIES["otlphttp"].create("otlphttp/bench", {"endpoint": downstream.url}, Path(data_dir))
+        exporter = EXPORTERS["otlphttp"].from_mapping("otlphttp/bench", {"endpoint": downstream.url}, Path(data_dir))
         exporter.start()
         shares = [requests[index :: args.threads] for index in range(args.threads)]
 

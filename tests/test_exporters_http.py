@@ -11,14 +11,15 @@ from _otlp_downstream import free_port, http_downstream, make_traces, wait_until
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from spanledger_collector._component import ConfigError, RetryableError
-from spanledger_collector._exporters import FACTORIES, QueuedExporter
+from spanledger_collector._exporters import QueuedExporter
+from spanledger_collector._registry import EXPORTERS
 
 FAST_RETRY = {"initial_interval": "10ms", "max_interval": "50ms", "max_elapsed_time": "60s"}
 
 
 def create(data_dir: Path, **config: Any) -> QueuedExporter:
     config.setdefault("retry_on_failure", FAST_RETRY)
-    exporter = FACTORIES["otlphttp"].create("otlphttp/test", config, data_dir)
+    exporter = EXPORTERS["otlphttp"].from_mapping("otlphttp/test", config, data_dir)
     exporter.start()
     return exporter
 
@@ -167,7 +168,7 @@ def test_gives_up_after_max_elapsed_time_and_counts_the_loss(tmp_path: Path) -> 
 
 
 def test_shutdown_is_safe_twice_and_without_start(tmp_path: Path) -> None:
-    exporter = FACTORIES["otlphttp"].create("otlphttp/idle", {"endpoint": "http://127.0.0.1:1"}, tmp_path)
+    exporter = EXPORTERS["otlphttp"].from_mapping("otlphttp/idle", {"endpoint": "http://127.0.0.1:1"}, tmp_path)
     exporter.shutdown()
     exporter.shutdown()
     with pytest.raises(RetryableError):
@@ -201,7 +202,7 @@ def test_per_signal_endpoint_only(tmp_path: Path) -> None:
 )
 def test_bad_config_names_the_key(tmp_path: Path, config: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError, match=key.replace("/", "/").replace(".", r"\.")):
-        FACTORIES["otlphttp"].create("otlphttp/x", config, tmp_path)
+        EXPORTERS["otlphttp"].from_mapping("otlphttp/x", config, tmp_path)
 
 
 def test_one_bad_request_does_not_take_down_the_requests_merged_with_it(tmp_path: Path) -> None:
@@ -235,12 +236,12 @@ def test_requests_queued_during_an_outage_go_out_merged(tmp_path: Path) -> None:
 
 
 def test_datadog_intake_defaults_to_its_size_limit(tmp_path: Path) -> None:
-    datadog = FACTORIES["otlphttp"].create(
+    datadog = EXPORTERS["otlphttp"].from_mapping(
         "otlphttp/datadog",
         {"traces_endpoint": "https://otlp.datadoghq.com/v1/traces", "headers": {"dd-api-key": "k"}},
         tmp_path,
     )
-    other = FACTORIES["otlphttp"].create("otlphttp/other", {"endpoint": "https://otel.example.com"}, tmp_path)
+    other = EXPORTERS["otlphttp"].from_mapping("otlphttp/other", {"endpoint": "https://otel.example.com"}, tmp_path)
     assert datadog._max_request_bytes == 3_200_000
     assert other._max_request_bytes == 4 * 1024 * 1024
 

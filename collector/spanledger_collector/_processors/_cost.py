@@ -49,7 +49,8 @@ class CostProcessor:
 
     def process(self, item: PipelineItem) -> None:
         if item.facts:
-            item.facts = [self._price(fact) for fact in item.facts]
+            # In place: what was derived from the list so far (the usage metrics to record) sees the prices.
+            item.facts[:] = [self._price(fact) for fact in item.facts]
         item.priced = True
 
 

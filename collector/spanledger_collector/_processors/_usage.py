@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from .._component import PermanentError
 from .._config import LoadContext
@@ -46,9 +47,9 @@ class UsageProcessor:
         batch = item.decoded.batch
         item.facts, item.data_reads, item.llm_calls = batch.facts, batch.data_reads, item.decoded.llm_calls
         if not item.replaying:
-            # Counted once the rows are stored, with the facts as the later processors leave them (priced);
-            # a client's retry of a stored request is not stored again, so not counted again.
-            item.on_stored.append(lambda: self.metrics.record(item.llm_calls, item.facts, item.data_reads))
+            # Counted once the rows are stored, with the facts as the later processors leave them (priced in
+            # place); a client's retry of a stored request is not stored again, so not counted again.
+            item.on_stored.append(partial(self.metrics.record, item.llm_calls, item.facts, item.data_reads))
 
 
 class UsageFactory:
