@@ -222,3 +222,19 @@ def test_an_exporter_with_a_bad_setting_is_refused_before_any_port_is_opened(
     with pytest.raises(Exception, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         parse_settings(config)  # refused when the config is read, before a service exists
     assert not (tmp_path / "spanledger.duckdb").exists(), "nothing was opened"
+
+
+def test_a_component_defined_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    # YAML readers keep the last of two equal keys; the collector refuses the file instead.
+    text = yaml.safe_dump(collector_config(tmp_path)).replace(
+        "processors:\n",
+        "processors:\n  batch/small: {send_batch_size: 10}\n  batch/small: {send_batch_size: 5000}\n",
+        1,
+    )
+    path = tmp_path / "collector.yaml"
+    path.write_text(text)
+    result = subprocess.run(
+        [str(SPANLEDGER), "collector", "--config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{path}: not valid YAML" in result.stderr and "found 'batch/small' twice" in result.stderr

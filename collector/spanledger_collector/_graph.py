@@ -29,7 +29,7 @@ from ._config import (
     expand_env,
     read_endpoint,
 )
-from ._config_reader import ConfigSection
+from ._config_reader import ConfigSection, load_yaml
 from ._registry import EXPORTERS, EXTENSIONS, PROCESSORS, RECEIVERS, STORES
 
 __all__ = ["load_settings", "parse_settings"]
@@ -198,13 +198,13 @@ def parse_settings(document: Any) -> CollectorSettings:
 def load_settings(path: Path | None) -> CollectorSettings:
     """Settings from a YAML file, or the embedded defaults when ``path`` is None."""
     if path is None:
-        return parse_settings(yaml.safe_load(DEFAULT_CONFIG))
+        return parse_settings(load_yaml(DEFAULT_CONFIG))
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the config file ({error.strerror})") from None
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from None
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from .._component import ConfigError
-from .._config_reader import ConfigSection
+from .._config_reader import ConfigSection, load_yaml
 
 __all__ = [
     "AcceleratorRule",
@@ -105,7 +105,7 @@ def load_cloud_catalog(path: Path, base: CloudCatalog | None = None) -> CloudCat
     (``overrides.yaml: instances.p5.48xlarge.gpus: ...``).
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the price catalog: {exc}") from exc
     except yaml.YAMLError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .._config_reader import ConfigSection
+from .._config_reader import ConfigSection, load_yaml
 from ._errors import BillingError
 
 __all__ = ["LINE_FIELDS", "SHARED_POLICIES", "Rule", "Rules", "load_rules"]
@@ -124,7 +124,7 @@ def load_rules(path: Path | None = None) -> Rules:
             raise BillingError(f"{path}: cannot read the rules file ({error.strerror})") from None
         name = str(path)
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError as error:
         raise BillingError(f"{name}: not valid YAML ({error})") from None
     root = ConfigSection(document, "", source=name, error=BillingError)
