@@ -159,6 +159,7 @@ class ReferenceUsage:
         self.egress = counter(
             semconv.METRIC_SPANLEDGER_EGRESS_BYTES, semconv.SPANLEDGER_EGRESS_BOUNDARY, semconv.NETWORK_IO_DIRECTION
         )
+        self.refused = counter(semconv.METRIC_SPANLEDGER_USAGE_REFUSED_VALUES, semconv.SPANLEDGER_USAGE_ATTRIBUTE)
         self.tenant_limit = tenant_limit
         self.tenants: list[str] = []
 

@@ -11,7 +11,9 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
     processors:
       memory_limiter: {check_interval: 1s, limit_mib: 1024, spike_limit_mib: 20% of limit_mib}
       batch: {send_batch_size: 8192, timeout: 200ms}
-      spanledger_usage: {tenant_cardinality_limit: 100}   # usage facts, data reads, GenAI metrics
+      spanledger_usage: {tenant_cardinality_limit: 100,   # usage facts, data reads, GenAI metrics; metric labels
+                         label_cardinality_limit: 100,    # from span data are capped (docs/schema.md)
+                         series_cardinality_limit: 1000, label_value_length_limit: 128}
       spanledger_cost: {price_overrides: FILE}             # attaches spanledger.cost.* to usage
     exporters:
       spanledger_store: {path: ./spanledger.duckdb, threads: 1, memory_limit_mib: 32,  # the store (at most one)
@@ -165,6 +167,9 @@ class CollectorSettings:
     memory_limiter: MemoryLimiterSettings | None = None
     batch: BatchSettings = field(default_factory=BatchSettings)
     tenant_cardinality_limit: int = 100
+    label_cardinality_limit: int = 100
+    series_cardinality_limit: int = 1000
+    label_value_length_limit: int = 128
     extract_usage: bool = False
     estimate_cost: bool = False
     price_overrides: Path | None = None
@@ -368,6 +373,9 @@ def parse_settings(document: Any) -> CollectorSettings:
             )
         elif processor_type == "spanledger_usage":
             fields["tenant_cardinality_limit"] = settings.integer("tenant_cardinality_limit", 100)
+            fields["label_cardinality_limit"] = settings.integer("label_cardinality_limit", 100)
+            fields["series_cardinality_limit"] = settings.integer("series_cardinality_limit", 1000, minimum=1)
+            fields["label_value_length_limit"] = settings.integer("label_value_length_limit", 128, minimum=1)
         elif processor_type == "spanledger_cost":
             overrides = settings.text("price_overrides")
             if overrides is not None and not Path(overrides).is_file():

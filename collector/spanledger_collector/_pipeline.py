@@ -23,14 +23,12 @@ from spanledger import semconv
 from ._component import Consumer, PermanentError
 from ._decode import DecodedTraces, decode_traces, double_attribute, string_attribute
 from ._processors import MemoryLimiter
-from ._store import StoreBatch, StoreWriter, UsageFact, digest
+from ._store import StoreBatch, StoreWriter, UsageFact, digest, with_estimate
 from ._telemetry import UsageMetrics
 
 __all__ = ["Pipeline"]
 
 logger = logging.getLogger("spanledger.collector")
-
-_PRICED_FIELDS = UsageFact._fields.index("estimated_cost")
 
 
 def _cost_attributes(facts: Sequence[UsageFact]) -> list[Any]:
@@ -84,8 +82,7 @@ class Pipeline:
             priced: UsageFact = self.catalog.priced(fact)
         except Exception as error:
             logger.exception("pricing %s of span %s failed", fact.meter, fact.span_id)
-            # tuple.__new__ instead of _replace, as the catalog does.
-            return tuple.__new__(UsageFact, (*fact[:_PRICED_FIELDS], None, None, None, f"pricing failed: {error}"))
+            return with_estimate(fact, (None, None, None, f"pricing failed: {error}"))
         return priced
 
     def _decode(self, data: bytes) -> DecodedTraces:
@@ -111,7 +108,9 @@ class Pipeline:
                 exporter.consume_traces(request)
         record_usage = None
         if self.usage_metrics is not None:
-            record_usage = partial(self.usage_metrics.record, decoded.llm_calls, batch.facts, batch.data_reads)
+            record_usage = partial(
+                self.usage_metrics.record, decoded.llm_calls, batch.facts, batch.data_reads, decoded.refused_values
+            )
         if self.writer is not None and len(batch.spans):
             batch.digest = digest(data)
             # Recorded once stored: a retried request was counted when it was first stored.

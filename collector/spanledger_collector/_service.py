@@ -27,7 +27,7 @@ from ._pipeline import Pipeline
 from ._processors import MemoryLimiter
 from ._receivers import GrpcReceiver, HttpReceiver, OtlpSignals, bound_host
 from ._store import DuckDBStore, LoggedRequest, Replayer, RequestLog, StoreBatch, StoreWriter
-from ._telemetry import REGISTRY, ExporterStatsCollector, UsageMetrics
+from ._telemetry import REGISTRY, CardinalityLimits, ExporterStatsCollector, UsageMetrics
 
 __all__ = ["CollectorService"]
 
@@ -132,7 +132,14 @@ class CollectorService:
         catalog = None
         if settings.estimate_cost:
             catalog = importlib.import_module("spanledger_collector._pricing").load_catalog(settings.price_overrides)
-        usage_metrics = UsageMetrics(tenant_cardinality_limit=settings.tenant_cardinality_limit)
+        usage_metrics = UsageMetrics(
+            limits=CardinalityLimits(
+                tenant=settings.tenant_cardinality_limit,
+                label=settings.label_cardinality_limit,
+                series=settings.series_cardinality_limit,
+                value_length=settings.label_value_length_limit,
+            )
+        )
         pipelines: list[tuple[Pipeline, tuple[str, ...]]] = []
         for pipeline_settings in settings.pipelines:
             processor_types = {processor.partition("/")[0] for processor in pipeline_settings.processors}
