@@ -9,15 +9,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from collector_fixtures import collector_config, start_collector
+from fixtures.usage_store import open_usage_store
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from spanledger import semconv
 from spanledger_collector._decode import MAX_TOKENS
 from spanledger_collector._telemetry import OTHER, label_name, prometheus_name
+from spanledger_collector.billing.metrics import create_collector
+from test_billing_answers import store_path  # noqa: F401  (the fixture: a store with an allocated bill)
 
 TOKEN_USAGE = prometheus_name(semconv.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
 DURATION = prometheus_name(semconv.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
@@ -128,3 +133,21 @@ def test_fifty_thousand_model_names_keep_metrics_bounded_and_other_carries_the_r
     assert sum(value for _, value in sums) == 3 * models
     assert len(samples(exposition, f"{DURATION}_count")) == limit + 1
     assert len(exposition) < 1_000_000, f"/metrics is {len(exposition)} bytes"
+
+
+def test_billing_gauges_cap_the_labels_from_span_data_keeping_the_totals(store_path: Path) -> None:  # noqa: F811
+    store = open_usage_store(store_path)
+    try:
+        expositions = []
+        for limit in (100, 0):
+            registry = CollectorRegistry()
+            registry.register(create_collector(store, label_limit=limit))
+            expositions.append(generate_latest(registry).decode())
+    finally:
+        store.close()
+    uncapped, capped = (samples(text, prometheus_name(semconv.METRIC_SPANLEDGER_BILLING_COST)) for text in expositions)
+    workflow, model = label_name(semconv.SPANLEDGER_WORKFLOW_NAME), label_name(semconv.GEN_AI_REQUEST_MODEL)
+    assert {labels[workflow] for labels, _ in uncapped} - {""}, "the fixture has workflows"
+    assert {labels[workflow] for labels, _ in capped} <= {"", OTHER}
+    assert {labels[model] for labels, _ in capped} <= {"", OTHER}
+    assert sum(value for _, value in capped) == pytest.approx(sum(value for _, value in uncapped))

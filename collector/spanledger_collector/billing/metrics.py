@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from spanledger import semconv
 
-from .._telemetry import OTHER_TENANT, label_name, prometheus_name
+from .._telemetry import OTHER, label_name, prometheus_name
 from ._rules import load_rules
 from ._schema import has_table
 from ._store_access import store_connection
@@ -30,10 +30,29 @@ _TENANT = label_name(semconv.SPANLEDGER_TENANT_ID)
 _RESOURCE_TYPE = label_name(semconv.SPANLEDGER_RESOURCE_TYPE)
 
 
+def _capped(column: str) -> str:
+    """The label of ``column``: '' when NULL, itself when among the costliest kept values, else other."""
+    return (
+        f"CASE WHEN {column} IS NULL THEN '' WHEN {column} IN (SELECT {column} FROM kept_{column}) THEN {column} "
+        "ELSE $other END"
+    )
+
+
+def _kept(column: str, limit: str) -> str:
+    """The values of ``column`` that keep their own label: the costliest ``limit`` short enough (docs/schema.md)."""
+    return f"""kept_{column} AS (
+                     SELECT {column} FROM current WHERE {column} IS NOT NULL AND length({column}) <= $value_length
+                     GROUP BY {column} ORDER BY sum(effective_cost) DESC, {column} LIMIT {limit})"""
+
+
 class BillingCollector(Collector):
-    def __init__(self, store: Any, *, tenant_limit: int = 100) -> None:
+    """The billing gauges; each label from span data (workflow, model, tenant) keeps its costliest values."""
+
+    def __init__(self, store: Any, *, tenant_limit: int = 100, label_limit: int = 100, value_length: int = 128) -> None:
         self._store = store
         self._tenant_limit = tenant_limit
+        self._label_limit = label_limit
+        self._value_length = value_length
         per_instance = [rule.id for rule in load_rules().rules if rule.capacity_per == "instance"]
         self._per_instance_rules = ", ".join(f"'{rule_id}'" for rule_id in per_instance) or "NULL"
 
@@ -56,18 +75,22 @@ class BillingCollector(Collector):
                 labels=[_PERIOD, _WORKFLOW, _MODEL, _TENANT],
             )
             rows = connection.execute(
-                """WITH current AS (
+                f"""WITH current AS (
                      SELECT a.*, strftime(r.billing_period_start, '%Y-%m') AS period
                      FROM allocations a JOIN allocation_runs r USING (run_id)
                      WHERE r.superseded_by IS NULL AND a.trace_id IS NOT NULL),
-                   kept AS (SELECT tenant FROM current WHERE tenant IS NOT NULL GROUP BY tenant
-                            ORDER BY sum(effective_cost) DESC, tenant LIMIT ?)
-                   SELECT period, coalesce(workflow, ''), coalesce(model, ''),
-                          CASE WHEN tenant IS NULL THEN '' WHEN tenant IN (SELECT tenant FROM kept) THEN tenant
-                               ELSE ? END AS tenant_label,
+                   {_kept("workflow", "$label_limit")},
+                   {_kept("model", "$label_limit")},
+                   {_kept("tenant", "$tenant_limit")}
+                   SELECT period, {_capped("workflow")}, {_capped("model")}, {_capped("tenant")},
                           sum(effective_cost)::DOUBLE
                    FROM current GROUP BY ALL ORDER BY ALL""",
-                [self._tenant_limit, OTHER_TENANT],
+                {
+                    "label_limit": self._label_limit,
+                    "tenant_limit": self._tenant_limit,
+                    "value_length": self._value_length,
+                    "other": OTHER,
+                },
             ).fetchall()
             for period, workflow, model, tenant, value in rows:
                 cost.add_metric([period, workflow, model, tenant], value)
@@ -114,6 +137,8 @@ class BillingCollector(Collector):
             yield variance
 
 
-def create_collector(store: Any, *, tenant_limit: int = 100) -> BillingCollector:
+def create_collector(
+    store: Any, *, tenant_limit: int = 100, label_limit: int = 100, value_length: int = 128
+) -> BillingCollector:
     """The collector the collector service registers on its Prometheus registry."""
-    return BillingCollector(store, tenant_limit=tenant_limit)
+    return BillingCollector(store, tenant_limit=tenant_limit, label_limit=label_limit, value_length=value_length)
