@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from importlib import resources
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -30,19 +31,13 @@ _TENANT = label_name(semconv.SPANLEDGER_TENANT_ID)
 _RESOURCE_TYPE = label_name(semconv.SPANLEDGER_RESOURCE_TYPE)
 
 
-def _capped(column: str) -> str:
-    """The label of ``column``: '' when NULL, itself when among the costliest kept values, else other."""
-    return (
-        f"CASE WHEN {column} IS NULL THEN '' WHEN {column} IN (SELECT {column} FROM kept_{column}) THEN {column} "
-        "ELSE $other END"
-    )
+def _query(name: str) -> str:
+    return resources.files("spanledger_collector.billing").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
 
 
-def _kept(column: str, limit: str) -> str:
-    """The values of ``column`` that keep their own label: the costliest ``limit`` short enough (docs/schema.md)."""
-    return f"""kept_{column} AS (
-                     SELECT {column} FROM current WHERE {column} IS NOT NULL AND length({column}) <= $value_length
-                     GROUP BY {column} ORDER BY sum(effective_cost) DESC, {column} LIMIT {limit})"""
+_COST = _query("metrics_cost")
+_IDLE = _query("metrics_idle")
+_VARIANCE = _query("metrics_variance")
 
 
 class BillingCollector(Collector):
@@ -53,8 +48,7 @@ class BillingCollector(Collector):
         self._tenant_limit = tenant_limit
         self._label_limit = label_limit
         self._value_length = value_length
-        per_instance = [rule.id for rule in load_rules().rules if rule.capacity_per == "instance"]
-        self._per_instance_rules = ", ".join(f"'{rule_id}'" for rule_id in per_instance) or "NULL"
+        self._per_instance_rules = [rule.id for rule in load_rules().rules if rule.capacity_per == "instance"]
 
     def describe(self) -> list[Metric]:
         return []
@@ -75,16 +69,7 @@ class BillingCollector(Collector):
                 labels=[_PERIOD, _WORKFLOW, _MODEL, _TENANT],
             )
             rows = connection.execute(
-                f"""WITH current AS (
-                     SELECT a.*, strftime(r.billing_period_start, '%Y-%m') AS period
-                     FROM allocations a JOIN allocation_runs r USING (run_id)
-                     WHERE r.superseded_by IS NULL AND a.trace_id IS NOT NULL),
-                   {_kept("workflow", "$label_limit")},
-                   {_kept("model", "$label_limit")},
-                   {_kept("tenant", "$tenant_limit")}
-                   SELECT period, {_capped("workflow")}, {_capped("model")}, {_capped("tenant")},
-                          sum(effective_cost)::DOUBLE
-                   FROM current GROUP BY ALL ORDER BY ALL""",
+                _COST,
                 {
                     "label_limit": self._label_limit,
                     "tenant_limit": self._tenant_limit,
@@ -105,16 +90,7 @@ class BillingCollector(Collector):
                 semconv.METRIC_SPANLEDGER_BILLING_IDLE_ACCELERATOR_TIME.description,
                 labels=[_PERIOD, _RESOURCE_TYPE],
             )
-            rows = connection.execute(
-                f"""SELECT strftime(r.billing_period_start, '%Y-%m'), coalesce(al.resource_type, ''),
-                           sum(al.effective_cost - al.allocated_effective_cost)::DOUBLE,
-                           sum((al.capacity_seconds - least(al.busy_seconds, al.capacity_seconds))
-                               * CASE WHEN al.rule_id IN ({self._per_instance_rules}) THEN al.accelerators ELSE 1 END
-                               / 3600)::DOUBLE
-                    FROM allocation_lines al JOIN allocation_runs r USING (run_id)
-                    WHERE r.superseded_by IS NULL AND al.kind = 'capacity'
-                    GROUP BY ALL ORDER BY ALL"""
-            ).fetchall()
+            rows = connection.execute(_IDLE, {"per_instance_rules": self._per_instance_rules}).fetchall()
             for period, resource_type, cost_value, hours in rows:
                 idle_cost.add_metric([period, resource_type], cost_value)
                 idle_hours.add_metric([period, resource_type], hours)
@@ -125,13 +101,7 @@ class BillingCollector(Collector):
                 semconv.METRIC_SPANLEDGER_BILLING_ESTIMATE_VARIANCE.description,
                 labels=[_PERIOD],
             )
-            rows = connection.execute(
-                """SELECT strftime(r.billing_period_start, '%Y-%m'),
-                          (sum(a.effective_cost) - sum(a.estimated_cost))::DOUBLE
-                   FROM allocations a JOIN allocation_runs r USING (run_id)
-                   WHERE r.superseded_by IS NULL AND a.trace_id IS NOT NULL AND a.estimated_cost IS NOT NULL
-                   GROUP BY ALL ORDER BY ALL"""
-            ).fetchall()
+            rows = connection.execute(_VARIANCE).fetchall()
             for period, value in rows:
                 variance.add_metric([period], value)
             yield variance
