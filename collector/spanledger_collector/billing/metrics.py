@@ -32,7 +32,12 @@ _RESOURCE_TYPE = label_name(semconv.SPANLEDGER_RESOURCE_TYPE)
 
 
 def _query(name: str) -> str:
-    return resources.files("spanledger_collector.billing").joinpath("sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+    return (
+        resources.files("spanledger_collector.billing")
+        .joinpath("sql")
+        .joinpath(f"{name}.sql")
+        .read_text(encoding="utf-8")
+    )
 
 
 _COST = _query("metrics_cost")
