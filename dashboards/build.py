@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,7 @@ BUCKET_LABEL = "le"
 
 def label(attribute: str) -> str:
     """The Prometheus label of a registry attribute (``gen_ai.request.model`` -> ``gen_ai_request_model``)."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", attribute)
+    return semconv.PROMETHEUS_LABELS[attribute]
 
 
 def series(spec: MetricSpec, suffix: str = "") -> str:

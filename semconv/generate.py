@@ -223,8 +223,16 @@ def enum_class_name(key: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", key)) + "Values"
 
 
+# The Prometheus naming rule, here only: the generated ``MetricSpec.prometheus_name``,
+# ``PROMETHEUS_LABELS`` and prometheus-names.json carry its results to every other module.
+def prometheus_label(key: str) -> str:
+    """The Prometheus label of an attribute (``gen_ai.request.model`` -> ``gen_ai_request_model``)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", key)
+
+
 def prometheus_base_name(metric: Metric) -> str:
-    base = re.sub(r"[^A-Za-z0-9_]", "_", metric.name)
+    """The exposition base name (without ``_total``/``_bucket``/...), as the OTel Prometheus translators name it."""
+    base = prometheus_label(metric.name)
     suffix = UNIT_SUFFIXES.get(metric.unit)
     if suffix and not base.endswith("_" + suffix) and not (suffix == "ratio" and metric.instrument != "gauge"):
         base = f"{base}_{suffix}"
@@ -265,6 +273,8 @@ def render_python(registry: Registry) -> str:
         "    unit: str",
         "    description: str",
         "    buckets: tuple[float, ...] | None",
+        "    prometheus_name: str",
+        '    """The Prometheus exposition base name (without ``_total``, ``_bucket``, ...)."""',
         "",
         "",
         "# Attributes",
@@ -296,8 +306,16 @@ def render_python(registry: Registry) -> str:
         buckets = f"({', '.join(repr(b) for b in metric.buckets)},)" if metric.buckets else "None"
         out.append(
             f"METRIC_{constant_name(metric.name)}: Final = MetricSpec("
-            f"{metric.name!r}, {metric.instrument!r}, {metric.unit!r}, {metric.brief!r}, {buckets})"
+            f"{metric.name!r}, {metric.instrument!r}, {metric.unit!r}, {metric.brief!r}, {buckets}, "
+            f"{prometheus_base_name(metric)!r})"
         )
+    out += [
+        "",
+        "PROMETHEUS_LABELS: Final[dict[str, str]] = {",
+        *(f"    {key!r}: {prometheus_label(key)!r}," for key in sorted(registry.attributes)),
+        "}",
+        '"""Each attribute\'s Prometheus label name."""',
+    ]
     renames = {a.key: a.renamed_to for a in registry.attributes.values() if a.renamed_to}
     out += [
         "",
@@ -359,7 +377,7 @@ def render_prometheus(registry: Registry) -> str:
             "instrument": metric.instrument,
             "unit": metric.unit,
             "series": prometheus_series(metric),
-            "labels": sorted(re.sub(r"[^A-Za-z0-9_]", "_", key) for key, _ in metric.attributes),
+            "labels": sorted(prometheus_label(key) for key, _ in metric.attributes),
         }
         for metric in sorted(registry.metrics.values(), key=lambda m: m.name)
     }

@@ -22,7 +22,15 @@ from spanledger import semconv
 from spanledger_collector._batch_metrics import BatchCounter, BatchHistogram, BatchMetrics, group_by
 from spanledger_collector._decode import LlmCall
 from spanledger_collector._store import DataRead, UsageFact
-from spanledger_collector._telemetry import OTHER_TENANT, UsageMetrics, UsageSeries, label_name, prometheus_name
+from spanledger_collector._telemetry import (
+    OTHER,
+    OTHER_TENANT,
+    CardinalityLimits,
+    UsageMetrics,
+    UsageSeries,
+    label_name,
+    prometheus_name,
+)
 
 Exposition = dict[tuple[str, str, str], dict[tuple[str, tuple[tuple[str, str], ...]], float]]
 
@@ -159,6 +167,7 @@ class ReferenceUsage:
         self.egress = counter(
             semconv.METRIC_SPANLEDGER_EGRESS_BYTES, semconv.SPANLEDGER_EGRESS_BOUNDARY, semconv.NETWORK_IO_DIRECTION
         )
+        self.refused = counter(semconv.METRIC_SPANLEDGER_USAGE_REFUSED_VALUES, semconv.SPANLEDGER_USAGE_ATTRIBUTE)
         self.tenant_limit = tenant_limit
         self.tenants: list[str] = []
 
@@ -293,3 +302,36 @@ def test_tenants_past_the_cap_share_the_other_label_in_order_of_their_first_pric
     tenant = label_name(semconv.SPANLEDGER_TENANT_ID)
     totals = {dict(labels)[tenant]: value for (_, labels), value in family[1].items()}
     assert totals == {"t2": 17.0, "t3": 2.0, OTHER_TENANT: 12.0}
+
+
+def test_label_sets_past_a_family_s_series_limit_share_the_all_other_series() -> None:
+    registry = CollectorRegistry()
+    series = UsageSeries()
+    registry.register(series)
+    usage = UsageMetrics(limits=CardinalityLimits(label=1000, series=3), series=series)
+    egress = semconv.SpanledgerMeterValues.EGRESS_BYTES.value
+    facts = [UsageFact("0" * 32, "0" * 16, egress, NOW, NOW, Decimal(n + 1), "By", boundary=f"b{n}") for n in range(10)]
+    usage.record([], facts, [])
+    family = next(
+        family
+        for family in scraped(registry).items()
+        if family[0][0] == prometheus_name(semconv.METRIC_SPANLEDGER_EGRESS_BYTES)
+    )
+    boundary = label_name(semconv.SPANLEDGER_EGRESS_BOUNDARY)
+    totals = {dict(labels)[boundary]: value for (_, labels), value in family[1].items()}
+    assert totals == {"b0": 1.0, "b1": 2.0, "b2": 3.0, OTHER: float(sum(range(4, 11)))}
+
+
+def test_long_label_values_are_reported_as_other() -> None:
+    registry = CollectorRegistry()
+    series = UsageSeries()
+    registry.register(series)
+    usage = UsageMetrics(limits=CardinalityLimits(value_length=8), series=series)
+    seconds = semconv.SpanledgerMeterValues.ACCELERATOR_SECONDS.value
+    usage.record([], [UsageFact("0" * 32, "0" * 16, seconds, NOW, NOW, Decimal(2), "s", accelerator_type="x" * 9)], [])
+    family = next(
+        family
+        for family in scraped(registry).items()
+        if family[0][0] == prometheus_name(semconv.METRIC_SPANLEDGER_ACCELERATOR_TIME)
+    )
+    assert [dict(labels)[label_name(semconv.SPANLEDGER_ACCELERATOR_TYPE)] for (_, labels) in family[1]] == [OTHER]

@@ -25,7 +25,15 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 from spanledger import semconv
-from spanledger_collector._decode import SPEEDUPS, DecodedTraces, DecodeError, decode_traces, decode_traces_python
+from spanledger_collector._decode import (
+    MAX_TOKENS,
+    SPEEDUPS,
+    DecodedTraces,
+    DecodeError,
+    _usage,
+    decode_traces,
+    decode_traces_python,
+)
 from test_collector_fuzz import mutations_of
 from test_collector_service import genai_trace
 
@@ -121,7 +129,7 @@ simple_values = st.one_of(
     st.builds(lambda flag: AnyValue(bool_value=flag), st.booleans()),
     st.builds(
         lambda number: AnyValue(int_value=number),
-        st.integers(-(2**63), 2**63 - 1) | st.sampled_from([0, 1, 200, 1000, 10**18]),
+        st.integers(-(2**63), 2**63 - 1) | st.sampled_from([0, 1, 200, 1000, 10**18, 10**9, 10**9 + 1, -5]),
     ),
     st.builds(
         lambda number: AnyValue(double_value=number),
@@ -203,6 +211,7 @@ def _rows(decoded: DecodedTraces) -> str:
             decoded.accepted_spans,
             decoded.rejected_spans,
             decoded.rejection,
+            sorted(decoded.refused_values.items()),
         )
     )
 
@@ -345,3 +354,94 @@ def test_wire_details_upb_treats_specially_are_declined(data: bytes) -> None:
     """Cases a review found the compiled decoder accepting differently from upb (now declined)."""
     assert _speedups is not None and _speedups.decode_traces(data, True) is None
     _compared(data)
+
+
+TOKEN_KEYS = [
+    semconv.GEN_AI_USAGE_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+]
+REFUSED_TOKEN_VALUES = [
+    pytest.param(AnyValue(int_value=-5), id="negative"),
+    pytest.param(AnyValue(int_value=2**63 - 1), id="int64-max"),
+    pytest.param(AnyValue(int_value=MAX_TOKENS + 1), id="past-the-bound"),
+    pytest.param(AnyValue(double_value=0.5), id="fraction"),
+    pytest.param(AnyValue(double_value=12.0), id="double"),
+    pytest.param(AnyValue(string_value="12"), id="string"),
+    pytest.param(AnyValue(bool_value=True), id="bool"),
+    pytest.param(AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1)])), id="array"),
+]
+
+
+def _token_request(key: str, value: AnyValue) -> bytes:
+    span = Span(
+        trace_id=bytes(range(1, 17)),
+        span_id=bytes(range(1, 9)),
+        name="chat",
+        start_time_unix_nano=1_700_000_000 * 10**9,
+        end_time_unix_nano=1_700_000_001 * 10**9,
+        attributes=[
+            KeyValue(key=semconv.SPANLEDGER_USAGE_OWNER, value=AnyValue(bool_value=True)),
+            KeyValue(key=semconv.GEN_AI_OPERATION_NAME, value=AnyValue(string_value="chat")),
+            KeyValue(key=semconv.GEN_AI_USAGE_INPUT_TOKENS, value=AnyValue(int_value=100)),
+            KeyValue(key=semconv.GEN_AI_USAGE_OUTPUT_TOKENS, value=AnyValue(int_value=7)),
+            KeyValue(key=key, value=value),  # the last value of a key wins
+        ],
+    )
+    return ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+    ).SerializeToString()
+
+
+@pytest.mark.parametrize("key", TOKEN_KEYS)
+@pytest.mark.parametrize("value", REFUSED_TOKEN_VALUES)
+def test_token_counts_the_conventions_do_not_allow_are_refused_and_counted_by_both_decoders(
+    key: str, value: AnyValue
+) -> None:
+    """Not an int in [0, MAX_TOKENS]: no fact, no metric observation, one refusal counted (issue 19 item 4)."""
+    data = _token_request(key, value)
+    reference = decode_traces_python(data)
+    assert reference.refused_values == {key: 1}
+    assert reference.accepted_spans == 1, "the span itself is kept"
+    token_meters = {fact.meter: fact.quantity for fact in reference.batch.facts}
+    (call,) = reference.llm_calls
+    if key == semconv.GEN_AI_USAGE_INPUT_TOKENS:
+        assert call.input_tokens is None and "llm.input_tokens" not in token_meters
+    if key == semconv.GEN_AI_USAGE_OUTPUT_TOKENS:
+        assert call.output_tokens is None and "llm.output_tokens" not in token_meters
+    assert all(0 < quantity <= MAX_TOKENS for quantity in token_meters.values())
+    if _speedups is not None:
+        assert _speedups.decode_traces(data, True) is not None, "the compiled decoder declined"
+        assert _compared(data)
+
+
+@pytest.mark.parametrize("count", [0, 1, MAX_TOKENS])
+def test_token_counts_within_the_bound_are_kept_by_both_decoders(count: int) -> None:
+    data = _token_request(semconv.GEN_AI_USAGE_OUTPUT_TOKENS, AnyValue(int_value=count))
+    reference = decode_traces_python(data)
+    assert reference.refused_values == {}
+    assert reference.llm_calls[0].output_tokens == count
+    outputs = [fact.quantity for fact in reference.batch.facts if fact.meter == "llm.output_tokens"]
+    assert outputs == ([] if count == 0 else [count])
+    if _speedups is not None:
+        assert _compared(data)
+
+
+def test_the_compiled_decoder_builds_records_in_the_field_tables_order() -> None:
+    if _speedups is None:
+        pytest.skip("the compiled decoder is not built")
+    assert _usage.field_order_differences(_speedups) == []
+
+
+def test_a_compiled_decoder_with_another_field_order_is_declined_loudly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if _speedups is None:
+        pytest.skip("the compiled decoder is not built")
+    reordered = ("span_id", "trace_id", *_speedups.USAGE_FACT_FIELDS[2:])
+    monkeypatch.setattr(_speedups, "USAGE_FACT_FIELDS", reordered)
+    with caplog.at_level("ERROR", logger="spanledger.collector"):
+        assert _usage._load_speedups() is None
+    assert "USAGE_FACT_FIELDS" in caplog.text and "rebuild" in caplog.text

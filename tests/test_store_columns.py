@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from spanledger_collector._store import _duckdb
+from spanledger_collector._store import USAGE_FACTS, _duckdb
 
 columns = _duckdb._columns
 needs_columns = pytest.mark.skipif(columns is None, reason="the compiled converter is not built")
@@ -107,8 +107,8 @@ def test_usual_rows_are_converted_not_declined() -> None:
         None, "llm_model", "openai", None, "us-east-1", "gpt-4o-mini", None, None, "answer", "acme", "rag-api",
         Decimal("0.000016120000"), "USD", "aws-2026.11.1", None,
     )  # fmt: skip
-    kinds = "".join(kind for _, kind in _duckdb._FACT_COLUMNS)
-    chunk = _duckdb._rows_chunk([fact, fact], _duckdb._FACT_COLUMNS)
+    kinds = USAGE_FACTS.kinds
+    chunk = _duckdb._rows_chunk([fact, fact], USAGE_FACTS)
     assert isinstance(chunk, tuple), "declined"
     table = _read_stream(kinds, [chunk])
     assert table.column(5).to_pylist() == [Decimal("806.000000000")] * 2

@@ -19,7 +19,11 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import INF, floatToGoString
 
-__all__ = ["BatchCounter", "BatchHistogram", "BatchMetrics", "group_by"]
+__all__ = ["DEFAULT_SERIES_LIMIT", "OVERFLOW", "BatchCounter", "BatchHistogram", "BatchMetrics", "group_by"]
+
+OVERFLOW = "other"
+"""Every label of the series that takes the observations of label sets past a family's ``series_limit``."""
+DEFAULT_SERIES_LIMIT = 1000
 
 Key = TypeVar("Key", bound=Hashable)
 Item = TypeVar("Item")
@@ -61,6 +65,7 @@ class BatchHistogram:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self.series_limit = DEFAULT_SERIES_LIMIT
         self._bounds = tuple(bounds)
         self._le = tuple(floatToGoString(bound) for bound in bounds)  # type: ignore[no-untyped-call]
         self._series: dict[tuple[str, ...], _HistogramSeries] = {}
@@ -68,7 +73,11 @@ class BatchHistogram:
     def observe(self, labels: tuple[str, ...], values: Sequence[float]) -> None:
         series = self._series.get(labels)
         if series is None:
-            series = self._series[labels] = _HistogramSeries(len(self._bounds))
+            if len(self._series) >= self.series_limit:
+                labels = (OVERFLOW,) * len(self.labelnames)
+                series = self._series.get(labels)
+            if series is None:
+                series = self._series[labels] = _HistogramSeries(len(self._bounds))
         total = sum(values, series.sum)
         if total != total:  # a NaN: like prometheus-client, it goes into the sum but into no bucket
             values = [value for value in values if value == value]
@@ -105,12 +114,19 @@ class BatchCounter:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self.series_limit = DEFAULT_SERIES_LIMIT
         self._totals: dict[tuple[str, ...], float] = {}
 
     def add(self, labels: tuple[str, ...], amount: float) -> None:
         if amount < 0:  # a counter never goes down (prometheus-client raises); drop it rather than fail the request
             return
-        self._totals[labels] = self._totals.get(labels, 0.0) + amount
+        total = self._totals.get(labels)
+        if total is None:
+            total = 0.0
+            if len(self._totals) >= self.series_limit:
+                labels = (OVERFLOW,) * len(self.labelnames)
+                total = self._totals.get(labels, 0.0)
+        self._totals[labels] = total + amount
 
     def family(self) -> CounterMetricFamily:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -125,6 +141,12 @@ class BatchMetrics(Collector):
     def __init__(self, families: Sequence[BatchHistogram | BatchCounter]) -> None:
         self.lock = threading.Lock()
         self._families = tuple(families)
+
+    def limit_series(self, limit: int) -> None:
+        """Keep at most ``limit`` label sets per family (one more: the all-:data:`OVERFLOW` series)."""
+        with self.lock:
+            for family in self._families:
+                family.series_limit = limit
 
     def collect(self) -> list[HistogramMetricFamily | CounterMetricFamily]:
         with self.lock:

@@ -2,14 +2,15 @@
 
 One process-wide ``REGISTRY`` (never prometheus-client's global one). Exporter series are read at scrape
 time from each exporter's ``stats()`` (``_exporters.ExporterStats``). Every metric name comes from
-``spanledger.semconv`` and is exposed under its Prometheus form (see
-``semconv/generated/prometheus-names.json``; a test keeps the two in step).
+``spanledger.semconv`` and is exposed under the Prometheus name and labels semconv/generate.py gave it
+(``MetricSpec.prometheus_name``, ``semconv.PROMETHEUS_LABELS``).
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any
@@ -20,15 +21,17 @@ from prometheus_client.registry import Collector
 from spanledger import semconv
 from spanledger.semconv import MetricSpec
 
-from ._batch_metrics import BatchCounter, BatchHistogram, BatchMetrics, group_by
+from ._batch_metrics import DEFAULT_SERIES_LIMIT, OVERFLOW, BatchCounter, BatchHistogram, BatchMetrics, group_by
 from ._decode import LlmCall
 from ._store import DataRead, UsageFact
 
 __all__ = [
+    "OTHER",
     "RECEIVER_ACCEPTED_SPANS",
     "RECEIVER_REFUSED_SPANS",
     "REGISTRY",
     "USAGE_SERIES",
+    "CardinalityLimits",
     "ExporterStatsCollector",
     "UsageMetrics",
     "UsageSeries",
@@ -39,21 +42,19 @@ __all__ = [
 # The *_created series double the scrape and no collector dashboard reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
-OTHER_TENANT = "other"
-_UNIT_SUFFIXES = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "h": "hours"}
+OTHER = OVERFLOW
+"""The label value standing for every value past a cap (docs/schema.md, "Cardinality")."""
+OTHER_TENANT = OTHER
 
 
 def prometheus_name(spec: MetricSpec) -> str:
-    """The exposition base name (without ``_total``/``_bucket``), by the rule semconv/generate.py uses."""
-    base = re.sub(r"[^A-Za-z0-9_]", "_", spec.name)
-    suffix = _UNIT_SUFFIXES.get(spec.unit)
-    if suffix and not base.endswith("_" + suffix):
-        base = f"{base}_{suffix}"
-    return base
+    """The exposition base name (without ``_total``/``_bucket``), as semconv/generate.py named it."""
+    return spec.prometheus_name
 
 
 def label_name(attribute: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", attribute)
+    """The Prometheus label of a registry attribute, as semconv/generate.py named it."""
+    return semconv.PROMETHEUS_LABELS[attribute]
 
 
 def _labels(*attributes: str) -> list[str]:
@@ -123,6 +124,50 @@ def _batch_counter(spec: MetricSpec, *attributes: str) -> BatchCounter:
     return BatchCounter(prometheus_name(spec), spec.description, _labels(*attributes))
 
 
+@dataclass(frozen=True)
+class CardinalityLimits:
+    """How many distinct values of span data the usage series keep apart (``spanledger_usage`` settings).
+
+    Past a limit, values are reported as :data:`OTHER`, so the series' totals stay whole. Together they bound
+    ``/metrics``: at most ``series`` series per family, each label value at most ``value_length`` characters.
+    """
+
+    tenant: int = 100
+    """Distinct tenants (``spanledger.tenant.id``); the first ones priced keep their label."""
+    label: int = 100
+    """Distinct values of each other label fed from span data (model, workflow, provider, error type, ...)."""
+    series: int = DEFAULT_SERIES_LIMIT
+    """Distinct label sets per metric family; further ones are added to the series whose labels are all other."""
+    value_length: int = 128
+    """Longer label values are reported as other."""
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("tenant", 0), ("label", 0), ("series", 1), ("value_length", 1)):
+            if getattr(self, name) < minimum:
+                raise ValueError(f"cardinality limit {name} must be at least {minimum}")
+
+
+class _Cap:
+    """One label's admitted values: the first ``limit`` distinct ones, in order of arrival; the rest are other."""
+
+    __slots__ = ("admitted", "limit", "value_length")
+
+    def __init__(self, limit: int, value_length: int) -> None:
+        self.admitted: set[str] = set()
+        self.limit = limit
+        self.value_length = value_length
+
+    def __call__(self, value: str | None) -> str:
+        if not value:
+            return ""
+        if value in self.admitted:
+            return value
+        if len(self.admitted) < self.limit and len(value) <= self.value_length:
+            self.admitted.add(value)
+            return value
+        return OTHER
+
+
 class UsageSeries(BatchMetrics):
     """The GenAI client and spanledger usage families; ``USAGE_SERIES`` is the one on ``REGISTRY``."""
 
@@ -152,6 +197,9 @@ class UsageSeries(BatchMetrics):
         self.egress_bytes = _batch_counter(
             semconv.METRIC_SPANLEDGER_EGRESS_BYTES, semconv.SPANLEDGER_EGRESS_BOUNDARY, semconv.NETWORK_IO_DIRECTION
         )
+        self.refused_values = _batch_counter(
+            semconv.METRIC_SPANLEDGER_USAGE_REFUSED_VALUES, semconv.SPANLEDGER_USAGE_ATTRIBUTE
+        )
         super().__init__(
             [
                 self.token_usage,
@@ -161,6 +209,7 @@ class UsageSeries(BatchMetrics):
                 self.data_age,
                 self.accelerator_time,
                 self.egress_bytes,
+                self.refused_values,
             ]
         )
 
@@ -227,29 +276,56 @@ def _priced_total(facts: list[UsageFact]) -> Decimal | None:
 
 
 class UsageMetrics:
-    """Turns what the pipeline stored into the GenAI and spanledger series (tenant label capped).
+    """Turns what the pipeline stored into the GenAI and spanledger series, every label from span data capped.
 
     A request's observations are grouped per series first (LLM calls by their labels, usage facts by every
     field a series reads, data reads by source kind) and each group is merged into its series at once,
-    under one lock per request.
+    under one lock per request. Each label fed from span data keeps its first ``limits.label`` distinct values
+    (tenants: ``limits.tenant``) and reports the rest as ``other``; each family keeps ``limits.series`` label
+    sets and adds the rest to its all-``other`` series (docs/schema.md, "Cardinality").
     """
 
-    def __init__(self, *, tenant_cardinality_limit: int, series: UsageSeries = USAGE_SERIES) -> None:
-        self._tenant_limit = tenant_cardinality_limit
+    def __init__(
+        self,
+        *,
+        tenant_cardinality_limit: int | None = None,
+        limits: CardinalityLimits | None = None,
+        series: UsageSeries = USAGE_SERIES,
+    ) -> None:
+        if limits is None:
+            limits = CardinalityLimits()
+        if tenant_cardinality_limit is not None:
+            limits = dataclasses.replace(limits, tenant=tenant_cardinality_limit)
+        self.limits = limits
+        self._tenant_limit = limits.tenant
         self._tenants: set[str] = set()
         self._series = series
+        series.limit_series(limits.series)
+
+        def cap() -> _Cap:
+            return _Cap(limits.label, limits.value_length)
+
+        self._operation, self._provider, self._model, self._response_model = cap(), cap(), cap(), cap()
+        self._server_address, self._server_port, self._error_type = cap(), cap(), cap()
+        self._workflow, self._accelerator_type, self._boundary, self._source_kind = cap(), cap(), cap(), cap()
 
     def _tenant(self, tenant: str | None) -> str:
         if not tenant:
             return ""
         if tenant in self._tenants:
             return tenant
-        if len(self._tenants) < self._tenant_limit:
+        if len(self._tenants) < self._tenant_limit and len(tenant) <= self.limits.value_length:
             self._tenants.add(tenant)
             return tenant
-        return OTHER_TENANT
+        return OTHER
 
-    def record(self, calls: Sequence[LlmCall], facts: Sequence[UsageFact], reads: Sequence[DataRead]) -> None:
+    def record(
+        self,
+        calls: Sequence[LlmCall],
+        facts: Sequence[UsageFact],
+        reads: Sequence[DataRead],
+        refused_values: Mapping[str, int] | None = None,
+    ) -> None:
         series = self._series
         with series.lock:
             self._record_calls(calls)
@@ -258,11 +334,27 @@ class UsageMetrics:
             for source_kind, group in group_by(_READ_SOURCE_KIND, reads).items():
                 ages = _present(map(_READ_AGE, group))
                 if ages:
-                    data_age.observe((source_kind or "",), ages)
+                    data_age.observe((self._source_kind(source_kind),), ages)
+            if refused_values:
+                for attribute, count in refused_values.items():
+                    series.refused_values.add((attribute,), count)
+
+    def _call_labels(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        operation, provider, request_model, response_model, server_address, server_port, error_type = labels
+        return (
+            self._operation(operation),
+            self._provider(provider),
+            self._model(request_model),
+            self._response_model(response_model),
+            self._server_address(server_address),
+            self._server_port(server_port),
+            self._error_type(error_type),
+        )
 
     def _record_calls(self, calls: Sequence[LlmCall]) -> None:
         series = self._series
-        for labels, group in group_by(_CALL_SERIES, calls).items():
+        for raw_labels, group in group_by(_CALL_SERIES, calls).items():
+            labels = self._call_labels(raw_labels)
             series.operation_duration.observe(labels, list(map(_CALL_DURATION, group)))
             gen_ai = labels[:-1]
             first_chunks = _present(map(_CALL_FIRST_CHUNK, group))
@@ -299,9 +391,15 @@ class UsageMetrics:
             if currency == "USD":
                 cost = _priced_total(group)
                 if cost is not None:
-                    series.cost_estimate.add((model or "", workflow or "", self._tenant(tenant), meter), float(cost))
+                    series.cost_estimate.add(
+                        (self._model(model), self._workflow(workflow), self._tenant(tenant), meter), float(cost)
+                    )
             if meter == _ACCELERATOR_SECONDS:
                 seconds = float(sum(map(_FACT_QUANTITY, group)))
-                series.accelerator_time.add((accelerator_type or "", workflow or ""), seconds)
+                series.accelerator_time.add(
+                    (self._accelerator_type(accelerator_type), self._workflow(workflow)), seconds
+                )
             elif meter in _DIRECTIONS:
-                series.egress_bytes.add((boundary or "", _DIRECTIONS[meter]), float(sum(map(_FACT_QUANTITY, group))))
+                series.egress_bytes.add(
+                    (self._boundary(boundary), _DIRECTIONS[meter]), float(sum(map(_FACT_QUANTITY, group)))
+                )

@@ -18,6 +18,8 @@ class MetricSpec(NamedTuple):
     unit: str
     description: str
     buckets: tuple[float, ...] | None
+    prometheus_name: str
+    """The Prometheus exposition base name (without ``_total``, ``_bucket``, ...)."""
 
 
 # Attributes
@@ -219,6 +221,8 @@ SPANLEDGER_RESOURCE_TYPE: Final = 'spanledger.resource.type'
 """Kind of billed resource (gpu_instance, sagemaker_endpoint, llm_model, data_transfer)."""
 SPANLEDGER_TENANT_ID: Final = 'spanledger.tenant.id'
 """The customer or tenant the work is done for (high cardinality; never a metric label uncapped)."""
+SPANLEDGER_USAGE_ATTRIBUTE: Final = 'spanledger.usage.attribute'
+"""The usage attribute whose value the collector refused (e.g. gen_ai.usage.input_tokens)."""
 SPANLEDGER_USAGE_OWNER: Final = 'spanledger.usage.owner'
 """True on the span that owns the usage it reports (tokens, bytes, seconds); a quantity is counted once, on its owner."""
 SPANLEDGER_WORKFLOW_NAME: Final = 'spanledger.workflow.name'
@@ -435,29 +439,138 @@ EVENT_SPANLEDGER_DATA_READ: Final = 'spanledger.data.read'
 """One read of input data, recorded on the span that read it; the collector rolls data freshness up from these events."""
 
 # Metrics
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_read.input_tokens', 'counter', '{token}', 'Input tokens read from cache (PR 374).', None)
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_write.input_tokens', 'counter', '{token}', 'Input tokens written to cache (PR 374).', None)
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.input_tokens', 'counter', '{token}', 'Input tokens used (proposed replacement of gen_ai.client.token.usage, PR 374).', None)
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.output_tokens', 'counter', '{token}', 'Output tokens used (proposed replacement of gen_ai.client.token.usage, PR 374).', None)
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.reasoning.output_tokens', 'counter', '{token}', 'Reasoning output tokens (PR 374).', None)
-METRIC_GEN_AI_CLIENT_OPERATION_DURATION: Final = MetricSpec('gen_ai.client.operation.duration', 'histogram', 's', 'GenAI operation duration.', (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,))
-METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: Final = MetricSpec('gen_ai.client.operation.time_to_first_chunk', 'histogram', 's', 'Time to receive the first chunk of a streamed response.', (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,))
-METRIC_GEN_AI_CLIENT_TOKEN_USAGE: Final = MetricSpec('gen_ai.client.token.usage', 'histogram', '{token}', 'Number of input and output tokens used.', (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,))
-METRIC_OTELCOL_EXPORTER_QUEUE_CAPACITY: Final = MetricSpec('otelcol_exporter_queue_capacity', 'gauge', '{batch}', 'Fixed capacity of the retry queue.', None)
-METRIC_OTELCOL_EXPORTER_QUEUE_SIZE: Final = MetricSpec('otelcol_exporter_queue_size', 'gauge', '{batch}', 'Current size of the retry queue.', None)
-METRIC_OTELCOL_EXPORTER_SEND_FAILED_SPANS: Final = MetricSpec('otelcol_exporter_send_failed_spans', 'counter', '{span}', 'Spans that failed to be sent (dropped after retries or permanent errors).', None)
-METRIC_OTELCOL_EXPORTER_SENT_SPANS: Final = MetricSpec('otelcol_exporter_sent_spans', 'counter', '{span}', 'Spans successfully sent to destination.', None)
-METRIC_OTELCOL_RECEIVER_ACCEPTED_SPANS: Final = MetricSpec('otelcol_receiver_accepted_spans', 'counter', '{span}', 'Spans successfully pushed into the pipeline.', None)
-METRIC_OTELCOL_RECEIVER_REFUSED_SPANS: Final = MetricSpec('otelcol_receiver_refused_spans', 'counter', '{span}', 'Spans that could not be pushed into the pipeline.', None)
-METRIC_SPANLEDGER_ACCELERATOR_TIME: Final = MetricSpec('spanledger.accelerator.time', 'counter', 's', 'Accelerator-seconds used by instrumented work.', None)
-METRIC_SPANLEDGER_BILLING_COST: Final = MetricSpec('spanledger.billing.cost', 'gauge', '{USD}', 'Billed cost allocated by the latest allocation run, per billing period.', None)
-METRIC_SPANLEDGER_BILLING_ESTIMATE_VARIANCE: Final = MetricSpec('spanledger.billing.estimate_variance', 'gauge', '{USD}', 'Billed minus estimated cost of the latest allocation run, per period.', None)
-METRIC_SPANLEDGER_BILLING_IDLE_ACCELERATOR_TIME: Final = MetricSpec('spanledger.billing.idle.accelerator.time', 'gauge', 'h', 'Billed accelerator-hours no request used, per resource type and period.', None)
-METRIC_SPANLEDGER_BILLING_IDLE_COST: Final = MetricSpec('spanledger.billing.idle.cost', 'gauge', '{USD}', 'Cost of billed capacity no request used, per resource type and period.', None)
-METRIC_SPANLEDGER_COST_ESTIMATE: Final = MetricSpec('spanledger.cost.estimate', 'counter', '{USD}', 'Estimated cost of usage priced by the collector.', None)
-METRIC_SPANLEDGER_DATA_AGE: Final = MetricSpec('spanledger.data.age', 'histogram', 's', 'Age of data at read time, by kind of source.', (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 604800.0, 2592000.0, 31536000.0,))
-METRIC_SPANLEDGER_EGRESS_BYTES: Final = MetricSpec('spanledger.egress.bytes', 'counter', 'By', 'Bytes sent and received across billed network boundaries.', None)
-METRIC_SPANLEDGER_SDK_DEFERRED_MEASUREMENTS: Final = MetricSpec('spanledger.sdk.deferred_measurements', 'gauge', '{measurement}', 'Collection hook of the OpenAI instrumentation; records no points.', None)
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_read.input_tokens', 'counter', '{token}', 'Input tokens read from cache (PR 374).', None, 'gen_ai_client_inference_usage_cache_read_input_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_write.input_tokens', 'counter', '{token}', 'Input tokens written to cache (PR 374).', None, 'gen_ai_client_inference_usage_cache_write_input_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.input_tokens', 'counter', '{token}', 'Input tokens used (proposed replacement of gen_ai.client.token.usage, PR 374).', None, 'gen_ai_client_inference_usage_input_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.output_tokens', 'counter', '{token}', 'Output tokens used (proposed replacement of gen_ai.client.token.usage, PR 374).', None, 'gen_ai_client_inference_usage_output_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.reasoning.output_tokens', 'counter', '{token}', 'Reasoning output tokens (PR 374).', None, 'gen_ai_client_inference_usage_reasoning_output_tokens')
+METRIC_GEN_AI_CLIENT_OPERATION_DURATION: Final = MetricSpec('gen_ai.client.operation.duration', 'histogram', 's', 'GenAI operation duration.', (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,), 'gen_ai_client_operation_duration_seconds')
+METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: Final = MetricSpec('gen_ai.client.operation.time_to_first_chunk', 'histogram', 's', 'Time to receive the first chunk of a streamed response.', (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,), 'gen_ai_client_operation_time_to_first_chunk_seconds')
+METRIC_GEN_AI_CLIENT_TOKEN_USAGE: Final = MetricSpec('gen_ai.client.token.usage', 'histogram', '{token}', 'Number of input and output tokens used.', (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,), 'gen_ai_client_token_usage')
+METRIC_OTELCOL_EXPORTER_QUEUE_CAPACITY: Final = MetricSpec('otelcol_exporter_queue_capacity', 'gauge', '{batch}', 'Fixed capacity of the retry queue.', None, 'otelcol_exporter_queue_capacity')
+METRIC_OTELCOL_EXPORTER_QUEUE_SIZE: Final = MetricSpec('otelcol_exporter_queue_size', 'gauge', '{batch}', 'Current size of the retry queue.', None, 'otelcol_exporter_queue_size')
+METRIC_OTELCOL_EXPORTER_SEND_FAILED_SPANS: Final = MetricSpec('otelcol_exporter_send_failed_spans', 'counter', '{span}', 'Spans that failed to be sent (dropped after retries or permanent errors).', None, 'otelcol_exporter_send_failed_spans')
+METRIC_OTELCOL_EXPORTER_SENT_SPANS: Final = MetricSpec('otelcol_exporter_sent_spans', 'counter', '{span}', 'Spans successfully sent to destination.', None, 'otelcol_exporter_sent_spans')
+METRIC_OTELCOL_RECEIVER_ACCEPTED_SPANS: Final = MetricSpec('otelcol_receiver_accepted_spans', 'counter', '{span}', 'Spans successfully pushed into the pipeline.', None, 'otelcol_receiver_accepted_spans')
+METRIC_OTELCOL_RECEIVER_REFUSED_SPANS: Final = MetricSpec('otelcol_receiver_refused_spans', 'counter', '{span}', 'Spans that could not be pushed into the pipeline.', None, 'otelcol_receiver_refused_spans')
+METRIC_SPANLEDGER_ACCELERATOR_TIME: Final = MetricSpec('spanledger.accelerator.time', 'counter', 's', 'Accelerator-seconds used by instrumented work.', None, 'spanledger_accelerator_time_seconds')
+METRIC_SPANLEDGER_BILLING_COST: Final = MetricSpec('spanledger.billing.cost', 'gauge', '{USD}', 'Billed cost allocated by the latest allocation run, per billing period.', None, 'spanledger_billing_cost')
+METRIC_SPANLEDGER_BILLING_ESTIMATE_VARIANCE: Final = MetricSpec('spanledger.billing.estimate_variance', 'gauge', '{USD}', 'Billed minus estimated cost of the latest allocation run, per period.', None, 'spanledger_billing_estimate_variance')
+METRIC_SPANLEDGER_BILLING_IDLE_ACCELERATOR_TIME: Final = MetricSpec('spanledger.billing.idle.accelerator.time', 'gauge', 'h', 'Billed accelerator-hours no request used, per resource type and period.', None, 'spanledger_billing_idle_accelerator_time_hours')
+METRIC_SPANLEDGER_BILLING_IDLE_COST: Final = MetricSpec('spanledger.billing.idle.cost', 'gauge', '{USD}', 'Cost of billed capacity no request used, per resource type and period.', None, 'spanledger_billing_idle_cost')
+METRIC_SPANLEDGER_COST_ESTIMATE: Final = MetricSpec('spanledger.cost.estimate', 'counter', '{USD}', 'Estimated cost of usage priced by the collector.', None, 'spanledger_cost_estimate')
+METRIC_SPANLEDGER_DATA_AGE: Final = MetricSpec('spanledger.data.age', 'histogram', 's', 'Age of data at read time, by kind of source.', (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 604800.0, 2592000.0, 31536000.0,), 'spanledger_data_age_seconds')
+METRIC_SPANLEDGER_EGRESS_BYTES: Final = MetricSpec('spanledger.egress.bytes', 'counter', 'By', 'Bytes sent and received across billed network boundaries.', None, 'spanledger_egress_bytes')
+METRIC_SPANLEDGER_SDK_DEFERRED_MEASUREMENTS: Final = MetricSpec('spanledger.sdk.deferred_measurements', 'gauge', '{measurement}', 'Collection hook of the OpenAI instrumentation; records no points.', None, 'spanledger_sdk_deferred_measurements')
+METRIC_SPANLEDGER_USAGE_REFUSED_VALUES: Final = MetricSpec('spanledger.usage.refused_values', 'counter', '{value}', 'Usage attribute values the collector refused (token counts that are not ints from 0 to 10^9); the span is kept, the value counts for neither the store nor the metrics.', None, 'spanledger_usage_refused_values')
+
+PROMETHEUS_LABELS: Final[dict[str, str]] = {
+    'aws.request_id': 'aws_request_id',
+    'aws.s3.bucket': 'aws_s3_bucket',
+    'aws.s3.copy_source': 'aws_s3_copy_source',
+    'aws.s3.key': 'aws_s3_key',
+    'aws.s3.part_number': 'aws_s3_part_number',
+    'aws.s3.upload_id': 'aws_s3_upload_id',
+    'cloud.account.id': 'cloud_account_id',
+    'cloud.availability_zone': 'cloud_availability_zone',
+    'cloud.platform': 'cloud_platform',
+    'cloud.provider': 'cloud_provider',
+    'cloud.region': 'cloud_region',
+    'cloud.resource_id': 'cloud_resource_id',
+    'db.collection.name': 'db_collection_name',
+    'db.namespace': 'db_namespace',
+    'db.system.name': 'db_system_name',
+    'error.type': 'error_type',
+    'exporter': 'exporter',
+    'gen_ai.conversation.id': 'gen_ai_conversation_id',
+    'gen_ai.data_source.id': 'gen_ai_data_source_id',
+    'gen_ai.embeddings.dimension.count': 'gen_ai_embeddings_dimension_count',
+    'gen_ai.input.messages': 'gen_ai_input_messages',
+    'gen_ai.operation.name': 'gen_ai_operation_name',
+    'gen_ai.output.messages': 'gen_ai_output_messages',
+    'gen_ai.output.type': 'gen_ai_output_type',
+    'gen_ai.provider.name': 'gen_ai_provider_name',
+    'gen_ai.request.choice.count': 'gen_ai_request_choice_count',
+    'gen_ai.request.encoding_formats': 'gen_ai_request_encoding_formats',
+    'gen_ai.request.frequency_penalty': 'gen_ai_request_frequency_penalty',
+    'gen_ai.request.max_tokens': 'gen_ai_request_max_tokens',
+    'gen_ai.request.model': 'gen_ai_request_model',
+    'gen_ai.request.presence_penalty': 'gen_ai_request_presence_penalty',
+    'gen_ai.request.seed': 'gen_ai_request_seed',
+    'gen_ai.request.stop_sequences': 'gen_ai_request_stop_sequences',
+    'gen_ai.request.stream': 'gen_ai_request_stream',
+    'gen_ai.request.temperature': 'gen_ai_request_temperature',
+    'gen_ai.request.top_k': 'gen_ai_request_top_k',
+    'gen_ai.request.top_p': 'gen_ai_request_top_p',
+    'gen_ai.response.finish_reasons': 'gen_ai_response_finish_reasons',
+    'gen_ai.response.id': 'gen_ai_response_id',
+    'gen_ai.response.model': 'gen_ai_response_model',
+    'gen_ai.response.time_to_first_chunk': 'gen_ai_response_time_to_first_chunk',
+    'gen_ai.retrieval.documents': 'gen_ai_retrieval_documents',
+    'gen_ai.retrieval.query.text': 'gen_ai_retrieval_query_text',
+    'gen_ai.system_instructions': 'gen_ai_system_instructions',
+    'gen_ai.token.modality': 'gen_ai_token_modality',
+    'gen_ai.token.type': 'gen_ai_token_type',
+    'gen_ai.usage.cache_creation.input_tokens': 'gen_ai_usage_cache_creation_input_tokens',
+    'gen_ai.usage.cache_read.input_tokens': 'gen_ai_usage_cache_read_input_tokens',
+    'gen_ai.usage.cache_write.input_tokens': 'gen_ai_usage_cache_write_input_tokens',
+    'gen_ai.usage.input_tokens': 'gen_ai_usage_input_tokens',
+    'gen_ai.usage.output_tokens': 'gen_ai_usage_output_tokens',
+    'gen_ai.usage.reasoning.output_tokens': 'gen_ai_usage_reasoning_output_tokens',
+    'gen_ai.workflow.name': 'gen_ai_workflow_name',
+    'http.request.body.size': 'http_request_body_size',
+    'http.request.method': 'http_request_method',
+    'http.response.body.size': 'http_response_body_size',
+    'http.response.status_code': 'http_response_status_code',
+    'http.url': 'http_url',
+    'hw.model': 'hw_model',
+    'hw.vendor': 'hw_vendor',
+    'messaging.destination.name': 'messaging_destination_name',
+    'messaging.system': 'messaging_system',
+    'network.io.direction': 'network_io_direction',
+    'openai.request.service_tier': 'openai_request_service_tier',
+    'openai.response.service_tier': 'openai_response_service_tier',
+    'openai.response.system_fingerprint': 'openai_response_system_fingerprint',
+    'receiver': 'receiver',
+    'rpc.method': 'rpc_method',
+    'rpc.service': 'rpc_service',
+    'rpc.system': 'rpc_system',
+    'server.address': 'server_address',
+    'server.port': 'server_port',
+    'service.name': 'service_name',
+    'spanledger.accelerator.concurrency': 'spanledger_accelerator_concurrency',
+    'spanledger.accelerator.count': 'spanledger_accelerator_count',
+    'spanledger.accelerator.measurement': 'spanledger_accelerator_measurement',
+    'spanledger.accelerator.not_measured.reason': 'spanledger_accelerator_not_measured_reason',
+    'spanledger.accelerator.time': 'spanledger_accelerator_time',
+    'spanledger.accelerator.type': 'spanledger_accelerator_type',
+    'spanledger.billing.period': 'spanledger_billing_period',
+    'spanledger.cost.catalog_version': 'spanledger_cost_catalog_version',
+    'spanledger.cost.currency': 'spanledger_cost_currency',
+    'spanledger.cost.estimate': 'spanledger_cost_estimate',
+    'spanledger.cost.source': 'spanledger_cost_source',
+    'spanledger.cost.unpriced_reason': 'spanledger_cost_unpriced_reason',
+    'spanledger.data.age': 'spanledger_data_age',
+    'spanledger.data.bytes': 'spanledger_data_bytes',
+    'spanledger.data.last_modified': 'spanledger_data_last_modified',
+    'spanledger.data.source': 'spanledger_data_source',
+    'spanledger.data.source.kind': 'spanledger_data_source_kind',
+    'spanledger.data.staleness.method': 'spanledger_data_staleness_method',
+    'spanledger.egress.boundary': 'spanledger_egress_boundary',
+    'spanledger.egress.bytes': 'spanledger_egress_bytes',
+    'spanledger.ingress.bytes': 'spanledger_ingress_bytes',
+    'spanledger.meter': 'spanledger_meter',
+    'spanledger.occupancy.end': 'spanledger_occupancy_end',
+    'spanledger.occupancy.start': 'spanledger_occupancy_start',
+    'spanledger.resource.type': 'spanledger_resource_type',
+    'spanledger.tenant.id': 'spanledger_tenant_id',
+    'spanledger.usage.attribute': 'spanledger_usage_attribute',
+    'spanledger.usage.owner': 'spanledger_usage_owner',
+    'spanledger.workflow.name': 'spanledger_workflow_name',
+    'transport': 'transport',
+    'url.full': 'url_full',
+}
+"""Each attribute's Prometheus label name."""
 
 RENAMED_ATTRIBUTES: Final[dict[str, str]] = {
     'gen_ai.usage.cache_creation.input_tokens': 'gen_ai.usage.cache_write.input_tokens',

@@ -18,9 +18,10 @@ from ._otlp import (
     parse_skinny_traces,
     string_attribute,
 )
-from ._usage import SPEEDUPS, DecodedTraces, LlmCall, decode_traces, decode_traces_python
+from ._usage import MAX_TOKENS, SPEEDUPS, DecodedTraces, LlmCall, decode_traces, decode_traces_python
 
 __all__ = [
+    "MAX_TOKENS",
     "SPEEDUPS",
     "AttributeValue",
     "AttributeValues",

@@ -38,7 +38,7 @@ static const char *slot_names[] = {SLOTS(AS_NAME)};
 #define CONTEXT(X)                                                                                          \
     X(keys) X(owner_mark) X(data_read_mark) X(not_measured_mark) X(value) X(text) X(number) X(to_float)    \
     X(seconds_to_datetime) X(endpoint_usage) X(resource_defaults) X(no_resource) X(usage_fact) X(data_read) \
-    X(llm_call) X(decimal) X(zero) X(max_quantity) X(max_nanos) X(not_measured_prefix)                    \
+    X(llm_call) X(decimal) X(zero) X(max_quantity) X(max_tokens) X(max_nanos) X(not_measured_prefix)                    \
     X(llm_input_tokens) X(llm_cache_read_tokens) X(llm_cache_write_tokens) X(llm_output_tokens)            \
     X(accelerator_seconds) X(endpoint_seconds) X(egress_bytes) X(ingress_bytes) X(token_unit)              \
     X(seconds_unit) X(bytes_unit) X(llm_model) X(gpu_instance) X(sagemaker_endpoint) X(data_transfer)      \
@@ -52,10 +52,37 @@ static const char *context_names[] = {CONTEXT(AS_CONTEXT_NAME)};
 
 /* Resource defaults (_usage._ResourceDefaults) field indexes. */
 enum { RES_PROVIDER, RES_RESOURCE_ID, RES_ACCOUNT_ID, RES_REGION, RES_WORKFLOW, RES_TENANT, RES_SERVICE };
-/* Record sizes: UsageFact, DataRead, LlmCall. */
-#define FACT_FIELDS 22
-#define READ_FIELDS 13
-#define CALL_FIELDS 11
+
+/* The records this decoder builds, field by field in the order it fills them. The module exposes each order
+ * (USAGE_FACT_FIELDS, DATA_READ_FIELDS, LLM_CALL_FIELDS, SPAN_COLUMNS) and _usage.py compares them with the
+ * field tables (UsageFact, DataRead, LlmCall, SpanColumns) at import, declining this decoder if they differ. */
+#define FACT_FIELDS_OF(X)                                                                                   \
+    X(trace_id) X(span_id) X(meter) X(start_time) X(end_time) X(quantity) X(unit) X(resource_id)            \
+    X(resource_type) X(provider) X(account_id) X(region) X(model) X(boundary) X(accelerator_type)         \
+    X(workflow) X(tenant) X(service) X(estimated_cost) X(currency) X(catalog_version) X(unpriced_reason)
+#define READ_FIELDS_OF(X)                                                                                   \
+    X(trace_id) X(span_id) X(seq) X(read_time) X(source) X(source_kind) X(last_modified) X(age_seconds)     \
+    X(bytes) X(staleness_method) X(workflow) X(tenant) X(service)
+#define CALL_FIELDS_OF(X)                                                                                   \
+    X(operation) X(provider) X(request_model) X(response_model) X(server_address) X(server_port)            \
+    X(error_type) X(duration_s) X(input_tokens) X(output_tokens) X(time_to_first_chunk_s)
+#define SPAN_COLUMNS_OF(X)                                                                                  \
+    X(trace_id) X(span_id) X(parent_span_id) X(name) X(kind) X(service) X(start_time_unix_nano)            \
+    X(end_time_unix_nano) X(status_code) X(unmeasured)
+
+#define AS_FACT_INDEX(name) FACT_##name,
+#define AS_READ_INDEX(name) READ_##name,
+#define AS_CALL_INDEX(name) CALL_##name,
+#define AS_COLUMN_INDEX(name) COL_##name,
+enum { FACT_FIELDS_OF(AS_FACT_INDEX) FACT_FIELDS };
+enum { READ_FIELDS_OF(AS_READ_INDEX) READ_FIELDS };
+enum { CALL_FIELDS_OF(AS_CALL_INDEX) CALL_FIELDS };
+enum { SPAN_COLUMNS_OF(AS_COLUMN_INDEX) COLUMNS };
+#define AS_FIELD_NAME(name) #name,
+static const char *fact_field_names[] = {FACT_FIELDS_OF(AS_FIELD_NAME)};
+static const char *read_field_names[] = {READ_FIELDS_OF(AS_FIELD_NAME)};
+static const char *call_field_names[] = {CALL_FIELDS_OF(AS_FIELD_NAME)};
+static const char *span_column_names[] = {SPAN_COLUMNS_OF(AS_FIELD_NAME)};
 
 typedef struct {
     const uint8_t *p;
@@ -164,6 +191,8 @@ typedef struct {
 
 typedef struct {
     Context ctx;
+    long long max_tokens;
+    PyObject *slot_keys[SLOT_COUNT]; /* each slot's attribute name (str), for counting refused values */
     SlotKey keys[SLOT_COUNT];
     int keys_by_len_start[MAX_KEY_LEN + 2];
     int configured;
@@ -359,12 +388,29 @@ static int add_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObj
         return positive < 0 || small < 0 ? -1 : 0;
     }
     PyObject *items[FACT_FIELDS] = {
-        Py_NewRef(c->trace_id), Py_NewRef(c->span_id), Py_NewRef(meter), Py_NewRef(begin ? begin : c->start),
-        Py_NewRef(finish ? finish : c->end), quantity, Py_NewRef(unit), Py_NewRef(c->resource_id),
-        Py_NewRef(resource_type), Py_NewRef(c->provider), Py_NewRef(c->account_id), Py_NewRef(c->region),
-        Py_NewRef(c->model), Py_NewRef(boundary), Py_NewRef(accelerator_type), Py_NewRef(c->workflow),
-        Py_NewRef(c->tenant), Py_NewRef(c->service), Py_NewRef(Py_None), Py_NewRef(Py_None), Py_NewRef(Py_None),
-        Py_NewRef(Py_None),
+        [FACT_trace_id] = Py_NewRef(c->trace_id),
+        [FACT_span_id] = Py_NewRef(c->span_id),
+        [FACT_meter] = Py_NewRef(meter),
+        [FACT_start_time] = Py_NewRef(begin ? begin : c->start),
+        [FACT_end_time] = Py_NewRef(finish ? finish : c->end),
+        [FACT_quantity] = quantity,
+        [FACT_unit] = Py_NewRef(unit),
+        [FACT_resource_id] = Py_NewRef(c->resource_id),
+        [FACT_resource_type] = Py_NewRef(resource_type),
+        [FACT_provider] = Py_NewRef(c->provider),
+        [FACT_account_id] = Py_NewRef(c->account_id),
+        [FACT_region] = Py_NewRef(c->region),
+        [FACT_model] = Py_NewRef(c->model),
+        [FACT_boundary] = Py_NewRef(boundary),
+        [FACT_accelerator_type] = Py_NewRef(accelerator_type),
+        [FACT_workflow] = Py_NewRef(c->workflow),
+        [FACT_tenant] = Py_NewRef(c->tenant),
+        [FACT_service] = Py_NewRef(c->service),
+        /* The estimate is the cost processor's. */
+        [FACT_estimated_cost] = Py_NewRef(Py_None),
+        [FACT_currency] = Py_NewRef(Py_None),
+        [FACT_catalog_version] = Py_NewRef(Py_None),
+        [FACT_unpriced_reason] = Py_NewRef(Py_None),
     };
     return append_new(facts, record(state.ctx.usage_fact, items, FACT_FIELDS));
 }
@@ -377,15 +423,48 @@ static PyObject *text_or_empty(PyObject *text) {
     return Py_NewRef(state.ctx.empty);
 }
 
+/* _usage._token_count: 1 with *count set for an int in [0, max_tokens]; 0 for an absent value, and for any other
+ * value, which is refused (counted in refused[slot]); -1 on an error. */
+static int token_count(const Slice *slots, int slot, Py_ssize_t *refused, long long *count) {
+    PyObject *value = value_of(&slots[slot]);
+    if (value == NULL) return -1;
+    int result = 0;
+    if (value != Py_None) {
+        int overflow = 0;
+        long long n = PyLong_CheckExact(value) ? PyLong_AsLongLongAndOverflow(value, &overflow) : -1;
+        if (n == -1 && PyErr_Occurred()) {
+            result = -1;
+        } else if (PyLong_CheckExact(value) && !overflow && n >= 0 && n <= state.max_tokens) {
+            *count = n;
+            result = 1;
+        } else {
+            refused[slot]++;
+        }
+    }
+    Py_DECREF(value);
+    return result;
+}
+
+static PyObject *token_decimal(long long count) {
+    PyObject *number = PyLong_FromLongLong(count);
+    if (number == NULL) return NULL;
+    PyObject *decimal = PyObject_CallOneArg(state.ctx.decimal, number);
+    Py_DECREF(number);
+    return decimal;
+}
+
+static PyObject *token_int(int present, long long count) {
+    return present ? UNLESS_FAILED(PyLong_FromLongLong(count)) : Py_NewRef(Py_None);
+}
+
 /* _usage._owner_usage: the usage facts of one owner span and its LLM call. */
-static int owner_usage(PyObject *facts, PyObject *calls, PyObject *trace_id, PyObject *span_id, uint64_t start_ns,
-                       uint64_t end_ns, const Slice *slots, PyObject *resource) {
+static int owner_usage(PyObject *facts, PyObject *calls, Py_ssize_t *refused, PyObject *trace_id, PyObject *span_id,
+                       uint64_t start_ns, uint64_t end_ns, const Slice *slots, PyObject *resource) {
     Context *x = &state.ctx;
     int result = -1;
     FactCommon c = {.trace_id = trace_id, .span_id = span_id};
     PyObject *raw_provider = NULL, *span_provider = NULL, *declared_type = NULL, *response_model = NULL,
-             *request_model = NULL, *input_tokens = NULL, *cache_read = NULL, *cache_write = NULL,
-             *output_tokens = NULL, *egress = NULL, *ingress = NULL, *operation = NULL;
+             *request_model = NULL, *egress = NULL, *ingress = NULL, *operation = NULL;
     c.start = nanos_to_datetime(start_ns);
     c.end = nanos_to_datetime(end_ns);
     if (c.start == NULL || c.end == NULL) goto done;
@@ -412,35 +491,27 @@ static int owner_usage(PyObject *facts, PyObject *calls, PyObject *trace_id, PyO
     c.model = truthy(response_model) ? response_model : request_model;  /* response_model or request_model */
 
     PyObject *llm_type = truthy(declared_type) ? declared_type : x->llm_model;
-    input_tokens = number_of(value_of(&slots[SLOT_INPUT_TOKENS]));
-    cache_read = number_of(value_of(&slots[SLOT_CACHE_READ_TOKENS]));
-    if (input_tokens == NULL || cache_read == NULL) goto done;
-    if (!truthy(cache_read)) Py_SETREF(cache_read, Py_NewRef(x->zero));
-    cache_write = number_of(value_of(&slots[SLOT_CACHE_WRITE_TOKENS]));
-    if (cache_write == NULL) goto done;
-    if (!truthy(cache_write)) {
-        Py_SETREF(cache_write, number_of(value_of(&slots[SLOT_CACHE_CREATION_TOKENS])));
-        if (cache_write == NULL) goto done;
-        if (!truthy(cache_write)) Py_SETREF(cache_write, Py_NewRef(x->zero));
-    }
-    if (input_tokens != Py_None) {
-        PyObject *partial = PyNumber_Subtract(input_tokens, cache_read);
-        PyObject *uncached = partial ? PyNumber_Subtract(partial, cache_write) : NULL;
-        Py_XDECREF(partial);
-        if (add_fact(facts, &c, x->llm_input_tokens, uncached, x->token_unit, llm_type, Py_None, Py_None, NULL,
-                     NULL) < 0)
-            goto done;
-    }
-    if (truthy(cache_read) && add_fact(facts, &c, x->llm_cache_read_tokens, Py_NewRef(cache_read), x->token_unit,
-                                       llm_type, Py_None, Py_None, NULL, NULL) < 0)
+    long long input_n = 0, read_n = 0, write_n = 0, output_n = 0;
+    int has_input = token_count(slots, SLOT_INPUT_TOKENS, refused, &input_n);
+    if (has_input < 0 || token_count(slots, SLOT_CACHE_READ_TOKENS, refused, &read_n) < 0 ||
+        token_count(slots, SLOT_CACHE_WRITE_TOKENS, refused, &write_n) < 0)
         goto done;
-    if (truthy(cache_write) && add_fact(facts, &c, x->llm_cache_write_tokens, Py_NewRef(cache_write),
-                                        x->token_unit, llm_type, Py_None, Py_None, NULL, NULL) < 0)
+    if (write_n == 0 && token_count(slots, SLOT_CACHE_CREATION_TOKENS, refused, &write_n) < 0) goto done;
+    /* Counts are at most max_tokens (far below 2**62): no overflow. */
+    if (has_input && input_n - read_n - write_n > 0 &&
+        add_fact(facts, &c, x->llm_input_tokens, token_decimal(input_n - read_n - write_n), x->token_unit,
+                 llm_type, Py_None, Py_None, NULL, NULL) < 0)
         goto done;
-    output_tokens = number_of(value_of(&slots[SLOT_OUTPUT_TOKENS]));
-    if (output_tokens == NULL) goto done;
-    if (output_tokens != Py_None && add_fact(facts, &c, x->llm_output_tokens, Py_NewRef(output_tokens),
-                                             x->token_unit, llm_type, Py_None, Py_None, NULL, NULL) < 0)
+    if (read_n > 0 && add_fact(facts, &c, x->llm_cache_read_tokens, token_decimal(read_n), x->token_unit, llm_type,
+                               Py_None, Py_None, NULL, NULL) < 0)
+        goto done;
+    if (write_n > 0 && add_fact(facts, &c, x->llm_cache_write_tokens, token_decimal(write_n), x->token_unit,
+                                llm_type, Py_None, Py_None, NULL, NULL) < 0)
+        goto done;
+    int has_output = token_count(slots, SLOT_OUTPUT_TOKENS, refused, &output_n);
+    if (has_output < 0) goto done;
+    if (output_n > 0 && add_fact(facts, &c, x->llm_output_tokens, token_decimal(output_n), x->token_unit, llm_type,
+                                 Py_None, Py_None, NULL, NULL) < 0)
         goto done;
 
     PyObject *accelerator_seconds = number_of(value_of(&slots[SLOT_ACCELERATOR_TIME]));
@@ -509,17 +580,17 @@ static int owner_usage(PyObject *facts, PyObject *calls, PyObject *trace_id, PyO
     if (operation != Py_None) {
         int64_t elapsed = end_ns > start_ns ? (int64_t)(end_ns - start_ns) : 0;
         PyObject *items[CALL_FIELDS] = {
-            Py_NewRef(operation),
-            truthy(span_provider) ? Py_NewRef(span_provider) : Py_NewRef(x->empty),
-            truthy(request_model) ? Py_NewRef(request_model) : Py_NewRef(x->empty),
-            truthy(response_model) ? Py_NewRef(response_model) : Py_NewRef(x->empty),
-            text_or_empty(text_of(value_of(&slots[SLOT_SERVER_ADDRESS]))),
-            text_or_empty(text_of(value_of(&slots[SLOT_SERVER_PORT]))),
-            text_or_empty(text_of(value_of(&slots[SLOT_ERROR_TYPE]))),
-            UNLESS_FAILED(PyFloat_FromDouble((double)elapsed / 1e9)),
-            input_tokens == Py_None ? Py_NewRef(Py_None) : UNLESS_FAILED(PyNumber_Long(input_tokens)),
-            output_tokens == Py_None ? Py_NewRef(Py_None) : UNLESS_FAILED(PyNumber_Long(output_tokens)),
-            float_of(value_of(&slots[SLOT_TIME_TO_FIRST_CHUNK])),
+            [CALL_operation] = Py_NewRef(operation),
+            [CALL_provider] = truthy(span_provider) ? Py_NewRef(span_provider) : Py_NewRef(x->empty),
+            [CALL_request_model] = truthy(request_model) ? Py_NewRef(request_model) : Py_NewRef(x->empty),
+            [CALL_response_model] = truthy(response_model) ? Py_NewRef(response_model) : Py_NewRef(x->empty),
+            [CALL_server_address] = text_or_empty(text_of(value_of(&slots[SLOT_SERVER_ADDRESS]))),
+            [CALL_server_port] = text_or_empty(text_of(value_of(&slots[SLOT_SERVER_PORT]))),
+            [CALL_error_type] = text_or_empty(text_of(value_of(&slots[SLOT_ERROR_TYPE]))),
+            [CALL_duration_s] = UNLESS_FAILED(PyFloat_FromDouble((double)elapsed / 1e9)),
+            [CALL_input_tokens] = token_int(has_input, input_n),
+            [CALL_output_tokens] = token_int(has_output, output_n),
+            [CALL_time_to_first_chunk_s] = float_of(value_of(&slots[SLOT_TIME_TO_FIRST_CHUNK])),
         };
         if (append_new(calls, record(x->llm_call, items, CALL_FIELDS)) < 0) goto done;
     }
@@ -538,10 +609,6 @@ done:
     Py_XDECREF(request_model);
     Py_XDECREF(c.workflow);
     Py_XDECREF(c.tenant);
-    Py_XDECREF(input_tokens);
-    Py_XDECREF(cache_read);
-    Py_XDECREF(cache_write);
-    Py_XDECREF(output_tokens);
     Py_XDECREF(egress);
     Py_XDECREF(ingress);
     Py_XDECREF(operation);
@@ -642,19 +709,19 @@ static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Sl
                                     : UNLESS_FAILED(PyObject_CallOneArg(x->seconds_to_datetime, last_modified));
         Py_DECREF(last_modified);
         PyObject *items[READ_FIELDS] = {
-            Py_NewRef(trace_id),
-            Py_NewRef(span_id),
-            UNLESS_FAILED(PyLong_FromLong(seq)),
-            UNLESS_FAILED(nanos_to_datetime(time)),
-            text_of(value_of(&event_slots[SLOT_DATA_SOURCE])),
-            text_of(value_of(&event_slots[SLOT_DATA_SOURCE_KIND])),
-            modified_at,
-            age,
-            size_int,
-            text_of(value_of(&event_slots[SLOT_DATA_STALENESS_METHOD])),
-            Py_NewRef(workflow),
-            Py_NewRef(tenant),
-            Py_NewRef(PyTuple_GET_ITEM(resource, RES_SERVICE)),
+            [READ_trace_id] = Py_NewRef(trace_id),
+            [READ_span_id] = Py_NewRef(span_id),
+            [READ_seq] = UNLESS_FAILED(PyLong_FromLong(seq)),
+            [READ_read_time] = UNLESS_FAILED(nanos_to_datetime(time)),
+            [READ_source] = text_of(value_of(&event_slots[SLOT_DATA_SOURCE])),
+            [READ_source_kind] = text_of(value_of(&event_slots[SLOT_DATA_SOURCE_KIND])),
+            [READ_last_modified] = modified_at,
+            [READ_age_seconds] = age,
+            [READ_bytes] = size_int,
+            [READ_staleness_method] = text_of(value_of(&event_slots[SLOT_DATA_STALENESS_METHOD])),
+            [READ_workflow] = Py_NewRef(workflow),
+            [READ_tenant] = Py_NewRef(tenant),
+            [READ_service] = Py_NewRef(PyTuple_GET_ITEM(resource, RES_SERVICE)),
         };
         if (append_new(reads, record(x->data_read, items, READ_FIELDS)) < 0) goto done;
     }
@@ -665,25 +732,12 @@ done:
     return result;
 }
 
-enum {
-    COL_TRACE_ID,
-    COL_SPAN_ID,
-    COL_PARENT_SPAN_ID,
-    COL_NAME,
-    COL_KIND,
-    COL_SERVICE,
-    COL_START,
-    COL_END,
-    COL_STATUS_CODE,
-    COL_UNMEASURED,
-    COLUMNS
-};
-
 typedef struct {
     PyObject *columns[COLUMNS];
     PyObject *facts, *reads, *calls, *rejection;
     Py_ssize_t rejected;
     int extract_usage;
+    Py_ssize_t refused[SLOT_COUNT]; /* values refused per attribute (token counts out of bounds) */
 } Output;
 
 static PyObject *hex_of(Slice bytes) {
@@ -794,20 +848,20 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
     int32_t kind = (int32_t)(uint32_t)kind_raw;
     PyObject *trace_id = hex_of(trace), *span_id = hex_of(span);
     PyObject *values[COLUMNS] = {
-        trace_id,
-        span_id,
-        parent.n ? hex_of(parent) : Py_NewRef(Py_None),
-        name_text,
-        PyLong_FromLong(kind >= 0 && kind < 6 ? kind : 0),
-        Py_NewRef(PyTuple_GET_ITEM(resource, RES_SERVICE)),
-        PyLong_FromUnsignedLongLong(start),
-        PyLong_FromUnsignedLongLong(end),
-        PyLong_FromLong(status_code >= 0 && status_code < 3 ? status_code : 0),
-        NULL,
+        [COL_trace_id] = trace_id,
+        [COL_span_id] = span_id,
+        [COL_parent_span_id] = parent.n ? hex_of(parent) : Py_NewRef(Py_None),
+        [COL_name] = name_text,
+        [COL_kind] = PyLong_FromLong(kind >= 0 && kind < 6 ? kind : 0),
+        [COL_service] = Py_NewRef(PyTuple_GET_ITEM(resource, RES_SERVICE)),
+        [COL_start_time_unix_nano] = PyLong_FromUnsignedLongLong(start),
+        [COL_end_time_unix_nano] = PyLong_FromUnsignedLongLong(end),
+        [COL_status_code] = PyLong_FromLong(status_code >= 0 && status_code < 3 ? status_code : 0),
+        [COL_unmeasured] = NULL, /* set below */
     };
     int result = -1;
-    for (int i = 0; i < COL_UNMEASURED; i++)
-        if (values[i] == NULL) goto done;
+    for (int i = 0; i < COLUMNS; i++)
+        if (i != COL_unmeasured && values[i] == NULL) goto done;
     int marked = contains(raw, x->not_measured_mark) ||
                  (out->extract_usage && (contains(raw, x->owner_mark) || contains(raw, x->data_read_mark)));
     Slice slots[SLOT_COUNT];
@@ -829,14 +883,14 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
         PyObject *reason = text_of(value_of(&slots[SLOT_NOT_MEASURED_REASON]));
         if (reason == NULL) goto done;
         if (reason == Py_None) {
-            values[COL_UNMEASURED] = reason;
+            values[COL_unmeasured] = reason;
         } else {
-            values[COL_UNMEASURED] = PyUnicode_Concat(x->not_measured_prefix, reason);
+            values[COL_unmeasured] = PyUnicode_Concat(x->not_measured_prefix, reason);
             Py_DECREF(reason);
-            if (values[COL_UNMEASURED] == NULL) goto done;
+            if (values[COL_unmeasured] == NULL) goto done;
         }
     } else {
-        values[COL_UNMEASURED] = Py_NewRef(Py_None);
+        values[COL_unmeasured] = Py_NewRef(Py_None);
     }
     for (int i = 0; i < COLUMNS; i++)
         if (PyList_Append(out->columns[i], values[i]) < 0) goto done;
@@ -845,7 +899,8 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
         if (owner == NULL) goto done;
         int is_owner = owner == Py_True;
         Py_DECREF(owner);
-        if (is_owner && owner_usage(out->facts, out->calls, trace_id, span_id, start, end, slots, resource) < 0)
+        if (is_owner &&
+            owner_usage(out->facts, out->calls, out->refused, trace_id, span_id, start, end, slots, resource) < 0)
             goto done;
         if (contains(raw, x->data_read_mark) && data_reads(out->reads, trace_id, span_id, raw, slots, resource) < 0)
             goto done;
@@ -928,7 +983,7 @@ static PyObject *decode_traces(PyObject *module, PyObject *const *args, Py_ssize
         PyBuffer_Release(&view);
         return NULL;
     }
-    Output out = {{NULL}, NULL, NULL, NULL, NULL, 0, extract_usage};
+    Output out = {{NULL}, NULL, NULL, NULL, NULL, 0, extract_usage, {0}};
     PyObject *result = NULL;
     for (int i = 0; i < COLUMNS; i++)
         if ((out.columns[i] = PyList_New(0)) == NULL) goto done;
@@ -965,7 +1020,23 @@ static PyObject *decode_traces(PyObject *module, PyObject *const *args, Py_ssize
         PyTuple_SET_ITEM(columns, i, out.columns[i]);
         out.columns[i] = NULL;
     }
-    result = Py_BuildValue("(NOOOnO)", columns, out.facts, out.reads, out.calls, out.rejected, out.rejection);
+    PyObject *refused = PyDict_New();
+    if (refused == NULL) {
+        Py_DECREF(columns);
+        goto done;
+    }
+    for (int slot = 0; slot < SLOT_COUNT; slot++) {
+        if (out.refused[slot] == 0) continue;
+        PyObject *count = PyLong_FromSsize_t(out.refused[slot]);
+        if (count == NULL || PyDict_SetItem(refused, state.slot_keys[slot], count) < 0) {
+            Py_XDECREF(count);
+            Py_DECREF(refused);
+            Py_DECREF(columns);
+            goto done;
+        }
+        Py_DECREF(count);
+    }
+    result = Py_BuildValue("(NOOOnON)", columns, out.facts, out.reads, out.calls, out.rejected, out.rejection, refused);
 done:
     for (int i = 0; i < COLUMNS; i++) Py_XDECREF(out.columns[i]);
     Py_XDECREF(out.facts);
@@ -1039,6 +1110,26 @@ static PyObject *configure(PyObject *module, PyObject *context) {
         PyErr_SetString(PyExc_KeyError, "keys names slots this decoder does not have");
         return NULL;
     }
+    int overflow = 0;
+    long long max_tokens = PyLong_Check(fresh.max_tokens) ? PyLong_AsLongLongAndOverflow(fresh.max_tokens, &overflow) : -1;
+    if (max_tokens < 0 || overflow || max_tokens > ((long long)1 << 60)) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "max_tokens must be an int in [0, 2**60]");
+        return NULL;
+    }
+    PyObject *slot_keys[SLOT_COUNT];
+    for (int slot = 0; slot < SLOT_COUNT; slot++) {
+        slot_keys[slot] = PyUnicode_DecodeUTF8(keys[slot].key, keys[slot].n, NULL);
+        if (slot_keys[slot] == NULL) {
+            for (int j = 0; j < slot; j++) Py_DECREF(slot_keys[j]);
+            return NULL;
+        }
+    }
+    for (int slot = 0; slot < SLOT_COUNT; slot++) {
+        if (state.configured) Py_DECREF(state.slot_keys[slot]);
+        state.slot_keys[slot] = slot_keys[slot];
+    }
+    state.max_tokens = max_tokens;
     for (size_t i = 0; i < CONTEXT_COUNT; i++) Py_INCREF(fresh_fields[i]);
     if (state.configured)
         for (size_t i = 0; i < CONTEXT_COUNT; i++) Py_DECREF(fields[i]);
@@ -1054,11 +1145,11 @@ static PyObject *configure(PyObject *module, PyObject *context) {
     Py_RETURN_NONE;
 }
 
-static PyObject *slot_tuple(void) {
-    PyObject *names = PyTuple_New(SLOT_COUNT);
+static PyObject *name_tuple(const char **names_of, int count) {
+    PyObject *names = PyTuple_New(count);
     if (names == NULL) return NULL;
-    for (int i = 0; i < SLOT_COUNT; i++) {
-        PyObject *name = PyUnicode_FromString(slot_names[i]);
+    for (int i = 0; i < count; i++) {
+        PyObject *name = PyUnicode_FromString(names_of[i]);
         if (name == NULL) {
             Py_DECREF(names);
             return NULL;
@@ -1084,11 +1175,24 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyDateTimeAPI == NULL) return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
-    PyObject *slots = slot_tuple();
-    if (slots == NULL || PyModule_AddObject(module, "ATTRIBUTE_SLOTS", slots) < 0) {
-        Py_XDECREF(slots);
-        Py_DECREF(module);
-        return NULL;
+    struct {
+        const char *attribute;
+        const char **names;
+        int count;
+    } tuples[] = {
+        {"ATTRIBUTE_SLOTS", slot_names, SLOT_COUNT},
+        {"USAGE_FACT_FIELDS", fact_field_names, FACT_FIELDS},
+        {"DATA_READ_FIELDS", read_field_names, READ_FIELDS},
+        {"LLM_CALL_FIELDS", call_field_names, CALL_FIELDS},
+        {"SPAN_COLUMNS", span_column_names, COLUMNS},
+    };
+    for (size_t i = 0; i < sizeof tuples / sizeof tuples[0]; i++) {
+        PyObject *names = name_tuple(tuples[i].names, tuples[i].count);
+        if (names == NULL || PyModule_AddObject(module, tuples[i].attribute, names) < 0) {
+            Py_XDECREF(names);
+            Py_DECREF(module);
+            return NULL;
+        }
     }
     return module;
 }

@@ -6,6 +6,8 @@ The meters and their sources are defined in docs/design.md ("Usage facts"). Only
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,8 +31,9 @@ from ._otlp import (
     parse_span_header,
 )
 
-__all__ = ["SPEEDUPS", "DecodedTraces", "LlmCall", "decode_traces", "decode_traces_python"]
+__all__ = ["MAX_TOKENS", "SPEEDUPS", "DecodedTraces", "LlmCall", "decode_traces", "decode_traces_python"]
 
+logger = logging.getLogger("spanledger.collector")
 _EPOCH = datetime(1970, 1, 1)
 _OWNER_MARK = semconv.SPANLEDGER_USAGE_OWNER.encode()
 _DATA_READ_MARK = semconv.EVENT_SPANLEDGER_DATA_READ.encode()
@@ -43,6 +46,9 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 # DECIMAL(38, 9) holds 29 integer digits; anything near that is a broken client, not usage.
 _MAX_QUANTITY = Decimal(10) ** 18
+MAX_TOKENS = 10**9
+"""The largest token count one span may report (docs/schema.md, "Validation"): ~500 times the largest context
+window offered today; anything larger is a broken client or an overflow (2**63 - 1), not usage."""
 _QUANTUM = Decimal("1e-9")
 _SPAN_KINDS = range(6)
 _LLM_INPUT_TOKENS = Meter.LLM_INPUT_TOKENS.value
@@ -86,6 +92,8 @@ class DecodedTraces:
     accepted_spans: int = 0
     rejected_spans: int = 0
     rejection: str = ""
+    refused_values: dict[str, int] = field(default_factory=dict)
+    """Attribute values refused (token counts that are not ints in ``[0, MAX_TOKENS]``), per attribute name."""
 
 
 def nanos_to_datetime(nanos: int) -> datetime:
@@ -118,6 +126,19 @@ def _number(value: AttributeValue) -> Decimal | None:
         return number.quantize(_QUANTUM) if number.is_finite() else None
     except InvalidOperation:
         return None
+
+
+def _token_count(value: AttributeValue, key: str, refused: dict[str, int]) -> int | None:
+    """A token count: an int in ``[0, MAX_TOKENS]``; None when absent, and for any other value, refused (counted).
+
+    The conventions define token counts as ints; a double, a string or a bool is the producer's error, not a count.
+    """
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
+        return value
+    refused[key] = refused.get(key, 0) + 1
+    return None
 
 
 def _float(value: AttributeValue) -> float | None:
@@ -233,33 +254,50 @@ def _owner_usage(
         if quantity is None or quantity <= 0 or quantity >= _MAX_QUANTITY:
             return
         begin, finish = (start, end) if interval is None else interval
-        # tuple.__new__ skips the NamedTuple's Python-level __new__ (this runs for every fact).
         facts.append(
-            tuple.__new__(UsageFact, (
-                trace_id, span_id, meter, begin, finish, quantity, unit, resource_id, resource_type, provider,
-                account_id, region, model, boundary, accelerator_type, workflow, tenant, resource.service,
-                None, None, None, None,
-            ))
-        )  # fmt: skip
+            UsageFact(
+                trace_id=trace_id,
+                span_id=span_id,
+                meter=meter,
+                start_time=begin,
+                end_time=finish,
+                quantity=quantity,
+                unit=unit,
+                resource_id=resource_id,
+                resource_type=resource_type,
+                provider=provider,
+                account_id=account_id,
+                region=region,
+                model=model,
+                boundary=boundary,
+                accelerator_type=accelerator_type,
+                workflow=workflow,
+                tenant=tenant,
+                service=resource.service,
+            )
+        )
+
+    def tokens(key: str) -> int | None:
+        return _token_count(_VALUES[get(key)], key, decoded.refused_values)
 
     llm_type = declared_type or _LLM_MODEL
-    input_tokens = _number(_VALUES[get(semconv.GEN_AI_USAGE_INPUT_TOKENS)])
-    cache_read = _number(_VALUES[get(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)]) or Decimal(0)
+    input_tokens = tokens(semconv.GEN_AI_USAGE_INPUT_TOKENS)
+    cache_read = tokens(semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS) or 0
     cache_write = (
-        _number(_VALUES[get(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)])
-        or _number(_VALUES[get(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)])
-        or Decimal(0)
+        tokens(semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
+        or tokens(semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+        or 0
     )
-    if input_tokens is not None:
-        add(_LLM_INPUT_TOKENS, max(Decimal(0), input_tokens - cache_read - cache_write), _TOKEN_UNIT, llm_type)
     # The guards skip a call per absent meter (add() would drop it too); this runs for every owner span.
+    if input_tokens is not None and input_tokens - cache_read - cache_write > 0:
+        add(_LLM_INPUT_TOKENS, Decimal(input_tokens - cache_read - cache_write), _TOKEN_UNIT, llm_type)
     if cache_read:
-        add(_LLM_CACHE_READ_TOKENS, cache_read, _TOKEN_UNIT, llm_type)
+        add(_LLM_CACHE_READ_TOKENS, Decimal(cache_read), _TOKEN_UNIT, llm_type)
     if cache_write:
-        add(_LLM_CACHE_WRITE_TOKENS, cache_write, _TOKEN_UNIT, llm_type)
-    output_tokens = _number(_VALUES[get(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)])
-    if output_tokens is not None:
-        add(_LLM_OUTPUT_TOKENS, output_tokens, _TOKEN_UNIT, llm_type)
+        add(_LLM_CACHE_WRITE_TOKENS, Decimal(cache_write), _TOKEN_UNIT, llm_type)
+    output_tokens = tokens(semconv.GEN_AI_USAGE_OUTPUT_TOKENS)
+    if output_tokens:
+        add(_LLM_OUTPUT_TOKENS, Decimal(output_tokens), _TOKEN_UNIT, llm_type)
     accelerator_seconds = _number(_VALUES[get(semconv.SPANLEDGER_ACCELERATOR_TIME)])
     if accelerator_seconds is not None:
         add(
@@ -299,8 +337,8 @@ def _owner_usage(
                 server_port=_text(_VALUES[get(semconv.SERVER_PORT)]) or "",
                 error_type=_text(_VALUES[get(semconv.ERROR_TYPE)]) or "",
                 duration_s=max(0, header.end_time_unix_nano - header.start_time_unix_nano) / 1e9,
-                input_tokens=None if input_tokens is None else int(input_tokens),
-                output_tokens=None if output_tokens is None else int(output_tokens),
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
                 time_to_first_chunk_s=_float(_VALUES[get(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK)]),
             )
         )
@@ -353,14 +391,15 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
     if _speedups is not None:
         fast = _speedups.decode_traces(data, extract_usage)
         if fast is not None:
-            columns, facts, data_reads, llm_calls, rejected, rejection = fast
-            spans = SpanColumns(*columns)
+            columns, facts, data_reads, llm_calls, rejected, rejection, refused = fast
+            spans = SpanColumns(*columns)  # in SpanColumns' field order (checked when the decoder is loaded)
             return DecodedTraces(
                 batch=StoreBatch(spans=spans, facts=facts, data_reads=data_reads),
                 llm_calls=llm_calls,
                 accepted_spans=len(spans),
                 rejected_spans=rejected,
                 rejection=rejection,
+                refused_values=refused,
             )
     return decode_traces_python(data, extract_usage=extract_usage)
 
@@ -469,13 +508,40 @@ _SLOT_KEYS = {
 }
 
 
+def field_order_differences(speedups: Any) -> list[str]:
+    """Where the compiled decoder's record layouts differ from the field tables (empty when they agree)."""
+    expected = {
+        "USAGE_FACT_FIELDS": UsageFact._fields,
+        "DATA_READ_FIELDS": DataRead._fields,
+        "LLM_CALL_FIELDS": LlmCall._fields,
+        "SPAN_COLUMNS": tuple(column.name for column in dataclasses.fields(SpanColumns)),
+    }
+    differences = []
+    for name, fields in expected.items():
+        built = getattr(speedups, name, None)
+        if built != fields:
+            differences.append(f"{name}: compiled {built}, field table {fields}")
+    return differences
+
+
 def _load_speedups() -> Any:
-    """The compiled decoder, configured, or None where it was not built or ``SPANLEDGER_NO_SPEEDUPS`` is set."""
+    """The compiled decoder, configured, or None where it was not built or ``SPANLEDGER_NO_SPEEDUPS`` is set.
+
+    A decoder built from an older field table (a record's fields added, removed or reordered since it was
+    compiled) would put values in the wrong fields: it is declined, with an error naming the difference.
+    """
     if os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
         return None
     try:
         from . import _speedups  # type: ignore[attr-defined]
     except ImportError:
+        return None
+    differences = field_order_differences(_speedups)
+    if differences:
+        logger.error(
+            "the compiled decoder does not match the field tables and is not used (rebuild it: pip install -e .): %s",
+            "; ".join(differences),
+        )
         return None
     _speedups.configure(
         {
@@ -497,6 +563,7 @@ def _load_speedups() -> Any:
             "decimal": Decimal,
             "zero": Decimal(0),
             "max_quantity": _MAX_QUANTITY,
+            "max_tokens": MAX_TOKENS,
             "max_nanos": _MAX_NANOS,
             "not_measured_prefix": "accelerator: ",
             "llm_input_tokens": _LLM_INPUT_TOKENS,

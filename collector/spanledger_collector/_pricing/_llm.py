@@ -12,8 +12,8 @@ from genai_prices.data_snapshot import get_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, StartDateConstraint, TieredPrices, TimeOfDateConstraint
 from spanledger import semconv
 
-from .._store import UsageFact
-from ._rates import COST_QUANTUM, EARLIEST, ESTIMATE_FIELDS_FROM, LATEST, Rate, midnight, new_tuple
+from .._store import UsageFact, with_estimate
+from ._rates import COST_QUANTUM, EARLIEST, LATEST, Rate, midnight
 
 __all__ = [
     "GENAI_PRICES_VERSION",
@@ -258,14 +258,14 @@ class TokenRate(Rate):
                     self.version,
                     None,
                 )
-                return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+                return with_estimate(fact, estimate)
         try:
             cost = self.cost(quantity, fact.start_time)
         except UnknownLlmPrice as exc:
             estimate = (None, None, self.version, str(exc))
         else:
             estimate = (cost.quantize(COST_QUANTUM), "USD", self.version, None)
-        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+        return with_estimate(fact, estimate)
 
 
 def load_genai_prices() -> None:

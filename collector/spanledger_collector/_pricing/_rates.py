@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from .._store import UsageFact
+from .._store import UsageFact, with_estimate
 
 __all__ = [
     "COST_QUANTUM",
@@ -40,8 +40,8 @@ _SECONDS_PER_HOUR = Decimal(3600)
 _MILLION = Decimal(1_000_000)
 # A fact's estimate is its last four fields, from this index on.
 ESTIMATE_FIELDS_FROM = UsageFact._fields.index("estimated_cost")
-# UsageFact(...) and _replace run Python code; building the tuple directly is several times cheaper, and
-# concatenating (not unpacking) is the cheapest way to build its contents.
+# Estimate(...) runs Python code; building the tuple directly is several times cheaper (a priced fact is
+# built by _store.with_estimate, the same way).
 new_tuple = tuple.__new__
 
 
@@ -83,7 +83,7 @@ class Unpriced(Rate):
         self._estimate = (None, None, version, reason)
 
     def priced(self, fact: UsageFact) -> UsageFact:
-        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + self._estimate)
+        return with_estimate(fact, self._estimate)
 
 
 class NegotiatedTokens(Rate):
@@ -98,7 +98,7 @@ class NegotiatedTokens(Rate):
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._per_mtok / _MILLION
         estimate = (cost.quantize(COST_QUANTUM), "USD", self.version, None)
-        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+        return with_estimate(fact, estimate)
 
 
 class InstanceSeconds(Rate):
@@ -117,7 +117,7 @@ class InstanceSeconds(Rate):
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._hourly / self._gpus / _SECONDS_PER_HOUR
         estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
-        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+        return with_estimate(fact, estimate)
 
 
 class EndpointSeconds(Rate):
@@ -135,7 +135,7 @@ class EndpointSeconds(Rate):
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._hourly / _SECONDS_PER_HOUR
         estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
-        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+        return with_estimate(fact, estimate)
 
 
 class Transfer(Rate):
@@ -160,4 +160,4 @@ class Transfer(Rate):
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity / self._bytes_per_gb * self._per_gb
         estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
-        return new_tuple(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate)
+        return with_estimate(fact, estimate)

@@ -10,15 +10,12 @@ from .._component import ConfigError
 from .._config import LoadContext
 from .._config_reader import ConfigSection
 from .._pricing import PriceCatalog, load_catalog
-from .._store import UsageFact
+from .._store import UsageFact, with_estimate
 from ._item import PipelineItem
 
 __all__ = ["CostFactory", "CostProcessor", "CostSettings"]
 
 logger = logging.getLogger("spanledger.collector")
-
-_PRICED_FIELDS = UsageFact._fields.index("estimated_cost")
-
 
 @dataclass(frozen=True)
 class CostSettings:
@@ -44,8 +41,7 @@ class CostProcessor:
             return self.catalog.priced(fact)
         except Exception as error:
             logger.exception("pricing %s of span %s failed", fact.meter, fact.span_id)
-            # tuple.__new__ instead of _replace, as the catalog does.
-            return tuple.__new__(UsageFact, (*fact[:_PRICED_FIELDS], None, None, None, f"pricing failed: {error}"))
+            return with_estimate(fact, (None, None, None, f"pricing failed: {error}"))
 
     def process(self, item: PipelineItem) -> None:
         if item.facts:

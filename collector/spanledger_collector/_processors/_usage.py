@@ -9,7 +9,7 @@ from .._component import PermanentError
 from .._config import LoadContext
 from .._config_reader import ConfigSection
 from .._decode import DecodeError, decode_traces
-from .._telemetry import UsageMetrics
+from .._telemetry import CardinalityLimits, UsageMetrics
 from ._item import PipelineItem
 
 __all__ = ["UsageFactory", "UsageProcessor", "UsageSettings", "decode_or_refuse"]
@@ -19,6 +19,12 @@ __all__ = ["UsageFactory", "UsageProcessor", "UsageSettings", "decode_or_refuse"
 class UsageSettings:
     tenant_cardinality_limit: int = 100
     """Tenants with their own label on the usage series; the others are counted under ``other``."""
+    label_cardinality_limit: int = 100
+    """Distinct values of each other label fed from span data (model, workflow, provider, ...); the rest: ``other``."""
+    series_cardinality_limit: int = 1000
+    """Label sets per metric family; further ones are added to the all-``other`` series."""
+    label_value_length_limit: int = 128
+    """Characters kept of a label value from span data."""
 
 
 def decode_or_refuse(item: PipelineItem, *, extract_usage: bool) -> None:
@@ -33,7 +39,14 @@ class UsageProcessor:
     def __init__(self, component_id: str, settings: UsageSettings) -> None:
         self.component_id = component_id
         self.settings = settings
-        self.metrics = UsageMetrics(tenant_cardinality_limit=settings.tenant_cardinality_limit)
+        self.metrics = UsageMetrics(
+            limits=CardinalityLimits(
+                tenant=settings.tenant_cardinality_limit,
+                label=settings.label_cardinality_limit,
+                series=settings.series_cardinality_limit,
+                value_length=settings.label_value_length_limit,
+            )
+        )
 
     def start(self) -> None:
         pass
@@ -46,10 +59,11 @@ class UsageProcessor:
         assert item.decoded is not None
         batch = item.decoded.batch
         item.facts, item.data_reads, item.llm_calls = batch.facts, batch.data_reads, item.decoded.llm_calls
+        refused = item.decoded.refused_values
         if not item.replaying:
             # Counted once the rows are stored, with the facts as the later processors leave them (priced in
             # place); a client's retry of a stored request is not stored again, so not counted again.
-            item.on_stored.append(partial(self.metrics.record, item.llm_calls, item.facts, item.data_reads))
+            item.on_stored.append(partial(self.metrics.record, item.llm_calls, item.facts, item.data_reads, refused))
 
 
 class UsageFactory:
@@ -58,7 +72,18 @@ class UsageFactory:
     after: tuple[str, ...] = ()
 
     def read(self, component_id: str, section: ConfigSection, context: LoadContext) -> UsageSettings:
-        return UsageSettings(section.integer("tenant_cardinality_limit", UsageSettings.tenant_cardinality_limit))
+        return UsageSettings(
+            tenant_cardinality_limit=section.integer(
+                "tenant_cardinality_limit", UsageSettings.tenant_cardinality_limit
+            ),
+            label_cardinality_limit=section.integer("label_cardinality_limit", UsageSettings.label_cardinality_limit),
+            series_cardinality_limit=section.integer(
+                "series_cardinality_limit", UsageSettings.series_cardinality_limit, minimum=1
+            ),
+            label_value_length_limit=section.integer(
+                "label_value_length_limit", UsageSettings.label_value_length_limit, minimum=1
+            ),
+        )
 
     def create(self, component_id: str, config: UsageSettings) -> UsageProcessor:
         return UsageProcessor(component_id, config)

@@ -37,71 +37,13 @@ import duckdb
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from ._digests import RecentDigests
-from ._facts import UsageFact
-from ._rows import SpanColumns, StoreBatch
+from ._facts import USAGE_FACTS
+from ._rows import DATA_READS, SPANS, SpanColumns, StoreBatch
+from ._schema import Table
 
 __all__ = ["DuckDBStore", "Store", "StoreUnavailableError"]
 
 logger = logging.getLogger("spanledger.collector")
-
-USAGE_FACTS_DDL = """
-CREATE TABLE IF NOT EXISTS usage_facts (
-  trace_id VARCHAR NOT NULL,
-  span_id VARCHAR NOT NULL,
-  meter VARCHAR NOT NULL,
-  start_time TIMESTAMP NOT NULL,
-  end_time TIMESTAMP NOT NULL,
-  quantity DECIMAL(38, 9) NOT NULL,
-  unit VARCHAR NOT NULL,
-  resource_id VARCHAR,
-  resource_type VARCHAR,
-  provider VARCHAR,
-  account_id VARCHAR,
-  region VARCHAR,
-  model VARCHAR,
-  boundary VARCHAR,
-  accelerator_type VARCHAR,
-  workflow VARCHAR,
-  tenant VARCHAR,
-  service VARCHAR,
-  estimated_cost DECIMAL(38, 12),
-  currency VARCHAR,
-  catalog_version VARCHAR,
-  unpriced_reason VARCHAR
-)"""
-
-SPANS_DDL = """
-CREATE TABLE IF NOT EXISTS spans (
-  trace_id VARCHAR NOT NULL,
-  span_id VARCHAR NOT NULL,
-  parent_span_id VARCHAR,
-  name VARCHAR NOT NULL,
-  kind TINYINT NOT NULL,
-  service VARCHAR,
-  start_time TIMESTAMP NOT NULL,
-  end_time TIMESTAMP NOT NULL,
-  status_code TINYINT NOT NULL
-)"""
-
-# Columns added after the first release; ADD COLUMN appends, keeping SELECT * inserts in column order.
-SPANS_MIGRATIONS = ("ALTER TABLE spans ADD COLUMN IF NOT EXISTS unmeasured VARCHAR",)
-
-DATA_READS_DDL = """
-CREATE TABLE IF NOT EXISTS data_reads (
-  trace_id VARCHAR NOT NULL,
-  span_id VARCHAR NOT NULL,
-  seq INTEGER NOT NULL,
-  read_time TIMESTAMP NOT NULL,
-  source VARCHAR,
-  source_kind VARCHAR,
-  last_modified TIMESTAMP,
-  age_seconds DOUBLE,
-  bytes BIGINT,
-  staleness_method VARCHAR,
-  workflow VARCHAR,
-  tenant VARCHAR,
-  service VARCHAR
-)"""
 
 RECEIVED_REQUESTS_DDL = """
 CREATE TABLE IF NOT EXISTS received_requests (
@@ -261,55 +203,8 @@ if not os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
     with contextlib.suppress(ImportError):  # not built: pyarrow converts the rows
         from . import _columns  # type: ignore[attr-defined, no-redef]
 
-# Each table's columns in order, by the kind the compiled converter (_columns.c) knows them by: 's' string,
-# 't' timestamp from a datetime, 'n' timestamp from nanoseconds, 'b' int8, 'i' int32, 'l' int64,
-# 'f' float64, 'q' DECIMAL(38, 9), 'c' DECIMAL(38, 12).
-_SPAN_COLUMNS = (
-    ("trace_id", "trace_id", "s"),
-    ("span_id", "span_id", "s"),
-    ("parent_span_id", "parent_span_id", "s"),
-    ("name", "name", "s"),
-    ("kind", "kind", "b"),
-    ("service", "service", "s"),
-    ("start_time", "start_time_unix_nano", "n"),
-    ("end_time", "end_time_unix_nano", "n"),
-    ("status_code", "status_code", "b"),
-    ("unmeasured", "unmeasured", "s"),
-)
-_FACT_COLUMNS = (
-    ("trace_id", "s"),
-    ("span_id", "s"),
-    ("meter", "s"),
-    ("start_time", "t"),
-    ("end_time", "t"),
-    ("quantity", "q"),
-    ("unit", "s"),
-    *[(name, "s") for name in UsageFact._fields[7:18]],
-    ("estimated_cost", "c"),
-    ("currency", "s"),
-    ("catalog_version", "s"),
-    ("unpriced_reason", "s"),
-)
-_DATA_READ_COLUMNS = (
-    ("trace_id", "s"),
-    ("span_id", "s"),
-    ("seq", "i"),
-    ("read_time", "t"),
-    ("source", "s"),
-    ("source_kind", "s"),
-    ("last_modified", "t"),
-    ("age_seconds", "f"),
-    ("bytes", "l"),
-    ("staleness_method", "s"),
-    ("workflow", "s"),
-    ("tenant", "s"),
-    ("service", "s"),
-)
-_TABLE_COLUMNS = {
-    "spans": tuple((name, kind) for name, _, kind in _SPAN_COLUMNS),
-    "usage_facts": _FACT_COLUMNS,
-    "data_reads": _DATA_READ_COLUMNS,
-}
+# The row tables, each derived from its record's field table (_schema.py): DDL, column order, Arrow kinds.
+_ROW_TABLES = {table.name: table for table in (SPANS, USAGE_FACTS, DATA_READS)}
 
 _Chunk = Any
 """Rows staged for one insert: ``(rows, buffers per column)`` from _columns.c, or a pyarrow Table."""
@@ -324,6 +219,7 @@ def _pyarrow() -> Any:
 
 
 def _arrow_array(values: Sequence[Any], kind: str) -> Any:
+    """``values`` as the Arrow array of a field of kind code ``kind`` (``_schema.Kind.code``)."""
     pa = _pyarrow()
     if kind == "n":
         return pa.array(values, pa.int64()).cast(pa.timestamp("ns")).cast(pa.timestamp("us"), safe=False)
@@ -346,27 +242,22 @@ def _pyarrow_table(columns: Sequence[Sequence[Any]], kinds: str, names: Sequence
     return _pyarrow().Table.from_arrays(arrays, names=list(names))
 
 
-_SPAN_KINDS = "".join(kind for _, _, kind in _SPAN_COLUMNS)
-_SPAN_NAMES = [name for name, _, _ in _SPAN_COLUMNS]
-
-
 def _span_chunk(spans: SpanColumns) -> _Chunk:
-    columns = [getattr(spans, attribute) for _, attribute, _ in _SPAN_COLUMNS]
+    columns = [getattr(spans, attribute) for attribute in SPANS.attributes]
     if _columns is not None:
-        buffers = [_columns.column_to_buffers(values, kind) for values, kind in zip(columns, _SPAN_KINDS, strict=True)]
+        buffers = [_columns.column_to_buffers(values, kind) for values, kind in zip(columns, SPANS.kinds, strict=True)]
         if all(column is not None for column in buffers):
             return (len(spans), buffers)
-    return _pyarrow_table(columns, _SPAN_KINDS, _SPAN_NAMES)
+    return _pyarrow_table(columns, SPANS.kinds, SPANS.column_names)
 
 
-def _rows_chunk(rows: Sequence[tuple[Any, ...]], columns: Sequence[tuple[str, str]]) -> _Chunk:
-    """One chunk from rows (usage facts, data reads) holding ``columns`` in order."""
-    kinds = "".join(kind for _, kind in columns)
+def _rows_chunk(rows: Sequence[tuple[Any, ...]], table: Table) -> _Chunk:
+    """One chunk from rows (usage facts, data reads) of ``table``, their fields in its order."""
     if _columns is not None:
-        buffers = _columns.rows_to_buffers(rows, kinds)
+        buffers = _columns.rows_to_buffers(rows, table.kinds)
         if buffers is not None:
             return (len(rows), buffers)
-    return _pyarrow_table(list(zip(*rows, strict=True)), kinds, [name for name, _ in columns])
+    return _pyarrow_table(list(zip(*rows, strict=True)), table.kinds, table.column_names)
 
 
 def _insert_chunks(connection: duckdb.DuckDBPyConnection, table: str, chunks: Sequence[_Chunk]) -> None:
@@ -374,13 +265,39 @@ def _insert_chunks(connection: duckdb.DuckDBPyConnection, table: str, chunks: Se
     # register() + INSERT ... SELECT + unregister() costs.
     native = [chunk for chunk in chunks if isinstance(chunk, tuple)]
     if native:
-        columns = _TABLE_COLUMNS[table]
-        kinds = "".join(kind for _, kind in columns)
-        stream = _columns.arrow_stream(kinds, tuple(name for name, _ in columns), native)
+        fields = _ROW_TABLES[table]
+        stream = _columns.arrow_stream(fields.kinds, fields.column_names, native)
         connection.from_arrow(stream).insert_into(table)
     tables = [chunk for chunk in chunks if not isinstance(chunk, tuple)]
     if tables:
         connection.from_arrow(_pyarrow().concat_tables(tables)).insert_into(table)
+
+
+def _create_or_extend(connection: duckdb.DuckDBPyConnection, table: Table, path: str) -> None:
+    """Create ``table``, or add the columns a store written by an earlier release lacks.
+
+    Fields are only ever appended to a record (nullable), so an older store's columns are a prefix of the
+    table's; inserts then keep matching the columns by position. Anything else is refused, naming the columns.
+    """
+    connection.execute(table.duckdb_ddl())
+    stored = tuple(
+        name
+        for (name,) in connection.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database() "
+            "ORDER BY column_index",
+            [table.name],
+        ).fetchall()
+    )
+    expected = table.column_names
+    if stored[: len(expected)] != expected[: len(stored)] or len(stored) > len(expected):
+        raise RuntimeError(
+            f"the store {path}: table {table.name} has the columns {', '.join(stored)}; this release writes "
+            f"{', '.join(expected)} (see docs/schema.md)"
+        )
+    for field in table.fields[len(stored) :]:
+        if not field.nullable:
+            raise RuntimeError(f"the store {path}: table {table.name} lacks the required column {field.name}")
+        connection.execute(f"ALTER TABLE {table.name} ADD COLUMN {field.name} {field.kind.duckdb_type}")
 
 
 def _connect(path: str, config: dict[str, str | bool | int | float | list[str]]) -> duckdb.DuckDBPyConnection:
@@ -427,16 +344,9 @@ class DuckDBStore:
         self._in_transaction = False
         self._staged: dict[str, list[_Chunk]] = {}
         self._staged_spans = 0
-        ddls = (
-            USAGE_FACTS_DDL,
-            SPANS_DDL,
-            *SPANS_MIGRATIONS,
-            DATA_READS_DDL,
-            RECEIVED_REQUESTS_DDL,
-            REQUEST_LOG_POSITION_DDL,
-            TRACE_ROLLUPS_DDL,
-        )
-        for ddl in ddls:
+        for table in _ROW_TABLES.values():
+            _create_or_extend(self._connection, table, self.path)
+        for ddl in (RECEIVED_REQUESTS_DDL, REQUEST_LOG_POSITION_DDL, TRACE_ROLLUPS_DDL):
             self._connection.execute(ddl)
         self._recent_digests = RecentDigests(REQUEST_RETENTION.total_seconds())
         stored = self._connection.execute("SELECT digest FROM received_requests")
@@ -562,11 +472,11 @@ class DuckDBStore:
         merged = batches[0] if len(batches) == 1 else StoreBatch.merge(batches)
         chunks = []
         if len(merged.spans):
-            chunks.append(("spans", _span_chunk(merged.spans)))
+            chunks.append((SPANS.name, _span_chunk(merged.spans)))
         if merged.facts:
-            chunks.append(("usage_facts", _rows_chunk(merged.facts, _FACT_COLUMNS)))
+            chunks.append((USAGE_FACTS.name, _rows_chunk(merged.facts, USAGE_FACTS)))
         if merged.data_reads:
-            chunks.append(("data_reads", _rows_chunk(merged.data_reads, _DATA_READ_COLUMNS)))
+            chunks.append((DATA_READS.name, _rows_chunk(merged.data_reads, DATA_READS)))
         for table, chunk in chunks:
             self._staged.setdefault(table, []).append(chunk)
         self._staged_spans += len(merged.spans)

@@ -1,31 +1,39 @@
-"""Rows the usage extraction hands to a store: spans as columns, data reads and usage facts."""
+"""Rows the usage extraction hands to a store: spans as columns, data reads and usage facts.
+
+:class:`SpanColumns` and :class:`DataRead` are the field tables of the ``spans`` and ``data_reads`` tables
+(docs/schema.md), as :class:`~._facts.UsageFact` is of ``usage_facts``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 from ._facts import UsageFact
+from ._schema import Column, Kind, table_of
 
-__all__ = ["DataRead", "SpanColumns", "StoreBatch"]
+__all__ = ["DATA_READS", "SPANS", "DataRead", "SpanColumns", "StoreBatch"]
+
+_Text = Annotated[str, Kind.STRING]
+_OptionalText = Annotated[str | None, Kind.STRING]
 
 
 @dataclass
 class SpanColumns:
     """The lineage tree's rows, column by column (one Python object per value, none per span)."""
 
-    trace_id: list[str] = field(default_factory=list)
-    span_id: list[str] = field(default_factory=list)
-    parent_span_id: list[str | None] = field(default_factory=list)
-    name: list[str] = field(default_factory=list)
-    kind: list[int] = field(default_factory=list)
-    service: list[str | None] = field(default_factory=list)
-    start_time_unix_nano: list[int] = field(default_factory=list)
-    end_time_unix_nano: list[int] = field(default_factory=list)
-    status_code: list[int] = field(default_factory=list)
-    unmeasured: list[str | None] = field(default_factory=list)
+    trace_id: Annotated[list[str], Kind.STRING] = field(default_factory=list)
+    span_id: Annotated[list[str], Kind.STRING] = field(default_factory=list)
+    parent_span_id: Annotated[list[str | None], Kind.STRING] = field(default_factory=list)
+    name: Annotated[list[str], Kind.STRING] = field(default_factory=list)
+    kind: Annotated[list[int], Kind.INT8] = field(default_factory=list)
+    service: Annotated[list[str | None], Kind.STRING] = field(default_factory=list)
+    start_time_unix_nano: Annotated[list[int], Column(Kind.TIMESTAMP_NANOS, "start_time")] = field(default_factory=list)
+    end_time_unix_nano: Annotated[list[int], Column(Kind.TIMESTAMP_NANOS, "end_time")] = field(default_factory=list)
+    status_code: Annotated[list[int], Kind.INT8] = field(default_factory=list)
+    unmeasured: Annotated[list[str | None], Kind.STRING] = field(default_factory=list)
     """Why a usage the span was meant to report could not be measured (``accelerator: nvml_unavailable``)."""
 
     def __len__(self) -> int:
@@ -39,19 +47,23 @@ class SpanColumns:
 class DataRead(NamedTuple):
     """One ``spanledger.data.read`` event (``seq`` is the event's index on its span)."""
 
-    trace_id: str
-    span_id: str
-    seq: int
-    read_time: datetime
-    source: str | None
-    source_kind: str | None
-    last_modified: datetime | None
-    age_seconds: float | None
-    bytes: int | None
-    staleness_method: str | None
-    workflow: str | None
-    tenant: str | None
-    service: str | None
+    trace_id: _Text
+    span_id: _Text
+    seq: Annotated[int, Kind.INT32]
+    read_time: Annotated[datetime, Kind.TIMESTAMP]
+    source: _OptionalText
+    source_kind: _OptionalText
+    last_modified: Annotated[datetime | None, Kind.TIMESTAMP]
+    age_seconds: Annotated[float | None, Kind.FLOAT64]
+    bytes: Annotated[int | None, Kind.INT64]
+    staleness_method: _OptionalText
+    workflow: _OptionalText
+    tenant: _OptionalText
+    service: _OptionalText
+
+
+SPANS = table_of("spans", SpanColumns)
+DATA_READS = table_of("data_reads", DataRead)
 
 
 @dataclass

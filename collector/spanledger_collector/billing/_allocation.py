@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
+from .._store import USAGE_FACTS
 from ._errors import BillingError, CurrencyMixError
 from ._rules import Rules, load_rules
 from ._schema import MONEY_SCALE, QUANTITY_SCALE, ensure_billing_tables, has_table
@@ -36,13 +37,7 @@ from ._schema import MONEY_SCALE, QUANTITY_SCALE, ensure_billing_tables, has_tab
 __all__ = ["RunResult", "allocate", "parse_period"]
 
 _METRICS = ("effective", "billed", "list")
-_FACT_COLUMNS = (
-    "trace_id VARCHAR, span_id VARCHAR, meter VARCHAR, start_time TIMESTAMP, end_time TIMESTAMP, "
-    "quantity DECIMAL(38, 9), unit VARCHAR, resource_id VARCHAR, resource_type VARCHAR, provider VARCHAR, "
-    "account_id VARCHAR, region VARCHAR, model VARCHAR, boundary VARCHAR, accelerator_type VARCHAR, "
-    "workflow VARCHAR, tenant VARCHAR, service VARCHAR, estimated_cost DECIMAL(38, 12), currency VARCHAR, "
-    "catalog_version VARCHAR, unpriced_reason VARCHAR"
-)
+_FACT_COLUMNS = USAGE_FACTS.column_definitions(constraints=False)
 _UNIT_OF_METER = {
     Meter.ACCELERATOR_SECONDS.value: "s",
     Meter.ENDPOINT_SECONDS.value: "s",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from importlib import resources
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from spanledger import semconv
 
-from .._telemetry import OTHER_TENANT, label_name, prometheus_name
+from .._telemetry import OTHER, label_name, prometheus_name
 from ._rules import load_rules
 from ._schema import has_table
 from ._store_access import store_connection
@@ -30,12 +31,29 @@ _TENANT = label_name(semconv.SPANLEDGER_TENANT_ID)
 _RESOURCE_TYPE = label_name(semconv.SPANLEDGER_RESOURCE_TYPE)
 
 
+def _query(name: str) -> str:
+    return (
+        resources.files("spanledger_collector.billing")
+        .joinpath("sql")
+        .joinpath(f"{name}.sql")
+        .read_text(encoding="utf-8")
+    )
+
+
+_COST = _query("metrics_cost")
+_IDLE = _query("metrics_idle")
+_VARIANCE = _query("metrics_variance")
+
+
 class BillingCollector(Collector):
-    def __init__(self, store: Any, *, tenant_limit: int = 100) -> None:
+    """The billing gauges; each label from span data (workflow, model, tenant) keeps its costliest values."""
+
+    def __init__(self, store: Any, *, tenant_limit: int = 100, label_limit: int = 100, value_length: int = 128) -> None:
         self._store = store
         self._tenant_limit = tenant_limit
-        per_instance = [rule.id for rule in load_rules().rules if rule.capacity_per == "instance"]
-        self._per_instance_rules = ", ".join(f"'{rule_id}'" for rule_id in per_instance) or "NULL"
+        self._label_limit = label_limit
+        self._value_length = value_length
+        self._per_instance_rules = [rule.id for rule in load_rules().rules if rule.capacity_per == "instance"]
 
     def describe(self) -> list[Metric]:
         return []
@@ -56,18 +74,13 @@ class BillingCollector(Collector):
                 labels=[_PERIOD, _WORKFLOW, _MODEL, _TENANT],
             )
             rows = connection.execute(
-                """WITH current AS (
-                     SELECT a.*, strftime(r.billing_period_start, '%Y-%m') AS period
-                     FROM allocations a JOIN allocation_runs r USING (run_id)
-                     WHERE r.superseded_by IS NULL AND a.trace_id IS NOT NULL),
-                   kept AS (SELECT tenant FROM current WHERE tenant IS NOT NULL GROUP BY tenant
-                            ORDER BY sum(effective_cost) DESC, tenant LIMIT ?)
-                   SELECT period, coalesce(workflow, ''), coalesce(model, ''),
-                          CASE WHEN tenant IS NULL THEN '' WHEN tenant IN (SELECT tenant FROM kept) THEN tenant
-                               ELSE ? END AS tenant_label,
-                          sum(effective_cost)::DOUBLE
-                   FROM current GROUP BY ALL ORDER BY ALL""",
-                [self._tenant_limit, OTHER_TENANT],
+                _COST,
+                {
+                    "label_limit": self._label_limit,
+                    "tenant_limit": self._tenant_limit,
+                    "value_length": self._value_length,
+                    "other": OTHER,
+                },
             ).fetchall()
             for period, workflow, model, tenant, value in rows:
                 cost.add_metric([period, workflow, model, tenant], value)
@@ -82,16 +95,7 @@ class BillingCollector(Collector):
                 semconv.METRIC_SPANLEDGER_BILLING_IDLE_ACCELERATOR_TIME.description,
                 labels=[_PERIOD, _RESOURCE_TYPE],
             )
-            rows = connection.execute(
-                f"""SELECT strftime(r.billing_period_start, '%Y-%m'), coalesce(al.resource_type, ''),
-                           sum(al.effective_cost - al.allocated_effective_cost)::DOUBLE,
-                           sum((al.capacity_seconds - least(al.busy_seconds, al.capacity_seconds))
-                               * CASE WHEN al.rule_id IN ({self._per_instance_rules}) THEN al.accelerators ELSE 1 END
-                               / 3600)::DOUBLE
-                    FROM allocation_lines al JOIN allocation_runs r USING (run_id)
-                    WHERE r.superseded_by IS NULL AND al.kind = 'capacity'
-                    GROUP BY ALL ORDER BY ALL"""
-            ).fetchall()
+            rows = connection.execute(_IDLE, {"per_instance_rules": self._per_instance_rules}).fetchall()
             for period, resource_type, cost_value, hours in rows:
                 idle_cost.add_metric([period, resource_type], cost_value)
                 idle_hours.add_metric([period, resource_type], hours)
@@ -102,18 +106,14 @@ class BillingCollector(Collector):
                 semconv.METRIC_SPANLEDGER_BILLING_ESTIMATE_VARIANCE.description,
                 labels=[_PERIOD],
             )
-            rows = connection.execute(
-                """SELECT strftime(r.billing_period_start, '%Y-%m'),
-                          (sum(a.effective_cost) - sum(a.estimated_cost))::DOUBLE
-                   FROM allocations a JOIN allocation_runs r USING (run_id)
-                   WHERE r.superseded_by IS NULL AND a.trace_id IS NOT NULL AND a.estimated_cost IS NOT NULL
-                   GROUP BY ALL ORDER BY ALL"""
-            ).fetchall()
+            rows = connection.execute(_VARIANCE).fetchall()
             for period, value in rows:
                 variance.add_metric([period], value)
             yield variance
 
 
-def create_collector(store: Any, *, tenant_limit: int = 100) -> BillingCollector:
+def create_collector(
+    store: Any, *, tenant_limit: int = 100, label_limit: int = 100, value_length: int = 128
+) -> BillingCollector:
     """The collector the collector service registers on its Prometheus registry."""
-    return BillingCollector(store, tenant_limit=tenant_limit)
+    return BillingCollector(store, tenant_limit=tenant_limit, label_limit=label_limit, value_length=value_length)
