@@ -25,6 +25,8 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
       extensions: [bearertokenauth]
       pipelines: {traces|metrics|logs[/name]: {receivers: [...], processors: [...], exporters: [...]}}
       telemetry: {metrics: {address: "localhost:9464"}}   # admin server: /metrics, /health, /api/
+                                                           # (auth, write_auth, tls, import_directories,
+                                                           #  max_request_body_size: see _admin/_settings.py)
 
 Without ``--config`` the collector runs on :data:`DEFAULT_CONFIG`. Any unknown key or bad value raises
 :class:`ConfigError` naming the key (``receivers.otlp.protocols.grpc.endpoint``).
@@ -53,6 +55,7 @@ from typing import Any
 
 import yaml
 
+from ._admin import AdminSettings, parse_admin_settings
 from ._component import ConfigError
 from ._config_reader import ConfigSection
 
@@ -169,6 +172,7 @@ class CollectorSettings:
     estimate_cost: bool = False
     price_overrides: Path | None = None
     data_dir: Path = Path("spanledger-data")
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
 
 def _endpoint(section: ConfigSection, name: str, default: str) -> tuple[str, int]:
@@ -443,9 +447,7 @@ def parse_settings(document: Any) -> CollectorSettings:
         raise ConfigError("service.pipelines: configure at least one pipeline")
 
     telemetry = service.section("telemetry")
-    metrics = telemetry.section("metrics")
-    admin_host, admin_port = _endpoint(metrics, "address", "localhost:9464")
-    metrics.done()
+    admin = parse_admin_settings(telemetry.section("metrics"), authenticators=authenticators)
     telemetry.done()
     service.done()
     root.done()
@@ -460,11 +462,12 @@ def parse_settings(document: Any) -> CollectorSettings:
         receivers=receivers,
         pipelines=tuple(pipelines),
         exporters=exporters,
-        admin_host=admin_host,
-        admin_port=admin_port,
+        admin_host=admin.host,
+        admin_port=admin.port,
         extract_usage="spanledger_usage" in trace_processors,
         estimate_cost="spanledger_cost" in trace_processors,
         data_dir=data_dir,
+        admin=admin,
         **fields,
     )
 

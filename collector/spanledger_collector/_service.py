@@ -185,15 +185,14 @@ class CollectorService:
         if self.store is not None:
             _register_billing_metrics(self.store)
         self.admin = AdminServer(
-            settings.admin_host,
-            settings.admin_port,
+            settings.admin,
             REGISTRY,
             self.store,
             self.health,
             flush=self.writer.flush if self.writer is not None else None,
         )
         self.admin.start()
-        addresses["admin"] = f"{bound_host(settings.admin_host)}:{self.admin.port}"
+        addresses["admin"] = self.admin.address
         self._state = "ok"
         return addresses
 
