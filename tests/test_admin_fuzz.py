@@ -65,6 +65,7 @@ content_types = st.sampled_from(
 tokens = st.sampled_from([None, READ, WRITE, "x" * 40])
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
@@ -90,6 +91,7 @@ def test_every_request_gets_a_deliberate_answer(
             assert all(not name.startswith("/etc") for name in response.json()["files"])
 
 
+@pytest.mark.slow
 def test_still_serving_after_the_fuzz(admin: Admin, tmp_path: Path) -> None:
     upload = {"file": ("export.csv", export_csv(tmp_path).read_bytes())}
     with admin.client(WRITE) as client:

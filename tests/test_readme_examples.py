@@ -15,6 +15,7 @@ def _yaml_blocks() -> list[str]:
     return re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
 
 
+@pytest.mark.slow
 def test_the_readme_collector_config_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config, overrides = _yaml_blocks()
     cert_file, key_file = self_signed_certificate(tmp_path)
