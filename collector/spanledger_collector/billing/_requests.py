@@ -26,7 +26,7 @@ __all__ = [
 MAX_LIMIT = 10_000
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
-_CURRENCY = re.compile(r"[A-Z]{3}")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
 _UPLOAD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
