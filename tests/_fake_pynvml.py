@@ -3,7 +3,7 @@
 This is the one fake in the suite, because no GPU exists here. It answers the calls spanledger makes with
 the real library's own structures (``c_nvmlProcessUtilizationSample_t``, ``NVMLError`` and its codes) from a
 simulated device: :meth:`FakeGpu.run` / :meth:`FakeGpu.stop` say when a PID's kernels occupy the SMs and at
-what utilization. Like the driver (as measured on an H100, docs/design.md "Verified on a real GPU") it samples
+what utilization. Like the driver (as measured on an H100, docs/sdk.md "Verified on a real GPU") it samples
 once per period, per PID with a context, the share of the period that PID was busy, and a query answers ONE
 entry per PID: the average of its samples newer than ``lastSeenTimeStamp``, stamped with the newest one's
 end in microseconds since the epoch, or ``NVML_ERROR_NOT_FOUND`` when there is none. Samples only exist for

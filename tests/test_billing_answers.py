@@ -196,6 +196,7 @@ def test_json_api_and_prometheus_series(store_path: Path) -> None:
     assert 'spanledger_billing_estimate_variance{spanledger_billing_period="2024-09"} 0.0053333' in exposition
 
 
+@pytest.mark.slow
 def test_end_to_end_spans_through_the_collector_then_billing_through_its_api(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

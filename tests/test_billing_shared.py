@@ -288,14 +288,15 @@ def test_the_json_api_takes_a_rules_file_on_import_and_allocate(
         encoding="utf-8",
     )
     proportional = json.dumps({"paths": [str(export)], "rules": str(_rules_file(tmp_path, "proportional"))})
-    assert handle_request("POST", "/api/billing/import", {}, proportional.encode(), store)[0] == 200
+    within = {"import_directories": (str(tmp_path),)}
+    assert handle_request("POST", "/api/billing/import", {}, proportional.encode(), store, **within)[0] == 200
     assert _rows(db, USAGE_TYPES["nat"], "payer-1") == [(TRACE[1], *[Decimal("0.4")] * 3, None)]
 
     none = json.dumps({"force": True, "rules": str(_rules_file(tmp_path, "none"))})
-    assert handle_request("POST", "/api/billing/allocate", {}, none.encode(), store)[0] == 200
+    assert handle_request("POST", "/api/billing/allocate", {}, none.encode(), store, **within)[0] == 200
     assert _rows(db, USAGE_TYPES["nat"], "payer-1") == [(None, *[Decimal("0.4")] * 3, "no_usage_model")]
     bad = json.dumps({"rules": str(_rules_file(tmp_path, "evenly"))})
-    status, answer = handle_request("POST", "/api/billing/allocate", {}, bad.encode(), store)
+    status, answer = handle_request("POST", "/api/billing/allocate", {}, bad.encode(), store, **within)
     assert status == 400 and "shared_policy must be one of" in answer["error"]
 
 

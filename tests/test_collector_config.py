@@ -121,7 +121,7 @@ def test_env_expansion_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert settings.processors["batch"] == BatchSettings(send_batch_size=512, timeout_s=0.2)
     defaults = parse_settings(yaml.safe_load(DEFAULT_CONFIG))
     assert defaults.exporters["spanledger_store"].path == "./spanledger.duckdb"
-    assert (defaults.admin_host, defaults.admin_port) == ("localhost", 9464)
+    assert (defaults.admin.host, defaults.admin.port) == ("localhost", 9464)
 
 
 def test_the_default_traces_pipeline_extracts_and_prices_usage_before_storing() -> None:

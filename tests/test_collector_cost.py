@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from _otlp_downstream import http_downstream, wait_until
 from collector_fixtures import collector_config, start_collector
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -16,6 +17,7 @@ from spanledger_collector._decode import attribute_dict
 from test_collector_service import genai_trace
 
 
+@pytest.mark.slow
 def test_costs_are_stored_attached_onward_and_exposed(tmp_path: Path) -> None:
     with http_downstream() as downstream:
         config = collector_config(tmp_path)

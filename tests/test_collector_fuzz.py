@@ -97,6 +97,7 @@ def _assert_still_serving(collector: RunningCollector, http: httpx.Client) -> No
     assert collector.process.poll() is None
 
 
+@pytest.mark.slow
 @FUZZ
 @given(body=st.binary(max_size=2048) | mutated(), compress=st.booleans())
 def test_http_protobuf_fuzz(collector: RunningCollector, http: httpx.Client, body: bytes, compress: bool) -> None:
@@ -107,6 +108,7 @@ def test_http_protobuf_fuzz(collector: RunningCollector, http: httpx.Client, bod
     assert response.status_code in HTTP_OK, response.content
 
 
+@pytest.mark.slow
 @FUZZ
 @given(document=json_values | mutated_json(), path=st.sampled_from(["/v1/traces", "/v1/metrics", "/v1/logs"]))
 def test_http_json_fuzz(collector: RunningCollector, http: httpx.Client, document: object, path: str) -> None:
@@ -114,6 +116,7 @@ def test_http_json_fuzz(collector: RunningCollector, http: httpx.Client, documen
     assert response.status_code in HTTP_OK, response.content
 
 
+@pytest.mark.slow
 @FUZZ
 @given(body=st.binary(max_size=2048) | mutated())
 def test_grpc_fuzz(collector: RunningCollector, channel: grpc.Channel, body: bytes) -> None:
@@ -124,6 +127,7 @@ def test_grpc_fuzz(collector: RunningCollector, channel: grpc.Channel, body: byt
         assert error.code() in GRPC_OK, error.details()
 
 
+@pytest.mark.slow
 def test_still_serving_after_fuzzing(collector: RunningCollector, http: httpx.Client, channel: grpc.Channel) -> None:
     _assert_still_serving(collector, http)
     channel.unary_unary(TRACE_METHOD)(ExportTraceServiceRequest.FromString(VALID).SerializeToString(), timeout=30)

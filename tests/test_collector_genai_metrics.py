@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from collector_fixtures import start_collector
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -12,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from spanledger import semconv
 
 
+@pytest.mark.slow
 def test_a_streamed_llm_span_feeds_duration_tokens_and_time_to_first_chunk(tmp_path: Path) -> None:
     with start_collector(tmp_path) as collector:
         provider = TracerProvider()

@@ -76,6 +76,7 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningColle
         yield running
 
 
+@pytest.mark.slow
 def test_otlp_json_with_hex_ids_gzip_and_chunked(collector: RunningCollector) -> None:
     body = json.dumps(otlp_json()).encode()
     response = httpx.post(collector.http_endpoint + "/v1/traces", content=body, headers=JSON_HEADERS)
@@ -91,6 +92,7 @@ def test_otlp_json_with_hex_ids_gzip_and_chunked(collector: RunningCollector) ->
     assert "transfer-encoding" not in response.headers
 
 
+@pytest.mark.slow
 def test_partial_success_names_the_rejected_spans(collector: RunningCollector) -> None:
     document = otlp_json()
     spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
@@ -102,6 +104,7 @@ def test_partial_success_names_the_rejected_spans(collector: RunningCollector) -
     assert "trace_id" in partial["errorMessage"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("headers", "body", "status", "message"),
     [
@@ -131,6 +134,7 @@ def test_bad_http_input_is_refused_with_a_reason(
     assert good.status_code == 200
 
 
+@pytest.mark.slow
 def test_bad_grpc_input_is_invalid_argument_and_oversize_is_resource_exhausted(collector: RunningCollector) -> None:
     with pytest.raises(grpc.RpcError) as error:
         raw_grpc(collector, b"\xff\xff\xff\xff")
@@ -144,11 +148,13 @@ def test_bad_grpc_input_is_invalid_argument_and_oversize_is_resource_exhausted(c
     assert not response.HasField("partial_success")
 
 
+@pytest.mark.slow
 def test_unknown_path_and_method(collector: RunningCollector) -> None:
     assert httpx.post(collector.http_endpoint + "/v1/nope", content=b"", headers=PROTOBUF).status_code == 404
     assert httpx.get(collector.http_endpoint + "/v1/traces").status_code == 405
 
 
+@pytest.mark.slow
 def test_bearer_token_auth_on_both_receivers(tmp_path: Path) -> None:
     config = collector_config(tmp_path)
     config["extensions"] = {"bearertokenauth": {"token": "${env:SPANLEDGER_TEST_TOKEN}"}}
@@ -176,6 +182,7 @@ def test_bearer_token_auth_on_both_receivers(tmp_path: Path) -> None:
     assert collector.query("SELECT count(*) FROM spans") == [(len(spans),)]
 
 
+@pytest.mark.slow
 def test_tls_on_both_receivers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # requests lets these override a session's own CA file, which is how the OTLP/HTTP exporter passes it.
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
@@ -202,6 +209,7 @@ def test_tls_on_both_receivers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert collector.query("SELECT count(*) FROM spans") == [(len(spans),)]
 
 
+@pytest.mark.slow
 def test_memory_limiter_refuses_with_retry_hints(tmp_path: Path) -> None:
     config = collector_config(tmp_path)
     config["processors"]["memory_limiter"] = {"check_interval": "50ms", "limit_mib": 2, "spike_limit_mib": 1}

@@ -112,6 +112,7 @@ def trace_id_of(spans: list[ReadableSpan]) -> str:
     return f"{context.trace_id:032x}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["grpc", "grpc+gzip", "http", "http+gzip", "grpc+python"])
 def test_usage_facts_and_rollups_land_in_the_store(tmp_path: Path, transport: str) -> None:
     """``grpc+python``: the collector as installed without a C compiler (no compiled decoder or converter)."""
@@ -179,6 +180,7 @@ def test_usage_facts_and_rollups_land_in_the_store(tmp_path: Path, transport: st
     assert parents == [(1,)]
 
 
+@pytest.mark.slow
 def test_prometheus_scrape_has_the_semconv_series(tmp_path: Path) -> None:
     names = json.loads((ROOT / "semconv" / "generated" / "prometheus-names.json").read_text())
     config = collector_config(tmp_path)
@@ -206,6 +208,7 @@ def test_prometheus_scrape_has_the_semconv_series(tmp_path: Path) -> None:
         assert f"# TYPE {name}" in scrape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signals_flush_and_exit_zero(tmp_path: Path, stop_signal: int) -> None:
     collector = launch(tmp_path)
@@ -218,6 +221,7 @@ def test_stop_signals_flush_and_exit_zero(tmp_path: Path, stop_signal: int) -> N
     assert f"received {signal.Signals(stop_signal).name}" in collector.log
 
 
+@pytest.mark.slow
 def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     """A client is acknowledged only once its request is synced to the request log, so a crash cannot lose it."""
     config = collector_config(tmp_path)
@@ -277,6 +281,7 @@ def test_shutdown_is_safe_twice_and_without_start(tmp_path: Path) -> None:
     assert service.health() == (False, "stopped")
 
 
+@pytest.mark.slow
 def test_no_arguments_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
     import subprocess
 
@@ -289,6 +294,7 @@ def test_no_arguments_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
     assert "./spanledger.duckdb" in output
 
 
+@pytest.mark.slow
 def test_a_retry_after_a_restart_or_while_the_first_attempt_waits_is_stored_once(tmp_path: Path) -> None:
     """The case an ack lost in a crash leaves: the client resends bytes the store already committed."""
     config = collector_config(tmp_path)
@@ -338,6 +344,7 @@ def test_billing_work_lifts_the_store_limits_and_puts_them_back(tmp_path: Path) 
     store.close()
 
 
+@pytest.mark.slow
 def test_retention_expires_old_usage_and_keeps_the_rest(tmp_path: Path) -> None:
     """With ``retention``, spans, data reads and usage facts that ended longer ago are deleted as data arrives."""
     config = collector_config(tmp_path)
@@ -369,6 +376,7 @@ def test_retention_expires_old_usage_and_keeps_the_rest(tmp_path: Path) -> None:
     assert [meter for _, meter in facts] == sorted(meter.value for meter in expected)
 
 
+@pytest.mark.slow
 def test_acknowledged_requests_survive_a_crash_before_the_store_commits(tmp_path: Path) -> None:
     """Acknowledged requests wait in the request log until the store commits; after kill -9 they are restored,
     and a client retrying one of them (its ack was lost in the crash) does not store it twice."""
@@ -391,6 +399,7 @@ def test_acknowledged_requests_survive_a_crash_before_the_store_commits(tmp_path
     assert not list((tmp_path / "spanledger.duckdb.requests").glob("*.log")), "committed segments are deleted"
 
 
+@pytest.mark.slow
 def test_a_logged_request_that_cannot_be_decoded_is_dropped_with_an_error_and_the_rest_restored(tmp_path: Path) -> None:
     from spanledger_collector._store import RequestLog
 
@@ -408,6 +417,7 @@ def test_a_logged_request_that_cannot_be_decoded_is_dropped_with_an_error_and_th
     assert collector.query("SELECT count(*) FROM spans") == [(len(genai_trace()),)]
 
 
+@pytest.mark.slow
 def test_logged_requests_with_no_pipeline_to_store_them_stop_the_start_with_a_message(tmp_path: Path) -> None:
     from spanledger_collector._store import RequestLog
 

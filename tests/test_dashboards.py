@@ -202,6 +202,7 @@ def test_queries_follow_the_lint_rules_and_use_registry_names() -> None:
                 assert legend <= grouped, f"{where}: legend uses {legend - grouped}, not kept by the query"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(PROMTOOL is None, reason=NEEDS_PROMETHEUS)
 def test_promtool_parses_every_panel_query(tmp_path: Path) -> None:
     rules = [
@@ -348,6 +349,7 @@ def _send_round(collector: RunningCollector) -> int:
     return len(spans)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(PROMETHEUS is None, reason=NEEDS_PROMETHEUS)
 def test_every_panel_query_returns_data_from_a_real_prometheus(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -59,6 +59,7 @@ def port_9464_busy() -> Iterator[None]:
         yield
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_demo_runs_the_whole_product_and_exits_0(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
@@ -114,6 +115,7 @@ def test_demo_runs_the_whole_product_and_exits_0(tmp_path: Path) -> None:
     assert "tenant=globex" in again.stdout and "shipping-policy.md" in again.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.usefixtures("port_9464_busy")
 def test_demo_moves_to_free_ports_when_the_defaults_are_taken(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _otlp_downstream import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -60,6 +61,7 @@ def with_exporter(tmp_path: Path, exporter_id: str, exporter: dict[str, Any], *,
     return config
 
 
+@pytest.mark.slow
 def test_kill_9_during_load_then_restart_delivers_every_acknowledged_span(tmp_path: Path) -> None:
     batches = span_batches(300, 20)
     with http_downstream() as downstream:
@@ -100,6 +102,7 @@ def metric_value(scrape: str, name: str, exporter_id: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+@pytest.mark.slow
 def test_downstream_collector_down_for_a_while_then_back(tmp_path: Path) -> None:
     downstream_port = free_port()
     (tmp_path / "a").mkdir()
@@ -138,6 +141,7 @@ def test_downstream_collector_down_for_a_while_then_back(tmp_path: Path) -> None
     assert {row[0] for row in downstream.query("SELECT span_id FROM spans")} == sent
 
 
+@pytest.mark.slow
 def test_fan_out_to_datadog_style_and_aws_destinations(tmp_path: Path) -> None:
     batches = span_batches(5, 10)
     sent = sorted(span_id(span) for batch in batches for span in batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import spanledger
 from conftest import Capture
+from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -86,8 +88,19 @@ def test_bad_input_is_logged_never_raised(capture: Capture, call: object, caplog
     assert "spanledger.record_data_read" in caplog.text and "nothing recorded" in caplog.text
 
 
-def test_without_a_span_or_configure_it_does_nothing_harmful() -> None:
-    spanledger.record_data_read("s3://b/k", last_modified=0)
+def test_without_a_span_or_configure_it_does_nothing_harmful(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        assert spanledger.record_data_read("s3://b/k", last_modified=0) is None
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)  # the call configured nothing
+    assert not trace.get_current_span().is_recording()
+
+
+def test_configured_but_outside_a_span_no_span_is_made_and_the_age_is_still_measured(capture: Capture) -> None:
+    spanledger.record_data_read("s3://b/k", last_modified=time.time() - 60)
+    assert capture.spans() == []
+    count, total = age_points(capture)["object_store"]
+    assert count == 1 and 59 <= total < 120
 
 
 def test_retrieval_span_records_documents_ids_and_freshness(capture: Capture) -> None:

@@ -15,6 +15,7 @@ def _yaml_blocks() -> list[str]:
     return re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
 
 
+@pytest.mark.slow
 def test_the_readme_collector_config_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config, overrides = _yaml_blocks()
     cert_file, key_file = self_signed_certificate(tmp_path)
@@ -28,10 +29,12 @@ def test_the_readme_collector_config_starts(tmp_path: Path, monkeypatch: pytest.
         .replace("/var/lib/spanledger", str(tmp_path / "var"))
         .replace('"0.0.0.0:4317"', '"127.0.0.1:0"')
         .replace('"0.0.0.0:4318"', '"127.0.0.1:0"')
+        .replace('"0.0.0.0:9464"', '"127.0.0.1:0"')
     )
-    config += '  telemetry: {metrics: {address: "127.0.0.1:0"}}\n'
-    env = {"DD_API_KEY": "test-key", "SPANLEDGER_TOKEN": "test-token", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-           "AWS_SECRET_ACCESS_KEY": "secret", "AWS_DEFAULT_REGION": "us-east-1"}
+    (tmp_path / "var" / "billing").mkdir(parents=True)
+    env = {"DD_API_KEY": "test-key", "SPANLEDGER_TOKEN": "test-token", "SPANLEDGER_ADMIN_TOKEN": "admin-token",
+           "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_DEFAULT_REGION": "us-east-1"}
     with start_collector(tmp_path, config, env=env) as collector:
         assert collector.get("/health")[0] == 200
+        assert collector.get("/metrics")[0] == 401  # reads need a token of bearertokenauth
     assert (tmp_path / "var" / "spanledger.duckdb").exists()

@@ -13,6 +13,7 @@ from opentelemetry import trace
 from spanledger_collector._cli import main
 
 
+@pytest.mark.slow
 def test_unmeasured_accelerator_time_is_shown_as_not_measured(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

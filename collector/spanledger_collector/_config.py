@@ -28,6 +28,8 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
       extensions: [bearertokenauth]
       pipelines: {traces|metrics|logs[/name]: {receivers: [...], processors: [...], exporters: [...]}}
       telemetry: {metrics: {address: "localhost:9464"}}   # admin server: /metrics, /health, /api/
+                                                           # (auth, write_auth, tls, import_directories,
+                                                           #  max_request_body_size: see _admin/_settings.py)
 
 The graph (which factory reads which section, how pipelines are checked) is in ``_graph``; the factories
 are listed in ``_registry``. Without ``--config`` the collector runs on :data:`DEFAULT_CONFIG`.
@@ -40,12 +42,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ._component import ConfigError
 from ._config_reader import ConfigSection
+
+if TYPE_CHECKING:  # the admin package imports the store, whose writer imports this module
+    from ._admin import AdminSettings
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -165,8 +170,8 @@ class CollectorSettings:
     exporters: Mapping[str, Any]
     extensions: Mapping[str, Any]
     pipelines: tuple[PipelineSettings, ...]
-    admin_host: str
-    admin_port: int
+    admin: AdminSettings
+    """``service.telemetry.metrics``: the admin server's address, auth, TLS and limits."""
     data_dir: Path = Path("spanledger-data")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ._admin import AdminSettings, parse_admin_settings
 from ._component import ComponentId, ConfigError
 from ._config import (
     DEFAULT_CONFIG,
@@ -27,7 +28,6 @@ from ._config import (
     PipelineSettings,
     ReceiverSettings,
     expand_env,
-    read_endpoint,
 )
 from ._config_reader import ConfigSection, load_yaml
 from ._registry import EXPORTERS, EXTENSIONS, PROCESSORS, RECEIVERS, STORES
@@ -50,18 +50,12 @@ def _components(
     section.done()
 
 
-def _read_admin_address(service: ConfigSection) -> tuple[str, int]:
-    """``service.telemetry.metrics``: the admin server (/metrics, /health, /api/).
-
-    The seam for the admin settings (auth, TLS, import directories, body limit): the admin part's
-    ``parse_admin_settings(section)`` reads this same section and replaces this function.
-    """
+def _read_admin(service: ConfigSection, context: LoadContext) -> AdminSettings:
+    """``service.telemetry.metrics``: the admin server (/metrics, /health, /api/), its auth, TLS and limits."""
     telemetry = service.section("telemetry")
-    metrics = telemetry.section("metrics")
-    address = read_endpoint(metrics, "address", "localhost:9464")
-    metrics.done()
+    admin = parse_admin_settings(telemetry.section("metrics"), authenticators=context.authenticators)
     telemetry.done()
-    return address
+    return admin
 
 
 def _check_references(
@@ -180,7 +174,7 @@ def parse_settings(document: Any) -> CollectorSettings:
         section.done()
 
     pipelines = _pipelines(service, receivers, processors, exporters)
-    admin_host, admin_port = _read_admin_address(service)
+    admin = _read_admin(service, context)
     service.done()
     root.done()
     return CollectorSettings(
@@ -189,9 +183,8 @@ def parse_settings(document: Any) -> CollectorSettings:
         exporters=exporters,
         extensions=extensions,
         pipelines=pipelines,
-        admin_host=admin_host,
-        admin_port=admin_port,
         data_dir=context.data_dir,
+        admin=admin,
     )
 
 

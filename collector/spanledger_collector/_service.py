@@ -175,15 +175,14 @@ class CollectorService:
         for collector in self._registered:
             REGISTRY.register(collector)
         self.admin = AdminServer(
-            settings.admin_host,
-            settings.admin_port,
+            settings.admin,
             REGISTRY,
             self.store.store if self.store is not None else None,
             self.health,
             flush=self.store.writer.flush if self.store is not None else None,
         )
         self.admin.start()
-        addresses["admin"] = f"{bound_host(settings.admin_host)}:{self.admin.port}"
+        addresses["admin"] = self.admin.address
         self._state = "ok"
         return addresses
 

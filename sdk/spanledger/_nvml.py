@@ -6,7 +6,7 @@ driver 580; 1/6 s to 1 s depending on the product); each sample is the percentag
 which the process's kernels occupied the SMs. A query does not return those samples: it returns ONE entry
 per process, whose ``smUtil`` is the average of its samples newer than ``lastSeenTimeStamp`` and whose
 ``timeStamp`` is the newest one's (microseconds since the epoch), or ``NVML_ERROR_NOT_FOUND`` when no
-sample is newer (seen on a real H100, docs/design.md "Verified on a real GPU"). So :class:`Nvml` polls
+sample is newer (seen on a real H100, docs/sdk.md "Verified on a real GPU"). So :class:`Nvml` polls
 each watched device, chaining every query on the timestamp the previous one returned: entry ``i`` of the
 resulting history is this process's average utilization over ``(t[i-1], t[i]]``, exactly, whatever the
 gap between polls. Busy seconds over an interval are the integral of ``util / 100`` over it

@@ -1,5 +1,5 @@
 """Rates: how one price key's usage is priced over a time interval, so that pricing a fact is a dict lookup,
-an interval check, one to three Decimal operations and one tuple (see docs/design.md, "Performance").
+an interval check, one to three Decimal operations and one tuple (see docs/pricing.md).
 
 A price key is everything about a fact that its price depends on except its quantity and start time (the
 meter, resource, provider, region, model, boundary, accelerator type). A rate holds the prices that key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 
 from google.protobuf.message import DecodeError
@@ -13,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from .._bearer import token_ok
 from .._component import PermanentError, RetryableError
 from .._decode import parse_skinny_traces
 from .._pipeline import Pipeline
@@ -75,15 +75,6 @@ class OtlpSignals:
         return ExportLogsServiceResponse()
 
 
-def token_ok(header: str | None, tokens: Sequence[str]) -> bool:
-    if not tokens:
-        return True
-    if not header or not header.startswith("Bearer "):
-        return False
-    presented = header[len("Bearer ") :].strip().encode()
-    return any(hmac.compare_digest(presented, token.encode()) for token in tokens)
-
-
 def bound_host(host: str) -> str:
-    """The address to print for a listener (``0.0.0.0`` shown as this host's loopback)."""
-    return "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host
+    """The host a listener bound, as printed in ``host:port`` (``0.0.0.0``: every interface; IPv6 bracketed)."""
+    return f"[{host}]" if ":" in host else host or "0.0.0.0"

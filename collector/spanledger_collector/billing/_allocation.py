@@ -1,6 +1,6 @@
 """Allocation runs: split each billing line of a period over the usage facts that used it, in DuckDB SQL.
 
-Per billing line (see docs/design.md, "Billing join"):
+Per billing line (see docs/billing.md):
 
 * classify it by the rules (capacity, consumption, shared, none);
 * match facts of the line's meters on the same resource (or model), account and overlapping charge

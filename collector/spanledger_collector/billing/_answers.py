@@ -15,7 +15,7 @@ import duckdb
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from ._allocation import parse_period
-from ._errors import BillingError
+from ._errors import BillingError, NotFoundError
 from ._schema import has_table
 
 __all__ = [
@@ -149,7 +149,7 @@ def trace_lineage(connection: duckdb.DuckDBPyConnection, trace_id: str) -> dict[
             )
         )
     if not facts and not spans and not resources:
-        raise BillingError(f"trace {trace_id}: not found in the store")
+        raise NotFoundError(f"trace {trace_id}: not found in the store")
     return {
         "trace_id": trace_id,
         "workflow": _first(facts, "workflow"),

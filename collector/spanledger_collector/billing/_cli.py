@@ -1,7 +1,8 @@
 """``spanledger billing import|allocate``, ``trace``, ``top``, ``idle`` and ``allocations``.
 
-Each command goes through a running collector's admin API when one answers (DuckDB allows one writer),
-else opens the store file directly (read-only for answers).
+Each command builds its typed request (``_requests.py``; invalid values fail here with the same message
+the API gives) and has it answered by a store location: a running collector's admin API when one
+answers (DuckDB allows one writer), else the store file itself (read-only for answers).
 """
 
 from __future__ import annotations
@@ -10,25 +11,25 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ._allocation import allocate
-from ._answers import GROUPS, RANKINGS, allocation_rows, idle_capacity, top, trace_lineage
+from ._answers import GROUPS, RANKINGS
 from ._client import (
+    COLLECTOR_TOKEN_ENV,
     COLLECTOR_URL_ENV,
     DEFAULT_COLLECTOR_URL,
     DEFAULT_STORE_PATH,
     STORE_PATH_ENV,
-    collector_client,
-    open_store,
+    store_location,
 )
 from ._errors import BillingError
-from ._importer import import_and_allocate
 from ._render import render_allocations, render_idle, render_import, render_runs, render_top, render_trace
+from ._requests import AllocateRequest, ImportRequest, PeriodRequest, TopRequest, TraceRequest
+from ._table import ALLOCATE, ALLOCATIONS, IDLE, IMPORT, TOP, TRACE, Answer
 
 __all__ = ["register"]
+
+R = TypeVar("R")
 
 
 def _store_options(parser: argparse.ArgumentParser, *, with_json: bool = True) -> None:
@@ -38,27 +39,15 @@ def _store_options(parser: argparse.ArgumentParser, *, with_json: bool = True) -
     parser.add_argument(
         "--collector",
         metavar="URL",
-        help=f"a running collector's admin URL, or 'none' (env {COLLECTOR_URL_ENV}; default {DEFAULT_COLLECTOR_URL})",
+        help=f"a running collector's admin URL, or 'none' (env {COLLECTOR_URL_ENV}; default {DEFAULT_COLLECTOR_URL}; "
+        f"its bearer token from env {COLLECTOR_TOKEN_ENV})",
     )
     if with_json:
         parser.add_argument("--json", action="store_true", help="print the answer as JSON")
 
 
-def _answer(
-    args: argparse.Namespace,
-    *,
-    remote: Callable[[Any], Any],
-    local: Callable[[Any], Any],
-    read_only: bool,
-) -> Any:
-    client = collector_client(args.collector)
-    if client is not None:
-        return remote(client)
-    connection = open_store(args.store, read_only=read_only)
-    try:
-        return local(connection)
-    finally:
-        connection.close()
+def _answer(args: argparse.Namespace, answer: Answer[R], request: R, *, show_progress: bool = False) -> Any:
+    return store_location(args.store, args.collector).answer(answer, request, show_progress=show_progress)
 
 
 def _print(args: argparse.Namespace, answer: Any, render: Callable[[Any], str]) -> None:
@@ -77,98 +66,38 @@ def _run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 
 
 def _import(args: argparse.Namespace) -> int:
-    def local(connection: Any) -> Any:
-        return import_and_allocate(
-            connection,
-            args.paths,
-            currency=args.currency,
-            run_allocation=not args.no_allocate,
-            show_progress=not args.quiet and not args.json,
-            rules_path=Path(args.rules) if args.rules else None,
-        )
-
-    answer = _answer(
-        args,
-        remote=lambda client: client.request(
-            "POST",
-            "/api/billing/import",
-            body={
-                "paths": args.paths,
-                "currency": args.currency,
-                "allocate": not args.no_allocate,
-                "rules": args.rules,
-            },
-        ),
-        local=local,
-        read_only=False,
-    )
+    request = ImportRequest(tuple(args.paths), args.currency, not args.no_allocate, args.rules)
+    answer = _answer(args, IMPORT, request, show_progress=not args.quiet and not args.json)
     if not args.quiet or args.json:
         _print(args, answer, render_import)
     return 0
 
 
 def _allocate(args: argparse.Namespace) -> int:
-    answer = _answer(
-        args,
-        remote=lambda client: client.request(
-            "POST", "/api/billing/allocate", body={"periods": args.period, "force": args.force, "rules": args.rules}
-        ),
-        local=lambda connection: {
-            "runs": [
-                asdict(r)
-                for r in allocate(
-                    connection, args.period, force=args.force, rules_path=Path(args.rules) if args.rules else None
-                )
-            ]
-        },
-        read_only=False,
-    )
+    request = AllocateRequest(None if args.period is None else tuple(args.period), args.force, args.rules)
+    answer = _answer(args, ALLOCATE, request)
     _print(args, answer, lambda a: render_runs(a["runs"]) or "nothing to allocate")
     return 0
 
 
 def _trace(args: argparse.Namespace) -> int:
-    answer = _answer(
-        args,
-        remote=lambda client: client.request("GET", f"/api/trace/{args.trace_id}"),
-        local=lambda connection: trace_lineage(connection, args.trace_id),
-        read_only=True,
-    )
-    _print(args, answer, render_trace)
+    _print(args, _answer(args, TRACE, TraceRequest.of(args.trace_id)), render_trace)
     return 0
 
 
 def _top(args: argparse.Namespace) -> int:
-    answer = _answer(
-        args,
-        remote=lambda client: client.request(
-            "GET", "/api/top", {"by": args.by, "group": args.group, "period": args.period, "limit": str(args.limit)}
-        ),
-        local=lambda connection: top(connection, by=args.by, group=args.group, period=args.period, limit=args.limit),
-        read_only=True,
-    )
-    _print(args, answer, render_top)
+    request = TopRequest(by=args.by, group=args.group, period=args.period, limit=args.limit)
+    _print(args, _answer(args, TOP, request), render_top)
     return 0
 
 
 def _idle(args: argparse.Namespace) -> int:
-    answer = _answer(
-        args,
-        remote=lambda client: client.request("GET", "/api/idle", {"period": args.period}),
-        local=lambda connection: idle_capacity(connection, period=args.period),
-        read_only=True,
-    )
-    _print(args, answer, render_idle)
+    _print(args, _answer(args, IDLE, PeriodRequest(args.period)), render_idle)
     return 0
 
 
 def _allocations(args: argparse.Namespace) -> int:
-    answer = _answer(
-        args,
-        remote=lambda client: client.request("GET", "/api/allocations", {"period": args.period}),
-        local=lambda connection: allocation_rows(connection, period=args.period),
-        read_only=True,
-    )
+    answer = _answer(args, ALLOCATIONS, PeriodRequest(args.period))
     text = json.dumps(answer, indent=2) + "\n" if args.format == "json" else render_allocations(answer, args.format)
     if args.output:
         with open(args.output, "w", encoding="utf-8", newline="") as output:

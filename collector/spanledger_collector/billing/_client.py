@@ -1,6 +1,8 @@
-"""The CLI's way to the store: through a running collector's admin API, else the DuckDB file itself.
+"""Where the CLI's answers are computed: a store this process opens, or a running collector's store.
 
-DuckDB allows one writing process, so when a collector runs, the CLI must go through it.
+Both are a :class:`StoreLocation`: ``location.answer(TOP, TopRequest(...))`` computes an answer of the
+table (``_table.py``) on that store. DuckDB allows one writing process, so when a collector runs, the CLI
+must go through its admin API (:class:`CollectorStore`); otherwise it opens the file (:class:`LocalStore`).
 """
 
 from __future__ import annotations
@@ -10,30 +12,87 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import duckdb
+import urllib3
 
 from ._errors import BillingError
+from ._table import Answer, Context
 
-__all__ = ["DEFAULT_COLLECTOR_URL", "DEFAULT_STORE_PATH", "CollectorClient", "collector_client", "open_store"]
+__all__ = [
+    "COLLECTOR_TOKEN_ENV",
+    "COLLECTOR_URL_ENV",
+    "DEFAULT_COLLECTOR_URL",
+    "DEFAULT_STORE_PATH",
+    "STORE_PATH_ENV",
+    "CollectorStore",
+    "LocalStore",
+    "StoreLocation",
+    "open_store",
+    "store_location",
+]
 
 DEFAULT_COLLECTOR_URL = "http://localhost:9464"
 DEFAULT_STORE_PATH = "./spanledger.duckdb"
 COLLECTOR_URL_ENV = "SPANLEDGER_COLLECTOR_URL"
+COLLECTOR_TOKEN_ENV = "SPANLEDGER_COLLECTOR_TOKEN"
 STORE_PATH_ENV = "SPANLEDGER_STORE_PATH"
 
+R = TypeVar("R")
 
-class CollectorClient:
-    def __init__(self, base_url: str, timeout: float = 600.0) -> None:
+
+class StoreLocation(Protocol):
+    def answer(self, answer: Answer[R], request: R, *, show_progress: bool = False) -> Any:
+        """The answer to ``request`` computed on this store (a JSON-ready dict)."""
+
+
+class LocalStore:
+    """A DuckDB store file this process opens (read-only for answers that only read)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def answer(self, answer: Answer[R], request: R, *, show_progress: bool = False) -> Any:
+        connection = open_store(self.path, read_only=not answer.writes)
+        try:
+            return answer.compute(connection, request, Context(show_progress=show_progress))
+        finally:
+            connection.close()
+
+
+class CollectorStore:
+    """The store of the collector whose admin API answers at ``base_url``.
+
+    Files a request names are read here and uploaded: they are on this machine, not the collector's.
+    ``token`` (``$SPANLEDGER_COLLECTOR_TOKEN``) is sent as a bearer token; an ``https`` URL is verified
+    against the system's CAs (``SSL_CERT_FILE`` names another bundle).
+    """
+
+    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 600.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self._token = token
         self._timeout = timeout
 
-    def request(self, method: str, path: str, query: dict[str, str | None] | None = None, body: Any = None) -> Any:
-        params = {k: v for k, v in (query or {}).items() if v is not None}
-        url = f"{self.base_url}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    def answer(self, answer: Answer[R], request: R, *, show_progress: bool = False) -> Any:
+        http = answer.to_http(answer.with_local_files_uploaded(request))
+        path = answer.path + (f"/{urllib.parse.quote(http.path_arg, safe='')}" if http.path_arg is not None else "")
+        query = urllib.parse.urlencode([(name, value) for name, values in http.query.items() for value in values])
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        data: bytes | None = None
+        if http.uploads or http.rules_upload is not None:
+            document = json.dumps(http.document).encode()
+            fields: list[tuple[str, Any]] = [("request", ("request.json", document, "application/json"))]
+            fields += [("file", (upload.name, upload.content)) for upload in http.uploads]
+            if http.rules_upload is not None:
+                fields.append(("rules", (http.rules_upload.name, http.rules_upload.content)))
+            data, headers["Content-Type"] = urllib3.encode_multipart_formdata(fields)
+        elif answer.writes:
+            data, headers["Content-Type"] = json.dumps(http.document).encode(), "application/json"
+        return self._call(answer.method, f"{self.base_url}{path}" + (f"?{query}" if query else ""), data, headers)
+
+    def _call(self, method: str, url: str, data: bytes | None, headers: dict[str, str]) -> Any:
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return json.loads(response.read())
@@ -42,21 +101,25 @@ class CollectorClient:
                 message = json.loads(error.read()).get("error", str(error))
             except (ValueError, AttributeError):
                 message = str(error)
+            if error.code == 401 and not self._token:
+                message += f" (set {COLLECTOR_TOKEN_ENV})"
             raise BillingError(message) from error
         except (urllib.error.URLError, OSError) as error:
             raise BillingError(f"the collector at {self.base_url} did not answer: {error}") from error
 
 
-def collector_client(url: str | None) -> CollectorClient | None:
-    """A client when a collector answers at ``url`` (or $SPANLEDGER_COLLECTOR_URL); ``none`` disables.
+def store_location(store: str | None, collector: str | None) -> StoreLocation:
+    """A running collector when one answers at ``collector`` (or $SPANLEDGER_COLLECTOR_URL); else the
+    store file ``store`` (or $SPANLEDGER_STORE_PATH). ``collector`` ``none`` always opens the file.
 
     Only the default address may be silent (no collector running: the CLI opens the store itself); an
     address the user named that does not answer is an error, not a reason to open some other store.
     """
-    named = url or os.environ.get(COLLECTOR_URL_ENV)
+    local = LocalStore(store or os.environ.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH)
+    named = collector or os.environ.get(COLLECTOR_URL_ENV)
     base = named or DEFAULT_COLLECTOR_URL
     if base.lower() == "none":
-        return None
+        return local
     try:
         # Generous: a refused connection fails at once, and a busy collector must not be mistaken for none
         # (the CLI would then open --store itself: a lock error, or a fresh ./spanledger.duckdb).
@@ -68,18 +131,17 @@ def collector_client(url: str | None) -> CollectorClient | None:
         if named:
             hint = "pass --collector none to use --store"
             raise BillingError(f"no collector answers at {base} ({error}); {hint}") from error
-        return None
-    return CollectorClient(base)
+        return local
+    return CollectorStore(base, token=os.environ.get(COLLECTOR_TOKEN_ENV))
 
 
-def open_store(path: str | None, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    store_path = path or os.environ.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH
-    if read_only and store_path != ":memory:" and not os.path.exists(store_path):
-        raise BillingError(f"no store at {store_path}: import billing first, or pass --store PATH")
+def open_store(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    if read_only and path != ":memory:" and not os.path.exists(path):
+        raise BillingError(f"no store at {path}: import billing first, or pass --store PATH")
     try:
-        return duckdb.connect(store_path, read_only=read_only)
+        return duckdb.connect(path, read_only=read_only)
     except duckdb.IOException as error:
         raise BillingError(
-            f"cannot open the store {store_path}: {str(error).splitlines()[0]} "
+            f"cannot open the store {path}: {str(error).splitlines()[0]} "
             "(is a collector using it? pass --collector URL)"
         ) from error

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["BillingError", "BillingImportError", "CurrencyMixError"]
+__all__ = [
+    "BillingError",
+    "BillingImportError",
+    "CurrencyMixError",
+    "NotFoundError",
+    "PathNotAllowedError",
+    "RequestError",
+]
 
 
 class BillingError(Exception):
@@ -15,3 +22,15 @@ class BillingImportError(BillingError):
 
 class CurrencyMixError(BillingError):
     """One computation would add amounts in different currencies."""
+
+
+class RequestError(BillingError):
+    """A parameter of an answer is invalid (the API answers 400); the message names it."""
+
+
+class NotFoundError(BillingError):
+    """What the answer is about is not in the store (the API answers 404)."""
+
+
+class PathNotAllowedError(BillingError):
+    """A path outside the directories the collector was configured to import from (the API answers 403)."""

@@ -57,19 +57,21 @@ class ImportResult:
 
 def import_billing(
     connection: duckdb.DuckDBPyConnection,
-    paths: Sequence[str],
+    paths: Sequence[str | BillingFile],
     *,
     currency: str | None = None,
     show_progress: bool = False,
     progress_stream: TextIO | None = None,
+    within: Sequence[str] | None = None,
 ) -> ImportResult:
     """Import billing exports (FOCUS 1.0-1.2, AWS CUR 2.0, OpenAI Costs API pages) from files, directories or S3.
 
     Raises :class:`BillingImportError` naming the file, row and column of the first bad value; nothing is
     stored then. ``currency`` is used only for FOCUS files that have no ``BillingCurrency`` column.
+    ``within``: read only paths inside these directories (``s3://bucket/prefix``), as the admin API does.
     """
     ensure_billing_tables(connection)
-    with billing_files(paths) as files:
+    with billing_files(paths, within=within) as files:
         progress = Progress(len(files) + 1, enabled=show_progress, stream=progress_stream)
         connection.execute("BEGIN TRANSACTION")
         try:
@@ -88,12 +90,13 @@ def import_billing(
 
 def import_and_allocate(
     connection: duckdb.DuckDBPyConnection,
-    paths: Sequence[str],
+    paths: Sequence[str | BillingFile],
     *,
     currency: str | None = None,
     run_allocation: bool = True,
     show_progress: bool = False,
     rules_path: Path | None = None,
+    within: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Import, then (re)allocate the periods whose snapshots changed; the JSON the CLI and the API return.
 
@@ -101,7 +104,7 @@ def import_and_allocate(
     """
     if run_allocation:
         load_rules(rules_path)  # a bad rules file fails before anything is imported
-    result = import_billing(connection, paths, currency=currency, show_progress=show_progress)
+    result = import_billing(connection, paths, currency=currency, show_progress=show_progress, within=within)
     periods = list(result.changed_periods)
     runs = allocate(connection, periods, rules_path=rules_path) if run_allocation and periods else []
     return {

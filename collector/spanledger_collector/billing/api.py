@@ -1,93 +1,121 @@
-"""The billing answers as a JSON HTTP API, served by the collector's admin server under ``/api/``.
+"""The answers as a JSON HTTP API, served by the collector's admin server under ``/api/``.
 
-Routes (money is returned as exact decimal strings):
+Routes (from the table of answers in ``_table.py``; money is returned as exact decimal strings):
 
-* ``POST /api/billing/import`` ``{"paths": [...], "currency": null, "allocate": true, "rules": null}``
+* ``POST /api/billing/import``: a JSON body ``{"paths": [...], "currency": null, "allocate": true, "rules": null}``
+  naming files inside the collector's ``import_directories``, or ``multipart/form-data`` with the files
+  themselves (``file`` parts, an optional ``rules`` part, and optionally the JSON as a ``request`` part)
 * ``POST /api/billing/allocate`` ``{"periods": ["2024-09"], "force": false, "rules": null}``
 * ``GET /api/trace/{trace_id}``
 * ``GET /api/top?by=cost|tokens|age&group=workflow|tenant|model|service&period=YYYY-MM&limit=20``
 * ``GET /api/idle?period=YYYY-MM``
 * ``GET /api/allocations?period=YYYY-MM``
+
+A bad parameter is answered 400 naming it, something not in the store 404, a path outside the import
+directories 403 (whether or not it exists).
 """
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import json
-from dataclasses import asdict
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._allocation import allocate
-from ._answers import allocation_rows, idle_capacity, top, trace_lineage
-from ._errors import BillingError
-from ._importer import import_and_allocate
+from ._errors import BillingError, NotFoundError, PathNotAllowedError, RequestError
+from ._requests import Upload
 from ._store_access import store_connection
+from ._table import ANSWERS, Answer, Context, HttpRequest
 
-__all__ = ["handle_request"]
-
-
-def _one(query: dict[str, list[str]], name: str, default: str | None = None) -> str | None:
-    values = query.get(name)
-    return values[-1] if values else default
+__all__ = ["find_answer", "handle_request"]
 
 
-def _rules_path(request: dict[str, Any]) -> Path | None:
-    rules = request.get("rules")
-    return Path(rules) if isinstance(rules, str) else None
+def find_answer(method: str, path: str) -> tuple[Answer[Any], str | None] | None:
+    """The answer a request is for, and its path argument (the trace id)."""
+    for answer in ANSWERS:
+        if method != answer.method:
+            continue
+        if path == answer.path and not answer.takes_path_arg:
+            return answer, None
+        prefix = answer.path + "/"
+        if answer.takes_path_arg and path.startswith(prefix) and "/" not in path[len(prefix) :]:
+            return answer, path[len(prefix) :]
+    return None
 
 
-def _body(body: bytes) -> dict[str, Any]:
-    if not body:
+def _json_object(body: bytes, where: str) -> Mapping[str, Any]:
+    if not body.strip():
         return {}
-    document = json.loads(body)
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise RequestError(f"{where} is not valid JSON ({error})") from None
     if not isinstance(document, dict):
-        raise BillingError("the request body must be a JSON object")
+        raise RequestError(f"{where} must be a JSON object")
     return document
 
 
-def handle_request(method: str, path: str, query: dict[str, list[str]], body: bytes, store: Any) -> tuple[int, Any]:
-    """Route one ``/api/`` request; returns (HTTP status, JSON-ready answer)."""
-    parts = [part for part in path.split("/") if part][1:]  # drop "api"
+def _multipart(content_type: str, body: bytes, path_arg: str | None, query: Mapping[str, Sequence[str]]) -> HttpRequest:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    if not message.is_multipart():
+        raise RequestError("the multipart/form-data body has no parts (is the boundary right?)")
+    document: Mapping[str, Any] = {}
+    uploads: list[Upload] = []
+    rules: Upload | None = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        content = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(content, bytes):
+            raise RequestError("every multipart part needs a name (request, file or rules)")
+        filename = part.get_filename()
+        if name == "request":
+            document = _json_object(content, "the request part")
+        elif name in ("file", "rules"):
+            if not filename:
+                raise RequestError(f"the {name} part needs a filename")
+            if name == "file":
+                uploads.append(Upload(filename, content))
+            elif rules is None:
+                rules = Upload(filename, content)
+            else:
+                raise RequestError("only one rules part is allowed")
+        else:
+            raise RequestError(f"unknown multipart part {name!r} (expected request, file or rules)")
+    return HttpRequest(path_arg, query, document, tuple(uploads), rules)
+
+
+def handle_request(
+    method: str,
+    path: str,
+    query: Mapping[str, Sequence[str]],
+    body: bytes,
+    store: Any,
+    *,
+    content_type: str | None = None,
+    import_directories: Sequence[str] = (),
+) -> tuple[int, Any]:
+    """Route one ``/api/`` request; returns (HTTP status, JSON-ready answer).
+
+    ``import_directories``: the only directories (or ``s3://bucket/prefix``) a request may name paths in.
+    """
+    found = find_answer(method, path)
+    if found is None:
+        return 404, {"error": f"no route for {method} {path}"}
+    answer, path_arg = found
     try:
+        if content_type is not None and content_type.lower().startswith("multipart/form-data"):
+            http = _multipart(content_type, body, path_arg, query)
+        else:
+            http = HttpRequest(path_arg, query, _json_object(body, "the request body"))
+        request = answer.from_http(http)
         with store_connection(store) as connection:
-            if method == "POST" and parts == ["billing", "import"]:
-                request = _body(body)
-                paths = request.get("paths")
-                if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths) or not paths:
-                    raise BillingError("paths: a non-empty list of file, directory or s3:// paths is required")
-                return 200, import_and_allocate(
-                    connection,
-                    paths,
-                    currency=request.get("currency"),
-                    run_allocation=request.get("allocate", True),
-                    rules_path=_rules_path(request),
-                )
-            if method == "POST" and parts == ["billing", "allocate"]:
-                request = _body(body)
-                runs = allocate(
-                    connection,
-                    request.get("periods"),
-                    force=bool(request.get("force", False)),
-                    rules_path=_rules_path(request),
-                )
-                return 200, {"runs": [asdict(r) for r in runs]}
-            if method == "GET" and len(parts) == 2 and parts[0] == "trace":
-                return 200, trace_lineage(connection, parts[1])
-            if method == "GET" and parts == ["top"]:
-                return 200, top(
-                    connection,
-                    by=_one(query, "by", "cost") or "cost",
-                    group=_one(query, "group", "workflow") or "workflow",
-                    period=_one(query, "period"),
-                    limit=int(_one(query, "limit", "20") or 20),
-                )
-            if method == "GET" and parts == ["idle"]:
-                return 200, idle_capacity(connection, period=_one(query, "period"))
-            if method == "GET" and parts == ["allocations"]:
-                return 200, allocation_rows(connection, period=_one(query, "period"))
+            return 200, answer.compute(connection, request, Context(within=tuple(import_directories)))
+    except PathNotAllowedError as error:
+        return 403, {"error": str(error)}
+    except NotFoundError as error:
+        return 404, {"error": str(error)}
     except BillingError as error:
-        status = 404 if "not found" in str(error) else 400
-        return status, {"error": str(error)}
-    except (ValueError, json.JSONDecodeError) as error:
         return 400, {"error": str(error)}
-    return 404, {"error": f"no route for {method} {path}"}
