@@ -7,15 +7,21 @@ less per row than a commit per group of requests, without making clients wait fo
 transaction as the rows; on start the requests after it are replayed, and segments whose requests are all
 committed are deleted.
 
-Layout: a directory of segment files named by the sequence number of their first record. A record is a
-header (sequence number, pipeline id length, body length, CRC-32 of id and body), the pipeline id (UTF-8)
-and the request body as it arrived. A crash in the middle of an append leaves a torn record at the end of
-the last segment; it was never acknowledged, and opening the log cuts it off.
+Layout: a directory of segment files named by the sequence number of their first record. A segment starts
+with a file marker; each record is a 4-byte sync marker, a header (sequence number, pipeline id length, body
+length, CRC-32 of id and body, CRC-32 of the header), the pipeline id (UTF-8) and the request body as it
+arrived. A damaged record costs only itself: its header's own checksum tells whether its length can be
+trusted (then replay skips exactly the record), and otherwise replay scans for the next marker whose header
+and payload both check out. The damaged bytes are copied to ``quarantine/`` with their segment and offset,
+logged and counted. A crash in the middle of an append leaves a torn record at the end of the last segment;
+it was never acknowledged, and opening the log cuts it off. Segments written before the marker existed (no
+file marker) are still read; a damaged record ends the replay of such a segment, as it always did.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 import threading
@@ -25,12 +31,18 @@ from io import FileIO
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["LoggedRequest", "RequestLog"]
+__all__ = ["DamagedRegion", "LoggedRequest", "RequestLog"]
 
 logger = logging.getLogger("spanledger.collector")
 
-_HEADER = struct.Struct("<QHII")
+FILE_MARKER = b"SPANLEDGER-REQUEST-LOG-2\n"
+RECORD_MARKER = b"\xd1\x5e\x9a\x7b"
+_HEADER = struct.Struct("<4sQHII")  # marker, seq, id length, body length, CRC-32 of id and body
+_HEADER_CRC = struct.Struct("<I")  # CRC-32 of the header's bytes after the marker
+_RECORD_HEADER_BYTES = _HEADER.size + _HEADER_CRC.size
+_V1_HEADER = struct.Struct("<QHII")  # segments written before the markers: seq, id length, body length, CRC-32
 _SUFFIX = ".log"
+QUARANTINE = "quarantine"
 SEGMENT_BYTES = 64 << 20
 
 
@@ -40,36 +52,136 @@ class LoggedRequest(NamedTuple):
     body: bytes
 
 
+class DamagedRegion(NamedTuple):
+    """Bytes of a segment that hold no intact record. The requests they can hold are numbered after ``after``
+    (the last intact one before them) up to ``upto`` (``None`` at the end of a segment: unknown)."""
+
+    path: Path
+    offset: int
+    length: int
+    after: int
+    upto: int | None
+    seen: int
+    """The highest sequence number a header in it or before it showed (numbering continues after it)."""
+    torn: bool
+    """Whether it looks like an append a crash cut short (a partial last record, or zeros): never acknowledged."""
+
+
+class _Record(NamedTuple):
+    end: int
+    request: LoggedRequest
+
+
 def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{_SUFFIX}"
 
 
-def _read_records(path: Path, first_seq: int) -> Iterator[tuple[int, LoggedRequest]]:
-    """``(end offset, record)`` for each intact record of a segment, stopping at the first damaged one.
+def record_bytes(seq: int, encoded_id: bytes, body: bytes) -> tuple[bytes, bytes, bytes]:
+    """One record as written: header (with its sync marker and checksums), pipeline id, body."""
+    header = _HEADER.pack(RECORD_MARKER, seq, len(encoded_id), len(body), zlib.crc32(body, zlib.crc32(encoded_id)))
+    return header + _HEADER_CRC.pack(zlib.crc32(header[len(RECORD_MARKER) :])), encoded_id, body
 
-    Records are numbered consecutively from the segment's first sequence number; checking that also stops at
-    a zero-filled tail (which some file systems leave after a crash), whose CRC-32 of nothing is 0 as well.
-    """
+
+def _is_v1(start: bytes, first_seq: int) -> bool:
+    """Whether a segment was written before the markers: it then starts with its first record's sequence number
+    (so one damaged byte of a file marker does not make a segment look old)."""
+    return len(start) >= 8 and int.from_bytes(start[:8], "little") == first_seq
+
+
+def _scan(path: Path, first_seq: int) -> Iterator[_Record | DamagedRegion]:
+    """The intact records of a segment and the damaged regions between them, in file order."""
     with path.open("rb") as segment:
-        offset = 0
-        expected = first_seq
-        while True:
-            header = segment.read(_HEADER.size)
-            if len(header) < _HEADER.size:
+        size = os.fstat(segment.fileno()).st_size
+        if not size:
+            return
+        with mmap.mmap(segment.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            if _is_v1(data[:8], first_seq):
+                yield from _scan_v1(data, size, first_seq)
                 return
-            seq, id_length, body_length, crc = _HEADER.unpack(header)
-            if seq != expected or not id_length or not body_length:
-                return
-            payload = segment.read(id_length + body_length)
-            if len(payload) < id_length + body_length or zlib.crc32(payload) != crc:
-                return
-            expected += 1
-            offset += _HEADER.size + len(payload)
-            try:
-                pipeline_id = payload[:id_length].decode()
-            except UnicodeDecodeError:
-                return
-            yield offset, LoggedRequest(seq, pipeline_id, payload[id_length:])
+            yield from _scan_v2(path, data, size, first_seq)
+
+
+def _scan_v2(path: Path, data: mmap.mmap, size: int, first_seq: int) -> Iterator[_Record | DamagedRegion]:
+    position = len(FILE_MARKER)
+    expected = first_seq
+    after = first_seq - 1
+    damaged_from: int | None = None
+    while position < size:
+        header_end = position + _RECORD_HEADER_BYTES
+        end = None
+        if header_end <= size and data[position : position + len(RECORD_MARKER)] == RECORD_MARKER:
+            header = data[position : position + _HEADER.size]
+            _, seq, id_length, body_length, crc = _HEADER.unpack(header)
+            (header_crc,) = _HEADER_CRC.unpack(data[position + _HEADER.size : header_end])
+            if zlib.crc32(header[len(RECORD_MARKER) :]) == header_crc and seq >= expected and id_length and body_length:
+                end = header_end + id_length + body_length
+        if end is None or end > size:
+            # Not a record here (or one cut short at the end): scan for the next marker.
+            if damaged_from is None:
+                damaged_from = position
+            following = data.find(RECORD_MARKER, position + 1)
+            position = size if following < 0 else following
+            continue
+        payload = data[header_end:end]
+        try:
+            pipeline_id = payload[:id_length].decode() if zlib.crc32(payload) == crc else None
+        except UnicodeDecodeError:
+            pipeline_id = None
+        if pipeline_id is None:
+            # The header checks out, so the record's length can be trusted: skip exactly this record.
+            if damaged_from is None:
+                damaged_from = position
+            expected = seq + 1
+            position = end
+            continue
+        if damaged_from is not None:
+            yield DamagedRegion(path, damaged_from, position - damaged_from, after, seq - 1, seq - 1, False)
+            damaged_from = None
+        after = seq
+        yield _Record(end, LoggedRequest(seq, pipeline_id, payload[id_length:]))
+        expected = seq + 1
+        position = end
+    if damaged_from is not None:
+        tail = data[damaged_from:size]
+        yield DamagedRegion(path, damaged_from, len(tail), after, None, expected - 1, _torn(tail))
+
+
+def _torn(tail: bytes) -> bool:
+    """Whether a segment's damaged tail is an append a crash cut short (zeros, part of a header, or a record
+    whose intact header promises more bytes than there are), rather than damage to a complete record."""
+    if not tail.strip(b"\0") or len(tail) < _RECORD_HEADER_BYTES:
+        return True
+    header = tail[: _HEADER.size]
+    marker, _, id_length, body_length, _ = _HEADER.unpack(header)
+    (header_crc,) = _HEADER_CRC.unpack(tail[_HEADER.size : _RECORD_HEADER_BYTES])
+    return bool(
+        marker == RECORD_MARKER
+        and zlib.crc32(header[len(RECORD_MARKER) :]) == header_crc
+        and _RECORD_HEADER_BYTES + id_length + body_length > len(tail)
+    )
+
+
+def _scan_v1(data: mmap.mmap, size: int, first_seq: int) -> Iterator[_Record | DamagedRegion]:
+    """Records of a segment written before the markers, stopping at the first damaged one (which has no
+    reliable way to find the record after it). Records are numbered consecutively from the segment's first
+    sequence number; checking that also stops at a zero-filled tail, whose CRC-32 of nothing is 0 as well."""
+    position = 0
+    expected = first_seq
+    while position + _V1_HEADER.size <= size:
+        seq, id_length, body_length, crc = _V1_HEADER.unpack(data[position : position + _V1_HEADER.size])
+        end = position + _V1_HEADER.size + id_length + body_length
+        if seq != expected or not id_length or not body_length or end > size:
+            return
+        payload = data[position + _V1_HEADER.size : end]
+        if zlib.crc32(payload) != crc:
+            return
+        try:
+            pipeline_id = payload[:id_length].decode()
+        except UnicodeDecodeError:
+            return
+        yield _Record(end, LoggedRequest(seq, pipeline_id, payload[id_length:]))
+        expected += 1
+        position = end
 
 
 class RequestLog:
@@ -89,7 +201,10 @@ class RequestLog:
             for path in self.directory.glob(f"*{_SUFFIX}")
             if path.name.removesuffix(_SUFFIX).isdigit()
         )
-        self._last_seq = max(self._cut_torn_tail(), committed_seq)
+        self._quarantined: set[tuple[Path, int]] = set()
+        self.damaged_records = 0
+        """Damaged regions found since the log was opened (each quarantined once), for the collector's metrics."""
+        self._last_seq = max(self._cut_torn_tail(committed_seq), committed_seq)
         self._synced_seq = self._last_seq
         # Requests up to here were written before a failed sync: Linux reports a writeback error once and may
         # drop the pages, so a later sync's success says nothing about them. Only a store commit clears them.
@@ -98,24 +213,72 @@ class RequestLog:
         self._active: tuple[Path, FileIO] | None = None
         self._active_bytes = 0
 
-    def _cut_torn_tail(self) -> int:
+    def _cut_torn_tail(self, committed_seq: int) -> int:
+        """Cut what follows the last segment's last intact record (quarantining it unless it is a torn append);
+        returns the last sequence number used."""
         if not self._segments:
             return 0
         first_seq, path = self._segments[-1]
         last_seq, end = first_seq - 1, 0
-        for offset, record in _read_records(path, first_seq):
-            last_seq, end = record.seq, offset
+        for item in _scan(path, first_seq):
+            if isinstance(item, _Record):
+                last_seq, end = item.request.seq, item.end
+            elif item.upto is None:  # the tail
+                if item.torn:
+                    logger.warning(
+                        "request log %s: cut %d bytes after request %d (a write the crash interrupted; never"
+                        " acknowledged)",
+                        path,
+                        item.length,
+                        item.after,
+                    )
+                else:
+                    self._quarantine(item, committed_seq)
+                last_seq = max(last_seq, item.seen)
         size = path.stat().st_size
+        if not end:  # no intact record: keep the file marker, or let the next append write one
+            with path.open("rb") as segment:
+                start = segment.read(len(FILE_MARKER))
+            end = len(FILE_MARKER) if start == FILE_MARKER else 0
         if size > end:
-            logger.warning(
-                "request log %s: cut %d bytes after request %d (a write the crash interrupted; never acknowledged)",
-                path,
-                size - end,
-                last_seq,
-            )
             with path.open("r+b") as segment:
                 segment.truncate(end)
         return last_seq
+
+    def _quarantine(self, region: DamagedRegion, committed_seq: int) -> None:
+        """Copy a damaged region aside (once), log and count it, unless it can only hold committed requests."""
+        place = (region.path, region.offset)
+        if (region.upto is not None and region.upto <= committed_seq) or place in self._quarantined:
+            return
+        self._quarantined.add(place)
+        self.damaged_records += 1
+        directory = self.directory / QUARANTINE
+        target = directory / f"{region.path.name}.{region.offset}.damaged"
+        try:
+            directory.mkdir(exist_ok=True)
+            with region.path.open("rb") as segment:
+                segment.seek(region.offset)
+                damaged = segment.read(region.length)
+            if not target.exists():
+                target.write_bytes(damaged)
+        except OSError as error:
+            target = Path(f"(not copied: {error})")
+        holds = (
+            f"request {region.upto}"
+            if region.upto == region.after + 1
+            else f"requests {region.after + 1}-{region.upto}"
+            if region.upto is not None
+            else f"requests after {region.after}"
+        )
+        logger.error(
+            "request log %s: %d damaged bytes at offset %d fail their checksum and are skipped; they held %s"
+            " (possibly acknowledged, now lost); copied to %s. Recovery continues with the next intact record.",
+            region.path,
+            region.length,
+            region.offset,
+            holds,
+            target,
+        )
 
     @property
     def last_seq(self) -> int:
@@ -124,13 +287,12 @@ class RequestLog:
     def append(self, pipeline_id: str, body: bytes) -> int:
         """Write one request; returns its sequence number. Call :meth:`sync` before acknowledging it."""
         encoded_id = pipeline_id.encode()
-        crc = zlib.crc32(body, zlib.crc32(encoded_id))
         with self._lock:
             seq = self._last_seq + 1
             if self._active is None or self._active_bytes >= self._segment_bytes:
                 self._rotate(seq)
             assert self._active is not None
-            parts = (_HEADER.pack(seq, len(encoded_id), len(body), crc), encoded_id, body)
+            parts = record_bytes(seq, encoded_id, body)
             size = sum(len(part) for part in parts)
             written = os.writev(self._active[1].fileno(), parts)
             if written != size:  # a regular file writes all of it unless the disk is full
@@ -153,6 +315,8 @@ class RequestLog:
         if not self._segments or self._segments[-1][1] != path:
             self._segments.append((first_seq, path))
         file = path.open("ab", buffering=0)
+        if not file.tell():
+            file.write(FILE_MARKER)
         self._files[path] = file
         self._active = (path, file)
         self._active_bytes = file.tell()
@@ -186,17 +350,20 @@ class RequestLog:
             self._synced_seq = max(self._synced_seq, written)
 
     def _sync_failed(self) -> None:
-        """With ``_lock`` held: fail every request written so far, and write later ones to a new segment, so a
-        record the kernel lost here (replay stops at a damaged record) cannot hide them."""
+        """With ``_lock`` held: fail every request written so far, and write later ones to a new segment (a
+        record the kernel lost here is then the end of its segment, not a damaged region before later ones)."""
         self._failed_upto = self._last_seq
         self._active = None
 
     def replay(self, after: int) -> Iterator[LoggedRequest]:
         """The logged requests with a sequence number above ``after``, in order (for a start after a crash)."""
         for first_seq, path in list(self._segments):
-            for _, record in _read_records(path, first_seq):
-                if record.seq > after:
-                    yield record
+            for item in _scan(path, first_seq):
+                if isinstance(item, DamagedRegion):
+                    if not item.torn:  # a torn tail of the active segment is the append in progress
+                        self._quarantine(item, after)
+                elif item.request.seq > after:
+                    yield item.request
 
     def release(self, upto: int) -> None:
         """Delete the segments whose requests are all committed to the store (sequence numbers up to ``upto``)."""
