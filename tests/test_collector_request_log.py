@@ -249,3 +249,29 @@ def test_one_damaged_byte_in_a_real_collectors_log_costs_only_its_request(tmp_pa
     assert restarted.query("SELECT count(*) FROM spans") == [(14 * len(traces[0]),)]
     (quarantined,) = _quarantined(tmp_path / "spanledger.duckdb.requests")
     assert eighth[:100] in quarantined
+
+
+def test_shutdown_warns_when_acknowledged_requests_are_still_waiting_in_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from spanledger_collector._config import BatchSettings
+    from spanledger_collector._pipeline import Pipeline
+    from spanledger_collector._store import DuckDBStore, StoreWriter
+
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    flaky = _StoreWithAnOutage(store)
+    writer = StoreWriter(flaky, RequestLog(tmp_path / "requests"), BatchSettings(send_batch_size=100, timeout_s=0))
+    pipeline = Pipeline("traces", "traces", extract_usage=True)
+    writer.start(lambda request: pipeline.stored_batch(request.body))
+    body = encode_spans(genai_trace()).SerializeToString()
+    writer.submit("traces", body, pipeline.stored_batch(body))
+    assert writer.flush()
+    assert "not committed to the store" not in caplog.text
+    flaky.down.set()
+    for tenant in ("acme", "globex"):
+        body = encode_spans(genai_trace(tenant=tenant)).SerializeToString()
+        writer.submit("traces", body, pipeline.stored_batch(body))  # acknowledged: in the log
+    writer.shutdown()
+    assert "shutting down with 2 acknowledged requests (2-3) not committed to the store" in caplog.text
+    assert str(tmp_path / "requests") in caplog.text
+    store.close()

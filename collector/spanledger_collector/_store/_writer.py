@@ -370,6 +370,17 @@ class StoreWriter:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join()
+            waiting = self.log.last_seq - self._committed_seq
+            if waiting > 0:
+                logger.warning(
+                    "shutting down with %d acknowledged requests (%d-%d) not committed to the store (%s): they wait"
+                    " in the request log %s and are stored at the next start with this store",
+                    waiting,
+                    self._committed_seq + 1,
+                    self.log.last_seq,
+                    self.failure or "its last commit failed",
+                    self.log.directory,
+                )
         self.log.close()
 
 
