@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -150,15 +151,11 @@ class _Server(ThreadingHTTPServer):
                 f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {len(message)}\r\n"
                 f"Retry-After: 1\r\nConnection: close\r\n\r\n{message}"
             )
-            try:
-                request.setblocking(False)  # the accepting thread never waits on a client
+            request.setblocking(False)  # the accepting thread never waits on a client
+            with contextlib.suppress(OSError):
                 request.recv(65536)  # what already arrived: closing with it unread would reset the connection
-            except OSError:
-                pass
-            try:
+            with contextlib.suppress(OSError):
                 request.send(response.encode())
-            except OSError:
-                pass
         self.shutdown_request(request)
 
 
