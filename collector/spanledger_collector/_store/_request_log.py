@@ -221,6 +221,7 @@ class RequestLog:
         self._append_interval = 1.0
         self._wait_success = 1.0
         self._syncs = 0
+        self._sync_waiters = 0
 
     def _cut_torn_tail(self, committed_seq: int) -> int:
         """Cut what follows the last segment's last intact record (quarantining it unless it is a torn append);
@@ -344,10 +345,16 @@ class RequestLog:
 
     def sync(self, seq: int) -> None:
         """Return once request ``seq`` is on disk; one ``fdatasync`` covers every request written before it."""
+        with self._lock:
+            self._sync_waiters += 1
         with self._sync_lock:
+            with self._lock:
+                self._sync_waiters -= 1
+                alone = not self._sync_waiters and self._last_seq == seq
             if self._synced_seq >= seq:
                 return
-            self._wait_for_company()
+            if alone:
+                self._wait_for_company()
             with self._lock:
                 if seq <= self._failed_upto:
                     raise OSError(f"request log {self.directory}: request {seq} was written before a failed sync")
@@ -363,14 +370,16 @@ class RequestLog:
             self._synced_seq = max(self._synced_seq, written)
 
     def _wait_for_company(self) -> None:
-        """With ``_sync_lock`` held: when requests arrive every few milliseconds, wait (at most
-        ``GROUP_SYNC_WAIT_S``) for the next one to be written, so one ``fdatasync`` covers both; a sync costs
-        about as much CPU as receiving the request. Waits that keep gaining nothing (one client waiting for each
-        answer before it sends again) stop, and are retried now and then."""
+        """With ``_sync_lock`` held, for a request that would be synced alone (no other waits to sync, none was
+        written after it): when requests arrive every few milliseconds, wait (at most ``GROUP_SYNC_WAIT_S``) for
+        the next one to be written, so one ``fdatasync`` covers both; a sync costs about as much CPU as
+        receiving the request. Waits that keep gaining nothing (one client waiting for each answer before it
+        sends again) stop, and are retried now and then. Under load, syncs group without waiting."""
         self._syncs += 1
         if self._append_interval > GROUP_SYNC_WAIT_S or (self._wait_success < 0.3 and self._syncs % 32):
             return
-        wait = self._appended_at + self._append_interval + _GROUP_SYNC_SLACK_S - time.monotonic()
+        slack = max(_GROUP_SYNC_SLACK_S, self._append_interval / 2)
+        wait = self._appended_at + self._append_interval + slack - time.monotonic()
         if wait <= 0:
             return
         before = self._last_seq
