@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from spanledger_collector._store import RequestLog, StoreUnavailableError
-from spanledger_collector._store._request_log import FILE_MARKER
+from spanledger_collector._store._request_log import _RECORD_HEADER_BYTES, FILE_MARKER
 from test_collector_service import genai_trace
 
 
@@ -60,7 +60,7 @@ def test_a_damaged_record_costs_only_itself_and_is_quarantined(
     log.close()
     (segment,) = tmp_path.glob("*.log")
     data = segment.read_bytes()
-    third = data.index(bodies[2]) - len("traces") - 26  # the third record's header
+    third = data.index(bodies[2]) - len("traces") - _RECORD_HEADER_BYTES  # the third record's header
     _flip(segment, {"body": data.index(bodies[2]) + 7, "length": third + 14, "marker": third + 1}[where])
 
     reopened = RequestLog(tmp_path)
@@ -68,7 +68,7 @@ def test_a_damaged_record_costs_only_itself_and_is_quarantined(
     assert [request.body for request in reopened.replay(0)] == [bodies[0], bodies[1], bodies[3], bodies[4]]
     assert reopened.damaged_records == 1
     (quarantined,) = _quarantined(tmp_path)
-    assert bodies[2][:7] in quarantined and len(quarantined) == 26 + len("traces") + len(bodies[2])
+    assert bodies[2][:7] in quarantined and len(quarantined) == _RECORD_HEADER_BYTES + len("traces") + len(bodies[2])
     assert "they held request 3 (possibly acknowledged, now lost)" in caplog.text
     assert f"{segment.name}.{third}.damaged" in caplog.text
     assert [request.body for request in reopened.replay(0)] == [bodies[0], bodies[1], bodies[3], bodies[4]]

@@ -1,25 +1,27 @@
 """The request log: acknowledged requests, on disk until the store has committed what they hold.
 
-A client is acknowledged once its request is appended here and synced to disk, not when DuckDB commits.
-That lets the store commit a large transaction every couple of seconds, which costs DuckDB about a third
-less per row than a commit per group of requests, without making clients wait for it (see docs/design.md,
-"Request log"). The store records the sequence number of the last request it committed in the same
-transaction as the rows; on start the requests after it are replayed, and segments whose requests are all
-committed are deleted.
+A client is acknowledged once its request is appended here and synced to disk, not when DuckDB commits. That
+lets the store commit a large transaction every couple of seconds, which costs DuckDB about a third less per
+row than a commit per group of requests, without making clients wait for it (see docs/store.md). The store
+records the sequence number of the last request it committed in the same transaction as the rows; on start the
+requests after it are replayed, and segments whose requests are all committed are deleted.
 
-Layout: a directory of segment files named by the sequence number of their first record. A segment starts
-with a file marker; each record is a 4-byte sync marker, a header (sequence number, pipeline id length, body
-length, CRC-32 of id and body, CRC-32 of the header), the pipeline id (UTF-8) and the request body as it
-arrived. A damaged record costs only itself: its header's own checksum tells whether its length can be
-trusted (then replay skips exactly the record), and otherwise replay scans for the next marker whose header
-and payload both check out. The damaged bytes are copied to ``quarantine/`` with their segment and offset,
-logged and counted. A crash in the middle of an append leaves a torn record at the end of the last segment;
-it was never acknowledged, and opening the log cuts it off. Segments written before the marker existed (no
-file marker) are still read; a damaged record ends the replay of such a segment, as it always did.
+Layout: a directory of segment files named by the sequence number of their first record. A segment starts with
+a file marker; each record is a 4-byte sync marker, a header (sequence number, pipeline id length, body
+length, the body's digest, CRC-32 of the header and pipeline id), the pipeline id (UTF-8) and the request body
+as it arrived. The digest (SHA-256, 16 bytes) is the one the store keeps to recognise a retry, computed once
+per request and serving as the body's checksum too. A damaged record costs only itself: its header's own
+checksum tells whether its length can be trusted (then replay skips exactly the record), and otherwise replay
+scans for the next marker whose header and payload both check out. The damaged bytes are copied to
+``quarantine/`` with their segment and offset, logged and counted. A crash in the middle of an append leaves a
+torn record at the end of the last segment; it was never acknowledged, and opening the log cuts it off.
+Segments written before the marker existed (no file marker) are still read; a damaged record ends the replay
+of such a segment, as it always did.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mmap
 import os
@@ -32,14 +34,14 @@ from io import FileIO
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["DamagedRegion", "LoggedRequest", "RequestLog"]
+__all__ = ["DamagedRegion", "LoggedRequest", "RequestLog", "digest"]
 
 logger = logging.getLogger("spanledger.collector")
 
 FILE_MARKER = b"SPANLEDGER-REQUEST-LOG-2\n"
 RECORD_MARKER = b"\xd1\x5e\x9a\x7b"
-_HEADER = struct.Struct("<4sQHII")  # marker, seq, id length, body length, CRC-32 of id and body
-_HEADER_CRC = struct.Struct("<I")  # CRC-32 of the header's bytes after the marker
+_HEADER = struct.Struct("<4sQHI16s")  # marker, seq, id length, body length, the body's digest
+_HEADER_CRC = struct.Struct("<I")  # CRC-32 of the header's bytes after the marker and of the pipeline id
 _RECORD_HEADER_BYTES = _HEADER.size + _HEADER_CRC.size
 _V1_HEADER = struct.Struct("<QHII")  # segments written before the markers: seq, id length, body length, CRC-32
 _SUFFIX = ".log"
@@ -80,10 +82,16 @@ def _segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}{_SUFFIX}"
 
 
-def record_bytes(seq: int, encoded_id: bytes, body: bytes) -> tuple[bytes, bytes, bytes]:
-    """One record as written: header (with its sync marker and checksums), pipeline id, body."""
-    header = _HEADER.pack(RECORD_MARKER, seq, len(encoded_id), len(body), zlib.crc32(body, zlib.crc32(encoded_id)))
-    return header + _HEADER_CRC.pack(zlib.crc32(header[len(RECORD_MARKER) :])), encoded_id, body
+def digest(data: bytes) -> bytes:
+    """A request's identity in the store (a retry is stored once) and its body's checksum in the log."""
+    return hashlib.sha256(data).digest()[:16]  # sha256: CPUs hash it in hardware (~1.6 GB/s)
+
+
+def record_bytes(seq: int, encoded_id: bytes, body: bytes, body_digest: bytes) -> tuple[bytes, bytes, bytes]:
+    """One record as written: header (with its sync marker and checksum), pipeline id, body."""
+    header = _HEADER.pack(RECORD_MARKER, seq, len(encoded_id), len(body), body_digest)
+    checksum = zlib.crc32(encoded_id, zlib.crc32(header[len(RECORD_MARKER) :]))
+    return header + _HEADER_CRC.pack(checksum), encoded_id, body
 
 
 def _is_v1(start: bytes, first_seq: int) -> bool:
@@ -115,9 +123,15 @@ def _scan_v2(path: Path, data: mmap.mmap, size: int, first_seq: int) -> Iterator
         end = None
         if header_end <= size and data[position : position + len(RECORD_MARKER)] == RECORD_MARKER:
             header = data[position : position + _HEADER.size]
-            _, seq, id_length, body_length, crc = _HEADER.unpack(header)
+            _, seq, id_length, body_length, body_digest = _HEADER.unpack(header)
             (header_crc,) = _HEADER_CRC.unpack(data[position + _HEADER.size : header_end])
-            if zlib.crc32(header[len(RECORD_MARKER) :]) == header_crc and seq >= expected and id_length and body_length:
+            encoded_id = data[header_end : header_end + id_length]
+            if (
+                zlib.crc32(encoded_id, zlib.crc32(header[len(RECORD_MARKER) :])) == header_crc
+                and seq >= expected
+                and id_length
+                and body_length
+            ):
                 end = header_end + id_length + body_length
         if end is None or end > size:
             # Not a record here (or one cut short at the end): scan for the next marker.
@@ -126,9 +140,9 @@ def _scan_v2(path: Path, data: mmap.mmap, size: int, first_seq: int) -> Iterator
             following = data.find(RECORD_MARKER, position + 1)
             position = size if following < 0 else following
             continue
-        payload = data[header_end:end]
+        body = data[header_end + id_length : end]
         try:
-            pipeline_id = payload[:id_length].decode() if zlib.crc32(payload) == crc else None
+            pipeline_id = encoded_id.decode() if digest(body) == body_digest else None
         except UnicodeDecodeError:
             pipeline_id = None
         if pipeline_id is None:
@@ -142,7 +156,7 @@ def _scan_v2(path: Path, data: mmap.mmap, size: int, first_seq: int) -> Iterator
             yield DamagedRegion(path, damaged_from, position - damaged_from, after, seq - 1, seq - 1, False)
             damaged_from = None
         after = seq
-        yield _Record(end, LoggedRequest(seq, pipeline_id, payload[id_length:]))
+        yield _Record(end, LoggedRequest(seq, pipeline_id, body))
         expected = seq + 1
         position = end
     if damaged_from is not None:
@@ -158,9 +172,13 @@ def _torn(tail: bytes) -> bool:
     header = tail[: _HEADER.size]
     marker, _, id_length, body_length, _ = _HEADER.unpack(header)
     (header_crc,) = _HEADER_CRC.unpack(tail[_HEADER.size : _RECORD_HEADER_BYTES])
+    encoded_id = tail[_RECORD_HEADER_BYTES : _RECORD_HEADER_BYTES + id_length]
     return bool(
         marker == RECORD_MARKER
-        and zlib.crc32(header[len(RECORD_MARKER) :]) == header_crc
+        and (
+            len(encoded_id) < id_length  # cut short inside the pipeline id: the checksum cannot be checked
+            or zlib.crc32(encoded_id, zlib.crc32(header[len(RECORD_MARKER) :])) == header_crc
+        )
         and _RECORD_HEADER_BYTES + id_length + body_length > len(tail)
     )
 
@@ -222,6 +240,7 @@ class RequestLog:
         self._wait_success = 1.0
         self._syncs = 0
         self._sync_waiters = 0
+        self._sync_seconds = 0.0
 
     def _cut_torn_tail(self, committed_seq: int) -> int:
         """Cut what follows the last segment's last intact record (quarantining it unless it is a torn append);
@@ -294,15 +313,18 @@ class RequestLog:
     def last_seq(self) -> int:
         return self._last_seq
 
-    def append(self, pipeline_id: str, body: bytes) -> int:
-        """Write one request; returns its sequence number. Call :meth:`sync` before acknowledging it."""
+    def append(self, pipeline_id: str, body: bytes, body_digest: bytes | None = None) -> int:
+        """Write one request (``body_digest``: its :func:`digest`, if the caller has it); returns its sequence
+        number. Call :meth:`sync` before acknowledging it."""
         encoded_id = pipeline_id.encode()
+        if body_digest is None:
+            body_digest = digest(body)
         with self._lock:
             seq = self._last_seq + 1
             if self._active is None or self._active_bytes >= self._segment_bytes:
                 self._rotate(seq)
             assert self._active is not None
-            parts = record_bytes(seq, encoded_id, body)
+            parts = record_bytes(seq, encoded_id, body, body_digest)
             size = sum(len(part) for part in parts)
             written = os.writev(self._active[1].fileno(), parts)
             if written != size:  # a regular file writes all of it unless the disk is full
@@ -361,12 +383,14 @@ class RequestLog:
                 active, written = self._active, self._last_seq
                 if active is None:
                     raise OSError(f"request log {self.directory}: the segment holding request {seq} is closed")
+            started = time.monotonic()
             try:
                 os.fdatasync(active[1].fileno())
             except OSError:
                 with self._lock:
                     self._sync_failed()
                 raise
+            self._sync_seconds += 0.2 * (time.monotonic() - started - self._sync_seconds)
             self._synced_seq = max(self._synced_seq, written)
 
     def _wait_for_company(self) -> None:
@@ -374,9 +398,14 @@ class RequestLog:
         written after it): when requests arrive every few milliseconds, wait (at most ``GROUP_SYNC_WAIT_S``) for
         the next one to be written, so one ``fdatasync`` covers both; a sync costs about as much CPU as
         receiving the request. Waits that keep gaining nothing (one client waiting for each answer before it
-        sends again) stop, and are retried now and then. Under load, syncs group without waiting."""
+        sends again) stop, and are retried now and then. When syncs take long (a busy disk or box), requests
+        queue behind them and share them anyway: no waiting then."""
         self._syncs += 1
-        if self._append_interval > GROUP_SYNC_WAIT_S or (self._wait_success < 0.3 and self._syncs % 32):
+        if (
+            self._append_interval > GROUP_SYNC_WAIT_S
+            or self._sync_seconds > self._append_interval / 4  # syncs are slow: they group without waiting
+            or (self._wait_success < 0.3 and self._syncs % 32)
+        ):
             return
         slack = max(_GROUP_SYNC_SLACK_S, self._append_interval / 2)
         wait = self._appended_at + self._append_interval + slack - time.monotonic()
