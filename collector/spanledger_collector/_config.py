@@ -7,7 +7,8 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
         protocols:
           grpc: {endpoint: "localhost:4317", max_recv_msg_size_mib: 4, max_workers: 128,
                  tls: {cert_file, key_file}, auth: {authenticator: bearertokenauth[/name]}}
-          http: {endpoint: "localhost:4318", max_request_body_size: 20971520, tls, auth}
+          http: {endpoint: "localhost:4318", max_request_body_size: 20971520, listen_backlog: 1024,
+                 max_connections: 512, tls, auth}
     processors:                                            # each TYPE[/name] is its own instance
       memory_limiter: {check_interval: 1s, limit_mib: 1024, spike_limit_mib: 20% of limit_mib}
       batch: {send_batch_size: 8192, timeout: 200ms}      # how the pipeline's requests reach the store writer
@@ -108,6 +109,10 @@ class ProtocolSettings:
     cert_file: Path | None = None
     key_file: Path | None = None
     max_workers: int = 128
+    listen_backlog: int = 1024
+    """Connections the kernel queues before the receiver accepts them (HTTP; Python's default of 5 stalls)."""
+    max_connections: int = 512
+    """HTTP connections (each a thread) open at once; more are answered 503."""
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,8 @@ class OtlpReceiverFactory:
                 bearer_tokens=_auth(settings, context),
                 cert_file=cert,
                 key_file=key,
+                listen_backlog=settings.integer("listen_backlog", 1024, minimum=1),
+                max_connections=settings.integer("max_connections", 512, minimum=1),
             )
             settings.done()
         protocols.done()

@@ -107,4 +107,3 @@ class GrpcReceiver:
         if self._server is not None and not self._stopped:
             self._stopped = True
             self._server.stop(grace=5).wait()
-

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import socket
 import ssl
 import threading
 import zlib
@@ -38,7 +40,6 @@ logger = logging.getLogger("spanledger.collector")
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 READ_TIMEOUT_S = 30.0
-
 
 
 _HTTP_SIGNALS: dict[str, tuple[str, type[Message], type[Message]]] = {
@@ -75,21 +76,56 @@ def _read_chunked(stream: Any, limit: int) -> bytes:
 
 
 def _gunzip(data: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        result = decompressor.decompress(data, limit + 1)
-    except zlib.error as error:
-        raise ValueError(f"the body is not valid gzip ({error})") from None
-    if len(result) > limit or decompressor.unconsumed_tail:
-        raise TooLarge
-    if not decompressor.eof:
-        raise ValueError("the gzip body is truncated")
-    return result
+    """Every member of a gzip body (RFC 1952 allows several, one after another), at most ``limit`` bytes in all."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            part = decompressor.decompress(data, limit - total + 1)
+        except zlib.error as error:
+            member = f" (member {len(parts) + 1})" if parts else ""
+            raise ValueError(f"the body is not valid gzip{member} ({error})") from None
+        total += len(part)
+        if total > limit or decompressor.unconsumed_tail:
+            raise TooLarge
+        if not decompressor.eof:
+            raise ValueError("the gzip body is truncated")
+        parts.append(part)
+        data = decompressor.unused_data
+        if not data:
+            return b"".join(parts)
 
 
 class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` at once; past that a connection is answered 503
+    and closed by the accepting thread (TLS ones are closed: answering needs a handshake)."""
+
     daemon_threads = True
     ssl_context: ssl.SSLContext | None = None
+
+    def __init__(self, settings: ProtocolSettings, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.request_queue_size = settings.listen_backlog  # read by server_activate(): listen()'s backlog
+        self.max_connections = settings.max_connections
+        self._connections = threading.BoundedSemaphore(settings.max_connections)
+        self._refused = 0
+        super().__init__((settings.host, settings.port), handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._connections.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake happens here, in the connection's own thread, so a slow client cannot block accept().
@@ -100,6 +136,27 @@ class _Server(ThreadingHTTPServer):
             except (OSError, ssl.SSLError):
                 return
         super().finish_request(request, client_address)
+
+    def _refuse(self, request: socket.socket) -> None:
+        self._refused += 1
+        if self._refused in (1, 10, 100) or not self._refused % 1000:
+            logger.warning(
+                "OTLP/HTTP: %d connections refused so far: %d are open, the receiver's max_connections",
+                self._refused,
+                self.max_connections,
+            )
+        if self.ssl_context is None:
+            message = f"the collector has {self.max_connections} connections open (its max_connections); retry later"
+            response = (
+                f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {len(message)}\r\n"
+                f"Retry-After: 1\r\nConnection: close\r\n\r\n{message}"
+            )
+            request.setblocking(False)  # the accepting thread never waits on a client
+            with contextlib.suppress(OSError):
+                request.recv(65536)  # what already arrived: closing with it unread would reset the connection
+            with contextlib.suppress(OSError):
+                request.send(response.encode())
+        self.shutdown_request(request)
 
 
 def _server_context(settings: ProtocolSettings) -> ssl.SSLContext | None:
@@ -121,7 +178,7 @@ class HttpReceiver:
 
     def start(self) -> None:
         handler = _make_handler(self.signals, self.settings)
-        server = _Server((self.settings.host, self.settings.port), handler)
+        server = _Server(self.settings, handler)
         server.ssl_context = _server_context(self.settings)
         self.port = server.server_address[1]
         self._server = server
@@ -203,6 +260,9 @@ def _make_handler(signals: OtlpSignals, settings: ProtocolSettings) -> type[Base
                 except (json.JSONDecodeError, UnicodeDecodeError) as error:
                     self._error(400, f"the body is not valid JSON ({error})", as_json)
                     return
+                except RecursionError:
+                    self._error(400, "the JSON body is nested too deeply to decode (OTLP needs a few levels)", as_json)
+                    return
                 except JsonMappingError as error:
                     self._error(400, f"the body is not a valid OTLP/JSON {request_type.__name__} ({error})", as_json)
                     return
@@ -248,4 +308,3 @@ def _make_handler(signals: OtlpSignals, settings: ProtocolSettings) -> type[Base
             return data
 
     return OtlpHttpHandler
-
