@@ -15,7 +15,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from spanledger import semconv
 
 from ._otlp import any_value
-from ._usage_sources import USAGE_SOURCES
+from ._usage_sources import PROVIDER_VALUES, USAGE_SOURCES
 
 __all__ = ["REPORT_MARKS", "AttributeGetter", "may_report", "standard_view"]
 
@@ -53,9 +53,7 @@ _OWN_NAMES_READ: Final = frozenset({semconv.SPANLEDGER_WORKFLOW_NAME, semconv.SP
 
 def _report_marks() -> tuple[bytes, ...]:
     """Byte strings one of which every token attribute contains: the names' namespaces, shortest kept."""
-    namespaces = {
-        source.name.rsplit(".", 1)[0] + "." for source in USAGE_SOURCES if source.field in _TOKEN_FIELDS
-    }
+    namespaces = {source.name.rsplit(".", 1)[0] + "." for source in USAGE_SOURCES if source.field in _TOKEN_FIELDS}
     marks = sorted(
         (mark for mark in namespaces if not any(other != mark and other in mark for other in namespaces)), key=len
     )
@@ -83,11 +81,31 @@ def _count(raw: bytes | None) -> int | None:
     if raw is None:
         return None
     value = any_value(AnyValue.FromString(raw))
-    return value if type(value) is int and value >= 0 else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _encoded(count: int) -> bytes:
-    return AnyValue(int_value=count).SerializeToString()
+def _encoded(value: int | str) -> bytes:
+    message = AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
+    return bytes(message.SerializeToString())
+
+
+_PROVIDER_MEMBERS: Final = frozenset(member.value for member in semconv.GenAiProviderNameValues)
+
+
+def _provider(raw: bytes) -> bytes:
+    """A dialect's provider value as a ``gen_ai.provider.name`` value (``openai.chat`` is ``openai``)."""
+    value = any_value(AnyValue.FromString(raw))
+    if not isinstance(value, str):
+        return raw
+    prefix = value
+    while True:
+        if prefix in _PROVIDER_MEMBERS:
+            return raw if prefix == value else _encoded(prefix)
+        if prefix in PROVIDER_VALUES:
+            return _encoded(PROVIDER_VALUES[prefix])
+        if "." not in prefix:
+            return raw
+        prefix = prefix.rsplit(".", 1)[0]
 
 
 def standard_view(get: AttributeGetter) -> AttributeGetter | None:
@@ -97,6 +115,9 @@ def standard_view(get: AttributeGetter) -> AttributeGetter | None:
         raw = _first(get, field)
         if raw is not None:
             found[key] = raw
+    provider_key = semconv.GEN_AI_PROVIDER_NAME
+    if provider_key in found:
+        found[provider_key] = _provider(found[provider_key])
     input_key = semconv.GEN_AI_USAGE_INPUT_TOKENS
     if input_key not in found and (uncached := _count(_first(get, _UNCACHED_INPUT))) is not None:
         # The dialect counts input without the cache tokens; the OTel name includes them.

@@ -77,9 +77,7 @@ class Candidates:
         calls: list[LlmCall] = []
         for candidate in self.spans:
             key = (candidate.trace_id, candidate.span_id)
-            taken = below.get(key, set()).union(
-                *(owned.get(ancestor, ()) for ancestor in _ancestors(parents, *key))
-            )
+            taken = below.get(key, set()).union(*(owned.get(ancestor, ()) for ancestor in _ancestors(parents, *key)))
             kept = [fact for fact in candidate.facts if fact.meter not in taken]
             facts.extend(kept)
             if kept or not candidate.facts:

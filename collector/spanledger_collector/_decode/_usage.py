@@ -414,8 +414,10 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
                 columns.end_time_unix_nano.append(end)
                 columns.status_code.append(header.status.code if header.status.code in _STATUS_CODES else 0)
                 foreign = extract_usage and _OWNER_MARK not in raw and _dialects.may_report(raw)
-                if _NOT_MEASURED_MARK not in raw and not foreign and not (
-                    extract_usage and (_OWNER_MARK in raw or _DATA_READ_MARK in raw)
+                if (
+                    _NOT_MEASURED_MARK not in raw
+                    and not foreign
+                    and not (extract_usage and (_OWNER_MARK in raw or _DATA_READ_MARK in raw))
                 ):
                     columns.unmeasured.append(None)
                     continue
