@@ -2,30 +2,35 @@
 
 Frameworks and provider instrumentations nest (an agent span carrying the tokens of the openai span
 beneath it, OpenLLMetry and upstream both active, a gateway span over a provider span). The rule, per
-trace and meter, over the spans of one request:
+trace and meter:
 
 * a span marked ``spanledger.usage.owner`` decides outright: ``true`` counts, ``false`` is no usage;
-* a span without the mark reports usage (in any dialect, see ``_dialects``) that counts unless
+* a span without the mark that reports usage (in any dialect, see ``_dialects``) counts unless
   - a descendant reports the same meter (it is a roll-up), or
   - an ancestor marked as owner reports the same meter (the owner has it).
 
-How later requests correct an earlier decision is described in docs/producers.md.
+A span is decided when its request is decoded, against that request's spans and the spans that reported
+usage in earlier requests (:class:`RecentSpans`: children normally end, and are exported, before their
+parents). A child arriving after its parent was counted is not corrected yet; docs/producers.md says how
+it will be.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from .._store import UsageFact
+from .._store import SpanColumns, UsageFact
 
 if TYPE_CHECKING:
     from ._usage import LlmCall
 
-__all__ = ["Candidate", "Candidates"]
+__all__ = ["RECENT", "Candidate", "Candidates", "RecentSpans", "remember_owners"]
 
 _SpanKey = tuple[str, str]
+_NO_METERS: frozenset[str] = frozenset()
 
 
 class Candidate(NamedTuple):
@@ -35,6 +40,53 @@ class Candidate(NamedTuple):
     span_id: str
     facts: list[UsageFact]
     llm_calls: list[LlmCall]
+
+
+class _Remembered(NamedTuple):
+    parent: str | None
+    meters: frozenset[str]
+    owner: bool
+
+
+class RecentSpans:
+    """The spans of recent traces that reported usage, with their traces' parent links (bounded, least recently
+    used traces forgotten first), so that a parent arriving after its children is known as a roll-up."""
+
+    def __init__(self, max_traces: int = 4096, max_spans_per_trace: int = 512) -> None:
+        self._traces: OrderedDict[str, dict[str, _Remembered]] = OrderedDict()
+        self._max_traces = max_traces
+        self._max_spans = max_spans_per_trace
+
+    def spans(self, trace_id: str) -> dict[str, _Remembered]:
+        spans = self._traces.get(trace_id)
+        if spans is None:
+            return {}
+        self._traces.move_to_end(trace_id)
+        return spans
+
+    def remember(self, reporters: dict[_SpanKey, tuple[frozenset[str], bool]], columns: SpanColumns) -> None:
+        """The request's spans of the traces where some span reported usage (``reporters``: meters, owner)."""
+        traces = {trace for trace, _ in reporters}
+        for trace, span, parent in zip(columns.trace_id, columns.span_id, columns.parent_span_id, strict=True):
+            if trace not in traces:
+                continue
+            spans = self._traces.get(trace)
+            if spans is None:
+                if len(self._traces) >= self._max_traces:
+                    self._traces.popitem(last=False)
+                spans = self._traces[trace] = {}
+            else:
+                self._traces.move_to_end(trace)
+            if len(spans) < self._max_spans or span in spans:
+                meters, owner = reporters.get((trace, span), (_NO_METERS, False))
+                spans[span] = _Remembered(parent, meters, owner)
+
+    def clear(self) -> None:
+        self._traces.clear()
+
+
+RECENT = RecentSpans()
+"""The collector process's memory of recent reporting spans (one per process: trace ids are unique)."""
 
 
 @dataclass
@@ -47,27 +99,31 @@ class Candidates:
         self.spans.append(candidate)
 
     def counted(
-        self,
-        owner_facts: Iterable[UsageFact],
-        trace_ids: Sequence[str],
-        span_ids: Sequence[str],
-        parent_ids: Sequence[str | None],
+        self, owner_facts: Iterable[UsageFact], columns: SpanColumns, recent: RecentSpans
     ) -> tuple[list[UsageFact], list[LlmCall]]:
         """The facts and calls of the candidates that count, in the request's order."""
         traces = {candidate.trace_id for candidate in self.spans}
-        parents: dict[_SpanKey, str | None] = {
-            (trace, span): parent
-            for trace, span, parent in zip(trace_ids, span_ids, parent_ids, strict=True)
-            if trace in traces
-        }
+        parents: dict[_SpanKey, str | None] = {}
         owned: dict[_SpanKey, set[str]] = {}
+        reported: dict[_SpanKey, set[str]] = {}
+        for trace in traces:
+            for span, earlier in recent.spans(trace).items():
+                parents[trace, span] = earlier.parent
+                if earlier.meters:
+                    reported.setdefault((trace, span), set()).update(earlier.meters)
+                    if earlier.owner:
+                        owned.setdefault((trace, span), set()).update(earlier.meters)
+        for trace, span, parent in zip(columns.trace_id, columns.span_id, columns.parent_span_id, strict=True):
+            if trace in traces:
+                parents[trace, span] = parent
         for fact in owner_facts:
             if fact.trace_id in traces:
                 owned.setdefault((fact.trace_id, fact.span_id), set()).add(fact.meter)
-        reported = dict(owned)
+                reported.setdefault((fact.trace_id, fact.span_id), set()).add(fact.meter)
         for candidate in self.spans:
-            key = (candidate.trace_id, candidate.span_id)
-            reported[key] = reported.get(key, set()) | {fact.meter for fact in candidate.facts}
+            reported.setdefault((candidate.trace_id, candidate.span_id), set()).update(
+                fact.meter for fact in candidate.facts
+            )
         below: dict[_SpanKey, set[str]] = {}
         for (trace, span), meters in reported.items():
             for ancestor in _ancestors(parents, trace, span):
@@ -84,9 +140,36 @@ class Candidates:
                 calls.extend(candidate.llm_calls)
         return facts, calls
 
+    def settle(
+        self, owner_facts: Sequence[UsageFact], columns: SpanColumns, recent: RecentSpans | None = None
+    ) -> tuple[list[UsageFact], list[LlmCall]]:
+        """:meth:`counted`, then the request's reporting spans remembered (counted or not: reporting is what
+        makes an ancestor a roll-up)."""
+        recent = RECENT if recent is None else recent
+        facts, calls = self.counted(owner_facts, columns, recent) if self.spans else ([], [])
+        reporters = _owner_reporters(owner_facts)
+        for c in self.spans:
+            reporters[c.trace_id, c.span_id] = (frozenset(fact.meter for fact in c.facts), False)
+        if reporters:
+            recent.remember(reporters, columns)
+        return facts, calls
+
+
+def remember_owners(facts: Sequence[UsageFact], columns: SpanColumns, recent: RecentSpans | None = None) -> None:
+    """Remembers a request's owner spans (decoded without candidates, e.g. by the compiled decoder)."""
+    if facts:
+        (RECENT if recent is None else recent).remember(_owner_reporters(facts), columns)
+
+
+def _owner_reporters(facts: Iterable[UsageFact]) -> dict[_SpanKey, tuple[frozenset[str], bool]]:
+    meters: dict[_SpanKey, set[str]] = {}
+    for fact in facts:
+        meters.setdefault((fact.trace_id, fact.span_id), set()).add(fact.meter)
+    return {key: (frozenset(found), True) for key, found in meters.items()}
+
 
 def _ancestors(parents: dict[_SpanKey, str | None], trace: str, span: str) -> list[_SpanKey]:
-    """The span's ancestors present in the request, nearest first (a parent loop is cut where it closes)."""
+    """The span's ancestors that are known, nearest first (a parent loop is cut where it closes)."""
     chain: list[_SpanKey] = []
     seen = {(trace, span)}
     parent = parents.get((trace, span))
