@@ -255,6 +255,26 @@ def test_spans_without_usage_in_any_dialect_give_no_facts() -> None:
     assert _by_span(_request(Node("no counts", described), Node("HTTP POST", http))) == {}
 
 
+@pytest.mark.parametrize(
+    ("attributes", "workflow", "tenant"),
+    [
+        ({"gen_ai.agent.name": "support-bot", "enduser.id": "u-1"}, "support-bot", "u-1"),
+        ({"traceloop.workflow.name": "rag", "user.id": "u-2", "tenant.id": "acme"}, "rag", "acme"),
+        ({"ai.telemetry.functionId": "summarize"}, "summarize", None),
+        (
+            {semconv.SPANLEDGER_WORKFLOW_NAME: "own", "gen_ai.agent.name": "bot", semconv.SPANLEDGER_TENANT_ID: "t"},
+            "own",
+            "t",
+        ),
+    ],
+)
+def test_workflow_and_tenant_come_from_standard_attributes(
+    attributes: dict[str, str], workflow: str, tenant: str | None
+) -> None:
+    (fact,) = decode_traces(_request(Node("llm", {"llm.token_count.prompt": 5, **attributes}))).batch.facts
+    assert (fact.workflow, fact.tenant) == (workflow, tenant)
+
+
 # --- across requests ---
 
 

@@ -33,6 +33,8 @@ _AS_STANDARD: Final = {
     "output_tokens": semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
     "region": semconv.CLOUD_REGION,
     "server_address": semconv.SERVER_ADDRESS,
+    "workflow": semconv.SPANLEDGER_WORKFLOW_NAME,
+    "tenant": semconv.SPANLEDGER_TENANT_ID,
 }
 _UNCACHED_INPUT = "uncached_input_tokens"
 _TOTAL = "total_tokens"
@@ -46,9 +48,8 @@ for _source in USAGE_SOURCES:
     _SOURCES[_source.field] = (*_SOURCES.get(_source.field, ()), _source.name)
 
 # spanledger's own names on a span without the owner mark are no usage of their own (the SDK decides
-# ownership); attribution names are still read.
+# ownership); its attribution names are read through the workflow and tenant fields.
 _OWN_PREFIX = semconv.SPANLEDGER_USAGE_OWNER.split(".", 1)[0] + "."
-_OWN_NAMES_READ: Final = frozenset({semconv.SPANLEDGER_WORKFLOW_NAME, semconv.SPANLEDGER_TENANT_ID})
 
 
 def _report_marks() -> tuple[bytes, ...]:
@@ -137,7 +138,7 @@ def standard_view(get: AttributeGetter) -> AttributeGetter | None:
         raw = found.get(key)
         if raw is not None:
             return raw
-        if key.startswith(_OWN_PREFIX) and key not in _OWN_NAMES_READ:
+        if key.startswith(_OWN_PREFIX):
             return None
         return get(key)
 

@@ -69,6 +69,15 @@ USAGE_SOURCES: Final[tuple[UsageSource, ...]] = (
     UsageSource(semconv.RPC_SERVICE, "otel-aws", "rpc_service"),
     UsageSource(semconv.RPC_METHOD, "otel-aws", "rpc_method"),
     UsageSource(semconv.AWS_S3_BUCKET, "otel-aws", "bucket"),
+    UsageSource(semconv.SPANLEDGER_WORKFLOW_NAME, "spanledger", "workflow"),
+    UsageSource(semconv.GEN_AI_WORKFLOW_NAME, "otel-genai", "workflow"),
+    UsageSource("gen_ai.agent.name", "otel-genai", "workflow"),
+    UsageSource("traceloop.workflow.name", "openllmetry", "workflow"),
+    UsageSource("ai.telemetry.functionId", "vercel-ai", "workflow"),
+    UsageSource(semconv.SPANLEDGER_TENANT_ID, "spanledger", "tenant"),
+    UsageSource("tenant.id", "otel-general", "tenant"),
+    UsageSource("enduser.id", "otel-general", "tenant"),
+    UsageSource("user.id", "otel-general", "tenant"),
 )
 
 # Other dialects' provider values -> gen_ai.provider.name (a value also covers "<value>.<api>").
