@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
 from spanledger import semconv
 from spanledger_collector._cli import main
 
@@ -43,6 +45,23 @@ def _js_ready() -> None:
         if os.environ.get("SPANLEDGER_REQUIRE_JS"):
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+def _samples(exposition: str, name: str, **labels: str) -> list[float]:
+    return [
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items())
+    ]
+
+
+def _token_usage(exposition: str) -> tuple[int, int]:
+    """How many calls the input-token histogram observed, and their tokens."""
+    input_type = {"gen_ai_token_type": "input"}
+    count = _samples(exposition, "gen_ai_client_token_usage_count", **input_type)
+    total = _samples(exposition, "gen_ai_client_token_usage_sum", **input_type)
+    return int(sum(count)), int(sum(total))
 
 
 def _spanledger_spans() -> list[object]:
@@ -92,6 +111,12 @@ def test_js_sdk_genai_spans_are_priced_like_spanledgers(tmp_path: Path, capsys: 
         exporter = OTLPSpanExporter(endpoint=collector.http_endpoint + "/v1/traces")
         exporter.export(own)  # type: ignore[arg-type]
         exporter.shutdown()
+        # Prometheus: every chat call observed once (4 sources x 2 calls), the agent roll-ups not at all.
+        calls = 2 * (len(PROTOCOLS) + 1)
+        deadline = time.monotonic() + 30
+        while (tokens := _token_usage(collector.scrape()))[0] < calls and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cost_series = _samples(collector.scrape(), "spanledger_cost_estimate_total")
     traces["spanledger"] = format(own[0].context.trace_id, "032x")  # type: ignore[attr-defined]
 
     rows = collector.query(
@@ -123,6 +148,10 @@ def test_js_sdk_genai_spans_are_priced_like_spanledgers(tmp_path: Path, capsys: 
         assert sums(traces[protocol], 2) == expected
         assert all(row[3] is not None and row[4] == "USD" for row in facts)
         assert sums(traces[protocol], 3) == spanledger_costs
+
+    assert tokens == (calls, sum(total for total, _, _ in CALLS) * (len(PROTOCOLS) + 1))
+    stored_cost = sum(Decimal(row[3]) for facts in by_trace.values() for row in facts)  # type: ignore[arg-type]
+    assert sum(cost_series) == pytest.approx(float(stored_cost), rel=1e-9)
 
     # The answers read the same facts: the trace's estimate is the spanledger trace's.
     store = ("--store", str(collector.store_path), "--collector", "none")
