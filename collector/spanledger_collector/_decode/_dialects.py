@@ -53,12 +53,15 @@ _OWN_PREFIX = semconv.SPANLEDGER_USAGE_OWNER.split(".", 1)[0] + "."
 
 
 def _report_marks() -> tuple[bytes, ...]:
-    """Byte strings one of which every token attribute contains: the names' namespaces, shortest kept."""
-    namespaces = {source.name.rsplit(".", 1)[0] + "." for source in USAGE_SOURCES if source.field in _TOKEN_FIELDS}
-    marks = sorted(
-        (mark for mark in namespaces if not any(other != mark and other in mark for other in namespaces)), key=len
-    )
-    return tuple(mark.encode() for mark in marks)
+    """Byte strings one of which every token attribute name contains: its second name component, dotted
+    (``.usage.``, ``.token_count.``). Few and starting with a dot, they are cheap to look for in every span."""
+    marks = set()
+    for source in USAGE_SOURCES:
+        if source.field in _TOKEN_FIELDS:
+            parts = source.name.split(".")
+            marks.add(f".{parts[1]}." if len(parts) > 2 else source.name)
+    kept = sorted(mark for mark in marks if not any(other != mark and other in mark for other in marks))
+    return tuple(mark.encode() for mark in kept)
 
 
 REPORT_MARKS: Final = _report_marks()

@@ -10,9 +10,9 @@ trace and meter:
   - an ancestor marked as owner reports the same meter (the owner has it).
 
 A span is decided when its request is decoded, against that request's spans and the spans that reported
-usage in earlier requests (:class:`RecentSpans`: children normally end, and are exported, before their
-parents). A child arriving after its parent was counted is not corrected yet; docs/producers.md says how
-it will be.
+usage in earlier requests of traces with candidates (:class:`RecentSpans`: children normally end, and are
+exported, before their parents). A child arriving after its parent was counted is not corrected yet;
+docs/producers.md says how it will be.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .._store import SpanColumns, UsageFact
 if TYPE_CHECKING:
     from ._usage import LlmCall
 
-__all__ = ["RECENT", "Candidate", "Candidates", "RecentSpans", "remember_owners"]
+__all__ = ["RECENT", "Candidate", "Candidates", "RecentSpans"]
 
 _SpanKey = tuple[str, str]
 _NO_METERS: frozenset[str] = frozenset()
@@ -143,22 +143,19 @@ class Candidates:
     def settle(
         self, owner_facts: Sequence[UsageFact], columns: SpanColumns, recent: RecentSpans | None = None
     ) -> tuple[list[UsageFact], list[LlmCall]]:
-        """:meth:`counted`, then the request's reporting spans remembered (counted or not: reporting is what
-        makes an ancestor a roll-up)."""
+        """:meth:`counted`, then the reporting spans of the candidates' traces remembered (counted or not:
+        reporting is what makes an ancestor a roll-up). Only traces with candidates are remembered, so that
+        requests of spanledger's spans alone (the compiled decoder's) cost nothing more."""
+        if not self.spans:
+            return [], []
         recent = RECENT if recent is None else recent
-        facts, calls = self.counted(owner_facts, columns, recent) if self.spans else ([], [])
-        reporters = _owner_reporters(owner_facts)
+        facts, calls = self.counted(owner_facts, columns, recent)
+        traces = {candidate.trace_id for candidate in self.spans}
+        reporters = _owner_reporters(fact for fact in owner_facts if fact.trace_id in traces)
         for c in self.spans:
             reporters[c.trace_id, c.span_id] = (frozenset(fact.meter for fact in c.facts), False)
-        if reporters:
-            recent.remember(reporters, columns)
+        recent.remember(reporters, columns)
         return facts, calls
-
-
-def remember_owners(facts: Sequence[UsageFact], columns: SpanColumns, recent: RecentSpans | None = None) -> None:
-    """Remembers a request's owner spans (decoded without candidates, e.g. by the compiled decoder)."""
-    if facts:
-        (RECENT if recent is None else recent).remember(_owner_reporters(facts), columns)
 
 
 def _owner_reporters(facts: Iterable[UsageFact]) -> dict[_SpanKey, tuple[frozenset[str], bool]]:

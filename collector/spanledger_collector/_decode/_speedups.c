@@ -838,7 +838,7 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
     for (int i = 0; i < COL_UNMEASURED; i++)
         if (values[i] == NULL) goto done;
     /* Issue 15 hook: declined (no error set), so the Python reference decodes the whole request. */
-    if (out->extract_usage && !contains(raw, x->owner_mark) && may_report_foreign_usage(raw)) goto done;
+    if (out->extract_usage && may_report_foreign_usage(raw) && !contains(raw, x->owner_mark)) goto done;
     int marked = contains(raw, x->not_measured_mark) ||
                  (out->extract_usage && (contains(raw, x->owner_mark) || contains(raw, x->data_read_mark)));
     Slice slots[SLOT_COUNT];

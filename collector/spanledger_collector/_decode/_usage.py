@@ -358,7 +358,6 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
         if fast is not None:
             columns, facts, data_reads, llm_calls, rejected, rejection = fast
             spans = SpanColumns(*columns)
-            _producers.remember_owners(facts, spans)  # issue 15: a later parent may roll these up
             return DecodedTraces(
                 batch=StoreBatch(spans=spans, facts=facts, data_reads=data_reads),
                 llm_calls=llm_calls,
@@ -436,7 +435,7 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
                     candidates.add(_producers.Candidate(trace_id, span_id, scratch.batch.facts, scratch.llm_calls))
                 if _DATA_READ_MARK in raw:
                     _data_reads(decoded, trace_id, span_id, span.events, get, resource)
-    if extract_usage:  # issue 15: which candidates count, then this request's reporting spans remembered
+    if candidates.spans:  # issue 15: which candidates count; their traces' reporting spans remembered
         facts, calls = candidates.settle(decoded.batch.facts, columns)
         decoded.batch.facts.extend(facts)
         decoded.llm_calls.extend(calls)
