@@ -785,6 +785,35 @@ static int set_rejection(Output *out, PyObject *message) {
     return 0;
 }
 
+/* --- Issue 15 hook: other producers' usage. The Python reference reads it (_dialects) and decides which
+ * span counts (_producers); this decoder declines a request with a span that lacks the owner mark but may
+ * report usage in another dialect (contains one of `report_marks`, set by configure_report_marks()). --- */
+static PyObject *report_marks; /* tuple of non-empty bytes, or NULL: decline nothing */
+
+static int may_report_foreign_usage(Slice raw) {
+    if (report_marks == NULL) return 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(report_marks); i++)
+        if (contains(raw, PyTuple_GET_ITEM(report_marks, i))) return 1;
+    return 0;
+}
+
+static PyObject *configure_report_marks(PyObject *module, PyObject *marks) {
+    if (!PyTuple_Check(marks)) {
+        PyErr_SetString(PyExc_TypeError, "configure_report_marks() takes a tuple of bytes");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(marks); i++) {
+        PyObject *mark = PyTuple_GET_ITEM(marks, i);
+        if (!PyBytes_Check(mark) || PyBytes_GET_SIZE(mark) == 0) {
+            PyErr_SetString(PyExc_TypeError, "the report marks must be non-empty bytes");
+            return NULL;
+        }
+    }
+    Py_XSETREF(report_marks, Py_NewRef(marks));
+    Py_RETURN_NONE;
+}
+/* --- end of the issue 15 hook --- */
+
 static int decode_span(Output *out, Slice raw, PyObject *resource) {
     Context *x = &state.ctx;
     Slice trace = {(const uint8_t *)"", 0, 0}, span = trace, parent = trace, name = trace;
@@ -862,6 +891,8 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
     int result = -1;
     for (int i = 0; i < COLUMNS; i++)
         if (i != COL_unmeasured && values[i] == NULL) goto done;
+    /* Issue 15 hook: declined (no error set), so the Python reference decodes the whole request. */
+    if (out->extract_usage && may_report_foreign_usage(raw) && !contains(raw, x->owner_mark)) goto done;
     int marked = contains(raw, x->not_measured_mark) ||
                  (out->extract_usage && (contains(raw, x->owner_mark) || contains(raw, x->data_read_mark)));
     Slice slots[SLOT_COUNT];
@@ -1163,6 +1194,8 @@ static PyMethodDef methods[] = {
     {"decode_traces", (PyCFunction)(void (*)(void))decode_traces, METH_FASTCALL,
      "decode_traces(data, extract_usage) -> (columns, facts, data_reads, llm_calls, rejected, rejection) or None"},
     {"configure", configure, METH_O, "configure(context): the names, helpers and record types the decoder uses"},
+    {"configure_report_marks", configure_report_marks, METH_O,
+     "configure_report_marks(marks): decline requests whose unowned spans contain one of these byte strings"},
     {NULL, NULL, 0, NULL},
 };
 

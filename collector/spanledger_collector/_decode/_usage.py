@@ -1,7 +1,9 @@
 """Usage extraction: OTLP trace bytes -> span rows, usage facts (one per meter per owner span), data reads.
 
-The meters and their sources are defined in docs/design.md ("Usage facts"). Only spans that carry
-``spanledger.usage.owner = true`` produce facts; only ``spanledger.data.read`` events produce data reads.
+The meters and their sources are defined in docs/design.md ("Usage facts"). Spans that carry
+``spanledger.usage.owner = true`` produce facts; so do other producers' spans that report usage in a
+dialect ``_dialects`` reads, counted once (``_producers``, docs/producers.md); only
+``spanledger.data.read`` events produce data reads.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 
 from .._store import DataRead, SpanColumns, StoreBatch, UsageFact
+from . import _dialects, _producers
 from ._otlp import (
     AttributeValue,
     AttributeValues,
@@ -408,6 +411,7 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
     """:func:`decode_traces` in Python: the reference, and the decoder where the compiled one is not built."""
     decoded = DecodedTraces()
     columns = decoded.batch.spans
+    candidates = _producers.Candidates()  # issue 15: spans of other producers that report usage
     traces = parse_skinny_traces(data)
     for resource_spans in traces.resource_spans:
         resource = _NO_RESOURCE
@@ -448,8 +452,11 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
                 columns.start_time_unix_nano.append(start)
                 columns.end_time_unix_nano.append(end)
                 columns.status_code.append(header.status.code if header.status.code in _STATUS_CODES else 0)
-                if _NOT_MEASURED_MARK not in raw and not (
-                    extract_usage and (_OWNER_MARK in raw or _DATA_READ_MARK in raw)
+                foreign = extract_usage and _OWNER_MARK not in raw and _dialects.may_report(raw)
+                if (
+                    _NOT_MEASURED_MARK not in raw
+                    and not foreign
+                    and not (extract_usage and (_OWNER_MARK in raw or _DATA_READ_MARK in raw))
                 ):
                     columns.unmeasured.append(None)
                     continue
@@ -461,8 +468,16 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
                     continue
                 if _VALUES[get(semconv.SPANLEDGER_USAGE_OWNER)] is True:
                     _owner_usage(decoded, trace_id, span_id, header, get, resource)
+                elif foreign and (view := _dialects.standard_view(get)) is not None:
+                    scratch = DecodedTraces()
+                    _owner_usage(scratch, trace_id, span_id, header, view, resource)
+                    candidates.add(_producers.Candidate(trace_id, span_id, scratch.batch.facts, scratch.llm_calls))
                 if _DATA_READ_MARK in raw:
                     _data_reads(decoded, trace_id, span_id, span.events, get, resource)
+    if candidates.spans:  # issue 15: which candidates count; their traces' reporting spans remembered
+        facts, calls = candidates.settle(decoded.batch.facts, columns)
+        decoded.batch.facts.extend(facts)
+        decoded.llm_calls.extend(calls)
     decoded.accepted_spans = len(columns)
     return decoded
 
@@ -586,6 +601,7 @@ def _load_speedups() -> Any:
             "empty": "",
         }
     )
+    _speedups.configure_report_marks(_dialects.REPORT_MARKS)  # issue 15: other producers' usage goes to Python
     return _speedups
 
 
