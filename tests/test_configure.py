@@ -166,6 +166,18 @@ def test_application_providers_are_reused_not_replaced() -> None:
     assert sum(type(p).__name__ == "AttributionSpanProcessor" for p in processors) == 1
 
 
+def test_own_meter_provider_takes_the_resource_of_the_applications_tracer_provider() -> None:
+    trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": "app", "team": "ml"})))
+    reader = InMemoryMetricReader()
+    handle = spanledger.configure(export="none", metric_readers=[reader], instrument=False)
+    assert handle.owns_meter_provider and not handle.owns_tracer_provider
+    handle.telemetry.meter.create_counter("spanledger.test.calls").add(1)
+    data = reader.get_metrics_data()
+    assert data is not None
+    resource = data.resource_metrics[0].resource.attributes
+    assert resource["service.name"] == "app" and resource["team"] == "ml"
+
+
 def test_application_provider_without_add_span_processor_is_used_as_is(caplog: pytest.LogCaptureFixture) -> None:
     class VendorTracerProvider(trace.NoOpTracerProvider):
         pass

@@ -69,6 +69,13 @@ def _parse_semconv_opt_in(value: str) -> str:
     return gen_ai[-1]
 
 
+def _parse_seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds >= 0:  # also refuses NaN
+        raise ValueError("expected a number of seconds, 0 or more")
+    return seconds
+
+
 def _parse_egress_rules(value: str) -> str:
     from ._egress import parse_egress_rules
 
@@ -91,6 +98,13 @@ class Settings:
         "http/protobuf to localhost:4318), `console`, or `none`. Ignored for a provider the application set up.",
     )
     metrics: bool = option(True, doc="Create a MeterProvider and record metrics (token usage, durations).")
+    exit_timeout: float = option(
+        2.0,
+        parse=_parse_seconds,
+        doc="Seconds the program's exit (and the end of a `multiprocessing` worker) waits for spanledger's "
+        "exporters to send what is buffered; the rest is dropped and logged once, so an unreachable collector "
+        "never holds up an exit. Only for providers spanledger created.",
+    )
     capture_message_content: bool = option(
         False,
         env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
@@ -215,7 +229,7 @@ def _validate_keyword(info: OptionInfo, value: Any) -> Any:
         return tuple(value)
     if isinstance(info.default, frozenset):
         return frozenset(value)
-    if isinstance(info.default, str) and value is not None:
+    if isinstance(info.default, (str, float)) and value is not None:
         return info.parse(str(value))
     return value
 

@@ -2,7 +2,9 @@
 
 Providers: if the application already set a global TracerProvider or MeterProvider, spanledger uses it
 and never replaces it (it only adds its attribution processor, and any ``additional_span_processors``,
-to an SDK TracerProvider; export stays the application's business). Otherwise it creates them with a
+to an SDK TracerProvider; export stays the application's business). A MeterProvider spanledger creates
+beside the application's TracerProvider gets that provider's resource, so metrics and spans name the
+same service. Otherwise it creates them with a
 ``BatchSpanProcessor`` and a ``PeriodicExportingMetricReader`` whose OTLP exporters read endpoint,
 headers, timeout and compression from ``OTEL_EXPORTER_OTLP_*`` themselves, and sets them as the global
 providers. Nothing touches the network at configure time: exporters connect on their first export, on
@@ -34,6 +36,7 @@ from opentelemetry.trace import Tracer, TracerProvider
 
 from ._config import Settings, options, resolve_settings
 from ._internal_errors import internal_errors_logged, logger
+from ._lifecycle import track
 from ._manager import manager
 from ._telemetry import Telemetry
 from ._version import __version__
@@ -214,7 +217,7 @@ def _set_up_tracing(
         for processor in processors:
             add(processor)
         return existing, False, list(processors)
-    provider = SdkTracerProvider(resource=resource)
+    provider = SdkTracerProvider(resource=resource, shutdown_on_exit=False)  # see _lifecycle
     provider.add_span_processor(AttributionSpanProcessor())
     exporter = _span_exporter(settings.export)
     if exporter is not None:
@@ -245,7 +248,7 @@ def _set_up_metrics(
     exporter = _metric_exporter(settings.export)
     if exporter is not None:
         all_readers.append(PeriodicExportingMetricReader(exporter))
-    provider = SdkMeterProvider(resource=resource, metric_readers=all_readers)
+    provider = SdkMeterProvider(resource=resource, metric_readers=all_readers, shutdown_on_exit=False)
     if _is_unset(existing):
         metrics.set_meter_provider(provider)
         _own_global_providers.add(provider)
@@ -269,6 +272,7 @@ def configure(
     service_name: str | None = None,
     export: Literal["otlp", "console", "none"] | None = None,
     metrics: bool | None = None,
+    exit_timeout: float | None = None,
     capture_message_content: bool | None = None,
     semconv_opt_in: str | None = None,
     openai_stream_usage: bool | None = None,
@@ -290,6 +294,8 @@ def configure(
         service_name: ``service.name``. Env ``SPANLEDGER_SERVICE_NAME``; else ``OTEL_SERVICE_NAME``.
         export: ``"otlp"``, ``"console"`` or ``"none"``. Env ``SPANLEDGER_EXPORT``, ``OTEL_TRACES_EXPORTER``.
         metrics: record metrics. Env ``SPANLEDGER_METRICS``.
+        exit_timeout: seconds the exit waits for spanledger's exporters (default 2). Env
+            ``SPANLEDGER_EXIT_TIMEOUT``.
         capture_message_content: record prompts and completions. Env ``SPANLEDGER_CAPTURE_MESSAGE_CONTENT``,
             ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
         semconv_opt_in: GenAI naming. Env ``SPANLEDGER_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
@@ -327,6 +333,11 @@ def configure(
             previous._hand_over()
         resource = Resource.create({SERVICE_NAME: settings.service_name} if settings.service_name else {})
         tracer_provider, owns_tracer, added = _set_up_tracing(settings, resource, additional_span_processors, previous)
+        if not owns_tracer:
+            # Our meter describes the same service as the application's spans.
+            app_resource = getattr(tracer_provider, "resource", None)
+            if isinstance(app_resource, Resource):
+                resource = app_resource
         meter_provider, owns_meter = _set_up_metrics(settings, resource, metric_readers, previous)
         handle = SpanledgerHandle(
             settings,
@@ -337,6 +348,7 @@ def configure(
             added_span_processors=added,
         )
         _active = handle
+        track(handle)
         if instrument:
             manager.instrument(handle.telemetry)
     if "baggage" not in propagate.get_global_textmap().fields:

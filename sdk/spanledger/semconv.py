@@ -153,6 +153,8 @@ OPENAI_RESPONSE_SERVICE_TIER: Final = 'openai.response.service_tier'
 """The service tier used for the response."""
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = 'openai.response.system_fingerprint'
 """A fingerprint to track any eventual change in the Generative AI environment."""
+PROCESS_PID: Final = 'process.pid'
+"""Process identifier (PID); set by spanledger on the resource of a forked child's metrics."""
 RECEIVER: Final = 'receiver'
 """The receiver component id (e.g. otlp)."""
 RPC_METHOD: Final = 'rpc.method'

@@ -18,6 +18,7 @@ that is not the OTel SDK's (no-op, proxy, vendor), points are recorded at once.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import deque
@@ -69,6 +70,16 @@ def _pending_queue(meter: Meter) -> _PendingQueue:
                 spec.name, callbacks=[queue.record_all], unit=spec.unit, description=spec.description
             )
         return queue
+
+
+def _forget_parent_points() -> None:
+    # A forked child inherits the queues; the parent records those points, the child must not again.
+    for queue in list(_queues.values()):
+        queue.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parent_points)
 
 
 def _drain(queue: _PendingQueue, count: int) -> None:
