@@ -79,6 +79,23 @@ def test_lists_are_comma_separated() -> None:
     assert settings.openai_stream_usage_excluded_hosts == (".azure.com", ".local")
 
 
+def test_standard_disabled_instrumentations_variable_counts_beside_ours() -> None:
+    both = {"SPANLEDGER_DISABLED_INSTRUMENTATIONS": "openai", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "httpx,botocore"}
+    assert resolve_settings({}, both).disabled_instrumentations == {"openai", "httpx", "botocore"}
+    standard = {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai"}
+    assert resolve_settings({}, standard).disabled_instrumentations == {"openai"}
+
+
+def test_standard_disabled_instrumentations_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx  # noqa: F401
+    import openai  # noqa: F401
+
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "openai")
+    spanledger.configure(export="none")
+    assert "openai" not in spanledger._manager.manager.active
+    assert "httpx" in spanledger._manager.manager.active
+
+
 def test_bad_environment_value_is_logged_naming_the_variable(caplog: pytest.LogCaptureFixture) -> None:
     env = {
         "SPANLEDGER_METRICS": "maybe",

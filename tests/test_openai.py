@@ -375,16 +375,91 @@ def test_with_streaming_response(server: OpenAICompatibleServer, recorded: Recor
 # --- stream usage opt-outs --------------------------------------------------------------------------
 
 
-def test_azure_like_server_rejects_stream_options(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+def test_server_rejecting_stream_options_is_retried_once_without_and_remembered(
+    server: OpenAICompatibleServer, recorded: Recorded
+) -> None:
     client = client_for(server, server.azure_like_base_url)
-    with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    sent = len(server.requests)
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
 
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    first, retry = server.requests[sent:]
+    assert first.body["stream_options"] == {"include_usage": True} and "stream_options" not in retry.body
+    span = recorded.llm_span()
+    assert span.status.status_code is not StatusCode.ERROR
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in (span.attributes or {})  # the server reports none
+
+    # Remembered: the next stream to that server goes out once, unchanged (a fresh client too).
+    again = client_for(server, server.azure_like_base_url)
+    list(again.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert len(server.requests) == sent + 3 and "stream_options" not in server.requests[-1].body
+    # Other servers still get it.
+    list(client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert server.requests[-1].body["stream_options"] == {"include_usage": True}
+
+
+def test_stream_options_the_caller_sent_are_never_retried(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server, server.azure_like_base_url)
+    sent = len(server.requests)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    assert len(server.requests) == sent + 1
+    assert (recorded.llm_span().attributes or {})[semconv.ERROR_TYPE].endswith("BadRequestError")
+
+
+def test_disable_openai_stream_usage_per_client(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server)
     spanledger.disable_openai_stream_usage(client)
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
 
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert "stream_options" not in server.requests[-1].body
+
+
+@pytest.mark.parametrize(
+    "env, options",
+    [
+        ({"OTEL_SDK_DISABLED": "true"}, {}),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, {"metrics": False}),
+    ],
+    ids=["sdk-disabled", "not-sampled-no-metrics"],
+)
+def test_request_unchanged_when_telemetry_is_off(
+    server: OpenAICompatibleServer, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], options: dict[str, Any]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    handle = spanledger.configure(export="none", **options)
+    try:
+        expected = uninstrumented_chunks(server, model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        chunks = list(client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    finally:
+        handle.shutdown()
+
+    assert "stream_options" not in server.requests[-1].body
+    assert [chunk.model_dump(exclude={"id", "created"}) for chunk in chunks] == [
+        chunk.model_dump(exclude={"id", "created"}) for chunk in expected
+    ]
+
+
+def test_excluded_hosts_add_to_the_azure_default() -> None:
+    from spanledger._openai._clients import client_info
+    from spanledger._openai._recorder import Recorder
+
+    handle = spanledger.configure(export="none", openai_stream_usage_excluded_hosts=["llm.internal"])
+    recorder = Recorder(handle.telemetry)
+    try:
+        for base_url, allowed in [
+            ("https://mine.openai.azure.com/openai/v1", False),
+            ("http://gpu1.llm.internal/v1", False),
+            ("https://api.openai.com/v1", True),
+        ]:
+            client = openai.OpenAI(base_url=base_url, api_key="sk-secret-key")
+            assert client_info(client, recorder).stream_usage is allowed, base_url
+    finally:
+        handle.shutdown()
 
 
 @pytest.mark.parametrize(

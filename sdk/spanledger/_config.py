@@ -35,13 +35,16 @@ logger = logging.getLogger("spanledger")
 Parser = Callable[[str], Any]
 
 
-def option(default: Any, *, doc: str, env: tuple[str, ...] = (), parse: Parser | None = None) -> Any:
+def option(
+    default: Any, *, doc: str, env: tuple[str, ...] = (), parse: Parser | None = None, merge: bool = False
+) -> Any:
     """A ``Settings`` field: its default, one-line documentation, and extra environment variables.
 
     ``env`` lists variables read *after* ``SPANLEDGER_<NAME>`` (standard ``OTEL_*`` names); ``parse``
-    overrides the parser derived from the field's type.
+    overrides the parser derived from the field's type. ``merge`` (set fields): the values of every
+    variable that is set are combined, instead of the first one set winning.
     """
-    return dataclasses.field(default=default, metadata={"doc": doc, "env": env, "parse": parse})
+    return dataclasses.field(default=default, metadata={"doc": doc, "env": env, "parse": parse, "merge": merge})
 
 
 def _parse_capture(value: str) -> bool:
@@ -122,11 +125,17 @@ class Settings:
         True, doc="Ask OpenAI streams for the usage chunk when the caller did not, and hide that chunk from it."
     )
     openai_stream_usage_excluded_hosts: tuple[str, ...] = option(
-        (".openai.azure.com",),
-        doc="Comma-separated base-URL host suffixes whose servers reject `stream_options`.",
+        (),
+        doc="Comma-separated base-URL host suffixes whose servers reject `stream_options`, in addition to "
+        "`.openai.azure.com` (always excluded). A server not listed that answers 400 naming `stream_options` "
+        "is retried once without it and remembered.",
     )
     disabled_instrumentations: frozenset[str] = option(
-        frozenset(), doc="Comma-separated instrumentation names not to enable (`openai`, `httpx`, `botocore`...)."
+        frozenset(),
+        env=("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",),
+        merge=True,
+        doc="Comma-separated instrumentation names not to enable (`openai`, `httpx`, `botocore`...); the names "
+        "in both variables count.",
     )
     region: str | None = option(
         None,
@@ -155,6 +164,7 @@ class OptionInfo:
     default: Any
     doc: str
     parse: Parser
+    merge: bool
 
 
 def _parse_bool(value: str) -> bool:
@@ -209,6 +219,7 @@ def _build_options() -> dict[str, OptionInfo]:
             default=field.default,
             doc=metadata.get("doc", ""),
             parse=metadata.get("parse") or _parser_for(hints[field.name]),
+            merge=metadata.get("merge", False),
         )
     return table
 
@@ -255,13 +266,17 @@ def resolve_settings(overrides: Mapping[str, Any] | None = None, environ: Mappin
             if raw is None or not raw.strip():  # empty means unset, as for OTEL_* variables
                 continue
             try:
-                values[name] = info.parse(raw)
+                parsed = info.parse(raw)
             except (ValueError, TypeError) as error:
                 logger.error(
                     "spanledger: ignoring %s=%r (%s); using the default %r for option %r",
                     env_var, raw, error, info.default, name,
                 )
-            break
+                break
+            if not info.merge:
+                values[name] = parsed
+                break
+            values[name] = values.get(name, info.default) | parsed
     return Settings(**values)
 
 

@@ -34,6 +34,8 @@ FOREIGN_SCOPES = ("opentelemetry.instrumentation.genai.openai", "opentelemetry.i
 """Instrumentation scopes of other OpenAI instrumentations (upstream genai-openai, OpenLLMetry)."""
 
 _RAW_RESPONSES = (LegacyAPIResponse, APIResponse, AsyncAPIResponse)
+_ABSENT = object()
+_UNCHANGED = object()
 _CLIENT = SpanKind.CLIENT
 _OWNER = semconv.SPANLEDGER_USAGE_OWNER
 
@@ -43,6 +45,7 @@ class Call:
 
     __slots__ = (
         "__weakref__",
+        "added_stream_options",
         "attributes",
         "ended",
         "endpoint",
@@ -87,6 +90,8 @@ class Call:
         self.first_chunk_ns: int | None = None
         self.hide_usage_chunk = False
         """True when spanledger asked for the usage chunk, so the caller must not see it."""
+        self.added_stream_options: tuple[dict[str, Any], Any, str] | None = None
+        """(request body, the caller's ``stream_options`` or ``_ABSENT``, server) when spanledger added them."""
         self.texts: dict[int, list[str]] | None = {} if stream and recorder.capture_content else None
         self.text_finish_reasons: dict[int, str] = {}
         self.ended = False
@@ -118,6 +123,33 @@ class Call:
             log_internal_error("openai response")
         self.end()
         return result
+
+    def retry_without_stream_options(self, error: BaseException) -> bool:
+        """True when ``error`` is a server refusing the ``stream_options`` spanledger added.
+
+        Then the request body is restored to what the caller sent, the server is remembered (no more
+        ``stream_options`` for it under this configuration) and the caller should send the request again,
+        once. Only a 400 whose message names ``stream_options`` counts: any other 400 would fail again the
+        same way, and the caller must see it unchanged.
+        """
+        added = self.added_stream_options
+        if added is None or not isinstance(error, openai.BadRequestError):
+            return False
+        try:
+            if "stream_options" not in str(error.message):
+                return False
+            body, callers, server = added
+            if callers is _ABSENT:
+                del body["stream_options"]
+            else:
+                body["stream_options"] = callers
+            self.added_stream_options = None
+            self.hide_usage_chunk = False
+            self.recorder.stream_options_rejected.add(server)
+            return True
+        except Exception:
+            log_internal_error("openai stream_options retry")
+            return False
 
     def fail(self, error: BaseException) -> None:
         """The wrapped call (or its stream) raised ``error``; end the span as failed."""
@@ -259,26 +291,42 @@ def start_call(recorder: Recorder, endpoint: Endpoint, client: Any, options: Any
         span = recorder.tracer.start_span(
             f"{operation} {model}" if model else operation, kind=_CLIENT, attributes=attributes, start_time=start_ns
         )
+        if not span.is_recording() and not recorder.records_metrics:
+            # Telemetry is off (OTEL_SDK_DISABLED, or a span not sampled and no metrics): nothing would
+            # use what the call reports, so leave the request and the result alone.
+            return None
         metric_base = (operation, info.provider, model, info.address, info.port)
         call = Call(recorder, endpoint, span, start_ns, metric_base, stream)
-        if stream and endpoint.stream_usage and info.stream_usage:
-            call.hide_usage_chunk = _ask_for_usage(body, options)
+        if (
+            stream
+            and endpoint.stream_usage
+            and info.stream_usage
+            and info.server not in recorder.stream_options_rejected
+        ):
+            callers = _ask_for_usage(body, options)
+            if callers is not _UNCHANGED:
+                call.hide_usage_chunk = True
+                call.added_stream_options = (body, callers, info.server)
         return call
     except Exception:
         log_internal_error("openai request")
         return None
 
 
-def _ask_for_usage(body: dict[str, Any], options: Any) -> bool:
-    """Add ``stream_options.include_usage`` to a chat stream request the caller left without it."""
+def _ask_for_usage(body: dict[str, Any], options: Any) -> Any:
+    """Add ``stream_options.include_usage`` to a chat stream request the caller left without it.
+
+    Returns the caller's ``stream_options`` (``_ABSENT`` if there were none) to restore on a retry, or
+    ``_UNCHANGED`` when the request was left as it was.
+    """
     extra = options.extra_json
     if extra and "stream_options" in extra:
-        return False
-    current = body.get("stream_options")
-    if current is None:
+        return _UNCHANGED
+    current = body.get("stream_options", _ABSENT)
+    if current is _ABSENT or current is None:
         body["stream_options"] = {"include_usage": True}
-        return True
-    if isinstance(current, dict) and "include_usage" not in current:
+    elif isinstance(current, dict) and "include_usage" not in current:
         body["stream_options"] = {**current, "include_usage": True}
-        return True
-    return False
+    else:
+        return _UNCHANGED
+    return current

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import Tracer
 
 from .. import semconv
@@ -106,6 +106,9 @@ class Recorder:
         self.stream_usage_excluded_hosts = tuple(
             host.strip().lower() for host in settings.openai_stream_usage_excluded_hosts if host.strip()
         )
+        self.stream_options_rejected: set[str] = set()
+        """Base URLs of servers that answered 400 to the ``stream_options`` spanledger added."""
+        self.records_metrics = not isinstance(meter, NoOpMeter)
 
         latest = settings.semconv_opt_in.startswith(_LATEST)
         both = latest and settings.semconv_opt_in.endswith("/dup")
