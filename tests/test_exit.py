@@ -39,7 +39,9 @@ def silent_listener() -> Iterator[int]:
         yield int(listener.getsockname()[1])
 
 
-def _timed_run(server: OpenAICompatibleServer, endpoint: str, **extra: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+def _timed_run(
+    server: OpenAICompatibleServer, endpoint: str, **extra: str
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "SPANLEDGER_"))}
     env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **extra)
     started = time.monotonic()

@@ -72,6 +72,22 @@ def _parse_semconv_opt_in(value: str) -> str:
     return gen_ai[-1]
 
 
+_HTTP_OPT_INS = ("http", "http/dup")
+
+
+def _parse_http_semconv_opt_in(value: str) -> str:
+    # The same OTEL_SEMCONV_STABILITY_OPT_IN list; no http token means spanledger's default, the stable names.
+    tokens = [token.strip().lower() for token in value.split(",")]
+    http = [token for token in tokens if token.startswith("http")]
+    if not http:
+        return "http"
+    if "http/dup" in http:  # as upstream: http/dup wins over http
+        return "http/dup"
+    if http[-1] not in _HTTP_OPT_INS:
+        raise ValueError(f"expected one of {', '.join(repr(v) for v in _HTTP_OPT_INS)}")
+    return "http"
+
+
 def _parse_seconds(value: str) -> float:
     seconds = float(value)
     if not seconds >= 0:  # also refuses NaN
@@ -120,6 +136,15 @@ class Settings:
         parse=_parse_semconv_opt_in,
         doc="GenAI names: empty (released names), `gen_ai_latest_experimental` (newest) or "
         "`gen_ai_latest_experimental/dup` (both).",
+    )
+    http_semconv_opt_in: Literal["http", "http/dup"] = option(
+        "http",
+        env=("OTEL_SEMCONV_STABILITY_OPT_IN",),
+        parse=_parse_http_semconv_opt_in,
+        doc="HTTP span and metric names on httpx/httpx2 calls: `http` (the stable names: `http.request.method`, "
+        "`url.full`, `http.response.status_code`, `http.client.request.duration`), or `http/dup` (old and stable "
+        "both). Applies to spanledger's httpx instrumentation only; other HTTP instrumentations read "
+        "`OTEL_SEMCONV_STABILITY_OPT_IN` themselves.",
     )
     openai_stream_usage: bool = option(
         True, doc="Ask OpenAI streams for the usage chunk when the caller did not, and hide that chunk from it."

@@ -275,6 +275,7 @@ def configure(
     exit_timeout: float | None = None,
     capture_message_content: bool | None = None,
     semconv_opt_in: str | None = None,
+    http_semconv_opt_in: Literal["http", "http/dup"] | None = None,
     openai_stream_usage: bool | None = None,
     openai_stream_usage_excluded_hosts: Sequence[str] | None = None,
     disabled_instrumentations: Sequence[str] | None = None,
@@ -299,6 +300,8 @@ def configure(
         capture_message_content: record prompts and completions. Env ``SPANLEDGER_CAPTURE_MESSAGE_CONTENT``,
             ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
         semconv_opt_in: GenAI naming. Env ``SPANLEDGER_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
+        http_semconv_opt_in: HTTP names on httpx spans, ``"http"`` (stable, default) or ``"http/dup"``.
+            Env ``SPANLEDGER_HTTP_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
         openai_stream_usage: request stream usage chunks. Env ``SPANLEDGER_OPENAI_STREAM_USAGE``.
         openai_stream_usage_excluded_hosts: host suffixes never sent ``stream_options``.
             Env ``SPANLEDGER_OPENAI_STREAM_USAGE_EXCLUDED_HOSTS``.

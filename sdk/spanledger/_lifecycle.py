@@ -6,12 +6,12 @@ the other: 12-20 s when the collector is down, which a CLI or a serverless handl
 providers are created with ``shutdown_on_exit=False`` and one exit handler shuts them down on a daemon
 thread, waiting at most ``exit_timeout`` seconds; what is not sent by then is dropped, with one log line.
 
-**Fork** (``os.register_at_fork``). The SDK gives a forked child fresh exporter threads, an empty span
-queue and its own ``process.pid``. What is left is done here: the child's metrics start from zero (the
-parent's points, already in the cumulative sums it inherited, would otherwise be exported again under
-the child's series; the child's resource gets its ``process.pid``), and a ``multiprocessing`` worker, which ends with ``os._exit`` and so runs no exit
-handler, flushes when it ends (multiprocessing's own finalizers), bounded like the exit flush. Pre-fork
-servers (gunicorn, uWSGI, Celery's prefork pool) are covered the same way: see docs/design.md.
+**Fork** (``os.register_at_fork``). The SDK gives a forked child fresh exporter threads and an empty
+span queue. What is left is done here: the child's metrics start from zero (the
+parent's points, already in the cumulative sums it inherited, would otherwise be exported again) and its
+meter resource gets its ``process.pid``; and a ``multiprocessing`` worker, which ends with ``os._exit``
+and so runs no exit handler, flushes when it ends (multiprocessing's own finalizers), bounded like the
+exit flush. Pre-fork servers (gunicorn, uWSGI, Celery's prefork pool): see docs/design.md.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.resources import Resource
 
 from . import semconv
-
 from ._internal_errors import internal_errors_logged, log_internal_error, logger
 
 if TYPE_CHECKING:
@@ -77,7 +76,9 @@ def track(handle: SpanledgerHandle) -> None:
 
 
 def _owns_providers(handle: SpanledgerHandle | None) -> bool:
-    return handle is not None and not handle.is_shut_down and (handle.owns_tracer_provider or handle.owns_meter_provider)
+    if handle is None or handle.is_shut_down:
+        return False
+    return handle.owns_tracer_provider or handle.owns_meter_provider
 
 
 def _dropped(what: str, timeout_s: float) -> None:

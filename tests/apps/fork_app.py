@@ -5,9 +5,8 @@ OpenAI-compatible server's base URL."""
 import multiprocessing
 import sys
 
-import spanledger.auto  # noqa: F401
-
 import openai
+import spanledger.auto  # noqa: F401
 
 BASE_URL = sys.argv[1]
 

@@ -5,9 +5,8 @@ Used to time the exit of a short-lived program (a CLI, a serverless handler) who
 
 import sys
 
-import spanledger.auto  # noqa: F401
-
 import openai
+import spanledger.auto  # noqa: F401
 
 client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-test", max_retries=0)
 client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
