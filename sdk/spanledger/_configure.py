@@ -32,19 +32,18 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Tracer, TracerProvider
+from opentelemetry.trace import TracerProvider
 
 from ._config import Settings, options, resolve_settings
 from ._internal_errors import internal_errors_logged, logger
 from ._lifecycle import track
 from ._manager import manager
+from ._state import INSTRUMENTATION_SCOPE, set_active
 from ._telemetry import Telemetry
 from ._version import __version__
 from ._workflow import AttributionSpanProcessor
 
-__all__ = ["SpanledgerHandle", "configure", "current_telemetry", "current_tracer"]
-
-_INSTRUMENTATION_SCOPE = "spanledger"
+__all__ = ["SpanledgerHandle", "configure"]
 _PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
 
@@ -126,12 +125,12 @@ class SpanledgerHandle:
         self._lock = threading.Lock()
         self._shut_down = False
         meter: Meter = (
-            meter_provider.get_meter(_INSTRUMENTATION_SCOPE, __version__)
+            meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__)
             if meter_provider is not None
-            else metrics.NoOpMeter(_INSTRUMENTATION_SCOPE)
+            else metrics.NoOpMeter(INSTRUMENTATION_SCOPE)
         )
         self.telemetry = Telemetry(
-            tracer=tracer_provider.get_tracer(_INSTRUMENTATION_SCOPE, __version__), meter=meter, settings=settings
+            tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__), meter=meter, settings=settings
         )
 
     @property
@@ -167,6 +166,7 @@ class SpanledgerHandle:
         with _configure_lock:
             if _active is self:
                 _active = None
+                set_active(None)
                 manager.uninstrument()
         with internal_errors_logged("shutdown"):
             if self.owns_tracer_provider and isinstance(self.tracer_provider, SdkTracerProvider):
@@ -351,6 +351,7 @@ def configure(
             added_span_processors=added,
         )
         _active = handle
+        set_active(handle.telemetry)
         track(handle)
         if instrument:
             manager.instrument(handle.telemetry)
@@ -362,21 +363,3 @@ def configure(
         )
     return handle
 
-
-def current_telemetry() -> Telemetry:
-    """The active ``configure()``'s telemetry, else the global providers with settings from the environment."""
-    handle = _active
-    if handle is not None:
-        return handle.telemetry
-    return Telemetry(
-        tracer=trace.get_tracer(_INSTRUMENTATION_SCOPE, __version__),
-        meter=metrics.get_meter(_INSTRUMENTATION_SCOPE, __version__),
-        settings=resolve_settings(),
-    )
-
-
-def current_tracer() -> Tracer:
-    handle = _active
-    if handle is not None:
-        return handle.telemetry.tracer
-    return trace.get_tracer(_INSTRUMENTATION_SCOPE, __version__)

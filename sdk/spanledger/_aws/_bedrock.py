@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import semconv
+from .._genai import OperationKey, TokenUsage, to_json
 from ._bedrock_bodies import (
     converse_usage,
     finish_reasons_from_body,
@@ -26,7 +27,6 @@ from ._bedrock_bodies import (
 )
 from ._call import AwsCall, error_type
 from ._extension import ServiceExtension, response_content_length
-from ._genai import TokenUsage, record_genai_metrics, set_usage, to_json
 from ._resource import account_from_arn, inference_target_arn
 from ._streams import CountingRawStream, observe_event_stream
 
@@ -61,6 +61,17 @@ def _converse_messages(messages: Any) -> list[dict[str, Any]]:
     return converted
 
 
+def _record_metrics(call: AwsCall, usage: TokenUsage | None, error: str | None) -> None:
+    attributes = call.attributes
+    key = OperationKey(
+        str(attributes.get(semconv.GEN_AI_OPERATION_NAME)),
+        semconv.GenAiProviderNameValues.AWS_BEDROCK.value,
+        attributes.get(semconv.GEN_AI_REQUEST_MODEL),  # type: ignore[arg-type]
+        attributes.get(semconv.SERVER_ADDRESS),  # type: ignore[arg-type]
+    )
+    call.instruments.genai.record(key, None, time.perf_counter() - call.started, None, usage, error)
+
+
 class _Outcome:
     """What a response told us, gathered from wherever it arrives (body, headers, stream events)."""
 
@@ -75,11 +86,7 @@ class _Outcome:
 
     def absorb_body(self, doc: Mapping[str, Any], *, capture: bool) -> None:
         """One InvokeModel body or stream chunk; later chunks update what earlier ones said."""
-        usage = usage_from_body(doc)
-        for field in ("uncached_input", "output", "cache_read", "cache_write"):
-            value = getattr(usage, field)
-            if value is not None:
-                setattr(self.usage, field, value)
+        self.usage = self.usage.overlaid(usage_from_body(doc))
         bedrock_usage = invocation_metrics_usage(doc)
         if bedrock_usage is not None:
             self.bedrock_usage = bedrock_usage
@@ -97,7 +104,7 @@ class _Outcome:
         usage = TokenUsage()
         for source in (self.bedrock_usage, headers, self.usage):
             if source is not None:
-                usage.merge(source)
+                usage = usage.merged(source)
         return usage
 
 
@@ -189,11 +196,13 @@ class BedrockRuntimeExtension(ServiceExtension):
     def on_error(self, call: AwsCall, error: BaseException) -> None:
         super().on_error(call, error)
         if call.operation in _GENAI_OPERATIONS:
-            record_genai_metrics(call, TokenUsage(), time.perf_counter() - call.started, error_type(error))
+            _record_metrics(call, None, error_type(error))
 
     @staticmethod
     def _complete(call: AwsCall, usage: TokenUsage, outcome: _Outcome | None) -> None:
-        set_usage(call, usage)
+        usage_attributes: dict[str, Any] = {}
+        call.instruments.genai.add_usage_attributes(usage_attributes, usage)
+        call.update(usage_attributes)
         if outcome is not None:
             if outcome.finish_reasons:
                 call.set(semconv.GEN_AI_RESPONSE_FINISH_REASONS, outcome.finish_reasons)
@@ -203,7 +212,7 @@ class BedrockRuntimeExtension(ServiceExtension):
                 call.set(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, outcome.first_chunk_at - call.started)
             if call.telemetry.settings.capture_message_content and outcome.text:
                 call.set(semconv.GEN_AI_OUTPUT_MESSAGES, _output_message("".join(outcome.text), outcome.finish_reasons))
-        record_genai_metrics(call, usage, time.perf_counter() - call.started, None)
+        _record_metrics(call, usage, None)
 
     def _converse(self, call: AwsCall, result: Mapping[str, Any]) -> None:
         usage_block = result.get("usage")
@@ -251,7 +260,7 @@ class BedrockRuntimeExtension(ServiceExtension):
             if error is None:
                 self._complete(call, outcome.final_usage(), outcome)
             else:
-                record_genai_metrics(call, TokenUsage(), time.perf_counter() - call.started, error_type(error))
+                _record_metrics(call, None, error_type(error))
             call.end(error)
 
         result[key] = observe_event_stream(result[key], on_event, on_end)

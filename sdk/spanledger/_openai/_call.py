@@ -18,13 +18,15 @@ import openai
 from openai._legacy_response import LegacyAPIResponse
 from openai._response import APIResponse, AsyncAPIResponse
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, get_current_span
+from opentelemetry.trace import Span, SpanKind, get_current_span
 
 from .. import semconv
+from .._errors import error_type, record_provider_error, safe_description
+from .._genai import OperationKey, TokenUsage
 from .._internal_errors import log_internal_error
 from . import _content
 from ._clients import client_info
-from ._endpoints import Endpoint, Usage
+from ._endpoints import Endpoint
 from ._recorder import Recorder
 from ._streams import AsyncStreamProxy, SyncStreamProxy
 
@@ -54,7 +56,7 @@ class Call:
         "finish_reasons",
         "first_chunk_ns",
         "hide_usage_chunk",
-        "metric_base",
+        "key",
         "recorder",
         "response_model",
         "span",
@@ -71,19 +73,19 @@ class Call:
         endpoint: Endpoint,
         span: Span,
         start_ns: int,
-        metric_base: tuple[str, str, str | None, str | None, int | None],
+        key: OperationKey,
         stream: bool,
     ) -> None:
         self.recorder = recorder
         self.endpoint = endpoint
         self.span = span
         self.start_ns = start_ns
-        self.metric_base = metric_base
+        self.key = key
         self.stream = stream
         self.attributes: dict[str, Any] = {}
         """Response-side span attributes, set on the span in one go when the call ends."""
         self.response_model: str | None = None
-        self.usage: Usage | None = None
+        self.usage: TokenUsage | None = None
         self.finish_reasons: list[str] = []
         self.error_type: str | None = None
         self.error_description: str | None = None
@@ -156,10 +158,8 @@ class Call:
         if self.ended:
             return
         try:
-            self.error_type = type(error).__qualname__
-            status = getattr(error, "status_code", None)
-            # Not str(error): provider messages can quote (masked) credentials.
-            self.error_description = f"{self.error_type} (HTTP {status})" if status else self.error_type
+            self.error_type = error_type(error)
+            self.error_description = safe_description(error, self.error_type)
         except Exception:
             log_internal_error("openai error")
         self.end()
@@ -217,18 +217,7 @@ class Call:
                 attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(self.finish_reasons)
             usage = self.usage
             if usage is not None:
-                input_tokens, output_tokens, cache_read, cache_write, reasoning = usage
-                if input_tokens is not None:
-                    attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
-                if output_tokens is not None:
-                    attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
-                if cache_read is not None:
-                    attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
-                if cache_write is not None:
-                    for name in recorder.cache_write_attributes:
-                        attributes[name] = cache_write
-                if reasoning is not None:
-                    attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+                recorder.add_usage_attributes(attributes, usage)
             time_to_first_chunk = None
             if self.first_chunk_ns is not None:
                 time_to_first_chunk = (self.first_chunk_ns - self.start_ns) / 1e9
@@ -236,13 +225,12 @@ class Call:
             if self.texts:
                 output = _content.text_output(self.texts, self.text_finish_reasons)
                 attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.dumps(output)
-            error_type = self.error_type
-            if error_type is not None:
-                attributes[semconv.ERROR_TYPE] = error_type
-                span.set_status(Status(StatusCode.ERROR, self.error_description or error_type))
             span.set_attributes(attributes)
+            kind = self.error_type
+            if kind is not None:
+                record_provider_error(span, kind, self.error_description or kind)
             duration = (end_ns - self.start_ns) / 1e9
-            recorder.record((self.metric_base, response_model, duration, time_to_first_chunk, usage, error_type))
+            recorder.record(self.key, response_model, duration, time_to_first_chunk, usage, kind)
         except Exception:
             log_internal_error("openai span end")
         finally:
@@ -295,8 +283,8 @@ def start_call(recorder: Recorder, endpoint: Endpoint, client: Any, options: Any
             # Telemetry is off (OTEL_SDK_DISABLED, or a span not sampled and no metrics): nothing would
             # use what the call reports, so leave the request and the result alone.
             return None
-        metric_base = (operation, info.provider, model, info.address, info.port)
-        call = Call(recorder, endpoint, span, start_ns, metric_base, stream)
+        key = OperationKey(operation, info.provider, model, info.address, info.port)
+        call = Call(recorder, endpoint, span, start_ns, key, stream)
         if (
             stream
             and endpoint.stream_usage

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv
+from .._genai import TokenUsage
 from . import _content
-from ._recorder import Usage
 
 if TYPE_CHECKING:
     from ._call import Call
 
-__all__ = ["ENDPOINTS", "Endpoint", "Usage"]
+__all__ = ["ENDPOINTS", "Endpoint"]
 
 Attributes = dict[str, Any]
 
@@ -93,10 +93,10 @@ def chat_request_attributes(body: dict[str, Any], attributes: Attributes) -> Non
             attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
 
 
-def chat_usage(usage: Any) -> Usage:
+def chat_usage(usage: Any) -> TokenUsage:
     prompt_details = usage.prompt_tokens_details
     completion_details = usage.completion_tokens_details
-    return (
+    return TokenUsage(
         usage.prompt_tokens,
         usage.completion_tokens,
         getattr(prompt_details, "cached_tokens", None),
@@ -182,10 +182,10 @@ def responses_request_attributes(body: dict[str, Any], attributes: Attributes) -
                 attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
 
 
-def responses_usage(usage: Any) -> Usage:
+def responses_usage(usage: Any) -> TokenUsage:
     input_details = usage.input_tokens_details
     output_details = usage.output_tokens_details
-    return (
+    return TokenUsage(
         usage.input_tokens,
         usage.output_tokens,
         getattr(input_details, "cached_tokens", None),
@@ -260,7 +260,7 @@ def embeddings_result(call: Call, result: Any) -> None:
             call.attributes[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = len(embedding)
     usage = result.usage
     if usage is not None:
-        call.usage = (usage.prompt_tokens, None, None, None, None)
+        call.usage = TokenUsage(usage.prompt_tokens)
 
 
 ENDPOINTS: dict[str, Endpoint] = {

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
+from .._genai import TokenUsage
 from .._internal_errors import log_internal_error
 
 if TYPE_CHECKING:
@@ -31,10 +32,10 @@ __all__ = ["AsyncStreamProxy", "SyncStreamProxy"]
 _EMPTY_CHOICES = ('"choices":[]', '"choices": []')
 
 
-def _raw_chat_usage(usage: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any]:
+def _raw_chat_usage(usage: dict[str, Any]) -> TokenUsage:
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
-    return (
+    return TokenUsage(
         usage.get("prompt_tokens"),
         usage.get("completion_tokens"),
         prompt_details.get("cached_tokens"),

@@ -1,0 +1,9 @@
+"""What every GenAI instrumentation shares: the token-usage type and the recorder (span attributes, metrics,
+and the ``OTEL_SEMCONV_STABILITY_OPT_IN`` naming decision). Each library's own subpackage holds only what
+is specific to that library."""
+
+from ._content import to_json
+from ._recorder import GenAIRecorder, OperationKey
+from ._usage import TokenUsage, to_int
+
+__all__ = ["GenAIRecorder", "OperationKey", "TokenUsage", "to_int", "to_json"]
