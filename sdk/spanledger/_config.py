@@ -130,12 +130,18 @@ class Settings:
         parse=_parse_capture,
         doc="Record prompts and completions on spans. Off by default.",
     )
+    experimental_metrics: bool = option(
+        False,
+        doc="Also record the token metrics of the newest semantic-conventions draft (PR 374): the "
+        "`gen_ai.client.inference.usage.*` counters and `gen_ai.client.inference.operation.*_tokens` histograms. "
+        "The released metrics (`gen_ai.client.token.usage`...) are recorded either way.",
+    )
     semconv_opt_in: str = option(
         "",
         env=("OTEL_SEMCONV_STABILITY_OPT_IN",),
         parse=_parse_semconv_opt_in,
-        doc="GenAI names: empty (released names), `gen_ai_latest_experimental` (newest) or "
-        "`gen_ai_latest_experimental/dup` (both).",
+        doc="GenAI attribute names: empty (released names), `gen_ai_latest_experimental` (newest) or "
+        "`gen_ai_latest_experimental/dup` (both). Metrics are not affected (see `experimental_metrics`).",
     )
     http_semconv_opt_in: Literal["http", "http/dup"] = option(
         "http",

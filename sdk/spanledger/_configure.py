@@ -38,7 +38,7 @@ from ._config import Settings, options, resolve_settings
 from ._internal_errors import internal_errors_logged, logger
 from ._lifecycle import track
 from ._manager import manager
-from ._state import INSTRUMENTATION_SCOPE, set_active
+from ._state import INSTRUMENTATION_SCOPE, SCHEMA_URL, set_active
 from ._telemetry import Telemetry
 from ._version import __version__
 from ._workflow import AttributionSpanProcessor
@@ -125,12 +125,14 @@ class SpanledgerHandle:
         self._lock = threading.Lock()
         self._shut_down = False
         meter: Meter = (
-            meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__)
+            meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
             if meter_provider is not None
             else metrics.NoOpMeter(INSTRUMENTATION_SCOPE)
         )
         self.telemetry = Telemetry(
-            tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__), meter=meter, settings=settings
+            tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL),
+            meter=meter,
+            settings=settings,
         )
 
     @property
@@ -274,6 +276,7 @@ def configure(
     metrics: bool | None = None,
     exit_timeout: float | None = None,
     capture_message_content: bool | None = None,
+    experimental_metrics: bool | None = None,
     semconv_opt_in: str | None = None,
     http_semconv_opt_in: Literal["http", "http/dup"] | None = None,
     openai_stream_usage: bool | None = None,
@@ -299,7 +302,8 @@ def configure(
             ``SPANLEDGER_EXIT_TIMEOUT``.
         capture_message_content: record prompts and completions. Env ``SPANLEDGER_CAPTURE_MESSAGE_CONTENT``,
             ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
-        semconv_opt_in: GenAI naming. Env ``SPANLEDGER_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
+        experimental_metrics: also record the draft token metrics. Env ``SPANLEDGER_EXPERIMENTAL_METRICS``.
+        semconv_opt_in: GenAI attribute naming. Env ``SPANLEDGER_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
         http_semconv_opt_in: HTTP names on httpx spans, ``"http"`` (stable, default) or ``"http/dup"``.
             Env ``SPANLEDGER_HTTP_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
         openai_stream_usage: request stream usage chunks. Env ``SPANLEDGER_OPENAI_STREAM_USAGE``.

@@ -8,16 +8,38 @@ credentials; they get the class name and the HTTP status only.
 
 from __future__ import annotations
 
+import sys
+
 from opentelemetry.trace import Span, Status, StatusCode
 
 from . import semconv
 
 __all__ = ["error_type", "record_error", "record_provider_error", "safe_description"]
 
+_error_types: dict[type[BaseException], str] = {}
+
 
 def error_type(error: BaseException) -> str:
-    """The ``error.type`` of ``error``: its class name."""
-    return type(error).__qualname__
+    """The ``error.type`` of ``error``: its fully-qualified class name, as the conventions ask.
+
+    The public path when the class is exported from its top-level package (``openai.NotFoundError``, not
+    ``openai._exceptions.NotFoundError``: what upstream and the conventions' example give, so dashboards
+    do not split), else module and class; builtins unqualified (``TimeoutError``).
+    """
+    cls = type(error)
+    found = _error_types.get(cls)
+    if found is None:
+        module, name = cls.__module__, cls.__qualname__
+        package = module.partition(".")[0]
+        if module == "builtins":
+            found = name
+        elif getattr(sys.modules.get(package), name, None) is cls:
+            found = f"{package}.{name}"
+        else:
+            found = f"{module}.{name}"
+        if len(_error_types) < 1024:
+            _error_types[cls] = found
+    return found
 
 
 def record_error(span: Span, error: BaseException) -> None:

@@ -14,9 +14,13 @@ from ._config import resolve_settings
 from ._telemetry import Telemetry
 from ._version import __version__
 
-__all__ = ["INSTRUMENTATION_SCOPE", "current_telemetry", "current_tracer", "set_active"]
+__all__ = ["INSTRUMENTATION_SCOPE", "SCHEMA_URL", "current_telemetry", "current_tracer", "set_active"]
 
 INSTRUMENTATION_SCOPE = "spanledger"
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+"""The schema of spanledger's tracer and meter: the last core semantic-conventions release that carried the
+GenAI names (``gen_ai.provider.name``, the message attributes), as upstream's util-genai declares. Newer GenAI
+names live in the GenAI repository, which publishes no schema yet."""
 
 _active: Telemetry | None = None
 
@@ -33,8 +37,8 @@ def current_telemetry() -> Telemetry:
     if active is not None:
         return active
     return Telemetry(
-        tracer=trace.get_tracer(INSTRUMENTATION_SCOPE, __version__),
-        meter=metrics.get_meter(INSTRUMENTATION_SCOPE, __version__),
+        tracer=trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL),
+        meter=metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL),
         settings=resolve_settings(),
     )
 
@@ -43,4 +47,4 @@ def current_tracer() -> Tracer:
     active = _active
     if active is not None:
         return active.tracer
-    return trace.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+    return trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)

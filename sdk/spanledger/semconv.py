@@ -147,6 +147,8 @@ MESSAGING_SYSTEM: Final = 'messaging.system'
 """The messaging system."""
 NETWORK_IO_DIRECTION: Final = 'network.io.direction'
 """The network IO operation direction."""
+OPENAI_API_TYPE: Final = 'openai.api.type'
+"""The type of OpenAI API being used."""
 OPENAI_REQUEST_SERVICE_TIER: Final = 'openai.request.service_tier'
 """The service tier requested."""
 OPENAI_RESPONSE_SERVICE_TIER: Final = 'openai.response.service_tier'
@@ -319,6 +321,15 @@ class NetworkIoDirectionValues(str, Enum):
     """Bytes received"""
 
 
+class OpenaiApiTypeValues(str, Enum):
+    """Values of ``openai.api.type``."""
+
+    CHAT_COMPLETIONS = 'chat_completions'
+    """The Chat Completions API"""
+    RESPONSES = 'responses'
+    """The Responses API"""
+
+
 class SpanledgerAcceleratorMeasurementValues(str, Enum):
     """Values of ``spanledger.accelerator.measurement``."""
 
@@ -437,12 +448,15 @@ EVENT_SPANLEDGER_DATA_READ: Final = 'spanledger.data.read'
 """One read of input data, recorded on the span that read it; the collector rolls data freshness up from these events."""
 
 # Metrics
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_read.input_tokens', 'counter', '{token}', 'Input tokens read from cache (PR 374).', None)
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_write.input_tokens', 'counter', '{token}', 'Input tokens written to cache (PR 374).', None)
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.input_tokens', 'counter', '{token}', 'Input tokens used (proposed replacement of gen_ai.client.token.usage, PR 374).', None)
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.output_tokens', 'counter', '{token}', 'Output tokens used (proposed replacement of gen_ai.client.token.usage, PR 374).', None)
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.reasoning.output_tokens', 'counter', '{token}', 'Reasoning output tokens (PR 374).', None)
+METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.operation.input_tokens', 'histogram', '{token}', 'The number of input (prompt) tokens used per inference operation (draft, PR 374).', (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,))
+METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.operation.output_tokens', 'histogram', '{token}', 'The number of output (completion) tokens used per inference operation (draft, PR 374).', (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,))
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_read.input_tokens', 'counter', '{token}', 'The number of input tokens served from a provider-managed cache (draft, PR 374).', None)
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_write.input_tokens', 'counter', '{token}', 'The number of input tokens written to a provider-managed cache (draft, PR 374).', None)
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.input_tokens', 'counter', '{token}', 'The number of input (prompt) tokens used, including cached tokens (draft, PR 374).', None)
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.output_tokens', 'counter', '{token}', 'The number of output (completion) tokens used, including reasoning tokens (draft, PR 374).', None)
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.reasoning.output_tokens', 'counter', '{token}', 'The number of output tokens used for reasoning (draft, PR 374).', None)
 METRIC_GEN_AI_CLIENT_OPERATION_DURATION: Final = MetricSpec('gen_ai.client.operation.duration', 'histogram', 's', 'GenAI operation duration.', (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,))
+METRIC_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK: Final = MetricSpec('gen_ai.client.operation.time_per_output_chunk', 'histogram', 's', 'Time per output chunk of a streamed response, one point per chunk after the first (end of the previous chunk to end of this one).', (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,))
 METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: Final = MetricSpec('gen_ai.client.operation.time_to_first_chunk', 'histogram', 's', 'Time to receive the first chunk of a streamed response.', (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,))
 METRIC_GEN_AI_CLIENT_TOKEN_USAGE: Final = MetricSpec('gen_ai.client.token.usage', 'histogram', '{token}', 'Number of input and output tokens used.', (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,))
 METRIC_OTELCOL_EXPORTER_QUEUE_CAPACITY: Final = MetricSpec('otelcol_exporter_queue_capacity', 'gauge', '{batch}', 'Fixed capacity of the retry queue.', None)

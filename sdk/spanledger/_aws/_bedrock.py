@@ -61,15 +61,46 @@ def _converse_messages(messages: Any) -> list[dict[str, Any]]:
     return converted
 
 
-def _record_metrics(call: AwsCall, usage: TokenUsage | None, error: str | None) -> None:
+def _response_model(call: AwsCall, outcome: _Outcome | None) -> str | None:
+    """The model that answered: the response's own word, else the model id asked for.
+
+    Bedrock serves the foundation model (or the inference profile's model) that was named and does not
+    say so again in Converse responses; an ARN (a prompt router may pick the model) is not assumed.
+    """
+    if outcome is not None and outcome.response_model:
+        return outcome.response_model
+    requested = call.attributes.get(semconv.GEN_AI_REQUEST_MODEL)
+    if isinstance(requested, str) and requested and not requested.startswith("arn:"):
+        return requested
+    return None
+
+
+def _record_metrics(
+    call: AwsCall, usage: TokenUsage | None, error: str | None, outcome: _Outcome | None = None
+) -> None:
     attributes = call.attributes
     key = OperationKey(
         str(attributes.get(semconv.GEN_AI_OPERATION_NAME)),
         semconv.GenAiProviderNameValues.AWS_BEDROCK.value,
         attributes.get(semconv.GEN_AI_REQUEST_MODEL),  # type: ignore[arg-type]
         attributes.get(semconv.SERVER_ADDRESS),  # type: ignore[arg-type]
+        attributes.get(semconv.SERVER_PORT),  # type: ignore[arg-type]
     )
-    call.instruments.genai.record(key, None, time.perf_counter() - call.started, None, usage, error)
+    time_to_first_chunk = None
+    chunk_times_ns: list[int] = []
+    if outcome is not None:
+        if outcome.first_chunk_at is not None:
+            time_to_first_chunk = outcome.first_chunk_at - call.started
+        chunk_times_ns = outcome.chunk_times_ns
+    call.instruments.genai.record(
+        key,
+        _response_model(call, outcome) if error is None else None,
+        time.perf_counter() - call.started,
+        time_to_first_chunk,
+        usage,
+        error,
+        chunk_times_ns,
+    )
 
 
 class _Outcome:
@@ -83,6 +114,8 @@ class _Outcome:
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.first_chunk_at: float | None = None
+        self.chunk_times_ns: list[int] = []
+        """When each output chunk of a stream arrived (``perf_counter_ns``, the clock of ``call.started``)."""
 
     def absorb_body(self, doc: Mapping[str, Any], *, capture: bool) -> None:
         """One InvokeModel body or stream chunk; later chunks update what earlier ones said."""
@@ -149,10 +182,12 @@ class BedrockRuntimeExtension(ServiceExtension):
             body = self._request_body(params.get("body"))
             if "embed" in model_id:
                 operation = _Operation.EMBEDDINGS
-            elif "messages" in body:
-                operation = _Operation.CHAT
-            else:
+            elif "messages" not in body and ("prompt" in body or "inputText" in body):
                 operation = _Operation.TEXT_COMPLETION
+            else:
+                # A messages body, or one spanledger cannot read (empty, a file object, not JSON): the
+                # models Bedrock serves today are chat models, and nothing says this is a completion.
+                operation = _Operation.CHAT
             attributes[semconv.GEN_AI_OPERATION_NAME] = operation.value
             settings = request_settings_from_body(body)
             prompt = body.get("messages") or body.get("prompt") or body.get("inputText")
@@ -207,12 +242,12 @@ class BedrockRuntimeExtension(ServiceExtension):
             if outcome.finish_reasons:
                 call.set(semconv.GEN_AI_RESPONSE_FINISH_REASONS, outcome.finish_reasons)
             call.set(semconv.GEN_AI_RESPONSE_ID, outcome.response_id)
-            call.set(semconv.GEN_AI_RESPONSE_MODEL, outcome.response_model)
             if outcome.first_chunk_at is not None:
                 call.set(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, outcome.first_chunk_at - call.started)
             if call.telemetry.settings.capture_message_content and outcome.text:
                 call.set(semconv.GEN_AI_OUTPUT_MESSAGES, _output_message("".join(outcome.text), outcome.finish_reasons))
-        _record_metrics(call, usage, None)
+        call.set(semconv.GEN_AI_RESPONSE_MODEL, _response_model(call, outcome))
+        _record_metrics(call, usage, None, outcome)
 
     def _converse(self, call: AwsCall, result: Mapping[str, Any]) -> None:
         usage_block = result.get("usage")
@@ -235,11 +270,14 @@ class BedrockRuntimeExtension(ServiceExtension):
         converse = call.operation == "ConverseStream"
 
         def on_event(event: Any) -> None:
+            now = time.perf_counter_ns()
             if outcome.first_chunk_at is None:
-                outcome.first_chunk_at = time.perf_counter()
+                outcome.first_chunk_at = now / 1e9
             if not isinstance(event, Mapping):
                 return
             if converse:
+                if "contentBlockDelta" in event:
+                    outcome.chunk_times_ns.append(now)
                 if "metadata" in event:
                     usage = event["metadata"].get("usage")
                     if isinstance(usage, Mapping):
@@ -251,6 +289,7 @@ class BedrockRuntimeExtension(ServiceExtension):
                 return
             chunk = event.get("chunk")
             if isinstance(chunk, Mapping) and chunk.get("bytes"):
+                outcome.chunk_times_ns.append(now)
                 doc = json.loads(chunk["bytes"])
                 if isinstance(doc, Mapping):
                     outcome.absorb_body(doc, capture=capture)
@@ -260,7 +299,7 @@ class BedrockRuntimeExtension(ServiceExtension):
             if error is None:
                 self._complete(call, outcome.final_usage(), outcome)
             else:
-                _record_metrics(call, None, error_type(error))
+                _record_metrics(call, None, error_type(error), outcome)
             call.end(error)
 
         result[key] = observe_event_stream(result[key], on_event, on_end)

@@ -23,7 +23,7 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
@@ -55,9 +55,38 @@ class OperationKey(NamedTuple):
     server_port: int | None = None
 
 
-# One finished call: (recorder, key, response model, duration s, time to first chunk s, usage, error type).
-# A plain tuple, private to this module, because it is built once per call on the hot path.
-_Pending = tuple["GenAIRecorder", OperationKey, "str | None", float, "float | None", "TokenUsage | None", "str | None"]
+class _MetricAttributeSets(NamedTuple):
+    """The attribute dicts of one low-cardinality combination (see ``GenAIRecorder.metric_attributes``)."""
+
+    operation: MetricAttributes
+    input: MetricAttributes
+    """For ``gen_ai.client.token.usage``: with ``gen_ai.token.type=input``."""
+    output: MetricAttributes
+    by_modality: MetricAttributes
+    """For the draft's usage counters: with ``gen_ai.token.modality``."""
+
+
+_INFERENCE_OPERATIONS = frozenset(
+    {
+        semconv.GenAiOperationNameValues.CHAT.value,
+        semconv.GenAiOperationNameValues.TEXT_COMPLETION.value,
+        semconv.GenAiOperationNameValues.GENERATE_CONTENT.value,
+    }
+)
+_NO_USAGE = TokenUsage()
+
+# One finished call: (recorder, key, response model, duration s, time to first chunk s, usage, error type,
+# chunk arrival times ns). A plain tuple, private to this module, because it is built once per call on the hot path.
+_Pending = tuple[
+    "GenAIRecorder",
+    OperationKey,
+    "str | None",
+    float,
+    "float | None",
+    "TokenUsage | None",
+    "str | None",
+    "Sequence[int]",
+]
 
 
 class _PendingQueue(deque[_Pending]):
@@ -98,11 +127,11 @@ if hasattr(os, "register_at_fork"):
 def _drain(queue: _PendingQueue, count: int) -> None:
     for _ in range(count):
         try:
-            recorder, key, response_model, duration, time_to_first_chunk, usage, error_type = queue.popleft()
+            recorder, key, response_model, duration, time_to_first_chunk, usage, error_type, gaps = queue.popleft()
         except IndexError:
             return
         try:
-            recorder.record_now(key, response_model, duration, time_to_first_chunk, usage, error_type)
+            recorder.record_now(key, response_model, duration, time_to_first_chunk, usage, error_type, gaps)
         except Exception:
             log_internal_error("genai metrics")
 
@@ -132,33 +161,41 @@ class GenAIRecorder:
             if latest
             else (released_cache_write,)
         )
-        self.emit_token_histogram = both or not latest
-        self.emit_usage_counters = latest
 
+        # Released metrics always; the draft's token metrics only behind their own switch (they may still
+        # change name or shape, and dashboards must not lose the released histogram when they appear).
         self.duration = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
         self.time_to_first_chunk = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK)
-        self.token_usage = (
-            create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_TOKEN_USAGE) if self.emit_token_histogram else None
+        self.time_per_output_chunk = create_instrument(
+            meter, semconv.METRIC_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK
         )
-        if self.emit_usage_counters:
-            self.input_tokens = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS)
-            self.output_tokens = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS)
-            self.cache_read_tokens = create_instrument(
-                meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS
+        self.token_usage = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
+        self.experimental_metrics = settings.experimental_metrics
+        if self.experimental_metrics:
+            self.usage_counters = tuple(
+                create_instrument(meter, spec)
+                for spec in (
+                    semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS,
+                    semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS,
+                    semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
+                    semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
+                    semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS,
+                )
             )
-            self.cache_write_tokens = create_instrument(
-                meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS
+            self.operation_input_tokens = create_instrument(
+                meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS
             )
-            self.reasoning_tokens = create_instrument(
-                meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS
+            self.operation_output_tokens = create_instrument(
+                meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS
             )
-        self._metric_attributes: dict[tuple[Any, ...], tuple[MetricAttributes, MetricAttributes, MetricAttributes]] = {}
+        self._metric_attributes: dict[tuple[Any, ...], _MetricAttributeSets] = {}
         self._pending = _pending_queue(meter) if type(meter).__module__.startswith("opentelemetry.sdk.") else None
 
     # --- span attributes ------------------------------------------------------------------------------
 
     def add_usage_attributes(self, attributes: dict[str, Any], usage: TokenUsage) -> None:
-        """Put ``usage``'s span attributes into ``attributes`` (counts the provider did not report are left out)."""
+        """Put ``usage``'s span attributes into ``attributes`` (counts the provider did not report are left out,
+        and zero cache-write and reasoning counts too)."""
         input_tokens, output_tokens, cache_read, cache_write, reasoning = usage
         if input_tokens is not None:
             attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
@@ -166,10 +203,12 @@ class GenAIRecorder:
             attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
         if cache_read is not None:
             attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
-        if cache_write is not None:
+        # A zero cache-write or reasoning count is what providers report for a model or request without
+        # caching or reasoning (OpenAI's reasoning_tokens=0 on gpt-4o, Bedrock's cache headers): no attribute.
+        if cache_write:
             for name in self.cache_write_attributes:
                 attributes[name] = cache_write
-        if reasoning is not None:
+        if reasoning:
             attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
 
     # --- metrics --------------------------------------------------------------------------------------
@@ -182,13 +221,18 @@ class GenAIRecorder:
         time_to_first_chunk: float | None,
         usage: TokenUsage | None,
         error_type: str | None,
+        chunk_times_ns: Sequence[int] = (),
     ) -> None:
-        """Queue the metric points of one finished call (see the module docstring)."""
+        """Queue the metric points of one finished call (see the module docstring).
+
+        ``chunk_times_ns``: for a stream, when each chunk arrived (``time_ns``/``perf_counter_ns``, any one
+        clock); the gaps between them are recorded as ``time_per_output_chunk`` at collection time.
+        """
         pending = self._pending
         if pending is None:
-            self.record_now(key, response_model, duration, time_to_first_chunk, usage, error_type)
+            self.record_now(key, response_model, duration, time_to_first_chunk, usage, error_type, chunk_times_ns)
             return
-        pending.append((self, key, response_model, duration, time_to_first_chunk, usage, error_type))
+        pending.append((self, key, response_model, duration, time_to_first_chunk, usage, error_type, chunk_times_ns))
         if len(pending) > _PENDING_LIMIT:
             _drain(pending, 2)
 
@@ -200,42 +244,50 @@ class GenAIRecorder:
         time_to_first_chunk: float | None,
         usage: TokenUsage | None,
         error_type: str | None,
+        chunk_times_ns: Sequence[int] = (),
     ) -> None:
         """Record the metric points of one finished call."""
-        operation_attributes, input_attributes, output_attributes = self.metric_attributes(key, response_model)
+        sets = self.metric_attributes(key, response_model)
+        operation_attributes = sets.operation
         if error_type is None:
             self.duration.record(duration, operation_attributes)
         else:
             self.duration.record(duration, {**operation_attributes, semconv.ERROR_TYPE: error_type})
         if time_to_first_chunk is not None:
             self.time_to_first_chunk.record(time_to_first_chunk, operation_attributes)
+        if len(chunk_times_ns) > 1:
+            per_chunk = self.time_per_output_chunk
+            previous = chunk_times_ns[0]
+            for arrived in chunk_times_ns[1:]:
+                per_chunk.record((arrived - previous) / 1e9, operation_attributes)
+                previous = arrived
+        if self.experimental_metrics and key.operation in _INFERENCE_OPERATIONS:
+            self._record_draft_token_metrics(sets, usage, error_type)
         if usage is None:
             return
-        input_tokens, output_tokens, cache_read, cache_write, reasoning = usage
-        histogram = self.token_usage
-        if histogram is not None:
-            if input_tokens is not None:
-                histogram.record(input_tokens, input_attributes)
-            if output_tokens is not None:
-                histogram.record(output_tokens, output_attributes)
-        if self.emit_usage_counters:
-            for counter, value in (
-                (self.input_tokens, input_tokens),
-                (self.output_tokens, output_tokens),
-                (self.cache_read_tokens, cache_read),
-                (self.cache_write_tokens, cache_write),
-                (self.reasoning_tokens, reasoning),
-            ):
-                if value:
-                    counter.add(value, operation_attributes)
+        input_tokens, output_tokens = usage.input, usage.output
+        if input_tokens is not None:
+            self.token_usage.record(input_tokens, sets.input)
+        if output_tokens is not None:
+            self.token_usage.record(output_tokens, sets.output)
 
-    def metric_attributes(
-        self, key: OperationKey, response_model: str | None
-    ) -> tuple[MetricAttributes, MetricAttributes, MetricAttributes]:
-        """The (operation, input-token, output-token) attribute dicts for one low-cardinality combination.
+    def _record_draft_token_metrics(
+        self, sets: _MetricAttributeSets, usage: TokenUsage | None, error_type: str | None
+    ) -> None:
+        # The draft: counters for every inference operation, failed ones included, 0 for a count not received
+        # (no provider here reports a modality breakdown, so the modality is "unknown"); the per-operation
+        # histograms only for successful operations, and only for counts the provider reported.
+        counts = usage if usage is not None else _NO_USAGE
+        for counter, value in zip(self.usage_counters, counts, strict=True):
+            counter.add(value or 0, sets.by_modality)
+        if error_type is None and usage is not None:
+            if usage.input is not None:
+                self.operation_input_tokens.record(usage.input, sets.operation)
+            if usage.output is not None:
+                self.operation_output_tokens.record(usage.output, sets.operation)
 
-        The dicts are shared between calls: never mutate them.
-        """
+    def metric_attributes(self, key: OperationKey, response_model: str | None) -> _MetricAttributeSets:
+        """The attribute dicts of one low-cardinality combination; shared between calls: never mutate them."""
         cache_key = (key, response_model)
         found = self._metric_attributes.get(cache_key)
         if found is not None:
@@ -253,10 +305,11 @@ class GenAIRecorder:
             attributes[semconv.SERVER_ADDRESS] = address
         if port:
             attributes[semconv.SERVER_PORT] = port
-        found = (
+        found = _MetricAttributeSets(
             attributes,
             {**attributes, semconv.GEN_AI_TOKEN_TYPE: semconv.GenAiTokenTypeValues.INPUT.value},
             {**attributes, semconv.GEN_AI_TOKEN_TYPE: semconv.GenAiTokenTypeValues.OUTPUT.value},
+            {**attributes, semconv.GEN_AI_TOKEN_MODALITY: semconv.GenAiTokenModalityValues.UNKNOWN.value},
         )
         if len(self._metric_attributes) >= _CACHE_LIMIT:
             self._metric_attributes.clear()

@@ -49,6 +49,7 @@ class Call:
         "__weakref__",
         "added_stream_options",
         "attributes",
+        "chunk_times_ns",
         "ended",
         "endpoint",
         "error_description",
@@ -90,6 +91,8 @@ class Call:
         self.error_type: str | None = None
         self.error_description: str | None = None
         self.first_chunk_ns: int | None = None
+        self.chunk_times_ns: list[int] = []
+        """When each stream chunk arrived (for ``time_per_output_chunk``)."""
         self.hide_usage_chunk = False
         """True when spanledger asked for the usage chunk, so the caller must not see it."""
         self.added_stream_options: tuple[dict[str, Any], Any, str] | None = None
@@ -230,7 +233,7 @@ class Call:
             if kind is not None:
                 record_provider_error(span, kind, self.error_description or kind)
             duration = (end_ns - self.start_ns) / 1e9
-            recorder.record(self.key, response_model, duration, time_to_first_chunk, usage, kind)
+            recorder.record(self.key, response_model, duration, time_to_first_chunk, usage, kind, self.chunk_times_ns)
         except Exception:
             log_internal_error("openai span end")
         finally:

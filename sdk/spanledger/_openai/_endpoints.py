@@ -74,6 +74,7 @@ _CHAT_PARAMS = (
 
 
 def chat_request_attributes(body: dict[str, Any], attributes: Attributes) -> None:
+    attributes[semconv.OPENAI_API_TYPE] = semconv.OpenaiApiTypeValues.CHAT_COMPLETIONS.value
     _set_common(body, attributes, _CHAT_PARAMS)
     max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
@@ -172,6 +173,7 @@ _RESPONSE_STATUS_FINISH_REASONS = {"completed": "stop", "failed": "error", "canc
 
 
 def responses_request_attributes(body: dict[str, Any], attributes: Attributes) -> None:
+    attributes[semconv.OPENAI_API_TYPE] = semconv.OpenaiApiTypeValues.RESPONSES.value
     _set_common(body, attributes, _RESPONSES_PARAMS)
     text = body.get("text")
     if isinstance(text, dict):

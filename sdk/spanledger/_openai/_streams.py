@@ -68,7 +68,7 @@ class _UsageChunkFilter:
             if payload.get("choices") or not isinstance(usage, dict):
                 return False
             call.usage = _raw_chat_usage(usage)
-            if call.first_chunk_ns is None:
+            if call.first_chunk_ns is None:  # no output in it: not a time_per_output_chunk point
                 call.first_chunk_ns = time_ns()
             return True
         except Exception:
@@ -93,10 +93,16 @@ def _filter_usage_chunk(stream: Any, call: Call) -> None:
         stream._decoder = _UsageChunkFilter(stream._decoder, call)
 
 
+def _arrived(call: Call) -> None:
+    now = time_ns()
+    if call.first_chunk_ns is None:
+        call.first_chunk_ns = now
+    call.chunk_times_ns.append(now)
+
+
 def _observe(call: Call, item: Any) -> bool:
     """Record one item; True when the caller should see it."""
-    if call.first_chunk_ns is None:
-        call.first_chunk_ns = time_ns()
+    _arrived(call)
     try:
         return call.endpoint.chunk(call, item)  # type: ignore[misc]
     except Exception:
