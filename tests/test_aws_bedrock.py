@@ -121,7 +121,8 @@ def test_content_capture_is_opt_in(monkeypatch: pytest.MonkeyPatch, runtime_serv
         assert json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES])) == [
             {"role": "user", "parts": [{"type": "text", "content": "What is in the handbook?"}]}
         ]
-        assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == [{"text": "Be brief."}]
+        system = json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS]))
+        assert system == [{"type": "text", "content": "Be brief."}]
         output = json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES]))
         assert output[0]["parts"][0]["content"] == "".join(wire.REPLY_WORDS)
     finally:

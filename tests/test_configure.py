@@ -30,7 +30,7 @@ def test_defaults() -> None:
     assert settings == Settings()
     assert settings.export == "otlp"
     assert settings.metrics is True
-    assert settings.capture_message_content is False
+    assert settings.capture_message_content == "no_content"
     assert settings.openai_stream_usage is True
     assert settings.disabled_instrumentations == frozenset()
 
@@ -53,14 +53,18 @@ def test_every_option_has_a_spanledger_variable_and_documentation() -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}, True),
-        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"}, True),
-        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"}, False),
-        ({"SPANLEDGER_CAPTURE_MESSAGE_CONTENT": "0", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "1"}, False),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}, "span_only"),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"}, "span_and_event"),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "EVENT_ONLY"}, "event_only"),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"}, "no_content"),
+        (
+            {"SPANLEDGER_CAPTURE_MESSAGE_CONTENT": "0", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "1"},
+            "no_content",
+        ),
     ],
 )
-def test_capture_message_content_variables(env: dict[str, str], expected: bool) -> None:
-    assert resolve_settings({}, env).capture_message_content is expected
+def test_capture_message_content_variables(env: dict[str, str], expected: str) -> None:
+    assert resolve_settings({}, env).capture_message_content == expected
 
 
 def test_semconv_opt_in_is_picked_from_the_otel_list() -> None:
@@ -127,7 +131,7 @@ def test_environment_only_configure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPANLEDGER_CAPTURE_MESSAGE_CONTENT", "true")
     monkeypatch.setenv("SPANLEDGER_SERVICE_NAME", "from-env")
     handle = spanledger.configure(instrument=False)
-    assert handle.settings.capture_message_content is True
+    assert handle.settings.capture_message_content == "span_only"
     assert handle.telemetry.settings is handle.settings
     assert isinstance(handle.tracer_provider, TracerProvider)
     assert handle.tracer_provider.resource.attributes[semconv.SERVICE_NAME] == "from-env"

@@ -247,11 +247,11 @@ def test_chat_content_is_captured_only_when_opted_in(server: OpenAICompatibleSer
     assert len(spans) == 2
     for span in spans:
         attributes = span.attributes or {}
-        assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == [
-            {"type": "text", "content": "Be brief."}
-        ]
+        # A system message in the chat history stays in the history; there is no instructions parameter.
+        assert semconv.GEN_AI_SYSTEM_INSTRUCTIONS not in attributes
         assert json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES])) == [
-            {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]}
+            {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+            {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]},
         ]
         assert json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == [
             {

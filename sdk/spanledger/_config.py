@@ -47,15 +47,27 @@ def option(
     return dataclasses.field(default=default, metadata={"doc": doc, "env": env, "parse": parse, "merge": merge})
 
 
-def _parse_capture(value: str) -> bool:
-    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is a boolean in the instrumentations that
-    # exist today and a mode (SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, NO_CONTENT) in util-genai.
+CAPTURE_MODES = ("no_content", "span_only", "event_only", "span_and_event")
+
+
+def _parse_capture(value: str) -> str:
+    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is a mode in util-genai and the current conventions
+    # (NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT) and a boolean in older instrumentations: true
+    # means content on the span, as spanledger always did.
     mode = value.strip().lower()
-    if mode in ("span_only", "event_only", "span_and_event"):
-        return True
-    if mode == "no_content":
-        return False
-    return _parse_bool(value)
+    if mode in CAPTURE_MODES:
+        return mode
+    try:
+        return "span_only" if _parse_bool(value) else "no_content"
+    except ValueError:
+        raise ValueError(f"expected one of {', '.join(CAPTURE_MODES)} (or true/false)") from None
+
+
+def _parse_import_path(value: str) -> str:
+    module, _, name = value.strip().partition(":")
+    if not module or not name:
+        raise ValueError("expected module:name")
+    return value.strip()
 
 
 _GEN_AI_OPT_INS = ("", "gen_ai_latest_experimental", "gen_ai_latest_experimental/dup")
@@ -124,11 +136,33 @@ class Settings:
         "exporters to send what is buffered; the rest is dropped and logged once, so an unreachable collector "
         "never holds up an exit. Only for providers spanledger created.",
     )
-    capture_message_content: bool = option(
-        False,
+    capture_message_content: Literal["no_content", "span_only", "event_only", "span_and_event"] = option(
+        "no_content",
         env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
         parse=_parse_capture,
-        doc="Record prompts and completions on spans. Off by default.",
+        doc="Where prompts, completions, system instructions and tool definitions go: `no_content`, `span_only` "
+        "(span attributes), `event_only` (a `gen_ai.client.inference.operation.details` event through the OTel "
+        "Logs API) or `span_and_event`; `true`/`false` mean `span_only`/`no_content`.",
+    )
+    emit_event: bool | None = option(
+        None,
+        env=("OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT",),
+        doc="Emit the `gen_ai.client.inference.operation.details` event for every GenAI call (with content only "
+        "when the capture mode includes events); unset: when the capture mode includes events.",
+    )
+    # Any: the keyword takes the hook object itself (the variable its import path).
+    completion_hook: Any = option(  # noqa: RUF009
+        None,
+        parse=_parse_import_path,
+        doc="Called with each call's content, span and event (`on_completion(*, inputs, outputs, "
+        "system_instruction, tool_definitions, span, log_record)`), e.g. to upload large content; a keyword "
+        "takes the object, the variable a `module:name` import path (of the hook or a factory for it).",
+    )
+    content_upload_path: str | None = option(
+        None,
+        env=("OTEL_INSTRUMENTATION_GENAI_UPLOAD_BASE_PATH",),
+        doc="A directory: each call's content is written there as JSON files, and their `file://` URIs go on "
+        "the span and event as `gen_ai.*_ref` attributes (`spanledger.ContentUploadHook`).",
     )
     experimental_metrics: bool = option(
         False,

@@ -19,8 +19,11 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import _logs, metrics, propagate, trace
+from opentelemetry._logs import Logger, LoggerProvider, NoOpLogger
 from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.sdk._logs import LoggerProvider as SdkLoggerProvider
+from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -37,6 +40,8 @@ from opentelemetry.trace import TracerProvider
 from ._config import Settings, options, resolve_settings
 from ._internal_errors import internal_errors_logged, logger
 from ._lifecycle import track
+from ._logs import events_wanted, new_logger_provider
+from ._logs import is_unset as logger_provider_unset
 from ._manager import manager
 from ._state import INSTRUMENTATION_SCOPE, SCHEMA_URL, set_active
 from ._telemetry import Telemetry
@@ -115,13 +120,20 @@ class SpanledgerHandle:
         owns_tracer_provider: bool,
         owns_meter_provider: bool,
         added_span_processors: Sequence[SpanProcessor],
+        logger_provider: LoggerProvider | None = None,
+        owns_logger_provider: bool = False,
+        added_log_record_processors: Sequence[LogRecordProcessor] = (),
     ) -> None:
         self.settings = settings
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
+        self.logger_provider = logger_provider
+        """Where GenAI events go; None when no event can be emitted under these settings."""
         self.owns_tracer_provider = owns_tracer_provider
         self.owns_meter_provider = owns_meter_provider
+        self.owns_logger_provider = owns_logger_provider
         self._added_span_processors = tuple(added_span_processors)
+        self._added_log_record_processors = tuple(added_log_record_processors)
         self._lock = threading.Lock()
         self._shut_down = False
         meter: Meter = (
@@ -129,10 +141,16 @@ class SpanledgerHandle:
             if meter_provider is not None
             else metrics.NoOpMeter(INSTRUMENTATION_SCOPE)
         )
+        event_logger: Logger = (
+            logger_provider.get_logger(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+            if logger_provider is not None
+            else NoOpLogger(INSTRUMENTATION_SCOPE)
+        )
         self.telemetry = Telemetry(
             tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL),
             meter=meter,
             settings=settings,
+            logger=event_logger,
         )
 
     @property
@@ -150,6 +168,11 @@ class SpanledgerHandle:
                     ok = processor.force_flush(timeout_millis) and ok
             if self.owns_meter_provider and isinstance(self.meter_provider, SdkMeterProvider):
                 ok = self.meter_provider.force_flush(timeout_millis) and ok
+            if self.owns_logger_provider and isinstance(self.logger_provider, SdkLoggerProvider):
+                ok = self.logger_provider.force_flush(timeout_millis) and ok
+            else:
+                for log_processor in self._added_log_record_processors:
+                    ok = log_processor.force_flush(timeout_millis) and ok
         return ok
 
     def _hand_over(self) -> None:
@@ -179,6 +202,12 @@ class SpanledgerHandle:
         with internal_errors_logged("shutdown"):
             if self.owns_meter_provider and isinstance(self.meter_provider, SdkMeterProvider):
                 self.meter_provider.shutdown()
+        with internal_errors_logged("shutdown"):
+            if self.owns_logger_provider and isinstance(self.logger_provider, SdkLoggerProvider):
+                self.logger_provider.shutdown()
+            else:
+                for log_processor in self._added_log_record_processors:
+                    log_processor.shutdown()
 
 
 _configure_lock = threading.RLock()
@@ -257,6 +286,35 @@ def _set_up_metrics(
     return provider, True
 
 
+def _set_up_logs(
+    settings: Settings,
+    resource: Resource,
+    processors: Sequence[LogRecordProcessor],
+    previous: SpanledgerHandle | None,
+) -> tuple[LoggerProvider | None, bool, list[LogRecordProcessor]]:
+    if not processors and not events_wanted(settings):
+        return None, False, []
+    if previous is not None and previous.owns_logger_provider and previous.logger_provider is not None:
+        inherited = previous.logger_provider
+        for processor in processors:
+            inherited.add_log_record_processor(processor)  # type: ignore[attr-defined]
+        return inherited, True, list(processors)
+    existing = _logs.get_logger_provider()
+    if not logger_provider_unset(existing) and existing not in _own_global_providers:
+        add = getattr(existing, "add_log_record_processor", None)
+        if add is not None:
+            for processor in processors:
+                add(processor)
+        elif processors:
+            logger.warning("spanledger: the application's LoggerProvider cannot take log record processors")
+        return existing, False, list(processors) if add is not None else []
+    provider = new_logger_provider(settings, resource, processors)
+    if logger_provider_unset(existing):
+        _logs.set_logger_provider(provider)
+        _own_global_providers.add(provider)
+    return provider, True, list(processors)
+
+
 _PROVIDER_OPTIONS = ("service_name", "export")
 
 
@@ -275,7 +333,10 @@ def configure(
     export: Literal["otlp", "console", "none"] | None = None,
     metrics: bool | None = None,
     exit_timeout: float | None = None,
-    capture_message_content: bool | None = None,
+    capture_message_content: Literal["no_content", "span_only", "event_only", "span_and_event"] | bool | None = None,
+    emit_event: bool | None = None,
+    completion_hook: Any = None,
+    content_upload_path: str | None = None,
     experimental_metrics: bool | None = None,
     semconv_opt_in: str | None = None,
     http_semconv_opt_in: Literal["http", "http/dup"] | None = None,
@@ -287,6 +348,7 @@ def configure(
     egress_rules: str | None = None,
     additional_span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
+    additional_log_record_processors: Sequence[LogRecordProcessor] = (),
     instrument: bool = True,
 ) -> SpanledgerHandle:
     """Set up tracing and metrics and instrument every supported library that is installed.
@@ -300,8 +362,16 @@ def configure(
         metrics: record metrics. Env ``SPANLEDGER_METRICS``.
         exit_timeout: seconds the exit waits for spanledger's exporters (default 2). Env
             ``SPANLEDGER_EXIT_TIMEOUT``.
-        capture_message_content: record prompts and completions. Env ``SPANLEDGER_CAPTURE_MESSAGE_CONTENT``,
-            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
+        capture_message_content: where prompts and completions go: ``"no_content"``, ``"span_only"``,
+            ``"event_only"``, ``"span_and_event"`` (``True``: span only). Env
+            ``SPANLEDGER_CAPTURE_MESSAGE_CONTENT``, ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
+        emit_event: emit the ``gen_ai.client.inference.operation.details`` event even without content. Env
+            ``SPANLEDGER_EMIT_EVENT``, ``OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT``.
+        completion_hook: an object with ``on_completion(*, inputs, outputs, system_instruction,
+            tool_definitions, span, log_record)``, called with each GenAI call's content. Env
+            ``SPANLEDGER_COMPLETION_HOOK`` (``module:name``).
+        content_upload_path: a directory each call's content is written to (``ContentUploadHook``). Env
+            ``SPANLEDGER_CONTENT_UPLOAD_PATH``, ``OTEL_INSTRUMENTATION_GENAI_UPLOAD_BASE_PATH``.
         experimental_metrics: also record the draft token metrics. Env ``SPANLEDGER_EXPERIMENTAL_METRICS``.
         semconv_opt_in: GenAI attribute naming. Env ``SPANLEDGER_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
         http_semconv_opt_in: HTTP names on httpx spans, ``"http"`` (stable, default) or ``"http/dup"``.
@@ -318,6 +388,8 @@ def configure(
             ``InMemorySpanExporter`` in tests).
         metric_readers: more metric readers (e.g. ``InMemoryMetricReader``); only used when spanledger
             creates the MeterProvider.
+        additional_log_record_processors: more log record processors for the GenAI events (e.g. a
+            ``SimpleLogRecordProcessor`` around an ``InMemoryLogRecordExporter``).
         instrument: instrument the supported libraries (``spanledger.instrument()``).
 
     Calling it again with the same options returns the same handle. With different options the new handle
@@ -332,7 +404,8 @@ def configure(
     with _configure_lock:
         previous = _active
         if previous is not None:
-            if previous.settings == settings and not additional_span_processors and not metric_readers:
+            unchanged = not additional_span_processors and not metric_readers and not additional_log_record_processors
+            if previous.settings == settings and unchanged:
                 if instrument:
                     manager.instrument(previous.telemetry)
                 return previous
@@ -346,6 +419,9 @@ def configure(
             if isinstance(app_resource, Resource):
                 resource = app_resource
         meter_provider, owns_meter = _set_up_metrics(settings, resource, metric_readers, previous)
+        logger_provider, owns_logger, added_log = _set_up_logs(
+            settings, resource, additional_log_record_processors, previous
+        )
         handle = SpanledgerHandle(
             settings,
             tracer_provider,
@@ -353,6 +429,9 @@ def configure(
             owns_tracer_provider=owns_tracer,
             owns_meter_provider=owns_meter,
             added_span_processors=added,
+            logger_provider=logger_provider,
+            owns_logger_provider=owns_logger,
+            added_log_record_processors=added_log,
         )
         _active = handle
         set_active(handle.telemetry)

@@ -245,8 +245,8 @@ def retrieval(
     ``with spanledger.retrieval(data_source_id="kb-handbook", query=q, top_k=5) as r:
     r.record_documents([{"id": "doc-1", "score": 0.92, "source": "s3://kb/doc-1.md", "last_modified": t}])``
 
-    The query text is recorded only with ``capture_message_content`` on. Errors raised by the block are
-    recorded on the span and re-raised unchanged; spanledger's own errors never reach the caller.
+    The query text is recorded only when ``capture_message_content`` puts content on spans. Errors raised by
+    the block are recorded on the span and re-raised unchanged; spanledger's own errors never reach the caller.
     """
     span: Span = trace.INVALID_SPAN
     with internal_errors_logged("retrieval start"):
@@ -258,7 +258,8 @@ def retrieval(
         if top_k is not None:
             attributes[semconv.GEN_AI_REQUEST_TOP_K] = float(top_k)
         telemetry = current_telemetry()
-        if query is not None and telemetry.settings.capture_message_content:
+        content_on_span = telemetry.settings.capture_message_content in ("span_only", "span_and_event")
+        if query is not None and content_on_span:
             attributes[semconv.GEN_AI_RETRIEVAL_QUERY_TEXT] = query
         name = semconv.GenAiOperationNameValues.RETRIEVAL.value
         span = telemetry.tracer.start_span(

@@ -7,7 +7,7 @@ settings. Keeping that one reference here lets every module import it at the top
 
 from __future__ import annotations
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
 from opentelemetry.trace import Tracer
 
 from ._config import resolve_settings
@@ -40,6 +40,7 @@ def current_telemetry() -> Telemetry:
         tracer=trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL),
         meter=metrics.get_meter(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL),
         settings=resolve_settings(),
+        logger=_logs.get_logger(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL),
     )
 
 

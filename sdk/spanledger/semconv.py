@@ -63,10 +63,14 @@ GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = 'gen_ai.embeddings.dimension.count'
 """The number of dimensions the resulting output embeddings should have."""
 GEN_AI_INPUT_MESSAGES: Final = 'gen_ai.input.messages'
 """The chat history provided to the model as an input (JSON, opt-in content capture)."""
+GEN_AI_INPUT_MESSAGES_REF: Final = 'gen_ai.input.messages_ref'
+"""Where gen_ai.input.messages was uploaded (URI); util-genai's upload hook names it so."""
 GEN_AI_OPERATION_NAME: Final = 'gen_ai.operation.name'
 """The name of the operation being performed."""
 GEN_AI_OUTPUT_MESSAGES: Final = 'gen_ai.output.messages'
 """Messages returned by the model (JSON, opt-in content capture)."""
+GEN_AI_OUTPUT_MESSAGES_REF: Final = 'gen_ai.output.messages_ref'
+"""Where gen_ai.output.messages was uploaded (URI)."""
 GEN_AI_OUTPUT_TYPE: Final = 'gen_ai.output.type'
 """Represents the content type requested by the client (text, json, image, speech)."""
 GEN_AI_PROVIDER_NAME: Final = 'gen_ai.provider.name'
@@ -109,10 +113,16 @@ GEN_AI_RETRIEVAL_QUERY_TEXT: Final = 'gen_ai.retrieval.query.text'
 """The query text used for retrieval (opt-in content capture)."""
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = 'gen_ai.system_instructions'
 """The system message or instructions provided to the model (JSON, opt-in content capture)."""
+GEN_AI_SYSTEM_INSTRUCTIONS_REF: Final = 'gen_ai.system_instructions_ref'
+"""Where gen_ai.system_instructions was uploaded (URI)."""
 GEN_AI_TOKEN_MODALITY: Final = 'gen_ai.token.modality'
 """Token modality (proposed by semantic-conventions-genai PR 374, not yet merged)."""
 GEN_AI_TOKEN_TYPE: Final = 'gen_ai.token.type'
 """The type of token being counted."""
+GEN_AI_TOOL_DEFINITIONS: Final = 'gen_ai.tool.definitions'
+"""The tools available to the model (JSON list of {type, name, description, parameters}; opt-in content capture)."""
+GEN_AI_TOOL_DEFINITIONS_REF: Final = 'gen_ai.tool.definitions_ref'
+"""Where gen_ai.tool.definitions was uploaded (URI)."""
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = 'gen_ai.usage.cache_creation.input_tokens'
 """Deprecated: renamed to gen_ai.usage.cache_write.input_tokens."""
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = 'gen_ai.usage.cache_read.input_tokens'
@@ -444,6 +454,8 @@ class SpanledgerResourceTypeValues(str, Enum):
 
 
 # Events
+EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS: Final = 'gen_ai.client.inference.operation.details'
+"""Details of a GenAI inference call (its span's attributes, and the content when the capture mode includes events)."""
 EVENT_SPANLEDGER_DATA_READ: Final = 'spanledger.data.read'
 """One read of input data, recorded on the span that read it; the collector rolls data freshness up from these events."""
 

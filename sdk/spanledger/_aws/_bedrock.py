@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import semconv
-from .._genai import OperationKey, TokenUsage, to_json
+from .._genai import Content, OperationKey, TokenUsage, arguments_object, tool_definition
 from ._bedrock_bodies import (
     converse_usage,
     finish_reasons_from_body,
@@ -37,28 +37,79 @@ _PARSED_BODY_LIMIT = 1 << 20
 _GENAI_OPERATIONS = frozenset({"InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream"})
 
 
-def _output_message(text: str, finish_reasons: list[str]) -> str:
+def _output_message(text: str, finish_reasons: list[str]) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "parts": [{"type": "text", "content": text}]}
     if finish_reasons:
         message["finish_reason"] = finish_reasons[0]
-    return to_json([message])
+    return message
 
 
-def _converse_messages(messages: Any) -> list[dict[str, Any]]:
-    """Converse messages in the GenAI message shape (text parts; other blocks by their kind)."""
-    converted = []
-    for message in messages if isinstance(messages, list) else []:
-        if not isinstance(message, Mapping):
+def _block_parts(content: Any) -> list[dict[str, Any]]:
+    """Converse or Anthropic content blocks as message parts (text, tool calls and results; others by kind)."""
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    for block in content if isinstance(content, list) else []:
+        if not isinstance(block, Mapping):
             continue
-        parts = []
-        for block in message.get("content") or []:
-            if isinstance(block, Mapping) and "text" in block:
-                parts.append({"type": "text", "content": block["text"]})
-            elif isinstance(block, Mapping):
-                kind = next(iter(block), "unknown")
-                parts.append({"type": kind, "content": block.get(kind)})
-        converted.append({"role": message.get("role"), "parts": parts})
-    return converted
+        if isinstance(block.get("text"), str):
+            parts.append({"type": "text", "content": block["text"]})
+        elif isinstance(block.get("toolUse"), Mapping):  # Converse
+            use = block["toolUse"]
+            parts.append({"type": "tool_call", "id": use.get("toolUseId"), "name": use.get("name"),
+                          "arguments": arguments_object(use.get("input"))})
+        elif isinstance(block.get("toolResult"), Mapping):
+            result = block["toolResult"]
+            parts.append({"type": "tool_call_response", "id": result.get("toolUseId"),
+                          "response": result.get("content")})
+        elif block.get("type") == "tool_use":  # Anthropic on InvokeModel
+            parts.append({"type": "tool_call", "id": block.get("id"), "name": block.get("name"),
+                          "arguments": arguments_object(block.get("input"))})
+        elif block.get("type") == "tool_result":
+            parts.append({"type": "tool_call_response", "id": block.get("tool_use_id"),
+                          "response": block.get("content")})
+        else:
+            parts.append({"type": str(block.get("type") or next(iter(block), "unknown"))})
+    return parts
+
+
+def _messages(messages: Any) -> list[dict[str, Any]]:
+    """Converse or Anthropic-style messages in the GenAI message shape."""
+    return [
+        {"role": message.get("role"), "parts": _block_parts(message.get("content"))}
+        for message in (messages if isinstance(messages, list) else [])
+        if isinstance(message, Mapping)
+    ]
+
+
+def _converse_tools(config: Any) -> list[dict[str, Any]]:
+    tools = config.get("tools") if isinstance(config, Mapping) else None
+    definitions = []
+    for tool in tools if isinstance(tools, list) else []:
+        spec = tool.get("toolSpec") if isinstance(tool, Mapping) else None
+        if isinstance(spec, Mapping):
+            schema = spec.get("inputSchema")
+            parameters = schema.get("json") if isinstance(schema, Mapping) else None
+            definitions.append(tool_definition("function", spec.get("name"), spec.get("description"), parameters))
+    return definitions
+
+
+def _body_content(body: Mapping[str, Any]) -> Content:
+    """What an InvokeModel body says, whatever the model family (messages, prompt or inputText)."""
+    content = Content()
+    if isinstance(body.get("messages"), list):
+        content.inputs = _messages(body["messages"])
+    else:
+        prompt = body.get("prompt") or body.get("inputText")
+        if isinstance(prompt, str):
+            content.inputs = [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
+    content.system = _block_parts(body.get("system"))
+    for tool in body.get("tools") or []:
+        if isinstance(tool, Mapping) and tool.get("name"):
+            content.tools.append(
+                tool_definition("function", tool.get("name"), tool.get("description"), tool.get("input_schema"))
+            )
+    return content
 
 
 def _response_model(call: AwsCall, outcome: _Outcome | None) -> str | None:
@@ -162,7 +213,7 @@ class BedrockRuntimeExtension(ServiceExtension):
         attributes[semconv.CLOUD_RESOURCE_ID] = inference_target_arn(model_id, call.region, call.account)
         if call.operation.endswith("Stream"):
             attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-        capture = call.telemetry.settings.capture_message_content
+        capture = call.instruments.genai.capture_content
         if call.operation.startswith("Converse"):
             attributes[semconv.GEN_AI_OPERATION_NAME] = _Operation.CHAT.value
             config = params.get("inferenceConfig") or {}
@@ -175,9 +226,11 @@ class BedrockRuntimeExtension(ServiceExtension):
             if isinstance(stop, list):
                 attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(s) for s in stop]
             if capture:
-                attributes[semconv.GEN_AI_INPUT_MESSAGES] = to_json(_converse_messages(params.get("messages")))
-                if params.get("system"):
-                    attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = to_json(params["system"])
+                call.content = Content(
+                    inputs=_messages(params.get("messages")),
+                    system=_block_parts(params.get("system")),
+                    tools=_converse_tools(params.get("toolConfig")),
+                )
         else:
             body = self._request_body(params.get("body"))
             if "embed" in model_id:
@@ -190,9 +243,8 @@ class BedrockRuntimeExtension(ServiceExtension):
                 operation = _Operation.CHAT
             attributes[semconv.GEN_AI_OPERATION_NAME] = operation.value
             settings = request_settings_from_body(body)
-            prompt = body.get("messages") or body.get("prompt") or body.get("inputText")
-            if capture and prompt:
-                attributes[semconv.GEN_AI_INPUT_MESSAGES] = to_json(prompt)
+            if capture:
+                call.content = _body_content(body)
         for name, key in (
             ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
             ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
@@ -244,9 +296,12 @@ class BedrockRuntimeExtension(ServiceExtension):
             call.set(semconv.GEN_AI_RESPONSE_ID, outcome.response_id)
             if outcome.first_chunk_at is not None:
                 call.set(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, outcome.first_chunk_at - call.started)
-            if call.telemetry.settings.capture_message_content and outcome.text:
-                call.set(semconv.GEN_AI_OUTPUT_MESSAGES, _output_message("".join(outcome.text), outcome.finish_reasons))
+            if call.content is not None and outcome.text:
+                call.content.outputs = [_output_message("".join(outcome.text), outcome.finish_reasons)]
         call.set(semconv.GEN_AI_RESPONSE_MODEL, _response_model(call, outcome))
+        genai = call.instruments.genai
+        if call.span is not None and (genai.capture_content or genai.emit_event):
+            genai.finish_content(call.span, call.attributes, call.pending, call.content)
         _record_metrics(call, usage, None, outcome)
 
     def _converse(self, call: AwsCall, result: Mapping[str, Any]) -> None:
@@ -255,18 +310,18 @@ class BedrockRuntimeExtension(ServiceExtension):
         stop = result.get("stopReason")
         if isinstance(stop, str):
             call.set(semconv.GEN_AI_RESPONSE_FINISH_REASONS, [stop])
-        if call.telemetry.settings.capture_message_content:
+        if call.content is not None:
             message = (result.get("output") or {}).get("message")
             if message is not None:
-                converted = _converse_messages([message])
+                converted = _messages([message])
                 if converted and isinstance(stop, str):
                     converted[0]["finish_reason"] = stop
-                call.set(semconv.GEN_AI_OUTPUT_MESSAGES, to_json(converted))
+                call.content.outputs = converted
         self._complete(call, usage, None)
 
     def _observe_stream(self, call: AwsCall, result: dict[str, Any], key: str) -> None:
         outcome = _Outcome()
-        capture = call.telemetry.settings.capture_message_content
+        capture = call.content is not None
         converse = call.operation == "ConverseStream"
 
         def on_event(event: Any) -> None:
@@ -314,7 +369,7 @@ class BedrockRuntimeExtension(ServiceExtension):
             self._complete(call, header_usage, None)
             return False
         length = response_content_length(result)
-        capture = call.telemetry.settings.capture_message_content
+        capture = call.content is not None
 
         def on_done(count: int, kept: bytes | None) -> None:
             outcome = _Outcome()

@@ -49,6 +49,8 @@ class AwsCall:
     request_bytes: int = 0
     request_bytes_known: bool = False
     ended: bool = False
+    content: Any = None
+    """The GenAI call's ``Content`` when content is collected (Bedrock)."""
     pending: dict[str, AttributeValue] = field(default_factory=dict)
     """Attributes learnt after the span started, set on it in one go when it ends (cheaper than one by one)."""
 

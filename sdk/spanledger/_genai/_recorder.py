@@ -23,16 +23,20 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from opentelemetry._logs import Logger, LogRecord
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Span, Tracer, set_span_in_context
 
 from .. import semconv
 from .._internal_errors import log_internal_error
+from .._logs import events_wanted
 from .._metrics import create_instrument
 from .._telemetry import Telemetry
+from ._content import CONTENT_ATTRIBUTES, Content
+from ._hooks import CompletionHook, completion_hook_for
 from ._usage import TokenUsage
 
 __all__ = ["GenAIRecorder", "MetricAttributes", "OperationKey"]
@@ -144,7 +148,18 @@ class GenAIRecorder:
         meter = telemetry.meter
         self.telemetry = telemetry
         self.tracer: Tracer = telemetry.tracer
-        self.capture_content = settings.capture_message_content
+        mode = settings.capture_message_content
+        self.content_on_span = mode in ("span_only", "span_and_event")
+        self.content_on_event = mode in ("event_only", "span_and_event")
+        self.emit_event = events_wanted(settings)
+        self.logger: Logger = telemetry.logger
+        self.hook: CompletionHook | None = None
+        try:
+            self.hook = completion_hook_for(settings.completion_hook, settings.content_upload_path)
+        except Exception:
+            log_internal_error("completion hook")
+        self.capture_content = self.content_on_span or self.content_on_event or self.hook is not None
+        """Whether calls collect their content at all (for the span, the event or the hook)."""
         self.records_metrics = not isinstance(meter, NoOpMeter)
         """False when metric points go nowhere (``metrics=False``, ``OTEL_SDK_DISABLED``)."""
 
@@ -190,6 +205,51 @@ class GenAIRecorder:
             )
         self._metric_attributes: dict[tuple[Any, ...], _MetricAttributeSets] = {}
         self._pending = _pending_queue(meter) if type(meter).__module__.startswith("opentelemetry.sdk.") else None
+
+    # --- content and the event -------------------------------------------------------------------------
+
+    def finish_content(
+        self,
+        span: Span,
+        start_attributes: Mapping[str, Any],
+        end_attributes: dict[str, Any],
+        content: Content | None,
+    ) -> None:
+        """Place one call's content as the capture mode says, call the hook and emit the event.
+
+        Called when the call ends, before ``end_attributes`` go on the span and the span ends; the content
+        goes into ``end_attributes`` for the span modes. The event carries the span's attributes (start and
+        end) and, for the event modes, the content as structured values; its context is the span's.
+        """
+        if content is not None and self.content_on_span:
+            content.span_attributes(end_attributes)
+        record = None
+        if self.emit_event:
+            attributes = {**start_attributes, **end_attributes}
+            for name in CONTENT_ATTRIBUTES:
+                attributes.pop(name, None)
+            if content is not None and self.content_on_event:
+                content.event_attributes(attributes)
+            record = LogRecord(
+                event_name=semconv.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
+                attributes=attributes,
+                context=set_span_in_context(span),
+            )
+        hook = self.hook
+        if hook is not None and content is not None:
+            try:
+                hook.on_completion(
+                    inputs=content.inputs,
+                    outputs=content.outputs,
+                    system_instruction=content.system,
+                    tool_definitions=content.tools or None,
+                    span=span,
+                    log_record=record,
+                )
+            except Exception:
+                log_internal_error("completion hook")
+        if record is not None:
+            self.logger.emit(record)
 
     # --- span attributes ------------------------------------------------------------------------------
 

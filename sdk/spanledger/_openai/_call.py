@@ -22,7 +22,7 @@ from opentelemetry.trace import Span, SpanKind, get_current_span
 
 from .. import semconv
 from .._errors import error_type, record_provider_error, safe_description
-from .._genai import OperationKey, TokenUsage
+from .._genai import Content, OperationKey, TokenUsage
 from .._internal_errors import log_internal_error
 from . import _content
 from ._clients import client_info
@@ -50,6 +50,7 @@ class Call:
         "added_stream_options",
         "attributes",
         "chunk_times_ns",
+        "content",
         "ended",
         "endpoint",
         "error_description",
@@ -61,6 +62,7 @@ class Call:
         "recorder",
         "response_model",
         "span",
+        "start_attributes",
         "start_ns",
         "stream",
         "text_finish_reasons",
@@ -97,6 +99,10 @@ class Call:
         """True when spanledger asked for the usage chunk, so the caller must not see it."""
         self.added_stream_options: tuple[dict[str, Any], Any, str] | None = None
         """(request body, the caller's ``stream_options`` or ``_ABSENT``, server) when spanledger added them."""
+        self.content: Content | None = None
+        """The call's content, when it is collected (capture mode or completion hook)."""
+        self.start_attributes: dict[str, Any] = {}
+        """The attributes the span started with (the event repeats them)."""
         self.texts: dict[int, list[str]] | None = {} if stream and recorder.capture_content else None
         self.text_finish_reasons: dict[int, str] = {}
         self.ended = False
@@ -225,9 +231,11 @@ class Call:
             if self.first_chunk_ns is not None:
                 time_to_first_chunk = (self.first_chunk_ns - self.start_ns) / 1e9
                 attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time_to_first_chunk
-            if self.texts:
-                output = _content.text_output(self.texts, self.text_finish_reasons)
-                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.dumps(output)
+            content = self.content
+            if content is not None and self.texts:
+                content.outputs = _content.text_output(self.texts, self.text_finish_reasons)
+            if recorder.capture_content or recorder.emit_event:
+                recorder.finish_content(span, self.start_attributes, attributes, content)
             span.set_attributes(attributes)
             kind = self.error_type
             if kind is not None:
@@ -276,8 +284,6 @@ def start_call(recorder: Recorder, endpoint: Endpoint, client: Any, options: Any
         if info.port:
             attributes[semconv.SERVER_PORT] = info.port
         endpoint.request_attributes(body, attributes)
-        if recorder.capture_content and endpoint.input_content is not None:
-            endpoint.input_content(body, attributes)
         start_ns = time_ns()
         span = recorder.tracer.start_span(
             f"{operation} {model}" if model else operation, kind=_CLIENT, attributes=attributes, start_time=start_ns
@@ -288,6 +294,9 @@ def start_call(recorder: Recorder, endpoint: Endpoint, client: Any, options: Any
             return None
         key = OperationKey(operation, info.provider, model, info.address, info.port)
         call = Call(recorder, endpoint, span, start_ns, key, stream)
+        call.start_attributes = attributes
+        if recorder.capture_content and endpoint.input_content is not None:
+            call.content = endpoint.input_content(body)
         if (
             stream
             and endpoint.stream_usage

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv
-from .._genai import TokenUsage
+from .._genai import Content, TokenUsage
 from . import _content
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class Endpoint:
         request_attributes: Callable[[dict[str, Any], Attributes], None],
         result: Callable[[Call, Any], None],
         chunk: Callable[[Call, Any], bool] | None,
-        input_content: Callable[[dict[str, Any], Attributes], None] | None,
+        input_content: Callable[[dict[str, Any]], Content] | None,
         stream_usage: bool,
     ) -> None:
         self.path = path
@@ -48,7 +48,7 @@ class Endpoint:
         self.chunk = chunk
         """Record one stream item on the call; return False to hide it from the caller."""
         self.input_content = input_content
-        """Add opt-in input content attributes."""
+        """The request's content (inputs, system instructions, tools), when content is collected."""
         self.stream_usage = stream_usage
         """Whether streams of this endpoint need ``stream_options.include_usage`` to report usage."""
 
@@ -121,8 +121,8 @@ def chat_result(call: Call, result: Any) -> None:
     usage = result.usage
     if usage is not None:
         call.usage = chat_usage(usage)
-    if call.recorder.capture_content:
-        attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.dumps(_content.chat_output(choices))
+    if call.content is not None:
+        call.content.outputs = _content.chat_output(choices)
 
 
 def chat_chunk(call: Call, chunk: Any) -> bool:
@@ -152,11 +152,8 @@ def chat_chunk(call: Call, chunk: Any) -> bool:
     return True
 
 
-def chat_input_content(body: dict[str, Any], attributes: Attributes) -> None:
-    messages, system = _content.chat_input(body.get("messages"))
-    attributes[semconv.GEN_AI_INPUT_MESSAGES] = _content.dumps(messages)
-    if system:
-        attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = _content.dumps(system)
+def chat_input_content(body: dict[str, Any]) -> Content:
+    return _content.chat_input(body)
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -217,8 +214,8 @@ def responses_result(call: Call, response: Any) -> None:
     usage = response.usage
     if usage is not None:
         call.usage = responses_usage(usage)
-    if call.recorder.capture_content:
-        attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.dumps(_content.responses_output(response, reason))
+    if call.content is not None:
+        call.content.outputs = _content.responses_output(response, reason)
 
 
 def responses_event(call: Call, event: Any) -> bool:
@@ -234,11 +231,8 @@ def responses_event(call: Call, event: Any) -> bool:
     return True
 
 
-def responses_input_content(body: dict[str, Any], attributes: Attributes) -> None:
-    messages, system = _content.responses_input(body)
-    attributes[semconv.GEN_AI_INPUT_MESSAGES] = _content.dumps(messages)
-    if system:
-        attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = _content.dumps(system)
+def responses_input_content(body: dict[str, Any]) -> Content:
+    return _content.responses_input(body)
 
 
 # --- embeddings ---------------------------------------------------------------------------------
