@@ -13,7 +13,8 @@ Usage always reports cached (cache read), cache write and reasoning token detail
 
 Special model names make it misbehave: ``error-<status>`` (e.g. ``error-429``, ``error-500``) answers that
 HTTP status with an OpenAI error body; ``error-stream`` sends two chunks then an SSE error event;
-``error-disconnect`` sends two chunks then drops the connection.
+``error-disconnect`` sends two chunks then drops the connection. ``plain-<name>`` chat models report usage details as
+a model without reasoning or prompt caching does (zeros, no cache writes).
 
 "Azure-like" mode rejects any request carrying ``stream_options`` with HTTP 400, like Azure OpenAI and some
 OpenAI-compatible servers do. It is on for the whole server with ``azure_like=True`` (``--azure-like``), and
@@ -49,6 +50,8 @@ CACHED_TOKENS = 4
 CACHE_WRITE_TOKENS = 2
 REASONING_TOKENS = 3
 AZURE_PREFIX = "/azure-like"
+PLAIN_MODEL_PREFIX = "plain-"
+"""Chat models named ``plain-...`` report usage details as a model without reasoning or caching does."""
 
 
 @dataclass
@@ -64,19 +67,25 @@ class RecordedRequest:
 class _Usage:
     prompt_tokens: int
     completion_tokens: int
+    plain: bool = False
+    """A model without reasoning or prompt caching: details report 0 and no cache writes, as OpenAI's gpt-4o."""
 
     def chat(self) -> dict[str, Any]:
+        if self.plain:
+            prompt_details: dict[str, int] = {"cached_tokens": 0, "audio_tokens": 0}
+        else:
+            prompt_details = {
+                "cached_tokens": CACHED_TOKENS,
+                "cache_write_tokens": CACHE_WRITE_TOKENS,
+                "audio_tokens": 0,
+            }
         return {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
-            "prompt_tokens_details": {
-                "cached_tokens": CACHED_TOKENS,
-                "cache_write_tokens": CACHE_WRITE_TOKENS,
-                "audio_tokens": 0,
-            },
+            "prompt_tokens_details": prompt_details,
             "completion_tokens_details": {
-                "reasoning_tokens": REASONING_TOKENS,
+                "reasoning_tokens": 0 if self.plain else REASONING_TOKENS,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -103,7 +112,9 @@ def _count_words(value: Any) -> int:
     return 0
 
 
-def _usage_for(prompt: Any) -> _Usage:
+def _usage_for(prompt: Any, model: str = "") -> _Usage:
+    if model.startswith(PLAIN_MODEL_PREFIX):
+        return _Usage(prompt_tokens=10 + _count_words(prompt), completion_tokens=len(REPLY_WORDS), plain=True)
     return _Usage(prompt_tokens=10 + _count_words(prompt), completion_tokens=len(REPLY_WORDS) + REASONING_TOKENS)
 
 
@@ -192,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --- chat completions -----------------------------------------------------------------------
 
     def _chat(self, body: dict[str, Any], model: str) -> None:
-        usage = _usage_for(body.get("messages"))
+        usage = _usage_for(body.get("messages"), model)
         created = int(time.time())
         completion_id = f"chatcmpl-{created}{self.server.owner.next_id()}"
         response_model = model + RESPONSE_MODEL_SUFFIX

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import spanledger
 from opentelemetry import trace
+from opentelemetry._logs import _internal as logs_internal
 from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
@@ -34,12 +35,14 @@ pytest_plugins = ["fixtures.usage_store"]
 
 
 def reset_otel_globals() -> None:
-    """Forget the global Tracer/MeterProvider (the API only lets them be set once per process)."""
+    """Forget the global Tracer/Meter/LoggerProvider (the API only lets them be set once per process)."""
     trace._TRACER_PROVIDER_SET_ONCE = Once()
     trace._TRACER_PROVIDER = None
     metrics_internal._METER_PROVIDER_SET_ONCE = Once()
     metrics_internal._METER_PROVIDER = None
     metrics_internal._PROXY_METER_PROVIDER = metrics_internal._ProxyMeterProvider()
+    logs_internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_internal._LOGGER_PROVIDER = None
 
 
 def reset_spanledger() -> None:

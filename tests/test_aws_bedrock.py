@@ -101,8 +101,8 @@ def test_latest_semconv_names(monkeypatch: pytest.MonkeyPatch, runtime_server: A
         assert attributes[semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] == wire.CACHE_WRITE_TOKENS
         assert semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS not in attributes
         metrics = capture.metrics()
-        assert metrics["gen_ai.client.inference.usage.cache_read.input_tokens"][0].value == wire.CACHE_READ_TOKENS
-        assert "gen_ai.client.token.usage" not in metrics
+        assert "gen_ai.client.token.usage" in metrics  # released metrics in every mode
+        assert not any(name.startswith("gen_ai.client.inference.") for name in metrics)
     finally:
         handle.shutdown()
 
@@ -121,7 +121,8 @@ def test_content_capture_is_opt_in(monkeypatch: pytest.MonkeyPatch, runtime_serv
         assert json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES])) == [
             {"role": "user", "parts": [{"type": "text", "content": "What is in the handbook?"}]}
         ]
-        assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == [{"text": "Be brief."}]
+        system = json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS]))
+        assert system == [{"type": "text", "content": "Be brief."}]
         output = json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES]))
         assert output[0]["parts"][0]["content"] == "".join(wire.REPLY_WORDS)
     finally:

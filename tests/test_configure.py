@@ -30,7 +30,7 @@ def test_defaults() -> None:
     assert settings == Settings()
     assert settings.export == "otlp"
     assert settings.metrics is True
-    assert settings.capture_message_content is False
+    assert settings.capture_message_content == "no_content"
     assert settings.openai_stream_usage is True
     assert settings.disabled_instrumentations == frozenset()
 
@@ -53,14 +53,18 @@ def test_every_option_has_a_spanledger_variable_and_documentation() -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}, True),
-        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"}, True),
-        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"}, False),
-        ({"SPANLEDGER_CAPTURE_MESSAGE_CONTENT": "0", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "1"}, False),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}, "span_only"),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_AND_EVENT"}, "span_and_event"),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "EVENT_ONLY"}, "event_only"),
+        ({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT"}, "no_content"),
+        (
+            {"SPANLEDGER_CAPTURE_MESSAGE_CONTENT": "0", "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "1"},
+            "no_content",
+        ),
     ],
 )
-def test_capture_message_content_variables(env: dict[str, str], expected: bool) -> None:
-    assert resolve_settings({}, env).capture_message_content is expected
+def test_capture_message_content_variables(env: dict[str, str], expected: str) -> None:
+    assert resolve_settings({}, env).capture_message_content == expected
 
 
 def test_semconv_opt_in_is_picked_from_the_otel_list() -> None:
@@ -77,6 +81,23 @@ def test_lists_are_comma_separated() -> None:
     settings = resolve_settings({}, env)
     assert settings.disabled_instrumentations == {"openai", "httpx"}
     assert settings.openai_stream_usage_excluded_hosts == (".azure.com", ".local")
+
+
+def test_standard_disabled_instrumentations_variable_counts_beside_ours() -> None:
+    both = {"SPANLEDGER_DISABLED_INSTRUMENTATIONS": "openai", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "httpx,botocore"}
+    assert resolve_settings({}, both).disabled_instrumentations == {"openai", "httpx", "botocore"}
+    standard = {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai"}
+    assert resolve_settings({}, standard).disabled_instrumentations == {"openai"}
+
+
+def test_standard_disabled_instrumentations_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx  # noqa: F401
+    import openai  # noqa: F401
+
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "openai")
+    spanledger.configure(export="none")
+    assert "openai" not in spanledger._manager.manager.active
+    assert "httpx" in spanledger._manager.manager.active
 
 
 def test_bad_environment_value_is_logged_naming_the_variable(caplog: pytest.LogCaptureFixture) -> None:
@@ -110,7 +131,7 @@ def test_environment_only_configure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPANLEDGER_CAPTURE_MESSAGE_CONTENT", "true")
     monkeypatch.setenv("SPANLEDGER_SERVICE_NAME", "from-env")
     handle = spanledger.configure(instrument=False)
-    assert handle.settings.capture_message_content is True
+    assert handle.settings.capture_message_content == "span_only"
     assert handle.telemetry.settings is handle.settings
     assert isinstance(handle.tracer_provider, TracerProvider)
     assert handle.tracer_provider.resource.attributes[semconv.SERVICE_NAME] == "from-env"
@@ -164,6 +185,18 @@ def test_application_providers_are_reused_not_replaced() -> None:
     spanledger.configure(instrument=False, service_name="again")
     processors = app_tracer_provider._active_span_processor._span_processors
     assert sum(type(p).__name__ == "AttributionSpanProcessor" for p in processors) == 1
+
+
+def test_own_meter_provider_takes_the_resource_of_the_applications_tracer_provider() -> None:
+    trace.set_tracer_provider(TracerProvider(resource=Resource.create({"service.name": "app", "team": "ml"})))
+    reader = InMemoryMetricReader()
+    handle = spanledger.configure(export="none", metric_readers=[reader], instrument=False)
+    assert handle.owns_meter_provider and not handle.owns_tracer_provider
+    handle.telemetry.meter.create_counter("spanledger.test.calls").add(1)
+    data = reader.get_metrics_data()
+    assert data is not None
+    resource = data.resource_metrics[0].resource.attributes
+    assert resource["service.name"] == "app" and resource["team"] == "ml"
 
 
 def test_application_provider_without_add_span_processor_is_used_as_is(caplog: pytest.LogCaptureFixture) -> None:

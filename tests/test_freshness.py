@@ -158,4 +158,4 @@ def test_errors_in_the_retrieval_block_are_recorded_and_reraised_unchanged(captu
         raise LookupFailed("index offline")
     span = capture.span("retrieval kb")
     assert span.status.status_code.name == "ERROR"
-    assert (span.attributes or {})[semconv.ERROR_TYPE] == LookupFailed.__qualname__
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == f"{__name__}.{LookupFailed.__qualname__}"

@@ -275,3 +275,54 @@ def test_bad_rules_in_the_environment_are_logged_naming_the_variable(caplog: pyt
     settings = resolve_settings(environ={"SPANLEDGER_EGRESS_RULES": "10.0.0.0/8=nowhere", "AWS_REGION": "us-east-1"})
     assert settings.egress_rules == "" and settings.region == "us-east-1"
     assert "SPANLEDGER_EGRESS_RULES" in caplog.text and "'10.0.0.0/8=nowhere'" in caplog.text
+
+
+# -- HTTP names: the stable conventions by default, old and new with http/dup -----------------------
+
+STABLE_NAMES = ("http.request.method", "url.full", "http.response.status_code", "server.address")
+OLD_NAMES = ("http.method", "http.url", "http.status_code")
+
+
+@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize(
+    "opt_in, present, absent",
+    [
+        (None, STABLE_NAMES, OLD_NAMES),
+        ("gen_ai_latest_experimental", STABLE_NAMES, OLD_NAMES),
+        ("http/dup,gen_ai_latest_experimental", STABLE_NAMES + OLD_NAMES, ()),
+    ],
+    ids=["default", "other-domains-only", "dup"],
+)
+def test_http_spans_carry_the_stable_names(
+    module: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    server: tuple[str, list[WireExchange]],
+    opt_in: str | None,
+    present: tuple[str, ...],
+    absent: tuple[str, ...],
+) -> None:
+    if opt_in is not None:
+        monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", opt_in)
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    handle = spanledger.configure(
+        export="none", additional_span_processors=[SimpleSpanProcessor(exporter)], metric_readers=[reader]
+    )
+    base, _ = server
+    with module.Client() as client:
+        client.get(f"{base}/bytes?n=5")
+    metrics_data = reader.get_metrics_data()
+    handle.shutdown()
+    (span,) = exporter.get_finished_spans()
+    attributes = span.attributes or {}
+    assert span.name == "GET"
+    assert all(name in attributes for name in present), dict(attributes)
+    assert not any(name in attributes for name in absent), dict(attributes)
+    assert attributes["http.response.status_code"] == 200
+    metric_names = {
+        metric.name
+        for resource_metrics in (metrics_data.resource_metrics if metrics_data else ())
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    }
+    assert "http.client.request.duration" in metric_names
+    assert ("http.client.duration" in metric_names) is bool(absent == ())

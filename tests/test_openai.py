@@ -232,7 +232,7 @@ def test_stream_error_mid_stream(server: OpenAICompatibleServer, recorded: Recor
 
     span = recorded.llm_span()
     assert span.status.status_code is StatusCode.ERROR
-    assert (span.attributes or {})[semconv.ERROR_TYPE] == type(raised.value).__qualname__
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == f"openai.{type(raised.value).__qualname__}"
 
 
 def test_chat_content_is_captured_only_when_opted_in(server: OpenAICompatibleServer) -> None:
@@ -247,11 +247,11 @@ def test_chat_content_is_captured_only_when_opted_in(server: OpenAICompatibleSer
     assert len(spans) == 2
     for span in spans:
         attributes = span.attributes or {}
-        assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == [
-            {"type": "text", "content": "Be brief."}
-        ]
+        # A system message in the chat history stays in the history; there is no instructions parameter.
+        assert semconv.GEN_AI_SYSTEM_INSTRUCTIONS not in attributes
         assert json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES])) == [
-            {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]}
+            {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+            {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]},
         ]
         assert json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == [
             {
@@ -375,16 +375,91 @@ def test_with_streaming_response(server: OpenAICompatibleServer, recorded: Recor
 # --- stream usage opt-outs --------------------------------------------------------------------------
 
 
-def test_azure_like_server_rejects_stream_options(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+def test_server_rejecting_stream_options_is_retried_once_without_and_remembered(
+    server: OpenAICompatibleServer, recorded: Recorded
+) -> None:
     client = client_for(server, server.azure_like_base_url)
-    with pytest.raises(openai.BadRequestError):
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    sent = len(server.requests)
+    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
 
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    first, retry = server.requests[sent:]
+    assert first.body["stream_options"] == {"include_usage": True} and "stream_options" not in retry.body
+    span = recorded.llm_span()
+    assert span.status.status_code is not StatusCode.ERROR
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in (span.attributes or {})  # the server reports none
+
+    # Remembered: the next stream to that server goes out once, unchanged (a fresh client too).
+    again = client_for(server, server.azure_like_base_url)
+    list(again.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert len(server.requests) == sent + 3 and "stream_options" not in server.requests[-1].body
+    # Other servers still get it.
+    list(client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    assert server.requests[-1].body["stream_options"] == {"include_usage": True}
+
+
+def test_stream_options_the_caller_sent_are_never_retried(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server, server.azure_like_base_url)
+    sent = len(server.requests)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    assert len(server.requests) == sent + 1
+    assert (recorded.llm_span().attributes or {})[semconv.ERROR_TYPE].endswith("BadRequestError")
+
+
+def test_disable_openai_stream_usage_per_client(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    client = client_for(server)
     spanledger.disable_openai_stream_usage(client)
     chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
 
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert "stream_options" not in server.requests[-1].body
+
+
+@pytest.mark.parametrize(
+    "env, options",
+    [
+        ({"OTEL_SDK_DISABLED": "true"}, {}),
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, {"metrics": False}),
+    ],
+    ids=["sdk-disabled", "not-sampled-no-metrics"],
+)
+def test_request_unchanged_when_telemetry_is_off(
+    server: OpenAICompatibleServer, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], options: dict[str, Any]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    handle = spanledger.configure(export="none", **options)
+    try:
+        expected = uninstrumented_chunks(server, model="gpt-4o-mini", messages=MESSAGES, stream=True)
+        chunks = list(client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    finally:
+        handle.shutdown()
+
+    assert "stream_options" not in server.requests[-1].body
+    assert [chunk.model_dump(exclude={"id", "created"}) for chunk in chunks] == [
+        chunk.model_dump(exclude={"id", "created"}) for chunk in expected
+    ]
+
+
+def test_excluded_hosts_add_to_the_azure_default() -> None:
+    from spanledger._openai._clients import client_info
+    from spanledger._openai._recorder import Recorder
+
+    handle = spanledger.configure(export="none", openai_stream_usage_excluded_hosts=["llm.internal"])
+    recorder = Recorder(handle.telemetry)
+    try:
+        for base_url, allowed in [
+            ("https://mine.openai.azure.com/openai/v1", False),
+            ("http://gpu1.llm.internal/v1", False),
+            ("https://api.openai.com/v1", True),
+        ]:
+            client = openai.OpenAI(base_url=base_url, api_key="sk-secret-key")
+            assert client_info(client, recorder).stream_usage is allowed, base_url
+    finally:
+        handle.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -428,9 +503,9 @@ def test_api_error_propagates_unchanged(
     assert raised.value is made[0]
     span = recorded.llm_span()
     assert span.status.status_code is StatusCode.ERROR
-    assert (span.attributes or {})[semconv.ERROR_TYPE] == error.__qualname__
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == f"openai.{error.__qualname__}"  # fully qualified
     duration = recorded.metrics()["gen_ai.client.operation.duration"]
-    assert any(point.attributes.get(semconv.ERROR_TYPE) == error.__qualname__ for point in duration)
+    assert any(point.attributes.get(semconv.ERROR_TYPE) == f"openai.{error.__qualname__}" for point in duration)
 
 
 def test_connection_error_propagates(recorded: Recorded) -> None:
@@ -442,7 +517,7 @@ def test_connection_error_propagates(recorded: Recorded) -> None:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
     assert type(raised.value) is openai.APIConnectionError
-    assert (recorded.llm_span().attributes or {})[semconv.ERROR_TYPE] == "APIConnectionError"
+    assert (recorded.llm_span().attributes or {})[semconv.ERROR_TYPE] == "openai.APIConnectionError"
 
 
 def test_broken_extractors_do_not_change_the_call(
@@ -506,20 +581,18 @@ def test_metrics_have_low_cardinality_attributes(server: OpenAICompatibleServer,
 
 
 @pytest.mark.parametrize(
-    "opt_in, histogram, counters, cache_write_names",
+    "opt_in, cache_write_names",
     [
-        ("", True, False, {semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS}),
-        ("gen_ai_latest_experimental", False, True, {semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS}),
+        ("", {semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS}),
+        ("gen_ai_latest_experimental", {semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS}),
         (
             "gen_ai_latest_experimental/dup",
-            True,
-            True,
             {semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS},
         ),
     ],
 )
-def test_semconv_opt_in(
-    server: OpenAICompatibleServer, opt_in: str, histogram: bool, counters: bool, cache_write_names: set[str]
+def test_semconv_opt_in_names_attributes_and_keeps_the_released_metrics(
+    server: OpenAICompatibleServer, opt_in: str, cache_write_names: set[str]
 ) -> None:
     recorded = Recorded(semconv_opt_in=opt_in)
     try:
@@ -532,11 +605,12 @@ def test_semconv_opt_in(
     attributes = span.attributes or {}
     both = {semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS}
     assert {name for name in both if name in attributes} == cache_write_names
-    assert ("gen_ai.client.token.usage" in metrics) is histogram
-    assert ("gen_ai.client.inference.usage.input_tokens" in metrics) is counters
-    if counters:
-        (cache_write,) = metrics["gen_ai.client.inference.usage.cache_write.input_tokens"]
-        assert cache_write.value == CACHE_WRITE_TOKENS
+    # The released histogram in every mode; the draft's metrics only behind their own switch.
+    assert {point.attributes[semconv.GEN_AI_TOKEN_TYPE] for point in metrics["gen_ai.client.token.usage"]} == {
+        "input",
+        "output",
+    }
+    assert not any(name.startswith("gen_ai.client.inference.") for name in metrics)
 
 
 def test_uninstrument_stops_recording(server: OpenAICompatibleServer, recorded: Recorded) -> None:

@@ -30,11 +30,12 @@ from typing import Any, TypeVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Counter, Meter
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from . import semconv
 from ._decorating import run_inside
+from ._errors import record_error
 from ._internal_errors import internal_errors_logged
 from ._metrics import create_instrument
 from ._nvml import (
@@ -46,6 +47,7 @@ from ._nvml import (
     busy_seconds,
     load_nvml,
 )
+from ._state import current_telemetry
 from ._telemetry import Telemetry
 
 __all__ = [
@@ -54,7 +56,6 @@ __all__ = [
     "ConcurrencyLedger",
     "DeviceSpec",
     "accelerator",
-    "current_telemetry",
     "record_accelerator_span",
 ]
 
@@ -305,12 +306,6 @@ def _complete(telemetry: Telemetry, span: Span, measurement: AcceleratorMeasurem
         span.end(end_time=measurement.end_us * 1000)
 
 
-def current_telemetry() -> Telemetry:
-    from ._configure import current_telemetry as configured  # import cycle: _configure imports us indirectly
-
-    return configured()
-
-
 class Accelerator:
     """An accelerator-time scope: a context manager (sync or async) or a decorator (sync or async)."""
 
@@ -338,9 +333,7 @@ class Accelerator:
             otel_context.detach(token)  # type: ignore[arg-type]
         with internal_errors_logged("accelerator end"):
             if exc is not None:
-                span.record_exception(exc)
-                span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
-                span.set_status(StatusCode.ERROR, str(exc) or type(exc).__qualname__)
+                record_error(span, exc)
             measurement.stop()
             record_accelerator_span(telemetry, span, measurement)
 

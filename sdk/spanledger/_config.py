@@ -35,24 +35,39 @@ logger = logging.getLogger("spanledger")
 Parser = Callable[[str], Any]
 
 
-def option(default: Any, *, doc: str, env: tuple[str, ...] = (), parse: Parser | None = None) -> Any:
+def option(
+    default: Any, *, doc: str, env: tuple[str, ...] = (), parse: Parser | None = None, merge: bool = False
+) -> Any:
     """A ``Settings`` field: its default, one-line documentation, and extra environment variables.
 
     ``env`` lists variables read *after* ``SPANLEDGER_<NAME>`` (standard ``OTEL_*`` names); ``parse``
-    overrides the parser derived from the field's type.
+    overrides the parser derived from the field's type. ``merge`` (set fields): the values of every
+    variable that is set are combined, instead of the first one set winning.
     """
-    return dataclasses.field(default=default, metadata={"doc": doc, "env": env, "parse": parse})
+    return dataclasses.field(default=default, metadata={"doc": doc, "env": env, "parse": parse, "merge": merge})
 
 
-def _parse_capture(value: str) -> bool:
-    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is a boolean in the instrumentations that
-    # exist today and a mode (SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT, NO_CONTENT) in util-genai.
+CAPTURE_MODES = ("no_content", "span_only", "event_only", "span_and_event")
+
+
+def _parse_capture(value: str) -> str:
+    # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is a mode in util-genai and the current conventions
+    # (NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT) and a boolean in older instrumentations: true
+    # means content on the span, as spanledger always did.
     mode = value.strip().lower()
-    if mode in ("span_only", "event_only", "span_and_event"):
-        return True
-    if mode == "no_content":
-        return False
-    return _parse_bool(value)
+    if mode in CAPTURE_MODES:
+        return mode
+    try:
+        return "span_only" if _parse_bool(value) else "no_content"
+    except ValueError:
+        raise ValueError(f"expected one of {', '.join(CAPTURE_MODES)} (or true/false)") from None
+
+
+def _parse_import_path(value: str) -> str:
+    module, _, name = value.strip().partition(":")
+    if not module or not name:
+        raise ValueError("expected module:name")
+    return value.strip()
 
 
 _GEN_AI_OPT_INS = ("", "gen_ai_latest_experimental", "gen_ai_latest_experimental/dup")
@@ -67,6 +82,29 @@ def _parse_semconv_opt_in(value: str) -> str:
     if gen_ai[-1] not in _GEN_AI_OPT_INS:
         raise ValueError(f"expected one of {', '.join(repr(v) for v in _GEN_AI_OPT_INS[1:])}")
     return gen_ai[-1]
+
+
+_HTTP_OPT_INS = ("http", "http/dup")
+
+
+def _parse_http_semconv_opt_in(value: str) -> str:
+    # The same OTEL_SEMCONV_STABILITY_OPT_IN list; no http token means spanledger's default, the stable names.
+    tokens = [token.strip().lower() for token in value.split(",")]
+    http = [token for token in tokens if token.startswith("http")]
+    if not http:
+        return "http"
+    if "http/dup" in http:  # as upstream: http/dup wins over http
+        return "http/dup"
+    if http[-1] not in _HTTP_OPT_INS:
+        raise ValueError(f"expected one of {', '.join(repr(v) for v in _HTTP_OPT_INS)}")
+    return "http"
+
+
+def _parse_seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds >= 0:  # also refuses NaN
+        raise ValueError("expected a number of seconds, 0 or more")
+    return seconds
 
 
 def _parse_egress_rules(value: str) -> str:
@@ -91,28 +129,78 @@ class Settings:
         "http/protobuf to localhost:4318), `console`, or `none`. Ignored for a provider the application set up.",
     )
     metrics: bool = option(True, doc="Create a MeterProvider and record metrics (token usage, durations).")
-    capture_message_content: bool = option(
-        False,
+    exit_timeout: float = option(
+        2.0,
+        parse=_parse_seconds,
+        doc="Seconds the program's exit (and the end of a `multiprocessing` worker) waits for spanledger's "
+        "exporters to send what is buffered; the rest is dropped and logged once, so an unreachable collector "
+        "never holds up an exit. Only for providers spanledger created.",
+    )
+    capture_message_content: Literal["no_content", "span_only", "event_only", "span_and_event"] = option(
+        "no_content",
         env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
         parse=_parse_capture,
-        doc="Record prompts and completions on spans. Off by default.",
+        doc="Where prompts, completions, system instructions and tool definitions go: `no_content`, `span_only` "
+        "(span attributes), `event_only` (a `gen_ai.client.inference.operation.details` event through the OTel "
+        "Logs API) or `span_and_event`; `true`/`false` mean `span_only`/`no_content`.",
+    )
+    emit_event: bool | None = option(
+        None,
+        env=("OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT",),
+        doc="Emit the `gen_ai.client.inference.operation.details` event for every GenAI call (with content only "
+        "when the capture mode includes events); unset: when the capture mode includes events.",
+    )
+    # Any: the keyword takes the hook object itself (the variable its import path).
+    completion_hook: Any = option(  # noqa: RUF009
+        None,
+        parse=_parse_import_path,
+        doc="Called with each call's content, span and event (`on_completion(*, inputs, outputs, "
+        "system_instruction, tool_definitions, span, log_record)`), e.g. to upload large content; a keyword "
+        "takes the object, the variable a `module:name` import path (of the hook or a factory for it).",
+    )
+    content_upload_path: str | None = option(
+        None,
+        env=("OTEL_INSTRUMENTATION_GENAI_UPLOAD_BASE_PATH",),
+        doc="A directory: each call's content is written there as JSON files, and their `file://` URIs go on "
+        "the span and event as `gen_ai.*_ref` attributes (`spanledger.ContentUploadHook`).",
+    )
+    experimental_metrics: bool = option(
+        False,
+        doc="Also record the token metrics of the newest semantic-conventions draft (PR 374): the "
+        "`gen_ai.client.inference.usage.*` counters and `gen_ai.client.inference.operation.*_tokens` histograms. "
+        "The released metrics (`gen_ai.client.token.usage`...) are recorded either way.",
     )
     semconv_opt_in: str = option(
         "",
         env=("OTEL_SEMCONV_STABILITY_OPT_IN",),
         parse=_parse_semconv_opt_in,
-        doc="GenAI names: empty (released names), `gen_ai_latest_experimental` (newest) or "
-        "`gen_ai_latest_experimental/dup` (both).",
+        doc="GenAI attribute names: empty (released names), `gen_ai_latest_experimental` (newest) or "
+        "`gen_ai_latest_experimental/dup` (both). Metrics are not affected (see `experimental_metrics`).",
+    )
+    http_semconv_opt_in: Literal["http", "http/dup"] = option(
+        "http",
+        env=("OTEL_SEMCONV_STABILITY_OPT_IN",),
+        parse=_parse_http_semconv_opt_in,
+        doc="HTTP span and metric names on httpx/httpx2 calls: `http` (the stable names: `http.request.method`, "
+        "`url.full`, `http.response.status_code`, `http.client.request.duration`), or `http/dup` (old and stable "
+        "both). Applies to spanledger's httpx instrumentation only; other HTTP instrumentations read "
+        "`OTEL_SEMCONV_STABILITY_OPT_IN` themselves.",
     )
     openai_stream_usage: bool = option(
         True, doc="Ask OpenAI streams for the usage chunk when the caller did not, and hide that chunk from it."
     )
     openai_stream_usage_excluded_hosts: tuple[str, ...] = option(
-        (".openai.azure.com",),
-        doc="Comma-separated base-URL host suffixes whose servers reject `stream_options`.",
+        (),
+        doc="Comma-separated base-URL host suffixes whose servers reject `stream_options`, in addition to "
+        "`.openai.azure.com` (always excluded). A server not listed that answers 400 naming `stream_options` "
+        "is retried once without it and remembered.",
     )
     disabled_instrumentations: frozenset[str] = option(
-        frozenset(), doc="Comma-separated instrumentation names not to enable (`openai`, `httpx`, `botocore`...)."
+        frozenset(),
+        env=("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",),
+        merge=True,
+        doc="Comma-separated instrumentation names not to enable (`openai`, `httpx`, `botocore`...); the names "
+        "in both variables count.",
     )
     region: str | None = option(
         None,
@@ -141,6 +229,7 @@ class OptionInfo:
     default: Any
     doc: str
     parse: Parser
+    merge: bool
 
 
 def _parse_bool(value: str) -> bool:
@@ -195,6 +284,7 @@ def _build_options() -> dict[str, OptionInfo]:
             default=field.default,
             doc=metadata.get("doc", ""),
             parse=metadata.get("parse") or _parser_for(hints[field.name]),
+            merge=metadata.get("merge", False),
         )
     return table
 
@@ -215,7 +305,7 @@ def _validate_keyword(info: OptionInfo, value: Any) -> Any:
         return tuple(value)
     if isinstance(info.default, frozenset):
         return frozenset(value)
-    if isinstance(info.default, str) and value is not None:
+    if isinstance(info.default, (str, float)) and value is not None:
         return info.parse(str(value))
     return value
 
@@ -241,13 +331,17 @@ def resolve_settings(overrides: Mapping[str, Any] | None = None, environ: Mappin
             if raw is None or not raw.strip():  # empty means unset, as for OTEL_* variables
                 continue
             try:
-                values[name] = info.parse(raw)
+                parsed = info.parse(raw)
             except (ValueError, TypeError) as error:
                 logger.error(
                     "spanledger: ignoring %s=%r (%s); using the default %r for option %r",
                     env_var, raw, error, info.default, name,
                 )
-            break
+                break
+            if not info.merge:
+                values[name] = parsed
+                break
+            values[name] = values.get(name, info.default) | parsed
     return Settings(**values)
 
 

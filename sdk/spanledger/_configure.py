@@ -2,7 +2,9 @@
 
 Providers: if the application already set a global TracerProvider or MeterProvider, spanledger uses it
 and never replaces it (it only adds its attribution processor, and any ``additional_span_processors``,
-to an SDK TracerProvider; export stays the application's business). Otherwise it creates them with a
+to an SDK TracerProvider; export stays the application's business). A MeterProvider spanledger creates
+beside the application's TracerProvider gets that provider's resource, so metrics and spans name the
+same service. Otherwise it creates them with a
 ``BatchSpanProcessor`` and a ``PeriodicExportingMetricReader`` whose OTLP exporters read endpoint,
 headers, timeout and compression from ``OTEL_EXPORTER_OTLP_*`` themselves, and sets them as the global
 providers. Nothing touches the network at configure time: exporters connect on their first export, on
@@ -17,8 +19,11 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import _logs, metrics, propagate, trace
+from opentelemetry._logs import Logger, LoggerProvider, NoOpLogger
 from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.sdk._logs import LoggerProvider as SdkLoggerProvider
+from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -30,18 +35,20 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Tracer, TracerProvider
+from opentelemetry.trace import TracerProvider
 
 from ._config import Settings, options, resolve_settings
 from ._internal_errors import internal_errors_logged, logger
+from ._lifecycle import track
+from ._logs import events_wanted, new_logger_provider
+from ._logs import is_unset as logger_provider_unset
 from ._manager import manager
+from ._state import INSTRUMENTATION_SCOPE, SCHEMA_URL, set_active
 from ._telemetry import Telemetry
 from ._version import __version__
 from ._workflow import AttributionSpanProcessor
 
-__all__ = ["SpanledgerHandle", "configure", "current_telemetry", "current_tracer"]
-
-_INSTRUMENTATION_SCOPE = "spanledger"
+__all__ = ["SpanledgerHandle", "configure"]
 _PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
 
@@ -113,22 +120,37 @@ class SpanledgerHandle:
         owns_tracer_provider: bool,
         owns_meter_provider: bool,
         added_span_processors: Sequence[SpanProcessor],
+        logger_provider: LoggerProvider | None = None,
+        owns_logger_provider: bool = False,
+        added_log_record_processors: Sequence[LogRecordProcessor] = (),
     ) -> None:
         self.settings = settings
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
+        self.logger_provider = logger_provider
+        """Where GenAI events go; None when no event can be emitted under these settings."""
         self.owns_tracer_provider = owns_tracer_provider
         self.owns_meter_provider = owns_meter_provider
+        self.owns_logger_provider = owns_logger_provider
         self._added_span_processors = tuple(added_span_processors)
+        self._added_log_record_processors = tuple(added_log_record_processors)
         self._lock = threading.Lock()
         self._shut_down = False
         meter: Meter = (
-            meter_provider.get_meter(_INSTRUMENTATION_SCOPE, __version__)
+            meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
             if meter_provider is not None
-            else metrics.NoOpMeter(_INSTRUMENTATION_SCOPE)
+            else metrics.NoOpMeter(INSTRUMENTATION_SCOPE)
+        )
+        event_logger: Logger = (
+            logger_provider.get_logger(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+            if logger_provider is not None
+            else NoOpLogger(INSTRUMENTATION_SCOPE)
         )
         self.telemetry = Telemetry(
-            tracer=tracer_provider.get_tracer(_INSTRUMENTATION_SCOPE, __version__), meter=meter, settings=settings
+            tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL),
+            meter=meter,
+            settings=settings,
+            logger=event_logger,
         )
 
     @property
@@ -146,6 +168,11 @@ class SpanledgerHandle:
                     ok = processor.force_flush(timeout_millis) and ok
             if self.owns_meter_provider and isinstance(self.meter_provider, SdkMeterProvider):
                 ok = self.meter_provider.force_flush(timeout_millis) and ok
+            if self.owns_logger_provider and isinstance(self.logger_provider, SdkLoggerProvider):
+                ok = self.logger_provider.force_flush(timeout_millis) and ok
+            else:
+                for log_processor in self._added_log_record_processors:
+                    ok = log_processor.force_flush(timeout_millis) and ok
         return ok
 
     def _hand_over(self) -> None:
@@ -164,6 +191,7 @@ class SpanledgerHandle:
         with _configure_lock:
             if _active is self:
                 _active = None
+                set_active(None)
                 manager.uninstrument()
         with internal_errors_logged("shutdown"):
             if self.owns_tracer_provider and isinstance(self.tracer_provider, SdkTracerProvider):
@@ -174,6 +202,12 @@ class SpanledgerHandle:
         with internal_errors_logged("shutdown"):
             if self.owns_meter_provider and isinstance(self.meter_provider, SdkMeterProvider):
                 self.meter_provider.shutdown()
+        with internal_errors_logged("shutdown"):
+            if self.owns_logger_provider and isinstance(self.logger_provider, SdkLoggerProvider):
+                self.logger_provider.shutdown()
+            else:
+                for log_processor in self._added_log_record_processors:
+                    log_processor.shutdown()
 
 
 _configure_lock = threading.RLock()
@@ -214,7 +248,7 @@ def _set_up_tracing(
         for processor in processors:
             add(processor)
         return existing, False, list(processors)
-    provider = SdkTracerProvider(resource=resource)
+    provider = SdkTracerProvider(resource=resource, shutdown_on_exit=False)  # see _lifecycle
     provider.add_span_processor(AttributionSpanProcessor())
     exporter = _span_exporter(settings.export)
     if exporter is not None:
@@ -245,11 +279,40 @@ def _set_up_metrics(
     exporter = _metric_exporter(settings.export)
     if exporter is not None:
         all_readers.append(PeriodicExportingMetricReader(exporter))
-    provider = SdkMeterProvider(resource=resource, metric_readers=all_readers)
+    provider = SdkMeterProvider(resource=resource, metric_readers=all_readers, shutdown_on_exit=False)
     if _is_unset(existing):
         metrics.set_meter_provider(provider)
         _own_global_providers.add(provider)
     return provider, True
+
+
+def _set_up_logs(
+    settings: Settings,
+    resource: Resource,
+    processors: Sequence[LogRecordProcessor],
+    previous: SpanledgerHandle | None,
+) -> tuple[LoggerProvider | None, bool, list[LogRecordProcessor]]:
+    if not processors and not events_wanted(settings):
+        return None, False, []
+    if previous is not None and previous.owns_logger_provider and previous.logger_provider is not None:
+        inherited = previous.logger_provider
+        for processor in processors:
+            inherited.add_log_record_processor(processor)  # type: ignore[attr-defined]
+        return inherited, True, list(processors)
+    existing = _logs.get_logger_provider()
+    if not logger_provider_unset(existing) and existing not in _own_global_providers:
+        add = getattr(existing, "add_log_record_processor", None)
+        if add is not None:
+            for processor in processors:
+                add(processor)
+        elif processors:
+            logger.warning("spanledger: the application's LoggerProvider cannot take log record processors")
+        return existing, False, list(processors) if add is not None else []
+    provider = new_logger_provider(settings, resource, processors)
+    if logger_provider_unset(existing):
+        _logs.set_logger_provider(provider)
+        _own_global_providers.add(provider)
+    return provider, True, list(processors)
 
 
 _PROVIDER_OPTIONS = ("service_name", "export")
@@ -269,8 +332,14 @@ def configure(
     service_name: str | None = None,
     export: Literal["otlp", "console", "none"] | None = None,
     metrics: bool | None = None,
-    capture_message_content: bool | None = None,
+    exit_timeout: float | None = None,
+    capture_message_content: Literal["no_content", "span_only", "event_only", "span_and_event"] | bool | None = None,
+    emit_event: bool | None = None,
+    completion_hook: Any = None,
+    content_upload_path: str | None = None,
+    experimental_metrics: bool | None = None,
     semconv_opt_in: str | None = None,
+    http_semconv_opt_in: Literal["http", "http/dup"] | None = None,
     openai_stream_usage: bool | None = None,
     openai_stream_usage_excluded_hosts: Sequence[str] | None = None,
     disabled_instrumentations: Sequence[str] | None = None,
@@ -279,6 +348,7 @@ def configure(
     egress_rules: str | None = None,
     additional_span_processors: Sequence[SpanProcessor] = (),
     metric_readers: Sequence[MetricReader] = (),
+    additional_log_record_processors: Sequence[LogRecordProcessor] = (),
     instrument: bool = True,
 ) -> SpanledgerHandle:
     """Set up tracing and metrics and instrument every supported library that is installed.
@@ -290,9 +360,22 @@ def configure(
         service_name: ``service.name``. Env ``SPANLEDGER_SERVICE_NAME``; else ``OTEL_SERVICE_NAME``.
         export: ``"otlp"``, ``"console"`` or ``"none"``. Env ``SPANLEDGER_EXPORT``, ``OTEL_TRACES_EXPORTER``.
         metrics: record metrics. Env ``SPANLEDGER_METRICS``.
-        capture_message_content: record prompts and completions. Env ``SPANLEDGER_CAPTURE_MESSAGE_CONTENT``,
-            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
-        semconv_opt_in: GenAI naming. Env ``SPANLEDGER_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
+        exit_timeout: seconds the exit waits for spanledger's exporters (default 2). Env
+            ``SPANLEDGER_EXIT_TIMEOUT``.
+        capture_message_content: where prompts and completions go: ``"no_content"``, ``"span_only"``,
+            ``"event_only"``, ``"span_and_event"`` (``True``: span only). Env
+            ``SPANLEDGER_CAPTURE_MESSAGE_CONTENT``, ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``.
+        emit_event: emit the ``gen_ai.client.inference.operation.details`` event even without content. Env
+            ``SPANLEDGER_EMIT_EVENT``, ``OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT``.
+        completion_hook: an object with ``on_completion(*, inputs, outputs, system_instruction,
+            tool_definitions, span, log_record)``, called with each GenAI call's content. Env
+            ``SPANLEDGER_COMPLETION_HOOK`` (``module:name``).
+        content_upload_path: a directory each call's content is written to (``ContentUploadHook``). Env
+            ``SPANLEDGER_CONTENT_UPLOAD_PATH``, ``OTEL_INSTRUMENTATION_GENAI_UPLOAD_BASE_PATH``.
+        experimental_metrics: also record the draft token metrics. Env ``SPANLEDGER_EXPERIMENTAL_METRICS``.
+        semconv_opt_in: GenAI attribute naming. Env ``SPANLEDGER_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
+        http_semconv_opt_in: HTTP names on httpx spans, ``"http"`` (stable, default) or ``"http/dup"``.
+            Env ``SPANLEDGER_HTTP_SEMCONV_OPT_IN``, ``OTEL_SEMCONV_STABILITY_OPT_IN``.
         openai_stream_usage: request stream usage chunks. Env ``SPANLEDGER_OPENAI_STREAM_USAGE``.
         openai_stream_usage_excluded_hosts: host suffixes never sent ``stream_options``.
             Env ``SPANLEDGER_OPENAI_STREAM_USAGE_EXCLUDED_HOSTS``.
@@ -305,6 +388,8 @@ def configure(
             ``InMemorySpanExporter`` in tests).
         metric_readers: more metric readers (e.g. ``InMemoryMetricReader``); only used when spanledger
             creates the MeterProvider.
+        additional_log_record_processors: more log record processors for the GenAI events (e.g. a
+            ``SimpleLogRecordProcessor`` around an ``InMemoryLogRecordExporter``).
         instrument: instrument the supported libraries (``spanledger.instrument()``).
 
     Calling it again with the same options returns the same handle. With different options the new handle
@@ -319,7 +404,8 @@ def configure(
     with _configure_lock:
         previous = _active
         if previous is not None:
-            if previous.settings == settings and not additional_span_processors and not metric_readers:
+            unchanged = not additional_span_processors and not metric_readers and not additional_log_record_processors
+            if previous.settings == settings and unchanged:
                 if instrument:
                     manager.instrument(previous.telemetry)
                 return previous
@@ -327,7 +413,15 @@ def configure(
             previous._hand_over()
         resource = Resource.create({SERVICE_NAME: settings.service_name} if settings.service_name else {})
         tracer_provider, owns_tracer, added = _set_up_tracing(settings, resource, additional_span_processors, previous)
+        if not owns_tracer:
+            # Our meter describes the same service as the application's spans.
+            app_resource = getattr(tracer_provider, "resource", None)
+            if isinstance(app_resource, Resource):
+                resource = app_resource
         meter_provider, owns_meter = _set_up_metrics(settings, resource, metric_readers, previous)
+        logger_provider, owns_logger, added_log = _set_up_logs(
+            settings, resource, additional_log_record_processors, previous
+        )
         handle = SpanledgerHandle(
             settings,
             tracer_provider,
@@ -335,8 +429,13 @@ def configure(
             owns_tracer_provider=owns_tracer,
             owns_meter_provider=owns_meter,
             added_span_processors=added,
+            logger_provider=logger_provider,
+            owns_logger_provider=owns_logger,
+            added_log_record_processors=added_log,
         )
         _active = handle
+        set_active(handle.telemetry)
+        track(handle)
         if instrument:
             manager.instrument(handle.telemetry)
     if "baggage" not in propagate.get_global_textmap().fields:
@@ -347,21 +446,3 @@ def configure(
         )
     return handle
 
-
-def current_telemetry() -> Telemetry:
-    """The active ``configure()``'s telemetry, else the global providers with settings from the environment."""
-    handle = _active
-    if handle is not None:
-        return handle.telemetry
-    return Telemetry(
-        tracer=trace.get_tracer(_INSTRUMENTATION_SCOPE, __version__),
-        meter=metrics.get_meter(_INSTRUMENTATION_SCOPE, __version__),
-        settings=resolve_settings(),
-    )
-
-
-def current_tracer() -> Tracer:
-    handle = _active
-    if handle is not None:
-        return handle.telemetry.tracer
-    return trace.get_tracer(_INSTRUMENTATION_SCOPE, __version__)

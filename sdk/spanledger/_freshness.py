@@ -28,9 +28,10 @@ from opentelemetry.trace import Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from . import semconv
+from ._errors import error_type
 from ._internal_errors import internal_errors_logged, logger
 from ._metrics import create_instrument
-from ._telemetry import Telemetry
+from ._state import current_telemetry
 
 __all__ = [
     "Retrieval",
@@ -144,17 +145,11 @@ def add_data_read(span: Span, attributes: Mapping[str, AttributeValue], age_hist
         )
 
 
-def _current_telemetry() -> Telemetry:
-    from ._configure import current_telemetry  # import cycle: _configure imports the instrumentations
-
-    return current_telemetry()
-
-
 _age_histograms: weakref.WeakKeyDictionary[Meter, Histogram] = weakref.WeakKeyDictionary()
 
 
 def _public_age_histogram() -> Histogram:
-    meter = _current_telemetry().meter
+    meter = current_telemetry().meter
     histogram = _age_histograms.get(meter)
     if histogram is None:
         histogram = _age_histograms[meter] = create_instrument(meter, semconv.METRIC_SPANLEDGER_DATA_AGE)
@@ -250,8 +245,8 @@ def retrieval(
     ``with spanledger.retrieval(data_source_id="kb-handbook", query=q, top_k=5) as r:
     r.record_documents([{"id": "doc-1", "score": 0.92, "source": "s3://kb/doc-1.md", "last_modified": t}])``
 
-    The query text is recorded only with ``capture_message_content`` on. Errors raised by the block are
-    recorded on the span and re-raised unchanged; spanledger's own errors never reach the caller.
+    The query text is recorded only when ``capture_message_content`` puts content on spans. Errors raised by
+    the block are recorded on the span and re-raised unchanged; spanledger's own errors never reach the caller.
     """
     span: Span = trace.INVALID_SPAN
     with internal_errors_logged("retrieval start"):
@@ -262,8 +257,9 @@ def retrieval(
             attributes[semconv.GEN_AI_DATA_SOURCE_ID] = data_source_id
         if top_k is not None:
             attributes[semconv.GEN_AI_REQUEST_TOP_K] = float(top_k)
-        telemetry = _current_telemetry()
-        if query is not None and telemetry.settings.capture_message_content:
+        telemetry = current_telemetry()
+        content_on_span = telemetry.settings.capture_message_content in ("span_only", "span_and_event")
+        if query is not None and content_on_span:
             attributes[semconv.GEN_AI_RETRIEVAL_QUERY_TEXT] = query
         name = semconv.GenAiOperationNameValues.RETRIEVAL.value
         span = telemetry.tracer.start_span(
@@ -274,5 +270,5 @@ def retrieval(
             yield Retrieval(span, data_source_id, kind)
         except BaseException as error:
             with internal_errors_logged("retrieval end"):
-                span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
+                span.set_attribute(semconv.ERROR_TYPE, error_type(error))
             raise

@@ -26,6 +26,7 @@ import importlib
 import os
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from types import ModuleType, TracebackType
 from typing import Any, ClassVar
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.instrumentation import _semconv
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
@@ -191,6 +193,30 @@ class _MeterProvider(MeterProvider):
         return self._meter
 
 
+@contextmanager
+def _http_semconv_mode(opt_in: str) -> Iterator[None]:
+    """Upstream's HTTP naming for the instrumentor instrumented inside the block.
+
+    Upstream reads ``OTEL_SEMCONV_STABILITY_OPT_IN`` once per process into a class-level table and each
+    instrumentor takes its mode from that table when it instruments (the mode is then bound into its
+    wrappers). Setting the HTTP entry only around our ``instrument()`` call gives our httpx spans the
+    names spanledger chose without changing the environment or any other HTTP instrumentation.
+    """
+    stability = _semconv._OpenTelemetrySemanticConventionStability
+    stability._initialize()  # type: ignore[no-untyped-call]
+    table = stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+    signal = _semconv._OpenTelemetryStabilitySignalType.HTTP
+    previous = table.get(signal)
+    table[signal] = _semconv._StabilityMode(opt_in)
+    try:
+        yield
+    finally:
+        if previous is None:
+            table.pop(signal, None)
+        else:
+            table[signal] = previous
+
+
 def _stream_classes(module: ModuleType) -> tuple[type[Any], type[Any]]:
     """Counting request and response streams that pass ``module``'s (httpx or httpx2) type checks."""
 
@@ -325,14 +351,15 @@ class _HttpxInstrumentationBase(Instrumentation):
         wrapt.wrap_function_wrapper(module, "HTTPTransport.handle_request", self._handle_request)
         wrapt.wrap_function_wrapper(module, "AsyncHTTPTransport.handle_async_request", self._handle_async_request)
         self._wrapped = True
-        instrumentor.instrument(
-            tracer_provider=_TracerProvider(_DeferringTracer(telemetry.tracer, self)),
-            meter_provider=_MeterProvider(telemetry.meter),
-            request_hook=self._request_hook,
-            response_hook=self._response_hook if self._redact_headers else None,
-            async_request_hook=self._async_request_hook,
-            async_response_hook=self._async_response_hook if self._redact_headers else None,
-        )
+        with _http_semconv_mode(telemetry.settings.http_semconv_opt_in):
+            instrumentor.instrument(
+                tracer_provider=_TracerProvider(_DeferringTracer(telemetry.tracer, self)),
+                meter_provider=_MeterProvider(telemetry.meter),
+                request_hook=self._request_hook,
+                response_hook=self._response_hook if self._redact_headers else None,
+                async_request_hook=self._async_request_hook,
+                async_response_hook=self._async_response_hook if self._redact_headers else None,
+            )
         self._instrumentor = instrumentor
 
     def uninstrument(self) -> None:

@@ -20,6 +20,7 @@ import wrapt
 
 from ._instrumentation import INSTRUMENTATIONS, Instrumentation
 from ._internal_errors import internal_errors_logged, log_internal_error, logger
+from ._state import current_telemetry
 from ._telemetry import Telemetry
 
 __all__ = ["InstrumentationManager", "instrument", "manager", "uninstrument"]
@@ -161,8 +162,6 @@ def instrument(*names: str) -> None:
     Uses the telemetry set up by ``configure()``; before that, the global OpenTelemetry providers and
     settings from the environment. Never raises: failures are logged.
     """
-    from ._configure import current_telemetry
-
     with internal_errors_logged("instrument"):
         manager.instrument(current_telemetry(), names)
 

@@ -17,10 +17,11 @@ from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.util._importlib_metadata import EntryPoint
 
-from ._configure import configure, current_telemetry
+from ._configure import configure
 from ._instrumentation import INSTRUMENTATIONS
 from ._internal_errors import internal_errors_logged, logger
 from ._manager import uninstrument
+from ._state import current_telemetry
 
 __all__ = ["SpanledgerDistro", "SpanledgerInstrumentor"]
 

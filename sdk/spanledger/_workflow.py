@@ -21,7 +21,9 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import semconv
 from ._decorating import run_inside
+from ._errors import record_error
 from ._internal_errors import internal_errors_logged, log_internal_error
+from ._state import current_tracer
 
 __all__ = ["AttributionSpanProcessor", "Workflow", "workflow"]
 
@@ -83,8 +85,6 @@ class Workflow:
         return span
 
     def _start(self) -> trace.Span:
-        from ._configure import current_tracer
-
         attributes = dict(_attribution_from(context.get_current()) or {})
         attributes[_WORKFLOW] = self.name
         if self.tenant is not None:
@@ -114,9 +114,7 @@ class Workflow:
         baggage_token, span, span_token = self._scopes.pop()
         with internal_errors_logged("workflow end"):
             if exc is not None:
-                span.record_exception(exc)
-                span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
-                span.set_status(trace.StatusCode.ERROR, str(exc) or type(exc).__qualname__)
+                record_error(span, exc)
             span.end()
         with internal_errors_logged("workflow end"):
             context.detach(span_token)  # type: ignore[arg-type]

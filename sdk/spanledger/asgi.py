@@ -21,17 +21,18 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Span, SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from . import semconv
 from ._accelerator import (
     AcceleratorMeasurement,
     ConcurrencyLedger,
     DeviceSpec,
-    current_telemetry,
     record_accelerator_span,
 )
+from ._errors import record_error
 from ._internal_errors import internal_errors_logged
+from ._state import current_telemetry
 from ._telemetry import Telemetry
 
 __all__ = ["AcceleratorMiddleware"]
@@ -94,9 +95,7 @@ class AcceleratorMiddleware:
             otel_context.detach(token)  # type: ignore[arg-type]
         with internal_errors_logged("asgi accelerator end"):
             if error is not None:
-                span.record_exception(error)
-                span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
-                span.set_status(StatusCode.ERROR, str(error) or type(error).__qualname__)
+                record_error(span, error)
             measurement.stop()
             measurement.concurrency = self._in_flight.finish(request, [_REQUESTS], measurement.end_us)[_REQUESTS][1]
             record_accelerator_span(telemetry, span, measurement)

@@ -65,10 +65,14 @@ GEN_AI_EMBEDDINGS_DIMENSION_COUNT: Final = 'gen_ai.embeddings.dimension.count'
 """The number of dimensions the resulting output embeddings should have."""
 GEN_AI_INPUT_MESSAGES: Final = 'gen_ai.input.messages'
 """The chat history provided to the model as an input (JSON, opt-in content capture)."""
+GEN_AI_INPUT_MESSAGES_REF: Final = 'gen_ai.input.messages_ref'
+"""Where gen_ai.input.messages was uploaded (URI); util-genai's upload hook names it so."""
 GEN_AI_OPERATION_NAME: Final = 'gen_ai.operation.name'
 """The name of the operation being performed."""
 GEN_AI_OUTPUT_MESSAGES: Final = 'gen_ai.output.messages'
 """Messages returned by the model (JSON, opt-in content capture)."""
+GEN_AI_OUTPUT_MESSAGES_REF: Final = 'gen_ai.output.messages_ref'
+"""Where gen_ai.output.messages was uploaded (URI)."""
 GEN_AI_OUTPUT_TYPE: Final = 'gen_ai.output.type'
 """Represents the content type requested by the client (text, json, image, speech)."""
 GEN_AI_PROVIDER_NAME: Final = 'gen_ai.provider.name'
@@ -111,10 +115,16 @@ GEN_AI_RETRIEVAL_QUERY_TEXT: Final = 'gen_ai.retrieval.query.text'
 """The query text used for retrieval (opt-in content capture)."""
 GEN_AI_SYSTEM_INSTRUCTIONS: Final = 'gen_ai.system_instructions'
 """The system message or instructions provided to the model (JSON, opt-in content capture)."""
+GEN_AI_SYSTEM_INSTRUCTIONS_REF: Final = 'gen_ai.system_instructions_ref'
+"""Where gen_ai.system_instructions was uploaded (URI)."""
 GEN_AI_TOKEN_MODALITY: Final = 'gen_ai.token.modality'
 """Token modality (proposed by semantic-conventions-genai PR 374, not yet merged)."""
 GEN_AI_TOKEN_TYPE: Final = 'gen_ai.token.type'
 """The type of token being counted."""
+GEN_AI_TOOL_DEFINITIONS: Final = 'gen_ai.tool.definitions'
+"""The tools available to the model (JSON list of {type, name, description, parameters}; opt-in content capture)."""
+GEN_AI_TOOL_DEFINITIONS_REF: Final = 'gen_ai.tool.definitions_ref'
+"""Where gen_ai.tool.definitions was uploaded (URI)."""
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = 'gen_ai.usage.cache_creation.input_tokens'
 """Deprecated: renamed to gen_ai.usage.cache_write.input_tokens."""
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = 'gen_ai.usage.cache_read.input_tokens'
@@ -149,12 +159,16 @@ MESSAGING_SYSTEM: Final = 'messaging.system'
 """The messaging system."""
 NETWORK_IO_DIRECTION: Final = 'network.io.direction'
 """The network IO operation direction."""
+OPENAI_API_TYPE: Final = 'openai.api.type'
+"""The type of OpenAI API being used."""
 OPENAI_REQUEST_SERVICE_TIER: Final = 'openai.request.service_tier'
 """The service tier requested."""
 OPENAI_RESPONSE_SERVICE_TIER: Final = 'openai.response.service_tier'
 """The service tier used for the response."""
 OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = 'openai.response.system_fingerprint'
 """A fingerprint to track any eventual change in the Generative AI environment."""
+PROCESS_PID: Final = 'process.pid'
+"""Process identifier (PID); set by spanledger on the resource of a forked child's metrics."""
 RECEIVER: Final = 'receiver'
 """The receiver component id (e.g. otlp)."""
 RPC_METHOD: Final = 'rpc.method'
@@ -321,6 +335,15 @@ class NetworkIoDirectionValues(str, Enum):
     """Bytes received"""
 
 
+class OpenaiApiTypeValues(str, Enum):
+    """Values of ``openai.api.type``."""
+
+    CHAT_COMPLETIONS = 'chat_completions'
+    """The Chat Completions API"""
+    RESPONSES = 'responses'
+    """The Responses API"""
+
+
 class SpanledgerAcceleratorMeasurementValues(str, Enum):
     """Values of ``spanledger.accelerator.measurement``."""
 
@@ -435,16 +458,21 @@ class SpanledgerResourceTypeValues(str, Enum):
 
 
 # Events
+EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS: Final = 'gen_ai.client.inference.operation.details'
+"""Details of a GenAI inference call (its span's attributes, and the content when the capture mode includes events)."""
 EVENT_SPANLEDGER_DATA_READ: Final = 'spanledger.data.read'
 """One read of input data, recorded on the span that read it; the collector rolls data freshness up from these events."""
 
 # Metrics
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_read.input_tokens', 'counter', '{token}', 'Input tokens read from cache (PR 374).', None, 'gen_ai_client_inference_usage_cache_read_input_tokens')
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_write.input_tokens', 'counter', '{token}', 'Input tokens written to cache (PR 374).', None, 'gen_ai_client_inference_usage_cache_write_input_tokens')
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.input_tokens', 'counter', '{token}', 'Input tokens used (proposed replacement of gen_ai.client.token.usage, PR 374).', None, 'gen_ai_client_inference_usage_input_tokens')
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.output_tokens', 'counter', '{token}', 'Output tokens used (proposed replacement of gen_ai.client.token.usage, PR 374).', None, 'gen_ai_client_inference_usage_output_tokens')
-METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.reasoning.output_tokens', 'counter', '{token}', 'Reasoning output tokens (PR 374).', None, 'gen_ai_client_inference_usage_reasoning_output_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.operation.input_tokens', 'histogram', '{token}', 'The number of input (prompt) tokens used per inference operation (draft, PR 374).', (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,), 'gen_ai_client_inference_operation_input_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.operation.output_tokens', 'histogram', '{token}', 'The number of output (completion) tokens used per inference operation (draft, PR 374).', (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,), 'gen_ai_client_inference_operation_output_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_read.input_tokens', 'counter', '{token}', 'The number of input tokens served from a provider-managed cache (draft, PR 374).', None, 'gen_ai_client_inference_usage_cache_read_input_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.cache_write.input_tokens', 'counter', '{token}', 'The number of input tokens written to a provider-managed cache (draft, PR 374).', None, 'gen_ai_client_inference_usage_cache_write_input_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.input_tokens', 'counter', '{token}', 'The number of input (prompt) tokens used, including cached tokens (draft, PR 374).', None, 'gen_ai_client_inference_usage_input_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.output_tokens', 'counter', '{token}', 'The number of output (completion) tokens used, including reasoning tokens (draft, PR 374).', None, 'gen_ai_client_inference_usage_output_tokens')
+METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS: Final = MetricSpec('gen_ai.client.inference.usage.reasoning.output_tokens', 'counter', '{token}', 'The number of output tokens used for reasoning (draft, PR 374).', None, 'gen_ai_client_inference_usage_reasoning_output_tokens')
 METRIC_GEN_AI_CLIENT_OPERATION_DURATION: Final = MetricSpec('gen_ai.client.operation.duration', 'histogram', 's', 'GenAI operation duration.', (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,), 'gen_ai_client_operation_duration_seconds')
+METRIC_GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK: Final = MetricSpec('gen_ai.client.operation.time_per_output_chunk', 'histogram', 's', 'Time per output chunk of a streamed response, one point per chunk after the first (end of the previous chunk to end of this one).', (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,), 'gen_ai_client_operation_time_per_output_chunk_seconds')
 METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: Final = MetricSpec('gen_ai.client.operation.time_to_first_chunk', 'histogram', 's', 'Time to receive the first chunk of a streamed response.', (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,), 'gen_ai_client_operation_time_to_first_chunk_seconds')
 METRIC_GEN_AI_CLIENT_TOKEN_USAGE: Final = MetricSpec('gen_ai.client.token.usage', 'histogram', '{token}', 'Number of input and output tokens used.', (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0,), 'gen_ai_client_token_usage')
 METRIC_OTELCOL_EXPORTER_QUEUE_CAPACITY: Final = MetricSpec('otelcol_exporter_queue_capacity', 'gauge', '{batch}', 'Fixed capacity of the retry queue.', None, 'otelcol_exporter_queue_capacity')
@@ -486,8 +514,10 @@ PROMETHEUS_LABELS: Final[dict[str, str]] = {
     'gen_ai.data_source.id': 'gen_ai_data_source_id',
     'gen_ai.embeddings.dimension.count': 'gen_ai_embeddings_dimension_count',
     'gen_ai.input.messages': 'gen_ai_input_messages',
+    'gen_ai.input.messages_ref': 'gen_ai_input_messages_ref',
     'gen_ai.operation.name': 'gen_ai_operation_name',
     'gen_ai.output.messages': 'gen_ai_output_messages',
+    'gen_ai.output.messages_ref': 'gen_ai_output_messages_ref',
     'gen_ai.output.type': 'gen_ai_output_type',
     'gen_ai.provider.name': 'gen_ai_provider_name',
     'gen_ai.request.choice.count': 'gen_ai_request_choice_count',
@@ -509,8 +539,11 @@ PROMETHEUS_LABELS: Final[dict[str, str]] = {
     'gen_ai.retrieval.documents': 'gen_ai_retrieval_documents',
     'gen_ai.retrieval.query.text': 'gen_ai_retrieval_query_text',
     'gen_ai.system_instructions': 'gen_ai_system_instructions',
+    'gen_ai.system_instructions_ref': 'gen_ai_system_instructions_ref',
     'gen_ai.token.modality': 'gen_ai_token_modality',
     'gen_ai.token.type': 'gen_ai_token_type',
+    'gen_ai.tool.definitions': 'gen_ai_tool_definitions',
+    'gen_ai.tool.definitions_ref': 'gen_ai_tool_definitions_ref',
     'gen_ai.usage.cache_creation.input_tokens': 'gen_ai_usage_cache_creation_input_tokens',
     'gen_ai.usage.cache_read.input_tokens': 'gen_ai_usage_cache_read_input_tokens',
     'gen_ai.usage.cache_write.input_tokens': 'gen_ai_usage_cache_write_input_tokens',
@@ -528,9 +561,11 @@ PROMETHEUS_LABELS: Final[dict[str, str]] = {
     'messaging.destination.name': 'messaging_destination_name',
     'messaging.system': 'messaging_system',
     'network.io.direction': 'network_io_direction',
+    'openai.api.type': 'openai_api_type',
     'openai.request.service_tier': 'openai_request_service_tier',
     'openai.response.service_tier': 'openai_response_service_tier',
     'openai.response.system_fingerprint': 'openai_response_system_fingerprint',
+    'process.pid': 'process_pid',
     'receiver': 'receiver',
     'rpc.method': 'rpc_method',
     'rpc.service': 'rpc_service',

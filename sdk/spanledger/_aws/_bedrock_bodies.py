@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._genai import TokenUsage
+from .._genai import TokenUsage
 
 __all__ = [
     "INVOCATION_METRICS",

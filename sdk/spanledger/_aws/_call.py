@@ -13,6 +13,8 @@ from opentelemetry.util.types import AttributeValue
 
 from .. import semconv
 from .._egress import egress_byte_counter
+from .._errors import error_type as generic_error_type
+from .._genai import GenAIRecorder
 from .._metrics import create_instrument
 from .._telemetry import Telemetry
 
@@ -47,6 +49,8 @@ class AwsCall:
     request_bytes: int = 0
     request_bytes_known: bool = False
     ended: bool = False
+    content: Any = None
+    """The GenAI call's ``Content`` when content is collected (Bedrock)."""
     pending: dict[str, AttributeValue] = field(default_factory=dict)
     """Attributes learnt after the span started, set on it in one go when it ends (cheaper than one by one)."""
 
@@ -101,7 +105,7 @@ def error_type(error: BaseException) -> str:
         code = response.get("Error", {}).get("Code")
         if code:
             return str(code)
-    return type(error).__qualname__
+    return generic_error_type(error)
 
 
 class Instruments:
@@ -111,13 +115,4 @@ class Instruments:
         meter = telemetry.meter
         self.wire_bytes = egress_byte_counter(meter)  # shared with the httpx instrumentation
         self.data_age = create_instrument(meter, semconv.METRIC_SPANLEDGER_DATA_AGE)
-        self.operation_duration = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
-        self.token_usage = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
-        self.input_tokens = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS)
-        self.output_tokens = create_instrument(meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS)
-        self.cache_read_tokens = create_instrument(
-            meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS
-        )
-        self.cache_write_tokens = create_instrument(
-            meter, semconv.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS
-        )
+        self.genai = GenAIRecorder(telemetry)

@@ -18,13 +18,15 @@ import openai
 from openai._legacy_response import LegacyAPIResponse
 from openai._response import APIResponse, AsyncAPIResponse
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, get_current_span
+from opentelemetry.trace import Span, SpanKind, get_current_span
 
 from .. import semconv
+from .._errors import error_type, record_provider_error, safe_description
+from .._genai import Content, OperationKey, TokenUsage
 from .._internal_errors import log_internal_error
 from . import _content
 from ._clients import client_info
-from ._endpoints import Endpoint, Usage
+from ._endpoints import Endpoint
 from ._recorder import Recorder
 from ._streams import AsyncStreamProxy, SyncStreamProxy
 
@@ -34,6 +36,8 @@ FOREIGN_SCOPES = ("opentelemetry.instrumentation.genai.openai", "opentelemetry.i
 """Instrumentation scopes of other OpenAI instrumentations (upstream genai-openai, OpenLLMetry)."""
 
 _RAW_RESPONSES = (LegacyAPIResponse, APIResponse, AsyncAPIResponse)
+_ABSENT = object()
+_UNCHANGED = object()
 _CLIENT = SpanKind.CLIENT
 _OWNER = semconv.SPANLEDGER_USAGE_OWNER
 
@@ -43,7 +47,10 @@ class Call:
 
     __slots__ = (
         "__weakref__",
+        "added_stream_options",
         "attributes",
+        "chunk_times_ns",
+        "content",
         "ended",
         "endpoint",
         "error_description",
@@ -51,10 +58,11 @@ class Call:
         "finish_reasons",
         "first_chunk_ns",
         "hide_usage_chunk",
-        "metric_base",
+        "key",
         "recorder",
         "response_model",
         "span",
+        "start_attributes",
         "start_ns",
         "stream",
         "text_finish_reasons",
@@ -68,25 +76,33 @@ class Call:
         endpoint: Endpoint,
         span: Span,
         start_ns: int,
-        metric_base: tuple[str, str, str | None, str | None, int | None],
+        key: OperationKey,
         stream: bool,
     ) -> None:
         self.recorder = recorder
         self.endpoint = endpoint
         self.span = span
         self.start_ns = start_ns
-        self.metric_base = metric_base
+        self.key = key
         self.stream = stream
         self.attributes: dict[str, Any] = {}
         """Response-side span attributes, set on the span in one go when the call ends."""
         self.response_model: str | None = None
-        self.usage: Usage | None = None
+        self.usage: TokenUsage | None = None
         self.finish_reasons: list[str] = []
         self.error_type: str | None = None
         self.error_description: str | None = None
         self.first_chunk_ns: int | None = None
+        self.chunk_times_ns: list[int] = []
+        """When each stream chunk arrived (for ``time_per_output_chunk``)."""
         self.hide_usage_chunk = False
         """True when spanledger asked for the usage chunk, so the caller must not see it."""
+        self.added_stream_options: tuple[dict[str, Any], Any, str] | None = None
+        """(request body, the caller's ``stream_options`` or ``_ABSENT``, server) when spanledger added them."""
+        self.content: Content | None = None
+        """The call's content, when it is collected (capture mode or completion hook)."""
+        self.start_attributes: dict[str, Any] = {}
+        """The attributes the span started with (the event repeats them)."""
         self.texts: dict[int, list[str]] | None = {} if stream and recorder.capture_content else None
         self.text_finish_reasons: dict[int, str] = {}
         self.ended = False
@@ -119,15 +135,40 @@ class Call:
         self.end()
         return result
 
+    def retry_without_stream_options(self, error: BaseException) -> bool:
+        """True when ``error`` is a server refusing the ``stream_options`` spanledger added.
+
+        Then the request body is restored to what the caller sent, the server is remembered (no more
+        ``stream_options`` for it under this configuration) and the caller should send the request again,
+        once. Only a 400 whose message names ``stream_options`` counts: any other 400 would fail again the
+        same way, and the caller must see it unchanged.
+        """
+        added = self.added_stream_options
+        if added is None or not isinstance(error, openai.BadRequestError):
+            return False
+        try:
+            if "stream_options" not in str(error.message):
+                return False
+            body, callers, server = added
+            if callers is _ABSENT:
+                del body["stream_options"]
+            else:
+                body["stream_options"] = callers
+            self.added_stream_options = None
+            self.hide_usage_chunk = False
+            self.recorder.stream_options_rejected.add(server)
+            return True
+        except Exception:
+            log_internal_error("openai stream_options retry")
+            return False
+
     def fail(self, error: BaseException) -> None:
         """The wrapped call (or its stream) raised ``error``; end the span as failed."""
         if self.ended:
             return
         try:
-            self.error_type = type(error).__qualname__
-            status = getattr(error, "status_code", None)
-            # Not str(error): provider messages can quote (masked) credentials.
-            self.error_description = f"{self.error_type} (HTTP {status})" if status else self.error_type
+            self.error_type = error_type(error)
+            self.error_description = safe_description(error, self.error_type)
         except Exception:
             log_internal_error("openai error")
         self.end()
@@ -185,32 +226,22 @@ class Call:
                 attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(self.finish_reasons)
             usage = self.usage
             if usage is not None:
-                input_tokens, output_tokens, cache_read, cache_write, reasoning = usage
-                if input_tokens is not None:
-                    attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
-                if output_tokens is not None:
-                    attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
-                if cache_read is not None:
-                    attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
-                if cache_write is not None:
-                    for name in recorder.cache_write_attributes:
-                        attributes[name] = cache_write
-                if reasoning is not None:
-                    attributes[semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+                recorder.add_usage_attributes(attributes, usage)
             time_to_first_chunk = None
             if self.first_chunk_ns is not None:
                 time_to_first_chunk = (self.first_chunk_ns - self.start_ns) / 1e9
                 attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time_to_first_chunk
-            if self.texts:
-                output = _content.text_output(self.texts, self.text_finish_reasons)
-                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.dumps(output)
-            error_type = self.error_type
-            if error_type is not None:
-                attributes[semconv.ERROR_TYPE] = error_type
-                span.set_status(Status(StatusCode.ERROR, self.error_description or error_type))
+            content = self.content
+            if content is not None and self.texts:
+                content.outputs = _content.text_output(self.texts, self.text_finish_reasons)
+            if recorder.capture_content or recorder.emit_event:
+                recorder.finish_content(span, self.start_attributes, attributes, content)
             span.set_attributes(attributes)
+            kind = self.error_type
+            if kind is not None:
+                record_provider_error(span, kind, self.error_description or kind)
             duration = (end_ns - self.start_ns) / 1e9
-            recorder.record((self.metric_base, response_model, duration, time_to_first_chunk, usage, error_type))
+            recorder.record(self.key, response_model, duration, time_to_first_chunk, usage, kind, self.chunk_times_ns)
         except Exception:
             log_internal_error("openai span end")
         finally:
@@ -253,32 +284,49 @@ def start_call(recorder: Recorder, endpoint: Endpoint, client: Any, options: Any
         if info.port:
             attributes[semconv.SERVER_PORT] = info.port
         endpoint.request_attributes(body, attributes)
-        if recorder.capture_content and endpoint.input_content is not None:
-            endpoint.input_content(body, attributes)
         start_ns = time_ns()
         span = recorder.tracer.start_span(
             f"{operation} {model}" if model else operation, kind=_CLIENT, attributes=attributes, start_time=start_ns
         )
-        metric_base = (operation, info.provider, model, info.address, info.port)
-        call = Call(recorder, endpoint, span, start_ns, metric_base, stream)
-        if stream and endpoint.stream_usage and info.stream_usage:
-            call.hide_usage_chunk = _ask_for_usage(body, options)
+        if not span.is_recording() and not recorder.records_metrics:
+            # Telemetry is off (OTEL_SDK_DISABLED, or a span not sampled and no metrics): nothing would
+            # use what the call reports, so leave the request and the result alone.
+            return None
+        key = OperationKey(operation, info.provider, model, info.address, info.port)
+        call = Call(recorder, endpoint, span, start_ns, key, stream)
+        call.start_attributes = attributes
+        if recorder.capture_content and endpoint.input_content is not None:
+            call.content = endpoint.input_content(body)
+        if (
+            stream
+            and endpoint.stream_usage
+            and info.stream_usage
+            and info.server not in recorder.stream_options_rejected
+        ):
+            callers = _ask_for_usage(body, options)
+            if callers is not _UNCHANGED:
+                call.hide_usage_chunk = True
+                call.added_stream_options = (body, callers, info.server)
         return call
     except Exception:
         log_internal_error("openai request")
         return None
 
 
-def _ask_for_usage(body: dict[str, Any], options: Any) -> bool:
-    """Add ``stream_options.include_usage`` to a chat stream request the caller left without it."""
+def _ask_for_usage(body: dict[str, Any], options: Any) -> Any:
+    """Add ``stream_options.include_usage`` to a chat stream request the caller left without it.
+
+    Returns the caller's ``stream_options`` (``_ABSENT`` if there were none) to restore on a retry, or
+    ``_UNCHANGED`` when the request was left as it was.
+    """
     extra = options.extra_json
     if extra and "stream_options" in extra:
-        return False
-    current = body.get("stream_options")
-    if current is None:
+        return _UNCHANGED
+    current = body.get("stream_options", _ABSENT)
+    if current is _ABSENT or current is None:
         body["stream_options"] = {"include_usage": True}
-        return True
-    if isinstance(current, dict) and "include_usage" not in current:
+    elif isinstance(current, dict) and "include_usage" not in current:
         body["stream_options"] = {**current, "include_usage": True}
-        return True
-    return False
+    else:
+        return _UNCHANGED
+    return current

@@ -18,8 +18,14 @@ _STREAM_USAGE_OFF_KEY = "_spanledger_openai_stream_usage_off"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
+AZURE_HOSTS = (".openai.azure.com",)
+"""Host suffixes never sent ``stream_options`` (Azure OpenAI rejects it), besides the configured ones."""
+
+
 class ClientInfo(NamedTuple):
     base_url: object
+    server: str
+    """The base URL as text: what a server that rejected ``stream_options`` is remembered by."""
     recorder: Recorder
     provider: str
     address: str | None
@@ -36,6 +42,8 @@ def disable_openai_stream_usage(client: Any) -> None:
     ``openai.OpenAI`` / ``openai.AsyncOpenAI`` client that talks to one. Clients derived later with
     ``with_options()``/``copy()`` need their own call. To switch it off for every client use
     ``configure(openai_stream_usage=False)``, or for some hosts ``openai_stream_usage_excluded_hosts``.
+    A server that answers 400 naming ``stream_options`` is retried once without it and then remembered
+    (for the life of the configuration), so this call only saves that first rejected request.
     """
     client.__dict__[_STREAM_USAGE_OFF_KEY] = True
     client.__dict__.pop(_INFO_KEY, None)
@@ -67,7 +75,7 @@ def _compute(client: Any, base_url: Any, recorder: Recorder) -> ClientInfo:
     )
     excluded = host is not None and any(
         host == suffix.lstrip(".") or host.endswith(suffix if suffix.startswith(".") else "." + suffix)
-        for suffix in recorder.stream_usage_excluded_hosts
+        for suffix in (*AZURE_HOSTS, *recorder.stream_usage_excluded_hosts)
     )
     stream_usage = recorder.stream_usage and not excluded and not client.__dict__.get(_STREAM_USAGE_OFF_KEY, False)
-    return ClientInfo(base_url, recorder, provider, host, port, stream_usage)
+    return ClientInfo(base_url, str(base_url), recorder, provider, host, port, stream_usage)

@@ -1,31 +1,25 @@
-"""Opt-in message content in the GenAI conventions' parts format, as JSON strings.
+"""OpenAI requests and responses as the conventions' content shapes (see ``_genai/_content.py``).
 
-Only called when ``capture_message_content`` is on. Shapes follow ``gen-ai-input-messages.json`` /
-``gen-ai-output-messages.json`` / ``gen-ai-system-instructions.json``: ``[{role, parts: [...]}]`` with
-``text``, ``tool_call`` and ``tool_call_response`` parts; other part kinds keep only their type.
+Only called when content is collected. System and developer messages in a chat history stay in the input
+messages; only the Responses API's ``instructions`` are system instructions. Tool-call arguments become
+objects; ``tools`` become tool definitions. Part kinds other than text and tool calls keep only their type.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .._genai import Content, arguments_object, tool_definition
+from .._genai._content import Message, Part
 
 __all__ = [
     "chat_input",
     "chat_output",
-    "dumps",
     "responses_input",
     "responses_output",
     "text_output",
 ]
-
-Part = dict[str, Any]
-Message = dict[str, Any]
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _text_parts(content: Any) -> list[Part]:
@@ -47,19 +41,31 @@ def _text_parts(content: Any) -> list[Part]:
     return parts
 
 
-def chat_input(messages: Any) -> tuple[list[Message], list[Part]]:
-    """(input messages, system instructions) from a chat request's ``messages``."""
+def _tool_call(call_id: Any, name: Any, arguments: Any) -> Part:
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments_object(arguments)}
+
+
+def _chat_tools(tools: Any) -> list[dict[str, Any]]:
+    definitions = []
+    for tool in tools if isinstance(tools, Iterable) else ():
+        if isinstance(tool, Mapping):
+            function = tool.get("function") or {}
+            definitions.append(
+                tool_definition(
+                    tool.get("type"), function.get("name"), function.get("description"), function.get("parameters")
+                )
+            )
+    return definitions
+
+
+def chat_input(body: Mapping[str, Any]) -> Content:
+    """A chat request's messages (all of them, system ones included) and tools."""
     inputs: list[Message] = []
-    system: list[Part] = []
-    if not isinstance(messages, Iterable):
-        return inputs, system
-    for message in messages:
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, Iterable) else ():
         if not isinstance(message, Mapping):
             continue
         role = message.get("role")
-        if role in ("system", "developer"):
-            system.extend(_text_parts(message.get("content")))
-            continue
         if role == "tool":
             parts: list[Part] = [
                 {"type": "tool_call_response", "id": message.get("tool_call_id"), "response": message.get("content")}
@@ -68,16 +74,9 @@ def chat_input(messages: Any) -> tuple[list[Message], list[Part]]:
             parts = _text_parts(message.get("content"))
             for call in message.get("tool_calls") or ():
                 function = call.get("function") or {}
-                parts.append(
-                    {
-                        "type": "tool_call",
-                        "id": call.get("id"),
-                        "name": function.get("name"),
-                        "arguments": function.get("arguments"),
-                    }
-                )
+                parts.append(_tool_call(call.get("id"), function.get("name"), function.get("arguments")))
         inputs.append({"role": role, "parts": parts})
-    return inputs, system
+    return Content(inputs=inputs, tools=_chat_tools(body.get("tools")))
 
 
 def chat_output(choices: Any) -> list[Message]:
@@ -88,14 +87,8 @@ def chat_output(choices: Any) -> list[Message]:
         parts = _text_parts(getattr(message, "content", None))
         for call in getattr(message, "tool_calls", None) or ():
             function = getattr(call, "function", None)
-            parts.append(
-                {
-                    "type": "tool_call",
-                    "id": getattr(call, "id", None),
-                    "name": getattr(function, "name", None),
-                    "arguments": getattr(function, "arguments", None),
-                }
-            )
+            name, arguments = getattr(function, "name", None), getattr(function, "arguments", None)
+            parts.append(_tool_call(getattr(call, "id", None), name, arguments))
         outputs.append({"role": "assistant", "parts": parts, "finish_reason": getattr(choice, "finish_reason", None)})
     return outputs
 
@@ -112,34 +105,36 @@ def text_output(texts: Mapping[int, list[str]], finish_reasons: Mapping[int, str
     ]
 
 
-def responses_input(body: Mapping[str, Any]) -> tuple[list[Message], list[Part]]:
-    """(input messages, system instructions) from a Responses request."""
-    system = _text_parts(body.get("instructions"))
+def _responses_tools(tools: Any) -> list[dict[str, Any]]:
+    definitions = []
+    for tool in tools if isinstance(tools, Iterable) else ():
+        if isinstance(tool, Mapping):
+            kind = tool.get("type")
+            name = tool.get("name") if kind == "function" else kind  # built-in tools are named by their type
+            definitions.append(tool_definition(kind, name, tool.get("description"), tool.get("parameters")))
+    return definitions
+
+
+def responses_input(body: Mapping[str, Any]) -> Content:
+    """A Responses request's input items, its ``instructions`` (the system instructions) and tools."""
+    content = Content(system=_text_parts(body.get("instructions")), tools=_responses_tools(body.get("tools")))
     items = body.get("input")
     if isinstance(items, str):
-        return [{"role": "user", "parts": [{"type": "text", "content": items}]}], system
-    inputs: list[Message] = []
+        content.inputs.append({"role": "user", "parts": [{"type": "text", "content": items}]})
+        return content
     for item in items if isinstance(items, Iterable) else ():
         if not isinstance(item, Mapping):
             continue
         kind = item.get("type", "message")
         if kind == "message":
-            if item.get("role") in ("system", "developer"):
-                system.extend(_text_parts(item.get("content")))
-            else:
-                inputs.append({"role": item.get("role"), "parts": _text_parts(item.get("content"))})
+            content.inputs.append({"role": item.get("role"), "parts": _text_parts(item.get("content"))})
         elif kind == "function_call_output":
             part = {"type": "tool_call_response", "id": item.get("call_id"), "response": item.get("output")}
-            inputs.append({"role": "tool", "parts": [part]})
+            content.inputs.append({"role": "tool", "parts": [part]})
         elif kind == "function_call":
-            part = {
-                "type": "tool_call",
-                "id": item.get("call_id"),
-                "name": item.get("name"),
-                "arguments": item.get("arguments"),
-            }
-            inputs.append({"role": "assistant", "parts": [part]})
-    return inputs, system
+            part = _tool_call(item.get("call_id"), item.get("name"), item.get("arguments"))
+            content.inputs.append({"role": "assistant", "parts": [part]})
+    return content
 
 
 def responses_output(response: Any, finish_reason: str | None) -> list[Message]:
@@ -155,12 +150,6 @@ def responses_output(response: Any, finish_reason: str | None) -> list[Message]:
                 else:
                     parts.append({"type": str(getattr(content, "type", None))})
         elif kind == "function_call":
-            parts.append(
-                {
-                    "type": "tool_call",
-                    "id": getattr(item, "call_id", None),
-                    "name": getattr(item, "name", None),
-                    "arguments": getattr(item, "arguments", None),
-                }
-            )
+            name, arguments = getattr(item, "name", None), getattr(item, "arguments", None)
+            parts.append(_tool_call(getattr(item, "call_id", None), name, arguments))
     return [{"role": "assistant", "parts": parts, "finish_reason": finish_reason}]

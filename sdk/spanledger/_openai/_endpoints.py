@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import semconv
+from .._genai import Content, TokenUsage
 from . import _content
-from ._recorder import Usage
 
 if TYPE_CHECKING:
     from ._call import Call
 
-__all__ = ["ENDPOINTS", "Endpoint", "Usage"]
+__all__ = ["ENDPOINTS", "Endpoint"]
 
 Attributes = dict[str, Any]
 
@@ -36,7 +36,7 @@ class Endpoint:
         request_attributes: Callable[[dict[str, Any], Attributes], None],
         result: Callable[[Call, Any], None],
         chunk: Callable[[Call, Any], bool] | None,
-        input_content: Callable[[dict[str, Any], Attributes], None] | None,
+        input_content: Callable[[dict[str, Any]], Content] | None,
         stream_usage: bool,
     ) -> None:
         self.path = path
@@ -48,7 +48,7 @@ class Endpoint:
         self.chunk = chunk
         """Record one stream item on the call; return False to hide it from the caller."""
         self.input_content = input_content
-        """Add opt-in input content attributes."""
+        """The request's content (inputs, system instructions, tools), when content is collected."""
         self.stream_usage = stream_usage
         """Whether streams of this endpoint need ``stream_options.include_usage`` to report usage."""
 
@@ -74,6 +74,7 @@ _CHAT_PARAMS = (
 
 
 def chat_request_attributes(body: dict[str, Any], attributes: Attributes) -> None:
+    attributes[semconv.OPENAI_API_TYPE] = semconv.OpenaiApiTypeValues.CHAT_COMPLETIONS.value
     _set_common(body, attributes, _CHAT_PARAMS)
     max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
@@ -93,10 +94,10 @@ def chat_request_attributes(body: dict[str, Any], attributes: Attributes) -> Non
             attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
 
 
-def chat_usage(usage: Any) -> Usage:
+def chat_usage(usage: Any) -> TokenUsage:
     prompt_details = usage.prompt_tokens_details
     completion_details = usage.completion_tokens_details
-    return (
+    return TokenUsage(
         usage.prompt_tokens,
         usage.completion_tokens,
         getattr(prompt_details, "cached_tokens", None),
@@ -120,8 +121,8 @@ def chat_result(call: Call, result: Any) -> None:
     usage = result.usage
     if usage is not None:
         call.usage = chat_usage(usage)
-    if call.recorder.capture_content:
-        attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.dumps(_content.chat_output(choices))
+    if call.content is not None:
+        call.content.outputs = _content.chat_output(choices)
 
 
 def chat_chunk(call: Call, chunk: Any) -> bool:
@@ -151,11 +152,8 @@ def chat_chunk(call: Call, chunk: Any) -> bool:
     return True
 
 
-def chat_input_content(body: dict[str, Any], attributes: Attributes) -> None:
-    messages, system = _content.chat_input(body.get("messages"))
-    attributes[semconv.GEN_AI_INPUT_MESSAGES] = _content.dumps(messages)
-    if system:
-        attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = _content.dumps(system)
+def chat_input_content(body: dict[str, Any]) -> Content:
+    return _content.chat_input(body)
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -172,6 +170,7 @@ _RESPONSE_STATUS_FINISH_REASONS = {"completed": "stop", "failed": "error", "canc
 
 
 def responses_request_attributes(body: dict[str, Any], attributes: Attributes) -> None:
+    attributes[semconv.OPENAI_API_TYPE] = semconv.OpenaiApiTypeValues.RESPONSES.value
     _set_common(body, attributes, _RESPONSES_PARAMS)
     text = body.get("text")
     if isinstance(text, dict):
@@ -182,10 +181,10 @@ def responses_request_attributes(body: dict[str, Any], attributes: Attributes) -
                 attributes[semconv.GEN_AI_OUTPUT_TYPE] = output_type
 
 
-def responses_usage(usage: Any) -> Usage:
+def responses_usage(usage: Any) -> TokenUsage:
     input_details = usage.input_tokens_details
     output_details = usage.output_tokens_details
-    return (
+    return TokenUsage(
         usage.input_tokens,
         usage.output_tokens,
         getattr(input_details, "cached_tokens", None),
@@ -215,8 +214,8 @@ def responses_result(call: Call, response: Any) -> None:
     usage = response.usage
     if usage is not None:
         call.usage = responses_usage(usage)
-    if call.recorder.capture_content:
-        attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = _content.dumps(_content.responses_output(response, reason))
+    if call.content is not None:
+        call.content.outputs = _content.responses_output(response, reason)
 
 
 def responses_event(call: Call, event: Any) -> bool:
@@ -232,11 +231,8 @@ def responses_event(call: Call, event: Any) -> bool:
     return True
 
 
-def responses_input_content(body: dict[str, Any], attributes: Attributes) -> None:
-    messages, system = _content.responses_input(body)
-    attributes[semconv.GEN_AI_INPUT_MESSAGES] = _content.dumps(messages)
-    if system:
-        attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = _content.dumps(system)
+def responses_input_content(body: dict[str, Any]) -> Content:
+    return _content.responses_input(body)
 
 
 # --- embeddings ---------------------------------------------------------------------------------
@@ -260,7 +256,7 @@ def embeddings_result(call: Call, result: Any) -> None:
             call.attributes[semconv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = len(embedding)
     usage = result.usage
     if usage is not None:
-        call.usage = (usage.prompt_tokens, None, None, None, None)
+        call.usage = TokenUsage(usage.prompt_tokens)
 
 
 ENDPOINTS: dict[str, Endpoint] = {

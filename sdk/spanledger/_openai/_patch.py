@@ -36,12 +36,22 @@ def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: A
             call = start_call(recorder, endpoint, self, options, kwargs.get("stream", False))
             if call is not None:
                 token = attach(set_span_in_context(call.span))
+                retry = False
                 try:
                     result = _original_sync(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
                 except BaseException as error:
-                    detach(token)
-                    call.fail(error)
-                    raise
+                    if not call.retry_without_stream_options(error):
+                        detach(token)
+                        call.fail(error)
+                        raise
+                    retry = True
+                if retry:  # outside the except block, so a second error does not chain the first
+                    try:
+                        result = _original_sync(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
+                    except BaseException as error:
+                        detach(token)
+                        call.fail(error)
+                        raise
                 detach(token)
                 return call.complete(result)
     return _original_sync(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
@@ -55,12 +65,22 @@ async def _async_request(self: Any, cast_to: Any, options: Any, *args: Any, **kw
             call = start_call(recorder, endpoint, self, options, kwargs.get("stream", False))
             if call is not None:
                 token = attach(set_span_in_context(call.span))
+                retry = False
                 try:
                     result = await _original_async(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
                 except BaseException as error:
-                    detach(token)
-                    call.fail(error)
-                    raise
+                    if not call.retry_without_stream_options(error):
+                        detach(token)
+                        call.fail(error)
+                        raise
+                    retry = True
+                if retry:
+                    try:
+                        result = await _original_async(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
+                    except BaseException as error:
+                        detach(token)
+                        call.fail(error)
+                        raise
                 detach(token)
                 return call.complete(result)
     return await _original_async(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]

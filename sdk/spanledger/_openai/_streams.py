@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
+from .._genai import TokenUsage
 from .._internal_errors import log_internal_error
 
 if TYPE_CHECKING:
@@ -31,10 +32,10 @@ __all__ = ["AsyncStreamProxy", "SyncStreamProxy"]
 _EMPTY_CHOICES = ('"choices":[]', '"choices": []')
 
 
-def _raw_chat_usage(usage: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any]:
+def _raw_chat_usage(usage: dict[str, Any]) -> TokenUsage:
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
-    return (
+    return TokenUsage(
         usage.get("prompt_tokens"),
         usage.get("completion_tokens"),
         prompt_details.get("cached_tokens"),
@@ -67,7 +68,7 @@ class _UsageChunkFilter:
             if payload.get("choices") or not isinstance(usage, dict):
                 return False
             call.usage = _raw_chat_usage(usage)
-            if call.first_chunk_ns is None:
+            if call.first_chunk_ns is None:  # no output in it: not a time_per_output_chunk point
                 call.first_chunk_ns = time_ns()
             return True
         except Exception:
@@ -92,10 +93,16 @@ def _filter_usage_chunk(stream: Any, call: Call) -> None:
         stream._decoder = _UsageChunkFilter(stream._decoder, call)
 
 
+def _arrived(call: Call) -> None:
+    now = time_ns()
+    if call.first_chunk_ns is None:
+        call.first_chunk_ns = now
+    call.chunk_times_ns.append(now)
+
+
 def _observe(call: Call, item: Any) -> bool:
     """Record one item; True when the caller should see it."""
-    if call.first_chunk_ns is None:
-        call.first_chunk_ns = time_ns()
+    _arrived(call)
     try:
         return call.endpoint.chunk(call, item)  # type: ignore[misc]
     except Exception:

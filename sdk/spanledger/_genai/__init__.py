@@ -1,0 +1,21 @@
+"""What every GenAI instrumentation shares: the token-usage type and the recorder (span attributes, metrics,
+and the ``OTEL_SEMCONV_STABILITY_OPT_IN`` naming decision). Each library's own subpackage holds only what
+is specific to that library."""
+
+from ._content import Content, arguments_object, to_json, tool_definition
+from ._hooks import CompletionHook, ContentUploadHook
+from ._recorder import GenAIRecorder, OperationKey
+from ._usage import TokenUsage, to_int
+
+__all__ = [
+    "CompletionHook",
+    "Content",
+    "ContentUploadHook",
+    "GenAIRecorder",
+    "OperationKey",
+    "TokenUsage",
+    "arguments_object",
+    "to_int",
+    "to_json",
+    "tool_definition",
+]

@@ -1,0 +1,13 @@
+"""One instrumented OpenAI call through ``import spanledger.auto``, then exit. ``argv[1]``: the server's base URL.
+
+Used to time the exit of a short-lived program (a CLI, a serverless handler) whose collector is unreachable.
+"""
+
+import sys
+
+import openai
+import spanledger.auto  # noqa: F401
+
+client = openai.OpenAI(base_url=sys.argv[1], api_key="sk-test", max_retries=0)
+client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+print("app ran", flush=True)
