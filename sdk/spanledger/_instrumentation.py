@@ -39,6 +39,7 @@ class Instrumentation(ABC):
 
 INSTRUMENTATIONS: dict[str, str] = {
     "openai": "spanledger._openai:OpenAIInstrumentation",
+    "anthropic": "spanledger._anthropic:AnthropicInstrumentation",
     "botocore": "spanledger._aws:BotocoreInstrumentation",
     "httpx": "spanledger._http:HttpxInstrumentation",
     "httpx2": "spanledger._http:Httpx2Instrumentation",

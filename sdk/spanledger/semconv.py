@@ -55,6 +55,10 @@ ERROR_TYPE: Final = 'error.type'
 """Describes a class of error the operation ended with."""
 EXPORTER: Final = 'exporter'
 """The exporter component id (e.g. otlphttp/datadog)."""
+GEN_AI_AGENT_ID: Final = 'gen_ai.agent.id'
+"""The unique identifier of the GenAI agent."""
+GEN_AI_AGENT_NAME: Final = 'gen_ai.agent.name'
+"""Human-readable name of the GenAI agent provided by the application."""
 GEN_AI_CONVERSATION_ID: Final = 'gen_ai.conversation.id'
 """The unique identifier for a conversation (session, thread)."""
 GEN_AI_DATA_SOURCE_ID: Final = 'gen_ai.data_source.id'
@@ -113,6 +117,14 @@ GEN_AI_TOKEN_MODALITY: Final = 'gen_ai.token.modality'
 """Token modality (proposed by semantic-conventions-genai PR 374, not yet merged)."""
 GEN_AI_TOKEN_TYPE: Final = 'gen_ai.token.type'
 """The type of token being counted."""
+GEN_AI_TOOL_CALL_ID: Final = 'gen_ai.tool.call.id'
+"""The tool call identifier."""
+GEN_AI_TOOL_DESCRIPTION: Final = 'gen_ai.tool.description'
+"""The tool description."""
+GEN_AI_TOOL_NAME: Final = 'gen_ai.tool.name'
+"""Name of the tool utilized by the agent."""
+GEN_AI_TOOL_TYPE: Final = 'gen_ai.tool.type'
+"""Type of the tool utilized by the agent (function, extension, datastore)."""
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = 'gen_ai.usage.cache_creation.input_tokens'
 """Deprecated: renamed to gen_ai.usage.cache_write.input_tokens."""
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = 'gen_ai.usage.cache_read.input_tokens'
@@ -141,6 +153,10 @@ HW_MODEL: Final = 'hw.model'
 """Descriptive model name of the hardware component."""
 HW_VENDOR: Final = 'hw.vendor'
 """Vendor name of the hardware component."""
+MCP_METHOD_NAME: Final = 'mcp.method.name'
+"""The name of the request or notification method (MCP)."""
+MCP_SESSION_ID: Final = 'mcp.session.id'
+"""Identifies the MCP session."""
 MESSAGING_DESTINATION_NAME: Final = 'messaging.destination.name'
 """The message destination name."""
 MESSAGING_SYSTEM: Final = 'messaging.system'
@@ -219,8 +235,14 @@ SPANLEDGER_RESOURCE_TYPE: Final = 'spanledger.resource.type'
 """Kind of billed resource (gpu_instance, sagemaker_endpoint, llm_model, data_transfer)."""
 SPANLEDGER_TENANT_ID: Final = 'spanledger.tenant.id'
 """The customer or tenant the work is done for (high cardinality; never a metric label uncapped)."""
+SPANLEDGER_USAGE_COUNTED_INPUT_TOKENS: Final = 'spanledger.usage.counted.input_tokens'
+"""Input tokens a token-counting request reports; counted, not billed (never gen_ai.usage.input_tokens)."""
 SPANLEDGER_USAGE_OWNER: Final = 'spanledger.usage.owner'
 """True on the span that owns the usage it reports (tokens, bytes, seconds); a quantity is counted once, on its owner."""
+SPANLEDGER_USAGE_TOOL_USE_PROMPT_INPUT_TOKENS: Final = 'spanledger.usage.tool_use_prompt.input_tokens'
+"""Input tokens of tool-use prompts the provider added (Gemini); included in gen_ai.usage.input_tokens."""
+SPANLEDGER_USAGE_WEB_SEARCH_REQUESTS: Final = 'spanledger.usage.web_search.requests'
+"""Server-side web searches the provider ran for the call and bills per request (Anthropic server_tool_use)."""
 SPANLEDGER_WORKFLOW_NAME: Final = 'spanledger.workflow.name'
 """Name of the business workflow the span belongs to (low cardinality)."""
 TRANSPORT: Final = 'transport'
@@ -247,6 +269,12 @@ class GenAiOperationNameValues(str, Enum):
     """Retrieval from a data source"""
     INVOKE_WORKFLOW = 'invoke_workflow'
     """Invoke a workflow"""
+    INVOKE_AGENT = 'invoke_agent'
+    """Invoke an agent"""
+    EXECUTE_TOOL = 'execute_tool'
+    """Execute a tool"""
+    COUNT_TOKENS = 'count_tokens'
+    """Count the tokens of a request without running it (spanledger value; not billed)"""
 
 
 class GenAiProviderNameValues(str, Enum):
@@ -457,7 +485,7 @@ METRIC_SPANLEDGER_BILLING_IDLE_COST: Final = MetricSpec('spanledger.billing.idle
 METRIC_SPANLEDGER_COST_ESTIMATE: Final = MetricSpec('spanledger.cost.estimate', 'counter', '{USD}', 'Estimated cost of usage priced by the collector.', None)
 METRIC_SPANLEDGER_DATA_AGE: Final = MetricSpec('spanledger.data.age', 'histogram', 's', 'Age of data at read time, by kind of source.', (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 604800.0, 2592000.0, 31536000.0,))
 METRIC_SPANLEDGER_EGRESS_BYTES: Final = MetricSpec('spanledger.egress.bytes', 'counter', 'By', 'Bytes sent and received across billed network boundaries.', None)
-METRIC_SPANLEDGER_SDK_DEFERRED_MEASUREMENTS: Final = MetricSpec('spanledger.sdk.deferred_measurements', 'gauge', '{measurement}', 'Collection hook of the OpenAI instrumentation; records no points.', None)
+METRIC_SPANLEDGER_SDK_DEFERRED_MEASUREMENTS: Final = MetricSpec('spanledger.sdk.deferred_measurements', 'gauge', '{measurement}', 'Collection hook of the GenAI instrumentations; records no points.', None)
 
 RENAMED_ATTRIBUTES: Final[dict[str, str]] = {
     'gen_ai.usage.cache_creation.input_tokens': 'gen_ai.usage.cache_write.input_tokens',

@@ -2,8 +2,18 @@
 and the ``OTEL_SEMCONV_STABILITY_OPT_IN`` naming decision). Each library's own subpackage holds only what
 is specific to that library."""
 
+from ._call import GenAICall, instrumentation_suppressed, open_call
 from ._content import to_json
 from ._recorder import GenAIRecorder, OperationKey
 from ._usage import TokenUsage, to_int
 
-__all__ = ["GenAIRecorder", "OperationKey", "TokenUsage", "to_int", "to_json"]
+__all__ = [
+    "GenAICall",
+    "GenAIRecorder",
+    "OperationKey",
+    "TokenUsage",
+    "instrumentation_suppressed",
+    "open_call",
+    "to_int",
+    "to_json",
+]
