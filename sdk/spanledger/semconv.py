@@ -312,6 +312,12 @@ class GenAiProviderNameValues(str, Enum):
     """Perplexity"""
     X_AI = 'x_ai'
     """xAI"""
+    TOGETHER_AI = 'together_ai'
+    """Together AI (spanledger value; no upstream one yet)"""
+    FIREWORKS_AI = 'fireworks_ai'
+    """Fireworks AI (spanledger value; no upstream one yet)"""
+    OPENROUTER = 'openrouter'
+    """OpenRouter (spanledger value; no upstream one yet)"""
 
 
 class GenAiTokenModalityValues(str, Enum):
