@@ -117,8 +117,12 @@ GEN_AI_TOKEN_MODALITY: Final = 'gen_ai.token.modality'
 """Token modality (proposed by semantic-conventions-genai PR 374, not yet merged)."""
 GEN_AI_TOKEN_TYPE: Final = 'gen_ai.token.type'
 """The type of token being counted."""
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = 'gen_ai.tool.call.arguments'
+"""Parameters passed to the tool call (JSON, opt-in content capture)."""
 GEN_AI_TOOL_CALL_ID: Final = 'gen_ai.tool.call.id'
 """The tool call identifier."""
+GEN_AI_TOOL_CALL_RESULT: Final = 'gen_ai.tool.call.result'
+"""The result returned by the tool call (JSON, opt-in content capture)."""
 GEN_AI_TOOL_DESCRIPTION: Final = 'gen_ai.tool.description'
 """The tool description."""
 GEN_AI_TOOL_NAME: Final = 'gen_ai.tool.name'
