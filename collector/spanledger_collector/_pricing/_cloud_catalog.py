@@ -41,6 +41,7 @@ _TOP_LEVEL_KEYS = frozenset(
         "data_transfer",
         "resources",
         "llm",
+        "llm_fallback",
     }
 )
 _DIRECTIONS = ("egress", "ingress")
@@ -94,6 +95,8 @@ class CloudCatalog:
     data_transfer: dict[tuple[str, str], tuple[PricePeriod, ...]] = field(default_factory=dict)
     resources: dict[str, ResourceMapping] = field(default_factory=dict)
     llm: list[LlmPrice] = field(default_factory=list)
+    llm_fallback: list[LlmPrice] = field(default_factory=list)
+    """Token prices for models genai-prices lacks (after genai-prices, unlike ``llm``)."""
 
 
 def period_at(periods: tuple[PricePeriod, ...], day: date) -> tuple[PricePeriod | None, date | None, date | None]:
@@ -181,6 +184,7 @@ class _Parser:
             catalog.data_transfer.update(base.data_transfer)
             catalog.resources.update(base.resources)
             catalog.llm.extend(base.llm)
+            catalog.llm_fallback.extend(base.llm_fallback)
         for name, entry in _mapping(raw.get("instances", {}), self._where("instances")).items():
             catalog.instances[name] = self._instance(entry, f"instances.{name}")
         for name, entry in _mapping(raw.get("sagemaker", {}), self._where("sagemaker")).items():
@@ -202,6 +206,10 @@ class _Parser:
         # Overrides' token prices are found before the bundled ones.
         llm_entries = _list(raw.get("llm", []), self._where("llm"))
         catalog.llm[:0] = [self._llm(entry, f"llm[{index}]") for index, entry in enumerate(llm_entries)]
+        fallback_entries = _list(raw.get("llm_fallback", []), self._where("llm_fallback"))
+        catalog.llm_fallback[:0] = [
+            self._llm(entry, f"llm_fallback[{index}]") for index, entry in enumerate(fallback_entries)
+        ]
         return catalog
 
     def _decimal(self, value: object, key: str) -> Decimal:
