@@ -49,6 +49,8 @@ GEMINI_PROMPT_TOKENS = 30
 GEMINI_CACHED_TOKENS = 12
 GEMINI_THOUGHTS_TOKENS = 7
 GEMINI_TOOL_USE_PROMPT_TOKENS = 5
+GEMINI_MODEL_SUFFIX = "-001"
+"""Appended to the request's model in ``modelVersion``, as Vertex AI names a stable version."""
 
 _VERTEX_ANTHROPIC = re.compile(r"/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/([^/:]+):(\w+)$")
 _BEDROCK = re.compile(r"/model/([^/]+)/(invoke|invoke-with-response-stream)$")
@@ -239,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
             + GEMINI_TOOL_USE_PROMPT_TOKENS,
         }
         response_id = f"resp-{self.server.owner.next_id()}"
-        model_version = f"{model}-001"
+        model_version = f"{model}{GEMINI_MODEL_SUFFIX}"
 
         def response(text: str, finish: str | None, usage_metadata: dict[str, Any]) -> dict[str, Any]:
             candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
