@@ -298,3 +298,34 @@ def test_bedrock_client_provider_and_resource(server: GenAIWireServer, recorded:
     assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "aws.bedrock"
     assert attributes[semconv.CLOUD_RESOURCE_ID] == f"arn:aws:bedrock:us-east-1::foundation-model/{model}"
     assert_usage(attributes)
+
+
+@pytest.mark.parametrize("which", ["upstream", "openllmetry"])
+def test_defers_to_another_anthropic_instrumentation(server: GenAIWireServer, recorded: Recorded, which: str) -> None:
+    from anthropic.resources.messages import AsyncMessages, Messages
+
+    if which == "upstream":
+        from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
+    else:
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor  # type: ignore[no-redef]
+    saved = [(cls, dict(vars(cls))) for cls in (Messages, AsyncMessages)]
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=recorded.handle.tracer_provider)
+    try:
+        own_client(server).messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+    finally:
+        instrumentor.uninstrument()
+        for cls, attributes in saved:  # OpenLLMetry leaves its wrappers behind on uninstrument()
+            for name, value in attributes.items():
+                if vars(cls).get(name) is not value:
+                    setattr(cls, name, value)
+    owners = [span for span in recorded.token_spans() if (span.attributes or {}).get(semconv.SPANLEDGER_USAGE_OWNER)]
+    (owner,) = owners  # the collector counts the call's tokens once
+    scope = owner.instrumentation_scope.name if owner.instrumentation_scope else None
+    if which == "upstream":
+        # upstream makes its span current: spanledger adds no span and marks theirs as the owner
+        assert scope != OWN_SCOPE and len(recorded.token_spans()) == 1
+    else:
+        # OpenLLMetry 0.62 does not make its span current, so spanledger cannot find it: its own span owns the
+        # tokens and OpenLLMetry's stays unowned (a known limit, see docs/design.md)
+        assert scope == OWN_SCOPE
