@@ -59,7 +59,9 @@ _original_finish: Callable[..., Any] | None = None
 _patched = False
 
 
-def _start(recorder: GenAIRecorder, endpoint: Endpoint, client: Any, options: Any, stream: bool) -> Any:
+def _start(
+    recorder: GenAIRecorder, endpoint: Endpoint, client: Any, options: Any, stream: bool
+) -> GenAICall | _Adopting | None:
     """A ``GenAICall`` (own span) or an ``_Adopting`` (the client's span), or None to stay out."""
     try:
         if instrumentation_suppressed():
@@ -144,18 +146,13 @@ def _finish(client: Any, span: Span, result: Any) -> None:
     _original_finish(client, span, result)  # type: ignore[misc]
 
 
-def _begin(started: Any) -> tuple[GenAICall, object]:
+def _begin(started: GenAICall | _Adopting) -> tuple[GenAICall, Callable[[], None]]:
+    """Make the call's context current; returns the call and what undoes it."""
     if isinstance(started, _Adopting):
-        return started.call, ("adopting", _adopting.set(started))
-    return started, ("span", attach(set_span_in_context(started.span)))
-
-
-def _done(token: tuple[str, Any]) -> None:
-    kind, value = token
-    if kind == "span":
-        detach(value)
-    else:
-        _adopting.reset(value)
+        adopting = _adopting.set(started)
+        return started.call, lambda: _adopting.reset(adopting)
+    token = attach(set_span_in_context(started.span))  # type: ignore[arg-type]
+    return started, lambda: detach(token)
 
 
 def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
@@ -166,14 +163,14 @@ def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: A
             stream = bool(kwargs.get("stream", False))
             started = _start(recorder, endpoint, self, options, stream)
             if started is not None:
-                call, token = _begin(started)
+                call, done = _begin(started)
                 try:
                     result = _original_sync(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
                 except BaseException as error:
-                    _done(token)  # type: ignore[arg-type]
+                    done()
                     call.fail(error)
                     raise
-                _done(token)  # type: ignore[arg-type]
+                done()
                 return _complete(call, endpoint, result, stream)
     return _original_sync(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
 
@@ -186,14 +183,14 @@ async def _async_request(self: Any, cast_to: Any, options: Any, *args: Any, **kw
             stream = bool(kwargs.get("stream", False))
             started = _start(recorder, endpoint, self, options, stream)
             if started is not None:
-                call, token = _begin(started)
+                call, done = _begin(started)
                 try:
                     result = await _original_async(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
                 except BaseException as error:
-                    _done(token)  # type: ignore[arg-type]
+                    done()
                     call.fail(error)
                     raise
-                _done(token)  # type: ignore[arg-type]
+                done()
                 return _complete(call, endpoint, result, stream)
     return await _original_async(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
 
