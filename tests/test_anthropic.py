@@ -329,3 +329,9 @@ def test_defers_to_another_anthropic_instrumentation(server: GenAIWireServer, re
         # OpenLLMetry 0.62 does not make its span current, so spanledger cannot find it: its own span owns the
         # tokens and OpenLLMetry's stays unowned (a known limit, see docs/design.md)
         assert scope == OWN_SCOPE
+
+
+def test_with_raw_response(server: GenAIWireServer, recorded: Recorded) -> None:
+    raw = own_client(server).messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+    assert raw.parse().usage.output_tokens == len(REPLY_WORDS)
+    assert_usage(recorded.llm_span().attributes)

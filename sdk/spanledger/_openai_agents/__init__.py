@@ -15,6 +15,7 @@ import sys
 from typing import ClassVar
 
 from .._instrumentation import Instrumentation
+from .._internal_errors import logger
 from .._telemetry import Telemetry
 
 __all__ = ["OpenAIAgentsInstrumentation"]
@@ -25,6 +26,12 @@ class OpenAIAgentsInstrumentation(Instrumentation):
     modules: ClassVar[tuple[str, ...]] = ("agents",)
 
     def instrument(self, telemetry: Telemetry) -> None:
+        import agents
+
+        if not hasattr(agents, "add_trace_processor"):
+            # ``agents`` is a common top-level name; only the OpenAI Agents SDK's is instrumented.
+            logger.debug("spanledger: the installed 'agents' is not the OpenAI Agents SDK; not instrumented")
+            return
         from . import _processor
 
         _processor.install(telemetry)
