@@ -64,6 +64,7 @@ def test_agent_run_nests_llm_calls_and_tools(server: OpenAICompatibleServer, exp
     def lookup_weather() -> str:
         """The weather."""
         calls.append("lookup_weather")
+        spanledger.record_data_read("s3://weather/today.json", bytes=42)  # the tool's own data read
         return "sunny"
 
     client = AsyncOpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
@@ -84,6 +85,7 @@ def test_agent_run_nests_llm_calls_and_tools(server: OpenAICompatibleServer, exp
     (tool,) = by_operation(spans, "execute_tool")
     assert (tool.attributes or {})[semconv.GEN_AI_TOOL_NAME] == "lookup_weather"
     assert is_under(tool, run, spans)
+    assert [event.name for event in tool.events] == [semconv.EVENT_SPANLEDGER_DATA_READ]  # the tool owns its read
     chats = by_operation(spans, "chat")
     assert len(chats) == 2  # the tool call, then the answer
     for chat in chats:
