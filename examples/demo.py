@@ -3,8 +3,9 @@
 1. Starts the real collector (``spanledger collector`` on its embedded defaults: OTLP on 4317/4318, admin
    API on 9464; free ports from a small config when those are taken), storing in ``./spanledger-data/``.
 2. Runs ``demo_app.py`` (``import spanledger.auto`` + ``spanledger.workflow(...)``) as its own process for
-   two tenants, against a local OpenAI-compatible server and a local Bedrock/SageMaker runtime server
-   (real ``openai`` and ``boto3`` clients, real OTLP export to the collector).
+   two tenants, against a local OpenAI-compatible server, a local Bedrock/SageMaker runtime server and a
+   local Anthropic/Gemini server (real ``openai``, ``boto3``, ``anthropic`` and ``google-genai`` clients,
+   real OTLP export to the collector).
 3. Writes a FOCUS billing file for what those requests used in the hour they ran, imports it with
    ``spanledger billing import`` and shows the answers: ``spanledger trace``, ``top`` and ``idle``.
 4. Stops the collector with SIGTERM and says how to query the store again.
@@ -35,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import aws_runtime_server
-from demo_app import BEDROCK_MODEL, LLM_MODEL, SAGEMAKER_ENDPOINT
+from demo_app import BEDROCK_MODEL, CLAUDE_MODEL, GEMINI_MODEL, LLM_MODEL, SAGEMAKER_ENDPOINT
+from genai_wire_server import GEMINI_MODEL_SUFFIX, GenAIWireServer
 from openai_compatible_server import RESPONSE_MODEL_SUFFIX, OpenAICompatibleServer
 
 HERE = Path(__file__).resolve().parent
@@ -210,12 +212,16 @@ def run_app(collector: Collector, docs: Path) -> dict[str, str]:
     """Run the instrumented app as its own process; returns its trace id per tenant."""
     aws = aws_runtime_server.start_server()
     try:
-        with OpenAICompatibleServer() as llm:
+        with OpenAICompatibleServer() as llm, GenAIWireServer() as genai_wire:
             env = {
                 **os.environ,
                 "OPENAI_BASE_URL": llm.base_url,
                 "OPENAI_API_KEY": "demo-key-never-recorded",
                 "DEMO_AWS_ENDPOINT_URL": aws.url,
+                "ANTHROPIC_BASE_URL": genai_wire.url,
+                "ANTHROPIC_API_KEY": "demo-anthropic-key-never-recorded",
+                "DEMO_GEMINI_BASE_URL": genai_wire.url,
+                "GEMINI_API_KEY": "demo-gemini-key-never-recorded",
                 "DEMO_DOCS_DIR": str(docs),
                 "AWS_ACCESS_KEY_ID": "AKIADEMONEVERRECORDED",
                 "AWS_SECRET_ACCESS_KEY": "demo-secret-never-recorded",
@@ -225,7 +231,10 @@ def run_app(collector: Collector, docs: Path) -> dict[str, str]:
                 "OTEL_EXPORTER_OTLP_ENDPOINT": collector.otlp_http_endpoint,
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             }
-            print(f"demo: local OpenAI-compatible server {llm.base_url}, local Bedrock/SageMaker runtime {aws.url}")
+            print(
+                f"demo: local OpenAI-compatible server {llm.base_url}, local Bedrock/SageMaker runtime {aws.url}, "
+                f"local Anthropic/Gemini server {genai_wire.url}"
+            )
             try:
                 app = subprocess.run(
                     [sys.executable, str(HERE / "demo_app.py")], env=env, capture_output=True, text=True, timeout=90
@@ -332,6 +341,17 @@ def focus_rows(start: datetime, end: datetime) -> list[dict[str, str]]:
             ("Input", "Write", 8_000, "0.30"),
             ("Output", "", 5_000, "1.25"),
         ),
+        ("Anthropic", "", "", "Claude API", CLAUDE_MODEL, "claude-haiku-4-5"): (
+            ("Input", "", 20_000, "1.00"),
+            ("Input", "Read", 8_000, "0.10"),
+            ("Input", "Write", 8_000, "1.25"),
+            ("Output", "", 5_000, "5.00"),
+        ),
+        ("Google", "", "", "Gemini API", GEMINI_MODEL + GEMINI_MODEL_SUFFIX, "gemini-2.5-flash"): (
+            ("Input", "", 20_000, "0.30"),
+            ("Input", "Read", 8_000, "0.03"),
+            ("Output", "", 5_000, "2.50"),
+        ),
     }
     for (provider, account, region, service, model, usage_prefix), lines in token_lines.items():
         for direction, cache_action, quantity, price in lines:
@@ -419,8 +439,9 @@ def run_demo(data_dir: Path) -> None:
             "2. instrumented app",
             "demo_app.py runs the `answer-question` workflow for tenants acme and globex: it reads a policy\n"
             "document (recording its age), calls gpt-4o-mini through openai, Bedrock Converse and a SageMaker\n"
-            "endpoint through boto3, and runs a step in `spanledger.accelerator()`. No GPU here, so that step\n"
-            "is recorded as not measured rather than given a number.",
+            "endpoint through boto3, Claude through anthropic and Gemini through google-genai, and runs a\n"
+            "step in `spanledger.accelerator()`. No GPU here, so that step is recorded as not measured rather\n"
+            "than given a number.",
         )
         docs = data_dir / "docs"
         write_documents(docs)
@@ -437,8 +458,8 @@ def run_demo(data_dir: Path) -> None:
             store,
             "3. the bill",
             f"A FOCUS 1.2 billing file written for this run ({focus_file.name}): the SageMaker endpoint's\n"
-            "hosting hour(s) and the day's gpt-4o-mini and Claude 3 Haiku token lines. Importing it splits\n"
-            "every billed line over the usage that consumed it.",
+            "hosting hour(s) and the day's gpt-4o-mini, Claude 3 Haiku (Bedrock), Claude Haiku 4.5 and\n"
+            "Gemini 2.5 Flash token lines. Importing it splits every billed line over the usage that consumed it.",
         )
         show(
             ["trace", traces["acme"]],

@@ -11,6 +11,9 @@ Endpoints (under ``/v1``):
 
 Usage always reports cached (cache read), cache write and reasoning token details.
 
+A ``tool-`` model (``tool-caller``) answers a chat request that offers function tools with a call of the
+first one (arguments ``{}``), and answers in text once the chat carries a tool result.
+
 Special model names make it misbehave: ``error-<status>`` (e.g. ``error-429``, ``error-500``) answers that
 HTTP status with an OpenAI error body; ``error-stream`` sends two chunks then an SSE error event;
 ``error-disconnect`` sends two chunks then drops the connection. ``plain-<name>`` chat models report usage details as
@@ -118,6 +121,16 @@ def _usage_for(prompt: Any, model: str = "") -> _Usage:
     return _Usage(prompt_tokens=10 + _count_words(prompt), completion_tokens=len(REPLY_WORDS) + REASONING_TOKENS)
 
 
+def _tool_call_for(body: dict[str, Any], model: str) -> dict[str, Any] | None:
+    """For a ``tool-`` model: a call of the request's first function tool, until a tool result is in the chat."""
+    tools = body.get("tools") or []
+    messages = body.get("messages") or []
+    if not model.startswith("tool-") or not tools or any(m.get("role") == "tool" for m in messages):
+        return None
+    name = tools[0].get("function", {}).get("name")
+    return {"id": f"call_{len(messages)}", "type": "function", "function": {"name": name, "arguments": "{}"}}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # SSE events are small writes; do not let Nagle delay them
@@ -208,6 +221,21 @@ class _Handler(BaseHTTPRequestHandler):
         completion_id = f"chatcmpl-{created}{self.server.owner.next_id()}"
         response_model = model + RESPONSE_MODEL_SUFFIX
         choices = int(body.get("n") or 1)
+        tool_call = _tool_call_for(body, model)
+        if tool_call is not None and not body.get("stream"):
+            message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [tool_call]}
+            self._send_json(
+                200,
+                {
+                    "id": completion_id,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": response_model,
+                    "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}],
+                    "usage": usage.chat(),
+                },
+            )
+            return
         if not body.get("stream"):
             self._send_json(
                 200,

@@ -20,7 +20,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SPANLEDGER = Path(sys.executable).with_name("spanledger")
-SECRETS = ("demo-key-never-recorded", "AKIADEMONEVERRECORDED", "demo-secret-never-recorded")
+SECRETS = (
+    "demo-key-never-recorded",
+    "AKIADEMONEVERRECORDED",
+    "demo-secret-never-recorded",
+    "demo-anthropic-key-never-recorded",
+    "demo-gemini-key-never-recorded",
+)
 
 
 def run_demo(data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -76,10 +82,17 @@ def test_demo_runs_the_whole_product_and_exits_0(tmp_path: Path) -> None:
 
     imported = section(out, "3. the bill")
     assert "imported (snapshot" in imported and "allocation" in imported and "usage facts matched" in imported
+    assert "Anthropic|: 4 lines, imported" in imported and "Google|: 3 lines, imported" in imported
 
     answer = section(out, "4. where did acme's answer come from")
     assert f"trace {traces['acme']}  workflow=answer-question  tenant=acme  service=demo-app" in answer
     assert "chat gpt-4o-mini" in answer and "SageMaker Runtime.InvokeEndpoint" in answer and "rerank" in answer
+    # all four providers: the anthropic client's own span (enriched, not doubled) and the Gemini span
+    assert "anthropic.messages.create" in answer and "generate_content gemini-2.5-flash" in answer
+    for model in ("claude-haiku-4-5", "gemini-2.5-flash-001", "anthropic.claude-3-haiku-20240307-v1:0"):
+        name = re.escape(model)
+        assert re.search(rf"{name} \[[0-9a-f]{{16}}\]: .*input_tokens \d+, output_tokens \d+ tokens", answer)
+        assert re.search(rf"{name} \(llm_model, llm.output_tokens\) .*allocated 0\.\d+ USD \(billed", answer)
     assert re.search(r"gpt-4o-mini-2024-07-18 \[[0-9a-f]{16}\]: .*input_tokens \d+, output_tokens \d+ tokens", answer)
     assert re.search(r"read file://\S+/refund-policy\.md \(file\), age 10,8\d\d\.\d+ s, \d+ bytes", answer)
     billed = [Decimal(amount) for amount in re.findall(r"\(billed (\d+\.\d+), est", answer)]

@@ -39,6 +39,10 @@ class Instrumentation(ABC):
 
 INSTRUMENTATIONS: dict[str, str] = {
     "openai": "spanledger._openai:OpenAIInstrumentation",
+    "anthropic": "spanledger._anthropic:AnthropicInstrumentation",
+    "google-genai": "spanledger._google_genai:GoogleGenAIInstrumentation",
+    "openai-agents": "spanledger._openai_agents:OpenAIAgentsInstrumentation",
+    "mcp": "spanledger._mcp:MCPInstrumentation",
     "botocore": "spanledger._aws:BotocoreInstrumentation",
     "httpx": "spanledger._http:HttpxInstrumentation",
     "httpx2": "spanledger._http:Httpx2Instrumentation",

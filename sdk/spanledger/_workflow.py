@@ -25,7 +25,7 @@ from ._errors import record_error
 from ._internal_errors import internal_errors_logged, log_internal_error
 from ._state import current_tracer
 
-__all__ = ["AttributionSpanProcessor", "Workflow", "workflow"]
+__all__ = ["AttributionSpanProcessor", "Workflow", "default_workflow", "workflow"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +43,24 @@ def _attribution_from(ctx: context.Context) -> dict[str, str] | None:
         return None
     found = {key: str(entries[key]) for key in (_WORKFLOW, _TENANT) if key in entries}
     return found or None
+
+
+def _attributed(ctx: context.Context, attributes: dict[str, str]) -> context.Context:
+    """``ctx`` carrying ``attributes`` as the attribution (private key and W3C baggage)."""
+    ctx = context.set_value(_ATTRIBUTION_KEY, attributes, ctx)
+    for key, value in attributes.items():
+        ctx = baggage.set_baggage(key, value, ctx)
+    return ctx
+
+
+def default_workflow(name: str, ctx: context.Context) -> tuple[context.Context, dict[str, str]] | None:
+    """``ctx`` attributed to workflow ``name`` when no workflow is set in it yet (an agent run names its
+    workflow after the agent), with the attribution; None when a workflow is already set."""
+    current = _attribution_from(ctx) or {}
+    if _WORKFLOW in current:
+        return None
+    attributes = {**current, _WORKFLOW: name}
+    return _attributed(ctx, attributes), attributes
 
 
 class AttributionSpanProcessor(SpanProcessor):
@@ -89,10 +107,7 @@ class Workflow:
         attributes[_WORKFLOW] = self.name
         if self.tenant is not None:
             attributes[_TENANT] = self.tenant
-        ctx = context.set_value(_ATTRIBUTION_KEY, attributes)
-        for key, value in attributes.items():
-            ctx = baggage.set_baggage(key, value, ctx)
-        baggage_token = context.attach(ctx)
+        baggage_token = context.attach(_attributed(context.get_current(), attributes))
         span = current_tracer().start_span(
             f"{semconv.GenAiOperationNameValues.INVOKE_WORKFLOW.value} {self.name}",
             kind=trace.SpanKind.INTERNAL,

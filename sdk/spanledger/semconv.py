@@ -57,6 +57,10 @@ ERROR_TYPE: Final = 'error.type'
 """Describes a class of error the operation ended with."""
 EXPORTER: Final = 'exporter'
 """The exporter component id (e.g. otlphttp/datadog)."""
+GEN_AI_AGENT_ID: Final = 'gen_ai.agent.id'
+"""The unique identifier of the GenAI agent."""
+GEN_AI_AGENT_NAME: Final = 'gen_ai.agent.name'
+"""Human-readable name of the GenAI agent provided by the application."""
 GEN_AI_CONVERSATION_ID: Final = 'gen_ai.conversation.id'
 """The unique identifier for a conversation (session, thread)."""
 GEN_AI_DATA_SOURCE_ID: Final = 'gen_ai.data_source.id'
@@ -121,10 +125,22 @@ GEN_AI_TOKEN_MODALITY: Final = 'gen_ai.token.modality'
 """Token modality (proposed by semantic-conventions-genai PR 374, not yet merged)."""
 GEN_AI_TOKEN_TYPE: Final = 'gen_ai.token.type'
 """The type of token being counted."""
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = 'gen_ai.tool.call.arguments'
+"""Parameters passed to the tool call (JSON, opt-in content capture)."""
+GEN_AI_TOOL_CALL_ID: Final = 'gen_ai.tool.call.id'
+"""The tool call identifier."""
+GEN_AI_TOOL_CALL_RESULT: Final = 'gen_ai.tool.call.result'
+"""The result returned by the tool call (JSON, opt-in content capture)."""
 GEN_AI_TOOL_DEFINITIONS: Final = 'gen_ai.tool.definitions'
 """The tools available to the model (JSON list of {type, name, description, parameters}; opt-in content capture)."""
 GEN_AI_TOOL_DEFINITIONS_REF: Final = 'gen_ai.tool.definitions_ref'
 """Where gen_ai.tool.definitions was uploaded (URI)."""
+GEN_AI_TOOL_DESCRIPTION: Final = 'gen_ai.tool.description'
+"""The tool description."""
+GEN_AI_TOOL_NAME: Final = 'gen_ai.tool.name'
+"""Name of the tool utilized by the agent."""
+GEN_AI_TOOL_TYPE: Final = 'gen_ai.tool.type'
+"""Type of the tool utilized by the agent (function, extension, datastore)."""
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = 'gen_ai.usage.cache_creation.input_tokens'
 """Deprecated: renamed to gen_ai.usage.cache_write.input_tokens."""
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = 'gen_ai.usage.cache_read.input_tokens'
@@ -153,6 +169,10 @@ HW_MODEL: Final = 'hw.model'
 """Descriptive model name of the hardware component."""
 HW_VENDOR: Final = 'hw.vendor'
 """Vendor name of the hardware component."""
+MCP_METHOD_NAME: Final = 'mcp.method.name'
+"""The name of the request or notification method (MCP)."""
+MCP_SESSION_ID: Final = 'mcp.session.id'
+"""Identifies the MCP session."""
 MESSAGING_DESTINATION_NAME: Final = 'messaging.destination.name'
 """The message destination name."""
 MESSAGING_SYSTEM: Final = 'messaging.system'
@@ -237,8 +257,14 @@ SPANLEDGER_TENANT_ID: Final = 'spanledger.tenant.id'
 """The customer or tenant the work is done for (high cardinality; never a metric label uncapped)."""
 SPANLEDGER_USAGE_ATTRIBUTE: Final = 'spanledger.usage.attribute'
 """The usage attribute whose value the collector refused (e.g. gen_ai.usage.input_tokens)."""
+SPANLEDGER_USAGE_COUNTED_INPUT_TOKENS: Final = 'spanledger.usage.counted.input_tokens'
+"""Input tokens a token-counting request reports; counted, not billed (never gen_ai.usage.input_tokens)."""
 SPANLEDGER_USAGE_OWNER: Final = 'spanledger.usage.owner'
 """True on the span that owns the usage it reports (tokens, bytes, seconds); a quantity is counted once, on its owner."""
+SPANLEDGER_USAGE_TOOL_USE_PROMPT_INPUT_TOKENS: Final = 'spanledger.usage.tool_use_prompt.input_tokens'
+"""Input tokens of tool-use prompts the provider added (Gemini); included in gen_ai.usage.input_tokens."""
+SPANLEDGER_USAGE_WEB_SEARCH_REQUESTS: Final = 'spanledger.usage.web_search.requests'
+"""Server-side web searches the provider ran for the call and bills per request (Anthropic server_tool_use)."""
 SPANLEDGER_WORKFLOW_NAME: Final = 'spanledger.workflow.name'
 """Name of the business workflow the span belongs to (low cardinality)."""
 TRANSPORT: Final = 'transport'
@@ -265,6 +291,12 @@ class GenAiOperationNameValues(str, Enum):
     """Retrieval from a data source"""
     INVOKE_WORKFLOW = 'invoke_workflow'
     """Invoke a workflow"""
+    INVOKE_AGENT = 'invoke_agent'
+    """Invoke an agent"""
+    EXECUTE_TOOL = 'execute_tool'
+    """Execute a tool"""
+    COUNT_TOKENS = 'count_tokens'
+    """Count the tokens of a request without running it (spanledger value; not billed)"""
 
 
 class GenAiProviderNameValues(str, Enum):
@@ -302,6 +334,12 @@ class GenAiProviderNameValues(str, Enum):
     """Perplexity"""
     X_AI = 'x_ai'
     """xAI"""
+    TOGETHER_AI = 'together_ai'
+    """Together AI (spanledger value; no upstream one yet)"""
+    FIREWORKS_AI = 'fireworks_ai'
+    """Fireworks AI (spanledger value; no upstream one yet)"""
+    OPENROUTER = 'openrouter'
+    """OpenRouter (spanledger value; no upstream one yet)"""
 
 
 class GenAiTokenModalityValues(str, Enum):
@@ -489,7 +527,7 @@ METRIC_SPANLEDGER_BILLING_IDLE_COST: Final = MetricSpec('spanledger.billing.idle
 METRIC_SPANLEDGER_COST_ESTIMATE: Final = MetricSpec('spanledger.cost.estimate', 'counter', '{USD}', 'Estimated cost of usage priced by the collector.', None, 'spanledger_cost_estimate')
 METRIC_SPANLEDGER_DATA_AGE: Final = MetricSpec('spanledger.data.age', 'histogram', 's', 'Age of data at read time, by kind of source.', (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0, 604800.0, 2592000.0, 31536000.0,), 'spanledger_data_age_seconds')
 METRIC_SPANLEDGER_EGRESS_BYTES: Final = MetricSpec('spanledger.egress.bytes', 'counter', 'By', 'Bytes sent and received across billed network boundaries.', None, 'spanledger_egress_bytes')
-METRIC_SPANLEDGER_SDK_DEFERRED_MEASUREMENTS: Final = MetricSpec('spanledger.sdk.deferred_measurements', 'gauge', '{measurement}', 'Collection hook of the OpenAI instrumentation; records no points.', None, 'spanledger_sdk_deferred_measurements')
+METRIC_SPANLEDGER_SDK_DEFERRED_MEASUREMENTS: Final = MetricSpec('spanledger.sdk.deferred_measurements', 'gauge', '{measurement}', 'Collection hook of the GenAI instrumentations; records no points.', None, 'spanledger_sdk_deferred_measurements')
 METRIC_SPANLEDGER_USAGE_REFUSED_VALUES: Final = MetricSpec('spanledger.usage.refused_values', 'counter', '{value}', 'Usage attribute values the collector refused (token counts that are not ints from 0 to 10^9); the span is kept, the value counts for neither the store nor the metrics.', None, 'spanledger_usage_refused_values')
 
 PROMETHEUS_LABELS: Final[dict[str, str]] = {
@@ -510,6 +548,8 @@ PROMETHEUS_LABELS: Final[dict[str, str]] = {
     'db.system.name': 'db_system_name',
     'error.type': 'error_type',
     'exporter': 'exporter',
+    'gen_ai.agent.id': 'gen_ai_agent_id',
+    'gen_ai.agent.name': 'gen_ai_agent_name',
     'gen_ai.conversation.id': 'gen_ai_conversation_id',
     'gen_ai.data_source.id': 'gen_ai_data_source_id',
     'gen_ai.embeddings.dimension.count': 'gen_ai_embeddings_dimension_count',
@@ -542,8 +582,14 @@ PROMETHEUS_LABELS: Final[dict[str, str]] = {
     'gen_ai.system_instructions_ref': 'gen_ai_system_instructions_ref',
     'gen_ai.token.modality': 'gen_ai_token_modality',
     'gen_ai.token.type': 'gen_ai_token_type',
+    'gen_ai.tool.call.arguments': 'gen_ai_tool_call_arguments',
+    'gen_ai.tool.call.id': 'gen_ai_tool_call_id',
+    'gen_ai.tool.call.result': 'gen_ai_tool_call_result',
     'gen_ai.tool.definitions': 'gen_ai_tool_definitions',
     'gen_ai.tool.definitions_ref': 'gen_ai_tool_definitions_ref',
+    'gen_ai.tool.description': 'gen_ai_tool_description',
+    'gen_ai.tool.name': 'gen_ai_tool_name',
+    'gen_ai.tool.type': 'gen_ai_tool_type',
     'gen_ai.usage.cache_creation.input_tokens': 'gen_ai_usage_cache_creation_input_tokens',
     'gen_ai.usage.cache_read.input_tokens': 'gen_ai_usage_cache_read_input_tokens',
     'gen_ai.usage.cache_write.input_tokens': 'gen_ai_usage_cache_write_input_tokens',
@@ -558,6 +604,8 @@ PROMETHEUS_LABELS: Final[dict[str, str]] = {
     'http.url': 'http_url',
     'hw.model': 'hw_model',
     'hw.vendor': 'hw_vendor',
+    'mcp.method.name': 'mcp_method_name',
+    'mcp.session.id': 'mcp_session_id',
     'messaging.destination.name': 'messaging_destination_name',
     'messaging.system': 'messaging_system',
     'network.io.direction': 'network_io_direction',
@@ -600,7 +648,10 @@ PROMETHEUS_LABELS: Final[dict[str, str]] = {
     'spanledger.resource.type': 'spanledger_resource_type',
     'spanledger.tenant.id': 'spanledger_tenant_id',
     'spanledger.usage.attribute': 'spanledger_usage_attribute',
+    'spanledger.usage.counted.input_tokens': 'spanledger_usage_counted_input_tokens',
     'spanledger.usage.owner': 'spanledger_usage_owner',
+    'spanledger.usage.tool_use_prompt.input_tokens': 'spanledger_usage_tool_use_prompt_input_tokens',
+    'spanledger.usage.web_search.requests': 'spanledger_usage_web_search_requests',
     'spanledger.workflow.name': 'spanledger_workflow_name',
     'transport': 'transport',
     'url.full': 'url_full',

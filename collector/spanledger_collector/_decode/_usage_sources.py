@@ -71,7 +71,7 @@ USAGE_SOURCES: Final[tuple[UsageSource, ...]] = (
     UsageSource(semconv.AWS_S3_BUCKET, "otel-aws", "bucket"),
     UsageSource(semconv.SPANLEDGER_WORKFLOW_NAME, "spanledger", "workflow"),
     UsageSource(semconv.GEN_AI_WORKFLOW_NAME, "otel-genai", "workflow"),
-    UsageSource("gen_ai.agent.name", "otel-genai", "workflow"),
+    UsageSource(semconv.GEN_AI_AGENT_NAME, "otel-genai", "workflow"),
     UsageSource("traceloop.workflow.name", "openllmetry", "workflow"),
     UsageSource("ai.telemetry.functionId", "vercel-ai", "workflow"),
     UsageSource(semconv.SPANLEDGER_TENANT_ID, "spanledger", "tenant"),

@@ -14,7 +14,7 @@ from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from .._store import UsageFact
-from ._cloud_catalog import CloudCatalog, PricePeriod, load_cloud_catalog, period_at
+from ._cloud_catalog import CloudCatalog, LlmPrice, PricePeriod, load_cloud_catalog, period_at
 from ._estimate import Estimate
 from ._llm import (
     GENAI_PRICES_VERSION,
@@ -23,6 +23,7 @@ from ._llm import (
     bedrock_model_id,
     genai_provider_id,
     load_genai_prices,
+    model_aliases,
 )
 from ._rates import (
     EARLIEST,
@@ -162,14 +163,24 @@ class PriceCatalog:
             raise _Unpriced("no_model")
         model = bedrock_model_id(model)
         provider_id = genai_provider_id(fact.provider)
-        negotiated = self._negotiated_token_price(model, fact.provider, token_class)
+        negotiated = self._listed_token_price(self._cloud.llm, model, fact.provider, token_class)
         if negotiated is not None:
             return NegotiatedTokens(negotiated, self.version)
-        return TokenRate(token_class, model, provider_id, when, self.version)
+        try:
+            return TokenRate(token_class, model, provider_id, when, self.version)
+        except UnknownLlmPrice:
+            fallback = self._listed_token_price(self._cloud.llm_fallback, model, fact.provider, token_class)
+            if fallback is None:
+                raise
+            return NegotiatedTokens(fallback, self.version)
 
-    def _negotiated_token_price(self, model: str, provider: str | None, token_class: str) -> Decimal | None:
-        for price in self._cloud.llm:
-            if price.model == model.lower() and (price.provider is None or price.provider == provider):
+    @staticmethod
+    def _listed_token_price(
+        prices: list[LlmPrice], model: str, provider: str | None, token_class: str
+    ) -> Decimal | None:
+        names = [name.lower() for name in model_aliases(model)]
+        for price in prices:
+            if price.model in names and (price.provider is None or price.provider == provider):
                 return price.per_mtok.get(_LLM_PRICE_KEYS[token_class])
         return None
 

@@ -80,6 +80,8 @@ class CloudCatalog:
     data_transfer: dict[tuple[str, str], tuple[PricePeriod, ...]] = field(default_factory=dict)
     resources: dict[str, ResourceMapping] = field(default_factory=dict)
     llm: list[LlmPrice] = field(default_factory=list)
+    llm_fallback: list[LlmPrice] = field(default_factory=list)
+    """Token prices for models genai-prices lacks (after genai-prices, unlike ``llm``)."""
 
 
 def period_at(periods: tuple[PricePeriod, ...], day: date) -> tuple[PricePeriod | None, date | None, date | None]:
@@ -137,6 +139,7 @@ def _catalog(root: ConfigSection, base: CloudCatalog | None) -> CloudCatalog:
         catalog.data_transfer.update(base.data_transfer)
         catalog.resources.update(base.resources)
         catalog.llm.extend(base.llm)
+        catalog.llm_fallback.extend(base.llm_fallback)
     for name, entry in root.section("instances").sections():
         catalog.instances[name] = _instance(entry)
     for name, entry in root.section("sagemaker").sections():
@@ -157,6 +160,7 @@ def _catalog(root: ConfigSection, base: CloudCatalog | None) -> CloudCatalog:
         catalog.resources[resource_id] = _resource(entry)
     # Overrides' token prices are found before the bundled ones.
     catalog.llm[:0] = [_llm(entry) for entry in root.section_list("llm")]
+    catalog.llm_fallback[:0] = [_llm(entry) for entry in root.section_list("llm_fallback")]
     root.done()
     return catalog
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
@@ -23,6 +24,7 @@ __all__ = [
     "calc_genai_price",
     "genai_provider_id",
     "load_genai_prices",
+    "model_aliases",
 ]
 
 GENAI_PRICES_VERSION: str = genai_prices.__version__
@@ -51,6 +53,25 @@ _PROVIDER_IDS: dict[str, str] = {
     "openrouter": "openrouter",
     "cerebras": "cerebras",
 }
+
+
+# Vertex AI names stable model versions with a numeric suffix ("gemini-2.5-flash-001") and Anthropic models
+# with "@date" ("claude-sonnet-4-5@20250929"); responses may name publishers' resource paths.
+_VERSION_SUFFIX = re.compile(r"-\d{3}$")
+_RESOURCE_PREFIX = re.compile(r"^(?:.*/)?(?:publishers/[^/]+/)?models/")
+
+
+def model_aliases(model: str) -> list[str]:
+    """``model`` and the names genai-prices may know it by (resource path, Vertex version suffixes dropped)."""
+    names = [model]
+    bare = _RESOURCE_PREFIX.sub("", model)
+    for name in (bare, bare.split("@", 1)[0]):
+        if name not in names:
+            names.append(name)
+    unversioned = _VERSION_SUFFIX.sub("", names[-1])
+    if unversioned not in names:
+        names.append(unversioned)
+    return names
 
 
 class UnknownLlmPrice(Exception):
@@ -211,10 +232,16 @@ class TokenRate(Rate):
 
     def __init__(self, meter_class: str, model: str, provider_id: str | None, when: datetime, version: str) -> None:
         """``when`` is an aware datetime; raises :class:`UnknownLlmPrice` when genai-prices has no such model."""
-        try:
-            _, info = get_snapshot().find_provider_model(model, None, provider_id, None)
-        except LookupError:
-            raise UnknownLlmPrice(f"unknown_model: {model} ({provider_id or 'any provider'})") from None
+        snapshot = get_snapshot()
+        for name in model_aliases(model):
+            try:
+                _, info = snapshot.find_provider_model(name, None, provider_id, None)
+            except LookupError:
+                continue
+            model = name
+            break
+        else:
+            raise UnknownLlmPrice(f"unknown_model: {model} ({provider_id or 'any provider'})")
         super().__init__(version, *_prices_interval(info, when))
         model_price = info.get_prices(when)
         self._meter_class = meter_class

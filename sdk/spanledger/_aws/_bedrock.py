@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import semconv
 from .._genai import Content, OperationKey, TokenUsage, arguments_object, tool_definition
+from .._genai._resource import inference_target_arn
 from ._bedrock_bodies import (
     converse_usage,
     finish_reasons_from_body,
@@ -27,7 +28,7 @@ from ._bedrock_bodies import (
 )
 from ._call import AwsCall, error_type
 from ._extension import ServiceExtension, response_content_length
-from ._resource import account_from_arn, inference_target_arn
+from ._resource import account_from_arn
 from ._streams import CountingRawStream, observe_event_stream
 
 __all__ = ["BedrockRuntimeExtension"]

@@ -16,13 +16,9 @@ from .. import semconv
 __all__ = [
     "account_from_arn",
     "bucket_arn",
-    "inference_target_arn",
     "process_account",
     "sagemaker_endpoint_arn",
 ]
-
-# Prefixes of Bedrock system (cross-region) inference profile ids, e.g. ``us.anthropic.claude-...``.
-_INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
 
 
 def account_from_arn(arn: str) -> str | None:
@@ -42,16 +38,6 @@ def bucket_arn(bucket: str) -> str:
 def sagemaker_endpoint_arn(endpoint_name: str, region: str | None, account: str | None) -> str:
     # SageMaker lowercases endpoint names in ARNs (and in the CUR's resource id).
     return f"arn:aws:sagemaker:{region or ''}:{account or ''}:endpoint/{endpoint_name.lower()}"
-
-
-def inference_target_arn(model_id: str, region: str | None, account: str | None) -> str:
-    """The ARN Bedrock bills a ``modelId`` under: itself when it is an ARN, else the inference profile or
-    foundation model it names."""
-    if model_id.startswith("arn:"):
-        return model_id
-    if model_id.startswith(_INFERENCE_PROFILE_PREFIXES):
-        return f"arn:aws:bedrock:{region or ''}:{account or ''}:inference-profile/{model_id}"
-    return f"arn:aws:bedrock:{region or ''}::foundation-model/{model_id}"
 
 
 def process_account(resource_attributes: Mapping[str, Any]) -> str | None:

@@ -2,6 +2,7 @@
 and the ``OTEL_SEMCONV_STABILITY_OPT_IN`` naming decision). Each library's own subpackage holds only what
 is specific to that library."""
 
+from ._call import GenAICall, instrumentation_suppressed, open_call
 from ._content import Content, arguments_object, to_json, tool_definition
 from ._hooks import CompletionHook, ContentUploadHook
 from ._recorder import GenAIRecorder, OperationKey
@@ -11,10 +12,13 @@ __all__ = [
     "CompletionHook",
     "Content",
     "ContentUploadHook",
+    "GenAICall",
     "GenAIRecorder",
     "OperationKey",
     "TokenUsage",
     "arguments_object",
+    "instrumentation_suppressed",
+    "open_call",
     "to_int",
     "to_json",
     "tool_definition",

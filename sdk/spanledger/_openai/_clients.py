@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .. import semconv
+from ._hosts import host_facts
 from ._recorder import Recorder
 
 __all__ = ["ClientInfo", "client_info", "disable_openai_stream_usage"]
@@ -16,10 +17,6 @@ __all__ = ["ClientInfo", "client_info", "disable_openai_stream_usage"]
 _INFO_KEY = "_spanledger_openai_info"
 _STREAM_USAGE_OFF_KEY = "_spanledger_openai_stream_usage_off"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
-AZURE_HOSTS = (".openai.azure.com",)
-"""Host suffixes never sent ``stream_options`` (Azure OpenAI rejects it), besides the configured ones."""
 
 
 class ClientInfo(NamedTuple):
@@ -67,15 +64,16 @@ def _compute(client: Any, base_url: Any, recorder: Recorder) -> ClientInfo:
     host = (getattr(base_url, "host", None) or "").lower() or None
     scheme = getattr(base_url, "scheme", "") or ""
     port = getattr(base_url, "port", None) or _DEFAULT_PORTS.get(scheme)
-    azure = isinstance(client, (openai.AzureOpenAI, openai.AsyncAzureOpenAI)) or (
-        host is not None and host.endswith(".openai.azure.com")
-    )
-    provider = (
-        semconv.GenAiProviderNameValues.AZURE_AI_OPENAI.value if azure else semconv.GenAiProviderNameValues.OPENAI.value
-    )
-    excluded = host is not None and any(
-        host == suffix.lstrip(".") or host.endswith(suffix if suffix.startswith(".") else "." + suffix)
-        for suffix in (*AZURE_HOSTS, *recorder.stream_usage_excluded_hosts)
+    facts = host_facts(host)
+    provider = facts.provider
+    if isinstance(client, (openai.AzureOpenAI, openai.AsyncAzureOpenAI)):
+        provider = semconv.GenAiProviderNameValues.AZURE_AI_OPENAI.value
+    excluded = not facts.accepts_stream_options or (
+        host is not None
+        and any(
+            host == suffix.lstrip(".") or host.endswith(suffix if suffix.startswith(".") else "." + suffix)
+            for suffix in recorder.stream_usage_excluded_hosts
+        )
     )
     stream_usage = recorder.stream_usage and not excluded and not client.__dict__.get(_STREAM_USAGE_OFF_KEY, False)
     return ClientInfo(base_url, str(base_url), recorder, provider, host, port, stream_usage)

@@ -1,0 +1,376 @@
+"""A small local HTTP server speaking Anthropic's and Gemini's wire formats, for tests, benchmarks and the demo.
+
+Anthropic (``base_url=server.url``):
+
+* ``POST /v1/messages``: a ``message`` JSON body, or with ``"stream": true`` the SSE event stream
+  ``message_start`` (usage: input, cache read, cache creation), ``content_block_start``,
+  ``content_block_delta`` x N, ``content_block_stop``, ``message_delta`` (stop reason, cumulative output
+  usage), ``message_stop``. A request with a ``web_search`` server tool reports
+  ``server_tool_use.web_search_requests``.
+* ``POST /v1/messages/count_tokens``: ``{"input_tokens": N}``.
+* Vertex: ``POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict`` and
+  ``:streamRawPredict`` (same bodies). Bedrock: ``POST /model/{m}/invoke`` (JSON only).
+
+Gemini (``http_options={"base_url": server.url}``):
+
+* ``POST /{version}/models/{m}:generateContent`` (Gemini API) and
+  ``/{version}/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`` (Vertex AI): a
+  ``GenerateContentResponse`` with ``usageMetadata`` (prompt incl. cached content, candidates, thoughts,
+  tool-use prompt tokens).
+* ``:streamGenerateContent?alt=sse``: ``data:`` chunks, each with the running ``usageMetadata``.
+* ``:batchEmbedContents`` (Gemini API) and ``:predict`` (Vertex, with token-count statistics).
+
+Model names ``error-<status>`` answer that status with the provider's error body; ``error-stream`` breaks
+the stream off after two events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["GenAIWireServer", "start_server"]
+
+REPLY_WORDS = ("Hello", " from", " the", " local", " server", ".")
+
+# Anthropic usage (input_tokens excludes the cache reads and writes, as Anthropic reports it)
+ANTHROPIC_INPUT_TOKENS = 11
+ANTHROPIC_CACHE_READ_TOKENS = 100
+ANTHROPIC_CACHE_CREATION_TOKENS = 20
+ANTHROPIC_COUNTED_TOKENS = 42
+# Gemini usage (prompt includes the cached content tokens)
+GEMINI_PROMPT_TOKENS = 30
+GEMINI_CACHED_TOKENS = 12
+GEMINI_THOUGHTS_TOKENS = 7
+GEMINI_TOOL_USE_PROMPT_TOKENS = 5
+GEMINI_MODEL_SUFFIX = "-001"
+"""Appended to the request's model in ``modelVersion``, as Vertex AI names a stable version."""
+
+_VERTEX_ANTHROPIC = re.compile(r"/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/([^/:]+):(\w+)$")
+_BEDROCK = re.compile(r"/model/([^/]+)/(invoke|invoke-with-response-stream)$")
+_GEMINI = re.compile(r"/(?:[^/]+/)?(?:projects/[^/]+/locations/[^/]+/publishers/google/)?models/([^/:]+):(\w+)$")
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    query: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.owner.verbose:
+            super().log_message(format, *args)
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("request-id", f"req_{self.server.owner.next_id()}")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _start_sse(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+
+    def _sse(self, payload: Any, event: str | None = None) -> None:
+        text = (f"event: {event}\n" if event else "") + f"data: {json.dumps(payload)}\n\n"
+        raw = text.encode()
+        self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        self.wfile.flush()
+
+    def _end_sse(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _drop_connection(self) -> None:
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(2)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._send_json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "bad JSON"}})
+            return
+        path, _, query = self.path.partition("?")
+        owner = self.server.owner
+        with owner.lock:
+            owner.requests.append(RecordedRequest(path, query, body, {k.lower(): v for k, v in self.headers.items()}))
+        if path in ("/v1/messages", "/v1/messages/count_tokens"):
+            self._anthropic(path, body, str(body.get("model", "")), bool(body.get("stream")))
+        elif match := _VERTEX_ANTHROPIC.search(path):
+            self._anthropic("/v1/messages", body, match.group(1), match.group(2) == "streamRawPredict")
+        elif match := _BEDROCK.search(path):
+            self._anthropic("/v1/messages", body, match.group(1), False)
+        elif match := _GEMINI.search(path):
+            self._gemini(match.group(2), body, match.group(1), path)
+        else:
+            self._send_json(404, {"error": {"code": 404, "message": f"Unknown path {path}.", "status": "NOT_FOUND"}})
+
+    # --- Anthropic ------------------------------------------------------------------------------
+
+    def _anthropic(self, path: str, body: dict[str, Any], model: str, stream: bool) -> None:
+        if model.startswith("error-") and model[6:].isdigit():
+            status = int(model[6:])
+            kind = "rate_limit_error" if status == 429 else "api_error" if status >= 500 else "invalid_request_error"
+            self._send_json(status, {"type": "error", "error": {"type": kind, "message": f"Simulated error {status}."}})
+            return
+        if path.endswith("/count_tokens"):
+            self._send_json(200, {"input_tokens": ANTHROPIC_COUNTED_TOKENS})
+            return
+        message_id = f"msg_{self.server.owner.next_id():04d}"
+        searches = sum(
+            1
+            for tool in body.get("tools") or []
+            if isinstance(tool, dict) and str(tool.get("type", "")).startswith("web_search")
+        )
+        usage: dict[str, Any] = {
+            "input_tokens": ANTHROPIC_INPUT_TOKENS,
+            "cache_read_input_tokens": ANTHROPIC_CACHE_READ_TOKENS,
+            "cache_creation_input_tokens": ANTHROPIC_CACHE_CREATION_TOKENS,
+            "output_tokens": len(REPLY_WORDS),
+        }
+        if searches:
+            usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+        if not stream:
+            self._send_json(
+                200,
+                {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": "".join(REPLY_WORDS)}],
+                    "stop_reason": "end_turn",
+                    "stop_sequence": None,
+                    "usage": usage,
+                },
+            )
+            return
+        self._start_sse()
+        start_usage = {**usage, "output_tokens": 1}
+        start_usage.pop("server_tool_use", None)
+        self._sse(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                },
+            },
+            "message_start",
+        )
+        self._sse(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            "content_block_start",
+        )
+        for number, word in enumerate(REPLY_WORDS):
+            if model == "error-stream" and number == 2:
+                self._drop_connection()
+                return
+            self._sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}},
+                "content_block_delta",
+            )
+        self._sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+        delta_usage: dict[str, Any] = {"output_tokens": len(REPLY_WORDS)}
+        if searches:
+            delta_usage["server_tool_use"] = usage["server_tool_use"]
+        self._sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": delta_usage,
+            },
+            "message_delta",
+        )
+        self._sse({"type": "message_stop"}, "message_stop")
+        self._end_sse()
+
+    # --- Gemini ---------------------------------------------------------------------------------
+
+    def _gemini(self, method: str, body: dict[str, Any], model: str, path: str) -> None:
+        if model.startswith("error-") and model[6:].isdigit():
+            status = int(model[6:])
+            self._send_json(
+                status, {"error": {"code": status, "message": f"Simulated error {status}.", "status": "UNAVAILABLE"}}
+            )
+            return
+        if method in ("batchEmbedContents", "predict", "embedContent"):
+            self._gemini_embed(method, body)
+            return
+        vertex = "/projects/" in path
+        usage = {
+            "promptTokenCount": GEMINI_PROMPT_TOKENS,
+            "cachedContentTokenCount": GEMINI_CACHED_TOKENS,
+            "candidatesTokenCount": len(REPLY_WORDS),
+            "thoughtsTokenCount": GEMINI_THOUGHTS_TOKENS,
+            "toolUsePromptTokenCount": GEMINI_TOOL_USE_PROMPT_TOKENS,
+            "totalTokenCount": GEMINI_PROMPT_TOKENS
+            + len(REPLY_WORDS)
+            + GEMINI_THOUGHTS_TOKENS
+            + GEMINI_TOOL_USE_PROMPT_TOKENS,
+        }
+        response_id = f"resp-{self.server.owner.next_id()}"
+        model_version = f"{model}{GEMINI_MODEL_SUFFIX}"
+
+        def response(text: str, finish: str | None, usage_metadata: dict[str, Any]) -> dict[str, Any]:
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+            if finish:
+                candidate["finishReason"] = finish
+            payload: dict[str, Any] = {
+                "candidates": [candidate],
+                "usageMetadata": usage_metadata,
+                "modelVersion": model_version,
+                "responseId": response_id,
+            }
+            if vertex:
+                payload["createTime"] = "2026-12-05T00:00:00Z"
+            return payload
+
+        if method == "generateContent":
+            self._send_json(200, response("".join(REPLY_WORDS), "STOP", usage))
+            return
+        self._start_sse()
+        for number, word in enumerate(REPLY_WORDS):
+            if model == "error-stream" and number == 2:
+                self._drop_connection()
+                return
+            last = number == len(REPLY_WORDS) - 1
+            running = {**usage, "candidatesTokenCount": number + 1} if not last else usage
+            self._sse(response(word, "STOP" if last else None, running))
+        self._end_sse()
+
+    def _gemini_embed(self, method: str, body: dict[str, Any]) -> None:
+        if method == "predict":
+            instances = body.get("instances") or []
+            self._send_json(
+                200,
+                {
+                    "predictions": [
+                        {
+                            "embeddings": {
+                                "values": [0.1, 0.2, 0.3],
+                                "statistics": {"token_count": 4, "truncated": False},
+                            }
+                        }
+                        for _ in instances
+                    ],
+                    "metadata": {"billableCharacterCount": 40},
+                },
+            )
+            return
+        requests = body.get("requests") or [body]
+        self._send_json(200, {"embeddings": [{"values": [0.1, 0.2, 0.3]} for _ in requests]})
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: GenAIWireServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if self.owner.verbose:
+            super().handle_error(request, client_address)
+
+
+@dataclass
+class GenAIWireServer:
+    """The server; ``start()`` serves in a background thread, ``stop()`` shuts it down (twice is harmless)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    verbose: bool = False
+    requests: list[RecordedRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _httpd: _HTTPServer | None = None
+    _thread: threading.Thread | None = None
+    _counter: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def next_id(self) -> int:
+        with self.lock:
+            self._counter += 1
+            return self._counter
+
+    def _bind(self) -> _HTTPServer:
+        httpd = _HTTPServer((self.host, self.port), _Handler)
+        httpd.owner = self
+        self.port = httpd.server_address[1]
+        self._httpd = httpd
+        return httpd
+
+    def start(self) -> GenAIWireServer:
+        httpd = self._bind()
+        self._thread = threading.Thread(target=httpd.serve_forever, name="genai-wire-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._bind().serve_forever()
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> GenAIWireServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def start_server(port: int = 0) -> GenAIWireServer:
+    """Start a server in a background thread (an ephemeral port by default); read ``.url``."""
+    return GenAIWireServer(port=port).start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    server = GenAIWireServer(host=args.host, port=args.port, verbose=True)
+    print(f"Anthropic/Gemini wire server on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

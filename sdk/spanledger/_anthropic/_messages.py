@@ -1,0 +1,194 @@
+"""What the Anthropic Messages endpoints look like: request attributes, results, stream events, content.
+
+Anthropic reports ``input_tokens`` *without* the cache reads and writes; the conventions say
+``gen_ai.usage.input_tokens`` MUST include them, so usage goes through ``TokenUsage.from_uncached``.
+A stream reports usage in ``message_start`` (input and cache counts, a first output count) and
+cumulatively in ``message_delta``; the later report wins field by field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .. import semconv
+from .._genai import GenAICall, TokenUsage, to_json
+
+__all__ = ["ENDPOINTS", "Endpoint"]
+
+Attributes = dict[str, Any]
+_Operation = semconv.GenAiOperationNameValues
+
+
+class Endpoint(NamedTuple):
+    operation: str
+    request_attributes: Callable[[dict[str, Any], Attributes], None]
+    result: Callable[[GenAICall, Any], None]
+    chunk: Callable[[GenAICall, Any], None] | None
+    input_content: Callable[[dict[str, Any], Attributes], None] | None
+    owns_usage: bool
+    """Whether the call's tokens are billed usage (``spanledger.usage.owner``); token counting is not."""
+
+
+_PARAMS = (
+    ("max_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
+    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
+    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
+    ("top_k", semconv.GEN_AI_REQUEST_TOP_K),
+)
+
+
+def _request_attributes(body: dict[str, Any], attributes: Attributes) -> None:
+    for key, name in _PARAMS:
+        value = body.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            attributes[name] = value
+    stop = body.get("stop_sequences")
+    if isinstance(stop, list) and stop:
+        attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(str(s) for s in stop)
+    if body.get("stream") is True:
+        attributes[semconv.GEN_AI_REQUEST_STREAM] = True
+
+
+def _get(value: Any, name: str) -> Any:
+    """A field of a model or of a decoded dict (``with_raw_response`` and odd servers give dicts)."""
+    if isinstance(value, dict):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def usage_of(usage: Any) -> TokenUsage:
+    details = _get(usage, "output_tokens_details")
+    return TokenUsage.from_uncached(
+        _get(usage, "input_tokens"),
+        _get(usage, "output_tokens"),
+        _get(usage, "cache_read_input_tokens"),
+        _get(usage, "cache_creation_input_tokens"),
+        _get(details, "thinking_tokens") if details is not None else None,
+    )
+
+
+def _server_tool_use(call: GenAICall, usage: Any) -> None:
+    server = _get(usage, "server_tool_use")
+    if server is not None:
+        searches = _get(server, "web_search_requests")
+        if isinstance(searches, int) and not isinstance(searches, bool):
+            call.attributes[semconv.SPANLEDGER_USAGE_WEB_SEARCH_REQUESTS] = searches
+
+
+def _message_result(call: GenAICall, message: Any) -> None:
+    message_id = _get(message, "id")
+    if isinstance(message_id, str):
+        call.attributes[semconv.GEN_AI_RESPONSE_ID] = message_id
+    model = _get(message, "model")
+    if isinstance(model, str):
+        call.response_model = model
+    stop = _get(message, "stop_reason")
+    if isinstance(stop, str):
+        call.finish_reasons = [stop]
+    usage = _get(message, "usage")
+    if usage is not None:
+        call.usage = usage_of(usage)
+        _server_tool_use(call, usage)
+    if call.recorder.capture_content:
+        message_out: dict[str, Any] = {"role": "assistant", "parts": _parts(_get(message, "content"))}
+        if isinstance(stop, str):
+            message_out["finish_reason"] = stop
+        call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json([message_out])
+
+
+def _stream_event(call: GenAICall, event: Any) -> None:
+    kind = _get(event, "type")
+    if kind == "content_block_delta":
+        texts = call.texts
+        if texts is not None:
+            text = _get(_get(event, "delta"), "text")
+            if isinstance(text, str):
+                texts.append(text)
+    elif kind == "message_start":
+        message = _get(event, "message")
+        message_id = _get(message, "id")
+        if isinstance(message_id, str):
+            call.attributes[semconv.GEN_AI_RESPONSE_ID] = message_id
+        model = _get(message, "model")
+        if isinstance(model, str):
+            call.response_model = model
+        usage = _get(message, "usage")
+        if usage is not None:
+            call.usage = usage_of(usage)
+            _server_tool_use(call, usage)
+    elif kind == "message_delta":
+        stop = _get(_get(event, "delta"), "stop_reason")
+        if isinstance(stop, str):
+            call.finish_reasons = [stop]
+        usage = _get(event, "usage")
+        if usage is not None:
+            reported = usage_of(usage)
+            call.usage = reported if call.usage is None else call.usage.overlaid(reported)
+            _server_tool_use(call, usage)
+        # The client's own span (when it traces itself) ends with the body, before the caller sees the end.
+        call.flush()
+
+
+def _count_result(call: GenAICall, result: Any) -> None:
+    counted = _get(result, "input_tokens")
+    if isinstance(counted, int) and not isinstance(counted, bool):
+        call.attributes[semconv.SPANLEDGER_USAGE_COUNTED_INPUT_TOKENS] = counted
+
+
+# --- opt-in content ---------------------------------------------------------------------------------
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    for block in content if isinstance(content, list) else []:
+        kind = _get(block, "type")
+        if kind == "text":
+            parts.append({"type": "text", "content": _get(block, "text")})
+        elif kind in ("tool_use", "server_tool_use"):
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": _get(block, "id"),
+                    "name": _get(block, "name"),
+                    "arguments": _get(block, "input"),
+                }
+            )
+        elif kind == "tool_result":
+            parts.append(
+                {"type": "tool_call_response", "id": _get(block, "tool_use_id"), "response": _get(block, "content")}
+            )
+        elif kind == "thinking":
+            parts.append({"type": "reasoning", "content": _get(block, "thinking")})
+        else:
+            parts.append({"type": str(kind)})
+    return parts
+
+
+def _input_content(body: dict[str, Any], attributes: Attributes) -> None:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        attributes[semconv.GEN_AI_INPUT_MESSAGES] = to_json(
+            [{"role": _get(m, "role"), "parts": _parts(_get(m, "content"))} for m in messages]
+        )
+    system = body.get("system")
+    if system:
+        attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = to_json(_parts(system))
+
+
+def _no_attributes(body: dict[str, Any], attributes: Attributes) -> None:
+    pass
+
+
+_MESSAGES = Endpoint(_Operation.CHAT.value, _request_attributes, _message_result, _stream_event, _input_content, True)
+_COUNT_TOKENS = Endpoint(_Operation.COUNT_TOKENS.value, _no_attributes, _count_result, None, None, False)
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "/v1/messages": _MESSAGES,
+    "/v1/messages?beta=true": _MESSAGES,
+    "/v1/messages/count_tokens": _COUNT_TOKENS,
+    "/v1/messages/count_tokens?beta=true": _COUNT_TOKENS,
+}
+"""By the request's URL path as the client's resource methods give it (before Bedrock/Vertex rewrite it)."""

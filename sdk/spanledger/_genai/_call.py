@@ -1,0 +1,185 @@
+"""One instrumented GenAI call from request to the end of its response or stream, for the instrumentations
+that share it (Anthropic, Google Gen AI).
+
+``open_call`` starts spanledger's own CLIENT span. When the library traces the call itself (the
+``anthropic`` client's own OpenTelemetry spans), ``GenAICall`` is made without a span and ``adopt``-s the
+library's span once it exists: spanledger then adds the shared schema to that span instead of making a
+second one, and leaves ending it to the library. Either way the metrics are recorded here once.
+
+A call ends exactly once: when a non-stream result is read, when its stream is exhausted, closed or
+broken off, or when the stream is garbage-collected. Nothing here raises into the application.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from time import time_ns
+from typing import Any
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+from opentelemetry.trace import Span, SpanKind
+
+from .. import semconv
+from .._errors import error_type, record_provider_error, safe_description
+from .._internal_errors import log_internal_error
+from ._content import to_json
+from ._recorder import GenAIRecorder, OperationKey
+from ._usage import TokenUsage
+
+__all__ = ["GenAICall", "instrumentation_suppressed", "open_call"]
+
+_CLIENT = SpanKind.CLIENT
+
+
+def instrumentation_suppressed() -> bool:
+    """Whether OTel's ``suppress_instrumentation`` is in effect."""
+    return bool(get_value(_SUPPRESS_INSTRUMENTATION_KEY))
+
+
+class GenAICall:
+    """State of one call; filled in by the library's extractors, written once by ``end``."""
+
+    __slots__ = (
+        "__weakref__",
+        "attributes",
+        "ended",
+        "error_description",
+        "error_type",
+        "finish_reasons",
+        "first_chunk_ns",
+        "key",
+        "observe",
+        "owns_span",
+        "recorder",
+        "response_model",
+        "span",
+        "start_ns",
+        "texts",
+        "usage",
+    )
+
+    def __init__(
+        self, recorder: GenAIRecorder, key: OperationKey, span: Span | None, start_ns: int, *, stream: bool
+    ) -> None:
+        self.recorder = recorder
+        self.key = key
+        self.span = span
+        self.owns_span = span is not None
+        self.start_ns = start_ns
+        self.attributes: dict[str, Any] = {}
+        """Response-side span attributes, set on the span in one go when the call ends."""
+        self.response_model: str | None = None
+        self.usage: TokenUsage | None = None
+        self.finish_reasons: list[str] = []
+        self.error_type: str | None = None
+        self.error_description: str | None = None
+        self.first_chunk_ns: int | None = None
+        self.texts: list[str] | None = [] if stream and recorder.capture_content else None
+        """Streamed output text, kept only with content capture on."""
+        self.observe: Callable[[GenAICall, Any], None] | None = None
+        """Records one stream item on the call (set by the library for its streams)."""
+        self.ended = False
+
+    def adopt(self, span: Span, start_attributes: dict[str, Any]) -> None:
+        """Add to the library's own span for this call (it ends that span itself)."""
+        self.span = span
+        self.owns_span = False
+        span.set_attributes(start_attributes)
+
+    def chunk(self, item: Any) -> None:
+        """One stream item arrived."""
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = time_ns()
+        observe = self.observe
+        if observe is not None:
+            try:
+                observe(self, item)
+            except Exception:
+                log_internal_error("genai stream item")
+
+    def fail(self, error: BaseException) -> None:
+        """The call (or its stream) raised ``error``; end it as failed."""
+        if self.ended:
+            return
+        try:
+            self.error_type = error_type(error)
+            self.error_description = safe_description(error, self.error_type)
+        except Exception:
+            log_internal_error("genai error")
+        self.end()
+
+    def response_attributes(self) -> dict[str, Any]:
+        """Everything learnt from the response so far, as span attributes."""
+        attributes = dict(self.attributes)
+        if self.response_model:
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if self.finish_reasons:
+            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = tuple(self.finish_reasons)
+        if self.usage is not None:
+            self.recorder.add_usage_attributes(attributes, self.usage)
+        return attributes
+
+    def flush(self) -> None:
+        """Write what is known so far on an adopted span, which its library may end before this call ends."""
+        span = self.span
+        if span is not None and not self.owns_span and span.is_recording():
+            span.set_attributes(self.response_attributes())
+
+    def end(self) -> None:
+        """Set the response attributes, record the metrics and end the span; only the first call counts."""
+        if self.ended:
+            return
+        self.ended = True
+        end_ns = time_ns()
+        span = self.span
+        try:
+            attributes = self.response_attributes()
+            time_to_first_chunk = None
+            if self.first_chunk_ns is not None:
+                time_to_first_chunk = (self.first_chunk_ns - self.start_ns) / 1e9
+                attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time_to_first_chunk
+            if self.texts:
+                message: dict[str, Any] = {
+                    "role": "assistant",
+                    "parts": [{"type": "text", "content": "".join(self.texts)}],
+                }
+                if self.finish_reasons:
+                    message["finish_reason"] = self.finish_reasons[0]
+                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json([message])
+            kind = self.error_type
+            if span is not None and span.is_recording():
+                span.set_attributes(attributes)
+                if kind is not None and self.owns_span:
+                    record_provider_error(span, kind, self.error_description or kind)
+            duration = (end_ns - self.start_ns) / 1e9
+            self.recorder.record(self.key, self.response_model, duration, time_to_first_chunk, self.usage, kind)
+        except Exception:
+            log_internal_error("genai span end")
+        finally:
+            if span is not None and self.owns_span:
+                span.end(end_time=end_ns)
+
+    def __del__(self) -> None:
+        # The caller dropped a stream without finishing or closing it.
+        if not self.ended:
+            with contextlib.suppress(Exception):  # interpreter shutdown: nothing left to log with
+                self.end()
+
+
+def open_call(recorder: GenAIRecorder, key: OperationKey, attributes: dict[str, Any], *, stream: bool) -> GenAICall:
+    """Start spanledger's own span for a call about to be sent (``attributes``: the request side)."""
+    operation, _, model, address, port = key
+    attributes[semconv.GEN_AI_OPERATION_NAME] = operation
+    attributes[semconv.GEN_AI_PROVIDER_NAME] = key.provider
+    if model:
+        attributes[semconv.GEN_AI_REQUEST_MODEL] = model
+    if address:
+        attributes[semconv.SERVER_ADDRESS] = address
+    if port:
+        attributes[semconv.SERVER_PORT] = port
+    start_ns = time_ns()
+    span = recorder.tracer.start_span(
+        f"{operation} {model}" if model else operation, kind=_CLIENT, attributes=attributes, start_time=start_ns
+    )
+    return GenAICall(recorder, key, span, start_ns, stream=stream)

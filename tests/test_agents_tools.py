@@ -1,0 +1,141 @@
+"""Agents and tools: the OpenAI Agents SDK (against the local OpenAI server) and MCP client tool calls (a real
+MCP server over stdio) produce invoke_agent / execute_tool spans, nested over the LLM calls they make."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import spanledger
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from openai_compatible_server import OpenAICompatibleServer
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+from spanledger import semconv
+
+TOOL_SERVER = Path(__file__).resolve().parent / "apps" / "mcp_tool_server.py"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OpenAICompatibleServer]:
+    with OpenAICompatibleServer() as running:
+        yield running
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    import agents
+
+    agents.set_trace_processors([])  # no export to OpenAI's trace backend from the tests
+    spans = InMemorySpanExporter()
+    handle = spanledger.configure(export="none", additional_span_processors=[SimpleSpanProcessor(spans)])
+    yield spans
+    handle.shutdown()
+
+
+def by_operation(spans: tuple[ReadableSpan, ...], operation: str) -> list[ReadableSpan]:
+    return [span for span in spans if (span.attributes or {}).get(semconv.GEN_AI_OPERATION_NAME) == operation]
+
+
+def is_under(child: ReadableSpan, ancestor: ReadableSpan, spans: tuple[ReadableSpan, ...]) -> bool:
+    by_id = {span.context.span_id: span for span in spans}
+    parent = child.parent
+    while parent is not None:
+        if parent.span_id == ancestor.context.span_id:
+            return True
+        found = by_id.get(parent.span_id)
+        parent = found.parent if found is not None else None
+    return False
+
+
+def test_agent_run_nests_llm_calls_and_tools(server: OpenAICompatibleServer, exporter: InMemorySpanExporter) -> None:
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
+    from openai import AsyncOpenAI
+
+    calls: list[str] = []
+
+    @function_tool
+    def lookup_weather() -> str:
+        """The weather."""
+        calls.append("lookup_weather")
+        spanledger.record_data_read("s3://weather/today.json", bytes=42)  # the tool's own data read
+        return "sunny"
+
+    client = AsyncOpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
+    agent = Agent(
+        name="Weather Agent",
+        instructions="Answer with the weather.",
+        tools=[lookup_weather],
+        model=OpenAIChatCompletionsModel(model="tool-caller", openai_client=client),
+    )
+    result = Runner.run_sync(agent, "What is the weather?")
+    assert result.final_output and calls == ["lookup_weather"]
+    spans = exporter.get_finished_spans()
+    (run,) = by_operation(spans, "invoke_agent")
+    attributes = run.attributes or {}
+    assert run.name == "invoke_agent Weather Agent"
+    assert attributes[semconv.GEN_AI_AGENT_NAME] == "Weather Agent"
+    assert attributes[semconv.SPANLEDGER_WORKFLOW_NAME] == "Weather Agent"  # no workflow set: the agent names it
+    (tool,) = by_operation(spans, "execute_tool")
+    assert (tool.attributes or {})[semconv.GEN_AI_TOOL_NAME] == "lookup_weather"
+    assert is_under(tool, run, spans)
+    assert [event.name for event in tool.events] == [semconv.EVENT_SPANLEDGER_DATA_READ]  # the tool owns its read
+    chats = by_operation(spans, "chat")
+    assert len(chats) == 2  # the tool call, then the answer
+    for chat in chats:
+        assert is_under(chat, run, spans)
+        chat_attributes = chat.attributes or {}
+        assert chat_attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] > 0
+        assert chat_attributes[semconv.SPANLEDGER_WORKFLOW_NAME] == "Weather Agent"
+
+
+def test_agent_inside_a_workflow_keeps_the_workflow(
+    server: OpenAICompatibleServer, exporter: InMemorySpanExporter
+) -> None:
+    from agents import Agent, OpenAIChatCompletionsModel, Runner
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
+    agent = Agent(name="Helper", model=OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=client))
+    with spanledger.workflow("support", tenant="acme"):
+        Runner.run_sync(agent, "Hi")
+    (run,) = by_operation(exporter.get_finished_spans(), "invoke_agent")
+    attributes = run.attributes or {}
+    assert attributes[semconv.SPANLEDGER_WORKFLOW_NAME] == "support"
+    assert attributes[semconv.SPANLEDGER_TENANT_ID] == "acme"
+
+
+async def _call_tools(*calls: tuple[str, dict[str, Any]]) -> list[Any]:
+    results = []
+    parameters = StdioServerParameters(command=sys.executable, args=[str(TOOL_SERVER)])
+    async with stdio_client(parameters) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        for name, arguments in calls:
+            results.append(await session.call_tool(name, arguments))
+    return results
+
+
+async def test_mcp_call_tool_spans(exporter: InMemorySpanExporter) -> None:
+    with spanledger.workflow("tools"):
+        added, failed = await _call_tools(("add", {"a": 2, "b": 3}), ("fail", {}))
+    assert added.structured_content == {"result": 5} or "5" in str(added.content)
+    assert failed.is_error
+    spans = exporter.get_finished_spans()
+    add_span, fail_span = by_operation(spans, "execute_tool")
+    attributes = add_span.attributes or {}
+    assert add_span.name == "execute_tool add"
+    assert attributes[semconv.GEN_AI_TOOL_NAME] == "add"
+    assert attributes[semconv.MCP_METHOD_NAME] == "tools/call"
+    assert attributes[semconv.SPANLEDGER_WORKFLOW_NAME] == "tools"
+    assert semconv.GEN_AI_TOOL_CALL_ARGUMENTS not in attributes  # content is off by default
+    assert fail_span.status.status_code is StatusCode.ERROR
+    # the MCP SDK's own request span nests under the tool span
+    mcp_sends = [span for span in spans if span.name.startswith("MCP send tools/call")]
+    assert mcp_sends and all(span.parent is not None for span in mcp_sends)
+    assert any(is_under(send, add_span, spans) for send in mcp_sends)

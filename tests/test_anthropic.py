@@ -1,0 +1,337 @@
+"""Anthropic instrumentation against the real anthropic client and a local server speaking Anthropic's wire format."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+import spanledger
+from genai_wire_server import (
+    ANTHROPIC_CACHE_CREATION_TOKENS,
+    ANTHROPIC_CACHE_READ_TOKENS,
+    ANTHROPIC_COUNTED_TOKENS,
+    ANTHROPIC_INPUT_TOKENS,
+    REPLY_WORDS,
+    GenAIWireServer,
+)
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+from spanledger import semconv
+
+MODEL = "claude-sonnet-4-5"
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+INPUT_TOTAL = ANTHROPIC_INPUT_TOKENS + ANTHROPIC_CACHE_READ_TOKENS + ANTHROPIC_CACHE_CREATION_TOKENS
+OWN_SCOPE = "spanledger"
+CLIENT_SCOPE = "com.anthropic.sdk.python"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[GenAIWireServer]:
+    with GenAIWireServer() as running:
+        yield running
+
+
+class Recorded:
+    def __init__(self, **options: Any) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.reader = InMemoryMetricReader()
+        self.handle = spanledger.configure(
+            export="none",
+            additional_span_processors=[SimpleSpanProcessor(self.exporter)],
+            metric_readers=[self.reader],
+            **options,
+        )
+
+    def token_spans(self) -> list[ReadableSpan]:
+        return [
+            span
+            for span in self.exporter.get_finished_spans()
+            if span.attributes and semconv.GEN_AI_USAGE_OUTPUT_TOKENS in span.attributes
+        ]
+
+    def llm_span(self) -> ReadableSpan:
+        spans = [
+            span
+            for span in self.exporter.get_finished_spans()
+            if span.attributes and semconv.GEN_AI_OPERATION_NAME in span.attributes
+        ]
+        assert len(spans) == 1, [(span.name, span.instrumentation_scope) for span in spans]
+        return spans[0]
+
+    def metrics(self) -> dict[str, list[Any]]:
+        points: dict[str, list[Any]] = {}
+        data = self.reader.get_metrics_data()
+        for resource_metrics in data.resource_metrics if data else ():
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    points.setdefault(metric.name, []).extend(metric.data.data_points)
+        return points
+
+
+@pytest.fixture
+def recorded() -> Iterator[Recorded]:
+    result = Recorded()
+    yield result
+    result.handle.shutdown()
+
+
+def own_client(server: GenAIWireServer) -> anthropic.Anthropic:
+    """A client whose own OpenTelemetry tracing is off: spanledger makes the span."""
+    return anthropic.Anthropic(base_url=server.url, api_key="sk-ant-secret", max_retries=0, open_telemetry=False)
+
+
+def tracing_client(server: GenAIWireServer) -> anthropic.Anthropic:
+    """A client that traces itself (the default of recent releases)."""
+    return anthropic.Anthropic(base_url=server.url, api_key="sk-ant-secret", max_retries=0)
+
+
+def assert_usage(attributes: Any) -> None:
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == INPUT_TOTAL  # cache included (Anthropic MUST)
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == ANTHROPIC_CACHE_READ_TOKENS
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == ANTHROPIC_CACHE_CREATION_TOKENS
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == len(REPLY_WORDS)
+    assert attributes[semconv.SPANLEDGER_USAGE_OWNER] is True
+
+
+def test_create_own_span(server: GenAIWireServer, recorded: Recorded) -> None:
+    message = own_client(server).messages.create(model=MODEL, max_tokens=64, messages=MESSAGES, stop_sequences=["END"])
+    assert message.content[0].text == "".join(REPLY_WORDS)  # type: ignore[union-attr]
+    span = recorded.llm_span()
+    assert span.name == f"chat {MODEL}"
+    assert span.kind is SpanKind.CLIENT
+    assert span.instrumentation_scope is not None and span.instrumentation_scope.name == OWN_SCOPE
+    attributes = span.attributes or {}
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "anthropic"
+    assert attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    assert attributes[semconv.GEN_AI_REQUEST_MODEL] == MODEL
+    assert attributes[semconv.GEN_AI_RESPONSE_MODEL] == MODEL
+    assert attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 64
+    assert attributes[semconv.GEN_AI_REQUEST_STOP_SEQUENCES] == ("END",)
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert attributes[semconv.GEN_AI_RESPONSE_ID] == message.id
+    assert attributes[semconv.SERVER_ADDRESS] == "127.0.0.1"
+    assert_usage(attributes)
+    # content is off by default
+    assert semconv.GEN_AI_INPUT_MESSAGES not in attributes
+    assert semconv.GEN_AI_OUTPUT_MESSAGES not in attributes
+    metrics = recorded.metrics()
+    tokens = {point.attributes[semconv.GEN_AI_TOKEN_TYPE]: point.sum for point in metrics["gen_ai.client.token.usage"]}
+    assert tokens == {"input": INPUT_TOTAL, "output": len(REPLY_WORDS)}
+    (duration,) = metrics["gen_ai.client.operation.duration"]
+    assert duration.attributes[semconv.GEN_AI_PROVIDER_NAME] == "anthropic"
+
+
+def test_stream_true_usage_from_message_start_and_delta(server: GenAIWireServer, recorded: Recorded) -> None:
+    stream = own_client(server).messages.create(model=MODEL, max_tokens=64, messages=MESSAGES, stream=True)
+    assert isinstance(stream, anthropic.Stream)
+    kinds = [event.type for event in stream]
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    attributes = recorded.llm_span().attributes or {}
+    assert_usage(attributes)
+    assert attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
+    assert "gen_ai.client.operation.time_to_first_chunk" in recorded.metrics()
+
+
+def test_stream_helper(server: GenAIWireServer, recorded: Recorded) -> None:
+    with own_client(server).messages.stream(model=MODEL, max_tokens=64, messages=MESSAGES) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "".join(REPLY_WORDS)
+    assert final.usage.output_tokens == len(REPLY_WORDS)
+    assert_usage(recorded.llm_span().attributes)
+
+
+def test_stream_closed_early_keeps_the_usage_reported_so_far(server: GenAIWireServer, recorded: Recorded) -> None:
+    stream = own_client(server).messages.create(model=MODEL, max_tokens=64, messages=MESSAGES, stream=True)
+    next(iter(stream))  # message_start only
+    stream.close()
+    attributes = recorded.llm_span().attributes or {}
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == INPUT_TOTAL
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == ANTHROPIC_CACHE_READ_TOKENS
+
+
+def test_stream_dropped_unfinished_ends_its_span(server: GenAIWireServer, recorded: Recorded) -> None:
+    stream = own_client(server).messages.create(model=MODEL, max_tokens=64, messages=MESSAGES, stream=True)
+    events = iter(stream)
+    next(events)
+    next(events)
+    del stream, events
+    gc.collect()
+    assert recorded.llm_span().attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == INPUT_TOTAL  # type: ignore[index]
+
+
+async def test_async_create_and_stream(server: GenAIWireServer, recorded: Recorded) -> None:
+    client = anthropic.AsyncAnthropic(base_url=server.url, api_key="k", max_retries=0, open_telemetry=False)
+    await client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
+    stream = await client.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES, stream=True)
+    async for _ in stream:
+        pass
+    async with client.messages.stream(model=MODEL, max_tokens=64, messages=MESSAGES) as helper:
+        await helper.get_final_message()
+    spans = recorded.token_spans()
+    assert len(spans) == 3
+    for span in spans:
+        assert_usage(span.attributes)
+
+
+def test_errors_propagate_unchanged(server: GenAIWireServer, recorded: Recorded) -> None:
+    client = own_client(server)
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        client.messages.create(model="error-429", max_tokens=8, messages=MESSAGES)
+    span = recorded.llm_span()
+    assert span.status.status_code is StatusCode.ERROR
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == "RateLimitError"
+    assert "sk-ant-secret" not in str(span.status.description)
+    assert raised.value.status_code == 429
+    (duration,) = recorded.metrics()["gen_ai.client.operation.duration"]
+    assert duration.attributes[semconv.ERROR_TYPE] == "RateLimitError"
+
+
+def test_broken_stream_raises_and_ends_the_span(server: GenAIWireServer, recorded: Recorded) -> None:
+    stream = own_client(server).messages.create(model="error-stream", max_tokens=8, messages=MESSAGES, stream=True)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the client raises must reach the caller
+        for _ in stream:
+            pass
+    span = recorded.llm_span()
+    assert span.end_time is not None
+    assert (span.attributes or {})[semconv.GEN_AI_USAGE_INPUT_TOKENS] == INPUT_TOTAL
+
+
+def test_content_only_when_opted_in(server: GenAIWireServer) -> None:
+    recorded = Recorded(capture_message_content=True)
+    try:
+        client = own_client(server)
+        client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES, system="Be brief.")
+        for _ in client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES, stream=True):
+            pass
+        first, second = recorded.token_spans()
+        for span in (first, second):
+            attributes = span.attributes or {}
+            assert "Say hello" in str(attributes[semconv.GEN_AI_INPUT_MESSAGES])
+            assert "".join(REPLY_WORDS) in str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES])
+        assert "Be brief." in str((first.attributes or {})[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])
+    finally:
+        recorded.handle.shutdown()
+
+
+def test_web_search_requests_counted(server: GenAIWireServer, recorded: Recorded) -> None:
+    tools: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]
+    own_client(server).messages.create(model=MODEL, max_tokens=8, messages=MESSAGES, tools=tools)
+    for _ in own_client(server).messages.create(model=MODEL, max_tokens=8, messages=MESSAGES, tools=tools, stream=True):
+        pass
+    for span in recorded.token_spans():
+        assert (span.attributes or {})[semconv.SPANLEDGER_USAGE_WEB_SEARCH_REQUESTS] == 1
+
+
+def test_count_tokens_is_not_billed_usage(server: GenAIWireServer, recorded: Recorded) -> None:
+    counted = own_client(server).messages.count_tokens(model=MODEL, messages=MESSAGES)
+    assert counted.input_tokens == ANTHROPIC_COUNTED_TOKENS
+    span = recorded.llm_span()
+    attributes = span.attributes or {}
+    assert attributes[semconv.GEN_AI_OPERATION_NAME] == "count_tokens"
+    assert attributes[semconv.SPANLEDGER_USAGE_COUNTED_INPUT_TOKENS] == ANTHROPIC_COUNTED_TOKENS
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS not in attributes
+    assert semconv.SPANLEDGER_USAGE_OWNER not in attributes
+
+
+def test_client_tracing_itself_gets_the_schema_on_its_own_span(server: GenAIWireServer, recorded: Recorded) -> None:
+    client = tracing_client(server)
+    with spanledger.workflow("answer", tenant="acme"):
+        client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+        for _ in client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES, stream=True):
+            pass
+        with client.messages.stream(model=MODEL, max_tokens=8, messages=MESSAGES) as stream:
+            stream.until_done()
+    spans = recorded.token_spans()
+    assert len(spans) == 3  # exactly one span per call carries the tokens: the client's own
+    for span in spans:
+        assert span.instrumentation_scope is not None and span.instrumentation_scope.name == CLIENT_SCOPE
+        attributes = span.attributes or {}
+        assert_usage(attributes)
+        assert attributes[semconv.SPANLEDGER_WORKFLOW_NAME] == "answer"
+        assert attributes[semconv.SPANLEDGER_TENANT_ID] == "acme"
+        assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert not [
+        span
+        for span in recorded.exporter.get_finished_spans()
+        if span.instrumentation_scope.name == OWN_SCOPE
+        and span.attributes
+        and semconv.GEN_AI_OPERATION_NAME in span.attributes
+        and span.attributes[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    ]  # type: ignore[union-attr]
+    tokens = [point.sum for point in recorded.metrics()["gen_ai.client.token.usage"]]
+    assert sum(tokens) == 3 * (INPUT_TOTAL + len(REPLY_WORDS))
+
+
+def test_vertex_client_provider_and_resource(server: GenAIWireServer, recorded: Recorded) -> None:
+    client = anthropic.AnthropicVertex(
+        region="us-east5", project_id="proj-1", access_token="token", base_url=f"{server.url}/v1", open_telemetry=False
+    )
+    client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+    attributes = recorded.llm_span().attributes or {}
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "gcp.vertex_ai"
+    assert attributes[semconv.CLOUD_RESOURCE_ID] == (
+        f"//aiplatform.googleapis.com/projects/proj-1/locations/us-east5/publishers/anthropic/models/{MODEL}"
+    )
+    assert_usage(attributes)
+
+
+def test_bedrock_client_provider_and_resource(server: GenAIWireServer, recorded: Recorded) -> None:
+    model = "anthropic.claude-sonnet-4-5-v1:0"
+    client = anthropic.AnthropicBedrock(
+        aws_region="us-east-1",
+        aws_access_key="AKIDEXAMPLE",
+        aws_secret_key="secret",
+        base_url=server.url,
+        open_telemetry=False,
+    )
+    client.messages.create(model=model, max_tokens=8, messages=MESSAGES)
+    attributes = recorded.llm_span().attributes or {}
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "aws.bedrock"
+    assert attributes[semconv.CLOUD_RESOURCE_ID] == f"arn:aws:bedrock:us-east-1::foundation-model/{model}"
+    assert_usage(attributes)
+
+
+@pytest.mark.parametrize("which", ["upstream", "openllmetry"])
+def test_defers_to_another_anthropic_instrumentation(server: GenAIWireServer, recorded: Recorded, which: str) -> None:
+    from anthropic.resources.messages import AsyncMessages, Messages
+
+    if which == "upstream":
+        from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
+    else:
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor  # type: ignore[no-redef]
+    saved = [(cls, dict(vars(cls))) for cls in (Messages, AsyncMessages)]
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=recorded.handle.tracer_provider)
+    try:
+        own_client(server).messages.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+    finally:
+        instrumentor.uninstrument()
+        for cls, attributes in saved:  # OpenLLMetry leaves its wrappers behind on uninstrument()
+            for name, value in attributes.items():
+                if vars(cls).get(name) is not value:
+                    setattr(cls, name, value)
+    owners = [span for span in recorded.token_spans() if (span.attributes or {}).get(semconv.SPANLEDGER_USAGE_OWNER)]
+    (owner,) = owners  # the collector counts the call's tokens once
+    scope = owner.instrumentation_scope.name if owner.instrumentation_scope else None
+    if which == "upstream":
+        # upstream makes its span current: spanledger adds no span and marks theirs as the owner
+        assert scope != OWN_SCOPE and len(recorded.token_spans()) == 1
+    else:
+        # OpenLLMetry 0.62 does not make its span current, so spanledger cannot find it: its own span owns the
+        # tokens and OpenLLMetry's stays unowned (a known limit, see docs/design.md)
+        assert scope == OWN_SCOPE
+
+
+def test_with_raw_response(server: GenAIWireServer, recorded: Recorded) -> None:
+    raw = own_client(server).messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=MESSAGES)
+    assert raw.parse().usage.output_tokens == len(REPLY_WORDS)
+    assert_usage(recorded.llm_span().attributes)
