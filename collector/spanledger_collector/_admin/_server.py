@@ -8,7 +8,8 @@ Who may do what (see the README's "admin API security model"):
   peer on the loopback interface (with a token of ``auth`` when that is configured).
 
 Credentials are checked before a body is read; a body over ``max_request_body_size`` is refused unread
-(413), and one write is read and run at a time, so memory stays bounded whatever clients send.
+(413), and one write is read and run at a time, so memory stays bounded whatever clients send. A scrape
+commits what was acknowledged at most once a second, whatever the scrape rate.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,6 +37,8 @@ __all__ = ["AdminServer"]
 logger = logging.getLogger("spanledger.collector")
 
 READ_TIMEOUT_S = 30.0
+SCRAPE_FLUSH_INTERVAL_S = 1.0
+"""A scrape asks the store writer to take in what was acknowledged (a commit) at most this often."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -67,7 +71,7 @@ def _loopback(peer: str) -> bool:
 
 class _Exposition:
     """``/metrics`` bodies: one generation at a time; a scrape waiting behind a generation that started after
-    it arrived takes that one's result. Scrapes read what is in memory and committed, never commit the store."""
+    it arrived takes that one's result."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._registry = registry
@@ -103,12 +107,25 @@ class AdminServer:
         self.host = settings.host
         self.store = store
         self.health = health
-        # /api/ answers see what was acknowledged: commit it before answering (scrapes do not).
+        # /api/ answers see what was acknowledged: commit it before answering. Scrapes do too, but at most once
+        # per SCRAPE_FLUSH_INTERVAL_S, so their rate never sets the store's commit rate.
         self.flush = flush
+        self._scrape_flushed_at = -SCRAPE_FLUSH_INTERVAL_S
+        self._scrape_flush_lock = threading.Lock()
         self._exposition = _Exposition(registry)
         self._writes = threading.Lock()
         self._server: _Server | None = None
         self._stopped = False
+
+    def _flush_for_scrape(self) -> None:
+        if self.flush is None:
+            return
+        with self._scrape_flush_lock:
+            now = time.monotonic()
+            if now - self._scrape_flushed_at < SCRAPE_FLUSH_INTERVAL_S:
+                return
+            self._scrape_flushed_at = now
+        self.flush()
 
     @property
     def address(self) -> str:
@@ -211,6 +228,7 @@ class AdminServer:
                 if not write:
                     self.close_connection = self.close_connection or length > 0  # a read's body is never read
                     if url.path == "/metrics" and method == "GET":
+                        admin._flush_for_scrape()
                         self._send(200, admin._exposition.body(), CONTENT_TYPE_LATEST)
                     elif url.path.startswith("/api/"):
                         self._api(method, url.path, url.query, b"")
