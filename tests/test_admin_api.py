@@ -25,8 +25,8 @@ from spanledger_collector._admin import AdminServer, AdminSettings, parse_admin_
 from spanledger_collector._admin._server import SCRAPE_FLUSH_INTERVAL_S
 from spanledger_collector._cli import main
 from spanledger_collector._component import ConfigError
-from spanledger_collector._config import parse_settings
 from spanledger_collector._config_reader import ConfigSection
+from spanledger_collector._graph import parse_settings
 from spanledger_collector._service import CollectorService
 from spanledger_collector._store import DuckDBStore
 from spanledger_collector.billing.metrics import create_collector
