@@ -188,11 +188,11 @@ def test_errors_propagate_unchanged(server: GenAIWireServer, recorded: Recorded)
         client.messages.create(model="error-429", max_tokens=8, messages=MESSAGES)
     span = recorded.llm_span()
     assert span.status.status_code is StatusCode.ERROR
-    assert (span.attributes or {})[semconv.ERROR_TYPE] == "RateLimitError"
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == "anthropic.RateLimitError"
     assert "sk-ant-secret" not in str(span.status.description)
     assert raised.value.status_code == 429
     (duration,) = recorded.metrics()["gen_ai.client.operation.duration"]
-    assert duration.attributes[semconv.ERROR_TYPE] == "RateLimitError"
+    assert duration.attributes[semconv.ERROR_TYPE] == "anthropic.RateLimitError"
 
 
 def test_broken_stream_raises_and_ends_the_span(server: GenAIWireServer, recorded: Recorded) -> None:

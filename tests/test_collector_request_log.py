@@ -257,12 +257,13 @@ def test_shutdown_warns_when_acknowledged_requests_are_still_waiting_in_the_log(
 ) -> None:
     from spanledger_collector._config import BatchSettings
     from spanledger_collector._pipeline import Pipeline
+    from spanledger_collector._processors import UsageProcessor, UsageSettings
     from spanledger_collector._store import DuckDBStore, StoreWriter
 
     store = DuckDBStore(tmp_path / "store.duckdb")
     flaky = _StoreWithAnOutage(store)
     writer = StoreWriter(flaky, RequestLog(tmp_path / "requests"), BatchSettings(send_batch_size=100, timeout_s=0))
-    pipeline = Pipeline("traces", "traces", extract_usage=True)
+    pipeline = Pipeline("traces", "traces", processors=[UsageProcessor("spanledger_usage", UsageSettings())])
     writer.start(lambda request: pipeline.stored_batch(request.body))
     body = encode_spans(genai_trace()).SerializeToString()
     writer.submit("traces", body, pipeline.stored_batch(body))

@@ -191,7 +191,7 @@ def test_errors_propagate_unchanged(server: GenAIWireServer, recorded: Recorded)
     assert raised.value.code == 503
     span = recorded.llm_span()
     assert span.status.status_code is StatusCode.ERROR
-    assert (span.attributes or {})[semconv.ERROR_TYPE] == "ServerError"
+    assert (span.attributes or {})[semconv.ERROR_TYPE] == "google.genai.errors.ServerError"
     assert "gemini-secret-key" not in str(span.status.description)
 
 

@@ -19,6 +19,7 @@ comma-separated) and ``Literal[...]`` of strings.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import os
 import typing
@@ -26,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["ENV_PREFIX", "OptionInfo", "Settings", "options", "options_markdown", "resolve_settings"]
+__all__ = ["ENV_PREFIX", "CaptureMode", "OptionInfo", "Settings", "options", "options_markdown", "resolve_settings"]
 
 ENV_PREFIX = "SPANLEDGER_"
 
@@ -47,18 +48,42 @@ def option(
     return dataclasses.field(default=default, metadata={"doc": doc, "env": env, "parse": parse, "merge": merge})
 
 
-CAPTURE_MODES = ("no_content", "span_only", "event_only", "span_and_event")
+class CaptureMode(str, enum.Enum):
+    """Where message content goes (``capture_message_content``). Compares equal to its text.
+
+    Falsy for ``no_content``, so code that asks ``if settings.capture_message_content:`` (the option was a
+    boolean) still records nothing unless content was opted in.
+    """
+
+    NO_CONTENT = "no_content"
+    SPAN_ONLY = "span_only"
+    EVENT_ONLY = "event_only"
+    SPAN_AND_EVENT = "span_and_event"
+
+    def __bool__(self) -> bool:
+        return self is not CaptureMode.NO_CONTENT
+
+    @property
+    def on_span(self) -> bool:
+        """Content goes on span attributes (``span_only``, ``span_and_event``)."""
+        return self in (CaptureMode.SPAN_ONLY, CaptureMode.SPAN_AND_EVENT)
+
+    def __str__(self) -> str:
+        return self.value
 
 
-def _parse_capture(value: str) -> str:
+CAPTURE_MODES = tuple(mode.value for mode in CaptureMode)
+
+
+def _parse_capture(value: str) -> CaptureMode:
     # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT is a mode in util-genai and the current conventions
     # (NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT) and a boolean in older instrumentations: true
     # means content on the span, as spanledger always did.
     mode = value.strip().lower()
     if mode in CAPTURE_MODES:
-        return mode
+        return CaptureMode(mode)
     try:
-        return "span_only" if _parse_bool(value) else "no_content"
+        return CaptureMode.SPAN_ONLY if _parse_bool(value) else CaptureMode.NO_CONTENT
     except ValueError:
         raise ValueError(f"expected one of {', '.join(CAPTURE_MODES)} (or true/false)") from None
 
@@ -136,8 +161,8 @@ class Settings:
         "exporters to send what is buffered; the rest is dropped and logged once, so an unreachable collector "
         "never holds up an exit. Only for providers spanledger created.",
     )
-    capture_message_content: Literal["no_content", "span_only", "event_only", "span_and_event"] = option(
-        "no_content",
+    capture_message_content: CaptureMode = option(  # noqa: RUF009 (an enum: immutable)
+        CaptureMode.NO_CONTENT,
         env=("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",),
         parse=_parse_capture,
         doc="Where prompts, completions, system instructions and tool definitions go: `no_content`, `span_only` "

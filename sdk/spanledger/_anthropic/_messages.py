@@ -90,7 +90,7 @@ def _message_result(call: GenAICall, message: Any) -> None:
     if usage is not None:
         call.usage = usage_of(usage)
         _server_tool_use(call, usage)
-    if call.recorder.capture_content:
+    if call.recorder.content_on_span:
         message_out: dict[str, Any] = {"role": "assistant", "parts": _parts(_get(message, "content"))}
         if isinstance(stop, str):
             message_out["finish_reason"] = stop

@@ -89,7 +89,7 @@ def _start(
         endpoint.request_attributes(body, attributes)
         if stream:
             attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-        if recorder.capture_content and endpoint.input_content is not None:
+        if recorder.content_on_span and endpoint.input_content is not None:
             endpoint.input_content(body, attributes)
         if getattr(client, "_tracer", None) is not None:
             attributes[semconv.GEN_AI_PROVIDER_NAME] = info.provider

@@ -75,7 +75,7 @@ class GenAICall:
         self.error_type: str | None = None
         self.error_description: str | None = None
         self.first_chunk_ns: int | None = None
-        self.texts: list[str] | None = [] if stream and recorder.capture_content else None
+        self.texts: list[str] | None = [] if stream and recorder.content_on_span else None
         """Streamed output text, kept only with content capture on."""
         self.observe: Callable[[GenAICall, Any], None] | None = None
         """Records one stream item on the call (set by the library for its streams)."""

@@ -67,7 +67,7 @@ def _start(
             _responses.config_attributes(config, attributes)
             if stream:
                 attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-            if recorder.capture_content:
+            if recorder.content_on_span:
                 _responses.input_content(kwargs.get("contents"), config, attributes)
         return open_call(recorder, key, attributes, stream=stream)
     except Exception:

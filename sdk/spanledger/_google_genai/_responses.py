@@ -91,7 +91,7 @@ def _texts(response: Any) -> list[str]:
 
 def generate_result(call: GenAICall, response: Any) -> None:
     _absorb(call, response)
-    if call.recorder.capture_content:
+    if call.recorder.content_on_span:
         message: dict[str, Any] = {
             "role": "assistant",
             "parts": [{"type": "text", "content": "".join(_texts(response))}],

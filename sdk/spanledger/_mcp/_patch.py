@@ -34,7 +34,7 @@ def _start(telemetry: Telemetry, name: Any, arguments: Any) -> trace.Span | None
             semconv.GEN_AI_TOOL_TYPE: "extension",
             semconv.MCP_METHOD_NAME: _METHOD,
         }
-        if telemetry.settings.capture_message_content and arguments is not None:
+        if telemetry.settings.capture_message_content.on_span and arguments is not None:
             attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = to_json(arguments)
         return telemetry.tracer.start_span(f"{_OPERATION} {name}", kind=SpanKind.INTERNAL, attributes=attributes)
     except Exception:
@@ -59,7 +59,7 @@ async def _call_tool(self: Any, name: str, arguments: dict[str, Any] | None = No
             if getattr(result, "is_error", False):
                 span.set_attribute(semconv.ERROR_TYPE, "tool_error")
                 span.set_status(Status(StatusCode.ERROR, "tool_error"))
-            if telemetry.settings.capture_message_content:  # type: ignore[union-attr]
+            if telemetry.settings.capture_message_content.on_span:  # type: ignore[union-attr]
                 content = getattr(result, "content", None)
                 if content is not None:
                     span.set_attribute(

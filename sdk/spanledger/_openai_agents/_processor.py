@@ -89,7 +89,7 @@ class SpanledgerTracingProcessor(TracingProcessor):
             if (
                 isinstance(data, FunctionSpanData)
                 and telemetry is not None
-                and telemetry.settings.capture_message_content
+                and telemetry.settings.capture_message_content.on_span
             ):
                 if data.input is not None:
                     otel_span.set_attribute(semconv.GEN_AI_TOOL_CALL_ARGUMENTS, str(data.input))
