@@ -335,3 +335,18 @@ def test_with_raw_response(server: GenAIWireServer, recorded: Recorded) -> None:
     raw = own_client(server).messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=MESSAGES)
     assert raw.parse().usage.output_tokens == len(REPLY_WORDS)
     assert_usage(recorded.llm_span().attributes)
+
+
+def test_event_only_puts_no_content_on_spans(server: GenAIWireServer) -> None:
+    recorded = Recorded(capture_message_content="event_only")
+    try:
+        client = own_client(server)
+        client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES, system="Be brief.")
+        for _ in client.messages.create(model=MODEL, max_tokens=8, messages=MESSAGES, stream=True):
+            pass
+        for span in recorded.token_spans():
+            attributes = span.attributes or {}
+            for name in (semconv.GEN_AI_INPUT_MESSAGES, semconv.GEN_AI_OUTPUT_MESSAGES, semconv.GEN_AI_SYSTEM_INSTRUCTIONS):
+                assert name not in attributes
+    finally:
+        recorded.handle.shutdown()
