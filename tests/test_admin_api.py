@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from collector_fixtures import collector_config, self_signed_certificate
+from collector_fixtures import collector_config, self_signed_certificate, start_collector
 from fixtures.usage_store import add_usage, open_usage_store
 from prometheus_client import CollectorRegistry
 from spanledger_collector._admin import AdminServer, AdminSettings, parse_admin_settings
@@ -27,7 +27,6 @@ from spanledger_collector._cli import main
 from spanledger_collector._component import ConfigError
 from spanledger_collector._config_reader import ConfigSection
 from spanledger_collector._graph import parse_settings
-from spanledger_collector._service import CollectorService
 from spanledger_collector._store import DuckDBStore
 from spanledger_collector.billing.metrics import create_collector
 from test_billing_shared import HEADER, _gpu_facts, _line
@@ -274,7 +273,8 @@ def test_admin_settings_are_validated_naming_the_key(tmp_path: Path) -> None:
     assert defaults.max_request_body_size == 64 * 1024 * 1024
 
 
-def test_the_service_reads_the_admin_section_and_logs_what_is_bound(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_the_collector_reads_the_admin_section_and_logs_what_is_bound(tmp_path: Path) -> None:
     config = collector_config(tmp_path)
     config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"] = "0.0.0.0:0"
     config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] = "0.0.0.0:0"
@@ -288,12 +288,10 @@ def test_the_service_reads_the_admin_section_and_logs_what_is_bound(tmp_path: Pa
     settings = parse_settings(yaml.safe_load(yaml.safe_dump(config)))
     assert settings.admin.write_tokens == (WRITE,)
     assert settings.admin.import_directories == (os.path.realpath(tmp_path),)
-    service = CollectorService(settings)
-    try:
-        addresses = service.start()
-        assert all(address.startswith("0.0.0.0:") for address in addresses.values()), addresses
-        port = addresses["admin"].rpartition(":")[2]
+    with start_collector(tmp_path, config) as collector:
+        assert all(address.startswith("0.0.0.0:") for address in collector.addresses.values()), collector.log
+        port = collector.addresses["admin"].rpartition(":")[2]
         response = httpx.post(f"http://127.0.0.1:{port}/api/billing/allocate", json={}, timeout=30)
         assert response.status_code == 401
-    finally:
-        service.shutdown()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {WRITE}"}) as admin:
+            assert admin.post("/api/billing/allocate", json={}, timeout=30).status_code == 200
