@@ -327,7 +327,7 @@ def test_defers_to_another_anthropic_instrumentation(server: GenAIWireServer, re
         assert scope != OWN_SCOPE and len(recorded.token_spans()) == 1
     else:
         # OpenLLMetry 0.62 does not make its span current, so spanledger cannot find it: its own span owns the
-        # tokens and OpenLLMetry's stays unowned (a known limit, see docs/design.md)
+        # tokens and OpenLLMetry's stays unowned (a known limit, see docs/sdk.md)
         assert scope == OWN_SCOPE
 
 

@@ -11,7 +11,7 @@ span queue. What is left is done here: the child's metrics start from zero (the
 parent's points, already in the cumulative sums it inherited, would otherwise be exported again) and its
 meter resource gets its ``process.pid``; and a ``multiprocessing`` worker, which ends with ``os._exit``
 and so runs no exit handler, flushes when it ends (multiprocessing's own finalizers), bounded like the
-exit flush. Pre-fork servers (gunicorn, uWSGI, Celery's prefork pool): see docs/design.md.
+exit flush. Pre-fork servers (gunicorn, uWSGI, Celery's prefork pool): see docs/sdk.md ("Exit and fork").
 """
 
 from __future__ import annotations

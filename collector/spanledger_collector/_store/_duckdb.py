@@ -17,7 +17,7 @@ batch whose digest is already in ``received_requests`` is skipped, so a client r
 (OTLP exporters resend the same bytes) changes nothing. A Bloom filter of the stored digests
 (:class:`RecentDigests`) lets a request it proves new skip the costlier ``INSERT OR IGNORE``. The row tables
 have no primary keys: DuckDB keeps those indexes in memory and maintaining them cost more than everything else
-a write does (see docs/design.md, "Collector performance"). Digests older than :data:`REQUEST_RETENTION` are
+a write does (see docs/store.md, "Performance"). Digests older than :data:`REQUEST_RETENTION` are
 pruned.
 """
 
