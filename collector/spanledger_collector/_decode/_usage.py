@@ -1,6 +1,6 @@
 """Usage extraction: OTLP trace bytes -> span rows, usage facts (one per meter per owner span), data reads.
 
-The meters and their sources are defined in docs/design.md ("Usage facts"; other producers: docs/producers.md). Spans that carry
+The meters and their sources are defined in docs/design.md ("Usage facts"). Spans that carry
 ``spanledger.usage.owner = true`` produce facts; so do other producers' spans that report usage in a
 dialect ``_dialects`` reads, counted once (``_producers``, docs/producers.md); only
 ``spanledger.data.read`` events produce data reads.
