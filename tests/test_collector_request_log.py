@@ -243,7 +243,9 @@ def test_one_damaged_byte_in_a_real_collectors_log_costs_only_its_request(tmp_pa
     _flip(segment, segment.read_bytes().index(eighth) + len(eighth) // 2)
 
     with start_collector(tmp_path, config) as restarted:
-        pass
+        status, metrics = restarted.get("/metrics")
+    assert status == 200
+    assert b"\nspanledger_request_log_damaged_records_total 1.0\n" in metrics  # reported on /metrics too
     assert "held request 8 (possibly acknowledged, now lost)" in restarted.log
     stored = {tenant for (tenant,) in restarted.query("SELECT DISTINCT tenant FROM usage_facts")}
     assert stored == {f"tenant-{n}" for n in range(15) if n != 7}

@@ -30,7 +30,7 @@ from ._processors import Processor
 from ._receivers import GrpcReceiver, HttpReceiver, bound_host
 from ._registry import EXPORTERS, PROCESSORS, RECEIVERS, STORES
 from ._store import LoggedRequest, Replayer, StoreBatch
-from ._telemetry import REGISTRY, ExporterStatsCollector
+from ._telemetry import REGISTRY, ExporterStatsCollector, RequestLogCollector
 from .billing.metrics import create_collector as billing_metrics
 
 __all__ = ["CollectorService", "writer_batch_settings"]
@@ -172,6 +172,8 @@ class CollectorService:
         self._registered.append(ExporterStatsCollector(self.exporters))
         if self.store is not None:
             self._registered.append(billing_metrics(self.store.store))
+            log = self.store.writer.log
+            self._registered.append(RequestLogCollector(lambda: log.damaged_records))
         for collector in self._registered:
             REGISTRY.register(collector)
         self.admin = AdminServer(

@@ -33,6 +33,7 @@ __all__ = [
     "USAGE_SERIES",
     "CardinalityLimits",
     "ExporterStatsCollector",
+    "RequestLogCollector",
     "UsageMetrics",
     "UsageSeries",
     "label_name",
@@ -95,6 +96,19 @@ class ExporterStatsCollector(Collector):
                 family.add_metric([exporter_id], value(snapshot))
         for family, _ in families:
             yield family
+
+
+class RequestLogCollector(Collector):
+    """``spanledger_request_log_damaged_records_total``: damaged log regions quarantined since start, read at
+    scrape time from the request log (recovery finds them before the receivers open)."""
+
+    def __init__(self, damaged_records: Callable[[], int]) -> None:
+        self.damaged_records = damaged_records
+
+    def collect(self) -> Iterator[Metric]:
+        family = _counter_family(semconv.METRIC_SPANLEDGER_REQUEST_LOG_DAMAGED_RECORDS, [])
+        family.add_metric([], self.damaged_records())
+        yield family
 
 
 def _counter_family(spec: MetricSpec, labels: list[str]) -> CounterMetricFamily:
