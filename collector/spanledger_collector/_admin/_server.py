@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .._bearer import token_ok
+from .._http_handler import READ_TIMEOUT_S, Handler
 from ..billing.api import handle_request
 from ._settings import AdminSettings
 
@@ -36,7 +37,6 @@ __all__ = ["AdminServer"]
 
 logger = logging.getLogger("spanledger.collector")
 
-READ_TIMEOUT_S = 30.0
 SCRAPE_FLUSH_INTERVAL_S = 1.0
 """A scrape asks the store writer to take in what was acknowledged (a commit) at most this often."""
 
@@ -161,22 +161,8 @@ class AdminServer:
         read_tokens = settings.read_tokens
         write_tokens = settings.write_tokens
 
-        class AdminHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            server_version = "spanledger-collector"
-            timeout = READ_TIMEOUT_S
-
-            def log_message(self, format: str, *args: Any) -> None:
-                logger.debug("admin %s: " + format, self.client_address[0], *args)
-
-            def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
+        class AdminHandler(Handler):
+            log_name = "admin"
 
             def _json(self, status: int, value: Any, headers: dict[str, str] | None = None) -> None:
                 self._send(status, json.dumps(value, default=str).encode(), "application/json", headers)

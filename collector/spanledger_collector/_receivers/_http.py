@@ -31,6 +31,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from .._component import PermanentError, RetryableError
 from .._config import ProtocolSettings
 from .._decode import JsonMappingError, message_to_otlp_json, otlp_json_to_message
+from .._http_handler import READ_TIMEOUT_S, Handler
 from ._signals import OtlpSignals, TooLarge, token_ok
 
 __all__ = ["HttpReceiver"]
@@ -39,7 +40,6 @@ logger = logging.getLogger("spanledger.collector")
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-READ_TIMEOUT_S = 30.0
 
 
 _HTTP_SIGNALS: dict[str, tuple[str, type[Message], type[Message]]] = {
@@ -198,22 +198,8 @@ def _make_handler(signals: OtlpSignals, settings: ProtocolSettings) -> type[Base
     limit = settings.max_request_bytes
     tokens = settings.bearer_tokens
 
-    class OtlpHttpHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "spanledger-collector"
-        timeout = READ_TIMEOUT_S
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("otlp http %s: " + format, self.client_address[0], *args)
-
-        def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
+    class OtlpHttpHandler(Handler):
+        log_name = "otlp http"
 
         def _error(self, status: int, message: str, as_json: bool, headers: dict[str, str] | None = None) -> None:
             code = {400: code_pb2.INVALID_ARGUMENT, 401: code_pb2.UNAUTHENTICATED, 413: code_pb2.RESOURCE_EXHAUSTED}
