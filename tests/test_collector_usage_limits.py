@@ -22,6 +22,7 @@ from spanledger import semconv
 from spanledger_collector._decode import MAX_TOKENS
 from spanledger_collector._telemetry import OTHER, label_name, prometheus_name
 from spanledger_collector.billing.metrics import create_collector
+from test_billing_answers import pytestmark as needs_focus_sample
 from test_billing_answers import store_path  # noqa: F401  (the fixture: a store with an allocated bill)
 
 TOKEN_USAGE = prometheus_name(semconv.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
@@ -135,6 +136,7 @@ def test_fifty_thousand_model_names_keep_metrics_bounded_and_other_carries_the_r
     assert len(exposition) < 1_000_000, f"/metrics is {len(exposition)} bytes"
 
 
+@needs_focus_sample
 def test_billing_gauges_cap_the_labels_from_span_data_keeping_the_totals(store_path: Path) -> None:  # noqa: F811
     store = open_usage_store(store_path)
     try:
