@@ -1,9 +1,10 @@
 """Build hook: compiles the collector's C extensions into the wheel.
 
 ``spanledger_collector._decode._speedups`` decodes OTLP traces; ``spanledger_collector._store._columns`` turns rows
-into Arrow buffers for the store. Both are optional: without a C compiler or the Python headers the build goes
-on as a pure-Python wheel and the collector does that work in Python, several times slower (it says so in its
-log).
+into Arrow buffers for the store; ``spanledger_collector._store._otel_columns`` turns OTLP requests into
+``otel_traces``' Arrow buffers for the ClickHouse store. All are optional: without a C compiler or the Python
+headers the build goes on as a pure-Python wheel and the collector does that work in Python, several times slower
+(it says so in its log).
 ``SPANLEDGER_NO_SPEEDUPS=1`` skips it. Editable installs build it next to its source.
 """
 
@@ -21,6 +22,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 EXTENSIONS = {
     "spanledger_collector._decode._speedups": "collector/spanledger_collector/_decode/_speedups.c",
     "spanledger_collector._store._columns": "collector/spanledger_collector/_store/_columns.c",
+    "spanledger_collector._store._otel_columns": "collector/spanledger_collector/_store/_otel_columns.c",
 }
 
 

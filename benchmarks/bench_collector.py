@@ -14,9 +14,18 @@ Phases:
   rate is the highest sustained rate.
 
 After each phase the collector is stopped with SIGTERM and the spans in its store are counted: every
-acknowledged span must be there (``lost`` must be 0).
+acknowledged span must be there (``lost`` must be 0). ``--store chdb`` stores in ClickHouse instead (the
+``clickhouse`` exporter on the in-process chdb engine; spans counted in ``otel_traces``, facts with ``FINAL``).
+``retracted_facts``: the usage facts counted when their span arrived and retracted when a descendant reporting
+the same usage arrived in a later request.
+
+``--producer otel`` sends the same traces as other producers send them (standard attributes only, see
+:func:`build_otel_template`), so that the usage comes from the dialect tables and is counted once;
+``--producer spanledger,otel`` runs both loads per phase and prints the CPU per span of the second over the first.
 
     .venv/bin/python benchmarks/bench_collector.py --duration 15
+    .venv/bin/python benchmarks/bench_collector.py --duration 15 --store chdb
+    .venv/bin/python benchmarks/bench_collector.py --phases rate --duration 20 --producer spanledger,otel
 """
 
 from __future__ import annotations
@@ -41,20 +50,31 @@ TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 READY = re.compile(r"spanledger collector ready: .*otlp\.grpc=(\S+)")
 
 
-def build_template(spans_per_request: int) -> bytes:
+def _kv(key: str, value: Any) -> Any:
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+
+    def any_value(value: Any) -> AnyValue:
+        if isinstance(value, bool):
+            return AnyValue(bool_value=value)
+        if isinstance(value, int):
+            return AnyValue(int_value=value)
+        if isinstance(value, float):
+            return AnyValue(double_value=value)
+        if isinstance(value, list):
+            return AnyValue(array_value=ArrayValue(values=[any_value(item) for item in value]))
+        return AnyValue(string_value=value)
+
+    return KeyValue(key=key, value=any_value(value))
+
+
+def build_template(spans_per_request: int, producer: str = "spanledger") -> bytes:
+    if producer == "otel":
+        return build_otel_template(spans_per_request)
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
     from spanledger import semconv as s
 
-    def kv(key: str, value: Any) -> KeyValue:
-        if isinstance(value, bool):
-            return KeyValue(key=key, value=AnyValue(bool_value=value))
-        if isinstance(value, int):
-            return KeyValue(key=key, value=AnyValue(int_value=value))
-        if isinstance(value, float):
-            return KeyValue(key=key, value=AnyValue(double_value=value))
-        return KeyValue(key=key, value=AnyValue(string_value=value))
+    kv = _kv
 
     common = {s.SPANLEDGER_WORKFLOW_NAME: "answer-question", s.SPANLEDGER_TENANT_ID: "tenant-42"}
     llm = {
@@ -184,11 +204,161 @@ def build_template(spans_per_request: int) -> bytes:
     return data
 
 
-def loadgen(endpoint: str, rate: float, duration: float, concurrency: int, spans_per_request: int) -> dict[str, Any]:
+def build_otel_template(spans_per_request: int) -> bytes:
+    """The same 10-span traces as other producers send them: standard attributes only (no ``spanledger.*``).
+
+    The OTel GenAI names as the upstream JS/Python instrumentations write them (an embeddings and a chat span,
+    tool spans), HTTP server/client and database spans, and a Vercel AI SDK ``ai.generateText`` span rolling up
+    its ``doGenerate`` span (both report the same tokens: counted once, on the inner span). No span carries
+    ``server.address``, workflow or tenant names on a span that reports usage (the issue's Node.js example):
+    those send the request to the Python decoder (docs/store.md)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+    from spanledger import semconv as s
+
+    chat = {
+        s.GEN_AI_OPERATION_NAME: "chat",
+        s.GEN_AI_PROVIDER_NAME: "openai",
+        s.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+        s.GEN_AI_REQUEST_MAX_TOKENS: 1024,
+        s.GEN_AI_REQUEST_TEMPERATURE: 0.2,
+        s.GEN_AI_REQUEST_TOP_P: 0.9,
+        s.GEN_AI_REQUEST_SEED: 7,
+        s.GEN_AI_OUTPUT_TYPE: "text",
+        s.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
+        s.GEN_AI_RESPONSE_ID: "chatcmpl-9x8y7z6w5v4u3t2s1r0q",
+        s.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
+        s.GEN_AI_CONVERSATION_ID: "conv-0a1b2c3d4e5f",
+        s.GEN_AI_USAGE_INPUT_TOKENS: 1830,
+        s.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 1024,
+        s.GEN_AI_USAGE_OUTPUT_TOKENS: 212,
+        s.OPENAI_REQUEST_SERVICE_TIER: "auto",
+        s.OPENAI_RESPONSE_SERVICE_TIER: "default",
+        s.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: "fp_0123456789",
+    }
+    embeddings = {
+        s.GEN_AI_OPERATION_NAME: "embeddings",
+        s.GEN_AI_PROVIDER_NAME: "openai",
+        s.GEN_AI_REQUEST_MODEL: "text-embedding-3-small",
+        s.GEN_AI_RESPONSE_MODEL: "text-embedding-3-small",
+        s.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: 1536,
+        s.GEN_AI_REQUEST_ENCODING_FORMATS: ["float"],
+        s.GEN_AI_USAGE_INPUT_TOKENS: 412,
+    }
+    # Vercel AI SDK 4 (packages/ai/core/generate-text/generate-text.ts): the call's span and its doGenerate span.
+    vercel = {
+        "ai.operationId": "ai.generateText",
+        "operation.name": "ai.generateText",
+        "ai.model.provider": "openai.chat",
+        "ai.model.id": "gpt-4o-mini",
+        "ai.settings.maxRetries": 2,
+        "ai.prompt": '{"prompt":"Summarise the ticket"}',
+        "ai.response.finishReason": "stop",
+        "ai.response.text": "The customer asks for a refund.",
+        "ai.usage.promptTokens": 806,
+        "ai.usage.completionTokens": 95,
+    }
+    do_generate = {
+        **vercel,
+        "ai.operationId": "ai.generateText.doGenerate",
+        "operation.name": "ai.generateText.doGenerate",
+        "ai.response.id": "chatcmpl-1a2b3c",
+        "ai.response.model": "gpt-4o-mini-2024-07-18",
+        "ai.response.timestamp": "2026-12-05T12:00:00.000Z",
+        "gen_ai.system": "openai.chat",
+        s.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+        s.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
+        s.GEN_AI_RESPONSE_ID: "chatcmpl-1a2b3c",
+        s.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
+        s.GEN_AI_USAGE_INPUT_TOKENS: 806,
+        s.GEN_AI_USAGE_OUTPUT_TOKENS: 95,
+    }
+    tool = {
+        s.GEN_AI_OPERATION_NAME: "execute_tool",
+        s.GEN_AI_TOOL_NAME: "lookup",
+        s.GEN_AI_TOOL_CALL_ID: "call_0a1b2c3d",
+        s.GEN_AI_TOOL_TYPE: "function",
+    }
+    server = {
+        s.HTTP_REQUEST_METHOD: "POST",
+        "http.route": "/ask",
+        "url.path": "/ask",
+        "url.scheme": "https",
+        s.HTTP_RESPONSE_STATUS_CODE: 200,
+        s.SERVER_ADDRESS: "rag.example.com",
+        s.SERVER_PORT: 443,
+        "network.protocol.version": "1.1",
+        "user_agent.original": "python-httpx/0.28.1",
+        "client.address": "10.0.0.7",
+    }
+    client = {
+        s.HTTP_REQUEST_METHOD: "POST",
+        s.URL_FULL: "https://api.openai.com/v1/chat/completions",
+        s.SERVER_ADDRESS: "api.openai.com",
+        s.SERVER_PORT: 443,
+        s.HTTP_RESPONSE_STATUS_CODE: 200,
+        "network.protocol.version": "1.1",
+    }
+    database = {
+        s.DB_SYSTEM_NAME: "postgresql",
+        s.DB_NAMESPACE: "rag",
+        s.DB_COLLECTION_NAME: "chunks",
+        "db.operation.name": "SELECT",
+        "db.query.text": "SELECT id, body FROM chunks ORDER BY embedding <-> $1 LIMIT 8",
+        s.SERVER_ADDRESS: "db.internal",
+        s.SERVER_PORT: 5432,
+    }
+    shapes: list[tuple[str, dict[str, Any], int | None, int]] = [
+        ("POST /ask", server, None, 2),
+        ("SELECT rag.chunks", database, 0, 3),
+        ("embeddings text-embedding-3-small", embeddings, 1, 3),
+        ("chat gpt-4o-mini", chat, 0, 3),
+        ("POST", client, 3, 3),
+        ("execute_tool lookup", tool, 0, 1),
+        ("execute_tool lookup", tool, 0, 1),
+        ("execute_tool lookup", tool, 0, 1),
+        ("ai.generateText", vercel, 0, 1),
+        ("ai.generateText.doGenerate", do_generate, 8, 3),
+    ]
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend(
+        [
+            _kv(s.SERVICE_NAME, "rag-api"),
+            _kv("telemetry.sdk.language", "nodejs"),
+            _kv("telemetry.sdk.name", "opentelemetry"),
+            _kv("telemetry.sdk.version", "2.2.0"),
+        ]
+    )
+    scope = resource_spans.scope_spans.add()
+    scope.scope.name = "@opentelemetry/instrumentation-openai"
+    start = time.time_ns()
+    for trace in range(-(-spans_per_request // len(shapes))):
+        trace_id = TRACE_PREFIX + struct.pack(">Q", trace + 1)
+        for index, (name, attributes, parent, kind) in enumerate(shapes[: spans_per_request - trace * len(shapes)]):
+            span = Span(
+                trace_id=trace_id,
+                span_id=struct.pack(">Q", trace * 100 + index + 1),
+                parent_span_id=b"" if parent is None else struct.pack(">Q", trace * 100 + parent + 1),
+                name=name,
+                kind=kind,
+                start_time_unix_nano=start + index * 1_000_000,
+                end_time_unix_nano=start + index * 1_000_000 + 250_000_000,
+            )
+            span.attributes.extend(_kv(key, value) for key, value in attributes.items())
+            scope.spans.append(span)
+    data: bytes = request.SerializeToString()
+    assert data.count(TRACE_PREFIX) == spans_per_request
+    return data
+
+
+def loadgen(
+    endpoint: str, rate: float, duration: float, concurrency: int, spans_per_request: int, producer: str
+) -> dict[str, Any]:
     """Send for ``duration`` seconds at ``rate`` spans/s (0: as fast as possible); returns the counts."""
     import grpc
 
-    template = build_template(spans_per_request)
+    template = build_template(spans_per_request, producer)
     channel = grpc.insecure_channel(endpoint)
     export = channel.unary_unary(TRACE_METHOD)
     grpc.channel_ready_future(channel).result(timeout=30)
@@ -234,6 +404,40 @@ def loadgen(endpoint: str, rate: float, duration: float, concurrency: int, spans
     return counts
 
 
+_STORES = {"duckdb": "spanledger_store", "chdb": "clickhouse"}
+
+
+def _store_config(engine: str, work: Path, options: dict[str, Any]) -> dict[str, Any]:
+    if engine == "chdb":
+        return {"endpoint": f"chdb:{work / 'ch'}", "database": "bench", "replica_id": "bench", **options}
+    return {"path": str(work / "bench.duckdb"), **options}
+
+
+def _stored_counts(engine: str, work: Path) -> tuple[int, int, int]:
+    """Spans, usage facts and retractions in the stopped collector's store."""
+    if engine == "duckdb":
+        import duckdb
+
+        with duckdb.connect(str(work / "bench.duckdb"), read_only=True) as store:
+            spans = store.execute("SELECT count(*) FROM spans").fetchone()[0]  # type: ignore[index]
+            facts = store.execute("SELECT count(*) FROM usage_facts").fetchone()[0]  # type: ignore[index]
+            # Issue 15: how often a span's counted usage was retracted by a descendant arriving later.
+            retracted = store.execute("SELECT count(*) FROM usage_retractions").fetchone()[0]  # type: ignore[index]
+        return int(spans), int(facts), int(retracted)
+    # chdb holds one directory per process: count from a process of its own.
+    script = (
+        "import sys, clickhouse_connect\n"
+        "c = clickhouse_connect.get_client(interface='chdb', path=sys.argv[1], database='bench')\n"
+        "print(c.command('SELECT count() FROM otel_traces'), c.command('SELECT count() FROM usage_facts FINAL'),\n"
+        "      c.command('SELECT count() FROM usage_retractions FINAL'))\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script, str(work / "ch")], capture_output=True, text=True, check=True
+    ).stdout
+    spans, facts, retracted = output.split()
+    return int(spans), int(facts), int(retracted)
+
+
 def run_phase(
     name: str,
     rate: float,
@@ -243,8 +447,9 @@ def run_phase(
     spans_per_request: int,
     grpc_workers: int | None = None,
     store_options: dict[str, Any] | None = None,
+    engine: str = "duckdb",
+    producer: str = "spanledger",
 ) -> dict[str, Any]:
-    import duckdb
     import psutil
     import yaml
 
@@ -264,13 +469,13 @@ def run_phase(
                 "spanledger_usage": {},
                 "spanledger_cost": {},
             },
-            "exporters": {"spanledger_store": {"path": str(work / "bench.duckdb"), **(store_options or {})}},
+            "exporters": {_STORES[engine]: _store_config(engine, work, store_options or {})},
             "service": {
                 "pipelines": {
                     "traces": {
                         "receivers": ["otlp"],
                         "processors": processors,
-                        "exporters": ["spanledger_store"],
+                        "exporters": [_STORES[engine]],
                     }
                 },
                 "telemetry": {"metrics": {"address": "127.0.0.1:0"}},
@@ -317,6 +522,7 @@ def run_phase(
                 str(duration),
                 str(concurrency),
                 str(spans_per_request),
+                producer,
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -330,14 +536,14 @@ def run_phase(
         counts = json.loads(output)
         collector.send_signal(signal.SIGTERM)
         collector.wait(timeout=120)
-        with duckdb.connect(str(work / "bench.duckdb"), read_only=True) as store:
-            stored = store.execute("SELECT count(*) FROM spans").fetchone()[0]  # type: ignore[index]
-            facts = store.execute("SELECT count(*) FROM usage_facts").fetchone()[0]  # type: ignore[index]
+        stored, facts, retracted = _stored_counts(engine, work)
     steady = samples[2:-1] or samples
     cpu = [c for c, _ in steady]
     rss = [r for _, r in samples]
     return {
         "phase": name,
+        "store": engine,
+        "producer": producer,
         "processors": processors,
         "target_spans_per_s": rate or "max",
         "spans_per_request": spans_per_request,
@@ -361,6 +567,7 @@ def run_phase(
         "ack_latency_ms": counts["ack_latency_ms"],
         "stored_spans": stored,
         "usage_facts": facts,
+        "retracted_facts": retracted,
         "lost": counts["acked_spans"] - stored,
         "collector_exit": collector.returncode,
         "collector_errors": [line for line in log if "ERROR" in line][:5],
@@ -374,7 +581,7 @@ def main() -> int:
             *map(float, sys.argv[3:5]),
             *map(int, sys.argv[5:7]),
         )
-        print(json.dumps(loadgen(endpoint, rate, duration, concurrency, per_request)))
+        print(json.dumps(loadgen(endpoint, rate, duration, concurrency, per_request, sys.argv[7])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=10_000, help="spans/s of the footprint phase")
@@ -388,7 +595,22 @@ def main() -> int:
     parser.add_argument("--commit-interval", help="the store's commit_interval, e.g. 10s (default: the collector's)")
     parser.add_argument("--no-cost", action="store_true", help="leave the spanledger_cost processor out")
     parser.add_argument("--grpc-workers", type=int, help="the gRPC receiver's max_workers (default: the collector's)")
+    parser.add_argument(
+        "--store", choices=sorted(_STORES), default="duckdb", help="the store: DuckDB, or ClickHouse in-process (chdb)"
+    )
+    parser.add_argument(
+        "--producer",
+        default="spanledger",
+        help="comma-separated loads, run alternately per phase: spanledger (spans of spanledger's SDK, owner-marked), "
+        "otel (the same traces with standard attributes only: OTel GenAI, Vercel AI SDK; counted once)",
+    )
     args = parser.parse_args()
+    if args.store == "chdb" and args.store_memory_limit_mib is not None:
+        parser.error("--store-memory-limit-mib is a DuckDB setting")
+    producers = args.producer.split(",")
+    for producer in producers:
+        if producer not in ("spanledger", "otel"):
+            parser.error(f"unknown producer {producer!r}")
     processors = ["memory_limiter", "batch", "spanledger_usage"] + ([] if args.no_cost else ["spanledger_cost"])
     store: dict[str, Any] = (
         {} if args.store_memory_limit_mib is None else {"memory_limit_mib": args.store_memory_limit_mib}
@@ -398,28 +620,31 @@ def main() -> int:
     print(f"cpu count {os.cpu_count()}, load average {os.getloadavg()}", file=sys.stderr)
     results = []
     for phase in args.phases.split(","):
-        if phase == "rate":
+        if phase not in ("rate", "max"):
+            parser.error(f"unknown phase {phase!r}")
+        for producer in producers:
+            rate, concurrency = (args.rate, 64) if phase == "rate" else (0, args.concurrency)
             results.append(
                 run_phase(
-                    "rate", args.rate, args.duration, 64, processors, args.spans_per_request, args.grpc_workers, store
-                )
-            )
-        elif phase == "max":
-            results.append(
-                run_phase(
-                    "max",
-                    0,
+                    phase,
+                    rate,
                     args.duration,
-                    args.concurrency,
+                    concurrency,
                     processors,
                     args.spans_per_request,
                     args.grpc_workers,
                     store,
+                    args.store,
+                    producer,
                 )
             )
-        else:
-            parser.error(f"unknown phase {phase!r}")
-        print(json.dumps(results[-1], indent=2), flush=True)
+            print(json.dumps(results[-1], indent=2), flush=True)
+    if len(producers) > 1:
+        for phase in args.phases.split(","):
+            cost = {r["producer"]: r["collector_cpu_us_per_acked_span"] for r in results if r["phase"] == phase}
+            if "spanledger" in cost and "otel" in cost:
+                overhead = cost["otel"] / cost["spanledger"] - 1
+                print(f"{phase}: otel over spanledger, CPU per acknowledged span: {overhead:+.1%}", flush=True)
     return 0 if all(result["lost"] == 0 and result["collector_exit"] == 0 for result in results) else 1
 
 

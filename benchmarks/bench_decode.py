@@ -11,10 +11,16 @@ usage. Contestants, each turning the same request bytes into what it produces:
   LLM calls).
 * ``compiled``: ``decode_traces`` with the compiled decoder (``spanledger_collector._decode._speedups``), same output.
 
+With ``--producer otel`` the request is bench_collector's other producers' load (standard attributes only,
+usage counted once: the compiled decoder reads the dialects, ``_producers.Candidates.settle`` resolves in
+Python for both decoders). The memory of recent traces is emptied before each contestant's loop, as the
+collector sees fresh trace ids.
+
 Rounds alternate the contestants in shuffled order; each figure is the median over rounds of a round's
 CPU time (``time.thread_time``) per span.
 
     .venv/bin/python benchmarks/bench_decode.py --rounds 15
+    .venv/bin/python benchmarks/bench_decode.py --rounds 15 --producer spanledger,otel   # both, alternating
 """
 
 from __future__ import annotations
@@ -72,26 +78,41 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--requests", type=int, default=40, help="requests decoded per contestant per round")
     parser.add_argument("--spans-per-request", type=int, default=100)
+    parser.add_argument(
+        "--producer", default="spanledger", help="bench_collector's loads, comma-separated: spanledger, otel"
+    )
     args = parser.parse_args()
+    from spanledger_collector._decode._producers import RECENT
 
-    template = bench_collector.build_template(args.spans_per_request)
-    requests = [template.replace(bench_collector.TRACE_PREFIX, struct.pack(">Q", i)) for i in range(args.requests)]
-    chosen = contestants()
+    producers = args.producer.split(",")
+    loads: dict[str, list[bytes]] = {}
+    for producer in producers:
+        template = bench_collector.build_template(args.spans_per_request, producer)
+        loads[producer] = [
+            template.replace(bench_collector.TRACE_PREFIX, struct.pack(">Q", i)) for i in range(args.requests)
+        ]
+    chosen = {
+        f"{producer}:{name}" if len(producers) > 1 else name: (decode, loads[producer])
+        for producer in producers
+        for name, decode in contestants().items()
+    }
     spans = args.requests * args.spans_per_request
     per_span: dict[str, list[float]] = {name: [] for name in chosen}
-    for decode in chosen.values():  # warm caches (value decodes, price-free) once
+    for decode, requests in chosen.values():  # warm caches (value decodes, price-free) once
         decode(requests[0])
     order = list(chosen)
     for _ in range(args.rounds):
         random.shuffle(order)
         for name in order:
-            decode = chosen[name]
+            decode, requests = chosen[name]
+            RECENT.clear()
             started = time.thread_time()
             for data in requests:
                 decode(data)
             per_span[name].append((time.thread_time() - started) / spans * 1e6)
     medians = {name: statistics.median(values) for name, values in per_span.items()}
     result: dict[str, Any] = {
+        "producer": args.producer,
         "spans_per_request": args.spans_per_request,
         "rounds": args.rounds,
         "us_per_span_median": {name: round(value, 2) for name, value in medians.items()},

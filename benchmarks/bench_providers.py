@@ -28,7 +28,7 @@ import anthropic
 import bench_openai
 import httpx2
 import spanledger
-from bench_openai import CLOCKS, Contestant, _block
+from bench_openai import BLOCK_STATISTICS, CLOCKS, Contestant, _block
 from google import genai
 from opentelemetry.context import attach, detach
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -340,10 +340,12 @@ def main() -> None:
     parser.add_argument("--providers", default="anthropic,google-genai")
     parser.add_argument("--only", default="spanledger,bare,upstream,openllmetry", help="comma-separated contestants")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--block-statistic", choices=sorted(BLOCK_STATISTICS), default="median")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     random.seed(args.seed)
     bench_openai._clock = CLOCKS[args.clock]
+    bench_openai._block_statistic = BLOCK_STATISTICS[args.block_statistic]
 
     handle = spanledger.configure(
         export="none",

@@ -30,8 +30,8 @@ from spanledger import _configure, _manager
 # The example apps and the local OpenAI-compatible server are importable from tests.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 
-# Shared fixtures (``store``, ``db``) of the billing tests.
-pytest_plugins = ["fixtures.usage_store"]
+# Shared fixtures: ``store``, ``db`` of the billing tests; ``clickhouse_address``, ``clickhouse_client`` (chdb).
+pytest_plugins = ["fixtures.usage_store", "fixtures.clickhouse"]
 
 
 def reset_otel_globals() -> None:

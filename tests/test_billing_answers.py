@@ -151,7 +151,7 @@ def test_top_idle_and_allocations(store_path: Path, capsys: pytest.CaptureFixtur
         (TRACE[1], ""), (TRACE[2], ""), (TRACE[3], ""), ("", "idle")]  # fmt: skip
     details = json.loads(g5_rows[0]["AllocatedMethodDetails"])
     assert details["Elements"][0]["UsageQuantity"] == 300 and details["x_Rule"] == "aws.ec2.accelerator_instance"
-    assert g5_rows[0]["AllocatedMethodId"] == "spanledger.allocation.v1.capacity"
+    assert g5_rows[0]["AllocatedMethodId"] == "spanledger.allocation.v2.capacity"
     assert sum(Decimal(r["BilledCost"]) for r in g5_rows) == Decimal("0.480884264")
     assert len({r["x_SpanIds"] for r in g5_rows}) == 4
     output = store_path.parent / "allocations.json"

@@ -29,7 +29,7 @@ USAGE_TYPES = {"gpu": "USE1-BoxUsage:g5.xlarge", "nat": "USE1-NatGateway-Hours",
                "support": "Dollar", "tax": "Tax"}  # fmt: skip
 SERVICES = {"gpu": "Amazon Elastic Compute Cloud", "support": "AWS Support (Business)"}
 TRACE = [f"{n:032x}" for n in range(8)]
-# Ties of the largest remainder are broken by hash(trace id), so the exact cents are checked by sums and bounds.
+# Ties of the largest remainder go to the smaller trace id; the exact cents are checked by sums and bounds.
 TICK = Decimal("0.000000000001")
 
 
@@ -144,7 +144,7 @@ def test_shared_lines_stay_unallocated_by_default(store: DuckDBStore, db: duckdb
     flags = db.execute("SELECT DISTINCT flags FROM allocation_lines WHERE kind = 'shared'").fetchall()
     assert flags == [("shared_policy_none",)]
     methods = {row["AllocatedMethodId"] for row in allocation_rows(db, period="2025-02")["rows"]}
-    assert methods == {"spanledger.allocation.v1.capacity", "spanledger.allocation.v1.shared"}
+    assert methods == {"spanledger.allocation.v2.capacity", "spanledger.allocation.v2.shared"}
 
 
 def test_proportional_policy_splits_a_shared_line_by_directly_allocated_cost_within_its_account(
@@ -176,7 +176,7 @@ def test_proportional_policy_splits_a_shared_line_by_directly_allocated_cost_wit
 
     answer = allocation_rows(db, period="2025-02")
     shared = [row for row in answer["rows"] if row["x_TraceId"] == TRACE[4] and row["ResourceId"] == "nat-0b"]
-    assert [row["AllocatedMethodId"] for row in shared] == ["spanledger.allocation.v1.proportional_to_allocated_cost"]
+    assert [row["AllocatedMethodId"] for row in shared] == ["spanledger.allocation.v2.proportional_to_allocated_cost"]
     details = json.loads(shared[0]["AllocatedMethodDetails"])
     assert details["x_SharedPolicy"] == "proportional"
     assert details["Elements"][0]["UsageUnit"] == "USD"

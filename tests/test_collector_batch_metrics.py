@@ -168,6 +168,14 @@ class ReferenceUsage:
             semconv.METRIC_SPANLEDGER_EGRESS_BYTES, semconv.SPANLEDGER_EGRESS_BOUNDARY, semconv.NETWORK_IO_DIRECTION
         )
         self.refused = counter(semconv.METRIC_SPANLEDGER_USAGE_REFUSED_VALUES, semconv.SPANLEDGER_USAGE_ATTRIBUTE)
+        # Fed by late children (tests/test_collector_late_children.py checks its values); here only its family.
+        self.retracted = counter(
+            semconv.METRIC_SPANLEDGER_USAGE_RETRACTED,
+            semconv.GEN_AI_REQUEST_MODEL,
+            semconv.SPANLEDGER_WORKFLOW_NAME,
+            semconv.SPANLEDGER_TENANT_ID,
+            semconv.SPANLEDGER_METER,
+        )
         self.tenant_limit = tenant_limit
         self.tenants: list[str] = []
 

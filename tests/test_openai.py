@@ -462,6 +462,34 @@ def test_excluded_hosts_add_to_the_azure_default() -> None:
         handle.shutdown()
 
 
+def test_server_follows_a_changed_base_url(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    # The per-client facts are cached against the client's stored base URL (its property is not read per call).
+    with OpenAICompatibleServer() as other:
+        client = client_for(server)
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        client.base_url = other.base_url
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    ports = [(span.attributes or {})[semconv.SERVER_PORT] for span in recorded.llm_spans()]
+    assert ports == [server.port, other.port]
+
+
+def test_module_client_follows_openai_base_url(
+    server: OpenAICompatibleServer, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # openai's module-level client takes its base URL from ``openai.base_url`` (a module global), not the
+    # attribute the cache is checked against for the client classes.
+    monkeypatch.setattr(openai, "api_key", "sk-secret-key")
+    monkeypatch.setattr(openai, "max_retries", 0)
+    monkeypatch.setattr(openai, "_client", None)  # restored after the test, so no other test sees this one
+    with OpenAICompatibleServer() as other:
+        monkeypatch.setattr(openai, "base_url", server.base_url + "/")  # the module client adds no slash
+        openai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        monkeypatch.setattr(openai, "base_url", other.base_url + "/")
+        openai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    ports = [(span.attributes or {})[semconv.SERVER_PORT] for span in recorded.llm_spans()]
+    assert ports == [server.port, other.port]
+
+
 @pytest.mark.parametrize(
     "options", [{"openai_stream_usage": False}, {"openai_stream_usage_excluded_hosts": ["127.0.0.1"]}]
 )

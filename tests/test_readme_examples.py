@@ -17,7 +17,7 @@ def _yaml_blocks() -> list[str]:
 
 @pytest.mark.slow
 def test_the_readme_collector_config_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config, overrides = _yaml_blocks()
+    config, overrides, _ = _yaml_blocks()
     cert_file, key_file = self_signed_certificate(tmp_path)
     overrides_file = tmp_path / "negotiated-rates.yaml"
     overrides_file.write_text(overrides)
@@ -38,3 +38,19 @@ def test_the_readme_collector_config_starts(tmp_path: Path, monkeypatch: pytest.
         assert collector.get("/health")[0] == 200
         assert collector.get("/metrics")[0] == 401  # reads need a token of bearertokenauth
     assert (tmp_path / "var" / "spanledger.duckdb").exists()
+
+
+def test_the_readme_clickhouse_config_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ClickHouse block, over the embedded defaults' receivers and processors (it shows only its part)."""
+    from spanledger_collector._config import DEFAULT_CONFIG
+    from spanledger_collector._config_reader import load_yaml
+    from spanledger_collector._graph import parse_settings
+
+    monkeypatch.setenv("CLICKHOUSE_PASSWORD", "test-password")
+    *_, clickhouse = _yaml_blocks()
+    document, block = load_yaml(DEFAULT_CONFIG), load_yaml(clickhouse)
+    document["exporters"] = block["exporters"]
+    document["service"]["pipelines"]["traces"] = block["service"]["pipelines"]["traces"]
+    settings = parse_settings(document).exporters["clickhouse"]
+    assert str(settings.address) == "clickhouse+https://spanledger@clickhouse.internal:8443/spanledger"
+    assert settings.password == "test-password"

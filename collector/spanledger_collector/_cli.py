@@ -14,6 +14,7 @@ INSTALL_HINT = "pip install 'spanledger[collector]'"
 # `collector` extra; this is the one place their absence is reported, with the install command.
 try:
     from . import _service_cli
+    from ._engine import _cli as _engine_cli
     from .billing import _cli as _billing_cli
 except ImportError as error:
     if error.name is None or error.name.partition(".")[0] in ("spanledger", "spanledger_collector"):
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _service_cli.register(subcommands)
     _billing_cli.register(subcommands)
+    _engine_cli.register(subcommands)
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

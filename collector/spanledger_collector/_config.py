@@ -15,7 +15,8 @@ Shape (every key optional unless noted; ``${env:VAR}`` and ``${env:VAR:-default}
       filter: {spans: {exclude: {match_type: strict, span_names: [...], attributes: [{key, value}]}}}
       spanledger_usage: {tenant_cardinality_limit: 100,   # usage facts, data reads, GenAI metrics; metric labels
                          label_cardinality_limit: 100,    # from span data are capped (docs/schema.md)
-                         series_cardinality_limit: 1000, label_value_length_limit: 128}
+                         series_cardinality_limit: 1000, label_value_length_limit: 128,
+                         attribution: {workflow: [NAME, ...], tenant: [NAME, ...]}}  # docs/producers.md
       spanledger_cost: {price_overrides: FILE}             # prices the usage facts (after spanledger_usage)
     exporters:
       spanledger_store: {path: ./spanledger.duckdb, threads: 1, memory_limit_mib: 32,  # the store (at most one)

@@ -19,7 +19,7 @@ from ._config import BatchSettings, LoadContext, ProtocolSettings, ReceiverSetti
 from ._config_reader import ConfigSection
 from ._pipeline import Pipeline
 from ._receivers import GrpcReceiver, HttpReceiver, OtlpSignals
-from ._store import DuckDBStore, RequestLog, StoreWriter
+from ._store import DuckDBStore, RequestLog, Store, StoreWriter
 
 __all__ = [
     "BearerTokenAuthFactory",
@@ -143,7 +143,7 @@ class StoreSettings:
 class OpenStore:
     """An opened store with its request log and writer (not started: the writer needs the pipelines)."""
 
-    store: DuckDBStore
+    store: Store
     writer: StoreWriter
     log_directory: tempfile.TemporaryDirectory[str] | None
 

@@ -31,6 +31,7 @@ from ._config import (
 )
 from ._config_reader import ConfigSection, load_yaml
 from ._registry import EXPORTERS, EXTENSIONS, PROCESSORS, RECEIVERS, STORES
+from ._store._location import StoreAddressError, StoreEngine, parse_store_address
 
 __all__ = ["load_settings", "parse_settings"]
 
@@ -188,10 +189,33 @@ def parse_settings(document: Any) -> CollectorSettings:
     )
 
 
-def load_settings(path: Path | None) -> CollectorSettings:
-    """Settings from a YAML file, or the embedded defaults when ``path`` is None."""
+def _store_exporter(store: str) -> tuple[str, dict[str, Any]]:
+    """The store exporter (type, config) a ``--store`` value names."""
+    try:
+        address = parse_store_address(store)
+    except StoreAddressError as error:
+        raise ConfigError(f"--store: {error}") from None
+    if address.engine is StoreEngine.DUCKDB:
+        return "spanledger_store", {"path": address.path}
+    if address.engine is StoreEngine.CHDB:
+        return "clickhouse", {"endpoint": f"chdb:{address.path}", "database": address.database}
+    scheme = "https" if address.secure else "http"
+    endpoint = f"{scheme}://{address.host}:{address.port}"
+    return "clickhouse", {"endpoint": endpoint, "database": address.database, "username": address.username}
+
+
+def load_settings(path: Path | None, *, store: str | None = None) -> CollectorSettings:
+    """Settings from a YAML file, or the embedded defaults when ``path`` is None (their store replaced by
+    ``store``, a ``--store`` value)."""
     if path is None:
-        return parse_settings(load_yaml(DEFAULT_CONFIG))
+        document = load_yaml(DEFAULT_CONFIG)
+        if store is not None:
+            store_type, config = _store_exporter(store)
+            document["exporters"] = {store_type: config}
+            document["service"]["pipelines"]["traces"]["exporters"] = [store_type]
+        return parse_settings(document)
+    if store is not None:
+        raise ConfigError("--store replaces the default configuration's store; with --config, set it in the file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:

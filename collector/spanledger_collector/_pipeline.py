@@ -97,6 +97,11 @@ class Pipeline:
         assert item.decoded is not None
         batch = item.decoded.batch
         batch.facts, batch.data_reads = item.facts, item.data_reads
+        batch.requests = [item.data]
+        counted_once = item.counted_once
+        if counted_once is not None and counted_once is not batch:  # decoded again after a filter
+            batch.retractions, batch.retracted = counted_once.retractions, counted_once.retracted
+            batch.candidates, batch.ancestry = counted_once.candidates, counted_once.ancestry
         return item.decoded, batch
 
     def consume_traces(self, data: bytes) -> DecodedTraces:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol, TypeVar
 
-from ._config import LoadContext
+from ._clickhouse_factory import ClickHouseExporterFactory
+from ._config import BatchSettings, LoadContext
 from ._config_reader import ConfigSection
 from ._exporters import AwsOtlpExporterFactory, ExporterFactory, OtlpGrpcExporterFactory, OtlpHttpExporterFactory
 from ._factories import (
     BearerTokenAuthFactory,
     FileStorageFactory,
+    OpenStore,
     OtlpReceiverFactory,
     StoreExporterFactory,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "STORES",
     "ExtensionFactory",
     "ProcessorFactory",
+    "StoreFactory",
 ]
 
 ConfigT = TypeVar("ConfigT")
@@ -59,6 +62,14 @@ class ExtensionFactory(Protocol[ConfigT]):
         ...
 
 
+class StoreFactory(Protocol[ConfigT]):
+    def read(self, component_id: str, section: ConfigSection, context: LoadContext) -> ConfigT: ...
+
+    def create(self, component_id: str, config: ConfigT, batch: BatchSettings) -> OpenStore:
+        """Open the store and its request log; the writer is started by the service."""
+        ...
+
+
 RECEIVERS: dict[str, OtlpReceiverFactory] = {"otlp": OtlpReceiverFactory()}
 
 PROCESSORS: dict[str, ProcessorFactory[Any]] = {
@@ -69,7 +80,10 @@ PROCESSORS: dict[str, ProcessorFactory[Any]] = {
     "spanledger_cost": CostFactory(),
 }
 
-STORES: dict[str, StoreExporterFactory] = {"spanledger_store": StoreExporterFactory()}
+STORES: dict[str, StoreFactory[Any]] = {
+    "spanledger_store": StoreExporterFactory(),
+    "clickhouse": ClickHouseExporterFactory(),
+}
 """Exporters that are the store: at most one per configuration; pipelines hand it rows through its writer."""
 
 EXPORTERS: dict[str, ExporterFactory] = {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from google.protobuf.internal import api_implementation
 from prometheus_client.registry import Collector
@@ -24,18 +25,20 @@ from ._admin import AdminServer
 from ._component import Component, ConfigError, Consumer
 from ._config import BatchSettings, CollectorSettings, PipelineSettings
 from ._decode import SPEEDUPS
+from ._decode._producers import RECENT
 from ._factories import OpenStore
 from ._pipeline import Pipeline
 from ._processors import Processor
 from ._receivers import GrpcReceiver, HttpReceiver, bound_host
 from ._registry import EXPORTERS, PROCESSORS, RECEIVERS, STORES
-from ._store import LoggedRequest, Replayer, StoreBatch
+from ._store import DuckDBStore, LoggedRequest, Replayer, StoreBatch
 from ._telemetry import REGISTRY, ExporterStatsCollector, RequestLogCollector
 from .billing.metrics import create_collector as billing_metrics
 
 __all__ = ["CollectorService", "writer_batch_settings"]
 
 logger = logging.getLogger("spanledger.collector")
+_EPOCH = datetime(1970, 1, 1)  # the store's timestamps are naive UTC
 
 
 def _replayer(pipelines: list[Pipeline]) -> Replayer:
@@ -158,6 +161,9 @@ class CollectorService:
                     f"the request log {writer.log.directory} holds {pending} acknowledged requests not yet"
                     f" stored, but no traces pipeline exports to {store_id}: add it back to store them"
                 )
+            stored_until = writer.store.stored_until()
+            if stored_until is not None:  # issue 15: spans this old may have ancestors only the store knows
+                RECENT.stored_until((stored_until - _EPOCH) // timedelta(microseconds=1) * 1000)
             writer.start(_replayer(storing_pipelines))
         for processor in self.processors.values():
             processor.start()
@@ -170,8 +176,14 @@ class CollectorService:
                 protocol = "grpc" if isinstance(receiver, GrpcReceiver) else "http"
                 addresses[f"{receiver_id}.{protocol}"] = f"{bound_host(receiver.settings.host)}:{receiver.port}"
         self._registered.append(ExporterStatsCollector(self.exporters))
+        # The billing gauges and the admin API's answers run DuckDB SQL; on ClickHouse they are answered by
+        # `spanledger ... --store` (billing/).
+        duckdb_store = (
+            self.store.store if self.store is not None and isinstance(self.store.store, DuckDBStore) else None
+        )
+        if duckdb_store is not None:
+            self._registered.append(billing_metrics(duckdb_store))
         if self.store is not None:
-            self._registered.append(billing_metrics(self.store.store))
             log = self.store.writer.log
             self._registered.append(RequestLogCollector(lambda: log.damaged_records))
         for collector in self._registered:
@@ -179,7 +191,7 @@ class CollectorService:
         self.admin = AdminServer(
             settings.admin,
             REGISTRY,
-            self.store.store if self.store is not None else None,
+            duckdb_store,
             self.health,
             flush=self.store.writer.flush if self.store is not None else None,
         )

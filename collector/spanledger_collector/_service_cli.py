@@ -18,6 +18,7 @@ from ._config import DEFAULT_CONFIG
 from ._graph import load_settings
 from ._service import CollectorService
 from ._store import StoreUnavailableError
+from ._store._clickhouse_client import ClickHouseUnavailableError
 
 __all__ = ["register"]
 
@@ -39,6 +40,12 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--config", type=Path, help="OTel Collector-shaped YAML file (receivers, processors, ...)")
     parser.add_argument(
+        "--store",
+        metavar="STORE",
+        help="without --config: the store, a DuckDB path (default ./spanledger.duckdb), chdb:PATH or "
+        "clickhouse+http(s)://user@host:port/db (password in $SPANLEDGER_CLICKHOUSE_PASSWORD)",
+    )
+    parser.add_argument(
         "--print-default-config", action="store_true", help="print the embedded default configuration and exit"
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -53,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, store=args.store)
     except ConfigError as error:
         print(f"spanledger collector: invalid configuration: {error}", file=sys.stderr)
         return 2
@@ -72,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         service.shutdown()
         print(f"spanledger collector: invalid configuration: {error}", file=sys.stderr)
         return 2
-    except (OSError, duckdb.Error, StoreUnavailableError) as error:
+    except (OSError, duckdb.Error, StoreUnavailableError, ClickHouseUnavailableError) as error:
         service.shutdown()
         print(f"spanledger collector: cannot start: {error}", file=sys.stderr)
         return 1

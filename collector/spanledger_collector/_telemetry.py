@@ -214,6 +214,13 @@ class UsageSeries(BatchMetrics):
         self.refused_values = _batch_counter(
             semconv.METRIC_SPANLEDGER_USAGE_REFUSED_VALUES, semconv.SPANLEDGER_USAGE_ATTRIBUTE
         )
+        self.usage_retracted = _batch_counter(
+            semconv.METRIC_SPANLEDGER_USAGE_RETRACTED,
+            semconv.GEN_AI_REQUEST_MODEL,
+            semconv.SPANLEDGER_WORKFLOW_NAME,
+            semconv.SPANLEDGER_TENANT_ID,
+            semconv.SPANLEDGER_METER,
+        )
         super().__init__(
             [
                 self.token_usage,
@@ -224,6 +231,7 @@ class UsageSeries(BatchMetrics):
                 self.accelerator_time,
                 self.egress_bytes,
                 self.refused_values,
+                self.usage_retracted,
             ]
         )
 
@@ -261,6 +269,7 @@ _FACT_SERIES = _getter(
     UsageFact._fields, "meter", "currency", "model", "workflow", "tenant", "accelerator_type", "boundary"
 )
 _FACT_COST = _getter(UsageFact._fields, "estimated_cost")
+_RETRACTED_SERIES = _getter(UsageFact._fields, "meter", "model", "workflow", "tenant")
 _FACT_QUANTITY = _getter(UsageFact._fields, "quantity")
 _READ_SOURCE_KIND = _getter(DataRead._fields, "source_kind")
 _READ_AGE = _getter(DataRead._fields, "age_seconds")
@@ -339,7 +348,10 @@ class UsageMetrics:
         facts: Sequence[UsageFact],
         reads: Sequence[DataRead],
         refused_values: Mapping[str, int] | None = None,
+        retracted: Sequence[UsageFact] = (),
     ) -> None:
+        """``retracted``: facts counted earlier that the stored request's spans roll up (counters are monotonic:
+        the series that counted them keep them, ``spanledger.usage.retracted`` says how much to subtract)."""
         series = self._series
         with series.lock:
             self._record_calls(calls)
@@ -352,6 +364,11 @@ class UsageMetrics:
             if refused_values:
                 for attribute, count in refused_values.items():
                     series.refused_values.add((attribute,), count)
+            for (meter, model, workflow, tenant), facts in group_by(_RETRACTED_SERIES, retracted).items():
+                series.usage_retracted.add(
+                    (self._model(model), self._workflow(workflow), self._tenant(tenant), meter),
+                    float(sum(map(_FACT_QUANTITY, facts))),
+                )
 
     def _call_labels(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         operation, provider, request_model, response_model, server_address, server_port, error_type = labels

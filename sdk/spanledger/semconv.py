@@ -530,6 +530,7 @@ METRIC_SPANLEDGER_EGRESS_BYTES: Final = MetricSpec('spanledger.egress.bytes', 'c
 METRIC_SPANLEDGER_REQUEST_LOG_DAMAGED_RECORDS: Final = MetricSpec('spanledger.request_log.damaged_records', 'counter', '{record}', "Damaged regions of the collector's request log found since start (copied to its quarantine folder and skipped; each may hold acknowledged requests).", None, 'spanledger_request_log_damaged_records')
 METRIC_SPANLEDGER_SDK_DEFERRED_MEASUREMENTS: Final = MetricSpec('spanledger.sdk.deferred_measurements', 'gauge', '{measurement}', 'Collection hook of the GenAI instrumentations; records no points.', None, 'spanledger_sdk_deferred_measurements')
 METRIC_SPANLEDGER_USAGE_REFUSED_VALUES: Final = MetricSpec('spanledger.usage.refused_values', 'counter', '{value}', 'Usage attribute values the collector refused (token counts that are not ints from 0 to 10^9); the span is kept, the value counts for neither the store nor the metrics.', None, 'spanledger_usage_refused_values')
+METRIC_SPANLEDGER_USAGE_RETRACTED: Final = MetricSpec('spanledger.usage.retracted', 'counter', '{quantity}', "Usage counted when a span arrived and retracted when its descendant reporting the same usage arrived later (a roll-up, counted once in the store); in each meter's unit (tokens, seconds, bytes). Subtract it from the usage series to count each call once.", None, 'spanledger_usage_retracted')
 
 PROMETHEUS_LABELS: Final[dict[str, str]] = {
     'aws.request_id': 'aws_request_id',

@@ -8,8 +8,10 @@ definition differs (input tokens without cache tokens; output tokens only as a t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Final
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, Final, NamedTuple
+from urllib.parse import urlsplit
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from spanledger import semconv
@@ -17,7 +19,16 @@ from spanledger import semconv
 from ._otlp import any_value
 from ._usage_sources import PROVIDER_VALUES, USAGE_SOURCES
 
-__all__ = ["REPORT_MARKS", "AttributeGetter", "may_report", "standard_view"]
+__all__ = [
+    "REPORT_MARKS",
+    "AttributeGetter",
+    "ObjectRead",
+    "compiled_view",
+    "may_report",
+    "object_read",
+    "provider_value",
+    "standard_view",
+]
 
 AttributeGetter = Callable[[str], "bytes | None"]
 """A span's attribute lookup: the encoded ``AnyValue`` of a name, or None."""
@@ -33,9 +44,15 @@ _AS_STANDARD: Final = {
     "output_tokens": semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
     "region": semconv.CLOUD_REGION,
     "server_address": semconv.SERVER_ADDRESS,
-    "workflow": semconv.SPANLEDGER_WORKFLOW_NAME,
-    "tenant": semconv.SPANLEDGER_TENANT_ID,
 }
+# HTTP body sizes, read on client spans only (a server span's request body is the caller's egress).
+_AS_WIRE_BYTES: Final = {
+    "request_bytes": semconv.SPANLEDGER_EGRESS_BYTES,
+    "response_bytes": semconv.SPANLEDGER_INGRESS_BYTES,
+}
+# Workflow and tenant: spanledger's own names here, as on its own spans; the other rows of those fields are
+# the attribution lists' defaults, looked up on the span and its ancestors after decoding (``_attribution``).
+_OWN_ATTRIBUTION: Final = frozenset({semconv.SPANLEDGER_WORKFLOW_NAME, semconv.SPANLEDGER_TENANT_ID})
 _UNCACHED_INPUT = "uncached_input_tokens"
 _TOTAL = "total_tokens"
 # The fields whose presence makes a span report usage (the others only describe it).
@@ -43,6 +60,10 @@ _TOKEN_FIELDS: Final = frozenset(
     {"input_tokens", _UNCACHED_INPUT, "cache_read_tokens", "cache_write_tokens", "output_tokens", _TOTAL}
 )
 _TOKEN_KEYS: Final = frozenset(_AS_STANDARD[field] for field in _TOKEN_FIELDS if field in _AS_STANDARD)
+# Fields that make a span report usage without tokens: its full name marks it. AWS API spans are marked by
+# their ``rpc.system`` value (``rpc.service`` alone is on other RPC spans too).
+_NAMED_REPORT_FIELDS: Final = frozenset({"request_bytes", "response_bytes"})
+_AWS_RPC_SYSTEM = "aws-api"
 _SOURCES: Final[dict[str, tuple[str, ...]]] = {}
 for _source in USAGE_SOURCES:
     _SOURCES[_source.field] = (*_SOURCES.get(_source.field, ()), _source.name)
@@ -52,16 +73,24 @@ for _source in USAGE_SOURCES:
 _OWN_PREFIX = semconv.SPANLEDGER_USAGE_OWNER.split(".", 1)[0] + "."
 
 
+def _encoded(value: int | str) -> bytes:
+    message = AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
+    return bytes(message.SerializeToString())
+
+
 def _report_marks() -> tuple[bytes, ...]:
     """Byte strings one of which every token attribute name contains: its second name component, dotted
-    (``.usage.``, ``.token_count.``). Few and starting with a dot, they are cheap to look for in every span."""
+    (``.usage.``, ``.token_count.``), the full names of the HTTP body sizes, and the encoded ``aws-api``
+    value of ``rpc.system``. Few, they are cheap to look for in every span."""
     marks = set()
     for source in USAGE_SOURCES:
         if source.field in _TOKEN_FIELDS:
             parts = source.name.split(".")
             marks.add(f".{parts[1]}." if len(parts) > 2 else source.name)
+        elif source.field in _NAMED_REPORT_FIELDS:
+            marks.add(source.name)
     kept = sorted(mark for mark in marks if not any(other != mark and other in mark for other in marks))
-    return tuple(mark.encode() for mark in kept)
+    return (*(mark.encode() for mark in kept), _encoded(_AWS_RPC_SYSTEM))
 
 
 REPORT_MARKS: Final = _report_marks()
@@ -88,32 +117,139 @@ def _count(raw: bytes | None) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _encoded(value: int | str) -> bytes:
-    message = AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
-    return bytes(message.SerializeToString())
-
-
+_INT64_END: Final = 2**63
 _PROVIDER_MEMBERS: Final = frozenset(member.value for member in semconv.GenAiProviderNameValues)
 
 
-def _provider(raw: bytes) -> bytes:
+@functools.lru_cache(maxsize=1024)
+def provider_value(value: str) -> str:
     """A dialect's provider value as a ``gen_ai.provider.name`` value (``openai.chat`` is ``openai``)."""
-    value = any_value(AnyValue.FromString(raw))
-    if not isinstance(value, str):
-        return raw
     prefix = value
     while True:
         if prefix in _PROVIDER_MEMBERS:
-            return raw if prefix == value else _encoded(prefix)
+            return prefix
         if prefix in PROVIDER_VALUES:
-            return _encoded(PROVIDER_VALUES[prefix])
+            return PROVIDER_VALUES[prefix]
         if "." not in prefix:
-            return raw
+            return value
         prefix = prefix.rsplit(".", 1)[0]
 
 
-def standard_view(get: AttributeGetter) -> AttributeGetter | None:
-    """The span's attributes under the OTel GenAI names, or None where it reports no tokens in any dialect."""
+def _provider(raw: bytes) -> bytes:
+    value = any_value(AnyValue.FromString(raw))
+    if not isinstance(value, str):
+        return raw
+    mapped = provider_value(value)
+    return raw if mapped == value else _encoded(mapped)
+
+
+def _string(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    value = any_value(AnyValue.FromString(raw))
+    return value if isinstance(value, str) and value else None
+
+
+# botocore's service ids (``rpc.service``, as the upstream instrumentation and spanledger's SDK set them).
+_S3, _BEDROCK_RUNTIME, _SAGEMAKER_RUNTIME = "S3", "Bedrock Runtime", "SageMaker Runtime"
+_S3_READS = frozenset({"GetObject"})
+_BEDROCK_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
+_ENCODED_AWS = _encoded("aws")
+_ENCODED_SAGEMAKER_ENDPOINT = _encoded(semconv.SpanledgerResourceTypeValues.SAGEMAKER_ENDPOINT.value)
+
+
+def _bedrock_arn(model_id: str, region: str | None, account: str | None) -> str:
+    """The ARN Bedrock bills a ``modelId`` under, as spanledger's SDK names it (``inference_target_arn``)."""
+    if model_id.startswith("arn:"):
+        return model_id
+    if model_id.startswith(_BEDROCK_PREFIXES):
+        return f"arn:aws:bedrock:{region or ''}:{account or ''}:inference-profile/{model_id}"
+    return f"arn:aws:bedrock:{region or ''}::foundation-model/{model_id}"
+
+
+def _bucket_arn(bucket: str) -> str:
+    """The bucket's ARN as spanledger's SDK names it (an access point ARN is already the resource id)."""
+    return bucket if bucket.startswith("arn:") else f"arn:aws:s3:::{bucket}"
+
+
+def _aws_service(get: AttributeGetter) -> str | None:
+    """The botocore service id of an AWS API span (``rpc.system`` ``aws-api``), else None."""
+    if _string(get(semconv.RPC_SYSTEM)) != _AWS_RPC_SYSTEM:
+        return None
+    return _string(_first(get, "rpc_service"))
+
+
+def _aws_resource(get: AttributeGetter, found: dict[str, bytes], account: str | None) -> bool:
+    """An AWS API span's billed resource and provider, as spanledger's SDK gives them; True where the span is
+    SageMaker endpoint time (usage without tokens or bytes)."""
+    service = _aws_service(get)
+    if service is None:
+        return False
+    if get(semconv.CLOUD_PROVIDER) is None:
+        found[semconv.CLOUD_PROVIDER] = _ENCODED_AWS
+    endpoint = service == _SAGEMAKER_RUNTIME and (_string(_first(get, "rpc_method")) or "").startswith("InvokeEndpoint")
+    if endpoint:
+        found[semconv.SPANLEDGER_RESOURCE_TYPE] = _ENCODED_SAGEMAKER_ENDPOINT
+    if get(semconv.CLOUD_RESOURCE_ID) is not None:
+        return endpoint
+    region = _string(found.get(semconv.CLOUD_REGION))
+    account = _string(get(semconv.CLOUD_ACCOUNT_ID)) or account
+    if service == _S3 and (bucket := _string(_first(get, "bucket"))) is not None:
+        found[semconv.CLOUD_RESOURCE_ID] = _encoded(_bucket_arn(bucket))
+    elif service == _BEDROCK_RUNTIME and (model := _string(found.get(semconv.GEN_AI_REQUEST_MODEL))) is not None:
+        found[semconv.CLOUD_RESOURCE_ID] = _encoded(_bedrock_arn(model, region, account))
+    return endpoint
+
+
+class ObjectRead(NamedTuple):
+    """An object read an AWS API span reports (S3 GetObject): its source, and bytes where the span has them."""
+
+    source: str
+    bytes: int | None
+
+
+def object_read(get: AttributeGetter) -> ObjectRead | None:
+    """The S3 object an unowned ``GetObject`` span read (``aws.s3.bucket``, ``aws.s3.key`` where present)."""
+    if _aws_service(get) != _S3 or _string(_first(get, "rpc_method")) not in _S3_READS:
+        return None
+    bucket = _string(_first(get, "bucket"))
+    if bucket is None:
+        return None
+    key = _string(_first(get, "object_key"))
+    return ObjectRead(f"s3://{bucket}/{key or ''}", _count(_first(get, "response_bytes")))
+
+
+def _server(get: AttributeGetter, found: dict[str, bytes]) -> str | None:
+    """The server an HTTP client span called: ``server.address`` (or its older name), else the URL's host."""
+    server = _string(found.get(semconv.SERVER_ADDRESS))
+    if server is None and (url := _string(_first(get, "url"))) is not None:
+        try:
+            server = urlsplit(url).hostname
+        except ValueError:
+            return None
+    return server
+
+
+def _add_cache_tokens(found: dict[str, bytes]) -> None:
+    """Input tokens counted without the cache tokens made the OTel count, which includes them."""
+    uncached = _count(found[semconv.GEN_AI_USAGE_INPUT_TOKENS])
+    if uncached is None:
+        return
+    cached = [_count(found.get(key)) for key in (
+        semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
+    )]  # fmt: skip
+    with_cache = uncached + sum(count or 0 for count in cached)
+    if with_cache < _INT64_END:
+        found[semconv.GEN_AI_USAGE_INPUT_TOKENS] = _encoded(with_cache)
+    else:  # past int64 it is no count (and no AnyValue)
+        del found[semconv.GEN_AI_USAGE_INPUT_TOKENS]
+
+
+def standard_view(get: AttributeGetter, *, client: bool, account: str | None = None) -> AttributeGetter | None:
+    """The span's attributes under the names the usage extraction reads (OTel GenAI, cloud and spanledger's
+    byte counts), or None where it reports no usage: no tokens in any dialect, no HTTP body sizes on a client
+    span (``client``: its kind is CLIENT), no SageMaker endpoint call. ``account``: the resource's
+    ``cloud.account.id`` (for a Bedrock ARN)."""
     found: dict[str, bytes] = {}
     for field, key in _AS_STANDARD.items():
         raw = _first(get, field)
@@ -125,24 +261,84 @@ def standard_view(get: AttributeGetter) -> AttributeGetter | None:
     input_key = semconv.GEN_AI_USAGE_INPUT_TOKENS
     if input_key not in found and (uncached := _count(_first(get, _UNCACHED_INPUT))) is not None:
         # The dialect counts input without the cache tokens; the OTel name includes them.
-        cached = [_count(found.get(key)) for key in (
-            semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS
-        )]  # fmt: skip
-        found[input_key] = _encoded(uncached + sum(count or 0 for count in cached))
+        found[input_key] = _encoded(uncached)
+        _add_cache_tokens(found)
     output_key = semconv.GEN_AI_USAGE_OUTPUT_TOKENS
     if output_key not in found:
         total, inputs = _count(_first(get, _TOTAL)), _count(found.get(input_key))
         if total is not None and inputs is not None and total >= inputs:
             found[output_key] = _encoded(total - inputs)
-    if not _TOKEN_KEYS.intersection(found):
+    if input_key in found and _aws_service(get) == _BEDROCK_RUNTIME:
+        # Bedrock's usage.inputTokens leaves out the cache reads and writes, and the botocore instrumentation
+        # copies it into gen_ai.usage.input_tokens as is (extensions/bedrock.py, _converse_on_success).
+        _add_cache_tokens(found)
+    tokens = bool(_TOKEN_KEYS.intersection(found))
+    wire = False
+    if client:
+        for field, key in _AS_WIRE_BYTES.items():
+            if (size := _count(_first(get, field))) is not None:
+                found[key] = _encoded(size)
+                wire = True
+        if wire and not tokens and get(semconv.CLOUD_RESOURCE_ID) is None and (server := _server(get, found)):
+            found[semconv.CLOUD_RESOURCE_ID] = _encoded(server)  # the HTTP service called is the resource
+    endpoint = _aws_resource(get, found, account)
+    if not (tokens or wire or endpoint):
         return None
 
     def view(key: str) -> bytes | None:
         raw = found.get(key)
         if raw is not None:
             return raw
-        if key.startswith(_OWN_PREFIX):
+        if key.startswith(_OWN_PREFIX) and key not in _OWN_ATTRIBUTION:
             return None
         return get(key)
 
     return view
+
+
+# The usage fields the compiled decoder reads on another producer's span as :func:`standard_view` does; the
+# attribution fields (workflow, tenant) are read after decoding, from the raw request, by ``_attribution``
+# whichever decoder ran, and reasoning tokens are part of the output count (not read). A span carrying an
+# attribute of any other field of the usage-sources table (region, HTTP and botocore facts, and whatever is
+# added later) goes, with its request, to this reference: a new field is declined until C reads it.
+_COMPILED_FIELDS: Final = frozenset({"provider", "request_model", "response_model", *_TOKEN_FIELDS})
+_UNREAD_FIELDS: Final = frozenset({"workflow", "tenant", "reasoning_tokens"})
+_PYTHON_ONLY_FIELDS: Final = frozenset(
+    source.field for source in USAGE_SOURCES if source.field not in _COMPILED_FIELDS | _UNREAD_FIELDS
+)
+
+
+def compiled_view(slot_keys: Mapping[str, str]) -> dict[str, Any]:
+    """:func:`standard_view` as tables for the compiled decoder's ``configure_foreign()``; ``slot_keys`` maps its
+    attribute slots to the names they read. Source names are numbered; each usage field read as-is is the slot
+    of its OTel name, with its sources in precedence order."""
+    names: list[str] = []
+
+    def indexes(field: str) -> tuple[int, ...]:
+        for name in _SOURCES.get(field, ()):
+            if name not in names:
+                names.append(name)
+        return tuple(names.index(name) for name in _SOURCES.get(field, ()))
+
+    slot_of = {key: slot for slot, key in slot_keys.items()}
+    fields = {slot_of[key]: indexes(field) for field, key in _AS_STANDARD.items() if field in _COMPILED_FIELDS}
+    uncached, total = indexes(_UNCACHED_INPUT), indexes(_TOTAL)
+    declined = tuple(index for field in sorted(_PYTHON_ONLY_FIELDS) for index in indexes(field))
+    from ._producers import Candidate
+
+    return {
+        "names": tuple(name.encode() for name in names),
+        "report_marks": REPORT_MARKS,
+        "fields": fields,
+        "uncached": uncached,
+        "total": total,
+        "declines": declined,
+        "blank": tuple(
+            slot
+            for slot, key in slot_keys.items()
+            if key.startswith(_OWN_PREFIX) and key not in _OWN_ATTRIBUTION and slot not in fields
+        ),
+        "token_slots": tuple(slot_of[key] for key in sorted(_TOKEN_KEYS)),
+        "provider": provider_value,
+        "candidate": Candidate,
+    }

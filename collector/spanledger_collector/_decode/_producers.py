@@ -11,8 +11,9 @@ trace and meter:
 
 A span is decided when its request is decoded, against that request's spans and the spans that reported
 usage in earlier requests of traces with candidates (:class:`RecentSpans`: children normally end, and are
-exported, before their parents). A child arriving after its parent was counted is not corrected yet;
-docs/producers.md says how it will be.
+exported, before their parents). A descendant arriving after its ancestor was counted makes the ancestor's
+fact a roll-up after the fact: it is *retracted* (``_store/_retractions.py``), from this memory where it
+knows the ancestor, else by the store's check of the stored ancestors (:class:`~.._store.AncestryCheck`).
 """
 
 from __future__ import annotations
@@ -22,15 +23,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-from .._store import SpanColumns, UsageFact
+from .._store import AncestryCheck, CandidateSpan, SpanColumns, UsageFact, UsageRetraction
 
 if TYPE_CHECKING:
     from ._usage import LlmCall
 
-__all__ = ["RECENT", "Candidate", "Candidates", "RecentSpans"]
+__all__ = ["RECENT", "STORE_CHECK_MARGIN_S", "Candidate", "Candidates", "RecentSpans", "Settled"]
 
 _SpanKey = tuple[str, str]
 _NO_METERS: frozenset[str] = frozenset()
+_NO_FACTS: tuple[UsageFact, ...] = ()
+STORE_CHECK_MARGIN_S = 60.0
+"""Spans that started before the latest end of a span stored before this process started, or up to this
+margin after it, may have ancestors stored by an earlier process (an ancestor ends after its descendants
+start): their ancestry is checked in the store. The margin is for clock skew between producers' hosts."""
 
 
 class Candidate(NamedTuple):
@@ -42,20 +48,39 @@ class Candidate(NamedTuple):
     llm_calls: list[LlmCall]
 
 
+class Reported(NamedTuple):
+    """What a reporting span of a request left: the meters it reports, whether it is an owner, and (a candidate)
+    the facts that counted, which a later descendant retracts."""
+
+    meters: frozenset[str]
+    owner: bool
+    counted: tuple[UsageFact, ...] = _NO_FACTS
+
+
 class _Remembered(NamedTuple):
     parent: str | None
     meters: frozenset[str]
     owner: bool
+    counted: tuple[UsageFact, ...]
 
 
 class RecentSpans:
     """The spans of recent traces that reported usage, with their traces' parent links (bounded, least recently
-    used traces forgotten first), so that a parent arriving after its children is known as a roll-up."""
+    used traces forgotten first), so that a parent arriving after its children is known as a roll-up, and a
+    child arriving after its counted parent retracts the parent's facts.
+
+    What it cannot know is said by :meth:`may_miss`: ancestors stored before the process started (see
+    :meth:`stored_until`), and the spans of traces it forgot (evicted, or past ``max_spans_per_trace``).
+    """
 
     def __init__(self, max_traces: int = 4096, max_spans_per_trace: int = 512) -> None:
         self._traces: OrderedDict[str, dict[str, _Remembered]] = OrderedDict()
         self._max_traces = max_traces
         self._max_spans = max_spans_per_trace
+        self._forgotten: OrderedDict[str, None] = OrderedDict()
+        """Traces with spans forgotten (bounded too: a trace forgotten long ago is not checked again)."""
+        self._max_forgotten = max_traces * 16
+        self._check_before_ns = -1
 
     def spans(self, trace_id: str) -> dict[str, _Remembered]:
         spans = self._traces.get(trace_id)
@@ -64,29 +89,83 @@ class RecentSpans:
         self._traces.move_to_end(trace_id)
         return spans
 
-    def remember(self, reporters: dict[_SpanKey, tuple[frozenset[str], bool]], columns: SpanColumns) -> None:
-        """The request's spans of the traces where some span reported usage (``reporters``: meters, owner)."""
+    def __len__(self) -> int:
+        """How many traces are remembered."""
+        return len(self._traces)
+
+    def knows_any(self, traces: Iterable[str]) -> set[str]:
+        """The traces of ``traces`` that are remembered."""
+        remembered = self._traces
+        return {trace for trace in traces if trace in remembered}
+
+    def stored_until(self, end_time_unix_nano: int) -> None:
+        """A store opened by this process holds spans that ended up to then (stored by an earlier process)."""
+        self._check_before_ns = max(self._check_before_ns, end_time_unix_nano + int(STORE_CHECK_MARGIN_S * 1e9))
+
+    def may_miss(self, trace_id: str, start_time_unix_nano: int) -> bool:
+        """Whether a span of the trace that started then may have ancestors this memory does not hold."""
+        return start_time_unix_nano < self._check_before_ns or trace_id in self._forgotten
+
+    def _forget(self, trace_id: str) -> None:
+        self._forgotten[trace_id] = None
+        self._forgotten.move_to_end(trace_id)
+        if len(self._forgotten) > self._max_forgotten:
+            self._forgotten.popitem(last=False)
+
+    def remember(self, reporters: dict[_SpanKey, Reported], columns: SpanColumns) -> None:
+        """The request's spans of the traces where some span reported usage (``reporters``)."""
         traces = {trace for trace, _ in reporters}
+        known, max_spans, not_reporting = self._traces, self._max_spans, (_NO_METERS, False, _NO_FACTS)
+        current, spans = None, {}  # the trace of the row before (a request's spans come grouped by trace)
         for trace, span, parent in zip(columns.trace_id, columns.span_id, columns.parent_span_id, strict=True):
-            if trace not in traces:
-                continue
-            spans = self._traces.get(trace)
-            if spans is None:
-                if len(self._traces) >= self._max_traces:
-                    self._traces.popitem(last=False)
-                spans = self._traces[trace] = {}
+            if trace != current:
+                if trace not in traces:
+                    continue
+                current = trace
+                found = known.get(trace)
+                if found is None:
+                    if len(known) >= self._max_traces:
+                        self._forget(known.popitem(last=False)[0])
+                    found = known[trace] = {}
+                else:
+                    known.move_to_end(trace)
+                spans = found
+            if len(spans) < max_spans or span in spans:
+                spans[span] = _Remembered(parent, *reporters.get((trace, span), not_reporting))
             else:
-                self._traces.move_to_end(trace)
-            if len(spans) < self._max_spans or span in spans:
-                meters, owner = reporters.get((trace, span), (_NO_METERS, False))
-                spans[span] = _Remembered(parent, meters, owner)
+                self._forget(trace)
+
+    def retract(self, trace_id: str, span_id: str, meter: str) -> None:
+        """The span's counted fact of ``meter`` is retracted: it is not retracted again."""
+        spans = self._traces.get(trace_id)
+        earlier = None if spans is None else spans.get(span_id)
+        if spans is not None and earlier is not None:
+            counted = tuple(fact for fact in earlier.counted if fact.meter != meter)
+            spans[span_id] = earlier._replace(counted=counted)
 
     def clear(self) -> None:
         self._traces.clear()
+        self._forgotten.clear()
 
 
 RECENT = RecentSpans()
 """The collector process's memory of recent reporting spans (one per process: trace ids are unique)."""
+
+
+class Settled(NamedTuple):
+    """What resolving a request's candidates gives (besides its owner facts, which count as they are)."""
+
+    facts: list[UsageFact]
+    """The candidates' facts that count."""
+    llm_calls: list[LlmCall]
+    retractions: list[UsageRetraction]
+    """Facts of earlier requests that this request's spans roll up."""
+    retracted: list[UsageFact]
+    """The facts ``retractions`` retract (for the retracted counter)."""
+    candidates: list[CandidateSpan]
+    """The candidates with facts that count."""
+    ancestry: list[AncestryCheck]
+    """Reporting spans whose ancestors the memory may not hold: the store checks them."""
 
 
 @dataclass
@@ -98,14 +177,24 @@ class Candidates:
     def add(self, candidate: Candidate) -> None:
         self.spans.append(candidate)
 
-    def counted(
-        self, owner_facts: Iterable[UsageFact], columns: SpanColumns, recent: RecentSpans
-    ) -> tuple[list[UsageFact], list[LlmCall]]:
-        """The facts and calls of the candidates that count, in the request's order."""
+    def settle(
+        self, owner_facts: Sequence[UsageFact], columns: SpanColumns, recent: RecentSpans | None = None
+    ) -> Settled | None:
+        """Which candidates count, which earlier counted facts this request retracts, and what the store checks;
+        then the reporting spans of the request's traces with candidates (or already remembered) are remembered
+        (counted or not: reporting is what makes an ancestor a roll-up). Requests of spanledger's spans alone
+        of traces not remembered cost one set lookup per trace (the compiled decoder's). None: nothing to settle."""
+        recent = RECENT if recent is None else recent
         traces = {candidate.trace_id for candidate in self.spans}
+        if owner_facts and recent:
+            traces |= recent.knows_any({fact.trace_id for fact in owner_facts})
+        if not traces:
+            return None
+
         parents: dict[_SpanKey, str | None] = {}
         owned: dict[_SpanKey, set[str]] = {}
         reported: dict[_SpanKey, set[str]] = {}
+        counted_before: dict[_SpanKey, tuple[UsageFact, ...]] = {}
         for trace in traces:
             for span, earlier in recent.spans(trace).items():
                 parents[trace, span] = earlier.parent
@@ -113,56 +202,91 @@ class Candidates:
                     reported.setdefault((trace, span), set()).update(earlier.meters)
                     if earlier.owner:
                         owned.setdefault((trace, span), set()).update(earlier.meters)
-        for trace, span, parent in zip(columns.trace_id, columns.span_id, columns.parent_span_id, strict=True):
+                if earlier.counted:
+                    counted_before[trace, span] = earlier.counted
+        starts: dict[_SpanKey, int] = {}
+        for trace, span, parent, start in zip(
+            columns.trace_id, columns.span_id, columns.parent_span_id, columns.start_time_unix_nano, strict=True
+        ):
             if trace in traces:
                 parents[trace, span] = parent
+                starts[trace, span] = start
+        # This request's reporting spans: (meters, owner).
+        now: dict[_SpanKey, tuple[set[str], bool]] = {}
         for fact in owner_facts:
             if fact.trace_id in traces:
-                owned.setdefault((fact.trace_id, fact.span_id), set()).add(fact.meter)
-                reported.setdefault((fact.trace_id, fact.span_id), set()).add(fact.meter)
-        for candidate in self.spans:
-            reported.setdefault((candidate.trace_id, candidate.span_id), set()).update(
-                fact.meter for fact in candidate.facts
-            )
-        below: dict[_SpanKey, set[str]] = {}
-        for (trace, span), meters in reported.items():
-            for ancestor in _ancestors(parents, trace, span):
-                below.setdefault(ancestor, set()).update(meters)
-
-        facts: list[UsageFact] = []
-        calls: list[LlmCall] = []
+                key = (fact.trace_id, fact.span_id)
+                owned.setdefault(key, set()).add(fact.meter)
+                reported.setdefault(key, set()).add(fact.meter)
+                now.setdefault(key, (set(), True))[0].add(fact.meter)
         for candidate in self.spans:
             key = (candidate.trace_id, candidate.span_id)
-            taken = below.get(key, set()).union(*(owned.get(ancestor, ()) for ancestor in _ancestors(parents, *key)))
+            meters = {fact.meter for fact in candidate.facts}
+            reported.setdefault(key, set()).update(meters)
+            now.setdefault(key, (set(), False))[0].update(meters)
+        below: dict[_SpanKey, set[str]] = {}
+        chains: dict[_SpanKey, list[_SpanKey]] = {}  # the ancestors of each reporting span, walked once
+        for key, meters in reported.items():
+            chain = chains[key] = _ancestors(parents, *key)
+            for ancestor in chain:
+                below.setdefault(ancestor, set()).update(meters)
+
+        settled = Settled([], [], [], [], [], [])
+        remembered: dict[_SpanKey, Reported] = {
+            key: Reported(frozenset(meters), True) for key, (meters, owner) in now.items() if owner
+        }
+        for candidate in self.spans:
+            key = (candidate.trace_id, candidate.span_id)
+            above = chains[key] if owned else []
+            taken = below.get(key, set()).union(*(owned.get(ancestor, ()) for ancestor in above))
             kept = [fact for fact in candidate.facts if fact.meter not in taken]
-            facts.extend(kept)
+            settled.facts.extend(kept)
             if kept or not candidate.facts:
-                calls.extend(candidate.llm_calls)
-        return facts, calls
+                settled.llm_calls.extend(candidate.llm_calls)
+            if kept:
+                settled.candidates.append(CandidateSpan(*key))
+            remembered[key] = Reported(frozenset(fact.meter for fact in candidate.facts), False, tuple(kept))
 
-    def settle(
-        self, owner_facts: Sequence[UsageFact], columns: SpanColumns, recent: RecentSpans | None = None
-    ) -> tuple[list[UsageFact], list[LlmCall]]:
-        """:meth:`counted`, then the reporting spans of the candidates' traces remembered (counted or not:
-        reporting is what makes an ancestor a roll-up). Only traces with candidates are remembered, so that
-        requests of spanledger's spans alone (the compiled decoder's) cost nothing more."""
-        if not self.spans:
-            return [], []
-        recent = RECENT if recent is None else recent
-        facts, calls = self.counted(owner_facts, columns, recent)
-        traces = {candidate.trace_id for candidate in self.spans}
-        reporters = _owner_reporters(fact for fact in owner_facts if fact.trace_id in traces)
-        for c in self.spans:
-            reporters[c.trace_id, c.span_id] = (frozenset(fact.meter for fact in c.facts), False)
-        recent.remember(reporters, columns)
-        return facts, calls
+        # Earlier counted candidates that this request's spans roll up: their ancestors (any reporting span
+        # of this request), and their descendants under an owner of this request (the owner has the usage).
+        for (trace, span), (meters, owner) in now.items() if counted_before else ():
+            for ancestor in chains[trace, span]:
+                _retract(settled, recent, counted_before, ancestor, meters, span)
+            if owner:
+                for below_owner in list(counted_before):
+                    if below_owner[0] == trace and (trace, span) in _ancestors(parents, *below_owner):
+                        _retract(settled, recent, counted_before, below_owner, meters, span)
+        # What the memory may not hold: the store checks the ancestors of the spans whose facts count.
+        for facts, owner in ((settled.facts, False), (owner_facts, True)):
+            for fact in facts:
+                key = (fact.trace_id, fact.span_id)
+                if key in starts and recent.may_miss(fact.trace_id, starts[key]):
+                    settled.ancestry.append(AncestryCheck(fact.trace_id, fact.span_id, fact.meter, owner))
+        recent.remember(remembered, columns)
+        return settled
 
 
-def _owner_reporters(facts: Iterable[UsageFact]) -> dict[_SpanKey, tuple[frozenset[str], bool]]:
-    meters: dict[_SpanKey, set[str]] = {}
+def _retract(
+    settled: Settled,
+    recent: RecentSpans,
+    counted_before: dict[_SpanKey, tuple[UsageFact, ...]],
+    span: _SpanKey,
+    meters: set[str],
+    by: str,
+) -> None:
+    """Retract the span's earlier counted facts of ``meters`` (each once), rolled up by span ``by``."""
+    facts = counted_before.get(span)
+    if not facts:
+        return
+    kept = []
     for fact in facts:
-        meters.setdefault((fact.trace_id, fact.span_id), set()).add(fact.meter)
-    return {key: (frozenset(found), True) for key, found in meters.items()}
+        if fact.meter in meters:
+            settled.retractions.append(UsageRetraction(fact.trace_id, fact.span_id, fact.meter, by))
+            settled.retracted.append(fact)
+            recent.retract(fact.trace_id, fact.span_id, fact.meter)
+        else:
+            kept.append(fact)
+    counted_before[span] = tuple(kept)
 
 
 def _ancestors(parents: dict[_SpanKey, str | None], trace: str, span: str) -> list[_SpanKey]:

@@ -10,7 +10,8 @@
  * checks that on generated and mutated requests.
  *
  * Attribute names, meter names and the record types all come from `context` (built by _usage.py from the
- * generated semconv constants); the slot names below are matched against that context by name.
+ * generated semconv constants); the slot names below are matched against that context by name. Other
+ * producers' dialect names come from configure_foreign() (built by _dialects.py from the usage-sources table).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -200,16 +201,45 @@ typedef struct {
 
 static State state;
 
-static int match_slot(const uint8_t *key, Py_ssize_t n) {
+static int match_key(const SlotKey *keys, const int *by_len_start, const uint8_t *key, Py_ssize_t n) {
     if (n > MAX_KEY_LEN) return -1;
-    for (int i = state.keys_by_len_start[n]; i < state.keys_by_len_start[n + 1]; i++)
-        if (memcmp(state.keys[i].key, key, (size_t)n) == 0) return state.keys[i].slot;
+    for (int i = by_len_start[n]; i < by_len_start[n + 1]; i++)
+        if (memcmp(keys[i].key, key, (size_t)n) == 0) return keys[i].slot;
     return -1;
+}
+
+/* Issue 15: the attributes other producers report usage in (configure_foreign(), from _dialects, which derives
+ * them from the generated usage-sources table), read from spans without the owner mark that contain a report
+ * mark. Each source name has a source index; a slot read through sources takes the first one present. */
+#define MAX_SOURCES 128
+typedef struct {
+    PyObject *config;                     /* the dict given to configure_foreign(), kept: keys point into it */
+    PyObject *report_marks;               /* tuple of non-empty bytes */
+    PyObject *provider;                   /* _dialects.provider_value: str -> str */
+    PyObject *candidate;                  /* _producers.Candidate */
+    SlotKey keys[MAX_SOURCES];            /* .slot is the source index */
+    int keys_by_len_start[MAX_KEY_LEN + 2];
+    int count;
+    int read_through[SLOT_COUNT];         /* the slot is a usage field, read from its sources */
+    int sources[SLOT_COUNT][MAX_SOURCES]; /* those sources' indexes, in precedence order */
+    int source_count[SLOT_COUNT];
+    int blank[SLOT_COUNT];                /* spanledger's own names: none on another producer's span */
+    int token_slot[SLOT_COUNT];           /* a slot whose presence makes the span report usage */
+    int uncached[MAX_SOURCES], uncached_count; /* input tokens without the cache tokens */
+    int total[MAX_SOURCES], total_count;       /* total tokens (output = total - input) */
+    int declines[MAX_SOURCES];            /* a source that sends the span, and so the request, to Python */
+    int configured;
+} Foreign;
+
+static Foreign foreign;
+
+static int match_slot(const uint8_t *key, Py_ssize_t n) {
+    return match_key(state.keys, state.keys_by_len_start, key, n);
 }
 
 /* Reads one map<string, bytes> entry (an OTLP KeyValue) into its slot; the last value of a key wins. upb keeps an
  * entry with any other field as an unknown field instead of a map entry, so such an entry is declined. */
-static int read_attribute(Slice entry, Slice *slots) {
+static int read_attribute(Slice entry, Slice *slots, Slice *sources) {
     Reader r = {entry.p, entry.p + entry.n};
     Slice key = {(const uint8_t *)"", 0, 0}, value = {(const uint8_t *)"", 0, 0};
     while (r.p < r.end) {
@@ -229,6 +259,10 @@ static int read_attribute(Slice entry, Slice *slots) {
         slots[slot] = value;
         slots[slot].present = 1;
     }
+    if (sources != NULL && (slot = match_key(foreign.keys, foreign.keys_by_len_start, key.p, key.n)) >= 0) {
+        sources[slot] = value;
+        sources[slot].present = 1;
+    }
     return 0;
 }
 
@@ -236,8 +270,9 @@ static int read_attribute(Slice entry, Slice *slots) {
 #define UNLESS_FAILED(call) (PyErr_Occurred() ? NULL : (call))
 
 /* Decodes an AnyValue; simple values here, arrays, maps and anything unusual by the Python decoder. */
-static PyObject *value_of(const Slice *slot) {
-    if (PyErr_Occurred()) return NULL;
+/* The value of a simple AnyValue (string, bool, int, double, bytes; None when absent or empty), or NULL without an
+ * error set where it takes the Python decoder (arrays, maps, anything unusual); NULL with an error on failure. */
+static PyObject *simple_value(const Slice *slot) {
     if (!slot->present || slot->n == 0) Py_RETURN_NONE;
     Reader r = {slot->p, slot->p + slot->n};
     uint32_t field;
@@ -274,9 +309,16 @@ static PyObject *value_of(const Slice *slot) {
         }
         if (ok) return value;
     }
+    return NULL;
+}
+
+static PyObject *value_of(const Slice *slot) {
+    if (PyErr_Occurred()) return NULL;
+    PyObject *value = simple_value(slot);
+    if (value != NULL || PyErr_Occurred()) return value;
     PyObject *raw = PyBytes_FromStringAndSize((const char *)slot->p, slot->n);
     if (raw == NULL) return NULL;
-    PyObject *value = PyObject_GetItem(state.ctx.value, raw);
+    value = PyObject_GetItem(state.ctx.value, raw);
     Py_DECREF(raw);
     return value;
 }
@@ -634,7 +676,7 @@ static int read_event(Slice raw, uint64_t *time, Slice *name, Slice *slots) {
             if (field == 2) {
                 if (check_utf8(slice) < 0) return -1;
                 *name = slice;
-            } else if (read_attribute(slice, slots) < 0) {
+            } else if (read_attribute(slice, slots, NULL) < 0) {
                 return -1;
             }
         } else if (skip_field(&r, wire_type) < 0) {
@@ -735,6 +777,7 @@ done:
 typedef struct {
     PyObject *columns[COLUMNS];
     PyObject *facts, *reads, *calls, *rejection;
+    PyObject *candidates; /* _producers.Candidate records, or NULL while there are none */
     Py_ssize_t rejected;
     int extract_usage;
     Py_ssize_t refused[SLOT_COUNT]; /* values refused per attribute (token counts out of bounds) */
@@ -785,34 +828,281 @@ static int set_rejection(Output *out, PyObject *message) {
     return 0;
 }
 
-/* --- Issue 15 hook: other producers' usage. The Python reference reads it (_dialects) and decides which
- * span counts (_producers); this decoder declines a request with a span that lacks the owner mark but may
- * report usage in another dialect (contains one of `report_marks`, set by configure_report_marks()). --- */
-static PyObject *report_marks; /* tuple of non-empty bytes, or NULL: decline nothing */
-
+/* --- Issue 15: other producers' usage. A span without the owner mark that contains a report mark is read as
+ * _dialects.standard_view reads it (each usage field from its first source present; input tokens from a dialect's
+ * uncached count plus the cache tokens; output tokens from a total less the input; spanledger's own names blank
+ * but its workflow and tenant),
+ * and its facts and call, built as an owner span's, are handed back as a _producers.Candidate: which candidates
+ * count is decided in Python (_producers.Candidates.settle) for the compiled and the reference decoder alike.
+ * A span carrying a declined source (the fields whose meaning only the reference knows) or a source value that
+ * is not a simple AnyValue makes the whole request go to the reference. --- */
 static int may_report_foreign_usage(Slice raw) {
-    if (report_marks == NULL) return 0;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(report_marks); i++)
-        if (contains(raw, PyTuple_GET_ITEM(report_marks, i))) return 1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(foreign.report_marks); i++)
+        if (contains(raw, PyTuple_GET_ITEM(foreign.report_marks, i))) return 1;
     return 0;
 }
 
-static PyObject *configure_report_marks(PyObject *module, PyObject *marks) {
-    if (!PyTuple_Check(marks)) {
-        PyErr_SetString(PyExc_TypeError, "configure_report_marks() takes a tuple of bytes");
+/* _dialects._count: 1 with *count set for an int >= 0 (not a bool), 0 for an absent or other value, -1 to decline
+ * (a value the reference parses in Python, or an error). */
+static int count_of(const Slice *slot, long long *count) {
+    PyObject *value = simple_value(slot);
+    if (value == NULL) return -1;
+    int result = 0;
+    if (PyLong_CheckExact(value)) {
+        long long n = PyLong_AsLongLong(value); /* from an int64 varint: fits */
+        if (n == -1 && PyErr_Occurred()) result = -1;
+        else if (n >= 0) {
+            *count = n;
+            result = 1;
+        }
+    }
+    Py_DECREF(value);
+    return result;
+}
+
+/* An AnyValue{int_value} encoding of `n` in `buf` (at least 11 bytes), as the slot's value. */
+static void encode_int(uint8_t *buf, uint64_t n, Slice *slot) {
+    Py_ssize_t length = 0;
+    buf[length++] = (3 << 3) | WT_VARINT;
+    do {
+        buf[length++] = (uint8_t)((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+        n >>= 7;
+    } while (n);
+    *slot = (Slice){buf, length, 1};
+}
+
+static const Slice *first_source(const Slice *sources, const int *indexes, int count) {
+    for (int i = 0; i < count; i++)
+        if (sources[indexes[i]].present) return &sources[indexes[i]];
+    return NULL;
+}
+
+#define MAX_PROVIDER_BYTES 256
+
+/* The span's facts and call as a candidate, unless it reports no tokens; -1 to decline. */
+static int foreign_usage(Output *out, PyObject *trace_id, PyObject *span_id, uint64_t start, uint64_t end,
+                         const Slice *slots, const Slice *sources, PyObject *resource) {
+    Foreign *f = &foreign;
+    for (int i = 0; i < f->count; i++)
+        if (sources[i].present && f->declines[i]) return -1;
+    Slice view[SLOT_COUNT];
+    for (int slot = 0; slot < SLOT_COUNT; slot++) {
+        const Slice *found = NULL;
+        if (f->read_through[slot]) found = first_source(sources, f->sources[slot], f->source_count[slot]);
+        else if (!f->blank[slot]) found = &slots[slot];
+        view[slot] = found != NULL ? *found : (Slice){(const uint8_t *)"", 0, 0};
+    }
+    /* _dialects._provider: a dialect's provider value as a gen_ai.provider.name value. */
+    uint8_t provider_buf[MAX_PROVIDER_BYTES + 8];
+    if (view[SLOT_PROVIDER_NAME].present) {
+        PyObject *value = simple_value(&view[SLOT_PROVIDER_NAME]);
+        if (value == NULL) return -1;
+        if (PyUnicode_CheckExact(value)) {
+            PyObject *mapped = PyObject_CallOneArg(f->provider, value);
+            int changed = mapped == NULL || !PyUnicode_CheckExact(mapped) ? -1 : PyUnicode_Compare(mapped, value) != 0;
+            Py_ssize_t n = 0;
+            const char *text = changed == 1 ? PyUnicode_AsUTF8AndSize(mapped, &n) : NULL;
+            if (changed == 1 && (text == NULL || n > MAX_PROVIDER_BYTES)) changed = -1;
+            if (changed == 1) {
+                Py_ssize_t length = 0;
+                provider_buf[length++] = (1 << 3) | WT_LEN;
+                provider_buf[length++] = (uint8_t)(n > 0x7f ? (n & 0x7f) | 0x80 : n);
+                if (n > 0x7f) provider_buf[length++] = (uint8_t)(n >> 7);
+                memcpy(provider_buf + length, text, (size_t)n);
+                view[SLOT_PROVIDER_NAME] = (Slice){provider_buf, length + n, 1};
+            }
+            Py_XDECREF(mapped);
+            if (changed < 0) {
+                Py_DECREF(value);
+                return -1;
+            }
+        }
+        Py_DECREF(value);
+    }
+    uint8_t input_buf[12], output_buf[12];
+    long long uncached = 0, cache_read = 0, cache_write = 0, total = 0, inputs = 0;
+    if (!view[SLOT_INPUT_TOKENS].present) {
+        const Slice *source = first_source(sources, f->uncached, f->uncached_count);
+        int has = source == NULL ? 0 : count_of(source, &uncached);
+        if (has < 0) return -1;
+        if (has) {
+            int has_read = count_of(&view[SLOT_CACHE_READ_TOKENS], &cache_read);
+            int has_write = count_of(&view[SLOT_CACHE_WRITE_TOKENS], &cache_write);
+            if (has_read < 0 || has_write < 0) return -1;
+            uint64_t sum = (uint64_t)uncached + (uint64_t)(has_read ? cache_read : 0);
+            if (sum > INT64_MAX) return -1; /* the reference cannot encode it either */
+            sum += (uint64_t)(has_write ? cache_write : 0);
+            if (sum > INT64_MAX) return -1;
+            encode_int(input_buf, sum, &view[SLOT_INPUT_TOKENS]);
+        }
+    }
+    if (!view[SLOT_OUTPUT_TOKENS].present) {
+        const Slice *source = first_source(sources, f->total, f->total_count);
+        int has_total = source == NULL ? 0 : count_of(source, &total);
+        int has_inputs = count_of(&view[SLOT_INPUT_TOKENS], &inputs);
+        if (has_total < 0 || has_inputs < 0) return -1;
+        if (has_total && has_inputs && total >= inputs) encode_int(output_buf, (uint64_t)(total - inputs), &view[SLOT_OUTPUT_TOKENS]);
+    }
+    int reports = 0;
+    for (int slot = 0; slot < SLOT_COUNT; slot++)
+        if (f->token_slot[slot] && view[slot].present) reports = 1;
+    if (!reports) return 0;
+    Py_ssize_t refused[SLOT_COUNT] = {0}; /* the reference counts no refusals of a candidate's values */
+    PyObject *facts = PyList_New(0), *calls = PyList_New(0);
+    if (facts == NULL || calls == NULL ||
+        owner_usage(facts, calls, refused, trace_id, span_id, start, end, view, resource) < 0) {
+        Py_XDECREF(facts);
+        Py_XDECREF(calls);
+        return -1;
+    }
+    if (out->candidates == NULL && (out->candidates = PyList_New(0)) == NULL) {
+        Py_DECREF(facts);
+        Py_DECREF(calls);
+        return -1;
+    }
+    PyObject *items[4] = {Py_NewRef(trace_id), Py_NewRef(span_id), facts, calls};
+    return append_new(out->candidates, record(f->candidate, items, 4));
+}
+
+static int compare_keys(const void *a, const void *b);
+static int slot_index(PyObject *name);
+
+/* Reads a tuple of source indexes (ints below `count`) into `into`; -1 with an error otherwise. */
+static int read_indexes(PyObject *tuple, int count, int *into, int *length) {
+    if (!PyTuple_Check(tuple) || PyTuple_GET_SIZE(tuple) > MAX_SOURCES) {
+        PyErr_SetString(PyExc_TypeError, "configure_foreign(): source lists must be tuples of source indexes");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        long index = PyLong_Check(PyTuple_GET_ITEM(tuple, i)) ? PyLong_AsLong(PyTuple_GET_ITEM(tuple, i)) : -1;
+        if (index < 0 || index >= count) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "configure_foreign(): a source index is out of range");
+            return -1;
+        }
+        into[i] = (int)index;
+    }
+    *length = (int)PyTuple_GET_SIZE(tuple);
+    return 0;
+}
+
+/* Marks the slots named in a tuple (slot names, str). */
+static int read_slot_set(PyObject *tuple, int *into) {
+    if (!PyTuple_Check(tuple)) {
+        PyErr_SetString(PyExc_TypeError, "configure_foreign(): slot sets must be tuples of slot names");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        int slot = slot_index(PyTuple_GET_ITEM(tuple, i));
+        if (slot < 0) return -1;
+        into[slot] = 1;
+    }
+    return 0;
+}
+
+static int slot_index(PyObject *name) {
+    const char *text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+    if (text != NULL)
+        for (int slot = 0; slot < SLOT_COUNT; slot++)
+            if (strcmp(slot_names[slot], text) == 0) return slot;
+    PyErr_Clear();
+    PyErr_Format(PyExc_KeyError, "configure_foreign(): %R is not an attribute slot", name);
+    return -1;
+}
+
+static PyObject *context_item(PyObject *config, const char *name) {
+    PyObject *value = PyDict_GetItemString(config, name);
+    if (value == NULL) PyErr_Format(PyExc_KeyError, "configure_foreign() lacks %s", name);
+    return value;
+}
+
+/* configure_foreign(config): the dialect tables (see _dialects.compiled_view). Until it is called, a request with
+ * another producer's usage is declined. */
+static PyObject *configure_foreign(PyObject *module, PyObject *config) {
+    if (!PyDict_Check(config)) {
+        PyErr_SetString(PyExc_TypeError, "configure_foreign() takes a dict");
+        return NULL;
+    }
+    Foreign fresh;
+    memset(&fresh, 0, sizeof fresh);
+    PyObject *names = context_item(config, "names"), *marks = context_item(config, "report_marks"),
+             *fields = context_item(config, "fields"), *uncached = context_item(config, "uncached"),
+             *total = context_item(config, "total"), *blank = context_item(config, "blank"),
+             *tokens = context_item(config, "token_slots"), *declines = context_item(config, "declines");
+    fresh.provider = context_item(config, "provider");
+    fresh.candidate = context_item(config, "candidate");
+    if (!names || !marks || !fields || !uncached || !total || !blank || !tokens || !declines || !fresh.provider ||
+        !fresh.candidate)
+        return NULL;
+    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) > MAX_SOURCES) {
+        PyErr_Format(PyExc_TypeError, "configure_foreign(): names must be a tuple of at most %d bytes", MAX_SOURCES);
+        return NULL;
+    }
+    fresh.count = (int)PyTuple_GET_SIZE(names);
+    for (int i = 0; i < fresh.count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyBytes_Check(name) || PyBytes_GET_SIZE(name) == 0 || PyBytes_GET_SIZE(name) > MAX_KEY_LEN) {
+            PyErr_Format(PyExc_TypeError, "configure_foreign(): names must be non-empty bytes up to %d long",
+                         MAX_KEY_LEN);
+            return NULL;
+        }
+        fresh.keys[i] = (SlotKey){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), i};
+    }
+    if (!PyTuple_Check(marks) || PyTuple_GET_SIZE(marks) == 0) {
+        PyErr_SetString(PyExc_TypeError, "configure_foreign(): report_marks must be a non-empty tuple of bytes");
         return NULL;
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(marks); i++) {
         PyObject *mark = PyTuple_GET_ITEM(marks, i);
         if (!PyBytes_Check(mark) || PyBytes_GET_SIZE(mark) == 0) {
-            PyErr_SetString(PyExc_TypeError, "the report marks must be non-empty bytes");
+            PyErr_SetString(PyExc_TypeError, "configure_foreign(): the report marks must be non-empty bytes");
             return NULL;
         }
     }
-    Py_XSETREF(report_marks, Py_NewRef(marks));
+    if (!PyDict_Check(fields)) {
+        PyErr_SetString(PyExc_TypeError, "configure_foreign(): fields must map slot names to source indexes");
+        return NULL;
+    }
+    PyObject *slot_name, *indexes;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(fields, &position, &slot_name, &indexes)) {
+        int slot = slot_index(slot_name);
+        if (slot < 0 || read_indexes(indexes, fresh.count, fresh.sources[slot], &fresh.source_count[slot]) < 0)
+            return NULL;
+        fresh.read_through[slot] = 1;
+    }
+    int declined[MAX_SOURCES], declined_count = 0;
+    if (read_indexes(uncached, fresh.count, fresh.uncached, &fresh.uncached_count) < 0 ||
+        read_indexes(total, fresh.count, fresh.total, &fresh.total_count) < 0 ||
+        read_indexes(declines, fresh.count, declined, &declined_count) < 0 || read_slot_set(blank, fresh.blank) < 0 ||
+        read_slot_set(tokens, fresh.token_slot) < 0)
+        return NULL;
+    for (int i = 0; i < declined_count; i++) fresh.declines[declined[i]] = 1;
+    if (!PyCallable_Check(fresh.provider) || !PyType_Check(fresh.candidate)) {
+        PyErr_SetString(PyExc_TypeError, "configure_foreign(): provider must be callable, candidate a type");
+        return NULL;
+    }
+    qsort(fresh.keys, (size_t)fresh.count, sizeof fresh.keys[0], compare_keys);
+    int next = 0;
+    for (int n = 0; n <= MAX_KEY_LEN + 1; n++) {
+        while (next < fresh.count && fresh.keys[next].n < n) next++;
+        fresh.keys_by_len_start[n] = next;
+    }
+    fresh.config = Py_NewRef(config);
+    fresh.report_marks = Py_NewRef(marks);
+    Py_INCREF(fresh.provider);
+    Py_INCREF(fresh.candidate);
+    if (foreign.configured) {
+        Py_DECREF(foreign.config);
+        Py_DECREF(foreign.report_marks);
+        Py_DECREF(foreign.provider);
+        Py_DECREF(foreign.candidate);
+    }
+    fresh.configured = 1;
+    foreign = fresh;
     Py_RETURN_NONE;
 }
-/* --- end of the issue 15 hook --- */
+/* --- end of issue 15 --- */
 
 static int decode_span(Output *out, Slice raw, PyObject *resource) {
     Context *x = &state.ctx;
@@ -891,14 +1181,17 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
     int result = -1;
     for (int i = 0; i < COLUMNS; i++)
         if (i != COL_unmeasured && values[i] == NULL) goto done;
-    /* Issue 15 hook: declined (no error set), so the Python reference decodes the whole request. */
-    if (out->extract_usage && may_report_foreign_usage(raw) && !contains(raw, x->owner_mark)) goto done;
-    int marked = contains(raw, x->not_measured_mark) ||
+    /* Issue 15: another producer's span that may report usage; declined (no error set) until configured. */
+    int is_foreign = out->extract_usage && !contains(raw, x->owner_mark) && foreign.configured &&
+                     may_report_foreign_usage(raw);
+    int marked = is_foreign || contains(raw, x->not_measured_mark) ||
                  (out->extract_usage && (contains(raw, x->owner_mark) || contains(raw, x->data_read_mark)));
-    Slice slots[SLOT_COUNT];
+    Slice slots[SLOT_COUNT], sources[MAX_SOURCES];
     if (marked) {
         if (!owner_fields_ok) goto done;
         for (int i = 0; i < SLOT_COUNT; i++) slots[i].present = 0;
+        if (is_foreign)
+            for (int i = 0; i < foreign.count; i++) sources[i].present = 0;
         Reader attributes = {raw.p, raw.p + raw.n};
         while (attributes.p < attributes.end) {
             uint32_t field;
@@ -906,7 +1199,8 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
             Slice slice;
             if (read_tag(&attributes, &field, &wire_type) < 0) goto done;
             if (field == 9) {
-                if (read_len(&attributes, &slice) < 0 || read_attribute(slice, slots) < 0) goto done;
+                if (read_len(&attributes, &slice) < 0 || read_attribute(slice, slots, is_foreign ? sources : NULL) < 0)
+                    goto done;
             } else if (skip_field(&attributes, wire_type) < 0) {
                 goto done;
             }
@@ -932,6 +1226,9 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
         Py_DECREF(owner);
         if (is_owner &&
             owner_usage(out->facts, out->calls, out->refused, trace_id, span_id, start, end, slots, resource) < 0)
+            goto done;
+        if (!is_owner && is_foreign &&
+            foreign_usage(out, trace_id, span_id, start, end, slots, sources, resource) < 0)
             goto done;
         if (contains(raw, x->data_read_mark) && data_reads(out->reads, trace_id, span_id, raw, slots, resource) < 0)
             goto done;
@@ -1003,8 +1300,8 @@ static PyObject *decode_traces(PyObject *module, PyObject *const *args, Py_ssize
         PyErr_SetString(PyExc_TypeError, "decode_traces(data, extract_usage)");
         return NULL;
     }
-    if (!state.configured) {
-        PyErr_SetString(PyExc_RuntimeError, "configure() has not been called");
+    if (!state.configured || !foreign.configured) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() and configure_foreign() have not been called");
         return NULL;
     }
     Py_buffer view;
@@ -1014,7 +1311,7 @@ static PyObject *decode_traces(PyObject *module, PyObject *const *args, Py_ssize
         PyBuffer_Release(&view);
         return NULL;
     }
-    Output out = {{NULL}, NULL, NULL, NULL, NULL, 0, extract_usage, {0}};
+    Output out = {{NULL}, NULL, NULL, NULL, NULL, NULL, 0, extract_usage, {0}};
     PyObject *result = NULL;
     for (int i = 0; i < COLUMNS; i++)
         if ((out.columns[i] = PyList_New(0)) == NULL) goto done;
@@ -1046,7 +1343,9 @@ static PyObject *decode_traces(PyObject *module, PyObject *const *args, Py_ssize
         goto done;
     }
     PyObject *columns = PyTuple_New(COLUMNS);
-    if (columns == NULL) goto done;
+    if (columns == NULL) {
+        goto done;
+    }
     for (int i = 0; i < COLUMNS; i++) {
         PyTuple_SET_ITEM(columns, i, out.columns[i]);
         out.columns[i] = NULL;
@@ -1067,13 +1366,15 @@ static PyObject *decode_traces(PyObject *module, PyObject *const *args, Py_ssize
         }
         Py_DECREF(count);
     }
-    result = Py_BuildValue("(NOOOnON)", columns, out.facts, out.reads, out.calls, out.rejected, out.rejection, refused);
+    result = Py_BuildValue("(NOOOnONO)", columns, out.facts, out.reads, out.calls, out.rejected, out.rejection, refused,
+                           out.candidates ? out.candidates : Py_None);
 done:
     for (int i = 0; i < COLUMNS; i++) Py_XDECREF(out.columns[i]);
     Py_XDECREF(out.facts);
     Py_XDECREF(out.reads);
     Py_XDECREF(out.calls);
     Py_XDECREF(out.rejection);
+    Py_XDECREF(out.candidates);
     PyBuffer_Release(&view);
     return result;
 }
@@ -1192,10 +1493,11 @@ static PyObject *name_tuple(const char **names_of, int count) {
 
 static PyMethodDef methods[] = {
     {"decode_traces", (PyCFunction)(void (*)(void))decode_traces, METH_FASTCALL,
-     "decode_traces(data, extract_usage) -> (columns, facts, data_reads, llm_calls, rejected, rejection) or None"},
+     "decode_traces(data, extract_usage) -> (columns, facts, data_reads, llm_calls, rejected, rejection, refused, "
+     "candidates) or None"},
     {"configure", configure, METH_O, "configure(context): the names, helpers and record types the decoder uses"},
-    {"configure_report_marks", configure_report_marks, METH_O,
-     "configure_report_marks(marks): decline requests whose unowned spans contain one of these byte strings"},
+    {"configure_foreign", configure_foreign, METH_O,
+     "configure_foreign(config): the dialect tables for other producers' spans (_dialects.compiled_view())"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from spanledger import semconv
 from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
 from spanledger.semconv import SpanledgerMeterValues as Meter
@@ -68,6 +69,8 @@ _SAGEMAKER_ENDPOINT = ResourceType.SAGEMAKER_ENDPOINT.value
 _DATA_TRANSFER = ResourceType.DATA_TRANSFER.value
 _UNKNOWN_BOUNDARY = Boundary.UNKNOWN.value
 _SAGEMAKER_PROVIDER = semconv.GenAiProviderNameValues.AWS_SAGEMAKER.value
+_OBJECT_STORE = semconv.SpanledgerDataSourceKindValues.OBJECT_STORE.value
+_CLIENT_KIND = Span.SpanKind.SPAN_KIND_CLIENT
 _VALUES = AttributeValues()
 _STATUS_CODES = range(3)
 
@@ -384,6 +387,36 @@ def _data_reads(
         )
 
 
+def _object_read(
+    decoded: DecodedTraces,
+    trace_id: str,
+    span_id: str,
+    header: Any,
+    read: _dialects.ObjectRead,
+    get: Any,
+    resource: _ResourceDefaults,
+) -> None:
+    """The data read of another producer's S3 GetObject span: its source, at the span's end (its object's age
+    is unknown: that producer records no last-modified time)."""
+    decoded.batch.data_reads.append(
+        DataRead(
+            trace_id=trace_id,
+            span_id=span_id,
+            seq=0,
+            read_time=nanos_to_datetime(header.end_time_unix_nano),
+            source=read.source,
+            source_kind=_OBJECT_STORE,
+            last_modified=None,
+            age_seconds=None,
+            bytes=read.bytes,
+            staleness_method=None,
+            workflow=_span_text(get, semconv.SPANLEDGER_WORKFLOW_NAME, semconv.GEN_AI_WORKFLOW_NAME, resource.workflow),
+            tenant=_span_text(get, semconv.SPANLEDGER_TENANT_ID, None, resource.tenant),
+            service=resource.service,
+        )
+    )
+
+
 def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
     """Decode an ``ExportTraceServiceRequest``; raises ``DecodeError`` when it is not valid protobuf.
 
@@ -394,9 +427,9 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
     if _speedups is not None:
         fast = _speedups.decode_traces(data, extract_usage)
         if fast is not None:
-            columns, facts, data_reads, llm_calls, rejected, rejection, refused = fast
+            columns, facts, data_reads, llm_calls, rejected, rejection, refused, candidates = fast
             spans = SpanColumns(*columns)  # in SpanColumns' field order (checked when the decoder is loaded)
-            return DecodedTraces(
+            decoded = DecodedTraces(
                 batch=StoreBatch(spans=spans, facts=facts, data_reads=data_reads),
                 llm_calls=llm_calls,
                 accepted_spans=len(spans),
@@ -404,6 +437,9 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
                 rejection=rejection,
                 refused_values=refused,
             )
+            if candidates or facts:  # issue 15: counted once and retractions, as in the reference
+                _settle(decoded, _producers.Candidates(candidates or []))
+            return decoded
     return decode_traces_python(data, extract_usage=extract_usage)
 
 
@@ -468,18 +504,32 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
                     continue
                 if _VALUES[get(semconv.SPANLEDGER_USAGE_OWNER)] is True:
                     _owner_usage(decoded, trace_id, span_id, header, get, resource)
-                elif foreign and (view := _dialects.standard_view(get)) is not None:
-                    scratch = DecodedTraces()
-                    _owner_usage(scratch, trace_id, span_id, header, view, resource)
-                    candidates.add(_producers.Candidate(trace_id, span_id, scratch.batch.facts, scratch.llm_calls))
+                elif foreign:
+                    client = header.kind == _CLIENT_KIND
+                    view = _dialects.standard_view(get, client=client, account=resource.account_id)
+                    if view is not None:
+                        scratch = DecodedTraces()
+                        _owner_usage(scratch, trace_id, span_id, header, view, resource)
+                        candidates.add(_producers.Candidate(trace_id, span_id, scratch.batch.facts, scratch.llm_calls))
+                    if (read := _dialects.object_read(get)) is not None:
+                        _object_read(decoded, trace_id, span_id, header, read, get, resource)
                 if _DATA_READ_MARK in raw:
                     _data_reads(decoded, trace_id, span_id, span.events, get, resource)
-    if candidates.spans:  # issue 15: which candidates count; their traces' reporting spans remembered
-        facts, calls = candidates.settle(decoded.batch.facts, columns)
-        decoded.batch.facts.extend(facts)
-        decoded.llm_calls.extend(calls)
+    _settle(decoded, candidates)
     decoded.accepted_spans = len(columns)
     return decoded
+
+
+def _settle(decoded: DecodedTraces, candidates: _producers.Candidates) -> None:
+    """Issue 15: which candidates count, and what this request retracts of earlier ones (docs/producers.md)."""
+    batch = decoded.batch
+    settled = candidates.settle(batch.facts, batch.spans)
+    if settled is None:
+        return
+    batch.facts.extend(settled.facts)
+    decoded.llm_calls.extend(settled.llm_calls)
+    batch.retractions, batch.retracted = settled.retractions, settled.retracted
+    batch.candidates, batch.ancestry = settled.candidates, settled.ancestry
 
 
 # The compiled decoder's attribute slots (named in _speedups.c) and the attributes they read.
@@ -601,7 +651,7 @@ def _load_speedups() -> Any:
             "empty": "",
         }
     )
-    _speedups.configure_report_marks(_dialects.REPORT_MARKS)  # issue 15: other producers' usage goes to Python
+    _speedups.configure_foreign(_dialects.compiled_view(_SLOT_KEYS))  # issue 15: other producers' usage
     return _speedups
 
 

@@ -110,6 +110,12 @@ class PriceCatalog:
                 pass
         return self._priced_afresh(fact)
 
+    def rate(self, fact: UsageFact) -> Rate:
+        """The rate that prices ``fact`` (its price key at its start time; naive is UTC), as :meth:`priced`
+        uses it; for engines that price in SQL (``_engine._prices``)."""
+        start = fact.start_time
+        return self._rate(fact, start if start.tzinfo else start.replace(tzinfo=timezone.utc))
+
     def _priced_afresh(self, fact: UsageFact) -> UsageFact:
         start = fact.start_time
         offset = start.utcoffset()

@@ -14,10 +14,11 @@ from genai_prices.types import ModelInfo, ModelPrice, StartDateConstraint, Tiere
 from spanledger import semconv
 
 from .._store import UsageFact, with_estimate
-from ._rates import COST_QUANTUM, EARLIEST, LATEST, Rate, midnight
+from ._rates import COST_QUANTUM, EARLIEST, LATEST, Piece, Rate, midnight
 
 __all__ = [
     "GENAI_PRICES_VERSION",
+    "PROVIDER_IDS",
     "TokenRate",
     "UnknownLlmPrice",
     "bedrock_model_id",
@@ -32,7 +33,7 @@ GENAI_PRICES_VERSION: str = genai_prices.__version__
 # gen_ai.provider.name (and, for facts from AWS spans, cloud.provider "aws") -> genai-prices provider id.
 # A name missing here is not guessed at: a self-hosted model under an unknown provider must not be priced
 # as if it were bought from someone else.
-_PROVIDER_IDS: dict[str, str] = {
+PROVIDER_IDS: dict[str, str] = {
     semconv.GenAiProviderNameValues.OPENAI.value: "openai",
     semconv.GenAiProviderNameValues.ANTHROPIC.value: "anthropic",
     semconv.GenAiProviderNameValues.AWS_BEDROCK.value: "aws",
@@ -82,7 +83,7 @@ def genai_provider_id(provider_name: str | None) -> str | None:
     """The genai-prices provider for a ``gen_ai.provider.name``; ``None`` lets genai-prices match the model."""
     if provider_name is None:
         return None
-    provider_id = _PROVIDER_IDS.get(provider_name.lower())
+    provider_id = PROVIDER_IDS.get(provider_name.lower())
     if provider_id is None:
         raise UnknownLlmPrice(f"unknown_provider: {provider_name}")
     return provider_id
@@ -267,6 +268,14 @@ class TokenRate(Rate):
                 pass
         when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
         return calc_genai_price(self._meter_class, quantity, self._model, self._provider_id, when)
+
+    def pieces(self) -> list[Piece] | None:
+        """The rate's lines by tier (for engines that price in SQL), or None where a tier has no exact line
+        (genai-prices prices it with ``calc_price``)."""
+        if any(line is None for line in self._lines):
+            return None
+        uptos = [Decimal(start) for start in self._starts] + [None]
+        return [Piece(upto, line.slope, line.intercept) for upto, line in zip(uptos, self._lines, strict=True) if line]
 
     def priced(self, fact: UsageFact) -> UsageFact:
         slope = self._flat_slope

@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from .._store import UsageFact, with_estimate
 
@@ -24,6 +25,7 @@ __all__ = [
     "EndpointSeconds",
     "InstanceSeconds",
     "NegotiatedTokens",
+    "Piece",
     "Rate",
     "Transfer",
     "Unpriced",
@@ -43,6 +45,15 @@ ESTIMATE_FIELDS_FROM = UsageFact._fields.index("estimated_cost")
 # Estimate(...) runs Python code; building the tuple directly is several times cheaper (a priced fact is
 # built by _store.with_estimate, the same way).
 new_tuple = tuple.__new__
+
+
+class Piece(NamedTuple):
+    """One linear piece of a rate: quantities up to ``upto`` (inclusive; None: no bound) cost
+    ``slope * quantity + intercept`` exactly (before quantizing to the cost scale)."""
+
+    upto: Decimal | None
+    slope: Decimal
+    intercept: Decimal
 
 
 def midnight(day: date) -> datetime:
@@ -82,6 +93,10 @@ class Unpriced(Rate):
         super().__init__(version, valid_from, valid_until)
         self._estimate = (None, None, version, reason)
 
+    @property
+    def reason(self) -> str:
+        return self._estimate[3]
+
     def priced(self, fact: UsageFact) -> UsageFact:
         return with_estimate(fact, self._estimate)
 
@@ -94,6 +109,11 @@ class NegotiatedTokens(Rate):
     def __init__(self, per_mtok: Decimal, version: str) -> None:
         super().__init__(version)
         self._per_mtok = per_mtok
+
+    def pieces(self) -> list[Piece]:
+        """The rate as one line (for engines that price in SQL): ``q * per_mtok / 10**6`` of an integer q is
+        exact in Decimal, so it equals ``q * (per_mtok / 10**6)``."""
+        return [Piece(None, self._per_mtok / _MILLION, Decimal(0))]
 
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._per_mtok / _MILLION

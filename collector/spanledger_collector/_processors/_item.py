@@ -9,7 +9,7 @@ from typing import Protocol
 from .._component import Component
 from .._config import BatchSettings
 from .._decode import DecodedTraces, LlmCall
-from .._store import DataRead, UsageFact
+from .._store import DataRead, StoreBatch, UsageFact
 
 __all__ = ["PipelineItem", "Processor"]
 
@@ -30,6 +30,9 @@ class PipelineItem:
     facts: list[UsageFact] = field(default_factory=list)
     data_reads: list[DataRead] = field(default_factory=list)
     llm_calls: list[LlmCall] = field(default_factory=list)
+    counted_once: StoreBatch | None = None
+    """The batch the usage processor decoded: its retractions and candidates (docs/producers.md) are stored with
+    the request's rows even when a later processor changes ``data``."""
     priced: bool = False
     """The facts carry cost estimates (``spanledger.cost.*`` is attached to spans sent onward)."""
     dropped_spans: int = 0

@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
@@ -37,7 +38,8 @@ import duckdb
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from ._digests import RecentDigests
-from ._facts import USAGE_FACTS
+from ._facts import USAGE_FACTS, UsageFact
+from ._retractions import USAGE_CANDIDATES, USAGE_RETRACTIONS, StoredRelative, retract_stored_relatives
 from ._rows import DATA_READS, SPANS, SpanColumns, StoreBatch
 from ._schema import Table
 
@@ -73,6 +75,15 @@ _CATALOG = "store"
 _RETAINED_ROWS = (("spans", "end_time"), ("data_reads", "read_time"), ("usage_facts", "end_time"))
 
 
+def _sql(name: str) -> str:
+    return resources.files("spanledger_collector._store").joinpath(f"sql/{name}.sql").read_text(encoding="utf-8")
+
+
+COUNTED_USAGE_FACTS_DDL = _sql("counted_usage_facts")
+"""The one place that says which facts count (``counted_usage_facts``): every reader of facts reads that view."""
+_STORED_RELATIVE_FACTS = _sql("stored_relative_facts")
+
+
 def _tokens(meter: Meter) -> str:
     return f"sum(quantity) FILTER (WHERE meter = '{meter.value}')"
 
@@ -100,10 +111,10 @@ WITH facts AS (
     any_value(workflow) FILTER (WHERE workflow IS NOT NULL) AS workflow,
     any_value(tenant) FILTER (WHERE tenant IS NOT NULL) AS tenant,
     any_value(service) FILTER (WHERE service IS NOT NULL) AS service
-  FROM usage_facts GROUP BY trace_id
+  FROM counted_usage_facts GROUP BY trace_id
 ), egress AS (
   SELECT trace_id, coalesce(boundary, 'unknown') AS boundary, sum(quantity) AS quantity
-  FROM usage_facts WHERE meter = '{Meter.EGRESS_BYTES.value}' GROUP BY ALL
+  FROM counted_usage_facts WHERE meter = '{Meter.EGRESS_BYTES.value}' GROUP BY ALL
 ), egress_map AS (
   SELECT trace_id, map(list(boundary ORDER BY boundary), list(quantity ORDER BY boundary)) AS by_boundary
   FROM egress GROUP BY trace_id
@@ -154,7 +165,7 @@ class StoreUnavailableError(Exception):
 
 
 class Store(Protocol):
-    """What the collector needs from a usage store (DuckDB here; ClickHouse can follow)."""
+    """What the collector needs from a usage store: :class:`DuckDBStore`, or ``_clickhouse.ClickHouseStore``."""
 
     def append(self, batches: Sequence[StoreBatch]) -> list[StoreBatch]:
         """Insert the batches into the open transaction (opening one), skipping already stored requests.
@@ -175,6 +186,9 @@ class Store(Protocol):
 
     def committed_log_position(self) -> int:
         """The request log position of the last commit (0 before the first)."""
+
+    def stored_until(self) -> datetime | None:
+        """The latest end time of a stored span (None: no spans), which bounds what an earlier process stored."""
 
     def cursor(self) -> Any:
         """A DB-API connection for the calling thread; the caller closes it."""
@@ -204,7 +218,7 @@ if not os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
         from . import _columns  # type: ignore[attr-defined, no-redef]
 
 # The row tables, each derived from its record's field table (_schema.py): DDL, column order, Arrow kinds.
-_ROW_TABLES = {table.name: table for table in (SPANS, USAGE_FACTS, DATA_READS)}
+_ROW_TABLES = {table.name: table for table in (SPANS, USAGE_FACTS, DATA_READS, USAGE_RETRACTIONS, USAGE_CANDIDATES)}
 
 _Chunk = Any
 """Rows staged for one insert: ``(rows, buffers per column)`` from _columns.c, or a pyarrow Table."""
@@ -346,7 +360,7 @@ class DuckDBStore:
         self._staged_spans = 0
         for table in _ROW_TABLES.values():
             _create_or_extend(self._connection, table, self.path)
-        for ddl in (RECEIVED_REQUESTS_DDL, REQUEST_LOG_POSITION_DDL, TRACE_ROLLUPS_DDL):
+        for ddl in (RECEIVED_REQUESTS_DDL, REQUEST_LOG_POSITION_DDL, COUNTED_USAGE_FACTS_DDL, TRACE_ROLLUPS_DDL):
             self._connection.execute(ddl)
         self._recent_digests = RecentDigests(REQUEST_RETENTION.total_seconds())
         stored = self._connection.execute("SELECT digest FROM received_requests")
@@ -369,6 +383,8 @@ class DuckDBStore:
                 new = self._new_batches(connection, batches, received_at)
                 if new:
                     self._stage(new)
+                if any(batch.ancestry for batch in new):
+                    self._retract_stored_relatives(connection, new)
                 if self._staged_spans >= _INSERT_SPANS:
                     self._insert_staged(connection)
             except BaseException as error:
@@ -416,6 +432,11 @@ class DuckDBStore:
             row = cursor.execute("SELECT max(committed_seq) FROM request_log_position").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
+    def stored_until(self) -> datetime | None:
+        with self.cursor() as cursor:
+            row = cursor.execute("SELECT max(end_time) FROM spans").fetchone()
+        return None if row is None else row[0]  # type: ignore[no-any-return]
+
     def _prune(self, connection: duckdb.DuckDBPyConnection, now: datetime) -> None:
         """Expire request digests and, with a ``retention``, old rows; a failure is logged, never raised.
 
@@ -430,6 +451,12 @@ class DuckDBStore:
                 table: connection.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff]).fetchall()[0][0]
                 for table, column, cutoff in expired
             }
+            if self._retention is not None:  # what named the expired facts goes with them
+                for table in (USAGE_RETRACTIONS.name, USAGE_CANDIDATES.name):
+                    deleted[table] = connection.execute(
+                        f"DELETE FROM {table} r WHERE NOT EXISTS (SELECT 1 FROM usage_facts f "
+                        "WHERE f.trace_id = r.trace_id AND f.span_id = r.span_id)"
+                    ).fetchall()[0][0]
             connection.commit()
         except duckdb.Error:
             _roll_back(connection)
@@ -477,9 +504,40 @@ class DuckDBStore:
             chunks.append((USAGE_FACTS.name, _rows_chunk(merged.facts, USAGE_FACTS)))
         if merged.data_reads:
             chunks.append((DATA_READS.name, _rows_chunk(merged.data_reads, DATA_READS)))
+        if merged.retractions:
+            chunks.append((USAGE_RETRACTIONS.name, _rows_chunk(merged.retractions, USAGE_RETRACTIONS)))
+        if merged.candidates:
+            chunks.append((USAGE_CANDIDATES.name, _rows_chunk(merged.candidates, USAGE_CANDIDATES)))
         for table, chunk in chunks:
             self._staged.setdefault(table, []).append(chunk)
         self._staged_spans += len(merged.spans)
+
+    def _retract_stored_relatives(self, connection: duckdb.DuckDBPyConnection, batches: Sequence[StoreBatch]) -> None:
+        """Retract what the batches' reporting spans and their stored relatives count twice, beyond the decoder's
+        memory (:func:`retract_stored_relatives` decides, from what ``stored_relative_facts.sql`` finds).
+
+        Everything staged is inserted first, so the query sees this transaction's spans, facts and retractions.
+        The retractions found are inserted at once (a later check in the transaction sees them) and added to the
+        batch of their reporting span (``retractions``, ``retracted``: counted when it is stored).
+        """
+        self._insert_staged(connection)
+        checks = [(batch, check) for batch in batches for check in batch.ancestry]
+        cursor = connection.execute(
+            _STORED_RELATIVE_FACTS,
+            {
+                "trace_ids": [check.trace_id for _, check in checks],
+                "span_ids": [check.span_id for _, check in checks],
+                "meters": [check.meter for _, check in checks],
+                "owners": [check.owner for _, check in checks],
+            },
+        )
+        found = (
+            StoredRelative(reporter, owner, ancestor, candidate, UsageFact(*row[: len(UsageFact._fields)]))
+            for reporter, owner, ancestor, candidate, *row in cursor.fetchall()
+        )
+        rows = retract_stored_relatives(batches, found)
+        if rows:
+            _insert_chunks(connection, USAGE_RETRACTIONS.name, [_rows_chunk(rows, USAGE_RETRACTIONS)])
 
     def _insert_staged(self, connection: duckdb.DuckDBPyConnection) -> None:
         staged, self._staged, self._staged_spans = self._staged, {}, 0

@@ -15,7 +15,9 @@ from ._schema import Kind, table_of
 __all__ = ["ESTIMATE_FIELDS", "USAGE_FACTS", "UsageFact", "with_estimate"]
 
 _Text = Annotated[str, Kind.STRING]
+_Name = Annotated[str, Kind.NAME]
 _OptionalText = Annotated[str | None, Kind.STRING]
+_OptionalName = Annotated[str | None, Kind.NAME]
 _Timestamp = Annotated[datetime, Kind.TIMESTAMP]
 
 
@@ -27,27 +29,27 @@ class UsageFact(NamedTuple):
 
     trace_id: _Text
     span_id: _Text
-    meter: _Text
+    meter: _Name
     start_time: _Timestamp
     end_time: _Timestamp
     quantity: Annotated[Decimal, Kind.QUANTITY]
-    unit: _Text
+    unit: _Name
     resource_id: _OptionalText = None
-    resource_type: _OptionalText = None
-    provider: _OptionalText = None
-    account_id: _OptionalText = None
-    region: _OptionalText = None
-    model: _OptionalText = None
-    boundary: _OptionalText = None
-    accelerator_type: _OptionalText = None
-    workflow: _OptionalText = None
-    tenant: _OptionalText = None
-    service: _OptionalText = None
+    resource_type: _OptionalName = None
+    provider: _OptionalName = None
+    account_id: _OptionalName = None
+    region: _OptionalName = None
+    model: _OptionalName = None
+    boundary: _OptionalName = None
+    accelerator_type: _OptionalName = None
+    workflow: _OptionalName = None
+    tenant: _OptionalName = None
+    service: _OptionalName = None
     # The estimate: set by the cost processor (with_estimate), None until then.
     estimated_cost: Annotated[Decimal | None, Kind.MONEY] = None
-    currency: _OptionalText = None
-    catalog_version: _OptionalText = None
-    unpriced_reason: _OptionalText = None
+    currency: _OptionalName = None
+    catalog_version: _OptionalName = None
+    unpriced_reason: _OptionalName = None
 
 
 USAGE_FACTS = table_of("usage_facts", UsageFact)

@@ -12,12 +12,14 @@ from datetime import datetime
 from typing import Annotated, NamedTuple
 
 from ._facts import UsageFact
+from ._retractions import AncestryCheck, CandidateSpan, UsageRetraction
 from ._schema import Column, Kind, table_of
 
 __all__ = ["DATA_READS", "SPANS", "DataRead", "SpanColumns", "StoreBatch"]
 
 _Text = Annotated[str, Kind.STRING]
 _OptionalText = Annotated[str | None, Kind.STRING]
+_OptionalName = Annotated[str | None, Kind.NAME]
 
 
 @dataclass
@@ -51,15 +53,15 @@ class DataRead(NamedTuple):
     span_id: _Text
     seq: Annotated[int, Kind.INT32]
     read_time: Annotated[datetime, Kind.TIMESTAMP]
-    source: _OptionalText
-    source_kind: _OptionalText
+    source: _OptionalName
+    source_kind: _OptionalName
     last_modified: Annotated[datetime | None, Kind.TIMESTAMP]
     age_seconds: Annotated[float | None, Kind.FLOAT64]
     bytes: Annotated[int | None, Kind.INT64]
-    staleness_method: _OptionalText
-    workflow: _OptionalText
-    tenant: _OptionalText
-    service: _OptionalText
+    staleness_method: _OptionalName
+    workflow: _OptionalName
+    tenant: _OptionalName
+    service: _OptionalName
 
 
 SPANS = table_of("spans", SpanColumns)
@@ -74,6 +76,16 @@ class StoreBatch:
     facts: list[UsageFact] = field(default_factory=list)
     data_reads: list[DataRead] = field(default_factory=list)
     digest: bytes | None = None
+    requests: list[bytes] = field(default_factory=list)
+    """The OTLP trace requests as the processors left them, for a store that keeps whole spans (ClickHouse's
+    ``otel_traces``); the DuckDB store keeps only :attr:`spans`."""
+    # Counted once across requests (``_retractions``; empty for requests of spanledger's spans alone).
+    retractions: list[UsageRetraction] = field(default_factory=list)
+    candidates: list[CandidateSpan] = field(default_factory=list)
+    ancestry: list[AncestryCheck] = field(default_factory=list)
+    """Reporting spans whose ancestors the store looks up for facts to retract (not stored)."""
+    retracted: list[UsageFact] = field(default_factory=list)
+    """The facts that ``retractions`` retract, once stored (for the retracted counter; not stored again)."""
 
     @classmethod
     def merge(cls, batches: Iterable[StoreBatch]) -> StoreBatch:
@@ -83,4 +95,7 @@ class StoreBatch:
             merged.spans.extend(batch.spans)
             merged.facts.extend(batch.facts)
             merged.data_reads.extend(batch.data_reads)
+            merged.requests.extend(batch.requests)
+            merged.retractions.extend(batch.retractions)
+            merged.candidates.extend(batch.candidates)
         return merged

@@ -4,8 +4,8 @@ Each stored record is declared once, as a typed class whose fields carry their s
 ``Annotated`` metadata: :class:`~._facts.UsageFact`, :class:`~._rows.DataRead` (NamedTuples, one per row) and
 :class:`~._rows.SpanColumns` (a dataclass of columns). :func:`table_of` reads such a class into a
 :class:`Table`; the DuckDB DDL, the Arrow kinds of the compiled row converter (``_columns.c``) and the check
-of the compiled decoder's field order (``_decode/_usage.py``) all come from that table. A later store (e.g.
-ClickHouse) maps the same kinds to its own types.
+of the compiled decoder's field order (``_decode/_usage.py``) all come from that table. The ClickHouse DDL
+(``_clickhouse_schema.py``) maps the same kinds to its types.
 """
 
 from __future__ import annotations
@@ -20,20 +20,23 @@ __all__ = ["Column", "Field", "Kind", "Table", "table_of"]
 
 
 class Kind(Enum):
-    """How a field is stored: the row converter's kind code (``_columns.c``) and the DuckDB type."""
+    """How a field is stored: the row converter's kind code (``_columns.c``), the DuckDB and the ClickHouse type."""
 
-    STRING = ("s", "VARCHAR")
-    TIMESTAMP = ("t", "TIMESTAMP")
+    STRING = ("s", "VARCHAR", "String")
+    """Text of many values (ids)."""
+    NAME = ("s", "VARCHAR", "LowCardinality(String)")
+    """Text of few distinct values (meters, models, tenants): ClickHouse keeps a dictionary of them."""
+    TIMESTAMP = ("t", "TIMESTAMP", "DateTime64(6, 'UTC')")
     """A naive UTC ``datetime`` (microseconds)."""
-    TIMESTAMP_NANOS = ("n", "TIMESTAMP")
-    """Integer nanoseconds since the epoch, stored as a microsecond timestamp."""
-    INT8 = ("b", "TINYINT")
-    INT32 = ("i", "INTEGER")
-    INT64 = ("l", "BIGINT")
-    FLOAT64 = ("f", "DOUBLE")
-    QUANTITY = ("q", "DECIMAL(38, 9)")
+    TIMESTAMP_NANOS = ("n", "TIMESTAMP", "DateTime64(9, 'UTC')")
+    """Integer nanoseconds since the epoch, stored as a microsecond timestamp in DuckDB."""
+    INT8 = ("b", "TINYINT", "Int8")
+    INT32 = ("i", "INTEGER", "Int32")
+    INT64 = ("l", "BIGINT", "Int64")
+    FLOAT64 = ("f", "DOUBLE", "Float64")
+    QUANTITY = ("q", "DECIMAL(38, 9)", "Decimal(38, 9)")
     """An exact ``Decimal`` with at most 9 decimal places (usage quantities)."""
-    MONEY = ("c", "DECIMAL(38, 12)")
+    MONEY = ("c", "DECIMAL(38, 12)", "Decimal(38, 12)")
     """An exact ``Decimal`` with at most 12 decimal places (estimated costs)."""
 
     @property
@@ -43,6 +46,10 @@ class Kind(Enum):
     @property
     def duckdb_type(self) -> str:
         return self.value[1]
+
+    @property
+    def clickhouse_type(self) -> str:
+        return self.value[2]
 
 
 @dataclass(frozen=True)
@@ -88,11 +95,24 @@ class Table:
             for field in self.fields
         )
 
+    def clickhouse_column_definitions(self) -> str:
+        """``name Type, ...``: a nullable field is ``Nullable(T)`` (``LowCardinality(Nullable(String))``)."""
+        return ", ".join(f"{field.name} {_clickhouse_type(field)}" for field in self.fields)
+
     def duckdb_ddl(self) -> str:
         columns = ",\n  ".join(
             f"{field.name} {field.kind.duckdb_type}" + ("" if field.nullable else " NOT NULL") for field in self.fields
         )
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {columns}\n)"
+
+
+def _clickhouse_type(field: Field) -> str:
+    type_ = field.kind.clickhouse_type
+    if not field.nullable:
+        return type_
+    if type_.startswith("LowCardinality("):
+        return f"LowCardinality(Nullable({type_[len('LowCardinality(') : -1]}))"
+    return f"Nullable({type_})"
 
 
 def _kind_of(hint: Any, where: str) -> tuple[Kind, str | None, Any]:

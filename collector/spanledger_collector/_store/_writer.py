@@ -417,4 +417,3 @@ class StoreWriter:
                     self.log.directory,
                 )
         self.log.close()
-

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .._store._location import PASSWORD_ENV
 from ._answers import GROUPS, RANKINGS
 from ._client import (
     COLLECTOR_TOKEN_ENV,
@@ -34,7 +35,11 @@ R = TypeVar("R")
 
 def _store_options(parser: argparse.ArgumentParser, *, with_json: bool = True) -> None:
     parser.add_argument(
-        "--store", metavar="PATH", help=f"the DuckDB store (env {STORE_PATH_ENV}; default {DEFAULT_STORE_PATH})"
+        "--store",
+        metavar="STORE",
+        help="the store: a DuckDB file, chdb:DIR (ClickHouse in this process) or "
+        "clickhouse+http(s)://user@host:port/db "
+        f"(password from ${PASSWORD_ENV}) (env {STORE_PATH_ENV}; default {DEFAULT_STORE_PATH})",
     )
     parser.add_argument(
         "--collector",

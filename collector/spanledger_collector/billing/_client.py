@@ -3,6 +3,7 @@
 Both are a :class:`StoreLocation`: ``location.answer(TOP, TopRequest(...))`` computes an answer of the
 table (``_table.py``) on that store. DuckDB allows one writing process, so when a collector runs, the CLI
 must go through its admin API (:class:`CollectorStore`); otherwise it opens the file (:class:`LocalStore`).
+ClickHouse takes many clients: a ``--store`` naming it is opened directly (:class:`ClickHouseStore`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any, Protocol, TypeVar
 import duckdb
 import urllib3
 
+from .._store._clickhouse_client import ClickHouseUnavailableError, open_clickhouse
+from .._store._clickhouse_schema import ClickHouseSchema
+from .._store._location import StoreAddress, StoreAddressError, parse_store_address
 from ._errors import BillingError
 from ._table import Answer, Context
 
@@ -26,6 +30,7 @@ __all__ = [
     "DEFAULT_COLLECTOR_URL",
     "DEFAULT_STORE_PATH",
     "STORE_PATH_ENV",
+    "ClickHouseStore",
     "CollectorStore",
     "LocalStore",
     "StoreLocation",
@@ -59,6 +64,27 @@ class LocalStore:
             return answer.compute(connection, request, Context(show_progress=show_progress))
         finally:
             connection.close()
+
+
+class ClickHouseStore:
+    """A ClickHouse store (a server, or chdb in this process) this process opens; ClickHouse takes many clients,
+    so no collector is asked."""
+
+    def __init__(self, address: StoreAddress) -> None:
+        self.address = address
+
+    def answer(self, answer: Answer[R], request: R, *, show_progress: bool = False) -> Any:
+        try:
+            client = open_clickhouse(self.address, create_database=answer.writes)
+        except ClickHouseUnavailableError as error:
+            raise BillingError(str(error)) from None
+        try:
+            if answer.writes:  # the store's tables, as the clickhouse exporter's create_schema makes them
+                for statement in ClickHouseSchema(self.address.database).statements():
+                    client.command(statement)
+            return answer.compute(client, request, Context(show_progress=show_progress))
+        finally:
+            client.close()
 
 
 class CollectorStore:
@@ -111,11 +137,19 @@ class CollectorStore:
 def store_location(store: str | None, collector: str | None) -> StoreLocation:
     """A running collector when one answers at ``collector`` (or $SPANLEDGER_COLLECTOR_URL); else the
     store file ``store`` (or $SPANLEDGER_STORE_PATH). ``collector`` ``none`` always opens the file.
+    A ClickHouse ``store`` (``chdb:PATH``, ``clickhouse+http(s)://…``) is always opened directly.
 
     Only the default address may be silent (no collector running: the CLI opens the store itself); an
     address the user named that does not answer is an error, not a reason to open some other store.
     """
-    local = LocalStore(store or os.environ.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH)
+    value = store or os.environ.get(STORE_PATH_ENV) or DEFAULT_STORE_PATH
+    try:
+        address = parse_store_address(value)
+    except StoreAddressError as error:
+        raise BillingError(str(error)) from None
+    if address.is_clickhouse:
+        return ClickHouseStore(address)
+    local = LocalStore(address.path)
     named = collector or os.environ.get(COLLECTOR_URL_ENV)
     base = named or DEFAULT_COLLECTOR_URL
     if base.lower() == "none":

@@ -4,6 +4,10 @@ A snapshot is the set of lines one delivery holds for one scope (provider, billi
 period). Its id is a digest of the normalised lines, so importing the same delivery again changes
 nothing; a different delivery for the same scope becomes the current snapshot and the previous one is
 kept, marked ``superseded_by``, for audit.
+
+Into ClickHouse the files are read and normalised by DuckDB in memory (its CSV/Parquet/JSON readers and the same
+SQL), seeded with the store's snapshot ids; the new snapshots and their lines then go to ClickHouse as Arrow, and
+a superseded snapshot gets a newer revision of its row (no UPDATE there; docs/billing.md).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, TextIO
 import duckdb
 
 from ._allocation import allocate
+from ._engine import ClickHouseEngine, DuckDBEngine, Engine, engine_of
 from ._errors import BillingImportError, CurrencyMixError
 from ._formats import normalised_select, stage_file, validate
 from ._progress import Progress
@@ -56,7 +61,7 @@ class ImportResult:
 
 
 def import_billing(
-    connection: duckdb.DuckDBPyConnection,
+    store: Any,
     paths: Sequence[str | BillingFile],
     *,
     currency: str | None = None,
@@ -69,8 +74,17 @@ def import_billing(
     Raises :class:`BillingImportError` naming the file, row and column of the first bad value; nothing is
     stored then. ``currency`` is used only for FOCUS files that have no ``BillingCurrency`` column.
     ``within``: read only paths inside these directories (``s3://bucket/prefix``), as the admin API does.
+    ``store``: a DuckDB connection, a clickhouse-connect client or an :class:`~._engine.Engine`.
     """
-    ensure_billing_tables(connection)
+    engine = engine_of(store)
+    ensure_billing_tables(engine)
+    if isinstance(engine, ClickHouseEngine):
+        return _import_into_clickhouse(
+            engine, paths, currency=currency, show_progress=show_progress, progress_stream=progress_stream,
+            within=within,
+        )  # fmt: skip
+    assert isinstance(engine, DuckDBEngine)
+    connection = engine.connection
     with billing_files(paths, within=within) as files:
         progress = Progress(len(files) + 1, enabled=show_progress, stream=progress_stream)
         connection.execute("BEGIN TRANSACTION")
@@ -88,8 +102,54 @@ def import_billing(
     return result
 
 
+_SNAPSHOT_COLUMNS = (
+    "snapshot_id", "scope", "billing_period_start", "billing_period_end", "format", "sources", "row_count",
+    "billing_currency", "imported_at", "seq", "superseded_by",
+)  # fmt: skip
+
+
+def _import_into_clickhouse(
+    engine: ClickHouseEngine,
+    paths: Sequence[str | BillingFile],
+    *,
+    currency: str | None,
+    show_progress: bool,
+    progress_stream: TextIO | None,
+    within: Sequence[str] | None,
+) -> ImportResult:
+    columns = ", ".join(_SNAPSHOT_COLUMNS)
+    stored = engine.client.query_arrow(f"SELECT {columns}, revision FROM billing_snapshots FINAL")
+    with duckdb.connect() as memory:
+        ensure_billing_tables(memory)
+        memory.register("stored_snapshots", stored)
+        memory.execute(f"INSERT INTO billing_snapshots SELECT {columns} FROM stored_snapshots")
+        result = import_billing(
+            memory, paths, currency=currency, show_progress=show_progress, progress_stream=progress_stream,
+            within=within,
+        )  # fmt: skip
+        new = [s.snapshot_id for s in result.snapshots if s.status != "unchanged"]
+        replaced = [s.replaced_snapshot_id for s in result.snapshots if s.replaced_snapshot_id]
+        if new:
+            # Lines first, the snapshot rows last: a snapshot is current only once its lines are all stored.
+            lines = memory.sql("SELECT * FROM billing_lines WHERE list_contains(?, snapshot_id)", params=[new])
+            engine.client.insert_arrow("billing_lines", lines.to_arrow_table())
+            snapshots = memory.sql(
+                f"SELECT {columns} FROM billing_snapshots WHERE list_contains(?, snapshot_id)", params=[new]
+            ).to_arrow_table()
+            engine.client.insert_arrow("billing_snapshots", snapshots)
+        if replaced:
+            superseded = memory.sql(
+                """SELECT s.* EXCLUDE (superseded_by, revision), m.superseded_by, s.revision + 1 AS revision
+                   FROM stored_snapshots s JOIN billing_snapshots m USING (snapshot_id)
+                   WHERE list_contains(?, snapshot_id)""",
+                params=[replaced],
+            ).to_arrow_table()
+            engine.client.insert_arrow("billing_snapshots", superseded)
+    return result
+
+
 def import_and_allocate(
-    connection: duckdb.DuckDBPyConnection,
+    store: Any,
     paths: Sequence[str | BillingFile],
     *,
     currency: str | None = None,
@@ -104,9 +164,10 @@ def import_and_allocate(
     """
     if run_allocation:
         load_rules(rules_path)  # a bad rules file fails before anything is imported
-    result = import_billing(connection, paths, currency=currency, show_progress=show_progress, within=within)
+    engine: Engine = engine_of(store)
+    result = import_billing(engine, paths, currency=currency, show_progress=show_progress, within=within)
     periods = list(result.changed_periods)
-    runs = allocate(connection, periods, rules_path=rules_path) if run_allocation and periods else []
+    runs = allocate(engine, periods, rules_path=rules_path) if run_allocation and periods else []
     return {
         "files": list(result.files),
         "snapshots": [asdict(s) for s in result.snapshots],

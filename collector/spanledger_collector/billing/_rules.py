@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,9 +14,10 @@ import yaml
 from .._config_reader import ConfigSection, load_yaml
 from ._errors import BillingError
 
-__all__ = ["LINE_FIELDS", "SHARED_POLICIES", "Rule", "Rules", "load_rules"]
+__all__ = ["DUCKDB_RULES", "LINE_FIELDS", "SHARED_POLICIES", "Rule", "RuleDialect", "Rules", "load_rules"]
 
-# Rule field -> SQL over a billing_lines row aliased ``l``.
+# Rule field -> SQL over a billing_lines row aliased ``l``; ``{json:Key}`` is the text of SkuPriceDetails' key,
+# written in the engine's dialect (RuleDialect).
 LINE_FIELDS: dict[str, str] = {
     "usage_type": "l.usage_type",
     "charge_description": "l.charge_description",
@@ -23,8 +26,8 @@ LINE_FIELDS: dict[str, str] = {
     "pricing_unit": "l.pricing_unit",
     "consumed_unit": "l.consumed_unit",
     "charge_category": "l.charge_category",
-    "token_direction": "json_extract_string(l.sku_price_details, '$.TokenDirection')",
-    "token_cache_action": "json_extract_string(l.sku_price_details, '$.TokenCacheAction')",
+    "token_direction": "{json:TokenDirection}",
+    "token_cache_action": "{json:TokenCacheAction}",
     "model": "l.model",
 }
 _KINDS = {"capacity", "consumption", "shared", "none"}
@@ -57,8 +60,10 @@ class Rules:
     shared_policy: str
     digest: str
 
-    def case_sql(self) -> str:
+    def case_sql(self, dialect: RuleDialect | None = None) -> str:
         """``CASE`` yielding the id of the first rule a billing line (alias ``l``) matches, else NULL."""
+        dialect = dialect or DUCKDB_RULES
+        literal = dialect.literal
         branches = []
         for rule in self.rules:
             alternatives = []
@@ -66,16 +71,34 @@ class Rules:
                 terms = []
                 for field, pattern in alternative:
                     negate = field.startswith("not_")
-                    column = LINE_FIELDS[field.removeprefix("not_")]
-                    test = f"regexp_matches(coalesce({column}, ''), {_literal(pattern)})"
+                    column = _JSON_KEY.sub(
+                        lambda m: dialect.json_text.format(key=m.group(1)), LINE_FIELDS[field.removeprefix("not_")]
+                    )
+                    test = f"{dialect.matches}(coalesce({column}, ''), {literal(pattern)})"
                     terms.append(f"NOT {test}" if negate else test)
                 alternatives.append("(" + " AND ".join(terms) + ")")
-            branches.append(f"WHEN {' OR '.join(alternatives)} THEN {_literal(rule.id)}")
+            branches.append(f"WHEN {' OR '.join(alternatives)} THEN {literal(rule.id)}")
         return "CASE " + " ".join(branches) + " END"
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+_JSON_KEY = re.compile(r"\{json:(\w+)\}")
+
+
+@dataclass(frozen=True)
+class RuleDialect:
+    """How an engine writes the rules' tests: its RE2 match function, JSON key text and string literal."""
+
+    matches: str
+    json_text: str
+    """``{key}``: the key of ``l.sku_price_details``."""
+    literal: Callable[[str], str]
+
+
+DUCKDB_RULES = RuleDialect("regexp_matches", "json_extract_string(l.sku_price_details, '$.{key}')", _literal)
 
 
 def _rule(section: ConfigSection) -> Rule:
@@ -139,7 +162,7 @@ def load_rules(path: Path | None = None) -> Rules:
     accelerators = root.section("accelerators")
     counts = {instance.lower(): accelerators.integer(instance, 1, minimum=1) for instance in list(accelerators.values)}
     accelerators.done()
-    method_version = root.text("method_version", "spanledger.allocation.v1") or "spanledger.allocation.v1"
+    method_version = root.text("method_version", "spanledger.allocation.v2") or "spanledger.allocation.v2"
     root.done()
     return Rules(
         rules=rules,

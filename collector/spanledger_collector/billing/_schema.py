@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import duckdb
+from typing import Any
+
+from ._engine import engine_of
 
 __all__ = [
+    "CLICKHOUSE_LINE_TYPES",
     "LINE_COLUMNS",
     "MONEY",
     "MONEY_SCALE",
@@ -141,12 +144,23 @@ CREATE TABLE IF NOT EXISTS allocations (
 """
 
 
-def ensure_billing_tables(connection: duckdb.DuckDBPyConnection) -> None:
-    connection.execute(_DDL)
+CLICKHOUSE_LINE_TYPES = {
+    "VARCHAR": "Nullable(String)",
+    "TIMESTAMP": "Nullable(DateTime64(6, 'UTC'))",
+    MONEY: "Nullable(Decimal(38, 12))",
+}
+"""The ClickHouse type of each DuckDB type of :data:`LINE_COLUMNS`."""
 
 
-def has_table(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
-    row = connection.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
-    ).fetchone()
-    return bool(row and row[0])
+def ensure_billing_tables(store: Any) -> None:
+    """Create the billing tables when missing (``store``: a DuckDB connection, ClickHouse client or Engine)."""
+    engine = engine_of(store)
+    if engine.dialect == "duckdb":
+        engine.execute(_DDL)
+    else:
+        columns = ",\n  ".join(f"{name} {CLICKHOUSE_LINE_TYPES[kind]}" for name, kind in LINE_COLUMNS.items())
+        engine.execute(engine.sql("billing_tables", line_columns=columns))
+
+
+def has_table(store: Any, name: str) -> bool:
+    return engine_of(store).has_table(name)

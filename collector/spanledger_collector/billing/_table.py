@@ -3,7 +3,8 @@ request travels over HTTP, and the function that computes it from a store connec
 
 The admin API (``api.py``) decodes a request with :attr:`Answer.from_http` and computes it; the CLI
 builds the typed request from its arguments and hands it to a store location (``_client.py``), which
-either computes it on a DuckDB file it opened or sends it with :attr:`Answer.to_http` to a collector.
+either computes it on a store it opened (a DuckDB file, or ClickHouse) or sends it with
+:attr:`Answer.to_http` to a collector.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
-
-import duckdb
 
 from ._allocation import allocate
 from ._answers import allocation_rows, idle_capacity, top, trace_lineage
@@ -60,7 +59,8 @@ class Answer(Generic[R]):
     """``GET`` reads the store; ``POST`` changes it (the admin API's write permission)."""
     path: str
     takes_path_arg: bool
-    compute: Callable[[duckdb.DuckDBPyConnection, R, Context], dict[str, Any]]
+    compute: Callable[[Any, R, Context], dict[str, Any]]
+    """Computes the answer on a store: a DuckDB connection or a clickhouse-connect client (``_engine.py``)."""
     from_http: Callable[[HttpRequest], R]
     to_http: Callable[[R], HttpRequest]
     with_local_files_uploaded: Callable[[R], R] = lambda request: request
@@ -160,7 +160,7 @@ def _upload_rules(rules: Source | None) -> Source | None:
 # --- the answers -------------------------------------------------------------------------------------
 
 
-def _import(connection: duckdb.DuckDBPyConnection, request: ImportRequest, context: Context) -> dict[str, Any]:
+def _import(connection: Any, request: ImportRequest, context: Context) -> dict[str, Any]:
     with _on_disk(request.sources, request.rules, context) as (files, rules_path):
         return import_and_allocate(
             connection,
@@ -207,7 +207,7 @@ IMPORT: Answer[ImportRequest] = Answer(
 )
 
 
-def _allocate(connection: duckdb.DuckDBPyConnection, request: AllocateRequest, context: Context) -> dict[str, Any]:
+def _allocate(connection: Any, request: AllocateRequest, context: Context) -> dict[str, Any]:
     with _on_disk((), request.rules, context) as (_, rules_path):
         runs = allocate(connection, request.periods, force=request.force, rules_path=rules_path)
     return {"runs": [asdict(run) for run in runs]}

@@ -21,13 +21,13 @@ from contextvars import ContextVar
 from time import time_ns
 from typing import Any, NamedTuple
 
-from anthropic import AsyncStream, Stream, _base_client
+from anthropic import AsyncStream, BaseModel, Stream, _base_client
 from anthropic._base_client import AsyncAPIClient, SyncAPIClient
 from opentelemetry.context import attach, detach
-from opentelemetry.trace import Span, get_current_span, set_span_in_context
+from opentelemetry.trace import Span, set_span_in_context
 
 from .. import semconv
-from .._genai import GenAICall, GenAIRecorder, OperationKey, instrumentation_suppressed, open_call
+from .._genai import GenAICall, GenAIRecorder, current_parent, new_key, open_call
 from .._genai._streams import AsyncStreamProxy, SyncStreamProxy
 from .._internal_errors import log_internal_error
 from ._clients import client_info, resource_id
@@ -64,9 +64,9 @@ def _start(
 ) -> GenAICall | _Adopting | None:
     """A ``GenAICall`` (own span) or an ``_Adopting`` (the client's span), or None to stay out."""
     try:
-        if instrumentation_suppressed():
+        parent = current_parent()
+        if parent is None:  # instrumentation suppressed
             return None
-        parent = get_current_span()
         scope = getattr(parent, "instrumentation_scope", None)
         if scope is not None and scope.name.startswith(FOREIGN_SCOPES):
             if endpoint.owns_usage:
@@ -78,7 +78,7 @@ def _start(
         info = client_info(client, recorder)
         model = body.get("model")
         model = model if isinstance(model, str) else None
-        key = OperationKey(endpoint.operation, info.provider, model, info.address, info.port)
+        key = new_key(endpoint.operation, info.provider, model, info.address, info.port)
         attributes: dict[str, Any] = {}
         if endpoint.owns_usage:
             attributes[_OWNER] = True
@@ -123,6 +123,9 @@ def _complete(call: GenAICall, endpoint: Endpoint, result: Any, stream: bool) ->
 
 def _parsed(result: Any) -> Any:
     """The parsed result; for a raw response, its decoded body when the client has read it (else None)."""
+    if isinstance(result, BaseModel):
+        # The usual case, checked first: a missing attribute on a pydantic model costs a raised AttributeError.
+        return result
     http_response = getattr(result, "http_response", None)
     if http_response is None:
         return result

@@ -2,10 +2,10 @@
 and the ``OTEL_SEMCONV_STABILITY_OPT_IN`` naming decision). Each library's own subpackage holds only what
 is specific to that library."""
 
-from ._call import GenAICall, instrumentation_suppressed, open_call
+from ._call import GenAICall, current_parent, instrumentation_suppressed, open_call
 from ._content import Content, arguments_object, to_json, tool_definition
 from ._hooks import CompletionHook, ContentUploadHook
-from ._recorder import GenAIRecorder, OperationKey
+from ._recorder import GenAIRecorder, OperationKey, new_key
 from ._usage import TokenUsage, to_int
 
 __all__ = [
@@ -17,7 +17,9 @@ __all__ = [
     "OperationKey",
     "TokenUsage",
     "arguments_object",
+    "current_parent",
     "instrumentation_suppressed",
+    "new_key",
     "open_call",
     "to_int",
     "to_json",

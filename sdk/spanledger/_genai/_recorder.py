@@ -39,7 +39,7 @@ from ._content import CONTENT_ATTRIBUTES, Content
 from ._hooks import CompletionHook, completion_hook_for
 from ._usage import TokenUsage
 
-__all__ = ["GenAIRecorder", "MetricAttributes", "OperationKey"]
+__all__ = ["GenAIRecorder", "MetricAttributes", "OperationKey", "new_key"]
 
 _LATEST = "gen_ai_latest_experimental"
 _LATEST_AND_RELEASED = f"{_LATEST}/dup"
@@ -57,6 +57,13 @@ class OperationKey(NamedTuple):
     request_model: str | None = None
     server_address: str | None = None
     server_port: int | None = None
+
+
+def new_key(
+    operation: str, provider: str, model: str | None, address: str | None, port: int | None
+) -> OperationKey:
+    """``OperationKey(...)`` without the NamedTuple's Python-level ``__new__`` (made once per call)."""
+    return tuple.__new__(OperationKey, (operation, provider, model, address, port))
 
 
 class _MetricAttributeSets(NamedTuple):

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 from google.genai.models import AsyncModels, Models
 from opentelemetry.context import attach, detach
-from opentelemetry.trace import get_current_span, set_span_in_context
+from opentelemetry.trace import set_span_in_context
 
 from .. import semconv
-from .._genai import GenAICall, GenAIRecorder, OperationKey, instrumentation_suppressed, open_call
+from .._genai import GenAICall, GenAIRecorder, current_parent, new_key, open_call
 from .._genai._resource import vertex_model_resource
 from .._genai._streams import observe_async_iterator, observe_iterator
 from .._internal_errors import log_internal_error
@@ -32,18 +32,32 @@ _Operation = semconv.GenAiOperationNameValues
 _Provider = semconv.GenAiProviderNameValues
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _METHODS = ("_generate_content", "_generate_content_stream", "_embed_content")
+_SERVERS_LIMIT = 64
+_servers: dict[str, tuple[str | None, int | None]] = {}
 
 _recorder: GenAIRecorder | None = None
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
+
+
+def _server(base_url: str) -> tuple[str | None, int | None]:
+    """The host and port of ``base_url``, parsed once per URL (parsing costs more than the rest of a call's start)."""
+    found = _servers.get(base_url)
+    if found is None:
+        url = urlsplit(base_url)
+        found = (url.hostname, url.port or _DEFAULT_PORTS.get(url.scheme))
+        if len(_servers) >= _SERVERS_LIMIT:
+            _servers.clear()
+        _servers[base_url] = found
+    return found
 
 
 def _start(
     recorder: GenAIRecorder, models: Any, operation: str, kwargs: dict[str, Any], stream: bool
 ) -> GenAICall | None:
     try:
-        if instrumentation_suppressed():
+        parent = current_parent()
+        if parent is None:  # instrumentation suppressed
             return None
-        parent = get_current_span()
         scope = getattr(parent, "instrumentation_scope", None)
         if scope is not None and scope.name.startswith(FOREIGN_SCOPES):
             parent.set_attribute(semconv.SPANLEDGER_USAGE_OWNER, True)
@@ -51,13 +65,11 @@ def _start(
         client = models._api_client
         vertex = bool(getattr(client, "vertexai", False))
         base_url = getattr(getattr(client, "_http_options", None), "base_url", None) or ""
-        url = urlsplit(base_url)
-        address = url.hostname
-        port = url.port or _DEFAULT_PORTS.get(url.scheme)
+        address, port = _server(base_url)
         model = kwargs.get("model")
         model = model if isinstance(model, str) else None
         provider = _Provider.GCP_VERTEX_AI.value if vertex else _Provider.GCP_GEMINI.value
-        key = OperationKey(operation, provider, model, address, port)
+        key = new_key(operation, provider, model, address, port)
         attributes: dict[str, Any] = {semconv.SPANLEDGER_USAGE_OWNER: True}
         project, location = getattr(client, "project", None), getattr(client, "location", None)
         if vertex and model and project and location:

@@ -2,6 +2,14 @@
 
 The facts are cached on the client instance and recomputed when its ``base_url`` object or the active
 configuration changes, so the per-call cost is one dict lookup and two identity checks.
+
+Reading ``client._base_url`` on openai 3.x costs more than the rest of spanledger's per-call work in
+Python: it goes through two properties, and ``base_url`` runs an ``import`` statement on every read. For
+the client classes whose ``base_url`` is the library's own (it returns the ``_configured_base_url``
+attribute its setter writes), the cache is therefore checked against that attribute, read from the
+instance's ``__dict__``; any other class (the ``openai`` module-level client, whose ``base_url`` can
+come from a module global, subclasses that override it, older releases without that attribute) reads
+``_base_url`` every call.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ __all__ = ["ClientInfo", "client_info", "disable_openai_stream_usage"]
 _INFO_KEY = "_spanledger_openai_info"
 _STREAM_USAGE_OFF_KEY = "_spanledger_openai_stream_usage_off"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+_CONFIGURED_BASE_URL = "_configured_base_url"
+_stored_base_url: dict[type, bool] = {}
+"""Per client class: whether its base URL is the ``_configured_base_url`` attribute (see the module docstring)."""
 
 
 class ClientInfo(NamedTuple):
@@ -49,13 +60,45 @@ def disable_openai_stream_usage(client: Any) -> None:
 def client_info(client: Any, recorder: Recorder) -> ClientInfo:
     """The cached facts about ``client`` under ``recorder``'s configuration."""
     state = client.__dict__
-    base_url = client._base_url
+    cls = type(client)
+    stored = _stored_base_url.get(cls)
+    if stored is None:
+        stored = _stored_base_url[cls] = _base_url_is_stored(cls)
+    base_url = state.get(_CONFIGURED_BASE_URL) if stored else None
+    if base_url is None:
+        base_url = client._base_url
     info: ClientInfo | None = state.get(_INFO_KEY)
     if info is not None and info.base_url is base_url and info.recorder is recorder:
         return info
     info = _compute(client, base_url, recorder)
     state[_INFO_KEY] = info
     return info
+
+
+def _base_url_is_stored(cls: type) -> bool:
+    """Whether ``cls``'s ``_base_url`` and ``base_url`` are openai's own, which return ``_configured_base_url``."""
+    try:
+        import openai
+        from openai._base_client import BaseClient
+
+        own = {
+            vars(openai.OpenAI).get("base_url"),
+            vars(openai.AsyncOpenAI).get("base_url"),
+            vars(BaseClient).get("base_url"),
+        } - {None}
+        return (
+            _static(cls, "_base_url") is vars(BaseClient).get("_base_url") is not None
+            and _static(cls, "base_url") in own
+        )
+    except Exception:
+        return False
+
+
+def _static(cls: type, name: str) -> object:
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
 
 
 def _compute(client: Any, base_url: Any, recorder: Recorder) -> ClientInfo:

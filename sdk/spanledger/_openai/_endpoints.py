@@ -53,28 +53,32 @@ class Endpoint:
         """Whether streams of this endpoint need ``stream_options.include_usage`` to report usage."""
 
 
-def _set_common(body: dict[str, Any], attributes: Attributes, params: tuple[tuple[str, str], ...]) -> None:
-    for key, name in params:
-        value = body.get(key)
-        if value is not None:
+def _set_common(body: dict[str, Any], attributes: Attributes, params: dict[str, str]) -> None:
+    # Over the body, not the parameters: a request names a few of them (model and messages, mostly).
+    for key, value in body.items():
+        name = params.get(key)
+        if name is not None and value is not None:
             attributes[name] = value
 
 
 # --- chat completions ---------------------------------------------------------------------------
 
-_CHAT_PARAMS = (
-    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-    ("frequency_penalty", semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-    ("presence_penalty", semconv.GEN_AI_REQUEST_PRESENCE_PENALTY),
-    ("seed", semconv.GEN_AI_REQUEST_SEED),
-    ("service_tier", semconv.OPENAI_REQUEST_SERVICE_TIER),
-    ("stream", semconv.GEN_AI_REQUEST_STREAM),
-)
+_CHAT_PARAMS = {
+    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+    "frequency_penalty": semconv.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": semconv.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "seed": semconv.GEN_AI_REQUEST_SEED,
+    "service_tier": semconv.OPENAI_REQUEST_SERVICE_TIER,
+    "stream": semconv.GEN_AI_REQUEST_STREAM,
+}
+
+
+_CHAT_API_TYPE = semconv.OpenaiApiTypeValues.CHAT_COMPLETIONS.value  # an enum's .value costs a descriptor call
 
 
 def chat_request_attributes(body: dict[str, Any], attributes: Attributes) -> None:
-    attributes[semconv.OPENAI_API_TYPE] = semconv.OpenaiApiTypeValues.CHAT_COMPLETIONS.value
+    attributes[semconv.OPENAI_API_TYPE] = _CHAT_API_TYPE
     _set_common(body, attributes, _CHAT_PARAMS)
     max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
@@ -97,12 +101,16 @@ def chat_request_attributes(body: dict[str, Any], attributes: Attributes) -> Non
 def chat_usage(usage: Any) -> TokenUsage:
     prompt_details = usage.prompt_tokens_details
     completion_details = usage.completion_tokens_details
-    return TokenUsage(
-        usage.prompt_tokens,
-        usage.completion_tokens,
-        getattr(prompt_details, "cached_tokens", None),
-        getattr(prompt_details, "cache_write_tokens", None),
-        getattr(completion_details, "reasoning_tokens", None),
+    # tuple.__new__: the NamedTuple without its Python-level __new__ (once per call).
+    return tuple.__new__(
+        TokenUsage,
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            getattr(prompt_details, "cached_tokens", None),
+            getattr(prompt_details, "cache_write_tokens", None),
+            getattr(completion_details, "reasoning_tokens", None),
+        ),
     )
 
 
@@ -158,19 +166,22 @@ def chat_input_content(body: dict[str, Any]) -> Content:
 
 # --- responses ----------------------------------------------------------------------------------
 
-_RESPONSES_PARAMS = (
-    ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
-    ("top_p", semconv.GEN_AI_REQUEST_TOP_P),
-    ("max_output_tokens", semconv.GEN_AI_REQUEST_MAX_TOKENS),
-    ("service_tier", semconv.OPENAI_REQUEST_SERVICE_TIER),
-    ("stream", semconv.GEN_AI_REQUEST_STREAM),
-)
+_RESPONSES_PARAMS = {
+    "temperature": semconv.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": semconv.GEN_AI_REQUEST_TOP_P,
+    "max_output_tokens": semconv.GEN_AI_REQUEST_MAX_TOKENS,
+    "service_tier": semconv.OPENAI_REQUEST_SERVICE_TIER,
+    "stream": semconv.GEN_AI_REQUEST_STREAM,
+}
 _RESPONSE_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _RESPONSE_STATUS_FINISH_REASONS = {"completed": "stop", "failed": "error", "cancelled": "cancelled"}
 
 
+_RESPONSES_API_TYPE = semconv.OpenaiApiTypeValues.RESPONSES.value
+
+
 def responses_request_attributes(body: dict[str, Any], attributes: Attributes) -> None:
-    attributes[semconv.OPENAI_API_TYPE] = semconv.OpenaiApiTypeValues.RESPONSES.value
+    attributes[semconv.OPENAI_API_TYPE] = _RESPONSES_API_TYPE
     _set_common(body, attributes, _RESPONSES_PARAMS)
     text = body.get("text")
     if isinstance(text, dict):

@@ -1,0 +1,163 @@
+"""Usage extraction inside ClickHouse: spans inserted into ``otel_traces`` with ``spanledger clickhouse init``'s
+materialized views active, against the same inserts into a bare ``otel_traces`` (no views), in one process.
+
+chdb (the real ClickHouse engine, in-process) stands for the server. The spans are rows as the OTel Collector's
+clickhouse exporter writes them (``OtelTraceRows``), built once before timing: traces of 10 spans, of which 3
+are spanledger owner spans (tokens; every tenth with accelerator-seconds), 2 report tokens in another producer's
+dialect (OpenInference, Vercel AI SDK), 1 has a data-read event and the rest are plain spans, 15-20 attributes
+each. Inserts are blocks of ``--block`` rows (the exporter's default batch is 8,192). Rounds alternate the two
+tables; the figures are the median spans/s over rounds of wall time and of process CPU time (chdb's threads
+included), and the facts the views wrote are checked.
+
+    .venv/bin/python benchmarks/bench_clickhouse_mv.py --spans 200000 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from importlib import resources
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from spanledger import semconv
+from spanledger_collector._decode._usage_sources import USAGE_SOURCES
+from spanledger_collector._engine._ddl import Names
+from spanledger_collector._engine._install import init
+from spanledger_collector._store._clickhouse_client import open_clickhouse
+from spanledger_collector._store._location import parse_store_address
+from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
+
+OTEL_TRACES_DDL = (
+    resources.files("spanledger_collector._store") / "sql" / "clickhouse" / "otel_traces.sql"
+).read_text()
+
+
+def _kv(key: str, value: Any) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    if isinstance(value, float):
+        return KeyValue(key=key, value=AnyValue(double_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def _source(field: str, dialect: str) -> str:
+    return next(s.name for s in USAGE_SOURCES if s.field == field and s.dialect == dialect)
+
+
+COMMON = {semconv.SERVER_ADDRESS: "api.openai.com", semconv.SERVER_PORT: 443, "http.method": "POST",
+          "http.status_code": 200, "thread.id": 1, "code.function": "call", "code.namespace": "app.llm",
+          "net.peer.name": "api.openai.com", "app.request_id": "r-123", "app.user_tier": "pro"}  # fmt: skip
+OWNER = {**COMMON, semconv.SPANLEDGER_USAGE_OWNER: True, semconv.GEN_AI_OPERATION_NAME: "chat",
+         semconv.GEN_AI_PROVIDER_NAME: "openai", semconv.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+         semconv.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18", semconv.GEN_AI_USAGE_INPUT_TOKENS: 1200,
+         semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 200, semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 300,
+         semconv.SPANLEDGER_WORKFLOW_NAME: "support", semconv.SPANLEDGER_TENANT_ID: "acme"}  # fmt: skip
+OPENINFERENCE = {**COMMON, _source("provider", "openinference"): "openai",
+                 _source("request_model", "openinference"): "gpt-4o", _source("input_tokens", "openinference"): 900,
+                 _source("output_tokens", "openinference"): 120,
+                 _source("total_tokens", "openinference"): 1020}  # fmt: skip
+VERCEL = {**COMMON, _source("provider", "vercel-ai"): "openai.chat", _source("request_model", "vercel-ai"): "gpt-4o",
+          _source("input_tokens", "vercel-ai"): 700, _source("output_tokens", "vercel-ai"): 90,
+          _source("workflow", "vercel-ai"): "summarize"}  # fmt: skip
+
+
+def build_request(traces: int, first_trace: int) -> ExportTraceServiceRequest:
+    spans = []
+    for trace in range(first_trace, first_trace + traces):
+        trace_id = trace.to_bytes(16, "big")
+        start = 1_790_000_000 * 10**9 + trace * 1000
+        for index in range(10):
+            attributes: dict[str, Any] = dict(COMMON)
+            events = []
+            if index in (1, 2, 3):
+                attributes = dict(OWNER)
+                if trace % 10 == 0 and index == 1:
+                    attributes[semconv.SPANLEDGER_ACCELERATOR_TIME] = 0.75
+            elif index == 4:
+                attributes = dict(OPENINFERENCE)
+            elif index == 5:
+                attributes = dict(VERCEL)
+            elif index == 6:
+                events = [Span.Event(time_unix_nano=start, name=semconv.EVENT_SPANLEDGER_DATA_READ, attributes=[
+                    _kv(semconv.SPANLEDGER_DATA_SOURCE, "s3://docs/kb.json"),
+                    _kv(semconv.SPANLEDGER_DATA_AGE, 3600.5)])]  # fmt: skip
+            spans.append(Span(trace_id=trace_id, span_id=(trace * 16 + index + 1).to_bytes(8, "big"),
+                              parent_span_id=b"" if index == 0 else (trace * 16 + 1).to_bytes(8, "big"),
+                              name=f"span-{index}", kind=3, start_time_unix_nano=start + index,
+                              end_time_unix_nano=start + index + 250_000_000,
+                              attributes=[_kv(k, v) for k, v in attributes.items()], events=events))  # fmt: skip
+    resource = Resource(attributes=[_kv(semconv.SERVICE_NAME, "bench"), _kv(semconv.CLOUD_PROVIDER, "aws")])
+    return ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])]
+    )
+
+
+def blocks(spans: int, block: int, offset: int) -> list[list[list[Any]]]:
+    out = []
+    for first in range(0, spans // 10, block // 10):
+        rows = OtelTraceRows()
+        rows.add_request(build_request(min(block // 10, spans // 10 - first), offset + first))
+        out.append(rows.columns)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--block", type=int, default=8190, help="rows per insert (whole traces of 10 spans)")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    path = tempfile.mkdtemp(prefix="bench-chmv-")
+    client = open_clickhouse(parse_store_address(f"chdb:{path}"))
+    try:
+        for database in ("with_views", "bare"):
+            client.command(f"CREATE DATABASE {database}")
+            client.command(OTEL_TRACES_DDL.format(database=database, table="otel_traces", cluster="",
+                                                  engine="MergeTree()", ttl=""))  # fmt: skip
+        init(client, Names(database="with_views"), catalog_models=False)
+        results: dict[str, list[tuple[float, float]]] = {"with_views": [], "bare": []}
+        for round_number in range(args.rounds):
+            data = blocks(args.spans, args.block, offset=1 + round_number * args.spans)
+            for database in ("bare", "with_views") if round_number % 2 else ("with_views", "bare"):
+                wall, cpu = time.perf_counter(), time.process_time()
+                for columns in data:
+                    client.insert(f"{database}.otel_traces", columns, column_names=OTEL_TRACES_COLUMNS,
+                                  column_oriented=True)  # fmt: skip
+                results[database].append((time.perf_counter() - wall, time.process_time() - cpu))
+        spans = args.spans
+        facts = client.query("SELECT count() FROM with_views.usage_reports FINAL").result_rows[0][0]
+        # per trace: 3 owner spans x 3 token meters, 2 other producers x 2; accelerator-seconds on every tenth trace
+        expected_facts = args.rounds * (spans // 10 * (3 * 3 + 2 + 2) + spans // 100)
+        summary = {
+            "spans_per_round": spans,
+            "block": args.block,
+            "rounds": args.rounds,
+            "cpus": os.cpu_count(),
+            **{f"{name}_spans_per_s_wall": round(statistics.median(spans / w for w, _ in runs))
+               for name, runs in results.items()},
+            **{f"{name}_spans_per_s_cpu": round(statistics.median(spans / c for _, c in runs))
+               for name, runs in results.items()},
+            "usage_reports_rows": facts,
+            "usage_reports_expected": expected_facts,
+        }  # fmt: skip
+        print(json.dumps(summary, indent=2))
+        return 0 if facts == expected_facts else 1
+    finally:
+        client.close()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

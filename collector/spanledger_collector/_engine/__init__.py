@@ -1,0 +1,1 @@
+"""Usage extraction inside ClickHouse, over the OTel Collector's ``otel_traces`` (``spanledger clickhouse init``)."""

@@ -1,0 +1,195 @@
+"""The SQL ``spanledger clickhouse init`` runs: the files in ``sql/`` filled in from the field tables and the
+generated usage expressions (``_expressions``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+
+from spanledger import semconv
+from spanledger.semconv import SpanledgerMeterValues as Meter
+
+from .._decode._attribution import DEFAULT_ATTRIBUTION, Attribution
+from .._store import DATA_READS, Table
+from .._store._clickhouse_client import quote_identifier as quoted
+from .._store._facts import ESTIMATE_FIELDS, USAGE_FACTS
+from . import _expressions as x
+
+# The token meters the price table prices; the other meters' estimates stay with the collector for now.
+TOKEN_METERS = (
+    Meter.LLM_INPUT_TOKENS.value,
+    Meter.LLM_CACHE_READ_TOKENS.value,
+    Meter.LLM_CACHE_WRITE_TOKENS.value,
+    Meter.LLM_OUTPUT_TOKENS.value,
+)
+NO_PROVIDER = "\0"
+"""The price table's provider for facts without one (genai-prices then matches the model under any provider)."""
+NOT_IN_PRICE_TABLE = "not_in_price_table: run spanledger clickhouse init again to price models seen since"
+NOT_PRICED_IN_ENGINE = "not_priced_in_engine: "
+
+__all__ = [
+    "MAX_DEPTH",
+    "NOT_IN_PRICE_TABLE",
+    "NOT_PRICED_IN_ENGINE",
+    "NO_PROVIDER",
+    "TOKEN_METERS",
+    "Names",
+    "backfill",
+    "quoted",
+    "sql_file",
+    "statements",
+]
+
+MAX_DEPTH = 64
+"""How many ancestors counted-once follows up a trace (the decoder follows all; a deeper trace is unusual)."""
+
+
+def measured(table: Table, *, exclude: tuple[str, ...] = ()) -> Table:
+    return Table(table.name, tuple(field for field in table.fields if field.name not in exclude))
+
+
+@dataclass(frozen=True)
+class Names:
+    """Where ``init`` reads and what it creates."""
+
+    database: str
+    traces_table: str = "otel_traces"
+    traces_database: str = ""
+    usage_reports: str = "usage_reports"
+    data_reads: str = "data_reads"
+    """The view of the data reads, attributed; the events are in ``data_read_events``."""
+    data_read_events: str = "data_read_events"
+    usage_facts: str = "usage_facts"
+    prices: str = "llm_token_prices"
+    attribution: Attribution = field(default=DEFAULT_ATTRIBUTION)
+    """The attribution lists (the ``spanledger_usage`` processor's ``attribution`` setting; its defaults)."""
+
+    @property
+    def traces(self) -> str:
+        return self.traces_database or self.database
+
+
+def sql_file(name: str) -> str:
+    return resources.files(__package__).joinpath("sql").joinpath(name).read_text()
+
+
+_VALID_SPAN = (
+    "length(TraceId) = 32 AND TraceId != repeat('0', 32) AND length(SpanId) = 16 AND SpanId != repeat('0', 16)"
+)
+
+
+def backfill(view_statement: str) -> str:
+    """``INSERT INTO <target> <the view's SELECT>``: what a materialized view would have written for the rows
+    already in the traces table. Safe to repeat, and with the view live: the targets are ReplacingMergeTree on
+    the row identity, so a row written by both collapses into one."""
+    head, select = view_statement.split(" AS\nSELECT", 1)
+    target = head.rsplit(" TO ", 1)[1]
+    return f"INSERT INTO {target}\nSELECT{select}"
+
+
+def _span_chains(names: Names) -> str:
+    """The CTEs that walk each ``starts`` span's ancestors and gather the attribution lists' values on them."""
+    attribution = names.attribution
+    listed = tuple(sorted(attribution.names()))
+    return sql_file("span_chains.sql").format(
+        traces_database=quoted(names.traces),
+        traces_table=quoted(names.traces_table),
+        max_depth=MAX_DEPTH,
+        workflow_values=x.listed_values(attribution.workflow),
+        tenant_values=x.listed_values(attribution.tenant),
+        listed_names="CAST([" + ", ".join(x.literal(name) for name in listed) + "] AS Array(String))",
+    )
+
+
+def _attributed_columns(columns: tuple[str, ...], row: str, attribution: Attribution) -> str:
+    """The select list of ``columns`` of ``row``, workflow and tenant attributed from the ``a`` chains."""
+    chosen = {
+        "workflow": x.attributed(f"{row}.workflow", "a.workflow_chain", len(attribution.workflow)),
+        "tenant": x.attributed(f"{row}.tenant", "a.tenant_chain", len(attribution.tenant)),
+    }
+    return ",\n  ".join(f"{chosen.get(name, f'{row}.{name}')} AS {name}" for name in columns)
+
+
+def statements(names: Names) -> list[str]:
+    """The CREATE statements, in order (each idempotent)."""
+    common = {
+        "database": quoted(names.database),
+        "traces_database": quoted(names.traces),
+        "traces_table": quoted(names.traces_table),
+        "valid_span": _VALID_SPAN,
+        "service": x.SERVICE,
+    }
+    measured_columns = measured(USAGE_FACTS, exclude=ESTIMATE_FIELDS).clickhouse_column_definitions()
+    created = [
+        sql_file("usage_reports.sql").format(**common, table=quoted(names.usage_reports), columns=measured_columns),
+        sql_file("data_reads.sql").format(
+            **common, table=quoted(names.data_read_events), columns=DATA_READS.clickhouse_column_definitions()
+        ),
+    ]
+    for view, description, read, owner, prefilter in (
+        ("usage_owner_spans", "spanledger's owner spans", x.owner_reading, "1", x.OWNER_KEY_PRESENT),
+        ("usage_other_producers", "other producers' spans that report tokens", x.candidate_reading, "0",
+         x.MAY_REPORT),
+    ):  # fmt: skip
+        let = x.Lets("r_")
+        reading = read(let)
+        for name in ("resource_id", "provider", "account_id", "region", "model", "workflow", "tenant"):
+            let(name, getattr(reading, name))
+        let("service", x.SERVICE)
+        let("reports", reading.reports)
+        let("facts", x.facts(let, reading))
+        created.append(
+            sql_file("usage_reports_view.sql").format(
+                **common,
+                view=quoted(f"{names.usage_reports}_{view}"),
+                description=description,
+                table=quoted(names.usage_reports),
+                lets=let.select_list(),
+                owner=owner,
+                prefilter=prefilter,
+            )
+        )
+    let = x.Lets("d_")
+    reads = x.reads_expressions(let, "event_time", "event_name", "event_attributes")
+    for name in ("source", "source_kind", "last_modified", "age_seconds", "bytes", "staleness_method",
+                 "workflow", "tenant"):  # fmt: skip
+        let(name, getattr(reads, name))
+    let("service", x.SERVICE)
+    lets = let.select_list()
+    created.append(
+        sql_file("data_reads_view.sql").format(
+            **common,
+            view=quoted(f"{names.data_reads}_events"),
+            table=quoted(names.data_read_events),
+            lets=lets,
+            condition=reads.condition,
+            event_name=x.literal(semconv.EVENT_SPANLEDGER_DATA_READ),
+        )
+    )
+    span_chains = _span_chains(names)
+    created.append(
+        sql_file("data_reads_attributed.sql").format(
+            **common,
+            view=quoted(names.data_reads),
+            table=quoted(names.data_read_events),
+            span_chains=span_chains,
+            columns=_attributed_columns(DATA_READS.column_names, "e", names.attribution),
+        )
+    )
+    measured_names = [name for name in USAGE_FACTS.column_names if name not in ESTIMATE_FIELDS]
+    created.append(
+        sql_file("usage_facts.sql").format(
+            **common,
+            view=quoted(names.usage_facts),
+            reports=quoted(names.usage_reports),
+            span_chains=span_chains,
+            attributed_columns=_attributed_columns(tuple(measured_names), "f", names.attribution),
+            fact_columns=",\n  ".join(measured_names),
+            prices=quoted(names.prices),
+            no_provider=x.literal(NO_PROVIDER),
+            token_meters="(" + ", ".join(x.literal(meter) for meter in TOKEN_METERS) + ")",
+            not_in_price_table=x.literal(NOT_IN_PRICE_TABLE),
+            not_priced_prefix=x.literal(NOT_PRICED_IN_ENGINE),
+        )
+    )
+    return created

@@ -1,0 +1,421 @@
+"""ClickHouse expressions over one ``otel_traces`` row that read usage as the collector's decoder does.
+
+Everything here is generated from the semconv constants and the usage-sources table (``_usage_sources``,
+from ``semconv/usage-sources.yaml``): no attribute name is spelled in this package. The reference is
+``_decode/_usage.py`` (spanledger's owner spans) and ``_decode/_dialects.py`` (other producers' spans read
+under the OTel GenAI names); each function says which line of the reference it mirrors.
+
+``otel_traces`` keeps every attribute value as text (the exporter's ``AsString``), so the expressions parse
+text: an absent key reads as ``''`` (hence ``mapContains``), token counts are decimal integers, other numbers
+are parsed at scale 18 and rounded half-even to 9 places as ``Decimal.quantize`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final, NamedTuple
+
+from spanledger import semconv
+from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
+from spanledger.semconv import SpanledgerMeterValues as Meter
+from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
+
+from .._decode import MAX_TOKENS
+from .._decode._usage_sources import PROVIDER_VALUES, USAGE_SOURCES
+
+__all__ = [
+    "FACT",
+    "Lets",
+    "SpanReading",
+    "attributed",
+    "candidate_reading",
+    "facts",
+    "listed_values",
+    "literal",
+    "owner_reading",
+    "reads_expressions",
+]
+
+SPAN: Final = "SpanAttributes"
+RESOURCE: Final = "ResourceAttributes"
+_NULL = "NULL"
+
+
+def literal(text: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _array(values: Sequence[str]) -> str:
+    return "[" + ", ".join(literal(value) for value in values) + "]"
+
+
+def present(attributes: str, key: str) -> str:
+    return f"mapContains({attributes}, {literal(key)})"
+
+
+def value(attributes: str, key: str) -> str:
+    """The key's text, NULL when the key is absent (``_VALUES[get(key)] is None``)."""
+    return f"if({present(attributes, key)}, {attributes}[{literal(key)}], {_NULL})"
+
+
+def first(*choices: str) -> str:
+    """The first non-NULL of nullable expressions (``a if a is not None else b``)."""
+    return choices[0] if len(choices) == 1 else f"coalesce({', '.join(choices)})"
+
+
+def first_key(attributes: str, keys: Sequence[str]) -> str:
+    """The text of the first key present (``_dialects._first``)."""
+    return first(*(value(attributes, key) for key in keys))
+
+
+def count(text: str) -> str:
+    """``_dialects._count``: a non-negative integer, else NULL (OTLP ints are printed as decimal digits)."""
+    return f"if(match(ifNull({text}, ''), '^(0|[1-9][0-9]{{0,17}})$'), toInt64OrNull({text}), {_NULL})"
+
+
+def tokens(counted: str) -> str:
+    """``_usage._token_count`` of a :func:`count`: an int in ``[0, MAX_TOKENS]``, else NULL."""
+    return f"if({counted} <= {MAX_TOKENS}, {counted}, {_NULL})"
+
+
+def number(let: Lets, name: str, text: str) -> str:
+    """``_usage._number``: a Decimal quantized to 9 places (half-even), NULL when not a finite number.
+
+    Parsed at scale 18 first: ``toDecimal128OrNull(x, 9)`` truncates. A value with 20 or more integer
+    digits does not quantize within Python's 28 digits and is None there; it is NULL here too.
+    """
+    parsed = let(f"{name}_parsed", f"toDecimal128OrNull(trimBoth(ifNull({text}, '')), 18)")
+    return let(name, f"if(abs({parsed}) < toDecimal128('1e19', 0), roundBankers({parsed}, 9), {_NULL})")
+
+
+def to_float(let: Lets, name: str, text: str) -> str:
+    """``_usage._float``: the quantized number as the nearest double (parsed from its digits)."""
+    return let(name, f"toFloat64OrNull(toString({number(let, f'{name}_number', text)}))")
+
+
+def micros(seconds: str) -> str:
+    """``_usage._seconds_to_datetime``: float seconds to a microsecond time (round half-even); NULL when out
+    of range (Python's OverflowError)."""
+    return f"if(abs({seconds}) < 9.2e12, fromUnixTimestamp64Micro(toInt64(roundBankers({seconds} * 1000000))), {_NULL})"
+
+
+def _meter(meter: Meter) -> str:
+    return literal(meter.value)
+
+
+class Lets:
+    """Named intermediate expressions (``expr AS name``) so that each is written, and computed, once."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.items: list[tuple[str, str]] = []
+
+    def __call__(self, name: str, expression: str) -> str:
+        alias = f"{self.prefix}{name}"
+        if expression != alias:
+            self.items.append((alias, expression))
+        return alias
+
+    def select_list(self) -> str:
+        return ",\n  ".join(f"{expression} AS {alias}" for alias, expression in self.items)
+
+
+class SpanReading(NamedTuple):
+    """What ``_usage._owner_usage`` reads from one span, as ClickHouse expressions (NULL for None)."""
+
+    provider: str
+    declared_type: str
+    resource_id: str
+    account_id: str
+    region: str
+    model: str
+    workflow: str
+    tenant: str
+    input_tokens: str
+    cache_read: str
+    cache_write_first: str
+    cache_creation: str
+    output_tokens: str
+    accelerator_seconds: str
+    accelerator_type: str
+    occupancy_start: str
+    occupancy_end: str
+    egress: str
+    ingress: str
+    boundary: str
+    reports: str
+    """A condition: the span is one whose facts this reading gives (owner, or candidate reporting tokens)."""
+
+
+# _usage._ResourceDefaults.of: the resource's values a span falls back to.
+_RESOURCE_PROVIDER = first_key(RESOURCE, (semconv.GEN_AI_PROVIDER_NAME, semconv.CLOUD_PROVIDER))
+_RESOURCE_WORKFLOW = first_key(RESOURCE, (semconv.SPANLEDGER_WORKFLOW_NAME, semconv.GEN_AI_WORKFLOW_NAME))
+_RESOURCE_TENANT = value(RESOURCE, semconv.SPANLEDGER_TENANT_ID)
+SERVICE: Final = value(RESOURCE, semconv.SERVICE_NAME)
+OWNER_KEY_PRESENT: Final = present(SPAN, semconv.SPANLEDGER_USAGE_OWNER)
+MAY_REPORT: Final = (
+    f"NOT {OWNER_KEY_PRESENT} AND hasAny(mapKeys({SPAN}), "
+    + _array(tuple(source.name for source in USAGE_SOURCES if source.field.endswith("_tokens")
+                   and source.field != "reasoning_tokens"))
+    + ")"
+)  # fmt: skip
+"""A cheap first test (``_dialects.may_report``): the span carries a token attribute of some dialect."""
+OWNER: Final = f"({OWNER_KEY_PRESENT} AND {SPAN}[{literal(semconv.SPANLEDGER_USAGE_OWNER)}] = 'true')"
+
+
+def _span_or_resource(key: str, resource_value: str) -> str:
+    return first(value(SPAN, key), resource_value)
+
+
+def _model(response: str, request: str) -> str:
+    """``response_model or request_model``: an empty response model falls through."""
+    return f"if(ifNull({response}, '') != '', {response}, {request})"
+
+
+def owner_reading(let: Lets) -> SpanReading:
+    """A span marked ``spanledger.usage.owner = true``, read by the names the decoder reads."""
+    span_provider = value(SPAN, semconv.GEN_AI_PROVIDER_NAME)
+    return SpanReading(
+        provider=let("provider", first(span_provider, value(SPAN, semconv.CLOUD_PROVIDER), _RESOURCE_PROVIDER)),
+        declared_type=let("declared_type", value(SPAN, semconv.SPANLEDGER_RESOURCE_TYPE)),
+        resource_id=_span_or_resource(semconv.CLOUD_RESOURCE_ID, value(RESOURCE, semconv.CLOUD_RESOURCE_ID)),
+        account_id=_span_or_resource(semconv.CLOUD_ACCOUNT_ID, value(RESOURCE, semconv.CLOUD_ACCOUNT_ID)),
+        region=_span_or_resource(semconv.CLOUD_REGION, value(RESOURCE, semconv.CLOUD_REGION)),
+        model=_model(
+            let("response_model", value(SPAN, semconv.GEN_AI_RESPONSE_MODEL)),
+            value(SPAN, semconv.GEN_AI_REQUEST_MODEL),
+        ),
+        workflow=workflow(),
+        tenant=tenant(),
+        input_tokens=value(SPAN, semconv.GEN_AI_USAGE_INPUT_TOKENS),
+        cache_read=value(SPAN, semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+        cache_write_first=value(SPAN, semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS),
+        cache_creation=value(SPAN, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+        output_tokens=value(SPAN, semconv.GEN_AI_USAGE_OUTPUT_TOKENS),
+        accelerator_seconds=value(SPAN, semconv.SPANLEDGER_ACCELERATOR_TIME),
+        accelerator_type=value(SPAN, semconv.SPANLEDGER_ACCELERATOR_TYPE),
+        occupancy_start=value(SPAN, semconv.SPANLEDGER_OCCUPANCY_START),
+        occupancy_end=value(SPAN, semconv.SPANLEDGER_OCCUPANCY_END),
+        egress=value(SPAN, semconv.SPANLEDGER_EGRESS_BYTES),
+        ingress=value(SPAN, semconv.SPANLEDGER_INGRESS_BYTES),
+        boundary=value(SPAN, semconv.SPANLEDGER_EGRESS_BOUNDARY),
+        reports=OWNER,
+    )
+
+
+def listed_values(names: Sequence[str]) -> str:
+    """The span's values of the attribution list ``names``, in order, NULL where absent (``_attribution``'s
+    ``_listed_values``: span attributes only, not the resource's)."""
+    return "CAST([" + ", ".join(value(SPAN, name) for name in names) + "] AS Array(Nullable(String)))"
+
+
+def attributed(own: str, chain: str, count: int) -> str:
+    """``_attribution._attributed``: the row's ``own`` value (spanledger's names on the span or resource,
+    ``''`` included) if not NULL, else for each of the ``count`` listed names in order, the first value on the
+    span or its ancestors; ``chain``: the listed values (:func:`listed_values`) of the span, then of each
+    ancestor, nearest first."""
+    if count == 0:
+        return own
+    candidates = f"arrayFlatten(arrayMap(i -> arrayMap(v -> v[i], {chain}), range(1, {count + 1})))"
+    return f"if({own} IS NULL, arrayFirst(v -> v IS NOT NULL, {candidates}), {own})"
+
+
+def workflow() -> str:
+    """``_span_text(get, SPANLEDGER_WORKFLOW_NAME, GEN_AI_WORKFLOW_NAME, resource.workflow)``."""
+    return first(first_key(SPAN, (semconv.SPANLEDGER_WORKFLOW_NAME, semconv.GEN_AI_WORKFLOW_NAME)), _RESOURCE_WORKFLOW)
+
+
+def tenant() -> str:
+    return _span_or_resource(semconv.SPANLEDGER_TENANT_ID, _RESOURCE_TENANT)
+
+
+def _sources(field: str) -> tuple[str, ...]:
+    return tuple(source.name for source in USAGE_SOURCES if source.field == field)
+
+
+_PROVIDER_MEMBERS: Final = tuple(member.value for member in semconv.GenAiProviderNameValues)
+
+
+def _provider(let: Lets, text: str) -> str:
+    """``_dialects._provider``: the value, or its longest dotted prefix, that is a ``gen_ai.provider.name``
+    member is kept; else the longest prefix listed in the usage sources' provider values maps it."""
+    parts = let("provider_parts", f"splitByChar('.', ifNull({text}, ''))")
+    prefixes = (
+        f"arrayMap(n -> arrayStringConcat(arraySlice({parts}, 1, n), '.'), arrayReverse(range(1, length({parts}) + 1)))"
+    )
+    members = _array(_PROVIDER_MEMBERS)
+    mapped_from, mapped_to = _array(tuple(PROVIDER_VALUES)), _array(tuple(PROVIDER_VALUES.values()))
+    hit = let("provider_hit", f"arrayFirst(p -> has({members}, p) OR has({mapped_from}, p), {prefixes})")
+    return let(
+        "provider_mapped",
+        f"if({text} IS NULL OR {hit} = '', {text}, "
+        f"if(has({members}, {hit}), {hit}, transform({hit}, {mapped_from}, {mapped_to}, {hit})))",
+    )
+
+
+def candidate_reading(let: Lets) -> SpanReading:
+    """A span without the owner mark, read through ``_dialects.standard_view``: each usage field from the
+    first of its source attributes present, input derived from uncached input plus cache tokens, output from
+    a total; spanledger's own names other than workflow and tenant read as absent. Workflow and tenant are
+    read as on an owner span (the other names are the attribution lists', applied in ``usage_facts``)."""
+    found = {field: let(f"found_{field}", first_key(SPAN, _sources(field))) for field in (
+        "provider", "request_model", "response_model", "input_tokens", "cache_read_tokens",
+        "cache_write_tokens", "output_tokens", "region",
+    )}  # fmt: skip
+    uncached = let("uncached", count(first_key(SPAN, _sources("uncached_input_tokens"))))
+    derived_input = (
+        f"toString({uncached} + ifNull({count(found['cache_read_tokens'])}, 0)"
+        f" + ifNull({count(found['cache_write_tokens'])}, 0))"
+    )
+    input_tokens = let("input", first(found["input_tokens"], f"if({uncached} IS NULL, {_NULL}, {derived_input})"))
+    input_count = let("input_count", count(input_tokens))
+    total = let("total", count(first_key(SPAN, _sources("total_tokens"))))
+    derived_output = (
+        f"if({total} IS NOT NULL AND {input_count} IS NOT NULL AND {total} >= {input_count}, "
+        f"toString({total} - {input_count}), {_NULL})"
+    )
+    output_tokens = let("output", first(found["output_tokens"], derived_output))
+    reports = " OR ".join(
+        f"{expression} IS NOT NULL"
+        for expression in (input_tokens, found["cache_read_tokens"], found["cache_write_tokens"], output_tokens)
+    )
+    provider = first(_provider(let, found["provider"]), value(SPAN, semconv.CLOUD_PROVIDER), _RESOURCE_PROVIDER)
+    return SpanReading(
+        provider=let("provider", provider),
+        declared_type=_NULL,
+        resource_id=_span_or_resource(semconv.CLOUD_RESOURCE_ID, value(RESOURCE, semconv.CLOUD_RESOURCE_ID)),
+        account_id=_span_or_resource(semconv.CLOUD_ACCOUNT_ID, value(RESOURCE, semconv.CLOUD_ACCOUNT_ID)),
+        region=first(found["region"], value(RESOURCE, semconv.CLOUD_REGION)),
+        model=_model(found["response_model"], found["request_model"]),
+        workflow=workflow(),
+        tenant=tenant(),
+        input_tokens=input_tokens,
+        cache_read=found["cache_read_tokens"],
+        cache_write_first=found["cache_write_tokens"],
+        cache_creation=value(SPAN, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+        output_tokens=output_tokens,
+        accelerator_seconds=_NULL,
+        accelerator_type=_NULL,
+        occupancy_start=_NULL,
+        occupancy_end=_NULL,
+        egress=_NULL,
+        ingress=_NULL,
+        boundary=_NULL,
+        reports=f"(NOT {OWNER_KEY_PRESENT} AND ({reports}))",
+    )
+
+
+START_NANOS: Final = "toUnixTimestamp64Nano(Timestamp)"
+# Duration is UInt64: a span that ends before it starts wraps; read as the signed difference it was.
+END_NANOS: Final = f"({START_NANOS} + reinterpretAsInt64(Duration))"
+_START = f"fromUnixTimestamp64Micro(intDiv({START_NANOS}, 1000))"
+_END = f"fromUnixTimestamp64Micro(intDiv({END_NANOS}, 1000))"
+FACT: Final = "fact"
+"""The ARRAY JOIN alias of one fact: ``(meter, quantity, unit, resource_type, boundary, accelerator_type,
+start_time, end_time)``."""
+
+
+def facts(let: Lets, reading: SpanReading) -> str:
+    """``_owner_usage``: the facts one span gives, as an array (the caller keeps ``0 < quantity < 10**18``)."""
+    llm_type = f"ifNull({reading.declared_type}, {literal(ResourceType.LLM_MODEL.value)})"
+    input_tokens = let("input_tokens", tokens(count(reading.input_tokens)))
+    cache_read = let("cache_read", f"ifNull({tokens(count(reading.cache_read))}, 0)")
+    # `tokens(write) or tokens(creation) or 0`: a zero falls through like an absent value.
+    cache_write_first = let("cache_write_first", f"ifNull({tokens(count(reading.cache_write_first))}, 0)")
+    cache_write = let(
+        "cache_write",
+        f"if({cache_write_first} != 0, {cache_write_first}, ifNull({tokens(count(reading.cache_creation))}, 0))",
+    )
+    output_tokens = let("output_tokens", f"ifNull({tokens(count(reading.output_tokens))}, 0)")
+    provider = reading.provider
+    occupied_from = let("occupied_from", micros(to_float(let, "occupancy_start", reading.occupancy_start)))
+    occupied_to = let("occupied_to", micros(to_float(let, "occupancy_end", reading.occupancy_end)))
+    occupancy_valid = let(
+        "occupancy_valid",
+        f"ifNull({occupied_from} IS NOT NULL AND {occupied_to} IS NOT NULL "
+        f"AND {occupied_to} >= {occupied_from}, false)",
+    )
+    occupied_seconds = f"toDecimal128(dateDiff('microsecond', {occupied_from}, {occupied_to}), 9) / 1000000"
+    span_seconds = f"toDecimal128({END_NANOS} - {START_NANOS}, 9) / 1000000000"
+    endpoint = (
+        f"ifNull({reading.declared_type} = {literal(ResourceType.SAGEMAKER_ENDPOINT.value)} "
+        f"OR {provider} = {literal(semconv.GenAiProviderNameValues.AWS_SAGEMAKER.value)}, false)"
+    )
+    transfer = f"({reading.egress} IS NOT NULL OR {reading.ingress} IS NOT NULL)"
+    boundary = f"if(ifNull({reading.boundary}, '') != '', {reading.boundary}, {literal(Boundary.UNKNOWN.value)})"
+    token_unit, seconds_unit, bytes_unit = literal("{token}"), literal("s"), literal("By")
+    accelerator = number(let, "accelerator_seconds", reading.accelerator_seconds)
+    egress = number(let, "egress", reading.egress)
+    ingress = number(let, "ingress", reading.ingress)
+
+    def fact(
+        condition: str,
+        meter: Meter,
+        quantity: str,
+        unit: str,
+        resource_type: str,
+        *,
+        boundary_value: str = _NULL,
+        accelerator_type: str = _NULL,
+        start: str = _START,
+        end: str = _END,
+    ) -> str:
+        return (
+            f"if({condition}, [tuple({_meter(meter)}, toNullable(toDecimal128({quantity}, 9)), {unit}, "
+            f"CAST({resource_type} AS Nullable(String)), CAST({boundary_value} AS Nullable(String)), "
+            f"CAST({accelerator_type} AS Nullable(String)), {start}, {end})], [])"
+        )  # fmt: skip
+
+    return "arrayConcat(" + ",\n    ".join((
+        fact(f"{input_tokens} IS NOT NULL", Meter.LLM_INPUT_TOKENS,
+             f"toInt64({input_tokens}) - {cache_read} - {cache_write}", token_unit, llm_type),
+        fact("true", Meter.LLM_CACHE_READ_TOKENS, cache_read, token_unit, llm_type),
+        fact("true", Meter.LLM_CACHE_WRITE_TOKENS, cache_write, token_unit, llm_type),
+        fact("true", Meter.LLM_OUTPUT_TOKENS, output_tokens, token_unit, llm_type),
+        fact(f"{reading.accelerator_seconds} IS NOT NULL", Meter.ACCELERATOR_SECONDS, accelerator, seconds_unit,
+             f"ifNull({reading.declared_type}, {literal(ResourceType.GPU_INSTANCE.value)})",
+             accelerator_type=reading.accelerator_type),
+        fact(endpoint, Meter.ENDPOINT_SECONDS, f"if({occupancy_valid}, {occupied_seconds}, {span_seconds})",
+             seconds_unit, literal(ResourceType.SAGEMAKER_ENDPOINT.value),
+             start=f"if({occupancy_valid}, assumeNotNull({occupied_from}), {_START})",
+             end=f"if({occupancy_valid}, assumeNotNull({occupied_to}), {_END})"),
+        fact(transfer, Meter.EGRESS_BYTES, egress, bytes_unit, literal(ResourceType.DATA_TRANSFER.value),
+             boundary_value=boundary),
+        fact(transfer, Meter.INGRESS_BYTES, ingress, bytes_unit, literal(ResourceType.DATA_TRANSFER.value),
+             boundary_value=boundary),
+    )) + ")"  # fmt: skip
+
+
+class ReadsExpressions(NamedTuple):
+    """``_usage._data_reads``, over one element of ``Events`` after ARRAY JOIN."""
+
+    condition: str
+    source: str
+    source_kind: str
+    last_modified: str
+    age_seconds: str
+    bytes: str
+    staleness_method: str
+    workflow: str
+    tenant: str
+
+
+def reads_expressions(let: Lets, event_time: str, event_name: str, event_attributes: str) -> ReadsExpressions:
+    last_modified = to_float(
+        let, "last_modified_seconds", value(event_attributes, semconv.SPANLEDGER_DATA_LAST_MODIFIED)
+    )
+    age = to_float(let, "age_attribute", value(event_attributes, semconv.SPANLEDGER_DATA_AGE))
+    size = number(let, "size", value(event_attributes, semconv.SPANLEDGER_DATA_BYTES))
+    event_seconds = f"toUnixTimestamp64Nano({event_time}) / 1e9"
+    return ReadsExpressions(
+        condition=f"{event_name} = {literal(semconv.EVENT_SPANLEDGER_DATA_READ)}",
+        source=value(event_attributes, semconv.SPANLEDGER_DATA_SOURCE),
+        source_kind=value(event_attributes, semconv.SPANLEDGER_DATA_SOURCE_KIND),
+        last_modified=f"if({last_modified} IS NULL, {_NULL}, {micros(last_modified)})",
+        age_seconds=first(age, f"if({last_modified} IS NULL, {_NULL}, {event_seconds} - {last_modified})"),
+        bytes=f"if({size} >= 0 AND {size} < {2**63 - 1}, toInt64(trunc({size})), {_NULL})",
+        staleness_method=value(event_attributes, semconv.SPANLEDGER_DATA_STALENESS_METHOD),
+        workflow=workflow(),
+        tenant=tenant(),
+    )

@@ -1,0 +1,92 @@
+"""``spanledger clickhouse init``: checks the traces table, creates spanledger's tables and views over it and
+loads the price table. Every statement is idempotent, so ``init`` is safe to run again (and is how the price
+table learns the models seen since)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._ddl import Names, backfill, statements
+from ._prices import load_prices
+
+__all__ = ["REQUIRED_COLUMNS", "InitError", "InitReport", "check_traces_table", "init"]
+
+# The otel_traces columns the views read, with the types the OTel Collector's exporter creates them with.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "Timestamp": ("DateTime64(9)",),
+    "TraceId": ("String",),
+    "SpanId": ("String",),
+    "ParentSpanId": ("String",),
+    "ResourceAttributes": ("Map(LowCardinality(String), String)", "Map(String, String)"),
+    "SpanAttributes": ("Map(LowCardinality(String), String)", "Map(String, String)"),
+    "Duration": ("UInt64", "Int64"),
+    "Events.Timestamp": ("Array(DateTime64(9))",),
+    "Events.Name": ("Array(LowCardinality(String))", "Array(String)"),
+    "Events.Attributes": ("Array(Map(LowCardinality(String), String))", "Array(Map(String, String))"),
+}
+
+
+class InitError(Exception):
+    """The traces table is missing or not the OTel Collector exporter's shape; the message says what."""
+
+
+@dataclass(frozen=True)
+class InitReport:
+    statements: int
+    price_rows: int
+
+
+def check_traces_table(client: Any, names: Names) -> None:
+    """Raises :class:`InitError` naming the missing database, table or column, or the column of another type."""
+    where = f"{names.traces}.{names.traces_table}"
+    databases = {row[0] for row in client.query("SELECT name FROM system.databases").result_rows}
+    if names.traces not in databases:
+        raise InitError(f"database {names.traces!r} does not exist (the traces table {where} is read from it)")
+    if names.database not in databases:
+        raise InitError(f"database {names.database!r} does not exist (create it, or pass --database)")
+    columns = dict(
+        client.query(
+            "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {table:String}",
+            parameters={"db": names.traces, "table": names.traces_table},
+        ).result_rows
+    )
+    if not columns:
+        raise InitError(
+            f"table {where} does not exist: point --traces-table/--database at the table the OTel Collector's "
+            "clickhouse exporter writes (traces_table_name)"
+        )
+    for column, types in REQUIRED_COLUMNS.items():
+        if column not in columns:
+            raise InitError(f"table {where} has no column {column} (it is not the OTel Collector exporter's schema)")
+        if columns[column] not in types:
+            raise InitError(f"table {where} column {column} is {columns[column]}, expected {' or '.join(types)}")
+    engines = client.query(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": names.database, "name": names.data_reads},
+    ).result_rows
+    if engines and engines[0][0] != "View":
+        raise InitError(
+            f"{names.database}.{names.data_reads} is a table ({engines[0][0]}; an earlier init's, or the collector's "
+            f"ClickHouse store's): init makes it a view over {names.data_read_events}; drop or rename it, then run "
+            "init --backfill (docs/clickhouse.md)"
+        )
+
+
+def init(client: Any, names: Names, *, catalog_models: bool = True, backfill_existing: bool = False) -> InitReport:
+    """Check the traces table, then create (or keep) every table and view and load the price table.
+
+    The materialized views see the rows inserted after they exist; ``backfill_existing`` also runs their
+    queries over the rows already in the traces table (once is enough; repeating it is harmless).
+    """
+    check_traces_table(client, names)
+    created = statements(names)
+    for statement in created[:-1]:
+        client.command(statement)
+    if backfill_existing:
+        for statement in created[:-1]:
+            if statement.lstrip("-").find("CREATE MATERIALIZED VIEW") != -1:
+                client.command(backfill(statement))
+    price_rows = load_prices(client, names, catalog_models=catalog_models)
+    client.command(created[-1])  # the usage_facts view reads the price table
+    return InitReport(len(created), price_rows)

@@ -1,0 +1,54 @@
+-- The usage facts the answers read: usage_reports resolved counted-once, priced from the price table.
+-- Counted once (docs/producers.md), per trace and meter: an owner span's facts count; another producer's
+-- span's fact counts unless a descendant reports the same meter (a roll-up) or an ancestor owner does.
+-- Resolved here, at read time, over whole traces: a materialized view sees one insert block, and a trace's
+-- spans arrive in many. Estimates come from the price table: the first piece of the fact's price key whose
+-- interval holds its start time and whose tier holds its quantity.
+CREATE OR REPLACE VIEW {database}.{view} AS
+WITH
+  reports AS (
+    SELECT trace_id, span_id, meter, owner, workflow IS NULL OR tenant IS NULL AS unattributed
+    FROM {database}.{reports} FINAL
+  ),
+  candidate_traces AS (SELECT DISTINCT trace_id FROM reports WHERE owner = 0),
+  -- the spans followed up their traces: every reporting span of a trace with other producers' spans (counted
+  -- once), and the spans whose facts lack a workflow or tenant (attribution)
+  starts AS (
+    SELECT DISTINCT trace_id, span_id FROM reports
+    WHERE unattributed OR trace_id IN (SELECT trace_id FROM candidate_traces)
+  ),
+{span_chains},
+  prices AS (
+    SELECT meter, provider, model,
+      groupArray(tuple(valid_from, valid_until, above, upto, slope, intercept, currency, catalog_version,
+                       unpriced_reason)) AS pieces
+    FROM {database}.{prices} FINAL
+    GROUP BY meter, provider, model
+  ),
+  taken AS (
+    SELECT a.trace_id AS trace_id, a.ancestor AS span_id, r.meter AS meter
+    FROM ancestry AS a INNER JOIN reports AS r ON r.trace_id = a.trace_id AND r.span_id = a.span_id
+    UNION DISTINCT
+    SELECT a.trace_id, a.span_id, r.meter
+    FROM ancestry AS a INNER JOIN reports AS r ON r.trace_id = a.trace_id AND r.span_id = a.ancestor
+    WHERE r.owner = 1
+  )
+SELECT
+  {fact_columns},
+  if(piece_index > 0 AND piece.5 IS NOT NULL,
+     toDecimal128(roundBankers(toDecimal256(quantity, 9) * piece.5 + piece.6, 12), 12), NULL) AS estimated_cost,
+  if(piece_index > 0, piece.7, NULL) AS currency,
+  if(piece_index > 0, piece.8, (SELECT argMax(catalog_version, loaded_at) FROM {database}.{prices})) AS catalog_version,
+  if(piece_index > 0, piece.9,
+     if(meter IN {token_meters}, {not_in_price_table}, concat({not_priced_prefix}, meter))) AS unpriced_reason
+FROM (
+  SELECT {attributed_columns},
+    arrayFirstIndex(x -> x.1 <= f.start_time AND f.start_time < x.2 AND x.3 < f.quantity AND f.quantity <= x.4,
+                    p.pieces) AS piece_index,
+    p.pieces[piece_index] AS piece
+  FROM {database}.{reports} AS f FINAL
+  LEFT JOIN chains AS a ON a.trace_id = f.trace_id AND a.span_id = f.span_id
+  LEFT JOIN prices AS p ON p.meter = f.meter AND p.provider = ifNull(f.provider, {no_provider})
+    AND p.model = ifNull(f.model, '')
+  WHERE f.owner = 1 OR (f.trace_id, f.span_id, f.meter) NOT IN (SELECT trace_id, span_id, meter FROM taken)
+)

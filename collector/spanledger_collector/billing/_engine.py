@@ -1,0 +1,214 @@
+"""The engine the billing SQL runs in: DuckDB (the embedded store) or ClickHouse (a server, or chdb in-process).
+
+The allocation and the answers are SQL files per engine (``sql/duckdb/...``, ``sql/clickhouse/...``, with the
+same names); one Python driver runs them through an :class:`Engine`, which knows only how to fill a file's
+``{{name}}`` placeholders, run a statement, insert rows and quote a literal in its dialect. Facts are read
+through :attr:`Engine.facts`, the one place that says which usage facts count (ClickHouse: ``FINAL``, since
+retried inserts may store a fact twice until the merge).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any, Protocol
+
+import duckdb
+
+from .._store import COUNTED_USAGE_FACTS
+
+__all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "engine_of", "sql_text"]
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+@cache
+def _read(dialect: str, name: str) -> str:
+    node = resources.files("spanledger_collector.billing").joinpath("sql").joinpath(dialect)
+    for part in f"{name}.sql".split("/"):
+        node = node.joinpath(part)
+    return node.read_text(encoding="utf-8")
+
+
+def sql_text(dialect: str, name: str, params: Mapping[str, object]) -> str:
+    """The file ``sql/<dialect>/<name>.sql`` with each ``{{key}}`` replaced by ``str(params[key])``."""
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in params:
+            raise KeyError(f"sql/{dialect}/{name}.sql: no value for {{{{{key}}}}}")
+        return str(params[key])
+
+    return _PLACEHOLDER.sub(fill, _read(dialect, name))
+
+
+class Engine(Protocol):
+    dialect: str
+    facts: str
+    """The relation usage facts are read from (a table name or a parenthesised query; ``FINAL`` where the engine
+    needs it). The one place that says which facts count: a retraction table is an anti-join here."""
+
+    def sql(self, name: str, **params: object) -> str: ...
+
+    def execute(self, sql: str) -> None: ...
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows."""
+        ...
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def literal(self, value: object) -> str: ...
+
+    def has_table(self, name: str) -> bool: ...
+
+    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def drop_temporary(self, names: Sequence[str]) -> None: ...
+
+
+def _timestamp_text(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class DuckDBEngine:
+    dialect = "duckdb"
+    facts = COUNTED_USAGE_FACTS  # the store's view: usage facts no retraction names
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+
+    def sql(self, name: str, **params: object) -> str:
+        return sql_text(self.dialect, name, params)
+
+    def execute(self, sql: str) -> None:
+        self.connection.execute(sql)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql).fetchall()
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cursor = self.connection.execute(sql)
+        return [column[0] for column in cursor.description or []], cursor.fetchall()
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            marks = ", ".join("?" for _ in columns)
+            self.connection.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", [list(row) for row in rows]
+            )
+
+    def literal(self, value: object) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, datetime):
+            return f"TIMESTAMP '{_timestamp_text(value)}'"
+        if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            return str(value)
+        return "'" + str(value).replace("'", "''") + "'"
+
+    def has_table(self, name: str) -> bool:
+        row = self.connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [name]
+        ).fetchone()
+        return bool(row and row[0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+
+    def drop_temporary(self, names: Sequence[str]) -> None:
+        for name in names:
+            self.connection.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+class ClickHouseEngine:
+    """A ``clickhouse-connect`` client: HTTP to a server, or chdb in-process (``chdb:///path``).
+
+    Scratch tables are session ``TEMPORARY`` tables (the client keeps one session). LEFT JOINs yield NULL for
+    a missing row (``join_use_nulls``) as in standard SQL, and a column name wins over a SELECT alias of the same
+    name (``prefer_column_name_to_alias``), which the SQL files rely on.
+    """
+
+    dialect = "clickhouse"
+    _SETTINGS: Mapping[str, Any] = {"join_use_nulls": 1, "prefer_column_name_to_alias": 1}
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        # The collector's store has the counted view (retractions applied); over an OTel Collector's
+        # otel_traces, `spanledger clickhouse init` makes usage_facts itself a view that counts each call once.
+        self.facts = COUNTED_USAGE_FACTS if self.has_table(COUNTED_USAGE_FACTS) else "(SELECT * FROM usage_facts FINAL)"
+
+    def sql(self, name: str, **params: object) -> str:
+        return sql_text(self.dialect, name, params)
+
+    def execute(self, sql: str) -> None:
+        for statement in _statements(sql):
+            self.client.command(statement, settings=self._SETTINGS)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.client.query(sql, settings=self._SETTINGS).result_rows]
+
+    def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        result = self.client.query(sql, settings=self._SETTINGS)
+        return list(result.column_names), [tuple(row) for row in result.result_rows]
+
+    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.client.insert(table, [list(row) for row in rows], column_names=list(columns))
+
+    def literal(self, value: object) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, datetime):
+            return f"toDateTime64('{_timestamp_text(value)}', 6, 'UTC')"
+        if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            return str(value)
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def has_table(self, name: str) -> bool:
+        rows = self.rows(f"EXISTS TABLE {name}")
+        return bool(rows and rows[0][0])
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # No multi-statement transactions: the run row is written last, so a failed run leaves only rows
+        # of a run id no run names (never read).
+        yield
+
+    def drop_temporary(self, names: Sequence[str]) -> None:
+        for name in names:
+            self.client.command(f"DROP TEMPORARY TABLE IF EXISTS {name}")
+
+
+def _statements(sql: str) -> list[str]:
+    """The statements of a file (``;`` at a line's end separates them; ClickHouse takes one at a time)."""
+    return [part.strip() for part in re.split(r";\s*\n", sql + "\n") if part.strip() and not _only_comments(part)]
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
+
+
+def engine_of(store: Any) -> Engine:
+    """The engine of a DuckDB connection or a clickhouse-connect client (an Engine is returned as is)."""
+    if isinstance(store, (DuckDBEngine, ClickHouseEngine)):
+        return store
+    if isinstance(store, duckdb.DuckDBPyConnection):
+        return DuckDBEngine(store)
+    if hasattr(store, "query_arrow") and hasattr(store, "command"):
+        return ClickHouseEngine(store)
+    raise TypeError(f"not a billing store: {type(store).__name__}")

@@ -1,0 +1,1 @@
+f.meter IN ({{meters}}) AND f.end_time >= {{first}} AND f.start_time <= {{last}}

@@ -1,0 +1,2 @@
+-- ClickHouse needs no expression helpers: 128-bit integer division and Decimal rounding are native and exact.
+-- (The DuckDB files define theirs here; the expressions are written out in the steps below.)

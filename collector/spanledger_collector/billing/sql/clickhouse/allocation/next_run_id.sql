@@ -1,0 +1,1 @@
+SELECT max(run_id) + 1 FROM allocation_runs

@@ -1,0 +1,5 @@
+SELECT coalesce({{group}}, '(none)') AS {{group}}, sum(effective_cost) AS cost, sum(billed_cost) AS billed_cost,
+       sumOrNull(estimated_cost) AS estimated_cost, sum(effective_cost) - sumOrNull(estimated_cost) AS variance,
+       uniqExact(trace_id) AS traces
+FROM allocations FINAL WHERE run_id = {{run_id}} AND trace_id IS NOT NULL
+GROUP BY 1 ORDER BY cost DESC, 1 LIMIT {{limit}}

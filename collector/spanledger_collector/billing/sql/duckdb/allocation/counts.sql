@@ -1,0 +1,1 @@
+SELECT (SELECT count(*) FROM al_lines), (SELECT count(*) FROM al_matches)

@@ -1,0 +1,336 @@
+"""Billing in ClickHouse (issue 16), on chdb: the same workload through DuckDB and ClickHouse gives the same usage
+facts and EXACTLY the same allocation rows; every answer (``billing import``, ``allocations``, ``trace``, ``top``,
+``idle``) runs with ``--store chdb:DIR`` and says what it says on DuckDB."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from fixtures.usage_store import add_usage, fact, open_usage_store
+from spanledger import semconv
+from spanledger_collector._cli import main
+from spanledger_collector._store import USAGE_FACTS, DataRead, SpanColumns, UsageFact
+from spanledger_collector._store._clickhouse_client import open_clickhouse
+from spanledger_collector._store._clickhouse_schema import ClickHouseSchema
+from spanledger_collector._store._location import StoreAddress, StoreEngine
+from spanledger_collector.billing import allocate, import_billing
+
+BILLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "billing"
+SAMPLE = BILLING_DATA / "focus_sample_1000.csv"
+needs_sample = pytest.mark.skipif(
+    not SAMPLE.exists(), reason=f"FOCUS sample data not found at {BILLING_DATA} (clone shared/ beside the repo)"
+)
+G5_INSTANCE = "i-09ba12e1l5743720b"
+G5_ACCOUNT = "11353890204"
+G5_HOUR = datetime(2024, 9, 21, 1, 0)
+HOUR = datetime(2025, 2, 3, 10, 0)
+TRACE = [f"{n:032x}" for n in range(4)]
+HEADER = (
+    "BilledCost,EffectiveCost,ListCost,BillingCurrency,BillingAccountId,SubAccountId,ProviderName,"
+    "BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ResourceId,PricingQuantity,"
+    "PricingUnit,ConsumedQuantity,ConsumedUnit,CommitmentDiscountId,ServiceName,x_UsageType\n"
+)
+RULES = """version: 1
+shared_policy: proportional
+rules: []
+"""
+
+
+def _focus_export(directory: Path) -> Path:
+    """A month with GPU hours (capacity), a NAT gateway (shared) and a support fee without an account."""
+    lines = []
+    for hour in range(3):
+        start = HOUR + timedelta(hours=hour)
+        lines.append(
+            f"1.006,1.006,1.2,USD,payer,acct-1,AWS,2025-02-01,2025-03-01,{start:%Y-%m-%dT%H:%M:%SZ},"
+            f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ},Usage,i-gpu{hour % 2},1,Hrs,1,Hrs,,"
+            "Amazon Elastic Compute Cloud,USE1-BoxUsage:g5.xlarge"
+        )
+    lines.append(
+        f"0.7,0.7,0.7,USD,payer,acct-1,AWS,2025-02-01,2025-03-01,{HOUR:%Y-%m-%dT%H:%M:%SZ},"
+        f"{HOUR + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ},Usage,nat-0b,1,Hrs,1,Hrs,,"
+        "Amazon Virtual Private Cloud,USE1-NatGateway-Hours"
+    )
+    lines.append(
+        "10,10,10,USD,payer,,AWS,2025-02-01,2025-03-01,2025-02-01T00:00:00Z,2025-03-01T00:00:00Z,Usage,,1,Dollar,"
+        "1,Dollar,,AWS Support (Business),Dollar"
+    )
+    path = directory / "export.csv"
+    path.write_text(HEADER + "\n".join(lines) + "\n")
+    return path
+
+
+def _workload() -> list[UsageFact]:
+    """Facts with equal weights (remainder ties), straddling facts, overlapping requests and a sample G5 line."""
+    rng = random.Random(16)
+    gpu = {"resource_type": "gpu_instance", "account_id": "acct-1", "region": "us-east-1", "currency": "USD"}
+    facts = []
+    for span in range(1, 121):
+        trace = rng.randrange(1, 40)
+        start = HOUR + timedelta(seconds=rng.randrange(0, 3 * 3600 - 600))
+        seconds = rng.choice([7, 7, 7, 60, 333, 1200])  # many equal weights: ties decide the last 10^-12
+        facts.append(
+            fact(trace, span, "accelerator.seconds", start, seconds, seconds, resource_id=f"i-gpu{span % 2}",
+                 workflow=f"wf{trace % 3}", tenant=f"t{trace % 2}", service="svc",
+                 estimated_cost=(Decimal(seconds) / 3600).quantize(Decimal("1e-12")), **gpu)
+        )  # fmt: skip
+    start = G5_HOUR + timedelta(minutes=2)
+    g5 = {"resource_id": G5_INSTANCE, "resource_type": "gpu_instance", "account_id": G5_ACCOUNT,
+          "region": "us-east-1", "currency": "USD", "workflow": "summarise", "tenant": "acme"}  # fmt: skip
+    facts += [
+        fact(1001, 1001, "accelerator.seconds", start, 300, 300, estimated_cost=Decimal("0.135333333333"), **g5),
+        fact(1002, 1002, "accelerator.seconds", start + timedelta(seconds=400), 200, 200, **g5),
+        fact(1003, 1003, "accelerator.seconds", start + timedelta(seconds=3000), 1200, 1200, **g5),  # straddles
+    ]
+    return facts
+
+
+@pytest.fixture
+def clickhouse(clickhouse_address: StoreAddress) -> Iterator[Any]:
+    client = open_clickhouse(clickhouse_address, create_database=True)
+    for statement in ClickHouseSchema(clickhouse_address.database).statements():
+        client.command(statement)
+    yield client
+    client.close()
+
+
+def _rows(run: Any, sql: str) -> list[tuple[Any, ...]]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    return [tuple(plain(value) for value in row) for row in run(sql)]
+
+
+@needs_sample
+def test_duckdb_and_clickhouse_give_the_same_facts_and_exactly_the_same_allocation_rows(
+    clickhouse: Any, tmp_path: Path
+) -> None:
+    facts = _workload()
+    export = _focus_export(tmp_path)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text((Path(allocate.__code__.co_filename).parent / "rules.yaml").read_text().replace(
+        "shared_policy: none", "shared_policy: proportional"))  # fmt: skip
+    assert "shared_policy: proportional" in rules.read_text()
+
+    store = open_usage_store()
+    add_usage(store, facts)
+    duck = store.cursor()
+    import_billing(duck, [str(SAMPLE), str(export)])
+    duck_runs = allocate(duck, rules_path=rules)
+
+    clickhouse.insert(USAGE_FACTS.name, facts, column_names=list(USAGE_FACTS.column_names))
+    clickhouse.insert(USAGE_FACTS.name, facts[:50], column_names=list(USAGE_FACTS.column_names))  # a retried batch
+    import_billing(clickhouse, [str(SAMPLE), str(export)])
+    house_runs = allocate(clickhouse, rules_path=rules)
+    assert house_runs == duck_runs
+
+    def on_duck(sql: str) -> list[tuple[Any, ...]]:
+        return duck.execute(sql).fetchall()
+
+    def on_house(sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in clickhouse.query(sql).result_rows]
+
+    columns = ", ".join(USAGE_FACTS.column_names)
+    order = "ORDER BY trace_id, span_id, meter"
+    assert _rows(on_house, f"SELECT {columns} FROM usage_facts FINAL {order}") == _rows(
+        on_duck, f"SELECT {columns} FROM usage_facts {order}"
+    )
+    order = "ORDER BY run_id, snapshot_id, line_no"
+    lines = _rows(on_duck, f"SELECT * FROM allocation_lines {order}")
+    assert _rows(on_house, f"SELECT * FROM allocation_lines FINAL {order}") == lines
+    assert {row[4] for row in lines} >= {"capacity", "shared", "none"}
+    rows = [
+        (*row[:4], row[4] or [], *row[5:])  # span ids: NULL in DuckDB, [] in ClickHouse on unallocated rows
+        for row in _rows(on_duck, f"SELECT * FROM allocations {order}, trace_id NULLS LAST")
+    ]
+    assert _rows(on_house, f"SELECT * FROM allocations FINAL {order}, trace_id NULLS LAST") == rows
+    # Ties were decided: some line splits equal weights whose shares differ by 10^-12.
+    assert any(
+        count > 1
+        for (count,) in on_duck(
+            """SELECT count(DISTINCT effective_cost) FROM allocations WHERE trace_id IS NOT NULL
+               GROUP BY run_id, snapshot_id, line_no, usage_quantity HAVING count(*) > 1"""
+        )
+    )
+    # Inputs unchanged: no new run in either engine; a late fact makes a new run that supersedes the old one.
+    assert {run.status for run in allocate(clickhouse, rules_path=rules)} == {"unchanged"}
+    late = fact(7, 999, "accelerator.seconds", HOUR, 5, 5, resource_id="i-gpu0", resource_type="gpu_instance",
+                account_id="acct-1")  # fmt: skip
+    clickhouse.insert(USAGE_FACTS.name, [late], column_names=list(USAGE_FACTS.column_names))
+    rerun = allocate(clickhouse, ["2025-02"], rules_path=rules)
+    assert [run.status for run in rerun] == ["allocated"]
+    current = on_house("SELECT run_id FROM allocation_runs FINAL WHERE superseded_by IS NULL ORDER BY run_id")
+    assert (rerun[0].run_id,) in current and len(current) == 3
+    store.close()
+
+
+def test_a_newer_delivery_supersedes_the_snapshot_in_clickhouse(clickhouse: Any, tmp_path: Path) -> None:
+    export = _focus_export(tmp_path)
+    first = import_billing(clickhouse, [str(export)])
+    assert [s.status for s in first.snapshots] == ["imported"]
+    assert [s.status for s in import_billing(clickhouse, [str(export)]).snapshots] == ["unchanged"]
+    export.write_text(export.read_text().replace("0.7,0.7,0.7", "0.8,0.8,0.8"))
+    second = import_billing(clickhouse, [str(export)])
+    assert [(s.status, s.replaced_snapshot_id) for s in second.snapshots] == [
+        ("replaced", first.snapshots[0].snapshot_id)
+    ]
+    rows = clickhouse.query("SELECT snapshot_id, superseded_by FROM billing_snapshots FINAL ORDER BY seq").result_rows
+    assert [tuple(row) for row in rows] == [
+        (first.snapshots[0].snapshot_id, second.snapshots[0].snapshot_id),
+        (second.snapshots[0].snapshot_id, None),
+    ]
+
+
+# --- every answer through the CLI, on both engines ---
+
+
+def _nanos(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=timezone.utc).timestamp() * 1_000_000_000)
+
+
+SPANS = ((1, 10, None, "summarise"), (1, 1, 10, "gpu inference"), (1, 11, 10, "chat"))
+
+
+def _answer_workload() -> tuple[list[UsageFact], list[DataRead]]:
+    start = G5_HOUR + timedelta(minutes=2)
+    gpu = {"resource_id": G5_INSTANCE, "resource_type": "gpu_instance", "account_id": G5_ACCOUNT,
+           "region": "us-east-1", "currency": "USD", "service": "summariser"}  # fmt: skip
+    facts = [
+        fact(1, 1, "accelerator.seconds", start, 300, 300, estimated_cost=Decimal("0.13"), workflow="summarise",
+             tenant="acme", **gpu),
+        fact(2, 2, "accelerator.seconds", start + timedelta(seconds=400), 200, 200, workflow="summarise",
+             tenant="globex", **gpu),
+        fact(3, 3, "accelerator.seconds", start + timedelta(seconds=700), 100, 100, workflow="translate",
+             tenant="acme", **gpu),
+        fact(1, 11, "llm.input_tokens", start, 2, 1200, model="gpt-4o-mini", workflow="summarise", tenant="acme",
+             estimated_cost=Decimal("0.00018"), currency="USD", service="summariser"),
+        fact(1, 11, "llm.output_tokens", start, 2, 300, model="gpt-4o-mini", workflow="summarise", tenant="acme",
+             estimated_cost=Decimal("0.00018"), currency="USD", service="summariser"),
+    ]  # fmt: skip
+    reads = [
+        DataRead(TRACE[1], f"{10:016x}", 0, start, "s3://docs/report.pdf", "object_store", start - timedelta(hours=2),
+                 7200.0, 52_000, "object_mtime", "summarise", "acme", "summariser")
+    ]  # fmt: skip
+    return facts, reads
+
+
+@pytest.fixture
+def chdb_default(chdb_dir: Path) -> Iterator[Any]:
+    """``chdb:DIR`` names the default database: the CLI's store, emptied before and after."""
+    client = open_clickhouse(StoreAddress(StoreEngine.CHDB, path=str(chdb_dir)))
+
+    def empty() -> None:
+        for (table,) in client.query("SHOW TABLES").result_rows:
+            client.command(f"DROP TABLE IF EXISTS `{table}`")
+
+    empty()
+    yield client
+    empty()
+    client.close()
+
+
+@needs_sample
+def test_every_answer_on_chdb_is_the_answer_on_duckdb(
+    chdb_default: Any, chdb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    facts, reads = _answer_workload()
+    start = G5_HOUR + timedelta(minutes=2)
+    spans = SpanColumns()
+    for trace, span, parent, name in SPANS:
+        spans.trace_id.append(TRACE[trace])
+        spans.span_id.append(f"{span:016x}")
+        spans.parent_span_id.append(None if parent is None else f"{parent:016x}")
+        spans.name.append(name)
+        spans.kind.append(1)
+        spans.service.append("summariser")
+        spans.start_time_unix_nano.append(_nanos(start))
+        spans.end_time_unix_nano.append(_nanos(start + timedelta(seconds=300)))
+        spans.status_code.append(0)
+        spans.unmeasured.append("accelerator: no_permission" if name == "chat" else None)
+    duck_path = tmp_path / "spanledger.duckdb"
+    store = open_usage_store(duck_path)
+    add_usage(store, facts, reads, spans)
+    store.close()
+
+    house = ("--store", f"chdb:{chdb_dir}")
+    assert main(["billing", "import", str(SAMPLE), "--quiet", *house]) == 0  # creates the schema
+    chdb_default.insert(USAGE_FACTS.name, facts, column_names=list(USAGE_FACTS.column_names))
+    chdb_default.insert("data_reads", [tuple(read) for read in reads], column_names=list(DataRead._fields))
+    # Spans as the OTel Collector's clickhouseexporter writes them (every attribute value is text).
+    chdb_default.insert(
+        "otel_traces",
+        [
+            (start, TRACE[trace], f"{span:016x}", "" if parent is None else f"{parent:016x}", name, "Internal",
+             "summariser", {semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON: "no_permission"} if name == "chat"
+             else {}, 300 * 10**9)
+            for trace, span, parent, name in SPANS
+        ],
+        column_names=["Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind", "ServiceName",
+                      "SpanAttributes", "Duration"],
+    )  # fmt: skip
+    assert main(["billing", "allocate", "--force", *house, "--json"]) == 0
+    capsys.readouterr()
+    duck = ("--store", str(duck_path), "--collector", "none")
+    assert main(["billing", "import", str(SAMPLE), "--quiet", *duck]) == 0
+
+    def without_run_ids(value: Any) -> Any:  # ClickHouse ran more runs (allocated at import, then again)
+        if isinstance(value, dict):
+            return {k: without_run_ids(v) for k, v in value.items() if k not in ("run_id", "x_AllocationRunId")}
+        return [without_run_ids(item) for item in value] if isinstance(value, list) else value
+
+    def answer(*args: str) -> tuple[Any, Any]:
+        answers = []
+        for store_args in (duck, house):
+            assert main([*args, *store_args, "--json"]) == 0, capsys.readouterr().err
+            answers.append(without_run_ids(json.loads(capsys.readouterr().out)))
+        return answers[0], answers[1]
+
+    on_duck, on_house = answer("trace", TRACE[1])
+    assert on_house == on_duck
+    assert on_house["totals"]["not_measured"] == [{"span": "chat", "reason": "accelerator: no_permission"}]
+    assert Decimal(on_house["totals"]["allocated_cost"]).quantize(Decimal("0.000001")) == Decimal("0.135333")
+    for by, group in (("cost", "workflow"), ("cost", "tenant"), ("tokens", "model"), ("age", "service"),
+                      ("age", "model")):  # fmt: skip
+        on_duck, on_house = answer("top", "--by", by, "--group", group, "--period", "2024-09")
+        assert on_house == on_duck and on_house["rows"], (by, group)
+    on_duck, on_house = answer("idle", "--period", "2024-09")
+    assert on_house == on_duck and Decimal(on_house["idle_cost"]) > 0
+
+    rows: list[Any] = []
+    for store_args in (duck, house):
+        output = tmp_path / f"allocations-{len(rows)}.json"
+        assert (
+            main(["allocations", "--format", "json", "--output", str(output), "--period", "2024-09", *store_args]) == 0
+        )
+        rows.append(without_run_ids(json.loads(output.read_text())))
+    for document in rows:
+        for row in document["rows"]:
+            for key in ("AllocatedMethodDetails", "AllocatedTags"):  # the same JSON, written by each engine
+                row[key] = row[key] and json.loads(row[key], parse_float=Decimal)
+    assert rows[1] == rows[0]
+    assert main(["trace", "f" * 32, *house]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_an_unreachable_or_unnamed_clickhouse_store_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["top", "--store", "clickhouse+http://user:secret@host/db"]) == 1
+    error = capsys.readouterr().err
+    assert "secret" not in error and "SPANLEDGER_CLICKHOUSE_PASSWORD" in error
+    assert main(["idle", "--store", "chdb:"]) == 1
+    assert "chdb: needs a directory" in capsys.readouterr().err
+
+
+def test_duckdb_is_unchanged_by_the_engine_layer(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    # The DuckDB store still takes a plain connection and needs no ClickHouse package.
+    import_billing(db, [str(_focus_export(tmp_path))])
+    assert {run.billing_period for run in allocate(db)} == {"2025-02"}

@@ -1,0 +1,380 @@
+"""``spanledger clickhouse init`` on chdb (the real ClickHouse engine, in-process): the same spans go through the
+collector's Python decoder and attribution pass (as the ``spanledger_usage`` processor stores them) and, as the
+OTel Collector's clickhouse exporter writes them, into ``otel_traces`` and through the materialized views; the
+usage facts (estimates included) and data reads are equal exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from spanledger import semconv
+from spanledger.semconv import SpanledgerMeterValues as Meter
+from spanledger_collector._cli import main
+from spanledger_collector._decode import MAX_TOKENS, DecodedTraces, decode_traces_python
+from spanledger_collector._decode._attribution import Attribution, AttributionMemory, attribute
+from spanledger_collector._decode._producers import RECENT
+from spanledger_collector._decode._usage_sources import USAGE_SOURCES
+from spanledger_collector._engine._ddl import NOT_IN_PRICE_TABLE, NOT_PRICED_IN_ENGINE, TOKEN_METERS, Names
+from spanledger_collector._engine._install import InitError, init
+from spanledger_collector._pricing._catalog import load_catalog
+from spanledger_collector._processors._usage import UsageSettings
+from spanledger_collector._store import UsageFact
+from spanledger_collector._store._location import StoreAddress
+from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
+from test_collector_producers import DIALECT_SPANS, Node, _encoded, _request, _spans
+
+CATALOG = load_catalog()
+TOKEN_FIELDS = ("input_tokens", "uncached_input_tokens", "cache_read_tokens", "cache_write_tokens",
+                "output_tokens", "total_tokens")  # fmt: skip
+
+
+OTEL_TRACES_DDL = (
+    resources.files("spanledger_collector._store") / "sql" / "clickhouse" / "otel_traces.sql"
+).read_text()
+
+
+def create_otel_traces(client: Any, database: str) -> None:
+    """``otel_traces`` as the OTel Collector's clickhouse exporter creates it (its template, defaults)."""
+    client.command(OTEL_TRACES_DDL.format(database=database, table="otel_traces", cluster="", engine="MergeTree()",
+                                          ttl=""))  # fmt: skip
+
+
+def insert_spans(client: Any, database: str, requests: list[bytes]) -> None:
+    """One insert (the exporter batches 8,192 spans), rows as the exporter writes them."""
+    rows = OtelTraceRows()
+    for request in requests:
+        rows.add_request(ExportTraceServiceRequest.FromString(request))
+    client.insert(f"{database}.otel_traces", rows.columns, column_names=OTEL_TRACES_COLUMNS, column_oriented=True)
+
+
+@pytest.fixture
+def engine(clickhouse_client: Any, clickhouse_address: StoreAddress) -> tuple[Any, Names]:
+    """chdb with the exporter's otel_traces and ``init`` run over it (prices of the models seen only: fast)."""
+    create_otel_traces(clickhouse_client, clickhouse_address.database)
+    names = Names(database=clickhouse_address.database)
+    init(clickhouse_client, names, catalog_models=False)
+    return clickhouse_client, names
+
+
+def _insert(client: Any, names: Names, requests: list[bytes]) -> None:
+    insert_spans(client, names.database, requests)
+
+
+def _engine_estimate(fact: UsageFact) -> UsageFact:
+    """The fact as the engine prices it: token meters from the price table (the collector's numbers); the
+    other meters' estimates are not in the engine yet (docs/clickhouse.md)."""
+    if fact.meter in TOKEN_METERS:
+        return CATALOG.priced(fact)
+    return fact._replace(catalog_version=CATALOG.version, unpriced_reason=NOT_PRICED_IN_ENGINE + fact.meter)
+
+
+def _collector(requests: list[bytes], attribution: Attribution | None = None) -> list[DecodedTraces]:
+    """What the collector stores of each request: the Python decoder, then the ``spanledger_usage`` processor's
+    attribution pass with its default lists (one memory over the requests, as one processor keeps)."""
+    RECENT.clear()
+    memory, decoded = AttributionMemory(), []
+    for request in requests:
+        traces = decode_traces_python(request)
+        attribute(traces, request, attribution or UsageSettings().attribution, memory)
+        decoded.append(traces)
+    return decoded
+
+
+def _python_facts(requests: list[bytes], attribution: Attribution | None = None) -> list[tuple[Any, ...]]:
+    facts = [fact for decoded in _collector(requests, attribution) for fact in decoded.batch.facts]
+    return sorted(tuple(_engine_estimate(fact)) for fact in facts)
+
+
+def _engine_facts(client: Any, names: Names) -> list[tuple[Any, ...]]:
+    return sorted(tuple(row) for row in client.query(f"SELECT * FROM {names.database}.usage_facts").result_rows)
+
+
+def _python_reads(requests: list[bytes]) -> list[tuple[Any, ...]]:
+    return sorted(tuple(read) for decoded in _collector(requests) for read in decoded.batch.data_reads)
+
+
+def _engine_reads(client: Any, names: Names) -> list[tuple[Any, ...]]:
+    return sorted(tuple(row) for row in client.query(f"SELECT * FROM {names.database}.data_reads FINAL").result_rows)
+
+
+def _assert_same(engine: tuple[Any, Names], requests: list[bytes]) -> None:
+    client, names = engine
+    _insert(client, names, requests)
+    init(client, names, catalog_models=False)  # prices the models seen (as a re-run does)
+    python, engine = _python_facts(requests), _engine_facts(client, names)
+    assert python, "the workload gives no facts"
+    differences = [(p, e) for p, e in zip(python, engine, strict=False) if p != e]
+    for python_fact, engine_fact in differences[:3]:
+        print("python", python_fact, "\nengine", engine_fact)
+    assert len(python) == len(engine) and not differences, (len(python), len(engine), differences[:3])
+    assert _python_reads(requests) == _engine_reads(client, names)
+
+
+OWN = {**DIALECT_SPANS["otel-genai"], semconv.SPANLEDGER_USAGE_OWNER: True}
+
+
+def test_each_dialect_and_spanledger_spans_give_the_decoders_facts(engine: tuple[Any, Names]) -> None:
+    requests = [_request(Node(dialect, attributes)) for dialect, attributes in sorted(DIALECT_SPANS.items())]
+    _assert_same(engine, [*requests, _request(Node("spanledger", OWN))])
+
+
+def test_counted_once_matches_the_decoder(engine: tuple[Any, Names]) -> None:
+    genai, openinference = DIALECT_SPANS["otel-genai"], DIALECT_SPANS["openinference"]
+    only_output = {semconv.GEN_AI_USAGE_OUTPUT_TOKENS: 7}
+    _assert_same(engine, [
+        _request(Node("agent", openinference, (Node("llm", genai),))),  # a roll-up
+        _request(Node("agent", {}, (Node("a", genai), Node("b", openinference)))),  # siblings both count
+        _request(Node("framework", genai, (Node("owner", OWN),))),  # the owner decides
+        _request(Node("owner", OWN, (Node("inner", genai),))),  # an owner above has the meters
+        _request(Node("agent", genai, (Node("gap", {}, (Node("llm", only_output),)),))),  # only output rolled up
+    ])  # fmt: skip
+
+
+def test_a_retried_batch_is_counted_once(engine: tuple[Any, Names]) -> None:
+    requests = [_request(Node("agent", DIALECT_SPANS["openinference"], (Node("llm", OWN),)))]
+    _assert_same(engine, requests)
+    client, names = engine
+    before = _engine_facts(client, names)
+    _insert(client, names, requests)  # the exporter retried the batch: every row is in otel_traces twice
+    assert _engine_facts(client, names) == before
+
+
+def test_init_backfills_the_spans_already_stored(clickhouse_client: Any, clickhouse_address: StoreAddress) -> None:
+    client, database = clickhouse_client, clickhouse_address.database
+    create_otel_traces(client, database)
+    requests = [_request(Node("agent", DIALECT_SPANS["openinference"], (Node("llm", OWN),)))]
+    insert_spans(client, database, requests)  # before init: the views never see these rows
+    names = Names(database=database)
+    init(client, names, catalog_models=False)
+    assert _engine_facts(client, names) == []
+    init(client, names, catalog_models=False, backfill_existing=True)
+    init(client, names, catalog_models=False, backfill_existing=True)  # again: no duplicates
+    assert _engine_facts(client, names) == _python_facts(requests)
+
+
+def test_a_model_first_seen_after_init_is_unpriced_until_init_runs_again(engine: tuple[Any, Names]) -> None:
+    client, names = engine
+    _insert(client, names, [_request(Node("spanledger", OWN))])
+    reasons = {row[0] for row in client.query(f"SELECT unpriced_reason FROM {names.database}.usage_facts").result_rows}
+    assert reasons == {NOT_IN_PRICE_TABLE}
+    init(client, names, catalog_models=False)
+    costs = client.query(f"SELECT estimated_cost FROM {names.database}.usage_facts").result_rows
+    assert costs and all(isinstance(cost, Decimal) and cost > 0 for (cost,) in costs)
+
+
+def test_attribution_follows_the_lists_up_the_trace_as_the_collector_does(engine: tuple[Any, Names]) -> None:
+    lists = UsageSettings().attribution
+    genai = DIALECT_SPANS["otel-genai"]
+    root = {lists.tenant[0]: "t-root", lists.workflow[1]: "agent"}
+    middle = {lists.tenant[1]: "t-middle", lists.workflow[2]: "flow"}
+    split = _spans(Node("root", {lists.tenant[0]: "earlier"}, (Node("llm", genai),)))  # the child ends first
+    requests = [
+        # per name in list order, nearest first: the root's first-listed names beat the middle's later ones
+        _request(Node("root", root, (Node("middle", middle, (Node("llm", genai),)),))),
+        # spanledger's names win, an empty one included; the other field is still looked up
+        _request(Node("root", root, (Node("llm", {**genai, semconv.SPANLEDGER_TENANT_ID: ""}),))),
+        _request(Node("owner", {**OWN, **middle})),  # on the span itself
+        _request(Node("llm", genai)),  # nothing listed: NULL
+        _encoded(split[1:]),  # the parent, in an earlier request than its child
+        _encoded(split[:1]),
+    ]
+    _assert_same(engine, requests)
+    attributed = {(fact.workflow, fact.tenant) for decoded in _collector(requests) for fact in decoded.batch.facts}
+    assert attributed == {("agent", "t-root"), ("agent", ""), ("flow", "t-middle"), (None, None), (None, "earlier")}
+    # init with other lists (--workflow-attributes/--tenant-attributes): the processor's with the same lists
+    client, names = engine
+    other = Attribution(workflow=(lists.workflow[2],), tenant=())
+    init(client, dataclasses.replace(names, attribution=other), catalog_models=False)
+    assert _engine_facts(client, names) == _python_facts(requests, other)
+
+
+# --- the differential fuzz: random traces in every dialect, with edge values -------------------------------
+
+_PROVIDERS = ["openai", "openai.chat", "anthropic", "google.vertex.chat", "google.generative-ai", "mistralai",
+              "aws", "aws.bedrock", "aws.sagemaker", "azure", "xai", "", "acme", "OpenAI"]  # fmt: skip
+_MODELS = ["gpt-4o-mini", "gpt-4o-mini-2024-07-18", "gpt-4o", "claude-3-5-sonnet-latest", "gemini-2.5-flash",
+           "o3-mini", "", "no-such-model"]  # fmt: skip
+_NAMES = ["a", "b", "", "ü"]
+
+
+def _sources(*fields: str) -> list[str]:
+    return [source.name for source in USAGE_SOURCES if source.field in fields]
+
+
+def _tokens(rng: random.Random) -> int:
+    return rng.choice([0, 1, 5, 120, 1000, MAX_TOKENS, MAX_TOKENS + 1, -1, rng.randrange(0, 10**6)])
+
+
+def _number(rng: random.Random) -> float | int:
+    return rng.choice([0, 1, 2.5, 0.1, 1e-7, 1.234567890123, -3.0, 1e25, float("nan"), float("inf"), 1e-10,
+                       rng.random() * 100, rng.randrange(0, 10**12)])  # fmt: skip
+
+
+def _value(value: Any) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    return AnyValue(string_value=value)
+
+
+def _attributes(values: dict[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=_value(value)) for key, value in values.items()]
+
+
+def _span_attributes(rng: random.Random) -> dict[str, Any]:
+    kind = rng.random()
+    values: dict[str, Any] = {}
+    if kind < 0.35:  # spanledger's own span
+        if rng.random() < 0.9:
+            values[semconv.SPANLEDGER_USAGE_OWNER] = rng.random() < 0.85
+        for key in (semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+                    semconv.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+                    semconv.GEN_AI_USAGE_OUTPUT_TOKENS):  # fmt: skip
+            if rng.random() < 0.5:
+                values[key] = _tokens(rng)
+        for key in (semconv.SPANLEDGER_ACCELERATOR_TIME, semconv.SPANLEDGER_EGRESS_BYTES,
+                    semconv.SPANLEDGER_INGRESS_BYTES, semconv.SPANLEDGER_OCCUPANCY_START,
+                    semconv.SPANLEDGER_OCCUPANCY_END):  # fmt: skip
+            if rng.random() < 0.2:
+                values[key] = _number(rng)
+        if rng.random() < 0.3:
+            values[semconv.SPANLEDGER_OCCUPANCY_START] = 1.7e9 + rng.random()
+            values[semconv.SPANLEDGER_OCCUPANCY_END] = 1.7e9 + rng.random()
+        for key, choices in ((semconv.SPANLEDGER_RESOURCE_TYPE, ["sagemaker_endpoint", "gpu_instance", "x"]),
+                             (semconv.SPANLEDGER_ACCELERATOR_TYPE, ["NVIDIA H100 80GB HBM3", "", "tpu"]),
+                             (semconv.SPANLEDGER_EGRESS_BOUNDARY, ["internet", "inter_region", "", "unknown"]),
+                             (semconv.GEN_AI_PROVIDER_NAME, _PROVIDERS), (semconv.CLOUD_PROVIDER, ["aws", "gcp"]),
+                             (semconv.GEN_AI_REQUEST_MODEL, _MODELS), (semconv.GEN_AI_RESPONSE_MODEL, _MODELS),
+                             (semconv.SPANLEDGER_WORKFLOW_NAME, _NAMES), (semconv.GEN_AI_WORKFLOW_NAME, _NAMES),
+                             (semconv.SPANLEDGER_TENANT_ID, _NAMES), (semconv.CLOUD_REGION, ["us-east-1", ""]),
+                             (semconv.CLOUD_RESOURCE_ID, ["arn:aws:sagemaker:us-east-1:1:endpoint/e"]),
+                             (semconv.CLOUD_ACCOUNT_ID, ["123"])):  # fmt: skip
+            if rng.random() < 0.3:
+                values[key] = rng.choice(choices)
+    elif kind < 0.9:  # another producer's span, in a mix of dialects
+        for key in _sources(*TOKEN_FIELDS):
+            if rng.random() < 0.12:
+                values[key] = _tokens(rng)
+        for key in _sources("provider"):
+            if rng.random() < 0.2:
+                values[key] = rng.choice(_PROVIDERS)
+        for key in _sources("request_model", "response_model"):
+            if rng.random() < 0.2:
+                values[key] = rng.choice(_MODELS)
+        for key in _sources("workflow", "tenant", "region"):
+            if rng.random() < 0.1:
+                values[key] = rng.choice(_NAMES)
+        if rng.random() < 0.05:
+            values[semconv.SPANLEDGER_USAGE_OWNER] = False
+    return values
+
+
+def _events(rng: random.Random, start: int) -> list[Span.Event]:
+    events = []
+    for _ in range(rng.choice([0, 0, 0, 1, 2])):
+        name = rng.choice([semconv.EVENT_SPANLEDGER_DATA_READ, semconv.EVENT_SPANLEDGER_DATA_READ, "other"])
+        values: dict[str, Any] = {}
+        for key, make in ((semconv.SPANLEDGER_DATA_SOURCE, lambda: rng.choice(["s3://b/k", ""])),
+                          (semconv.SPANLEDGER_DATA_SOURCE_KIND, lambda: rng.choice(["s3", "http"])),
+                          (semconv.SPANLEDGER_DATA_AGE, lambda: _number(rng)),
+                          (semconv.SPANLEDGER_DATA_LAST_MODIFIED, lambda: rng.choice([1.7e9 + rng.random(), 5, -1.5])),
+                          (semconv.SPANLEDGER_DATA_BYTES, lambda: rng.choice([0, 10, -1, 2**62, 3.7])),
+                          (semconv.SPANLEDGER_DATA_STALENESS_METHOD, lambda: "etag")):  # fmt: skip
+            if rng.random() < 0.5:
+                values[key] = make()
+        events.append(Span.Event(time_unix_nano=start + rng.randrange(0, 10**9), name=name,
+                                 attributes=_attributes(values)))  # fmt: skip
+    return events
+
+
+def _random_request(rng: random.Random, traces: int) -> bytes:
+    resource = {semconv.SERVICE_NAME: rng.choice(["svc", "other"])}
+    for key, choices in ((semconv.CLOUD_PROVIDER, ["aws", "gcp"]), (semconv.GEN_AI_PROVIDER_NAME, _PROVIDERS),
+                         (semconv.SPANLEDGER_WORKFLOW_NAME, _NAMES), (semconv.SPANLEDGER_TENANT_ID, _NAMES),
+                         (semconv.CLOUD_REGION, ["us-west-2"])):  # fmt: skip
+        if rng.random() < 0.3:
+            resource[key] = rng.choice(choices)
+    spans = []
+    for _ in range(traces):
+        trace_id = rng.randbytes(16)
+        ids: list[bytes] = []
+        for _ in range(rng.randint(1, 6)):
+            span_id = rng.randbytes(8)
+            parent = rng.choice([b"", *ids, *ids, rng.randbytes(8)]) if ids else b""
+            start = rng.randrange(1_790_000_000, 1_792_000_000) * 10**9 + rng.randrange(10**9)
+            # end >= start: the exporter stores Duration unsigned, so an earlier end is lost (docs/clickhouse.md)
+            end = start + rng.choice([rng.randrange(10**10), 0])
+            spans.append(Span(trace_id=trace_id, span_id=span_id, parent_span_id=parent, name="s",
+                              start_time_unix_nano=start, end_time_unix_nano=end,
+                              attributes=_attributes(_span_attributes(rng)), events=_events(rng, start)))  # fmt: skip
+            ids.append(span_id)
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=Resource(attributes=_attributes(resource)), scope_spans=[ScopeSpans(spans=spans)])])  # fmt: skip
+    return request.SerializeToString()
+
+
+@pytest.mark.timeout(600)  # 200 requests through the decoder and chdb; minutes on a loaded 2-core box
+def test_random_traces_in_every_dialect_give_the_decoders_facts_exactly(engine: tuple[Any, Names]) -> None:
+    rng = random.Random(16)
+    requests = [_random_request(rng, traces=rng.randint(1, 8)) for _ in range(200)]
+    _assert_same(engine, requests)
+    client, names = engine
+    meters = {row[0] for row in client.query(f"SELECT DISTINCT meter FROM {names.database}.usage_facts").result_rows}
+    assert meters == {meter.value for meter in Meter}, "the workload covers every meter"
+
+
+# --- init ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # prices every model of the catalog (~45 s on a shared 2-core box)
+@pytest.mark.timeout(900)
+def test_init_is_idempotent_and_the_cli_reports_what_it_did(
+    engine: tuple[Any, Names], clickhouse_address: StoreAddress, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, names = engine
+    _insert(client, names, [_request(Node("spanledger", OWN))])
+    init(client, names, catalog_models=False)
+    before = _engine_facts(client, names)
+    assert main(["clickhouse", "init", "--store", f"chdb:{clickhouse_address.path}", "--database", names.database]) == 0
+    assert "price rows loaded" in capsys.readouterr().out
+    assert _engine_facts(client, names) == before
+
+
+def test_init_refuses_a_data_reads_table_of_an_earlier_install(engine: tuple[Any, Names]) -> None:
+    client, names = engine
+    client.command(f"DROP VIEW {names.database}.data_reads")
+    client.command(f"CREATE TABLE {names.database}.data_reads (trace_id String) ENGINE = MergeTree ORDER BY ()")
+    with pytest.raises(InitError, match=f"{names.database}.data_reads is a table .MergeTree.*drop or rename it"):
+        init(client, names, catalog_models=False)
+
+
+def test_init_names_the_missing_table_or_column(
+    clickhouse_client: Any, clickhouse_address: StoreAddress, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, database = clickhouse_client, clickhouse_address.database
+    with pytest.raises(InitError, match=f"table {database}.otel_traces does not exist"):
+        init(client, Names(database=database))
+    client.command(
+        f"CREATE TABLE {database}.otel_traces (TraceId String, SpanId String) ENGINE = MergeTree ORDER BY ()"
+    )
+    with pytest.raises(InitError, match="otel_traces has no column Timestamp"):
+        init(client, Names(database=database))
+    assert main(["clickhouse", "init", "--store", f"chdb:{clickhouse_address.path}", "--database", "nowhere"]) == 1
+    assert "database 'nowhere' does not exist" in capsys.readouterr().err
+    own = semconv.SPANLEDGER_TENANT_ID
+    assert main(["clickhouse", "init", "--store", f"chdb:{clickhouse_address.path}", "--tenant-attributes", own]) == 2
+    assert f"--tenant-attributes: {own!r} is spanledger's own name" in capsys.readouterr().err
+    assert main(["clickhouse", "init", "--store", "postgres://x"]) == 2
+    assert "unknown scheme" in capsys.readouterr().err
