@@ -25,6 +25,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 from spanledger import semconv
 
 from .._store import DataRead, UsageFact
+from ._ancestry import SpanKey, ancestors
 from ._otlp import AttributeValues, parse_owner_span, parse_skinny_traces, parse_span_header
 from ._usage import DecodedTraces
 from ._usage import _text as attribute_text
@@ -47,7 +48,6 @@ def _key_bytes(name: str) -> bytes:
     return b"\x0a" + bytes(varint) + encoded
 
 
-_SpanKey = tuple[str, str]
 _NOTHING: dict[str, str] = {}
 _Row = TypeVar("_Row", UsageFact, DataRead)
 _Lookup = Callable[[str, str, tuple[str, ...]], "str | None"]
@@ -147,9 +147,9 @@ class AttributionMemory:
             spans[span_id] = known
 
 
-def _listed_values(data: bytes, names: frozenset[str], pattern: re.Pattern[bytes]) -> dict[_SpanKey, dict[str, str]]:
+def _listed_values(data: bytes, names: frozenset[str], pattern: re.Pattern[bytes]) -> dict[SpanKey, dict[str, str]]:
     """The listed attributes of the request's spans that carry any (a span without their bytes is not parsed)."""
-    found: dict[_SpanKey, dict[str, str]] = {}
+    found: dict[SpanKey, dict[str, str]] = {}
     search = pattern.search
     for resource_spans in parse_skinny_traces(data).resource_spans:
         for scope_spans in resource_spans.scope_spans:
@@ -194,7 +194,7 @@ def attribute(decoded: DecodedTraces, data: bytes, attribution: Attribution, mem
     needy = {row.trace_id for row in _rows(*rows) if row.workflow is None or row.tenant is None}
     values = _listed_values(data, names, attribution.pattern()) if carried else {}
     traces = {trace for trace, _ in values} | known
-    parents: dict[_SpanKey, str | None] = {}
+    parents: dict[SpanKey, str | None] = {}
     for trace in traces:
         for span, earlier in memory.spans(trace).items():
             parents[trace, span] = earlier.parent
@@ -205,12 +205,12 @@ def attribute(decoded: DecodedTraces, data: bytes, attribution: Attribution, mem
             parents[trace, span] = parent
             memory.remember(trace, span, _Known(parent, values.get((trace, span), _NOTHING)))
     if needy:
-        chains: dict[_SpanKey, list[dict[str, str]]] = {}
+        chains: dict[SpanKey, list[dict[str, str]]] = {}
 
         def lookup(trace: str, span: str, listed: tuple[str, ...]) -> str | None:
             chain = chains.get((trace, span))
             if chain is None:
-                keys = [(trace, span), *_ancestors(parents, trace, span)]
+                keys = [(trace, span), *ancestors(parents, trace, span)]
                 chain = chains[trace, span] = [values[key] for key in keys if key in values]
             for name in listed:
                 for carried_values in chain:
@@ -239,16 +239,3 @@ def _attributed(row: _Row, lookup: _Lookup, attribution: Attribution) -> _Row:
     if workflow is row.workflow and tenant is row.tenant:
         return row
     return row._replace(workflow=workflow, tenant=tenant)
-
-
-def _ancestors(parents: dict[_SpanKey, str | None], trace: str, span: str) -> list[_SpanKey]:
-    """The span's known ancestors, nearest first (a parent loop is cut where it closes)."""
-    chain: list[_SpanKey] = []
-    seen = {(trace, span)}
-    parent = parents.get((trace, span))
-    while parent is not None and (trace, parent) not in seen:
-        key = (trace, parent)
-        seen.add(key)
-        chain.append(key)
-        parent = parents.get(key)
-    return chain

@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._store import AncestryCheck, CandidateSpan, SpanColumns, UsageFact, UsageRetraction
+from ._ancestry import SpanKey, ancestors
 
 if TYPE_CHECKING:
     from ._usage import LlmCall
 
 __all__ = ["RECENT", "STORE_CHECK_MARGIN_S", "Candidate", "Candidates", "RecentSpans", "Settled"]
 
-_SpanKey = tuple[str, str]
 _NO_METERS: frozenset[str] = frozenset()
 _NO_FACTS: tuple[UsageFact, ...] = ()
 STORE_CHECK_MARGIN_S = 60.0
@@ -112,7 +112,7 @@ class RecentSpans:
         if len(self._forgotten) > self._max_forgotten:
             self._forgotten.popitem(last=False)
 
-    def remember(self, reporters: dict[_SpanKey, Reported], columns: SpanColumns) -> None:
+    def remember(self, reporters: dict[SpanKey, Reported], columns: SpanColumns) -> None:
         """The request's spans of the traces where some span reported usage (``reporters``)."""
         traces = {trace for trace, _ in reporters}
         known, max_spans, not_reporting = self._traces, self._max_spans, (_NO_METERS, False, _NO_FACTS)
@@ -191,10 +191,10 @@ class Candidates:
         if not traces:
             return None
 
-        parents: dict[_SpanKey, str | None] = {}
-        owned: dict[_SpanKey, set[str]] = {}
-        reported: dict[_SpanKey, set[str]] = {}
-        counted_before: dict[_SpanKey, tuple[UsageFact, ...]] = {}
+        parents: dict[SpanKey, str | None] = {}
+        owned: dict[SpanKey, set[str]] = {}
+        reported: dict[SpanKey, set[str]] = {}
+        counted_before: dict[SpanKey, tuple[UsageFact, ...]] = {}
         for trace in traces:
             for span, earlier in recent.spans(trace).items():
                 parents[trace, span] = earlier.parent
@@ -204,7 +204,7 @@ class Candidates:
                         owned.setdefault((trace, span), set()).update(earlier.meters)
                 if earlier.counted:
                     counted_before[trace, span] = earlier.counted
-        starts: dict[_SpanKey, int] = {}
+        starts: dict[SpanKey, int] = {}
         for trace, span, parent, start in zip(
             columns.trace_id, columns.span_id, columns.parent_span_id, columns.start_time_unix_nano, strict=True
         ):
@@ -212,7 +212,7 @@ class Candidates:
                 parents[trace, span] = parent
                 starts[trace, span] = start
         # This request's reporting spans: (meters, owner).
-        now: dict[_SpanKey, tuple[set[str], bool]] = {}
+        now: dict[SpanKey, tuple[set[str], bool]] = {}
         for fact in owner_facts:
             if fact.trace_id in traces:
                 key = (fact.trace_id, fact.span_id)
@@ -224,15 +224,15 @@ class Candidates:
             meters = {fact.meter for fact in candidate.facts}
             reported.setdefault(key, set()).update(meters)
             now.setdefault(key, (set(), False))[0].update(meters)
-        below: dict[_SpanKey, set[str]] = {}
-        chains: dict[_SpanKey, list[_SpanKey]] = {}  # the ancestors of each reporting span, walked once
+        below: dict[SpanKey, set[str]] = {}
+        chains: dict[SpanKey, list[SpanKey]] = {}  # the ancestors of each reporting span, walked once
         for key, meters in reported.items():
-            chain = chains[key] = _ancestors(parents, *key)
+            chain = chains[key] = ancestors(parents, *key)
             for ancestor in chain:
                 below.setdefault(ancestor, set()).update(meters)
 
         settled = Settled([], [], [], [], [], [])
-        remembered: dict[_SpanKey, Reported] = {
+        remembered: dict[SpanKey, Reported] = {
             key: Reported(frozenset(meters), True) for key, (meters, owner) in now.items() if owner
         }
         for candidate in self.spans:
@@ -254,7 +254,7 @@ class Candidates:
                 _retract(settled, recent, counted_before, ancestor, meters, span)
             if owner:
                 for below_owner in list(counted_before):
-                    if below_owner[0] == trace and (trace, span) in _ancestors(parents, *below_owner):
+                    if below_owner[0] == trace and (trace, span) in ancestors(parents, *below_owner):
                         _retract(settled, recent, counted_before, below_owner, meters, span)
         # What the memory may not hold: the store checks the ancestors of the spans whose facts count.
         for facts, owner in ((settled.facts, False), (owner_facts, True)):
@@ -269,8 +269,8 @@ class Candidates:
 def _retract(
     settled: Settled,
     recent: RecentSpans,
-    counted_before: dict[_SpanKey, tuple[UsageFact, ...]],
-    span: _SpanKey,
+    counted_before: dict[SpanKey, tuple[UsageFact, ...]],
+    span: SpanKey,
     meters: set[str],
     by: str,
 ) -> None:
@@ -287,17 +287,3 @@ def _retract(
         else:
             kept.append(fact)
     counted_before[span] = tuple(kept)
-
-
-def _ancestors(parents: dict[_SpanKey, str | None], trace: str, span: str) -> list[_SpanKey]:
-    """The span's ancestors that are known, nearest first (a parent loop is cut where it closes)."""
-    chain: list[_SpanKey] = []
-    seen = {(trace, span)}
-    parent = parents.get((trace, span))
-    while parent is not None and (trace, parent) not in seen:
-        key = (trace, parent)
-        seen.add(key)
-        if key in parents:
-            chain.append(key)
-        parent = parents.get(key)
-    return chain
