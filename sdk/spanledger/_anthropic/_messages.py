@@ -133,7 +133,7 @@ def _stream_event(call: GenAICall, event: Any) -> None:
             call.usage = reported if call.usage is None else call.usage.overlaid(reported)
             _server_tool_use(call, usage)
         # The client's own span (when it traces itself) ends with the body, before the caller sees the end.
-        call.flush(final=True)
+        call.flush()
 
 
 def _count_result(call: GenAICall, result: Any) -> None:

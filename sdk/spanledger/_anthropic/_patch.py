@@ -150,7 +150,7 @@ def _finish(client: Any, span: Span, result: Any) -> None:
             data = getattr(result, "data", None)
             if not adopting.stream and getattr(result, "error", None) is None and data is not None:
                 adopting.endpoint.result(call, _parsed(data))
-                call.flush(final=True)
+                call.flush()
         except Exception:
             log_internal_error("anthropic client span")
     _original_finish(client, span, result)  # type: ignore[misc]

@@ -10,8 +10,8 @@ A call ends exactly once: when a non-stream result is read, when its stream is e
 broken off, or when the stream is garbage-collected. Nothing here raises into the application.
 
 Content (when the capture mode or a completion hook wants it) is placed by ``GenAIRecorder.finish_content``
-like every other provider's, once per call: when the call ends, or for an adopted span at its last
-``flush``, while the library's span can still take attributes.
+like every other provider's, once per call: when the call ends, or for an adopted span at its ``flush``,
+while the library's span can still take attributes.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class GenAICall:
         self.content: Content | None = None
         """The call's content, when it is collected (capture mode or completion hook)."""
         self.content_done = False
+        """Whether the content and event were placed (at an adopted span's flush, else at the end)."""
         self.streamed: list[Any] | None = [] if stream and recorder.capture_content else None
         """What a stream said, in the library's own pieces; kept only when content is collected."""
         self.usage_report: Any = None
@@ -156,16 +157,13 @@ class GenAICall:
             self.recorder.add_usage_attributes(attributes, self.usage)
         return attributes
 
-    def flush(self, *, final: bool = False) -> None:
-        """Write what is known so far on an adopted span, which its library may end before this call ends.
-
-        ``final``: the library ends its span next, so the call's content and event are placed now.
-        """
+    def flush(self) -> None:
+        """Write the response on an adopted span, which its library ends before this call ends: called when
+        the response is complete (the result, or the stream's last report); the content and event go too."""
         span = self.span
         if span is not None and not self.owns_span and span.is_recording():
             attributes = self.response_attributes()
-            if final:
-                self._finish_content(span, attributes)
+            self._finish_content(span, attributes)
             span.set_attributes(attributes)
 
     def _finish_content(self, span: Span, attributes: dict[str, Any]) -> None:
