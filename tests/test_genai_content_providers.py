@@ -382,3 +382,32 @@ def test_upload_hook_writes_files_and_refs(
     assert inputs == INPUTS
     outputs = json.loads(Path(urlparse(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES_REF])).path).read_text())
     assert outputs[0]["parts"] == [{"type": "text", "content": REPLY}]
+
+
+@pytest.mark.parametrize("how", ["close", "with"])
+def test_anthropic_client_span_stream_closed_early_keeps_its_content(
+    server: GenAIWireServer, recorded_factory: Callable[..., Recorded], how: str
+) -> None:
+    # The client ends its own span when the stream is closed; what was seen goes onto it first.
+    recorded = recorded_factory(capture_message_content="span_and_event")
+    stream = claude(server, True).messages.create(
+        model=CLAUDE,
+        max_tokens=64,
+        messages=[{"role": "user", "content": "Say hello"}],
+        system="Be brief.",
+        stream=True,
+    )
+    if how == "close":
+        events = iter(stream)
+        next(events)
+        next(events)
+        stream.close()
+    else:
+        with stream:
+            next(iter(stream))
+    attributes = recorded.genai_span().attributes or {}
+    assert json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES])) == INPUTS
+    assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == SYSTEM
+    assert semconv.GEN_AI_USAGE_INPUT_TOKENS in attributes
+    (event,) = recorded.events()
+    assert plain((event.log_record.attributes or {})[semconv.GEN_AI_INPUT_MESSAGES]) == INPUTS

@@ -161,10 +161,15 @@ class GenAICall:
         """Write the response on an adopted span, which its library ends before this call ends: called when
         the response is complete (the result, or the stream's last report); the content and event go too."""
         span = self.span
-        if span is not None and not self.owns_span and span.is_recording():
-            attributes = self.response_attributes()
-            self._finish_content(span, attributes)
-            span.set_attributes(attributes)
+        if span is None or self.owns_span or self.ended:
+            return
+        try:
+            if span.is_recording():
+                attributes = self.response_attributes()
+                self._finish_content(span, attributes)
+                span.set_attributes(attributes)
+        except Exception:
+            log_internal_error("genai span flush")
 
     def _finish_content(self, span: Span, attributes: dict[str, Any]) -> None:
         """Content, hook and event of the call, once (see ``GenAIRecorder.finish_content``)."""
