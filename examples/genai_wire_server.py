@@ -9,7 +9,13 @@ Anthropic (``base_url=server.url``):
   ``server_tool_use.web_search_requests``.
 * ``POST /v1/messages/count_tokens``: ``{"input_tokens": N}``.
 * Vertex: ``POST /v1/projects/{p}/locations/{l}/publishers/anthropic/models/{m}:rawPredict`` and
-  ``:streamRawPredict`` (same bodies). Bedrock: ``POST /model/{m}/invoke`` (JSON only).
+  ``:streamRawPredict`` (same bodies). Bedrock: ``POST /model/{m}/invoke`` (the same JSON) and
+  ``/model/{m}/invoke-with-response-stream``: the same events as Bedrock sends them, in the AWS event-stream
+  encoding (``application/vnd.amazon.eventstream``; each a ``chunk`` event whose JSON payload holds the
+  Anthropic event's JSON, base64-encoded, in ``bytes``; ``message_stop`` with
+  ``amazon-bedrock-invocationMetrics``).
+* Model names containing ``tool-call`` answer with a ``tool_use`` block calling the request's first tool with
+  ``{"city": "Paris"}`` (streamed as ``input_json_delta`` pieces), stop reason ``tool_use``.
 
 Gemini (``http_options={"base_url": server.url}``):
 
@@ -18,15 +24,18 @@ Gemini (``http_options={"base_url": server.url}``):
   ``GenerateContentResponse`` with ``usageMetadata`` (prompt incl. cached content, candidates, thoughts,
   tool-use prompt tokens).
 * ``:streamGenerateContent?alt=sse``: ``data:`` chunks, each with the running ``usageMetadata``.
+* Model names containing ``tool-call`` answer with a ``functionCall`` part calling the request's first
+  function declaration with ``{"city": "Paris"}`` (streamed after a text chunk).
 * ``:batchEmbedContents`` (Gemini API) and ``:predict`` (Vertex, with token-count statistics).
 
 Model names ``error-<status>`` answer that status with the provider's error body; ``error-stream`` breaks
-the stream off after two events.
+the stream off after two events (on Bedrock's event stream: sends a ``modelStreamErrorException`` frame).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import re
@@ -34,6 +43,8 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from aws_runtime_server import encode_event
 
 __all__ = ["GenAIWireServer", "start_server"]
 
@@ -54,6 +65,14 @@ GEMINI_MODEL_SUFFIX = "-001"
 
 _VERTEX_ANTHROPIC = re.compile(r"/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/([^/:]+):(\w+)$")
 _BEDROCK = re.compile(r"/model/([^/]+)/(invoke|invoke-with-response-stream)$")
+_BEDROCK_CHUNK = {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}
+_BEDROCK_ERROR = {
+    ":exception-type": "modelStreamErrorException",
+    ":content-type": "application/json",
+    ":message-type": "exception",
+}
+TOOL_ARGUMENTS = {"city": "Paris"}
+_TOOL_ARGUMENT_PIECES = ('{"city": ', '"Paris"}')
 _GEMINI = re.compile(r"/(?:[^/]+/)?(?:projects/[^/]+/locations/[^/]+/publishers/google/)?models/([^/:]+):(\w+)$")
 
 
@@ -69,6 +88,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: _HTTPServer
+    eventstream = False
+    """Whether the stream being sent is in the AWS event-stream encoding (Bedrock) rather than SSE."""
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.owner.verbose:
@@ -87,14 +108,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _start_sse(self) -> None:
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        if self.eventstream:
+            self.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        else:
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
         self.end_headers()
 
     def _sse(self, payload: Any, event: str | None = None) -> None:
-        text = (f"event: {event}\n" if event else "") + f"data: {json.dumps(payload)}\n\n"
-        raw = text.encode()
+        if self.eventstream:
+            chunk = {"bytes": base64.b64encode(json.dumps(payload).encode()).decode()}
+            raw = encode_event(_BEDROCK_CHUNK, json.dumps(chunk).encode())
+        else:
+            text = (f"event: {event}\n" if event else "") + f"data: {json.dumps(payload)}\n\n"
+            raw = text.encode()
+        self._send_chunk(raw)
+
+    def _send_chunk(self, raw: bytes) -> None:
         self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
         self.wfile.flush()
 
@@ -119,12 +150,14 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         with owner.lock:
             owner.requests.append(RecordedRequest(path, query, body, {k.lower(): v for k, v in self.headers.items()}))
+        self.eventstream = False
         if path in ("/v1/messages", "/v1/messages/count_tokens"):
             self._anthropic(path, body, str(body.get("model", "")), bool(body.get("stream")))
         elif match := _VERTEX_ANTHROPIC.search(path):
             self._anthropic("/v1/messages", body, match.group(1), match.group(2) == "streamRawPredict")
         elif match := _BEDROCK.search(path):
-            self._anthropic("/v1/messages", body, match.group(1), False)
+            self.eventstream = match.group(2) == "invoke-with-response-stream"
+            self._anthropic("/v1/messages", body, match.group(1), self.eventstream)
         elif match := _GEMINI.search(path):
             self._gemini(match.group(2), body, match.group(1), path)
         else:
@@ -155,6 +188,11 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if searches:
             usage["server_tool_use"] = {"web_search_requests": searches, "web_fetch_requests": 0}
+        tool_use: dict[str, Any] | None = None
+        if "tool-call" in model:
+            tools = [tool for tool in body.get("tools") or [] if isinstance(tool, dict)]
+            name = tools[0].get("name") if tools else "tool"
+            tool_use = {"type": "tool_use", "id": f"toolu_{message_id}", "name": name, "input": TOOL_ARGUMENTS}
         if not stream:
             self._send_json(
                 200,
@@ -163,8 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
                     "type": "message",
                     "role": "assistant",
                     "model": model,
-                    "content": [{"type": "text", "text": "".join(REPLY_WORDS)}],
-                    "stop_reason": "end_turn",
+                    "content": [tool_use] if tool_use else [{"type": "text", "text": "".join(REPLY_WORDS)}],
+                    "stop_reason": "tool_use" if tool_use else "end_turn",
                     "stop_sequence": None,
                     "usage": usage,
                 },
@@ -189,18 +227,37 @@ class _Handler(BaseHTTPRequestHandler):
             },
             "message_start",
         )
-        self._sse(
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-            "content_block_start",
-        )
-        for number, word in enumerate(REPLY_WORDS):
-            if model == "error-stream" and number == 2:
-                self._drop_connection()
-                return
+        if tool_use:
             self._sse(
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}},
-                "content_block_delta",
+                {"type": "content_block_start", "index": 0, "content_block": {**tool_use, "input": {}}},
+                "content_block_start",
             )
+            for piece in _TOOL_ARGUMENT_PIECES:
+                self._sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                    "content_block_delta",
+                )
+        else:
+            self._sse(
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                "content_block_start",
+            )
+            for number, word in enumerate(REPLY_WORDS):
+                if model == "error-stream" and number == 2:
+                    if self.eventstream:  # Bedrock reports a failed stream in an exception frame
+                        self._send_chunk(encode_event(_BEDROCK_ERROR, b'{"message": "the model stream failed"}'))
+                        self._end_sse()
+                    else:
+                        self._drop_connection()
+                    return
+                self._sse(
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": word}},
+                    "content_block_delta",
+                )
         self._sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
         delta_usage: dict[str, Any] = {"output_tokens": len(REPLY_WORDS)}
         if searches:
@@ -208,12 +265,22 @@ class _Handler(BaseHTTPRequestHandler):
         self._sse(
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": "tool_use" if tool_use else "end_turn", "stop_sequence": None},
                 "usage": delta_usage,
             },
             "message_delta",
         )
-        self._sse({"type": "message_stop"}, "message_stop")
+        stop: dict[str, Any] = {"type": "message_stop"}
+        if self.eventstream:
+            stop["amazon-bedrock-invocationMetrics"] = {
+                "inputTokenCount": ANTHROPIC_INPUT_TOKENS,
+                "outputTokenCount": len(REPLY_WORDS),
+                "invocationLatency": 12,
+                "firstByteLatency": 3,
+                "cacheReadInputTokenCount": ANTHROPIC_CACHE_READ_TOKENS,
+                "cacheWriteInputTokenCount": ANTHROPIC_CACHE_CREATION_TOKENS,
+            }
+        self._sse(stop, "message_stop")
         self._end_sse()
 
     # --- Gemini ---------------------------------------------------------------------------------
@@ -243,8 +310,18 @@ class _Handler(BaseHTTPRequestHandler):
         response_id = f"resp-{self.server.owner.next_id()}"
         model_version = f"{model}{GEMINI_MODEL_SUFFIX}"
 
+        function_call: dict[str, Any] | None = None
+        if "tool-call" in model:
+            tools = [tool for tool in (body.get("tools") or []) if isinstance(tool, dict)]
+            declarations = [d for tool in tools for d in tool.get("functionDeclarations") or []]
+            name = declarations[0].get("name") if declarations else "tool"
+            function_call = {"functionCall": {"name": name, "args": TOOL_ARGUMENTS}}
+
         def response(text: str, finish: str | None, usage_metadata: dict[str, Any]) -> dict[str, Any]:
-            candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
+            parts: list[dict[str, Any]] = [{"text": text}]
+            if function_call and finish:
+                parts = [function_call] if method == "generateContent" else [{"text": text}, function_call]
+            candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
             if finish:
                 candidate["finishReason"] = finish
             payload: dict[str, Any] = {

@@ -351,3 +351,95 @@ def test_event_only_puts_no_content_on_spans(server: GenAIWireServer) -> None:
             assert semconv.GEN_AI_SYSTEM_INSTRUCTIONS not in attributes
     finally:
         recorded.handle.shutdown()
+
+
+def bedrock_client(server: GenAIWireServer, **options: Any) -> anthropic.AnthropicBedrock:
+    return anthropic.AnthropicBedrock(
+        aws_region="us-east-1", aws_access_key="AKIDEXAMPLE", aws_secret_key="secret", base_url=server.url, **options
+    )
+
+
+BEDROCK_MODEL = "anthropic.claude-sonnet-4-5-v1:0"
+BEDROCK_ARN = f"arn:aws:bedrock:us-east-1::foundation-model/{BEDROCK_MODEL}"
+
+
+@pytest.mark.parametrize("how", ["create", "helper"])
+def test_bedrock_client_stream_over_the_aws_event_stream(server: GenAIWireServer, recorded: Recorded, how: str) -> None:
+    # The Bedrock client streams over /invoke-with-response-stream in the AWS event-stream encoding: each
+    # Anthropic event is a base64 ``bytes`` chunk, decoded by botocore's EventStreamBuffer inside the client.
+    client = bedrock_client(server, open_telemetry=False)
+    if how == "create":
+        stream = client.messages.create(model=BEDROCK_MODEL, max_tokens=8, messages=MESSAGES, stream=True)
+        kinds = [event.type for event in stream]
+        assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    else:
+        with client.messages.stream(model=BEDROCK_MODEL, max_tokens=8, messages=MESSAGES) as helper:
+            assert "".join(helper.text_stream) == "".join(REPLY_WORDS)
+    assert server.requests[-1].path == f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"
+    span = recorded.llm_span()
+    assert span.end_time is not None
+    attributes = span.attributes or {}
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "aws.bedrock"
+    assert attributes[semconv.CLOUD_RESOURCE_ID] == BEDROCK_ARN
+    assert attributes[semconv.GEN_AI_REQUEST_STREAM] is True
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert_usage(attributes)
+    tokens = {
+        point.attributes[semconv.GEN_AI_TOKEN_TYPE]: point.sum
+        for point in recorded.metrics()["gen_ai.client.token.usage"]
+    }
+    assert tokens == {"input": INPUT_TOTAL, "output": len(REPLY_WORDS)}
+
+
+def test_bedrock_client_stream_closed_early(server: GenAIWireServer, recorded: Recorded) -> None:
+    stream = bedrock_client(server, open_telemetry=False).messages.create(
+        model=BEDROCK_MODEL, max_tokens=8, messages=MESSAGES, stream=True
+    )
+    next(iter(stream))  # message_start only
+    stream.close()
+    span = recorded.llm_span()
+    assert span.end_time is not None
+    attributes = span.attributes or {}
+    assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "aws.bedrock"
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == INPUT_TOTAL
+    assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == ANTHROPIC_CACHE_READ_TOKENS
+
+
+async def test_bedrock_client_async_stream_and_its_own_span(server: GenAIWireServer, recorded: Recorded) -> None:
+    async_client = anthropic.AsyncAnthropicBedrock(
+        aws_region="us-east-1",
+        aws_access_key="AKIDEXAMPLE",
+        aws_secret_key="secret",
+        base_url=server.url,
+        open_telemetry=False,
+    )
+    async for _ in await async_client.messages.create(
+        model=BEDROCK_MODEL, max_tokens=8, messages=MESSAGES, stream=True
+    ):
+        pass
+    # A Bedrock client tracing itself: spanledger adopts its span, as for the first-party client.
+    for _ in bedrock_client(server).messages.create(model=BEDROCK_MODEL, max_tokens=8, messages=MESSAGES, stream=True):
+        pass
+    spans = recorded.token_spans()
+    scopes = [s.instrumentation_scope.name if s.instrumentation_scope else None for s in spans]
+    assert scopes == [OWN_SCOPE, f"{CLIENT_SCOPE}.bedrock"]
+    for span in spans:
+        attributes = span.attributes or {}
+        assert attributes[semconv.GEN_AI_PROVIDER_NAME] == "aws.bedrock"
+        assert attributes[semconv.CLOUD_RESOURCE_ID] == BEDROCK_ARN
+        assert_usage(attributes)
+
+
+def test_bedrock_client_stream_error_frame_reaches_the_caller(server: GenAIWireServer, recorded: Recorded) -> None:
+    stream = bedrock_client(server, open_telemetry=False).messages.create(
+        model="error-stream", max_tokens=8, messages=MESSAGES, stream=True
+    )
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        for _ in stream:
+            pass
+    assert "modelStreamErrorException" in str(raised.value)
+    span = recorded.llm_span()
+    assert span.end_time is not None and span.status.status_code is StatusCode.ERROR
+    attributes = span.attributes or {}
+    assert attributes[semconv.ERROR_TYPE] == f"anthropic.{type(raised.value).__name__}"
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == INPUT_TOTAL  # message_start came before the error

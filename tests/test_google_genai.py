@@ -150,6 +150,27 @@ def test_stream_usage_from_the_last_chunk(server: GenAIWireServer, recorded: Rec
     assert attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
 
 
+def test_stream_converts_only_the_last_usage_report(
+    server: GenAIWireServer, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every chunk repeats the running usage_metadata; converting each one is wasted work on the hot path.
+    from spanledger._google_genai import _responses
+
+    converted: list[Any] = []
+    usage_of = _responses.usage_of
+
+    def counting(metadata: Any) -> Any:
+        converted.append(metadata)
+        return usage_of(metadata)
+
+    monkeypatch.setattr(_responses, "usage_of", counting)
+    client = gemini(server)
+    chunks = list(client.models.generate_content_stream(model=MODEL, contents="Say hello"))
+    assert len(chunks) == len(REPLY_WORDS)
+    assert converted == [chunks[-1].usage_metadata]
+    assert_usage(recorded.llm_span().attributes)
+
+
 def test_stream_broken_off_keeps_the_running_usage(server: GenAIWireServer, recorded: Recorded) -> None:
     client = vertex(server)
     stream = client.models.generate_content_stream(model=MODEL, contents="Say hello")

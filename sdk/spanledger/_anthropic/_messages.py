@@ -4,6 +4,10 @@ Anthropic reports ``input_tokens`` *without* the cache reads and writes; the con
 ``gen_ai.usage.input_tokens`` MUST include them, so usage goes through ``TokenUsage.from_uncached``.
 A stream reports usage in ``message_start`` (input and cache counts, a first output count) and
 cumulatively in ``message_delta``; the later report wins field by field.
+
+Content (only when collected) is in the conventions' shapes: the ``system`` parameter is the system
+instructions, ``tools`` the tool definitions, ``tool_use`` blocks tool calls with their ``input`` as the
+arguments object. A stream's blocks are kept as they arrive (text and JSON pieces, joined at the end).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .. import semconv
-from .._genai import GenAICall, TokenUsage, to_json
+from .._genai import Content, GenAICall, TokenUsage, arguments_object, tool_definition
+from .._genai._content import Message, Part
 
-__all__ = ["ENDPOINTS", "Endpoint"]
+__all__ = ["ENDPOINTS", "Endpoint", "settle_stream"]
 
 Attributes = dict[str, Any]
 _Operation = semconv.GenAiOperationNameValues
@@ -25,7 +30,8 @@ class Endpoint(NamedTuple):
     request_attributes: Callable[[dict[str, Any], Attributes], None]
     result: Callable[[GenAICall, Any], None]
     chunk: Callable[[GenAICall, Any], None] | None
-    input_content: Callable[[dict[str, Any], Attributes], None] | None
+    input_content: Callable[[dict[str, Any]], Content] | None
+    """The request's content (messages, system instructions, tools), when content is collected."""
     owns_usage: bool
     """Whether the call's tokens are billed usage (``spanledger.usage.owner``); token counting is not."""
 
@@ -90,21 +96,21 @@ def _message_result(call: GenAICall, message: Any) -> None:
     if usage is not None:
         call.usage = usage_of(usage)
         _server_tool_use(call, usage)
-    if call.recorder.content_on_span:
-        message_out: dict[str, Any] = {"role": "assistant", "parts": _parts(_get(message, "content"))}
-        if isinstance(stop, str):
-            message_out["finish_reason"] = stop
-        call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json([message_out])
+    content = call.content
+    if content is not None:
+        content.outputs = [_output_message(_parts(_get(message, "content")), stop)]
 
 
 def _stream_event(call: GenAICall, event: Any) -> None:
     kind = _get(event, "type")
     if kind == "content_block_delta":
-        texts = call.texts
-        if texts is not None:
-            text = _get(_get(event, "delta"), "text")
-            if isinstance(text, str):
-                texts.append(text)
+        blocks = call.streamed
+        if blocks is not None:
+            _block_delta(blocks, event)
+    elif kind == "content_block_start":
+        blocks = call.streamed
+        if blocks is not None:
+            blocks.append(_block_start(_get(event, "content_block")))
     elif kind == "message_start":
         message = _get(event, "message")
         message_id = _get(message, "id")
@@ -139,23 +145,16 @@ def _count_result(call: GenAICall, result: Any) -> None:
 # --- opt-in content ---------------------------------------------------------------------------------
 
 
-def _parts(content: Any) -> list[dict[str, Any]]:
+def _parts(content: Any) -> list[Part]:
     if isinstance(content, str):
         return [{"type": "text", "content": content}]
-    parts: list[dict[str, Any]] = []
+    parts: list[Part] = []
     for block in content if isinstance(content, list) else []:
         kind = _get(block, "type")
         if kind == "text":
             parts.append({"type": "text", "content": _get(block, "text")})
         elif kind in ("tool_use", "server_tool_use"):
-            parts.append(
-                {
-                    "type": "tool_call",
-                    "id": _get(block, "id"),
-                    "name": _get(block, "name"),
-                    "arguments": _get(block, "input"),
-                }
-            )
+            parts.append(_tool_call(_get(block, "id"), _get(block, "name"), _get(block, "input")))
         elif kind == "tool_result":
             parts.append(
                 {"type": "tool_call_response", "id": _get(block, "tool_use_id"), "response": _get(block, "content")}
@@ -167,15 +166,79 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     return parts
 
 
-def _input_content(body: dict[str, Any], attributes: Attributes) -> None:
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        attributes[semconv.GEN_AI_INPUT_MESSAGES] = to_json(
-            [{"role": _get(m, "role"), "parts": _parts(_get(m, "content"))} for m in messages]
+def _tool_call(call_id: Any, name: Any, arguments: Any) -> Part:
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments_object(arguments)}
+
+
+def _output_message(parts: list[Part], stop: Any) -> Message:
+    return {"role": "assistant", "parts": parts, "finish_reason": stop if isinstance(stop, str) else None}
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    definitions = []
+    for tool in tools if isinstance(tools, list) else ():
+        kind = _get(tool, "type")
+        # Client tools have no type (or ``custom``); server tools (web search, code execution) are named by it.
+        kind = "function" if kind in (None, "custom") else kind
+        definitions.append(
+            tool_definition(kind, _get(tool, "name"), _get(tool, "description"), _get(tool, "input_schema"))
         )
+    return definitions
+
+
+def _input_content(body: dict[str, Any]) -> Content:
+    messages = body.get("messages")
+    inputs = [
+        {"role": _get(m, "role"), "parts": _parts(_get(m, "content"))}
+        for m in (messages if isinstance(messages, list) else ())
+    ]
     system = body.get("system")
-    if system:
-        attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = to_json(_parts(system))
+    return Content(inputs=inputs, system=_parts(system) if system else [], tools=_tools(body.get("tools")))
+
+
+# A streamed block: [kind, id, name, pieces] (text, thinking or tool-input JSON pieces, joined at the end).
+_Block = list[Any]
+_PIECES = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
+
+
+def _block_start(block: Any) -> _Block:
+    kind = _get(block, "type")
+    first = _get(block, "text") or _get(block, "thinking")
+    return [kind, _get(block, "id"), _get(block, "name"), [first] if isinstance(first, str) and first else []]
+
+
+def _block_delta(blocks: list[Any], event: Any) -> None:
+    index = _get(event, "index")
+    if not isinstance(index, int) or not 0 <= index < len(blocks):
+        # No content_block_start seen for it (a server that sends deltas only): one text block.
+        if not blocks:
+            blocks.append(["text", None, None, []])
+        index = len(blocks) - 1
+    delta = _get(event, "delta")
+    field = _PIECES.get(_get(delta, "type"), "text")
+    piece = _get(delta, field)
+    if isinstance(piece, str):
+        blocks[index][3].append(piece)
+
+
+def _streamed_part(block: _Block) -> Part:
+    kind, block_id, name, pieces = block
+    joined = "".join(pieces)
+    if kind == "text":
+        return {"type": "text", "content": joined}
+    if kind in ("tool_use", "server_tool_use"):
+        return _tool_call(block_id, name, joined or {})
+    if kind == "thinking":
+        return {"type": "reasoning", "content": joined}
+    return {"type": str(kind)}
+
+
+def settle_stream(call: GenAICall) -> None:
+    """The streamed blocks as the output message (set as ``GenAICall.settle`` when content is collected)."""
+    content, blocks = call.content, call.streamed
+    if content is not None and blocks:
+        stop = call.finish_reasons[0] if call.finish_reasons else None
+        content.outputs = [_output_message([_streamed_part(block) for block in blocks], stop)]
 
 
 def _no_attributes(body: dict[str, Any], attributes: Attributes) -> None:

@@ -31,7 +31,7 @@ from .._genai import GenAICall, GenAIRecorder, current_parent, new_key, open_cal
 from .._genai._streams import AsyncStreamProxy, SyncStreamProxy
 from .._internal_errors import log_internal_error
 from ._clients import client_info, resource_id
-from ._messages import ENDPOINTS, Endpoint
+from ._messages import ENDPOINTS, Endpoint, settle_stream
 
 __all__ = ["FOREIGN_SCOPES", "install", "uninstall"]
 
@@ -89,13 +89,20 @@ def _start(
         endpoint.request_attributes(body, attributes)
         if stream:
             attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-        if recorder.content_on_span and endpoint.input_content is not None:
-            endpoint.input_content(body, attributes)
+        content = None
+        if recorder.capture_content and endpoint.input_content is not None:
+            content = endpoint.input_content(body)
         if getattr(client, "_tracer", None) is not None:
             attributes[semconv.GEN_AI_PROVIDER_NAME] = info.provider
             call = GenAICall(recorder, key, None, time_ns(), stream=stream)
-            return _Adopting(call, endpoint, attributes, stream)
-        return open_call(recorder, key, attributes, stream=stream)
+            started: GenAICall | _Adopting = _Adopting(call, endpoint, attributes, stream)
+        else:
+            call = started = open_call(recorder, key, attributes, stream=stream)
+        if content is not None:
+            call.content = content
+            if stream:
+                call.settle = settle_stream
+        return started
     except Exception:
         log_internal_error("anthropic request")
         return None

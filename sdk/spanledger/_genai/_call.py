@@ -8,6 +8,10 @@ second one, and leaves ending it to the library. Either way the metrics are reco
 
 A call ends exactly once: when a non-stream result is read, when its stream is exhausted, closed or
 broken off, or when the stream is garbage-collected. Nothing here raises into the application.
+
+Content (when the capture mode or a completion hook wants it) is placed by ``GenAIRecorder.finish_content``
+like every other provider's, once per call: when the call ends, or for an adopted span at its ``flush``,
+while the library's span can still take attributes.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from opentelemetry.trace import Span, SpanKind, get_current_span
 from .. import semconv
 from .._errors import error_type, record_provider_error, safe_description
 from .._internal_errors import log_internal_error
-from ._content import to_json
+from ._content import Content
 from ._recorder import GenAIRecorder, OperationKey
 from ._usage import TokenUsage
 
@@ -51,6 +55,8 @@ class GenAICall:
     __slots__ = (
         "__weakref__",
         "attributes",
+        "content",
+        "content_done",
         "ended",
         "error_description",
         "error_type",
@@ -61,10 +67,13 @@ class GenAICall:
         "owns_span",
         "recorder",
         "response_model",
+        "settle",
         "span",
+        "start_attributes",
         "start_ns",
-        "texts",
+        "streamed",
         "usage",
+        "usage_report",
     )
 
     def __init__(
@@ -83,16 +92,28 @@ class GenAICall:
         self.error_type: str | None = None
         self.error_description: str | None = None
         self.first_chunk_ns: int | None = None
-        self.texts: list[str] | None = [] if stream and recorder.content_on_span else None
-        """Streamed output text, kept only with content capture on."""
+        self.start_attributes: dict[str, Any] = {}
+        """The request-side attributes the span started with (the event repeats them)."""
+        self.content: Content | None = None
+        """The call's content, when it is collected (capture mode or completion hook)."""
+        self.content_done = False
+        """Whether the content and event were placed (at an adopted span's flush, else at the end)."""
+        self.streamed: list[Any] | None = [] if stream and recorder.capture_content else None
+        """What a stream said, in the library's own pieces; kept only when content is collected."""
+        self.usage_report: Any = None
+        """The latest running usage report of a stream, kept by reference and converted by ``settle``."""
         self.observe: Callable[[GenAICall, Any], None] | None = None
         """Records one stream item on the call (set by the library for its streams)."""
+        self.settle: Callable[[GenAICall], None] | None = None
+        """Turns what ``observe`` kept (``usage_report``, ``streamed``) into usage and output content; run
+        before the response is read off the call, possibly more than once (set by the library)."""
         self.ended = False
 
     def adopt(self, span: Span, start_attributes: dict[str, Any]) -> None:
         """Add to the library's own span for this call (it ends that span itself)."""
         self.span = span
         self.owns_span = False
+        self.start_attributes = start_attributes
         span.set_attributes(start_attributes)
 
     def chunk(self, item: Any) -> None:
@@ -119,6 +140,12 @@ class GenAICall:
 
     def response_attributes(self) -> dict[str, Any]:
         """Everything learnt from the response so far, as span attributes."""
+        settle = self.settle
+        if settle is not None:
+            try:
+                settle(self)
+            except Exception:
+                log_internal_error("genai stream settle")
         attributes = dict(self.attributes)
         if self.response_model:
             attributes[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
@@ -131,10 +158,32 @@ class GenAICall:
         return attributes
 
     def flush(self) -> None:
-        """Write what is known so far on an adopted span, which its library may end before this call ends."""
+        """Write the response on an adopted span, which its library ends before this call ends: called when
+        the response is complete (the result, or the stream's last report); the content and event go too."""
         span = self.span
-        if span is not None and not self.owns_span and span.is_recording():
-            span.set_attributes(self.response_attributes())
+        if span is None or self.owns_span or self.ended:
+            return
+        try:
+            if span.is_recording():
+                attributes = self.response_attributes()
+                self._finish_content(span, attributes)
+                span.set_attributes(attributes)
+        except Exception:
+            log_internal_error("genai span flush")
+
+    def _finish_content(self, span: Span, attributes: dict[str, Any]) -> None:
+        """Content, hook and event of the call, once (see ``GenAIRecorder.finish_content``)."""
+        recorder = self.recorder
+        if self.content_done or not (recorder.capture_content or recorder.emit_event):
+            return
+        self.content_done = True
+        start_attributes = self.start_attributes
+        if not self.owns_span:
+            # The library's span started with attributes of its own; the event carries the span's.
+            current = getattr(span, "attributes", None)
+            if current is not None:
+                start_attributes = dict(current)
+        recorder.finish_content(span, start_attributes, attributes, self.content)
 
     def end(self) -> None:
         """Set the response attributes, record the metrics and end the span; only the first call counts."""
@@ -149,14 +198,8 @@ class GenAICall:
             if self.first_chunk_ns is not None:
                 time_to_first_chunk = (self.first_chunk_ns - self.start_ns) / 1e9
                 attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = time_to_first_chunk
-            if self.texts:
-                message: dict[str, Any] = {
-                    "role": "assistant",
-                    "parts": [{"type": "text", "content": "".join(self.texts)}],
-                }
-                if self.finish_reasons:
-                    message["finish_reason"] = self.finish_reasons[0]
-                attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json([message])
+            if span is not None:
+                self._finish_content(span, attributes)
             kind = self.error_type
             if span is not None and span.is_recording():
                 span.set_attributes(attributes)
@@ -192,4 +235,6 @@ def open_call(recorder: GenAIRecorder, key: OperationKey, attributes: dict[str, 
     span = recorder.tracer.start_span(
         f"{operation} {model}" if model else operation, kind=_CLIENT, attributes=attributes, start_time=start_ns
     )
-    return GenAICall(recorder, key, span, start_ns, stream=stream)
+    call = GenAICall(recorder, key, span, start_ns, stream=stream)
+    call.start_attributes = attributes
+    return call

@@ -3,6 +3,8 @@
 ``wrapt.ObjectProxy`` subclasses, so ``isinstance`` and every attribute of the real stream keep working.
 The call ends when the stream is exhausted, closed (``close()``, the ``with`` block), raises, or, via
 ``GenAICall.__del__``, when the proxy is garbage-collected. No OTel context is attached while iterating.
+Closing a stream flushes the call first: a library span it adopted ends with the close, and a stream
+closed early must still get what was seen (and its content) onto that span.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
         return self
 
     def __exit__(self, *exc_info: Any) -> Any:
+        self._self_call.flush()
         try:
             return self.__wrapped__.__exit__(*exc_info)
         finally:
             self._self_call.end()
 
     def close(self) -> None:
+        self._self_call.flush()
         try:
             self.__wrapped__.close()
         finally:
@@ -80,18 +84,21 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
         return self
 
     async def __aexit__(self, *exc_info: Any) -> Any:
+        self._self_call.flush()
         try:
             return await self.__wrapped__.__aexit__(*exc_info)
         finally:
             self._self_call.end()
 
     async def close(self) -> None:
+        self._self_call.flush()
         try:
             await self.__wrapped__.close()
         finally:
             self._self_call.end()
 
     async def aclose(self) -> None:
+        self._self_call.flush()
         try:
             await self.__wrapped__.aclose()
         finally:

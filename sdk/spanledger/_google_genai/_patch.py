@@ -75,13 +75,16 @@ def _start(
         if vertex and model and project and location:
             attributes[semconv.CLOUD_RESOURCE_ID] = vertex_model_resource(project, location, "google", model)
         config = kwargs.get("config")
+        content = None
         if operation == _Operation.GENERATE_CONTENT.value:
             _responses.config_attributes(config, attributes)
             if stream:
                 attributes[semconv.GEN_AI_REQUEST_STREAM] = True
-            if recorder.content_on_span:
-                _responses.input_content(kwargs.get("contents"), config, attributes)
-        return open_call(recorder, key, attributes, stream=stream)
+            if recorder.capture_content:
+                content = _responses.input_content(kwargs.get("contents"), config)
+        call = open_call(recorder, key, attributes, stream=stream)
+        call.content = content
+        return call
     except Exception:
         log_internal_error("google-genai request")
         return None
@@ -128,6 +131,7 @@ def _sync_stream(self: Any, **kwargs: Any) -> Any:
         call.fail(error)
         raise
     call.observe = _responses.generate_chunk
+    call.settle = _responses.settle_stream
     return observe_iterator(iterator, call)
 
 
@@ -166,6 +170,7 @@ async def _async_stream(self: Any, **kwargs: Any) -> Any:
         raise
     detach(token)
     call.observe = _responses.generate_chunk
+    call.settle = _responses.settle_stream
     return observe_async_iterator(iterator, call)
 
 

@@ -3,17 +3,31 @@
 Token mapping (as Google bills them): input = ``prompt_token_count`` (cached content included) +
 ``tool_use_prompt_token_count``; cache read = ``cached_content_token_count``; output =
 ``candidates_token_count`` + ``thoughts_token_count``, the thoughts also being the reasoning tokens.
-Stream chunks carry the running ``usage_metadata``; the last one seen wins.
+Stream chunks repeat the running ``usage_metadata``; a stream keeps a reference to the last one seen and
+converts only that one, when the call ends (``settle_stream``), however early the stream stops.
+
+Content (only when collected) is in the conventions' shapes: ``system_instruction`` is the system
+instructions, the config's function declarations (and built-in tools by name) the tool definitions,
+``function_call`` parts tool calls with ``args`` as the arguments object; the ``model`` role is ``assistant``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from .. import semconv
-from .._genai import GenAICall, TokenUsage, to_int, to_json
+from .._genai import Content, GenAICall, TokenUsage, arguments_object, to_int, tool_definition
+from .._genai._content import Message, Part
 
-__all__ = ["config_attributes", "embed_result", "generate_chunk", "generate_result", "input_content"]
+__all__ = [
+    "config_attributes",
+    "embed_result",
+    "generate_chunk",
+    "generate_result",
+    "input_content",
+    "settle_stream",
+]
 
 _CONFIG = (
     ("temperature", semconv.GEN_AI_REQUEST_TEMPERATURE),
@@ -57,7 +71,14 @@ def usage_of(metadata: Any) -> TokenUsage:
     return TokenUsage(input_tokens, output_tokens, to_int(_get(metadata, "cached_content_token_count")), None, thoughts)
 
 
-def _absorb(call: GenAICall, response: Any) -> None:
+def _usage(call: GenAICall, metadata: Any) -> None:
+    call.usage = usage_of(metadata)
+    tool_use = to_int(_get(metadata, "tool_use_prompt_token_count"))
+    if tool_use is not None:
+        call.attributes[semconv.SPANLEDGER_USAGE_TOOL_USE_PROMPT_INPUT_TOKENS] = tool_use
+
+
+def _absorb(call: GenAICall, response: Any, stream: bool) -> None:
     version = _get(response, "model_version")
     if isinstance(version, str):
         call.response_model = version
@@ -66,10 +87,10 @@ def _absorb(call: GenAICall, response: Any) -> None:
         call.attributes[semconv.GEN_AI_RESPONSE_ID] = response_id
     metadata = _get(response, "usage_metadata")
     if metadata is not None:
-        call.usage = usage_of(metadata)
-        tool_use = to_int(_get(metadata, "tool_use_prompt_token_count"))
-        if tool_use is not None:
-            call.attributes[semconv.SPANLEDGER_USAGE_TOOL_USE_PROMPT_INPUT_TOKENS] = tool_use
+        if stream:
+            call.usage_report = metadata  # the running total: only the last one is converted, by settle_stream
+        else:
+            _usage(call, metadata)
     reasons = []
     for candidate in _get(response, "candidates") or ():
         reason = _get(candidate, "finish_reason")
@@ -79,32 +100,57 @@ def _absorb(call: GenAICall, response: Any) -> None:
         call.finish_reasons = reasons
 
 
-def _texts(response: Any) -> list[str]:
-    texts = []
-    for candidate in (_get(response, "candidates") or ())[:1]:
-        for part in _get(_get(candidate, "content"), "parts") or ():
-            text = _get(part, "text")
-            if isinstance(text, str) and not _get(part, "thought"):
-                texts.append(text)
-    return texts
-
-
 def generate_result(call: GenAICall, response: Any) -> None:
-    _absorb(call, response)
-    if call.recorder.content_on_span:
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "parts": [{"type": "text", "content": "".join(_texts(response))}],
-        }
-        if call.finish_reasons:
-            message["finish_reason"] = call.finish_reasons[0]
-        call.attributes[semconv.GEN_AI_OUTPUT_MESSAGES] = to_json([message])
+    _absorb(call, response, False)
+    content = call.content
+    if content is not None:
+        content.outputs = [
+            _output_message([_part(p) for p in _get(_get(candidate, "content"), "parts") or ()], candidate)
+            for candidate in _get(response, "candidates") or ()
+        ]
 
 
 def generate_chunk(call: GenAICall, response: Any) -> None:
-    _absorb(call, response)
-    if call.texts is not None:
-        call.texts.extend(_texts(response))
+    _absorb(call, response, True)
+    streamed = call.streamed
+    if streamed is not None:
+        for position, candidate in enumerate(_get(response, "candidates") or ()):
+            index = _get(candidate, "index")
+            index = index if isinstance(index, int) else position
+            for part in _get(_get(candidate, "content"), "parts") or ():
+                streamed.append((index, _part(part)))
+
+
+def settle_stream(call: GenAICall) -> None:
+    """Convert the last usage report seen; join the streamed parts into output messages (text pieces merged)."""
+    report = call.usage_report
+    if report is not None:
+        _usage(call, report)
+    content, streamed = call.content, call.streamed
+    if content is None or not streamed:
+        return
+    candidates: dict[int, list[Any]] = {}
+    for index, part in streamed:
+        parts = candidates.setdefault(index, [])
+        kind = part["type"]
+        if kind in ("text", "reasoning") and parts and parts[-1][0] == kind:
+            parts[-1][1].append(part["content"])
+        elif kind in ("text", "reasoning"):
+            parts.append((kind, [part["content"]]))
+        else:
+            parts.append((kind, part))
+    reasons = call.finish_reasons
+    content.outputs = [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": kind, "content": "".join(value)} if kind in ("text", "reasoning") else value
+                for kind, value in candidates[index]
+            ],
+            "finish_reason": reasons[index] if index < len(reasons) else None,
+        }
+        for index in sorted(candidates)
+    ]
 
 
 def embed_result(call: GenAICall, response: Any) -> None:
@@ -116,37 +162,88 @@ def embed_result(call: GenAICall, response: Any) -> None:
         call.usage = TokenUsage(sum(known))
 
 
-def _part(part: Any) -> dict[str, Any]:
+# --- opt-in content ---------------------------------------------------------------------------------
+
+
+def _output_message(parts: list[Part], candidate: Any) -> Message:
+    reason = _get(candidate, "finish_reason")
+    return {
+        "role": "assistant",
+        "parts": parts,
+        "finish_reason": None if reason is None else str(getattr(reason, "value", reason)),
+    }
+
+
+def _part(part: Any) -> Part:
     if isinstance(part, str):
         return {"type": "text", "content": part}
     text = _get(part, "text")
     if isinstance(text, str):
-        return {"type": "text", "content": text}
+        return {"type": "reasoning" if _get(part, "thought") else "text", "content": text}
     call = _get(part, "function_call")
     if call is not None:
-        return {"type": "tool_call", "name": _get(call, "name"), "arguments": _get(call, "args")}
+        found: Part = {
+            "type": "tool_call",
+            "name": _get(call, "name"),
+            "arguments": arguments_object(_get(call, "args")),
+        }
+        call_id = _get(call, "id")
+        if call_id:
+            found["id"] = call_id
+        return found
     response = _get(part, "function_response")
     if response is not None:
-        return {"type": "tool_call_response", "name": _get(response, "name"), "response": _get(response, "response")}
+        found = {"type": "tool_call_response", "name": _get(response, "name"), "response": _get(response, "response")}
+        response_id = _get(response, "id")
+        if response_id:
+            found["id"] = response_id
+        return found
     return {"type": "blob"}
 
 
-def input_content(contents: Any, config: Any, attributes: dict[str, Any]) -> None:
-    """Opt-in: the request's contents and system instruction."""
+def _role(role: Any) -> Any:
+    return "assistant" if role == "model" else role or "user"
+
+
+def _schema(schema: Any) -> Any:
+    dump = getattr(schema, "model_dump", None)
+    return dump(exclude_none=True, mode="json") if dump is not None else schema
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    definitions: list[dict[str, Any]] = []
+    for tool in tools if isinstance(tools, list) else ():
+        declarations = _get(tool, "function_declarations")
+        if declarations:
+            for declaration in declarations:
+                parameters = _get(declaration, "parameters_json_schema") or _get(declaration, "parameters")
+                name, description = _get(declaration, "name"), _get(declaration, "description")
+                definitions.append(tool_definition("function", name, description, _schema(parameters)))
+        elif callable(tool):  # a Python function for automatic function calling
+            definitions.append(tool_definition("function", getattr(tool, "__name__", None), None, None))
+        else:  # built-in tools (google_search, code_execution, ...) are named by their field
+            fields = tool if isinstance(tool, Mapping) else _schema(tool)
+            for kind, value in fields.items() if isinstance(fields, Mapping) else ():
+                if value is not None and kind != "function_declarations":
+                    definitions.append(tool_definition(kind, kind, None, None))
+    return definitions
+
+
+def input_content(contents: Any, config: Any) -> Content:
+    """The request's contents, system instruction and tools."""
     items = contents if isinstance(contents, list) else [contents]
-    messages: list[dict[str, Any]] = []
+    messages: list[Message] = []
     for item in items:
         parts = _get(item, "parts")
         if parts is not None:
-            messages.append({"role": _get(item, "role") or "user", "parts": [_part(p) for p in parts]})
+            messages.append({"role": _role(_get(item, "role")), "parts": [_part(p) for p in parts]})
         elif messages and messages[-1]["role"] == "user" and not isinstance(item, dict):
             messages[-1]["parts"].append(_part(item))
         else:
             messages.append({"role": "user", "parts": [_part(item)]})
-    attributes[semconv.GEN_AI_INPUT_MESSAGES] = to_json(messages)
     system = _get(config, "system_instruction")
+    instructions: list[Part] = []
     if system is not None:
-        parts = _get(system, "parts")
-        attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS] = to_json(
-            [_part(p) for p in parts] if parts is not None else [_part(system)]
-        )
+        parts = system if isinstance(system, list) else _get(system, "parts")
+        instructions = [_part(p) for p in parts] if parts is not None else [_part(system)]
+    return Content(inputs=messages, system=instructions, tools=_tools(_get(config, "tools")))
