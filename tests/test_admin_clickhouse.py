@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from spanledger_collector._graph import parse_settings
 from spanledger_collector._service import CollectorService
 from spanledger_collector._store import ClickHouseStore
+from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._telemetry import OTHER
 from spanledger_collector.billing.metrics import create_collector
-from spanledger_collector._store._location import StoreAddress
 from test_clickhouse_store import _chdb_config
 from test_collector_service import NOW_NS, genai_trace, trace_id_of
 
@@ -38,7 +38,9 @@ def _export(directory: Path) -> Path:
     """The month of the spans: the GPU instance's hours around them (capacity), a NAT gateway (shared)."""
     now = datetime.fromtimestamp(NOW_NS / 1e9, timezone.utc).replace(tzinfo=None)
     month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    following = month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
+    following = (
+        month.replace(year=month.year + 1, month=1) if month.month == 12 else month.replace(month=month.month + 1)
+    )
     hour = now.replace(minute=0, second=0, microsecond=0)
     lines = []
     for offset, cost in ((-1, "1.006"), (0, "1.006"), (1, "0.503")):
