@@ -187,3 +187,14 @@ def test_the_gauges_cap_labels_the_same_way_on_clickhouse(tmp_path: Path, clickh
     assert samples[0] == samples[1]
     costs = [dict(labels) for name, labels, _ in samples[0] if name == "spanledger_billing_cost"]
     assert {labels["spanledger_workflow_name"] for labels in costs} == {"ünï", OTHER}
+
+
+def test_the_trace_answer_reads_the_exporters_traces_table(tmp_path: Path, clickhouse_address: StoreAddress) -> None:
+    spans = genai_trace()
+    config = _chdb_config(tmp_path, clickhouse_address, traces_table="ledger_spans")
+    with _collector(config) as (_, endpoint, admin):
+        assert OTLPSpanExporter(endpoint=endpoint).export(spans).name == "SUCCESS"
+        response = admin.get(f"/api/trace/{trace_id_of(spans)}")
+        assert response.status_code == 200, response.text
+        tree = response.json()["tree"]
+        assert [node["name"] for node in tree] == ["workflow"] and len(tree[0]["children"]) == 4

@@ -88,12 +88,11 @@ def trace_lineage(store: Any, trace_id: str) -> dict[str, Any]:
     """The lineage of one AI output: spans, model calls, data read, resources used, and their cost.
 
     ``store``: a DuckDB connection, a clickhouse-connect client or an :class:`~._engine.Engine`; in ClickHouse
-    the spans are read from ``otel_traces``.
+    the spans are read from the exporter's table (:attr:`~._engine.Engine.spans`, ``otel_traces`` by default).
     """
     engine = engine_of(store)
     trace_id = trace_id.strip().lower()
     trace = engine.literal(trace_id)
-    spans_table = "spans" if engine.dialect == "duckdb" else "otel_traces"
     facts = (
         _records(engine, "trace_facts", facts=engine.facts, trace_id=trace) if engine.has_table("usage_facts") else []
     )
@@ -103,9 +102,10 @@ def trace_lineage(store: Any, trace_id: str) -> dict[str, Any]:
             engine,
             "trace_spans",
             trace_id=trace,
+            spans=engine.spans,
             not_measured_reason=engine.literal(semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON),
         )
-        if engine.has_table(spans_table)
+        if engine.has_table(engine.spans)
         else []
     )
     resources = _records(engine, "trace_resources", trace_id=trace) if engine.has_table("allocation_runs") else []

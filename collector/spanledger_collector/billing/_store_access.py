@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._store import ClickHouseStore, DuckDBStore
+from ._engine import ClickHouseEngine
 
 __all__ = ["store_connection"]
 
@@ -27,6 +28,11 @@ def store_connection(store: Any) -> Iterator[Any]:
     cursor = store.cursor()
     try:
         with store.large_queries():
-            yield cursor
+            # ClickHouse: an engine that knows the exporter's spans table (``traces_table``).
+            yield (
+                ClickHouseEngine(cursor, traces_table=store.traces_table)
+                if isinstance(store, ClickHouseStore)
+                else cursor
+            )
     finally:
         cursor.close()
