@@ -43,7 +43,7 @@ WITH
   )
 SELECT
   {fact_columns},
-  -- quantity * numerator at scale 39, divided (truncated at 39 places: past any rounding tie of these prices)
+  -- cloud prices: quantity * numerator at scale 39, divided (the quotient truncated at 39 places), rounded once
   multiIf(piece_index > 0 AND piece.5 IS NOT NULL,
           toDecimal128(roundBankers(toDecimal256(quantity, 9) * piece.5 + piece.6, 12), 12),
           cloud_index > 0 AND cloud_piece.3 IS NOT NULL,
