@@ -23,7 +23,7 @@ from spanledger_collector._decode import MAX_TOKENS, DecodedTraces, decode_trace
 from spanledger_collector._decode._attribution import Attribution, AttributionMemory, attribute
 from spanledger_collector._decode._producers import RECENT
 from spanledger_collector._decode._usage_sources import USAGE_SOURCES
-from spanledger_collector._engine._ddl import NOT_IN_PRICE_TABLE, NOT_PRICED_IN_ENGINE, TOKEN_METERS, Names
+from spanledger_collector._engine._ddl import NOT_IN_PRICE_TABLE, Names
 from spanledger_collector._engine._install import InitError, init
 from spanledger_collector._pricing._catalog import load_catalog
 from spanledger_collector._processors._usage import UsageSettings
@@ -70,11 +70,8 @@ def _insert(client: Any, names: Names, requests: list[bytes]) -> None:
 
 
 def _engine_estimate(fact: UsageFact) -> UsageFact:
-    """The fact as the engine prices it: token meters from the price table (the collector's numbers); the
-    other meters' estimates are not in the engine yet (docs/clickhouse.md)."""
-    if fact.meter in TOKEN_METERS:
-        return CATALOG.priced(fact)
-    return fact._replace(catalog_version=CATALOG.version, unpriced_reason=NOT_PRICED_IN_ENGINE + fact.meter)
+    """The fact as the engine prices it: every meter from the price tables, the collector's numbers."""
+    return CATALOG.priced(fact)
 
 
 def _collector(requests: list[bytes], attribution: Attribution | None = None) -> list[DecodedTraces]:
@@ -137,6 +134,36 @@ def test_counted_once_matches_the_decoder(engine: tuple[Any, Names]) -> None:
         _request(Node("owner", OWN, (Node("inner", genai),))),  # an owner above has the meters
         _request(Node("agent", genai, (Node("gap", {}, (Node("llm", only_output),)),))),  # only output rolled up
     ])  # fmt: skip
+
+
+def test_accelerator_endpoint_and_byte_estimates_are_the_cost_processors(engine: tuple[Any, Names]) -> None:
+    """Priced in the engine (``cloud_prices``) to the last of 12 decimals: GPU seconds on 8-GPU instances (a
+    divisor of 8 x 3600), byte counts over 2^30 a GB, and the unpriced reasons the catalog gives."""
+    gpu = {semconv.SPANLEDGER_USAGE_OWNER: True, semconv.SPANLEDGER_ACCELERATOR_TYPE: "NVIDIA H100 80GB HBM3",
+           semconv.CLOUD_PROVIDER: "aws", semconv.CLOUD_REGION: "us-east-1"}  # fmt: skip
+    bytes_ = {semconv.SPANLEDGER_USAGE_OWNER: True, semconv.CLOUD_PROVIDER: "aws"}
+    requests = [
+        _request(Node("gpu", {**gpu, semconv.SPANLEDGER_ACCELERATOR_TIME: seconds}))
+        for seconds in (2.5, 0.000001, 1234.567891, 86399.999999, 7)
+    ] + [
+        _request(Node("egress", {**bytes_, semconv.SPANLEDGER_EGRESS_BYTES: count,
+                                 semconv.SPANLEDGER_INGRESS_BYTES: count // 3,
+                                 semconv.SPANLEDGER_EGRESS_BOUNDARY: boundary}))
+        for count, boundary in ((1, "internet"), (123_456_789_012, "internet"), (2**29, "inter_region"),
+                                (5_000, "unknown"), (77, "intra_az"))
+    ] + [
+        _request(Node("tpu", {**gpu, semconv.SPANLEDGER_ACCELERATOR_TYPE: "tpu",
+                              semconv.SPANLEDGER_ACCELERATOR_TIME: 3})),
+        _request(Node("endpoint", {semconv.SPANLEDGER_USAGE_OWNER: True, semconv.SPANLEDGER_OCCUPANCY_START: 1.7e9,
+                                   semconv.SPANLEDGER_OCCUPANCY_END: 1.7e9 + 1.5,
+                                   semconv.CLOUD_RESOURCE_ID: "arn:aws:sagemaker:us-east-1:1:endpoint/e"})),
+    ]  # fmt: skip
+    _assert_same(engine, requests)
+    client, names = engine
+    priced = client.query(
+        f"SELECT meter, count() FROM {names.database}.usage_facts WHERE estimated_cost > 0 GROUP BY meter"
+    ).result_rows
+    assert {meter for meter, _ in priced} >= {Meter.ACCELERATOR_SECONDS.value, Meter.EGRESS_BYTES.value}, priced
 
 
 def test_a_retried_batch_is_counted_once(engine: tuple[Any, Names]) -> None:

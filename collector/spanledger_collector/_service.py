@@ -31,7 +31,7 @@ from ._pipeline import Pipeline
 from ._processors import Processor
 from ._receivers import GrpcReceiver, HttpReceiver, bound_host
 from ._registry import EXPORTERS, PROCESSORS, RECEIVERS, STORES
-from ._store import DuckDBStore, LoggedRequest, Replayer, StoreBatch
+from ._store import LoggedRequest, Replayer, StoreBatch
 from ._telemetry import REGISTRY, ExporterStatsCollector, RequestLogCollector
 from .billing.metrics import create_collector as billing_metrics
 
@@ -176,13 +176,11 @@ class CollectorService:
                 protocol = "grpc" if isinstance(receiver, GrpcReceiver) else "http"
                 addresses[f"{receiver_id}.{protocol}"] = f"{bound_host(receiver.settings.host)}:{receiver.port}"
         self._registered.append(ExporterStatsCollector(self.exporters))
-        # The billing gauges and the admin API's answers run DuckDB SQL; on ClickHouse they are answered by
-        # `spanledger ... --store` (billing/).
-        duckdb_store = (
-            self.store.store if self.store is not None and isinstance(self.store.store, DuckDBStore) else None
-        )
-        if duckdb_store is not None:
-            self._registered.append(billing_metrics(duckdb_store))
+        # The billing gauges and the admin API's answers read the store (DuckDB or ClickHouse) through a
+        # connection of their own per scrape or request (billing/_store_access.py), never the writer's.
+        answer_store = self.store.store if self.store is not None else None
+        if answer_store is not None:
+            self._registered.append(billing_metrics(answer_store))
         if self.store is not None:
             log = self.store.writer.log
             self._registered.append(RequestLogCollector(lambda: log.damaged_records))
@@ -191,7 +189,7 @@ class CollectorService:
         self.admin = AdminServer(
             settings.admin,
             REGISTRY,
-            duckdb_store,
+            answer_store,
             self.health,
             flush=self.store.writer.flush if self.store is not None else None,
         )

@@ -240,7 +240,8 @@ class AdminServer:
 
             def _api(self, method: str, path: str, query: str, body: bytes) -> None:
                 if admin.store is None:
-                    self._json(404, {"error": "this collector has no spanledger_store exporter to answer from"})
+                    message = "this collector has no store (a spanledger_store or clickhouse exporter) to answer from"
+                    self._json(404, {"error": message})
                     return
                 try:
                     if admin.flush is not None:

@@ -15,7 +15,7 @@ from .._store._clickhouse_client import quote_identifier as quoted
 from .._store._facts import ESTIMATE_FIELDS, USAGE_FACTS
 from . import _expressions as x
 
-# The token meters the price table prices; the other meters' estimates stay with the collector for now.
+# The token meters llm_token_prices prices; cloud_prices prices the others.
 TOKEN_METERS = (
     Meter.LLM_INPUT_TOKENS.value,
     Meter.LLM_CACHE_READ_TOKENS.value,
@@ -24,14 +24,17 @@ TOKEN_METERS = (
 )
 NO_PROVIDER = "\0"
 """The price table's provider for facts without one (genai-prices then matches the model under any provider)."""
-NOT_IN_PRICE_TABLE = "not_in_price_table: run spanledger clickhouse init again to price models seen since"
-NOT_PRICED_IN_ENGINE = "not_priced_in_engine: "
+NULL_KEY = "\0"
+"""``cloud_prices``' value for a price key's field that the facts have NULL (the catalog tells NULL from '')."""
+NOT_IN_PRICE_TABLE = (
+    "not_in_price_table: run spanledger clickhouse init again to price the models and resources seen since"
+)
 
 __all__ = [
     "MAX_DEPTH",
     "NOT_IN_PRICE_TABLE",
-    "NOT_PRICED_IN_ENGINE",
     "NO_PROVIDER",
+    "NULL_KEY",
     "TOKEN_METERS",
     "Names",
     "backfill",
@@ -61,6 +64,7 @@ class Names:
     data_read_events: str = "data_read_events"
     usage_facts: str = "usage_facts"
     prices: str = "llm_token_prices"
+    cloud_prices: str = "cloud_prices"
     attribution: Attribution = field(default=DEFAULT_ATTRIBUTION)
     """The attribution lists (the ``spanledger_usage`` processor's ``attribution`` setting; its defaults)."""
 
@@ -186,10 +190,10 @@ def statements(names: Names) -> list[str]:
             attributed_columns=_attributed_columns(tuple(measured_names), "f", names.attribution),
             fact_columns=",\n  ".join(measured_names),
             prices=quoted(names.prices),
+            cloud_prices=quoted(names.cloud_prices),
             no_provider=x.literal(NO_PROVIDER),
-            token_meters="(" + ", ".join(x.literal(meter) for meter in TOKEN_METERS) + ")",
+            null_key=x.literal(NULL_KEY),
             not_in_price_table=x.literal(NOT_IN_PRICE_TABLE),
-            not_priced_prefix=x.literal(NOT_PRICED_IN_ENGINE),
         )
     )
     return created

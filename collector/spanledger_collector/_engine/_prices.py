@@ -1,10 +1,14 @@
-"""The engine's price table: token rates from the collector's own catalog, as linear pieces SQL can apply.
+"""The engine's price tables, from the collector's own catalog: token rates as linear pieces SQL can apply
+(``llm_token_prices``), the other meters' rates as fractions (``cloud_prices``).
 
-Each row is one piece of one :class:`~.._pricing._rates.Rate` (``Rate.pieces``): the same Decimals the
+Each token row is one piece of one :class:`~.._pricing._rates.Rate` (``Rate.pieces``): the same Decimals the
 cost processor multiplies, so ``roundBankers(slope * quantity + intercept, 12)`` in ClickHouse equals the
-collector's ``quantize`` (half-even). Rows are written for every model genai-prices lists under each provider
-spanledger maps, and for every (meter, provider, model) already in ``usage_reports`` over the times it was
-used; a model first seen after ``init`` is unpriced (``not_in_price_table``) until ``init`` runs again.
+collector's ``quantize`` (half-even). Token rows are written for every model genai-prices lists under each
+provider spanledger maps, and for every (meter, provider, model) already in ``usage_reports`` over the times it
+was used. A ``cloud_prices`` row is one rate (``Rate.fraction``: accelerator-, endpoint-seconds, bytes) of a
+price key already in ``usage_reports``, over the times it was used: ``quantity * numerator / divisor`` rounded
+once is the processor's estimate (``_rates.Fraction``). A model or resource first seen after ``init`` is
+unpriced (``not_in_price_table``) until ``init`` runs again.
 """
 
 from __future__ import annotations
@@ -19,12 +23,21 @@ from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 
 from .._pricing import _llm
 from .._pricing._catalog import PriceCatalog, load_catalog
-from .._pricing._rates import NegotiatedTokens, Piece, Rate, Unpriced
+from .._pricing._rates import (
+    EndpointSeconds,
+    Fraction,
+    InstanceSeconds,
+    NegotiatedTokens,
+    Piece,
+    Rate,
+    Transfer,
+    Unpriced,
+)
 from .._store import UsageFact
 from .._store._schema import Kind
-from ._ddl import NO_PROVIDER, TOKEN_METERS, Names, quoted, sql_file
+from ._ddl import NO_PROVIDER, NULL_KEY, TOKEN_METERS, Names, quoted, sql_file
 
-__all__ = ["PriceKey", "catalog_keys", "load_prices", "price_rows"]
+__all__ = ["CloudKey", "PriceKey", "catalog_keys", "cloud_price_rows", "load_prices", "price_rows"]
 
 _FIRST = datetime(1900, 1, 1)
 _LAST = datetime(2299, 12, 31)
@@ -37,10 +50,28 @@ COLUMNS = (
 )  # fmt: skip
 
 
+CLOUD_COLUMNS = (
+    "meter", "provider", "resource_id", "accelerator_type", "region", "boundary", "valid_from", "valid_until",
+    "numerator", "divisor", "currency", "catalog_version", "unpriced_reason", "loaded_at",
+)  # fmt: skip
+
+
 class PriceKey(NamedTuple):
     meter: str
     provider: str | None
     model: str
+
+
+class CloudKey(NamedTuple):
+    """What a non-token fact's price depends on besides its start time (the catalog's price key, less the model,
+    which only token rates read)."""
+
+    meter: str
+    provider: str | None
+    resource_id: str | None
+    accelerator_type: str | None
+    region: str | None
+    boundary: str | None
 
 
 def _clamp(moment: datetime) -> datetime:
@@ -109,6 +140,48 @@ def price_rows(
     return rows
 
 
+def _fraction(rate: Rate) -> Fraction | None:
+    if isinstance(rate, (InstanceSeconds, EndpointSeconds, Transfer)):
+        return rate.fraction()
+    return None
+
+
+def _cloud_rows(key: CloudKey, rate: Rate, loaded_at: datetime) -> Iterator[tuple[Any, ...]]:
+    common = (
+        *(NULL_KEY if value is None else value for value in key),
+        _clamp(rate.valid_from),
+        _clamp(rate.valid_until),
+    )
+    if isinstance(rate, Unpriced):
+        yield (*common, None, None, None, rate.version, rate.reason, loaded_at)
+        return
+    fraction = _fraction(rate)
+    if fraction is None or fraction.divisor != fraction.divisor.to_integral_value() or not _fits(fraction.numerator):
+        return  # no exact fraction: left out, so the fact reads as not_in_price_table rather than a wrong cost
+    yield (*common, fraction.numerator, int(fraction.divisor), fraction.currency, rate.version, None, loaded_at)
+
+
+def cloud_price_rows(
+    catalog: PriceCatalog, keys: dict[CloudKey, tuple[datetime, datetime]], loaded_at: datetime
+) -> list[tuple[Any, ...]]:
+    """The rows of each key's rates over ``[first, last]`` (its facts' start times, naive UTC)."""
+    rows: list[tuple[Any, ...]] = []
+    for key, (first, last) in keys.items():
+        start = first
+        while True:
+            fact = UsageFact(
+                trace_id="", span_id="", meter=key.meter, start_time=start, end_time=start, quantity=Decimal(1),
+                unit="", resource_id=key.resource_id, provider=key.provider, region=key.region,
+                boundary=key.boundary, accelerator_type=key.accelerator_type,
+            )  # fmt: skip
+            rate = catalog.rate(fact)
+            rows.extend(_cloud_rows(key, rate, loaded_at))
+            if rate.valid_until > last or rate.valid_until <= start:
+                break
+            start = rate.valid_until
+    return rows
+
+
 def load_prices(client: Any, names: Names, *, catalog_models: bool = True) -> int:
     """Create the price table and write the rows of the keys seen so far and (``catalog_models``) of every
     model the catalog lists."""
@@ -135,4 +208,22 @@ def load_prices(client: Any, names: Names, *, catalog_models: bool = True) -> in
     rows = price_rows(catalog, keys, now)
     if rows:
         client.insert(f"{names.database}.{names.prices}", rows, column_names=COLUMNS)
-    return len(rows)
+    client.command(
+        sql_file("cloud_prices.sql").format(
+            database=quoted(names.database), table=quoted(names.cloud_prices), timestamp=Kind.TIMESTAMP.clickhouse_type
+        )
+    )
+    cloud_keys = {
+        CloudKey(*key): (first, last)
+        for *key, first, last in client.query(
+            f"SELECT meter, provider, resource_id, accelerator_type, region, boundary, min(start_time), "
+            f"max(start_time) FROM {quoted(names.database)}.{quoted(names.usage_reports)} FINAL "
+            "WHERE meter NOT IN {meters:Array(String)} "
+            "GROUP BY meter, provider, resource_id, accelerator_type, region, boundary",
+            parameters={"meters": list(TOKEN_METERS)},
+        ).result_rows
+    }
+    cloud_rows = cloud_price_rows(catalog, cloud_keys, now)
+    if cloud_rows:
+        client.insert(f"{names.database}.{names.cloud_prices}", cloud_rows, column_names=CLOUD_COLUMNS)
+    return len(rows) + len(cloud_rows)

@@ -23,6 +23,7 @@ __all__ = [
     "ESTIMATE_FIELDS_FROM",
     "LATEST",
     "EndpointSeconds",
+    "Fraction",
     "InstanceSeconds",
     "NegotiatedTokens",
     "Piece",
@@ -54,6 +55,21 @@ class Piece(NamedTuple):
     upto: Decimal | None
     slope: Decimal
     intercept: Decimal
+
+
+class Fraction(NamedTuple):
+    """A rate as ``quantity * numerator / divisor`` (``divisor`` a whole number), for engines that price in SQL.
+
+    :meth:`Rate.priced` divides step by step in Decimal's 28-digit context; the engine rounds the exact quotient
+    once (half-even) to the cost scale. The two differ only for a quotient within the 28th significant digit of
+    a rounding tie without being one: with these divisors (GPUs x 3600, bytes per GB) and prices of a few
+    decimals, a non-tie quotient's digits past the 12th place end in a repeating digit or stop within about 20
+    places, so that takes a cost of thousands or more per fact and digits that line up; no test has found one.
+    """
+
+    numerator: Decimal
+    divisor: Decimal
+    currency: str
 
 
 def midnight(day: date) -> datetime:
@@ -134,6 +150,9 @@ class InstanceSeconds(Rate):
         self._gpus = gpus
         self._currency = currency
 
+    def fraction(self) -> Fraction:
+        return Fraction(self._hourly, self._gpus * _SECONDS_PER_HOUR, self._currency)
+
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._hourly / self._gpus / _SECONDS_PER_HOUR
         estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
@@ -151,6 +170,9 @@ class EndpointSeconds(Rate):
         super().__init__(version, valid_from, valid_until)
         self._hourly = hourly
         self._currency = currency
+
+    def fraction(self) -> Fraction:
+        return Fraction(self._hourly, _SECONDS_PER_HOUR, self._currency)
 
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._hourly / _SECONDS_PER_HOUR
@@ -176,6 +198,9 @@ class Transfer(Rate):
         self._bytes_per_gb = bytes_per_gb
         self._per_gb = per_gb
         self._currency = currency
+
+    def fraction(self) -> Fraction:
+        return Fraction(self._per_gb, self._bytes_per_gb, self._currency)
 
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity / self._bytes_per_gb * self._per_gb

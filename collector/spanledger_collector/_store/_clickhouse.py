@@ -99,6 +99,11 @@ class ClickHouseStore:
         self._unrecorded: list[str] = []
         """The digests of requests inserted before a store check, recorded after its retractions."""
 
+    @property
+    def traces_table(self) -> str:
+        """The table spans are inserted in (the exporter's ``traces_table``; ``otel_traces`` by default)."""
+        return self._traces_table
+
     def _require_open(self) -> Any:
         if self._client is None:
             raise RuntimeError(f"the store {self.address} is closed")

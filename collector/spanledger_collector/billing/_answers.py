@@ -7,6 +7,7 @@ files per engine (``sql/<engine>/answers/*.sql``); usage facts are read through 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -87,12 +88,11 @@ def trace_lineage(store: Any, trace_id: str) -> dict[str, Any]:
     """The lineage of one AI output: spans, model calls, data read, resources used, and their cost.
 
     ``store``: a DuckDB connection, a clickhouse-connect client or an :class:`~._engine.Engine`; in ClickHouse
-    the spans are read from ``otel_traces``.
+    the spans are read from the exporter's table (:attr:`~._engine.Engine.spans`, ``otel_traces`` by default).
     """
     engine = engine_of(store)
     trace_id = trace_id.strip().lower()
     trace = engine.literal(trace_id)
-    spans_table = "spans" if engine.dialect == "duckdb" else "otel_traces"
     facts = (
         _records(engine, "trace_facts", facts=engine.facts, trace_id=trace) if engine.has_table("usage_facts") else []
     )
@@ -102,9 +102,10 @@ def trace_lineage(store: Any, trace_id: str) -> dict[str, Any]:
             engine,
             "trace_spans",
             trace_id=trace,
+            spans=engine.spans,
             not_measured_reason=engine.literal(semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON),
         )
-        if engine.has_table(spans_table)
+        if engine.has_table(engine.spans)
         else []
     )
     resources = _records(engine, "trace_resources", trace_id=trace) if engine.has_table("allocation_runs") else []
@@ -329,10 +330,32 @@ def allocation_rows(store: Any, *, period: str | None) -> dict[str, Any]:
     engine = engine_of(store)
     run_id, resolved_period, currency = _current_run(engine, period)
     method = engine.rows(engine.sql("answers/method_version", run_id=run_id))[0][0]
+    rows = _records(engine, "allocation_rows", run_id=run_id, method_version=engine.literal(method))
+    for row in rows:
+        for column in _JSON_COLUMNS:
+            if row[column] is not None:
+                row[column] = _canonical_json(row[column])
     return {
         "period": resolved_period,
         "currency": currency,
         "run_id": run_id,
         "columns": list(ALLOCATION_COLUMNS),
-        "rows": _records(engine, "allocation_rows", run_id=run_id, method_version=engine.literal(method)),
+        "rows": rows,
     }
+
+
+_JSON_COLUMNS = ("AllocatedMethodDetails", "AllocatedTags")
+"""Columns whose value is a JSON document, written by the engine's own JSON functions."""
+
+
+def _json_number(text: str) -> int | float:
+    value = Decimal(text)
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _canonical_json(text: str) -> str:
+    """One spelling of an engine's JSON text: DuckDB writes ``1.0`` and ClickHouse ``1`` for the same number, and
+    they escape text differently. Numbers are written as Python does (a whole number without ``.0``; a fraction
+    as its shortest float, which is what both engines put in: doubles, and quantities of DuckDB's json_object)."""
+    document = json.loads(text, parse_float=_json_number, parse_int=_json_number)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))

@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 import duckdb
 
-from .._store import COUNTED_USAGE_FACTS
+from .._store import COUNTED_USAGE_FACTS, SPANS
+from .._store._clickhouse_schema import OTEL_TRACES
 
 __all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "engine_of", "sql_text"]
 
@@ -53,6 +54,10 @@ class Engine(Protocol):
     """The relation usage facts are read from (a table name or a parenthesised query; ``FINAL`` where the engine
     needs it). The one place that says which facts count: a retraction table is an anti-join here."""
 
+    spans: str
+    """The table a trace's spans are read from: the store's ``spans``, or ClickHouse's ``otel_traces`` (whose
+    trace-id table is ``<spans>_trace_id_ts``)."""
+
     def sql(self, name: str, **params: object) -> str: ...
 
     def execute(self, sql: str) -> None: ...
@@ -81,6 +86,7 @@ def _timestamp_text(value: datetime) -> str:
 class DuckDBEngine:
     dialect = "duckdb"
     facts = COUNTED_USAGE_FACTS  # the store's view: usage facts no retraction names
+    spans = SPANS.name
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self.connection = connection
@@ -146,8 +152,10 @@ class ClickHouseEngine:
     dialect = "clickhouse"
     _SETTINGS: Mapping[str, Any] = {"join_use_nulls": 1, "prefer_column_name_to_alias": 1}
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, traces_table: str = OTEL_TRACES) -> None:
+        """``traces_table``: the exporter's spans table (the ``clickhouse`` exporter's ``traces_table``)."""
         self.client = client
+        self.spans = traces_table
         # The collector's store has the counted view (retractions applied); over an OTel Collector's
         # otel_traces, `spanledger clickhouse init` makes usage_facts itself a view that counts each call once.
         self.facts = COUNTED_USAGE_FACTS if self.has_table(COUNTED_USAGE_FACTS) else "(SELECT * FROM usage_facts FINAL)"

@@ -1,4 +1,4 @@
-"""How the billing code reaches the store: the collector's ``DuckDBStore`` or a DuckDB connection."""
+"""How the billing code reaches the store: the collector's store (DuckDB or ClickHouse) or a connection/client."""
 
 from __future__ import annotations
 
@@ -6,24 +6,33 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import duckdb
+from .._store import ClickHouseStore, DuckDBStore
+from ._engine import ClickHouseEngine
 
 __all__ = ["store_connection"]
 
 
 @contextlib.contextmanager
-def store_connection(store: Any) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection for this thread: the connection itself, or a cursor of the store (closed afterwards).
+def store_connection(store: Any) -> Iterator[Any]:
+    """A connection for this thread: ``store`` itself when it is a DuckDB connection or a clickhouse-connect
+    client, else one of the collector's store (closed afterwards).
 
-    Through the store, its ingest-path memory and thread limits are lifted meanwhile
-    (``DuckDBStore.large_queries``).
+    The collector's store gives each caller its own: a cursor of the ``DuckDBStore``, with its ingest-path
+    memory and thread limits lifted meanwhile (``large_queries``); a client of its own from the
+    ``ClickHouseStore``, since one clickhouse-connect client (its HTTP session, or its chdb handle) runs one
+    query at a time and the store writer's thread is using the store's.
     """
-    if isinstance(store, duckdb.DuckDBPyConnection):
+    if not isinstance(store, (DuckDBStore, ClickHouseStore)):
         yield store
         return
-    cursor: duckdb.DuckDBPyConnection = store.cursor()
+    cursor = store.cursor()
     try:
         with store.large_queries():
-            yield cursor
+            # ClickHouse: an engine that knows the exporter's spans table (``traces_table``).
+            yield (
+                ClickHouseEngine(cursor, traces_table=store.traces_table)
+                if isinstance(store, ClickHouseStore)
+                else cursor
+            )
     finally:
         cursor.close()

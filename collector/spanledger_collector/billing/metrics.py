@@ -1,14 +1,16 @@
 """Prometheus series from the current allocation run of each billing period.
 
-Registered by the collector on its registry (``create_collector(store)``). Money is exposed as float
-(Prometheus has no decimal); the exact figures are in the API and the allocation rows.
+Registered by the collector on its registry (``create_collector(store)``), on a DuckDB or a ClickHouse store:
+the queries are SQL files per engine (``sql/<engine>/metrics/*.sql``) run through an :class:`~._engine.Engine`.
+Money is exposed as float (Prometheus has no decimal): the engines sum exact decimals and the one conversion
+is here, so both give the same samples; the exact figures are in the API and the allocation rows.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from importlib import resources
+from decimal import Decimal
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -16,8 +18,8 @@ from prometheus_client.registry import Collector
 from spanledger import semconv
 
 from .._telemetry import OTHER, label_name, prometheus_name
+from ._engine import engine_of
 from ._rules import load_rules
-from ._schema import has_table
 from ._store_access import store_connection
 
 __all__ = ["BillingCollector", "create_collector"]
@@ -30,19 +32,12 @@ _MODEL = label_name(semconv.GEN_AI_REQUEST_MODEL)
 _TENANT = label_name(semconv.SPANLEDGER_TENANT_ID)
 _RESOURCE_TYPE = label_name(semconv.SPANLEDGER_RESOURCE_TYPE)
 
-
-def _query(name: str) -> str:
-    return (
-        resources.files("spanledger_collector.billing")
-        .joinpath("sql")
-        .joinpath(f"{name}.sql")
-        .read_text(encoding="utf-8")
-    )
+_HOUR_SECONDS = Decimal(3600)
 
 
-_COST = _query("metrics_cost")
-_IDLE = _query("metrics_idle")
-_VARIANCE = _query("metrics_variance")
+def _float(value: Decimal | None) -> float:
+    """An exact sum as the gauge's float; a NULL sum (every term NULL) as 0, since a sample cannot lack a value."""
+    return float(value) if value is not None else 0.0
 
 
 class BillingCollector(Collector):
@@ -66,24 +61,23 @@ class BillingCollector(Collector):
 
     def _collect(self) -> Iterator[Metric]:
         with store_connection(self._store) as connection:
-            if not has_table(connection, "allocation_runs"):
+            engine = engine_of(connection)
+            if not engine.has_table("allocation_runs"):
                 return
             cost = GaugeMetricFamily(
                 prometheus_name(semconv.METRIC_SPANLEDGER_BILLING_COST),
                 semconv.METRIC_SPANLEDGER_BILLING_COST.description,
                 labels=[_PERIOD, _WORKFLOW, _MODEL, _TENANT],
             )
-            rows = connection.execute(
-                _COST,
-                {
-                    "label_limit": self._label_limit,
-                    "tenant_limit": self._tenant_limit,
-                    "value_length": self._value_length,
-                    "other": OTHER,
-                },
-            ).fetchall()
-            for period, workflow, model, tenant, value in rows:
-                cost.add_metric([period, workflow, model, tenant], value)
+            sql = engine.sql(
+                "metrics/cost",
+                label_limit=self._label_limit,
+                tenant_limit=self._tenant_limit,
+                value_length=self._value_length,
+                other=engine.literal(OTHER),
+            )
+            for period, workflow, model, tenant, value in engine.rows(sql):
+                cost.add_metric([period, workflow, model, tenant], _float(value))
             yield cost
             idle_cost = GaugeMetricFamily(
                 prometheus_name(semconv.METRIC_SPANLEDGER_BILLING_IDLE_COST),
@@ -95,10 +89,14 @@ class BillingCollector(Collector):
                 semconv.METRIC_SPANLEDGER_BILLING_IDLE_ACCELERATOR_TIME.description,
                 labels=[_PERIOD, _RESOURCE_TYPE],
             )
-            rows = connection.execute(_IDLE, {"per_instance_rules": self._per_instance_rules}).fetchall()
-            for period, resource_type, cost_value, hours in rows:
-                idle_cost.add_metric([period, resource_type], cost_value)
-                idle_hours.add_metric([period, resource_type], hours)
+            # NULL alone when no rule counts per instance: `IN (NULL)` matches nothing in either engine.
+            per_instance = ", ".join(engine.literal(rule) for rule in self._per_instance_rules) or "NULL"
+            for period, resource_type, cost_value, seconds in engine.rows(
+                engine.sql("metrics/idle", per_instance_rules=per_instance)
+            ):
+                idle_cost.add_metric([period, resource_type], _float(cost_value))
+                hours = None if seconds is None else seconds / _HOUR_SECONDS
+                idle_hours.add_metric([period, resource_type], _float(hours))
             yield idle_cost
             yield idle_hours
             variance = GaugeMetricFamily(
@@ -106,9 +104,8 @@ class BillingCollector(Collector):
                 semconv.METRIC_SPANLEDGER_BILLING_ESTIMATE_VARIANCE.description,
                 labels=[_PERIOD],
             )
-            rows = connection.execute(_VARIANCE).fetchall()
-            for period, value in rows:
-                variance.add_metric([period], value)
+            for period, value in engine.rows(engine.sql("metrics/variance")):
+                variance.add_metric([period], _float(value))
             yield variance
 
 

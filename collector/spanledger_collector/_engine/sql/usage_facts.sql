@@ -2,8 +2,9 @@
 -- Counted once (docs/producers.md), per trace and meter: an owner span's facts count; another producer's
 -- span's fact counts unless a descendant reports the same meter (a roll-up) or an ancestor owner does.
 -- Resolved here, at read time, over whole traces: a materialized view sees one insert block, and a trace's
--- spans arrive in many. Estimates come from the price table: the first piece of the fact's price key whose
--- interval holds its start time and whose tier holds its quantity.
+-- spans arrive in many. Estimates come from the price tables: tokens from the first piece of the fact's price key
+-- whose interval holds its start time and whose tier holds its quantity; the other meters from the row of the
+-- fact's price key whose interval holds its start time (quantity * numerator / divisor, exact, then rounded).
 CREATE OR REPLACE VIEW {database}.{view} AS
 WITH
   reports AS (
@@ -25,6 +26,13 @@ WITH
     FROM {database}.{prices} FINAL
     GROUP BY meter, provider, model
   ),
+  cloud_prices AS (
+    SELECT meter, provider, resource_id, accelerator_type, region, boundary,
+      groupArray(tuple(valid_from, valid_until, numerator, divisor, currency, catalog_version, unpriced_reason))
+        AS pieces
+    FROM {database}.{cloud_prices} FINAL
+    GROUP BY meter, provider, resource_id, accelerator_type, region, boundary
+  ),
   taken AS (
     SELECT a.trace_id AS trace_id, a.ancestor AS span_id, r.meter AS meter
     FROM ancestry AS a INNER JOIN reports AS r ON r.trace_id = a.trace_id AND r.span_id = a.span_id
@@ -35,20 +43,29 @@ WITH
   )
 SELECT
   {fact_columns},
-  if(piece_index > 0 AND piece.5 IS NOT NULL,
-     toDecimal128(roundBankers(toDecimal256(quantity, 9) * piece.5 + piece.6, 12), 12), NULL) AS estimated_cost,
-  if(piece_index > 0, piece.7, NULL) AS currency,
-  if(piece_index > 0, piece.8, (SELECT argMax(catalog_version, loaded_at) FROM {database}.{prices})) AS catalog_version,
-  if(piece_index > 0, piece.9,
-     if(meter IN {token_meters}, {not_in_price_table}, concat({not_priced_prefix}, meter))) AS unpriced_reason
+  -- cloud prices: quantity * numerator at scale 39, divided (the quotient truncated at 39 places), rounded once
+  multiIf(piece_index > 0 AND piece.5 IS NOT NULL,
+          toDecimal128(roundBankers(toDecimal256(quantity, 9) * piece.5 + piece.6, 12), 12),
+          cloud_index > 0 AND cloud_piece.3 IS NOT NULL,
+          toDecimal128(roundBankers(toDecimal256(quantity, 9) * cloud_piece.3 / cloud_piece.4, 12), 12),
+          NULL) AS estimated_cost,
+  multiIf(piece_index > 0, piece.7, cloud_index > 0, cloud_piece.5, NULL) AS currency,
+  multiIf(piece_index > 0, piece.8, cloud_index > 0, cloud_piece.6,
+          (SELECT argMax(catalog_version, loaded_at) FROM {database}.{prices})) AS catalog_version,
+  multiIf(piece_index > 0, piece.9, cloud_index > 0, cloud_piece.7, {not_in_price_table}) AS unpriced_reason
 FROM (
   SELECT {attributed_columns},
     arrayFirstIndex(x -> x.1 <= f.start_time AND f.start_time < x.2 AND x.3 < f.quantity AND f.quantity <= x.4,
                     p.pieces) AS piece_index,
-    p.pieces[piece_index] AS piece
+    p.pieces[piece_index] AS piece,
+    arrayFirstIndex(x -> x.1 <= f.start_time AND f.start_time < x.2, c.pieces) AS cloud_index,
+    c.pieces[cloud_index] AS cloud_piece
   FROM {database}.{reports} AS f FINAL
   LEFT JOIN chains AS a ON a.trace_id = f.trace_id AND a.span_id = f.span_id
   LEFT JOIN prices AS p ON p.meter = f.meter AND p.provider = ifNull(f.provider, {no_provider})
     AND p.model = ifNull(f.model, '')
+  LEFT JOIN cloud_prices AS c ON c.meter = f.meter AND c.provider = ifNull(f.provider, {no_provider})
+    AND c.resource_id = ifNull(f.resource_id, {null_key}) AND c.accelerator_type = ifNull(f.accelerator_type, {null_key})
+    AND c.region = ifNull(f.region, {null_key}) AND c.boundary = ifNull(f.boundary, {null_key})
   WHERE f.owner = 1 OR (f.trace_id, f.span_id, f.meter) NOT IN (SELECT trace_id, span_id, meter FROM taken)
 )
