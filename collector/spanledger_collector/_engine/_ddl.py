@@ -130,29 +130,28 @@ def statements(names: Names) -> list[str]:
             **common, table=quoted(names.data_read_events), columns=DATA_READS.clickhouse_column_definitions()
         ),
     ]
-    for view, description, read, owner, prefilter in (
-        ("usage_owner_spans", "spanledger's owner spans", x.owner_reading, "1", x.OWNER_KEY_PRESENT),
-        ("usage_other_producers", "other producers' spans that report tokens", x.candidate_reading, "0",
-         x.MAY_REPORT),
-    ):  # fmt: skip
-        let = x.Lets("r_")
-        reading = read(let)
-        for name in ("resource_id", "provider", "account_id", "region", "model", "workflow", "tenant"):
-            let(name, getattr(reading, name))
-        let("service", x.SERVICE)
-        let("reports", reading.reports)
-        let("facts", x.facts(let, reading))
-        created.append(
-            sql_file("usage_reports_view.sql").format(
-                **common,
-                view=quoted(f"{names.usage_reports}_{view}"),
-                description=description,
-                table=quoted(names.usage_reports),
-                lets=let.select_list(),
-                owner=owner,
-                prefilter=prefilter,
-            )
+    let = x.Lets("r_")
+    reading = x.merged(let, x.owner_reading(let), x.candidate_reading(let))
+    for name in ("resource_id", "provider", "account_id", "region", "model", "workflow", "tenant"):
+        let(name, getattr(reading, name))
+    let("service", x.SERVICE)
+    let("reports", reading.reports)
+    let("facts", x.facts(let, reading))
+    read = ("TraceId", "SpanId", "ParentSpanId", "Timestamp", "Duration", "SpanAttributes", "ResourceAttributes")
+    spans = (
+        f"SELECT {', '.join(read)}\nFROM {common['traces_database']}.{common['traces_table']}\n"
+        f"WHERE {x.MAY_REPORT} AND {_VALID_SPAN}"
+    )
+    outputs = ("TraceId", "SpanId", "ParentSpanId", "r_resource_id", "r_provider", "r_account_id", "r_region",
+               "r_model", "r_workflow", "r_tenant", "r_service", "r_owner", "r_reports", "r_facts")  # fmt: skip
+    created.append(
+        sql_file("usage_reports_view.sql").format(
+            **common,
+            view=quoted(f"{names.usage_reports}_spans"),
+            table=quoted(names.usage_reports),
+            lets=let.layered(spans, read, outputs),
         )
+    )
     let = x.Lets("d_")
     reads = x.reads_expressions(let, "event_time", "event_name", "event_attributes")
     for name in ("source", "source_kind", "last_modified", "age_seconds", "bytes", "staleness_method",

@@ -12,6 +12,7 @@ are parsed at scale 18 and rounded half-even to 9 places as ``Decimal.quantize``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final, NamedTuple
 
@@ -32,6 +33,7 @@ __all__ = [
     "facts",
     "listed_values",
     "literal",
+    "merged",
     "owner_reading",
     "reads_expressions",
 ]
@@ -100,10 +102,6 @@ def micros(seconds: str) -> str:
     return f"if(abs({seconds}) < 9.2e12, fromUnixTimestamp64Micro(toInt64(roundBankers({seconds} * 1000000))), {_NULL})"
 
 
-def _meter(meter: Meter) -> str:
-    return literal(meter.value)
-
-
 class Lets:
     """Named intermediate expressions (``expr AS name``) so that each is written, and computed, once."""
 
@@ -119,6 +117,31 @@ class Lets:
 
     def select_list(self) -> str:
         return ",\n  ".join(f"{expression} AS {alias}" for alias, expression in self.items)
+
+    def layered(self, source: str, columns: Sequence[str], outputs: Sequence[str]) -> str:
+        """``source`` (a query of ``columns``) with the lets as columns, in nested subqueries: each level computes
+        the lets whose expressions read only lets of the levels below, and passes on only what is read above it
+        (``outputs`` at the top).
+
+        ClickHouse's analyzer inlines an alias wherever it is read, so lets in one select list expand into a
+        tree many times the text's size, and analysing and planning it costs more than running it (each insert
+        block plans the view anew). A subquery's column is not inlined; and pruning the unread columns of a
+        ``SELECT *`` chain would cost the planner more again.
+        """
+        names = rf"\b(?:{self.prefix}\w+|{'|'.join(columns)})\b"
+        reads = {alias: set(re.findall(names, expression)) for alias, expression in self.items}
+        level: dict[str, int] = dict.fromkeys(columns, 0)
+        for alias, _ in self.items:
+            level[alias] = 1 + max((level[name] for name in reads[alias]), default=0)
+        query = source
+        top = max(level.values())
+        for depth in range(1, top + 1):
+            above = set(outputs).union(*(reads[alias] for alias, _ in self.items if level[alias] > depth))
+            selected = [name for name in (*columns, *(alias for alias, _ in self.items))
+                        if name in above and level[name] < depth]  # fmt: skip
+            selected += [f"{expression} AS {alias}" for alias, expression in self.items if level[alias] == depth]
+            query = "SELECT\n  " + ",\n  ".join(selected) + f"\nFROM (\n{query}\n)"
+        return query
 
 
 class SpanReading(NamedTuple):
@@ -155,12 +178,13 @@ _RESOURCE_TENANT = value(RESOURCE, semconv.SPANLEDGER_TENANT_ID)
 SERVICE: Final = value(RESOURCE, semconv.SERVICE_NAME)
 OWNER_KEY_PRESENT: Final = present(SPAN, semconv.SPANLEDGER_USAGE_OWNER)
 MAY_REPORT: Final = (
-    f"NOT {OWNER_KEY_PRESENT} AND hasAny(mapKeys({SPAN}), "
+    f"({OWNER_KEY_PRESENT} OR hasAny(mapKeys({SPAN}), "
     + _array(tuple(source.name for source in USAGE_SOURCES if source.field.endswith("_tokens")
                    and source.field != "reasoning_tokens"))
-    + ")"
+    + "))"
 )  # fmt: skip
-"""A cheap first test (``_dialects.may_report``): the span carries a token attribute of some dialect."""
+"""A cheap first test: the span carries the owner mark, or a token attribute of some dialect
+(``_dialects.may_report``)."""
 OWNER: Final = f"({OWNER_KEY_PRESENT} AND {SPAN}[{literal(semconv.SPANLEDGER_USAGE_OWNER)}] = 'true')"
 
 
@@ -177,7 +201,7 @@ def owner_reading(let: Lets) -> SpanReading:
     """A span marked ``spanledger.usage.owner = true``, read by the names the decoder reads."""
     span_provider = value(SPAN, semconv.GEN_AI_PROVIDER_NAME)
     return SpanReading(
-        provider=let("provider", first(span_provider, value(SPAN, semconv.CLOUD_PROVIDER), _RESOURCE_PROVIDER)),
+        provider=let("owner_provider", first(span_provider, value(SPAN, semconv.CLOUD_PROVIDER), _RESOURCE_PROVIDER)),
         declared_type=let("declared_type", value(SPAN, semconv.SPANLEDGER_RESOURCE_TYPE)),
         resource_id=_span_or_resource(semconv.CLOUD_RESOURCE_ID, value(RESOURCE, semconv.CLOUD_RESOURCE_ID)),
         account_id=_span_or_resource(semconv.CLOUD_ACCOUNT_ID, value(RESOURCE, semconv.CLOUD_ACCOUNT_ID)),
@@ -282,7 +306,7 @@ def candidate_reading(let: Lets) -> SpanReading:
     )
     provider = first(_provider(let, found["provider"]), value(SPAN, semconv.CLOUD_PROVIDER), _RESOURCE_PROVIDER)
     return SpanReading(
-        provider=let("provider", provider),
+        provider=let("candidate_provider", provider),
         declared_type=_NULL,
         resource_id=_span_or_resource(semconv.CLOUD_RESOURCE_ID, value(RESOURCE, semconv.CLOUD_RESOURCE_ID)),
         account_id=_span_or_resource(semconv.CLOUD_ACCOUNT_ID, value(RESOURCE, semconv.CLOUD_ACCOUNT_ID)),
@@ -306,6 +330,16 @@ def candidate_reading(let: Lets) -> SpanReading:
     )
 
 
+def merged(let: Lets, owner: SpanReading, candidate: SpanReading) -> SpanReading:
+    """One reading of every span that may report: a span with the owner mark is read as an owner span (and
+    reports nothing unless the mark is ``true``), any other as another producer's."""
+    marked = let("owner", f"toUInt8({OWNER_KEY_PRESENT})")
+    return SpanReading._make(
+        mine if mine == theirs else f"if({marked}, {mine}, {theirs})"
+        for mine, theirs in zip(owner, candidate, strict=True)
+    )
+
+
 START_NANOS: Final = "toUnixTimestamp64Nano(Timestamp)"
 # Duration is UInt64: a span that ends before it starts wraps; read as the signed difference it was.
 END_NANOS: Final = f"({START_NANOS} + reinterpretAsInt64(Duration))"
@@ -317,17 +351,28 @@ start_time, end_time)``."""
 
 
 def facts(let: Lets, reading: SpanReading) -> str:
-    """``_owner_usage``: the facts one span gives, as an array (the caller keeps ``0 < quantity < 10**18``)."""
+    """``_owner_usage``: the facts one span gives, as an array of tuples (the caller keeps
+    ``0 < quantity < 10**18``)."""
+    # The fields read more than once, as lets: the analyzer would otherwise plan each reading of them anew.
+    reading = reading._replace(**{
+        field: let(f"{field}_text", getattr(reading, field)) for field in (
+            "declared_type", "input_tokens", "cache_read", "cache_write_first", "cache_creation", "output_tokens",
+            "accelerator_seconds", "egress", "ingress", "boundary",
+        )
+    })  # fmt: skip
+
+    def token_count(field: str) -> str:
+        return tokens(let(f"{field}_count", count(getattr(reading, field))))
+
     llm_type = f"ifNull({reading.declared_type}, {literal(ResourceType.LLM_MODEL.value)})"
-    input_tokens = let("input_tokens", tokens(count(reading.input_tokens)))
-    cache_read = let("cache_read", f"ifNull({tokens(count(reading.cache_read))}, 0)")
+    input_tokens = let("input_tokens", token_count("input_tokens"))
+    cache_read = let("cache_read", f"ifNull({token_count('cache_read')}, 0)")
     # `tokens(write) or tokens(creation) or 0`: a zero falls through like an absent value.
-    cache_write_first = let("cache_write_first", f"ifNull({tokens(count(reading.cache_write_first))}, 0)")
+    cache_write_first = let("cache_write_first", f"ifNull({token_count('cache_write_first')}, 0)")
     cache_write = let(
-        "cache_write",
-        f"if({cache_write_first} != 0, {cache_write_first}, ifNull({tokens(count(reading.cache_creation))}, 0))",
+        "cache_write", f"if({cache_write_first} != 0, {cache_write_first}, ifNull({token_count('cache_creation')}, 0))"
     )
-    output_tokens = let("output_tokens", f"ifNull({tokens(count(reading.output_tokens))}, 0)")
+    output_tokens = let("output_tokens", f"ifNull({token_count('output_tokens')}, 0)")
     provider = reading.provider
     occupied_from = let("occupied_from", micros(to_float(let, "occupancy_start", reading.occupancy_start)))
     occupied_to = let("occupied_to", micros(to_float(let, "occupancy_end", reading.occupancy_end)))
@@ -349,42 +394,43 @@ def facts(let: Lets, reading: SpanReading) -> str:
     egress = number(let, "egress", reading.egress)
     ingress = number(let, "ingress", reading.ingress)
 
-    def fact(
-        condition: str,
-        meter: Meter,
-        quantity: str,
-        unit: str,
-        resource_type: str,
-        *,
-        boundary_value: str = _NULL,
-        accelerator_type: str = _NULL,
-        start: str = _START,
-        end: str = _END,
-    ) -> str:
-        return (
-            f"if({condition}, [tuple({_meter(meter)}, toNullable(toDecimal128({quantity}, 9)), {unit}, "
-            f"CAST({resource_type} AS Nullable(String)), CAST({boundary_value} AS Nullable(String)), "
-            f"CAST({accelerator_type} AS Nullable(String)), {start}, {end})], [])"
-        )  # fmt: skip
-
-    return "arrayConcat(" + ",\n    ".join((
-        fact(f"{input_tokens} IS NOT NULL", Meter.LLM_INPUT_TOKENS,
-             f"toInt64({input_tokens}) - {cache_read} - {cache_write}", token_unit, llm_type),
-        fact("true", Meter.LLM_CACHE_READ_TOKENS, cache_read, token_unit, llm_type),
-        fact("true", Meter.LLM_CACHE_WRITE_TOKENS, cache_write, token_unit, llm_type),
-        fact("true", Meter.LLM_OUTPUT_TOKENS, output_tokens, token_unit, llm_type),
-        fact(f"{reading.accelerator_seconds} IS NOT NULL", Meter.ACCELERATOR_SECONDS, accelerator, seconds_unit,
-             f"ifNull({reading.declared_type}, {literal(ResourceType.GPU_INSTANCE.value)})",
-             accelerator_type=reading.accelerator_type),
-        fact(endpoint, Meter.ENDPOINT_SECONDS, f"if({occupancy_valid}, {occupied_seconds}, {span_seconds})",
-             seconds_unit, literal(ResourceType.SAGEMAKER_ENDPOINT.value),
-             start=f"if({occupancy_valid}, assumeNotNull({occupied_from}), {_START})",
-             end=f"if({occupancy_valid}, assumeNotNull({occupied_to}), {_END})"),
-        fact(transfer, Meter.EGRESS_BYTES, egress, bytes_unit, literal(ResourceType.DATA_TRANSFER.value),
-             boundary_value=boundary),
-        fact(transfer, Meter.INGRESS_BYTES, ingress, bytes_unit, literal(ResourceType.DATA_TRANSFER.value),
-             boundary_value=boundary),
-    )) + ")"  # fmt: skip
+    start, end = let("start", _START), let("end", _END)
+    llm_type = let("llm_type", llm_type)
+    # (condition, meter, quantity, unit, resource_type, boundary, accelerator_type, start, end) of each fact
+    rows = (
+        (f"{input_tokens} IS NOT NULL", Meter.LLM_INPUT_TOKENS,
+         f"toInt64({input_tokens}) - {cache_read} - {cache_write}", token_unit, llm_type, _NULL, _NULL, start, end),
+        ("true", Meter.LLM_CACHE_READ_TOKENS, cache_read, token_unit, llm_type, _NULL, _NULL, start, end),
+        ("true", Meter.LLM_CACHE_WRITE_TOKENS, cache_write, token_unit, llm_type, _NULL, _NULL, start, end),
+        ("true", Meter.LLM_OUTPUT_TOKENS, output_tokens, token_unit, llm_type, _NULL, _NULL, start, end),
+        (f"{reading.accelerator_seconds} IS NOT NULL", Meter.ACCELERATOR_SECONDS, accelerator, seconds_unit,
+         f"ifNull({reading.declared_type}, {literal(ResourceType.GPU_INSTANCE.value)})", _NULL,
+         reading.accelerator_type, start, end),
+        (endpoint, Meter.ENDPOINT_SECONDS, f"if({occupancy_valid}, {occupied_seconds}, {span_seconds})",
+         seconds_unit, literal(ResourceType.SAGEMAKER_ENDPOINT.value), _NULL, _NULL,
+         f"if({occupancy_valid}, assumeNotNull({occupied_from}), {start})",
+         f"if({occupancy_valid}, assumeNotNull({occupied_to}), {end})"),
+        (transfer, Meter.EGRESS_BYTES, egress, bytes_unit, literal(ResourceType.DATA_TRANSFER.value), boundary,
+         _NULL, start, end),
+        (transfer, Meter.INGRESS_BYTES, ingress, bytes_unit, literal(ResourceType.DATA_TRANSFER.value), boundary,
+         _NULL, start, end),
+    )  # fmt: skip
+    # Parallel arrays zipped, not one `if(condition, [tuple(...)], [])` per fact: constant columns stay
+    # constants and the plan has a few nodes per fact. A fact whose condition fails has a NULL quantity,
+    # which the caller's `0 < quantity` drops (as it drops a NULL quantity of a fact that holds).
+    quantities = (
+        "["
+        + ", ".join(f"if({condition}, toDecimal128({quantity}, 9), {_NULL})" for condition, _, quantity, *_ in rows)
+        + "]"
+    )
+    columns = [
+        _array(tuple(row[1].value for row in rows)),
+        quantities,
+        f"[{', '.join(row[3] for row in rows)}]",
+        *(f"CAST([{', '.join(row[index] for row in rows)}] AS Array(Nullable(String)))" for index in (4, 5, 6)),
+        *(f"[{', '.join(row[index] for row in rows)}]" for index in (7, 8)),
+    ]
+    return f"arrayZip({', '.join(columns)})"
 
 
 class ReadsExpressions(NamedTuple):

@@ -1,4 +1,5 @@
--- {description}: otel_traces rows -> usage_reports rows, per inserted block.
+-- otel_traces rows -> usage_reports rows, per inserted block: spanledger's owner spans (owner = 1) and other
+-- producers' spans that report tokens (owner = 0), in one view so that each block is read and planned once.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{view} TO {database}.{table} AS
 SELECT
   TraceId AS trace_id,
@@ -20,17 +21,9 @@ SELECT
   r_tenant AS tenant,
   r_service AS service,
   if(ParentSpanId = '', NULL, ParentSpanId) AS parent_span_id,
-  toUInt8({owner}) AS owner
+  r_owner AS owner
 FROM (
-  SELECT
-  TraceId, SpanId, ParentSpanId, Timestamp, Duration,
-  {lets}
-  FROM (
-    SELECT TraceId, SpanId, ParentSpanId, Timestamp, Duration, SpanAttributes, ResourceAttributes
-    FROM {traces_database}.{traces_table}
-    WHERE {prefilter}
-  )
-  WHERE {valid_span} AND r_reports
+{lets}
 )
 ARRAY JOIN r_facts AS fact
-WHERE fact.2 > 0 AND fact.2 < toDecimal128('1e18', 0)
+WHERE r_reports AND fact.2 > 0 AND fact.2 < toDecimal128('1e18', 0)
