@@ -3,10 +3,11 @@
 -- traces whose net direct cost is not positive get nothing. Its dimensions are those of its first fact.
 CREATE OR REPLACE TEMP TABLE al_shared_weights AS
 WITH direct AS (
-  SELECT billing_account_id, trace_id, sum(share) AS units, min(first_key) AS first_key,
-         arg_min(dimensions, first_key) AS dimensions
-  FROM al_shares WHERE metric = 'effective'
-  GROUP BY billing_account_id, trace_id),
+  SELECT l.billing_account_id, t.trace_id, sum(e.share) AS units, min(t.first_key) AS first_key,
+         arg_min(t.dimensions, t.first_key) AS dimensions
+  FROM al_shares e JOIN al_traces t ON e.metric = 'effective' AND e.line_id = t.line_id AND e.trace_id = t.trace_id
+  JOIN al_lines l ON l.line_id = t.line_id
+  GROUP BY l.billing_account_id, t.trace_id),
 in_period AS (
   SELECT trace_id, sum(units) AS units, min(first_key) AS first_key, arg_min(dimensions, first_key) AS dimensions
   FROM direct GROUP BY trace_id),

@@ -1,22 +1,17 @@
 -- Stage 2 (per trace on a line of {{split}} where {{lines}}): the largest-remainder share of the allocated
 -- {{metric}} cost x (scaled) weight / total weight. Ties of the remainder go to the smaller trace id, so every
--- engine gives the same cents. The columns after the share are carried for the writing (see shares_table.sql).
+-- engine gives the same cents.
 INSERT INTO al_shares
 SELECT '{{metric}}', line_id, trace_id,
        sign * (share_floor + CASE WHEN row_number() OVER by_remainder
                                       <= amount - sum(share_floor) OVER (by_remainder ROWS BETWEEN UNBOUNDED
                                                                          PRECEDING AND UNBOUNDED FOLLOWING)
-                                  THEN 1 ELSE 0 END),
-       snapshot_id, line_no, kind, usage_unit, billing_account_id, used_units, busy_units, denominator_units,
-       span_ids, weight, estimate_units, first_key, dimensions
+                                  THEN 1 ELSE 0 END)
 FROM (SELECT *, product - share_floor * total_weight AS remainder
       FROM (SELECT *, al_floor_div(product, total_weight) AS share_floor
             FROM (SELECT t.line_id, t.trace_id, l.total_weight,
                          sign(l.{{metric}}_allocated) AS sign, abs(l.{{metric}}_allocated) AS amount,
                          abs(l.{{metric}}_allocated) * (t.weight // greatest(1, l.used_units // 1000000000000000))
-                           AS product,
-                         l.snapshot_id, l.line_no, l.kind, l.usage_unit, l.billing_account_id, l.used_units,
-                         l.busy_units, l.denominator_units, t.span_ids, t.weight, t.estimate_units, t.first_key,
-                         t.dimensions
+                           AS product
                   FROM al_traces t JOIN {{split}} l USING (line_id) WHERE l.busy_units > 0 AND {{lines}})))
 WINDOW by_remainder AS (PARTITION BY line_id ORDER BY remainder DESC, trace_id)

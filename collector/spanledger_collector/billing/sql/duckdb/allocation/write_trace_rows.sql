@@ -1,14 +1,15 @@
 -- One allocations row per (line, trace) with its shares (BilledCost and ListCost: the EffectiveCost share where
--- they were not split on their own). The line's and the trace's columns come with the effective share.
+-- they were not split on their own).
 INSERT INTO allocations
-SELECT {{run_id}}, e.snapshot_id, e.line_no, e.trace_id, e.span_ids,
-       CASE WHEN e.kind = 'shared' THEN al_money(e.weight)::DECIMAL(38, 6) ELSE al_quantity(e.weight) END,
-       e.usage_unit,
-       CAST(e.weight AS DOUBLE) / e.used_units * CAST(e.busy_units AS DOUBLE) / e.denominator_units,
+SELECT {{run_id}}, l.snapshot_id, l.line_no, t.trace_id, t.span_ids,
+       CASE WHEN l.kind = 'shared' THEN al_money(t.weight)::DECIMAL(38, 6) ELSE al_quantity(t.weight) END,
+       l.usage_unit,
+       CAST(t.weight AS DOUBLE) / l.used_units * CAST(l.busy_units AS DOUBLE) / l.denominator_units,
        al_money(e.share), al_money(coalesce(b.share, e.share)), al_money(coalesce(p.share, e.share)),
-       al_money(e.estimate_units), e.dimensions.workflow, e.dimensions.tenant, e.dimensions.service,
-       e.dimensions.model, NULL
-FROM al_shares e
-LEFT JOIN al_shares b ON b.metric = 'billed' AND b.line_id = e.line_id AND b.trace_id = e.trace_id
-LEFT JOIN al_shares p ON p.metric = 'list' AND p.line_id = e.line_id AND p.trace_id = e.trace_id
-WHERE e.metric = 'effective'
+       al_money(t.estimate_units), t.dimensions.workflow, t.dimensions.tenant, t.dimensions.service,
+       t.dimensions.model, NULL
+FROM al_traces t
+JOIN {{split}} l USING (line_id)
+JOIN al_shares e ON e.metric = 'effective' AND e.line_id = t.line_id AND e.trace_id = t.trace_id
+LEFT JOIN al_shares b ON b.metric = 'billed' AND b.line_id = t.line_id AND b.trace_id = t.trace_id
+LEFT JOIN al_shares p ON p.metric = 'list' AND p.line_id = t.line_id AND p.trace_id = t.trace_id
