@@ -3,12 +3,10 @@
 -- traces whose net direct cost is not positive get nothing. Its dimensions are those of its first fact.
 CREATE TEMPORARY TABLE al_shared_weights ENGINE = Memory AS
 WITH direct AS (
-  SELECT l.billing_account_id AS billing_account_id, t.trace_id AS trace_id, sum(e.share) AS units,
-         min(t.first_key) AS first_key, argMin(t.dimensions, t.first_key) AS dimensions
-  FROM al_shares AS e JOIN al_traces AS t ON e.line_id = t.line_id AND e.trace_id = t.trace_id
-  JOIN al_lines AS l ON l.line_id = t.line_id
-  WHERE e.metric = 'effective'
-  GROUP BY l.billing_account_id, t.trace_id),
+  SELECT billing_account_id, trace_id, sum(share) AS units, min(first_key) AS first_key,
+         argMin(dimensions, first_key) AS dimensions
+  FROM al_shares WHERE metric = 'effective'
+  GROUP BY billing_account_id, trace_id),
 in_period AS (
   SELECT trace_id, sum(units) AS units, min(first_key) AS first_key, argMin(dimensions, first_key) AS dimensions
   FROM direct GROUP BY trace_id),

@@ -1,6 +1,7 @@
--- One allocation_lines row per billing line of the run. Whole 10^-12 (10^-6) units become Decimal(38, 12)
+-- One allocation_lines row per billing line of the run (unique keys: no merge of the block on insert, see
+-- write_trace_rows.sql). Whole 10^-12 (10^-6) units become Decimal(38, 12)
 -- (Decimal(38, 6)) exactly by multiplying a Decimal(38, 0).
-INSERT INTO allocation_lines
+INSERT INTO allocation_lines SETTINGS optimize_on_insert = 0
 SELECT {{run_id}}, l.snapshot_id, l.line_no, l.rule_id, coalesce(l.kind, 'none'), l.rule_resource_type,
        l.line_key, l.accelerators,
        if(l.kind = 'capacity', toDecimal128(l.capacity_units, 0) * toDecimal128('0.000001', 6), NULL),

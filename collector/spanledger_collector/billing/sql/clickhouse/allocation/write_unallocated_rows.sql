@@ -1,5 +1,6 @@
--- The unallocated row of each line whose cost is not wholly allocated (or that no trace used).
-INSERT INTO allocations
+-- The unallocated row of each line whose cost is not wholly allocated (or that no trace used); unique keys, as in
+-- write_trace_rows.sql.
+INSERT INTO allocations SETTINGS optimize_on_insert = 0
 SELECT {{run_id}}, l.snapshot_id, l.line_no, NULL, [],
        if(l.kind IN ('capacity', 'consumption'),
           toDecimal128(greatest(toInt128(0), coalesce(l.capacity_units, 0) - coalesce(l.busy_units, 0)), 0)
