@@ -16,71 +16,20 @@ import openai
 import pytest
 import spanledger
 from _aws_servers import make_client, runtime_server
+from _content_recording import CONTENT, plain, recorded_factory
 from aws_runtime_server import AwsRuntimeServer
 from openai_compatible_server import OpenAICompatibleServer
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanledger import semconv
 
-__all__ = ["runtime_server"]
+__all__ = ["recorded_factory", "runtime_server"]
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
-EVENT = semconv.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS
-CONTENT = (
-    semconv.GEN_AI_INPUT_MESSAGES,
-    semconv.GEN_AI_OUTPUT_MESSAGES,
-    semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
-    semconv.GEN_AI_TOOL_DEFINITIONS,
-)
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[OpenAICompatibleServer]:
     with OpenAICompatibleServer() as running:
         yield running
-
-
-class Recorded:
-    def __init__(self, **options: Any) -> None:
-        self.spans = InMemorySpanExporter()
-        self.logs = InMemoryLogRecordExporter()
-        self.handle = spanledger.configure(
-            export="none",
-            additional_span_processors=[SimpleSpanProcessor(self.spans)],
-            additional_log_record_processors=[SimpleLogRecordProcessor(self.logs)],
-            **options,
-        )
-
-    def genai_spans(self) -> list[ReadableSpan]:
-        return [s for s in self.spans.get_finished_spans() if semconv.GEN_AI_OPERATION_NAME in (s.attributes or {})]
-
-    def events(self) -> list[ReadableLogRecord]:
-        return [record for record in self.logs.get_finished_logs() if record.log_record.event_name == EVENT]
-
-
-@pytest.fixture
-def recorded_factory() -> Iterator[Any]:
-    made: list[Recorded] = []
-
-    def make(**options: Any) -> Recorded:
-        made.append(Recorded(**options))
-        return made[-1]
-
-    yield make
-    for recorded in made:
-        recorded.handle.shutdown()
-
-
-def plain(value: Any) -> Any:
-    """An event attribute as plain JSON types (the SDK stores sequences as tuples)."""
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {key: plain(item) for key, item in value.items()}
-    return value
 
 
 def client_for(server: OpenAICompatibleServer) -> openai.OpenAI:

@@ -14,26 +14,16 @@ from urllib.parse import urlparse
 
 import anthropic
 import pytest
-import spanledger
+from _content_recording import CONTENT, Recorded, plain, recorded_factory
 from genai_wire_server import REPLY_WORDS, TOOL_ARGUMENTS, GenAIWireServer
 from google import genai
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanledger import semconv
+
+__all__ = ["recorded_factory"]
 
 REPLY = "".join(REPLY_WORDS)
 CLAUDE = "claude-sonnet-4-5"
 GEMINI = "gemini-2.5-flash"
-EVENT = semconv.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS
-CONTENT = (
-    semconv.GEN_AI_INPUT_MESSAGES,
-    semconv.GEN_AI_OUTPUT_MESSAGES,
-    semconv.GEN_AI_SYSTEM_INSTRUCTIONS,
-    semconv.GEN_AI_TOOL_DEFINITIONS,
-)
 MODES = [
     ("no_content", False, False),
     ("span_only", True, False),
@@ -49,55 +39,6 @@ WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 def server() -> Iterator[GenAIWireServer]:
     with GenAIWireServer() as running:
         yield running
-
-
-class Recorded:
-    def __init__(self, **options: Any) -> None:
-        self.spans = InMemorySpanExporter()
-        self.logs = InMemoryLogRecordExporter()
-        self.handle = spanledger.configure(
-            export="none",
-            additional_span_processors=[SimpleSpanProcessor(self.spans)],
-            additional_log_record_processors=[SimpleLogRecordProcessor(self.logs)],
-            **options,
-        )
-
-    def genai_span(self) -> ReadableSpan:
-        spans = [
-            s
-            for s in self.spans.get_finished_spans()
-            if semconv.GEN_AI_OPERATION_NAME in (s.attributes or {}) and semconv.SPANLEDGER_USAGE_OWNER in s.attributes
-        ]
-        assert len(spans) == 1, [s.name for s in spans]
-        return spans[0]
-
-    def events(self) -> list[ReadableLogRecord]:
-        return [record for record in self.logs.get_finished_logs() if record.log_record.event_name == EVENT]
-
-
-@pytest.fixture
-def recorded_factory() -> Iterator[Callable[..., Recorded]]:
-    made: list[Recorded] = []
-
-    def make(**options: Any) -> Recorded:
-        made.append(Recorded(**options))
-        return made[-1]
-
-    yield make
-    for recorded in made:
-        recorded.handle.shutdown()
-
-
-def plain(value: Any) -> Any:
-    """An event attribute as plain JSON types (the SDK stores sequences as tuples)."""
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {key: plain(item) for key, item in value.items()}
-    return value
-
-
-# --- Anthropic ----------------------------------------------------------------------------------------
 
 
 def claude(server: GenAIWireServer, traced: bool) -> anthropic.Anthropic:
