@@ -86,7 +86,7 @@ def is_under(child: ReadableSpan, ancestor: ReadableSpan, spans: tuple[ReadableS
 
 
 def test_agent_run_nests_llm_calls_and_tools(server: OpenAICompatibleServer, exporter: InMemorySpanExporter) -> None:
-    from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, ToolCallItem, function_tool
     from openai import AsyncOpenAI
 
     calls: list[str] = []
@@ -115,6 +115,8 @@ def test_agent_run_nests_llm_calls_and_tools(server: OpenAICompatibleServer, exp
     assert attributes[semconv.SPANLEDGER_WORKFLOW_NAME] == "Weather Agent"  # no workflow set: the agent names it
     (tool,) = by_operation(spans, "execute_tool")
     assert (tool.attributes or {})[semconv.GEN_AI_TOOL_NAME] == "lookup_weather"
+    (call_id,) = [item.raw_item.call_id for item in result.new_items if isinstance(item, ToolCallItem)]
+    assert (tool.attributes or {})[semconv.GEN_AI_TOOL_CALL_ID] == call_id
     assert is_under(tool, run, spans)
     assert [event.name for event in tool.events] == [semconv.EVENT_SPANLEDGER_DATA_READ]  # the tool owns its read
     chats = by_operation(spans, "chat")
