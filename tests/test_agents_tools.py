@@ -193,3 +193,24 @@ async def test_mcp_stdio_records_no_session_id(exporter: InMemorySpanExporter) -
     await _call_tools(("add", {"a": 1, "b": 1}))
     (tool_span,) = by_operation(exporter.get_finished_spans(), "execute_tool")
     assert semconv.MCP_SESSION_ID not in (tool_span.attributes or {})
+
+
+def test_shutdown_restores_the_patched_methods() -> None:
+    from agents.tool_context import ToolContext
+    from mcp.client.streamable_http import StreamableHTTPTransport
+
+    def patched() -> list[object]:
+        return [
+            vars(ClientSession)["call_tool"],
+            vars(ClientSession)["__init__"],
+            vars(StreamableHTTPTransport)["post_writer"],
+            vars(ToolContext)["from_agent_context"],
+        ]
+
+    originals = patched()
+    handle = spanledger.configure(export="none")
+    try:
+        assert all(now is not before for now, before in zip(patched(), originals, strict=True))
+    finally:
+        handle.shutdown()
+    assert all(now is before for now, before in zip(patched(), originals, strict=True))
