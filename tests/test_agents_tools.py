@@ -3,7 +3,10 @@ MCP server over stdio) produce invoke_agent / execute_tool spans, nested over th
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,7 @@ import pytest
 import spanledger
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from openai_compatible_server import OpenAICompatibleServer
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -26,6 +30,33 @@ TOOL_SERVER = Path(__file__).resolve().parent / "apps" / "mcp_tool_server.py"
 def server() -> Iterator[OpenAICompatibleServer]:
     with OpenAICompatibleServer() as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def mcp_http_url() -> Iterator[str]:
+    """The test tool server as its own process, over streamable HTTP on a free local port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, str(TOOL_SERVER), "streamable-http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # wait until it accepts connections
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the MCP tool server on port {port} did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -55,7 +86,7 @@ def is_under(child: ReadableSpan, ancestor: ReadableSpan, spans: tuple[ReadableS
 
 
 def test_agent_run_nests_llm_calls_and_tools(server: OpenAICompatibleServer, exporter: InMemorySpanExporter) -> None:
-    from agents import Agent, OpenAIChatCompletionsModel, Runner, function_tool
+    from agents import Agent, OpenAIChatCompletionsModel, Runner, ToolCallItem, function_tool
     from openai import AsyncOpenAI
 
     calls: list[str] = []
@@ -84,6 +115,8 @@ def test_agent_run_nests_llm_calls_and_tools(server: OpenAICompatibleServer, exp
     assert attributes[semconv.SPANLEDGER_WORKFLOW_NAME] == "Weather Agent"  # no workflow set: the agent names it
     (tool,) = by_operation(spans, "execute_tool")
     assert (tool.attributes or {})[semconv.GEN_AI_TOOL_NAME] == "lookup_weather"
+    (call_id,) = [item.raw_item.call_id for item in result.new_items if isinstance(item, ToolCallItem)]
+    assert (tool.attributes or {})[semconv.GEN_AI_TOOL_CALL_ID] == call_id
     assert is_under(tool, run, spans)
     assert [event.name for event in tool.events] == [semconv.EVENT_SPANLEDGER_DATA_READ]  # the tool owns its read
     chats = by_operation(spans, "chat")
@@ -139,3 +172,45 @@ async def test_mcp_call_tool_spans(exporter: InMemorySpanExporter) -> None:
     mcp_sends = [span for span in spans if span.name.startswith("MCP send tools/call")]
     assert mcp_sends and all(span.parent is not None for span in mcp_sends)
     assert any(is_under(send, add_span, spans) for send in mcp_sends)
+
+
+async def test_mcp_streamable_http_records_the_session_id(mcp_http_url: str, exporter: InMemorySpanExporter) -> None:
+    session_ids = []
+    for _ in range(2):  # two connections: two server sessions, each span carries its own
+        async with streamable_http_client(mcp_http_url) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            added = await session.call_tool("add", {"a": 2, "b": 3})
+            assert added.structured_content == {"result": 5} or "5" in str(added.content)
+            (tool_span,) = by_operation(exporter.get_finished_spans(), "execute_tool")
+            exporter.clear()
+            session_id = (tool_span.attributes or {}).get(semconv.MCP_SESSION_ID)
+            assert isinstance(session_id, str) and session_id
+            session_ids.append(session_id)
+    assert session_ids[0] != session_ids[1]
+
+
+async def test_mcp_stdio_records_no_session_id(exporter: InMemorySpanExporter) -> None:
+    await _call_tools(("add", {"a": 1, "b": 1}))
+    (tool_span,) = by_operation(exporter.get_finished_spans(), "execute_tool")
+    assert semconv.MCP_SESSION_ID not in (tool_span.attributes or {})
+
+
+def test_shutdown_restores_the_patched_methods() -> None:
+    from agents.tool_context import ToolContext
+    from mcp.client.streamable_http import StreamableHTTPTransport
+
+    def patched() -> list[object]:
+        return [
+            vars(ClientSession)["call_tool"],
+            vars(ClientSession)["__init__"],
+            vars(StreamableHTTPTransport)["post_writer"],
+            vars(ToolContext)["from_agent_context"],
+        ]
+
+    originals = patched()
+    handle = spanledger.configure(export="none")
+    try:
+        assert all(now is not before for now, before in zip(patched(), originals, strict=True))
+    finally:
+        handle.shutdown()
+    assert all(now is before for now, before in zip(patched(), originals, strict=True))

@@ -1,6 +1,12 @@
-"""A real MCP server over stdio with two tools, for the MCP client instrumentation tests."""
+"""A real MCP server with two tools, for the MCP client instrumentation tests.
+
+``python mcp_tool_server.py`` serves over stdio; ``python mcp_tool_server.py streamable-http PORT`` over
+streamable HTTP at ``http://127.0.0.1:PORT/mcp``.
+"""
 
 from __future__ import annotations
+
+import sys
 
 from mcp.server.mcpserver import MCPServer
 
@@ -20,4 +26,7 @@ def fail() -> str:
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    if sys.argv[1:2] == ["streamable-http"]:
+        server.run("streamable-http", port=int(sys.argv[2]))
+    else:
+        server.run("stdio")

@@ -1,8 +1,9 @@
 """MCP client instrumentation: an ``execute_tool`` span around every ``ClientSession.call_tool``.
 
-The span (``execute_tool {tool}``, with ``gen_ai.tool.name`` and ``mcp.method.name``) is current while the
-call runs, so it nests under the agent run or LLM call that asked for the tool and over the MCP SDK's own
-request span. Tool arguments and results are content: recorded only with ``capture_message_content``.
+The span (``execute_tool {tool}``, with ``gen_ai.tool.name``, ``mcp.method.name`` and, over streamable
+HTTP, ``mcp.session.id``) is current while the call runs, so it nests under the agent run or LLM call that
+asked for the tool and over the MCP SDK's own request span. Tool arguments and results are content:
+recorded only with ``capture_message_content``.
 
 Importing this package does not import ``mcp``; ``MCPInstrumentation.instrument`` does.
 """

@@ -3,6 +3,12 @@
 The SDK calls ``on_span_start`` / ``on_span_end`` synchronously where its span starts and ends, in the
 task that runs it, so the OTel context can be attached there and detached at the end. Should an end
 arrive in another context (it has not been seen), the span still ends and nothing is detached there.
+
+The function span does not carry the tool call's id (``gen_ai.tool.call.id``); the SDK hands it to the
+tool in the ``ToolContext`` it builds, with the public ``ToolContext.from_agent_context``, inside the
+function span. That classmethod is wrapped: the id goes on the open span for the current function span
+(the first context built there, which is the span's own call). Should the SDK build the context
+elsewhere, no id is recorded.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import threading
 from typing import Any
 
 from agents import add_trace_processor
-from agents.tracing import AgentSpanData, FunctionSpanData, TracingProcessor
+from agents.tool_context import ToolContext
+from agents.tracing import AgentSpanData, FunctionSpanData, TracingProcessor, get_current_span
 from opentelemetry import context, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -31,6 +38,7 @@ class SpanledgerTracingProcessor(TracingProcessor):
     def __init__(self) -> None:
         self.telemetry: Telemetry | None = None
         self._open: dict[str, tuple[Span, object]] = {}
+        self._with_call_id: set[str] = set()
         self._lock = threading.Lock()
 
     def on_trace_start(self, trace: Any) -> None:
@@ -77,9 +85,30 @@ class SpanledgerTracingProcessor(TracingProcessor):
         except Exception:
             log_internal_error("openai-agents span start")
 
+    def on_tool_context(self, tool_context: Any) -> None:
+        """Record ``tool_context``'s call id on the open span of the current function span, if not yet set."""
+        if self.telemetry is None:
+            return
+        try:
+            span = get_current_span()
+            if span is None or not isinstance(span.span_data, FunctionSpanData):
+                return
+            call_id = getattr(tool_context, "tool_call_id", None)
+            if not isinstance(call_id, str) or not call_id:
+                return
+            with self._lock:
+                found = self._open.get(span.span_id)
+                if found is None or span.span_id in self._with_call_id:
+                    return
+                self._with_call_id.add(span.span_id)
+            found[0].set_attribute(semconv.GEN_AI_TOOL_CALL_ID, call_id)
+        except Exception:
+            log_internal_error("openai-agents tool context")
+
     def on_span_end(self, span: Any) -> None:
         with self._lock:
             found = self._open.pop(span.span_id, None)
+            self._with_call_id.discard(span.span_id)
         if found is None:
             return
         otel_span, token = found
@@ -115,6 +144,15 @@ class SpanledgerTracingProcessor(TracingProcessor):
 
 
 _processor: SpanledgerTracingProcessor | None = None
+_original_from_agent_context: Any = None
+
+
+def _from_agent_context(cls: Any, *args: Any, **kwargs: Any) -> Any:
+    tool_context = _original_from_agent_context.__func__(cls, *args, **kwargs)
+    processor = _processor
+    if processor is not None:
+        processor.on_tool_context(tool_context)
+    return tool_context
 
 
 def install(telemetry: Telemetry) -> None:
@@ -123,14 +161,21 @@ def install(telemetry: Telemetry) -> None:
     The SDK cannot remove a processor (only replace them all, as ``set_trace_processors`` does, which also
     drops ours), so each ``instrument()`` registers a fresh one and switches the previous one off.
     """
-    global _processor
+    global _processor, _original_from_agent_context
     if _processor is not None:
         _processor.telemetry = None
     _processor = SpanledgerTracingProcessor()
     _processor.telemetry = telemetry
     add_trace_processor(_processor)
+    current = vars(ToolContext).get("from_agent_context")
+    if isinstance(current, classmethod) and current.__func__ is not _from_agent_context:
+        _original_from_agent_context = current
+        ToolContext.from_agent_context = classmethod(_from_agent_context)  # type: ignore[method-assign,assignment]
 
 
 def uninstall() -> None:
     if _processor is not None:
         _processor.telemetry = None
+    current = vars(ToolContext).get("from_agent_context")
+    if isinstance(current, classmethod) and current.__func__ is _from_agent_context:
+        ToolContext.from_agent_context = _original_from_agent_context  # type: ignore[method-assign]
