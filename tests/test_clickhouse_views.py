@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from spanledger import semconv
@@ -30,7 +30,7 @@ from spanledger_collector._processors._usage import UsageSettings
 from spanledger_collector._store import UsageFact
 from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
-from test_collector_producers import DIALECT_SPANS, Node, _encoded, _request, _spans
+from test_collector_producers import DIALECT_SPANS, Node, _encoded, _request, _spans, _value
 
 CATALOG = load_catalog()
 TOKEN_FIELDS = ("input_tokens", "uncached_input_tokens", "cache_read_tokens", "cache_write_tokens",
@@ -244,16 +244,6 @@ def _tokens(rng: random.Random) -> int:
 def _number(rng: random.Random) -> float | int:
     return rng.choice([0, 1, 2.5, 0.1, 1e-7, 1.234567890123, -3.0, 1e25, float("nan"), float("inf"), 1e-10,
                        rng.random() * 100, rng.randrange(0, 10**12)])  # fmt: skip
-
-
-def _value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    return AnyValue(string_value=value)
 
 
 def _attributes(values: dict[str, Any]) -> list[KeyValue]:
