@@ -15,13 +15,19 @@ from typing import Any
 import duckdb
 import pytest
 from fixtures.usage_store import add_usage, fact, open_usage_store
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from spanledger import semconv
 from spanledger_collector._cli import main
+from spanledger_collector._engine._ddl import Names
+from spanledger_collector._engine._install import init
 from spanledger_collector._store import USAGE_FACTS, DataRead, SpanColumns, UsageFact
 from spanledger_collector._store._clickhouse_client import open_clickhouse
 from spanledger_collector._store._clickhouse_schema import ClickHouseSchema
-from spanledger_collector._store._location import StoreAddress, StoreEngine
+from spanledger_collector._store._location import DEFAULT_DATABASE, StoreAddress, StoreEngine
+from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
 from spanledger_collector.billing import allocate, import_billing
+from test_clickhouse_views import OWN
+from test_collector_producers import Node, _encoded, _spans
 
 BILLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "billing"
 SAMPLE = BILLING_DATA / "focus_sample_1000.csv"
@@ -334,3 +340,38 @@ def test_duckdb_is_unchanged_by_the_engine_layer(db: duckdb.DuckDBPyConnection, 
     # The DuckDB store still takes a plain connection and needs no ClickHouse package.
     import_billing(db, [str(_focus_export(tmp_path))])
     assert {run.billing_period for run in allocate(db)} == {"2025-02"}
+
+
+def _ledger_spans(client: Any, request: bytes) -> None:
+    """The exporter's spans in a table named ``ledger_spans`` (its ``traces_table``) of the default database."""
+    rows = OtelTraceRows()
+    rows.add_request(ExportTraceServiceRequest.FromString(request))
+    client.insert("ledger_spans", rows.columns, column_names=OTEL_TRACES_COLUMNS, column_oriented=True)
+
+
+@pytest.mark.parametrize("made_by", ["init", "exporter"])
+def test_the_cli_reads_the_spans_table_the_store_was_made_with(
+    made_by: str, chdb_default: Any, chdb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``init --traces-table ledger_spans`` over an OTel Collector's table, or a collector whose clickhouse exporter
+    has ``traces_table: ledger_spans``: the CLI, which has neither's settings, finds that table."""
+    statements = ClickHouseSchema(DEFAULT_DATABASE, traces_table="ledger_spans").statements()
+    if made_by == "init":  # only the OTel Collector's tables, then init over them
+        statements = [statement for statement in statements if "ledger_spans" in statement]
+    for statement in statements:
+        chdb_default.command(statement)
+    if made_by == "init":
+        init(chdb_default, Names(database=DEFAULT_DATABASE, traces_table="ledger_spans"), catalog_models=False)
+    spans = _spans(Node("agent", {}, (Node("chat", OWN),)))
+    _ledger_spans(chdb_default, _encoded(spans))
+    house = ("--store", f"chdb:{chdb_dir}")
+    assert main(["billing", "import", str(_focus_export(tmp_path)), "--quiet", *house]) == 0
+    assert main(["trace", f"{spans[0].context.trace_id:032x}", *house, "--json"]) == 0, capsys.readouterr().err
+    lineage = json.loads(capsys.readouterr().out)
+    assert [node["name"] for node in lineage["tree"]] == ["agent"]
+    assert [child["name"] for child in lineage["tree"][0]["children"]] == ["chat"]
+    if made_by == "init":  # init's views made the usage facts (the collector's store has none here)
+        tokens = {"input_tokens": "100", "cache_read_tokens": "20", "cache_write_tokens": "0", "output_tokens": "30"}
+        assert lineage["totals"]["tokens"] == tokens  # input: the uncached part (the meters are disjoint)
+    tables = {table for (table,) in chdb_default.query("SHOW TABLES").result_rows}
+    assert "otel_traces" not in tables  # billing import made the store's tables beside ledger_spans, not another

@@ -72,6 +72,11 @@ class Names:
     def traces(self) -> str:
         return self.traces_database or self.database
 
+    @property
+    def usage_reports_view(self) -> str:
+        """The materialized view over the traces table (answers on the store find that table through it)."""
+        return f"{self.usage_reports}_spans"
+
 
 def sql_file(name: str) -> str:
     return resources.files(__package__).joinpath("sql").joinpath(name).read_text()
@@ -147,7 +152,7 @@ def statements(names: Names) -> list[str]:
     created.append(
         sql_file("usage_reports_view.sql").format(
             **common,
-            view=quoted(f"{names.usage_reports}_spans"),
+            view=quoted(names.usage_reports_view),
             table=quoted(names.usage_reports),
             lets=let.layered(spans, read, outputs),
         )

@@ -17,6 +17,7 @@ __all__ = ["CostFactory", "CostProcessor", "CostSettings"]
 
 logger = logging.getLogger("spanledger.collector")
 
+
 @dataclass(frozen=True)
 class CostSettings:
     price_overrides: Path | None = None

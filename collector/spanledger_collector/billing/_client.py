@@ -21,6 +21,7 @@ import urllib3
 from .._store._clickhouse_client import ClickHouseUnavailableError, open_clickhouse
 from .._store._clickhouse_schema import ClickHouseSchema
 from .._store._location import StoreAddress, StoreAddressError, parse_store_address
+from ._engine import spans_table
 from ._errors import BillingError
 from ._table import Answer, Context
 
@@ -80,7 +81,8 @@ class ClickHouseStore:
             raise BillingError(str(error)) from None
         try:
             if answer.writes:  # the store's tables, as the clickhouse exporter's create_schema makes them
-                for statement in ClickHouseSchema(self.address.database).statements():
+                schema = ClickHouseSchema(self.address.database, traces_table=spans_table(client))
+                for statement in schema.statements():
                     client.command(statement)
             return answer.compute(client, request, Context(show_progress=show_progress))
         finally:

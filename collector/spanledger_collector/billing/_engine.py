@@ -20,10 +20,11 @@ from typing import Any, Protocol
 
 import duckdb
 
+from .._engine._ddl import Names
 from .._store import COUNTED_USAGE_FACTS, SPANS
 from .._store._clickhouse_schema import OTEL_TRACES
 
-__all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "engine_of", "sql_text"]
+__all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "engine_of", "spans_table", "sql_text"]
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -152,10 +153,11 @@ class ClickHouseEngine:
     dialect = "clickhouse"
     _SETTINGS: Mapping[str, Any] = {"join_use_nulls": 1, "prefer_column_name_to_alias": 1}
 
-    def __init__(self, client: Any, *, traces_table: str = OTEL_TRACES) -> None:
-        """``traces_table``: the exporter's spans table (the ``clickhouse`` exporter's ``traces_table``)."""
+    def __init__(self, client: Any, *, traces_table: str | None = None) -> None:
+        """``traces_table``: the exporter's spans table (the ``clickhouse`` exporter's ``traces_table``); not
+        given, the one the store's views read (:func:`spans_table`)."""
         self.client = client
-        self.spans = traces_table
+        self.spans = traces_table or spans_table(client)
         # The collector's store has the counted view (retractions applied); over an OTel Collector's
         # otel_traces, `spanledger clickhouse init` makes usage_facts itself a view that counts each call once.
         self.facts = COUNTED_USAGE_FACTS if self.has_table(COUNTED_USAGE_FACTS) else "(SELECT * FROM usage_facts FINAL)"
@@ -185,7 +187,7 @@ class ClickHouseEngine:
             return f"toDateTime64('{_timestamp_text(value)}', 6, 'UTC')"
         if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
             return str(value)
-        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return _quoted(str(value))
 
     def has_table(self, name: str) -> bool:
         rows = self.rows(f"EXISTS TABLE {name}")
@@ -209,6 +211,23 @@ def _statements(sql: str) -> list[str]:
 
 def _only_comments(text: str) -> bool:
     return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
+
+
+def spans_table(client: Any) -> str:
+    """The spans table of the client's database, for a process without the collector's config (the CLI): the
+    one ``spanledger clickhouse init`` installed its view over, else the exporter's (``otel_traces`` by
+    default), found through the views that read it."""
+    # init's own names (its CLI takes only the traces table's name)
+    params = {"init_view": Names(database="").usage_reports_view, "default": OTEL_TRACES}
+    found = client.query(
+        sql_text("clickhouse", "spans_table", {key: _quoted(value) for key, value in params.items()})
+    ).result_rows
+    return str(found[0][0]) if found else OTEL_TRACES
+
+
+def _quoted(text: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def engine_of(store: Any) -> Engine:
