@@ -39,12 +39,11 @@ import base64
 import contextlib
 import json
 import re
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aws_runtime_server import encode_event
+from local_server import LocalHandler, LocalServer
 
 __all__ = ["GenAIWireServer", "start_server"]
 
@@ -84,37 +83,14 @@ class RecordedRequest:
     headers: dict[str, str]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _HTTPServer
+class _Handler(LocalHandler):
     eventstream = False
     """Whether the stream being sent is in the AWS event-stream encoding (Bedrock) rather than SSE."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.owner.verbose:
-            super().log_message(format, *args)
-
-    # --- plumbing -------------------------------------------------------------------------------
-
-    def _send_json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("request-id", f"req_{self.server.owner.next_id()}")
-        self.end_headers()
-        self.wfile.write(body)
-
     def _start_sse(self) -> None:
-        self.send_response(200)
-        if self.eventstream:
-            self.send_header("Content-Type", "application/vnd.amazon.eventstream")
-        else:
-            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
+        self._start_stream(
+            "application/vnd.amazon.eventstream" if self.eventstream else "text/event-stream; charset=utf-8"
+        )
 
     def _sse(self, payload: Any, event: str | None = None) -> None:
         if self.eventstream:
@@ -124,14 +100,6 @@ class _Handler(BaseHTTPRequestHandler):
             text = (f"event: {event}\n" if event else "") + f"data: {json.dumps(payload)}\n\n"
             raw = text.encode()
         self._send_chunk(raw)
-
-    def _send_chunk(self, raw: bytes) -> None:
-        self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
-        self.wfile.flush()
-
-    def _end_sse(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
 
     def _drop_connection(self) -> None:
         self.wfile.flush()
@@ -250,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if model == "error-stream" and number == 2:
                     if self.eventstream:  # Bedrock reports a failed stream in an exception frame
                         self._send_chunk(encode_event(_BEDROCK_ERROR, b'{"message": "the model stream failed"}'))
-                        self._end_sse()
+                        self._end_stream()
                     else:
                         self._drop_connection()
                     return
@@ -281,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "cacheWriteInputTokenCount": ANTHROPIC_CACHE_CREATION_TOKENS,
             }
         self._sse(stop, "message_stop")
-        self._end_sse()
+        self._end_stream()
 
     # --- Gemini ---------------------------------------------------------------------------------
 
@@ -345,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
             last = number == len(REPLY_WORDS) - 1
             running = {**usage, "candidatesTokenCount": number + 1} if not last else usage
             self._sse(response(word, "STOP" if last else None, running))
-        self._end_sse()
+        self._end_stream()
 
     def _gemini_embed(self, method: str, body: dict[str, Any]) -> None:
         if method == "predict":
@@ -370,67 +338,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"embeddings": [{"values": [0.1, 0.2, 0.3]} for _ in requests]})
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: GenAIWireServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if self.owner.verbose:
-            super().handle_error(request, client_address)
-
-
 @dataclass
-class GenAIWireServer:
+class GenAIWireServer(LocalServer):
     """The server; ``start()`` serves in a background thread, ``stop()`` shuts it down (twice is harmless)."""
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    verbose: bool = False
+    handler = _Handler
+    thread_name = "genai-wire-server"
     requests: list[RecordedRequest] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    _httpd: _HTTPServer | None = None
-    _thread: threading.Thread | None = None
-    _counter: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def next_id(self) -> int:
-        with self.lock:
-            self._counter += 1
-            return self._counter
-
-    def _bind(self) -> _HTTPServer:
-        httpd = _HTTPServer((self.host, self.port), _Handler)
-        httpd.owner = self
-        self.port = httpd.server_address[1]
-        self._httpd = httpd
-        return httpd
-
-    def start(self) -> GenAIWireServer:
-        httpd = self._bind()
-        self._thread = threading.Thread(target=httpd.serve_forever, name="genai-wire-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._bind().serve_forever()
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> GenAIWireServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def start_server(port: int = 0) -> GenAIWireServer:

@@ -39,11 +39,11 @@ import base64
 import contextlib
 import json
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
+
+from local_server import LocalHandler, LocalServer
 
 __all__ = ["OpenAICompatibleServer", "RecordedRequest", "start_server"]
 
@@ -131,47 +131,21 @@ def _tool_call_for(body: dict[str, Any], model: str) -> dict[str, Any] | None:
     return {"id": f"call_{len(messages)}", "type": "function", "function": {"name": name, "arguments": "{}"}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # SSE events are small writes; do not let Nagle delay them
-    server: _HTTPServer
+class _Handler(LocalHandler):
+    request_id_header = "x-request-id"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.owner.verbose:
-            super().log_message(format, *args)
-
-    # --- plumbing -------------------------------------------------------------------------------
-
-    def _send_json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-request-id", f"req_{int(time.time() * 1e6)}")
-        self.end_headers()
-        self.wfile.write(body)
+    @property
+    def owner(self) -> OpenAICompatibleServer:
+        return cast(OpenAICompatibleServer, self.server.owner)
 
     def _send_error_body(self, status: int, message: str, error_type: str, code: str | None) -> None:
         self._send_json(status, {"error": {"message": message, "type": error_type, "param": None, "code": code}})
 
-    def _start_sse(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-
     def _sse(self, data: str, event: str | None = None) -> None:
         text = (f"event: {event}\n" if event else "") + f"data: {data}\n\n"
-        raw = text.encode()
-        self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
-        self.wfile.flush()
-        if self.server.owner.chunk_delay:
-            time.sleep(self.server.owner.chunk_delay)
-
-    def _end_sse(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
+        self._send_chunk(text.encode())
+        if self.owner.chunk_delay:
+            time.sleep(self.owner.chunk_delay)
 
     def _drop_connection(self) -> None:
         self.wfile.flush()
@@ -189,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_body(400, "Request body is not valid JSON.", "invalid_request_error", None)
             return
         path = self.path.split("?", 1)[0]
-        owner = self.server.owner
+        owner = self.owner
         with owner.lock:
             owner.requests.append(RecordedRequest(path, body, {k.lower(): v for k, v in self.headers.items()}))
         azure_like = owner.azure_like or path.startswith(AZURE_PREFIX + "/")
@@ -218,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, body: dict[str, Any], model: str) -> None:
         usage = _usage_for(body.get("messages"), model)
         created = int(time.time())
-        completion_id = f"chatcmpl-{created}{self.server.owner.next_id()}"
+        completion_id = f"chatcmpl-{created}{self.owner.next_id()}"
         response_model = model + RESPONSE_MODEL_SUFFIX
         choices = int(body.get("n") or 1)
         tool_call = _tool_call_for(body, model)
@@ -273,13 +247,13 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
 
-        self._start_sse()
+        self._start_stream()
         for index in range(choices):
             self._sse(chunk({"role": "assistant", "content": "", "refusal": None}, None, index))
         for number, word in enumerate(REPLY_WORDS):
             if number == 2 and model == "error-stream":
                 self._sse(json.dumps({"error": {"message": "Simulated stream error.", "type": "server_error"}}))
-                self._end_sse()
+                self._end_stream()
                 return
             if number == 2 and model == "error-disconnect":
                 self._drop_connection()
@@ -304,13 +278,13 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
         self._sse("[DONE]")
-        self._end_sse()
+        self._end_stream()
 
     # --- responses ------------------------------------------------------------------------------
 
     def _responses(self, body: dict[str, Any], model: str) -> None:
         usage = _usage_for([body.get("input"), body.get("instructions")])
-        owner = self.server.owner
+        owner = self.owner
         response_id = f"resp_{int(time.time())}{owner.next_id()}"
         message_id = f"msg_{owner.next_id()}"
         text = "".join(REPLY_WORDS)
@@ -353,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
         def event(kind: str, **payload: Any) -> None:
             self._sse(json.dumps({"type": kind, "sequence_number": next(sequence), **payload}), event=kind)
 
-        self._start_sse()
+        self._start_stream()
         event("response.created", response=response("in_progress", [], False))
         event("response.in_progress", response=response("in_progress", [], False))
         event("response.output_item.added", output_index=0, item=message("in_progress", None))
@@ -362,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
         for number, word in enumerate(REPLY_WORDS):
             if number == 2 and model == "error-stream":
                 event("error", code="server_error", message="Simulated stream error.", param=None)
-                self._end_sse()
+                self._end_stream()
                 return
             if number == 2 and model == "error-disconnect":
                 self._drop_connection()
@@ -380,7 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
         event("response.content_part.done", item_id=message_id, output_index=0, content_index=0, part=part)
         event("response.output_item.done", output_index=0, item=message("completed", text))
         event("response.completed", response=response("completed", done_output, True))
-        self._end_sse()
+        self._end_stream()
 
     # --- embeddings -----------------------------------------------------------------------------
 
@@ -407,35 +381,16 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: OpenAICompatibleServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Dropped connections (error-disconnect, clients closing streams early) are expected here.
-        if self.owner.verbose:
-            super().handle_error(request, client_address)
-
-
 @dataclass
-class OpenAICompatibleServer:
+class OpenAICompatibleServer(LocalServer):
     """The server; ``start()`` serves in a background thread, ``stop()`` shuts it down (twice is harmless)."""
 
-    host: str = "127.0.0.1"
-    port: int = 0
+    handler = _Handler
+    thread_name = "openai-compatible-server"
     azure_like: bool = False
     chunk_delay: float = 0.0
     """Seconds to sleep after each SSE event (to make time-to-first-chunk visible)."""
-    verbose: bool = False
     requests: list[RecordedRequest] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    _httpd: _HTTPServer | None = None
-    _thread: threading.Thread | None = None
-    _counter: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -446,42 +401,6 @@ class OpenAICompatibleServer:
     def azure_like_base_url(self) -> str:
         """A ``base_url`` whose requests are rejected when they carry ``stream_options``."""
         return f"{self.url}{AZURE_PREFIX}/v1"
-
-    def next_id(self) -> int:
-        with self.lock:
-            self._counter += 1
-            return self._counter
-
-    def _bind(self) -> _HTTPServer:
-        httpd = _HTTPServer((self.host, self.port), _Handler)
-        httpd.owner = self
-        self.port = httpd.server_address[1]
-        self._httpd = httpd
-        return httpd
-
-    def start(self) -> OpenAICompatibleServer:
-        httpd = self._bind()
-        self._thread = threading.Thread(target=httpd.serve_forever, name="openai-compatible-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._bind().serve_forever()
-
-    def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> OpenAICompatibleServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def start_server(port: int = 0, *, azure_like: bool = False, chunk_delay: float = 0.0) -> OpenAICompatibleServer:
