@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import spanledger
+from _recording import metric_points
 from opentelemetry import trace
 from opentelemetry._logs import _internal as logs_internal
 from opentelemetry.metrics import _internal as metrics_internal
@@ -84,13 +85,7 @@ class Capture:
 
     def metrics(self) -> dict[str, list[Any]]:
         """Metric name -> its data points (collected now)."""
-        points: dict[str, list[Any]] = {}
-        data = self.metric_reader.get_metrics_data()
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    points.setdefault(metric.name, []).extend(metric.data.data_points)
-        return points
+        return metric_points(self.metric_reader)
 
     def clear(self) -> None:
         self.exporter.clear()
@@ -106,4 +101,3 @@ def capture() -> Iterator[Capture]:
     )
     yield Capture(exporter=exporter, metric_reader=reader, handle=handle)
     handle.shutdown()
-

@@ -6,6 +6,7 @@ import gc
 from collections.abc import Iterator
 from typing import Any
 
+import _recording
 import anthropic
 import pytest
 import spanledger
@@ -17,10 +18,7 @@ from genai_wire_server import (
     REPLY_WORDS,
     GenAIWireServer,
 )
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from spanledger import semconv
 
@@ -37,41 +35,13 @@ def server() -> Iterator[GenAIWireServer]:
         yield running
 
 
-class Recorded:
-    def __init__(self, **options: Any) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.reader = InMemoryMetricReader()
-        self.handle = spanledger.configure(
-            export="none",
-            additional_span_processors=[SimpleSpanProcessor(self.exporter)],
-            metric_readers=[self.reader],
-            **options,
-        )
-
+class Recorded(_recording.Recorded):
     def token_spans(self) -> list[ReadableSpan]:
         return [
             span
             for span in self.exporter.get_finished_spans()
             if span.attributes and semconv.GEN_AI_USAGE_OUTPUT_TOKENS in span.attributes
         ]
-
-    def llm_span(self) -> ReadableSpan:
-        spans = [
-            span
-            for span in self.exporter.get_finished_spans()
-            if span.attributes and semconv.GEN_AI_OPERATION_NAME in span.attributes
-        ]
-        assert len(spans) == 1, [(span.name, span.instrumentation_scope) for span in spans]
-        return spans[0]
-
-    def metrics(self) -> dict[str, list[Any]]:
-        points: dict[str, list[Any]] = {}
-        data = self.reader.get_metrics_data()
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    points.setdefault(metric.name, []).extend(metric.data.data_points)
-        return points
 
 
 @pytest.fixture

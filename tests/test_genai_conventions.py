@@ -6,18 +6,13 @@ small ones (fully-qualified ``error.type``, no zero filler counts, Bedrock's ope
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
-import spanledger
 from _aws_servers import make_client, runtime_server
+from _recording import Recorded
 from aws_runtime_server import AwsRuntimeServer
 from openai_compatible_server import OpenAICompatibleServer
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanledger import semconv
 from spanledger._state import SCHEMA_URL
 
@@ -39,35 +34,6 @@ DRAFT_HISTOGRAMS = ("gen_ai.client.inference.operation.input_tokens", "gen_ai.cl
 def server() -> Iterator[OpenAICompatibleServer]:
     with OpenAICompatibleServer() as running:
         yield running
-
-
-def _is_genai(span: ReadableSpan) -> bool:
-    return semconv.GEN_AI_OPERATION_NAME in (span.attributes or {})
-
-
-class Recorded:
-    def __init__(self, **options: Any) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.reader = InMemoryMetricReader()
-        self.handle = spanledger.configure(
-            export="none",
-            additional_span_processors=[SimpleSpanProcessor(self.exporter)],
-            metric_readers=[self.reader],
-            **options,
-        )
-
-    def genai_span(self) -> ReadableSpan:
-        (span,) = [s for s in self.exporter.get_finished_spans() if _is_genai(s)]
-        return span
-
-    def metrics(self) -> dict[str, list[Any]]:
-        points: dict[str, list[Any]] = {}
-        data = self.reader.get_metrics_data()
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    points.setdefault(metric.name, []).extend(metric.data.data_points)
-        return points
 
 
 @pytest.fixture
@@ -155,9 +121,11 @@ def test_bedrock_metrics_carry_port_response_model_and_stream_timing(
     (per_chunk,) = metrics["gen_ai.client.operation.time_per_output_chunk"]
     deltas = sum("contentBlockDelta" in event for event in events)
     assert per_chunk.count == deltas - 1
-    (stream_span,) = [s for s in recorded.exporter.get_finished_spans() if s.attributes and s.attributes.get(
-        semconv.GEN_AI_REQUEST_STREAM
-    )]
+    (stream_span,) = [
+        s
+        for s in recorded.exporter.get_finished_spans()
+        if s.attributes and s.attributes.get(semconv.GEN_AI_REQUEST_STREAM)
+    ]
     assert (stream_span.attributes or {})[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
 
 
@@ -167,7 +135,7 @@ def test_bedrock_metrics_carry_port_response_model_and_stream_timing(
 def test_error_type_is_fully_qualified(server: OpenAICompatibleServer, recorded: Recorded) -> None:
     with pytest.raises(openai.NotFoundError):
         client_for(server).chat.completions.create(model="error-404", messages=MESSAGES)
-    assert (recorded.genai_span().attributes or {})[semconv.ERROR_TYPE] == "openai.NotFoundError"
+    assert (recorded.llm_span().attributes or {})[semconv.ERROR_TYPE] == "openai.NotFoundError"
     (duration,) = recorded.metrics()["gen_ai.client.operation.duration"]
     assert duration.attributes[semconv.ERROR_TYPE] == "openai.NotFoundError"
 
@@ -179,7 +147,7 @@ def test_no_zero_reasoning_or_cache_write_attributes(
     result = client_for(server).chat.completions.create(model="plain-gpt-4o", messages=MESSAGES, stream=stream)
     if stream:
         list(result)  # type: ignore[call-overload]
-    attributes = recorded.genai_span().attributes or {}
+    attributes = recorded.llm_span().attributes or {}
     assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] > 0
     assert attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 0  # a cache miss is information
     assert semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS not in attributes
@@ -192,20 +160,20 @@ def test_bedrock_body_that_says_nothing_is_not_a_text_completion(
 ) -> None:
     bedrock = make_client("bedrock-runtime", runtime_server.url)
     bedrock.invoke_model(modelId="anthropic.claude-3-haiku-20240307-v1:0", body=body)["body"].read()
-    assert (recorded.genai_span().attributes or {})[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    assert (recorded.llm_span().attributes or {})[semconv.GEN_AI_OPERATION_NAME] == "chat"
 
 
 def test_bedrock_prompt_body_is_a_text_completion(recorded: Recorded, runtime_server: AwsRuntimeServer) -> None:
     bedrock = make_client("bedrock-runtime", runtime_server.url)
     bedrock.invoke_model(modelId="meta.llama3-8b-instruct-v1:0", body=b'{"prompt": "hi"}')["body"].read()
-    assert (recorded.genai_span().attributes or {})[semconv.GEN_AI_OPERATION_NAME] == "text_completion"
+    assert (recorded.llm_span().attributes or {})[semconv.GEN_AI_OPERATION_NAME] == "text_completion"
 
 
 def test_openai_api_type_and_schema_url(server: OpenAICompatibleServer, recorded: Recorded) -> None:
     client = client_for(server)
     client.responses.create(model="gpt-4o-mini", input="hi")
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    spans = [s for s in recorded.exporter.get_finished_spans() if _is_genai(s)]
+    spans = recorded.llm_spans()
     assert [(s.attributes or {})[semconv.OPENAI_API_TYPE] for s in spans] == ["responses", "chat_completions"]
     for span in spans:
         assert span.instrumentation_scope is not None

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import spanledger
+from _recording import Recorded
 from genai_wire_server import (
     GEMINI_CACHED_TOKENS,
     GEMINI_PROMPT_TOKENS,
@@ -19,10 +19,6 @@ from genai_wire_server import (
 from google import genai
 from google.genai import errors
 from google.oauth2.credentials import Credentials
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from spanledger import semconv
 
@@ -35,39 +31,6 @@ OUTPUT = len(REPLY_WORDS) + GEMINI_THOUGHTS_TOKENS
 def server() -> Iterator[GenAIWireServer]:
     with GenAIWireServer() as running:
         yield running
-
-
-class Recorded:
-    def __init__(self, **options: Any) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.reader = InMemoryMetricReader()
-        self.handle = spanledger.configure(
-            export="none",
-            additional_span_processors=[SimpleSpanProcessor(self.exporter)],
-            metric_readers=[self.reader],
-            **options,
-        )
-
-    def llm_spans(self) -> list[ReadableSpan]:
-        return [
-            span
-            for span in self.exporter.get_finished_spans()
-            if span.attributes and semconv.GEN_AI_OPERATION_NAME in span.attributes
-        ]
-
-    def llm_span(self) -> ReadableSpan:
-        spans = self.llm_spans()
-        assert len(spans) == 1, [span.name for span in spans]
-        return spans[0]
-
-    def metrics(self) -> dict[str, list[Any]]:
-        points: dict[str, list[Any]] = {}
-        data = self.reader.get_metrics_data()
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    points.setdefault(metric.name, []).extend(metric.data.data_points)
-        return points
 
 
 @pytest.fixture

@@ -17,11 +17,9 @@ from typing import Any
 import openai
 import pytest
 import spanledger
+from _recording import Recorded
 from openai_compatible_server import CACHE_WRITE_TOKENS, CACHED_TOKENS, REASONING_TOKENS, OpenAICompatibleServer
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from spanledger import semconv
 
@@ -32,39 +30,6 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 def server() -> Iterator[OpenAICompatibleServer]:
     with OpenAICompatibleServer() as running:
         yield running
-
-
-class Recorded:
-    def __init__(self, **options: Any) -> None:
-        self.exporter = InMemorySpanExporter()
-        self.reader = InMemoryMetricReader()
-        self.handle = spanledger.configure(
-            export="none",
-            additional_span_processors=[SimpleSpanProcessor(self.exporter)],
-            metric_readers=[self.reader],
-            **options,
-        )
-
-    def llm_spans(self) -> list[ReadableSpan]:
-        return [span for span in self.exporter.get_finished_spans() if _is_llm(span)]
-
-    def llm_span(self) -> ReadableSpan:
-        spans = self.llm_spans()
-        assert len(spans) == 1, [span.name for span in self.exporter.get_finished_spans()]
-        return spans[0]
-
-    def metrics(self) -> dict[str, list[Any]]:
-        points: dict[str, list[Any]] = {}
-        data = self.reader.get_metrics_data()
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    points.setdefault(metric.name, []).extend(metric.data.data_points)
-        return points
-
-
-def _is_llm(span: ReadableSpan) -> bool:
-    return bool(span.attributes) and semconv.GEN_AI_OPERATION_NAME in span.attributes  # type: ignore[operator]
 
 
 @pytest.fixture
