@@ -438,6 +438,30 @@ def _stored_counts(engine: str, work: Path) -> tuple[int, int, int]:
     return int(spans), int(facts), int(retracted)
 
 
+_GRPC_THREADS = frozenset({"event_engine", "grpc_global_tim", "lifeguard"})
+"""grpcio's native threads (its EventEngine pool, timer and the pool's lifeguard): the receiver's."""
+
+
+def _engine_threads_cpu(pid: int) -> float:
+    """CPU seconds of the threads of ``pid`` that are neither Python's (named as the process) nor gRPC's: the
+    embedded database's own pools (chdb's ThreadPool, BgSchPool, MergeMutate, ...; DuckDB's workers). Work
+    the engine does on the calling Python thread (a query's pipeline, an insert) is not in it, and a thread that
+    ends between two readings takes its time along: a lower bound of what a server would take off the replica."""
+    task = Path(f"/proc/{pid}/task")
+    own = Path(f"/proc/{pid}/comm").read_text().strip()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for thread in task.iterdir():
+        try:
+            name = (thread / "comm").read_text().strip()
+            fields = (thread / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        if name != own and name not in _GRPC_THREADS:
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def run_phase(
     name: str,
     rate: float,
@@ -528,9 +552,9 @@ def run_phase(
             text=True,
         )
         sampler.start()
-        cpu_before = process.cpu_times()
+        cpu_before, engine_before = process.cpu_times(), _engine_threads_cpu(collector.pid)
         output, _ = generator.communicate()
-        cpu_after = process.cpu_times()
+        cpu_after, engine_after = process.cpu_times(), _engine_threads_cpu(collector.pid)
         stop_sampling.set()
         sampler.join()
         counts = json.loads(output)
@@ -557,6 +581,9 @@ def run_phase(
             / max(counts["acked_spans"], 1)
             * 1e6,
             2,
+        ),
+        "engine_threads_cpu_us_per_acked_span": round(
+            (engine_after - engine_before) / max(counts["acked_spans"], 1) * 1e6, 2
         ),
         "collector_rss_mib_avg": round(sum(rss) / len(rss), 1),
         "collector_rss_mib_max": round(max(rss), 1),
