@@ -140,30 +140,7 @@ class OtelTraceRows:
         return len(self.columns[0])
 
     def add_request(self, request: ExportTraceServiceRequest) -> None:
-        (
-            timestamps,
-            trace_ids,
-            span_ids,
-            parent_ids,
-            trace_states,
-            names,
-            kinds,
-            services,
-            resources,
-            scope_names,
-            scope_versions,
-            span_attributes,
-            durations,
-            status_codes,
-            status_messages,
-            event_times,
-            event_names,
-            event_attributes,
-            link_trace_ids,
-            link_span_ids,
-            link_states,
-            link_attributes,
-        ) = self.columns
+        columns = self.columns
         for resource_spans in request.resource_spans:
             resource = _attributes(resource_spans.resource.attributes)
             service = resource.get(semconv.SERVICE_NAME, "")
@@ -171,27 +148,31 @@ class OtelTraceRows:
                 scope_name, scope_version = scope_spans.scope.name, scope_spans.scope.version
                 for span in scope_spans.spans:
                     start, end = span.start_time_unix_nano, span.end_time_unix_nano
-                    timestamps.append(start)
-                    trace_ids.append(span.trace_id.hex())
-                    span_ids.append(span.span_id.hex())
-                    parent_ids.append(span.parent_span_id.hex())
-                    trace_states.append(span.trace_state)
-                    names.append(span.name)
-                    kinds.append(_SPAN_KINDS[span.kind] if 0 <= span.kind < len(_SPAN_KINDS) else "")
-                    services.append(service)
-                    resources.append(resource)
-                    scope_names.append(scope_name)
-                    scope_versions.append(scope_version)
-                    span_attributes.append(_attributes(span.attributes))
-                    durations.append(max(end - start, 0))
                     code = span.status.code
-                    status_codes.append(_STATUS_CODES[code] if 0 <= code < len(_STATUS_CODES) else "")
-                    status_messages.append(span.status.message)
                     events, links = span.events, span.links
-                    event_times.append([event.time_unix_nano for event in events])
-                    event_names.append([event.name for event in events])
-                    event_attributes.append([_attributes(event.attributes) for event in events])
-                    link_trace_ids.append([link.trace_id.hex() for link in links])
-                    link_span_ids.append([link.span_id.hex() for link in links])
-                    link_states.append([link.trace_state for link in links])
-                    link_attributes.append([_attributes(link.attributes) for link in links])
+                    row = (  # in OTEL_TRACES_COLUMNS' order
+                        start,
+                        span.trace_id.hex(),
+                        span.span_id.hex(),
+                        span.parent_span_id.hex(),
+                        span.trace_state,
+                        span.name,
+                        _SPAN_KINDS[span.kind] if 0 <= span.kind < len(_SPAN_KINDS) else "",
+                        service,
+                        resource,
+                        scope_name,
+                        scope_version,
+                        _attributes(span.attributes),
+                        max(end - start, 0),
+                        _STATUS_CODES[code] if 0 <= code < len(_STATUS_CODES) else "",
+                        span.status.message,
+                        [event.time_unix_nano for event in events],
+                        [event.name for event in events],
+                        [_attributes(event.attributes) for event in events],
+                        [link.trace_id.hex() for link in links],
+                        [link.span_id.hex() for link in links],
+                        [link.trace_state for link in links],
+                        [_attributes(link.attributes) for link in links],
+                    )
+                    for column, value in zip(columns, row, strict=True):
+                        column.append(value)
