@@ -7,13 +7,13 @@ import csv
 import io
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from collector_fixtures import start_collector
-from fixtures.usage_store import add_usage, fact, open_usage_store
+from fixtures.usage_store import G5_HOUR, G5_INSTANCE, TRACE, add_usage, nanos, open_usage_store, worked_check
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,7 +21,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from prometheus_client import CollectorRegistry, generate_latest
 from spanledger import semconv
 from spanledger_collector._cli import main
-from spanledger_collector._store import DataRead, SpanColumns
 from spanledger_collector.billing import import_and_allocate
 from spanledger_collector.billing.api import handle_request
 from spanledger_collector.billing.metrics import create_collector
@@ -32,53 +31,13 @@ pytestmark = pytest.mark.skipif(
     not SAMPLE.exists(), reason=f"FOCUS sample data not found at {BILLING_DATA} (clone shared/ beside the repo)"
 )
 
-G5_INSTANCE = "i-09ba12e1l5743720b"
-G5_HOUR = datetime(2024, 9, 21, 1, 0)
-TRACE = [f"{n:032x}" for n in range(4)]
-
-
-def _nanos(moment: datetime) -> int:
-    return int(moment.replace(tzinfo=timezone.utc).timestamp() * 1_000_000_000)
-
 
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     """A store with the worked check's three traces (one also calls a model and reads data), billing imported."""
     path = tmp_path / "spanledger.duckdb"
     store = open_usage_store(path)
-    start = G5_HOUR + timedelta(minutes=2)
-    gpu = {"resource_id": G5_INSTANCE, "resource_type": "gpu_instance", "account_id": "11353890204",
-           "region": "us-east-1", "currency": "USD", "service": "summariser"}  # fmt: skip
-    spans = SpanColumns()
-    for trace, span, parent, name in ((1, 10, None, "summarise"), (1, 1, 10, "gpu inference"), (1, 11, 10, "chat")):
-        spans.trace_id.append(TRACE[trace])
-        spans.span_id.append(f"{span:016x}")
-        spans.parent_span_id.append(None if parent is None else f"{parent:016x}")
-        spans.name.append(name)
-        spans.kind.append(1)
-        spans.service.append("summariser")
-        spans.start_time_unix_nano.append(_nanos(start))
-        spans.end_time_unix_nano.append(_nanos(start + timedelta(seconds=300)))
-        spans.status_code.append(0)
-        spans.unmeasured.append(None)
-    add_usage(
-        store,
-        [
-            fact(1, 1, "accelerator.seconds", start, 300, 300, estimated_cost=Decimal("0.13"), workflow="summarise",
-                 tenant="acme", **gpu),
-            fact(2, 2, "accelerator.seconds", start + timedelta(seconds=400), 200, 200, workflow="summarise",
-                 tenant="globex", **gpu),
-            fact(3, 3, "accelerator.seconds", start + timedelta(seconds=700), 100, 100, workflow="translate",
-                 tenant="acme", **gpu),
-            fact(1, 11, "llm.input_tokens", start, 2, 1200, model="gpt-4o-mini", workflow="summarise", tenant="acme",
-                 estimated_cost=Decimal("0.00018"), currency="USD", service="summariser"),
-            fact(1, 11, "llm.output_tokens", start, 2, 300, model="gpt-4o-mini", workflow="summarise", tenant="acme",
-                 estimated_cost=Decimal("0.00018"), currency="USD", service="summariser"),
-        ],
-        [DataRead(TRACE[1], f"{10:016x}", 0, start, "s3://docs/report.pdf", "object_store",
-                  start - timedelta(hours=2), 7200.0, 52_000, "object_mtime", "summarise", "acme", "summariser")],
-        spans,
-    )  # fmt: skip
+    add_usage(store, *worked_check())
     connection = store.cursor()
     import_and_allocate(connection, [str(SAMPLE)])
     connection.close()
@@ -209,7 +168,7 @@ def test_end_to_end_spans_through_the_collector_then_billing_through_its_api(
         trace_ids = []
         start = G5_HOUR + timedelta(minutes=2)
         for offset, busy in ((0, 300), (400, 200), (700, 100)):
-            span = tracer.start_span("gpu inference", start_time=_nanos(start + timedelta(seconds=offset)))
+            span = tracer.start_span("gpu inference", start_time=nanos(start + timedelta(seconds=offset)))
             span.set_attributes(
                 {
                     semconv.SPANLEDGER_USAGE_OWNER: True,
@@ -219,7 +178,7 @@ def test_end_to_end_spans_through_the_collector_then_billing_through_its_api(
                     semconv.SPANLEDGER_WORKFLOW_NAME: "summarise",
                 }
             )
-            span.end(end_time=_nanos(start + timedelta(seconds=offset + busy)))
+            span.end(end_time=nanos(start + timedelta(seconds=offset + busy)))
             trace_ids.append(f"{span.get_span_context().trace_id:032x}")
         provider.shutdown()
         deadline = time.monotonic() + 30

@@ -14,13 +14,22 @@ from typing import Any
 
 import duckdb
 import pytest
-from fixtures.usage_store import add_usage, fact, open_usage_store
+from fixtures.usage_store import (
+    G5_ACCOUNT,
+    G5_HOUR,
+    G5_INSTANCE,
+    TRACE,
+    add_usage,
+    fact,
+    open_usage_store,
+    worked_check,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from spanledger import semconv
 from spanledger_collector._cli import main
 from spanledger_collector._engine._ddl import Names
 from spanledger_collector._engine._install import init
-from spanledger_collector._store import USAGE_FACTS, DataRead, SpanColumns, UsageFact
+from spanledger_collector._store import USAGE_FACTS, DataRead, UsageFact
 from spanledger_collector._store._clickhouse_client import open_clickhouse
 from spanledger_collector._store._clickhouse_schema import ClickHouseSchema
 from spanledger_collector._store._location import DEFAULT_DATABASE, StoreAddress, StoreEngine
@@ -34,11 +43,7 @@ SAMPLE = BILLING_DATA / "focus_sample_1000.csv"
 needs_sample = pytest.mark.skipif(
     not SAMPLE.exists(), reason=f"FOCUS sample data not found at {BILLING_DATA} (clone shared/ beside the repo)"
 )
-G5_INSTANCE = "i-09ba12e1l5743720b"
-G5_ACCOUNT = "11353890204"
-G5_HOUR = datetime(2024, 9, 21, 1, 0)
 HOUR = datetime(2025, 2, 3, 10, 0)
-TRACE = [f"{n:032x}" for n in range(4)]
 HEADER = (
     "BilledCost,EffectiveCost,ListCost,BillingCurrency,BillingAccountId,SubAccountId,ProviderName,"
     "BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ResourceId,PricingQuantity,"
@@ -200,36 +205,6 @@ def test_a_newer_delivery_supersedes_the_snapshot_in_clickhouse(clickhouse: Any,
 # --- every answer through the CLI, on both engines ---
 
 
-def _nanos(moment: datetime) -> int:
-    return int(moment.replace(tzinfo=timezone.utc).timestamp() * 1_000_000_000)
-
-
-SPANS = ((1, 10, None, "summarise"), (1, 1, 10, "gpu inference"), (1, 11, 10, "chat"))
-
-
-def _answer_workload() -> tuple[list[UsageFact], list[DataRead]]:
-    start = G5_HOUR + timedelta(minutes=2)
-    gpu = {"resource_id": G5_INSTANCE, "resource_type": "gpu_instance", "account_id": G5_ACCOUNT,
-           "region": "us-east-1", "currency": "USD", "service": "summariser"}  # fmt: skip
-    facts = [
-        fact(1, 1, "accelerator.seconds", start, 300, 300, estimated_cost=Decimal("0.13"), workflow="summarise",
-             tenant="acme", **gpu),
-        fact(2, 2, "accelerator.seconds", start + timedelta(seconds=400), 200, 200, workflow="summarise",
-             tenant="globex", **gpu),
-        fact(3, 3, "accelerator.seconds", start + timedelta(seconds=700), 100, 100, workflow="translate",
-             tenant="acme", **gpu),
-        fact(1, 11, "llm.input_tokens", start, 2, 1200, model="gpt-4o-mini", workflow="summarise", tenant="acme",
-             estimated_cost=Decimal("0.00018"), currency="USD", service="summariser"),
-        fact(1, 11, "llm.output_tokens", start, 2, 300, model="gpt-4o-mini", workflow="summarise", tenant="acme",
-             estimated_cost=Decimal("0.00018"), currency="USD", service="summariser"),
-    ]  # fmt: skip
-    reads = [
-        DataRead(TRACE[1], f"{10:016x}", 0, start, "s3://docs/report.pdf", "object_store", start - timedelta(hours=2),
-                 7200.0, 52_000, "object_mtime", "summarise", "acme", "summariser")
-    ]  # fmt: skip
-    return facts, reads
-
-
 @pytest.fixture
 def chdb_default(chdb_dir: Path) -> Iterator[Any]:
     """``chdb:DIR`` names the default database: the CLI's store, emptied before and after."""
@@ -249,20 +224,7 @@ def chdb_default(chdb_dir: Path) -> Iterator[Any]:
 def test_every_answer_on_chdb_is_the_answer_on_duckdb(
     chdb_default: Any, chdb_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    facts, reads = _answer_workload()
-    start = G5_HOUR + timedelta(minutes=2)
-    spans = SpanColumns()
-    for trace, span, parent, name in SPANS:
-        spans.trace_id.append(TRACE[trace])
-        spans.span_id.append(f"{span:016x}")
-        spans.parent_span_id.append(None if parent is None else f"{parent:016x}")
-        spans.name.append(name)
-        spans.kind.append(1)
-        spans.service.append("summariser")
-        spans.start_time_unix_nano.append(_nanos(start))
-        spans.end_time_unix_nano.append(_nanos(start + timedelta(seconds=300)))
-        spans.status_code.append(0)
-        spans.unmeasured.append("accelerator: no_permission" if name == "chat" else None)
+    facts, reads, spans = worked_check(chat_not_measured="accelerator: no_permission")
     duck_path = tmp_path / "spanledger.duckdb"
     store = open_usage_store(duck_path)
     add_usage(store, facts, reads, spans)
@@ -276,10 +238,11 @@ def test_every_answer_on_chdb_is_the_answer_on_duckdb(
     chdb_default.insert(
         "otel_traces",
         [
-            (start, TRACE[trace], f"{span:016x}", "" if parent is None else f"{parent:016x}", name, "Internal",
-             "summariser", {semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON: "no_permission"} if name == "chat"
-             else {}, 300 * 10**9)
-            for trace, span, parent, name in SPANS
+            (facts[0].start_time, trace_id, span_id, parent or "", name, "Internal", service,
+             {semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON: "no_permission"} if unmeasured else {}, end - start)
+            for trace_id, span_id, parent, name, service, start, end, unmeasured in zip(
+                spans.trace_id, spans.span_id, spans.parent_span_id, spans.name, spans.service,
+                spans.start_time_unix_nano, spans.end_time_unix_nano, spans.unmeasured, strict=True)
         ],
         column_names=["Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind", "ServiceName",
                       "SpanAttributes", "Duration"],
