@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-__all__ = ["Component", "ComponentId", "ConfigError", "Consumer", "PermanentError", "RetryableError"]
+__all__ = ["Component", "ComponentId", "ConfigError", "Consumer", "NothingToStart", "PermanentError", "RetryableError"]
 
 _COMPONENT_TYPE = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
 
@@ -45,6 +45,17 @@ class Component(Protocol):
     def start(self) -> None: ...
 
     def shutdown(self) -> None: ...
+
+
+class NothingToStart:
+    """The start and shutdown of a component that holds nothing between requests (the OTel Collector's
+    ``component.StartFunc``/``ShutdownFunc`` defaults)."""
+
+    def start(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
 
 
 class Consumer(Component, Protocol):

@@ -10,6 +10,7 @@ they send in their own sending queue (``max_request_items``, ``max_request_size`
 
 from __future__ import annotations
 
+from .._component import NothingToStart
 from .._config import BatchSettings, LoadContext
 from .._config_reader import ConfigSection
 from ._item import PipelineItem
@@ -17,16 +18,10 @@ from ._item import PipelineItem
 __all__ = ["BatchFactory", "BatchProcessor"]
 
 
-class BatchProcessor:
+class BatchProcessor(NothingToStart):
     def __init__(self, component_id: str, settings: BatchSettings) -> None:
         self.component_id = component_id
         self.settings = settings
-
-    def start(self) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
 
     def process(self, item: PipelineItem) -> None:
         item.store_batch = self.settings

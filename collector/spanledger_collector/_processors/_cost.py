@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._component import ConfigError
+from .._component import ConfigError, NothingToStart
 from .._config import LoadContext
 from .._config_reader import ConfigSection
 from .._pricing import PriceCatalog, load_catalog
@@ -24,16 +24,10 @@ class CostSettings:
     """A price catalog file (negotiated rates) layered over the bundled catalog and genai-prices."""
 
 
-class CostProcessor:
+class CostProcessor(NothingToStart):
     def __init__(self, component_id: str, catalog: PriceCatalog) -> None:
         self.component_id = component_id
         self.catalog = catalog
-
-    def start(self) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
 
     def _price(self, fact: UsageFact) -> UsageFact:
         # priced(): the fact with its estimate's cost (at the store's scale), currency, catalog_version and

@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from .._component import PermanentError
+from .._component import NothingToStart, PermanentError
 from .._config import LoadContext
 from .._config_reader import ConfigSection
 from .._decode import any_value
@@ -40,16 +40,10 @@ class FilterSettings:
     attributes: tuple[tuple[str, re.Pattern[str]], ...]
 
 
-class FilterProcessor:
+class FilterProcessor(NothingToStart):
     def __init__(self, component_id: str, settings: FilterSettings) -> None:
         self.component_id = component_id
         self.settings = settings
-
-    def start(self) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
 
     def _matches(self, span: Span) -> bool:
         names, attributes = self.settings.span_names, self.settings.attributes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 
-from .._component import PermanentError
+from .._component import NothingToStart, PermanentError
 from .._config import LoadContext
 from .._config_reader import ConfigSection
 from .._decode import DecodeError, decode_traces
@@ -39,7 +39,7 @@ def decode_or_refuse(item: PipelineItem, *, extract_usage: bool) -> None:
         raise PermanentError(f"the body is not a valid ExportTraceServiceRequest ({error})") from None
 
 
-class UsageProcessor:
+class UsageProcessor(NothingToStart):
     def __init__(self, component_id: str, settings: UsageSettings) -> None:
         self.component_id = component_id
         self.settings = settings
@@ -52,12 +52,6 @@ class UsageProcessor:
                 value_length=settings.label_value_length_limit,
             )
         )
-
-    def start(self) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
 
     def process(self, item: PipelineItem) -> None:
         decode_or_refuse(item, extract_usage=True)
