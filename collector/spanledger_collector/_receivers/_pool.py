@@ -90,7 +90,7 @@ class LastIdlePool(Executor):
                 future.set_exception(error)
             else:
                 future.set_result(result)
-            del work, future, fn, args, kwargs
+            del work, future, fn, args, kwargs  # an idle thread holds no request
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
