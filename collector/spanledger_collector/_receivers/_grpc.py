@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import grpc
@@ -15,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from .._component import PermanentError, RetryableError
 from .._config import ProtocolSettings
+from ._pool import LastIdlePool
 from ._signals import OtlpSignals, token_ok
 
 __all__ = ["GrpcReceiver"]
@@ -47,6 +47,7 @@ class GrpcReceiver:
         self.settings = settings
         self.port = settings.port
         self._server: grpc.Server | None = None
+        self._pool: LastIdlePool | None = None
         self._stopped = False
 
     def _handler(self, export: Callable[[bytes, str], Message]) -> Callable[[bytes, grpc.ServicerContext], bytes]:
@@ -78,10 +79,8 @@ class GrpcReceiver:
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.server(
-            ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="spanledger-grpc"),
-            options=options,
-        )
+        self._pool = LastIdlePool(settings.max_workers, "spanledger-grpc")
+        server = grpc.server(self._pool, options=options)
         services = {
             "opentelemetry.proto.collector.trace.v1.TraceService": self.signals.export_traces,
             "opentelemetry.proto.collector.metrics.v1.MetricsService": self.signals.export_metrics,
@@ -107,3 +106,5 @@ class GrpcReceiver:
         if self._server is not None and not self._stopped:
             self._stopped = True
             self._server.stop(grace=5).wait()
+            if self._pool is not None:
+                self._pool.shutdown()
