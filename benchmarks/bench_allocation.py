@@ -60,7 +60,7 @@ def measure(engine: str, directory: Path) -> dict[str, float | int]:
     from spanledger_collector.billing._store_access import store_connection
 
     store = _open(engine, directory)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     facts = pq.read_table(directory / "facts.parquet")
     if engine == "duckdb":
         with store_connection(store) as connection:
@@ -80,6 +80,7 @@ def measure(engine: str, directory: Path) -> dict[str, float | int]:
         "lines": sum(s.row_count for s in result.snapshots),
         "facts_matched": sum(r.matched_fact_count for r in runs),
         "load_facts_s": round(loaded - started, 2),
+        "load_facts_cpu_s": round(cpu_loaded - cpu_started, 2),
         "import_s": round(imported - loaded, 2),
         "allocate_s": round(allocated - imported, 2),
         # CPU seconds of all threads: the machine is shared, so wall time depends on the neighbours.
@@ -131,8 +132,9 @@ def differing_rows(directory: Path) -> dict[str, int]:
 def run_once(facts: int, lines: int, engines: tuple[str, ...]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-allocation-") as name:
         directory = Path(name)
+        started = time.perf_counter()
         generate(directory, facts, lines)
-        result: dict[str, Any] = {"facts": facts, "lines": lines}
+        result: dict[str, Any] = {"facts": facts, "lines": lines, "generate_s": round(time.perf_counter() - started, 1)}
         for engine in engines:
             output = subprocess.run(
                 [sys.executable, __file__, "--measure", engine, str(directory)], check=True, capture_output=True,

@@ -1,17 +1,19 @@
 -- Stage 2 (per trace on a line of {{split}} where {{lines}}): the largest-remainder share of the allocated
 -- {{metric}} cost x (scaled) weight / total weight. Ties of the remainder go to the smaller trace id, so every
--- engine gives the same cents.
+-- engine gives the same cents. The weights' divisor is 1 below 2 x 10^15 (DuckDB's 128-bit division is slow, so it
+-- runs only above); the remainder is below the total weight (< 2 x 10^15), so a BIGINT: a cheaper sort key.
 INSERT INTO al_shares
-SELECT '{{metric}}', line_id, trace_id,
+SELECT '{{metric}}', pair_id,
        sign * (share_floor + CASE WHEN row_number() OVER by_remainder
                                       <= amount - sum(share_floor) OVER (by_remainder ROWS BETWEEN UNBOUNDED
                                                                          PRECEDING AND UNBOUNDED FOLLOWING)
                                   THEN 1 ELSE 0 END)
-FROM (SELECT *, product - share_floor * total_weight AS remainder
+FROM (SELECT *, CAST(product - share_floor * total_weight AS BIGINT) AS remainder
       FROM (SELECT *, al_floor_div(product, total_weight) AS share_floor
-            FROM (SELECT t.line_id, t.trace_id, l.total_weight,
+            FROM (SELECT t.pair_id, t.line_id, t.trace_id, l.total_weight,
                          sign(l.{{metric}}_allocated) AS sign, abs(l.{{metric}}_allocated) AS amount,
-                         abs(l.{{metric}}_allocated) * (t.weight // greatest(1, l.used_units // 1000000000000000))
+                         abs(l.{{metric}}_allocated) * (CASE WHEN l.used_units < 2000000000000000 THEN t.weight
+                                                     ELSE t.weight // (l.used_units // 1000000000000000) END)
                            AS product
                   FROM al_traces t JOIN {{split}} l USING (line_id) WHERE l.busy_units > 0 AND {{lines}})))
 WINDOW by_remainder AS (PARTITION BY line_id ORDER BY remainder DESC, trace_id)

@@ -1,1 +1,1 @@
-CREATE OR REPLACE TEMP TABLE al_shares (metric VARCHAR, line_id BIGINT, trace_id VARCHAR, share HUGEINT)
+CREATE OR REPLACE TEMP TABLE al_shares (metric VARCHAR, pair_id BIGINT, share HUGEINT)

@@ -1,6 +1,7 @@
 -- Stage 1 (per line): the allocated part = cost x U / D, rounded half away from zero to 10^-12, for EffectiveCost,
 -- BilledCost and ListCost. busy U: capacity min(sum of facts, union x accelerators), consumption sum of facts;
--- D = max(C, U). U and D are scaled down together when large so that cost x U fits 128 bits.
+-- D = max(C, U). U and D are scaled down together when large so that cost x U fits 128 bits (the divisor is 1
+-- below 2 x 10^15: DuckDB's 128-bit division is slow, so it runs only above).
 CREATE OR REPLACE TEMP TABLE al_split AS
 SELECT * EXCLUDE (scaled_busy, scaled_denominator),
        CASE WHEN coalesce(busy_units, 0) = 0 OR denominator_units = 0 THEN 0::HUGEINT
@@ -12,8 +13,10 @@ SELECT * EXCLUDE (scaled_busy, scaled_denominator),
        CASE WHEN coalesce(busy_units, 0) = 0 OR denominator_units = 0 THEN 0::HUGEINT
             ELSE sign(list_units) * al_floor_div(abs(list_units) * 2 * scaled_busy + scaled_denominator,
                                                  2 * scaled_denominator) END AS list_allocated
-FROM (SELECT *, busy_units // greatest(1, denominator_units // 1000000000000000) AS scaled_busy,
-             denominator_units // greatest(1, denominator_units // 1000000000000000) AS scaled_denominator
+FROM (SELECT *, CASE WHEN denominator_units < 2000000000000000 THEN busy_units
+                     ELSE busy_units // (denominator_units // 1000000000000000) END AS scaled_busy,
+             CASE WHEN denominator_units < 2000000000000000 THEN denominator_units
+                  ELSE denominator_units // (denominator_units // 1000000000000000) END AS scaled_denominator
       FROM (SELECT *, greatest(coalesce(busy_units, 0),
                                CASE WHEN kind = 'consumption' AND coalesce(capacity_units, 0) = 0
                                     THEN coalesce(busy_units, 0) ELSE coalesce(capacity_units, 0) END)

@@ -10,6 +10,6 @@ SELECT {{run_id}}, l.snapshot_id, l.line_no, t.trace_id, t.span_ids,
        t.dimensions.model, NULL
 FROM al_traces t
 JOIN {{split}} l USING (line_id)
-JOIN al_shares e ON e.metric = 'effective' AND e.line_id = t.line_id AND e.trace_id = t.trace_id
-LEFT JOIN al_shares b ON b.metric = 'billed' AND b.line_id = t.line_id AND b.trace_id = t.trace_id
-LEFT JOIN al_shares p ON p.metric = 'list' AND p.line_id = t.line_id AND p.trace_id = t.trace_id
+JOIN al_shares e ON e.metric = 'effective' AND e.pair_id = t.pair_id
+LEFT JOIN al_shares b ON b.metric = 'billed' AND b.pair_id = t.pair_id
+LEFT JOIN al_shares p ON p.metric = 'list' AND p.pair_id = t.pair_id
