@@ -54,22 +54,27 @@ def _open(engine: str, directory: Path) -> Any:
     return client
 
 
-def measure(engine: str, directory: Path) -> dict[str, float | int]:
+def load_facts(engine: str, store: Any, directory: Path) -> Any:
+    """``store`` (from ``_open``) with the generated facts loaded: what the billing functions take (a DuckDB
+    cursor, or the clickhouse-connect client)."""
     import pyarrow.parquet as pq
-    from spanledger_collector.billing import allocate, import_billing
     from spanledger_collector.billing._store_access import store_connection
 
-    store = _open(engine, directory)
-    started, cpu_started = time.perf_counter(), time.process_time()
     facts = pq.read_table(directory / "facts.parquet")
     if engine == "duckdb":
         with store_connection(store) as connection:
             connection.execute("INSERT INTO usage_facts SELECT * FROM facts")
-        target: Any = store.cursor()
-    else:
-        store.insert_arrow("usage_facts", facts)
-        target = store
-    del facts
+        return store.cursor()
+    store.insert_arrow("usage_facts", facts)
+    return store
+
+
+def measure(engine: str, directory: Path) -> dict[str, float | int]:
+    from spanledger_collector.billing import allocate, import_billing
+
+    store = _open(engine, directory)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    target = load_facts(engine, store, directory)
     loaded, cpu_loaded = time.perf_counter(), time.process_time()
     result = import_billing(target, [str(directory / "export.parquet")])
     imported, cpu_imported = time.perf_counter(), time.process_time()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_allocation import ENGINES, _open
+from bench_allocation import ENGINES, _open, load_facts
 from bench_billing import generate
 
 
@@ -53,23 +53,12 @@ def main() -> None:
     parser.add_argument("--engine", choices=ENGINES, default="duckdb")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    import pyarrow.parquet as pq
     from spanledger_collector.billing import allocate, import_billing
-    from spanledger_collector.billing._store_access import store_connection
 
     with tempfile.TemporaryDirectory(prefix="bench-allocation-steps-") as name:
         directory = Path(name)
         generate(directory, args.facts, args.lines)
-        store = _open(args.engine, directory)
-        facts = pq.read_table(directory / "facts.parquet")
-        if args.engine == "duckdb":
-            with store_connection(store) as connection:
-                connection.execute("INSERT INTO usage_facts SELECT * FROM facts")
-            target: Any = store.cursor()
-        else:
-            store.insert_arrow("usage_facts", facts)
-            target = store
-        del facts
+        target = load_facts(args.engine, _open(args.engine, directory), directory)
         import_billing(target, [str(directory / "export.parquet")])
         allocate(target)
         totals: list[tuple[float, float]] = []
