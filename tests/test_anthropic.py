@@ -413,3 +413,72 @@ def test_bedrock_client_stream_error_frame_reaches_the_caller(server: GenAIWireS
     attributes = span.attributes or {}
     assert attributes[semconv.ERROR_TYPE] == f"anthropic.{type(raised.value).__name__}"
     assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == INPUT_TOTAL  # message_start came before the error
+
+
+def _uncached_start(info: Any, operation: str, owns_usage: bool, model: str | None) -> tuple[Any, ...]:
+    """What ``_start`` built per call before the per-client cache: key, span name and start attributes, in order."""
+    from spanledger._anthropic._clients import resource_id
+    from spanledger._genai import new_key
+
+    key = new_key(operation, info.provider, model, info.address, info.port)
+    head: dict[str, Any] = {}
+    if owns_usage:
+        head[semconv.SPANLEDGER_USAGE_OWNER] = True
+    if model:
+        resource = resource_id(info, model)
+        if resource:
+            head[semconv.CLOUD_RESOURCE_ID] = resource
+    tail: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: info.provider}
+    if model:
+        tail[semconv.GEN_AI_REQUEST_MODEL] = model
+    if info.address:
+        tail[semconv.SERVER_ADDRESS] = info.address
+    if info.port:
+        tail[semconv.SERVER_PORT] = info.port
+    name = f"{operation} {model}" if model else operation
+    return key, list(head.items()), name, list(tail.items())
+
+
+def test_prepared_start_is_the_uncached_one(server: GenAIWireServer, recorded: Recorded) -> None:
+    # Differential: the per-client, per-model cache gives what the per-call computation gave, on every lookup.
+    from spanledger._anthropic._clients import client_info, prepared
+    from spanledger._anthropic._messages import ENDPOINTS
+    from spanledger._anthropic._patch import _recorder
+
+    assert _recorder is not None
+    clients = [
+        own_client(server),
+        bedrock_client(server, open_telemetry=False),
+        anthropic.AnthropicBedrock(aws_region="eu-west-3", aws_access_key="AKIDEXAMPLE", aws_secret_key="secret"),
+        anthropic.AnthropicVertex(region="us-east5", project_id="proj-1", access_token="token", open_telemetry=False),
+        anthropic.AnthropicVertex(region="global", project_id=None, access_token="token", open_telemetry=False),
+    ]
+    models = [MODEL, BEDROCK_MODEL, BEDROCK_ARN, "us.anthropic.claude-3-haiku", "", None]
+    models += [f"model-{n}" for n in range(70)]  # past the cache's limit: it starts over and stays right
+    for client in clients:
+        info = client_info(client, _recorder)
+        for endpoint in {endpoint.operation: endpoint for endpoint in ENDPOINTS.values()}.values():
+            for _ in range(2):
+                for model in models:
+                    found = prepared(info, endpoint.operation, endpoint.owns_usage, model)
+                    got = (found.key, list(found.head.items()), found.start.name, list(found.start.attributes.items()))
+                    assert got == _uncached_start(info, endpoint.operation, endpoint.owns_usage, model), (client, model)
+
+
+def test_repeated_calls_start_alike(server: GenAIWireServer, recorded: Recorded) -> None:
+    # The second call through a client takes its start from the cache: the same span name and attributes, in order.
+    client = bedrock_client(server, open_telemetry=False)
+    for _ in range(2):
+        client.messages.create(model=BEDROCK_MODEL, max_tokens=8, messages=MESSAGES, stop_sequences=["END"])
+    first, second = [
+        span
+        for span in recorded.exporter.get_finished_spans()
+        if span.attributes and semconv.GEN_AI_OPERATION_NAME in span.attributes
+    ]
+    assert first.name == second.name == f"chat {BEDROCK_MODEL}"
+    first_attributes, second_attributes = (
+        [item for item in (span.attributes or {}).items() if item[0] != semconv.GEN_AI_RESPONSE_ID]
+        for span in (first, second)
+    )
+    assert first_attributes == second_attributes
+    assert (first.attributes or {})[semconv.CLOUD_RESOURCE_ID] == BEDROCK_ARN

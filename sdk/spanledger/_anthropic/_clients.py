@@ -1,4 +1,5 @@
-"""Per-client facts (provider, server, cloud placement), computed once per client and base URL.
+"""Per-client facts (provider, server, cloud placement), computed once per client and base URL, and what
+every call of one endpoint and model through that client starts with (``prepared``), computed once too.
 
 ``AnthropicBedrock`` calls are Bedrock calls (provider ``aws.bedrock``, the model's Bedrock ARN as the
 resource id, so they join an AWS cost export) and ``AnthropicVertex`` calls are Vertex AI calls (provider
@@ -11,14 +12,26 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .. import semconv
-from .._genai import GenAIRecorder
+from .._genai import CallStart, GenAIRecorder, OperationKey, call_start, new_key
 from .._genai._resource import inference_target_arn, vertex_model_resource
 
-__all__ = ["ClientInfo", "client_info"]
+__all__ = ["ClientInfo", "Prepared", "client_info", "prepare", "prepared"]
 
 _INFO_KEY = "_spanledger_anthropic_info"
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _Provider = semconv.GenAiProviderNameValues
+_PREPARED_LIMIT = 64
+"""Models remembered per client; past it the client's cache starts over (a model name per call is not expected)."""
+
+
+class Prepared(NamedTuple):
+    """What every call of one endpoint and model through one client starts with."""
+
+    key: OperationKey
+    head: dict[str, Any]
+    """The span attributes before the request's own: the usage owner and the billed resource. Shared: copy it."""
+    start: CallStart
+    """The span name and the key's attributes (``open_call`` adds them after the request's)."""
 
 
 class ClientInfo(NamedTuple):
@@ -31,6 +44,8 @@ class ClientInfo(NamedTuple):
     """``bedrock`` or ``vertex`` for the cloud clients."""
     region: str | None
     project: str | None
+    prepared: dict[tuple[str, bool, str | None], Prepared]
+    """By (operation, usage owner, model): see ``prepared``."""
 
 
 def client_info(client: Any, recorder: GenAIRecorder) -> ClientInfo:
@@ -59,6 +74,7 @@ def _compute(client: Any, base_url: Any, recorder: GenAIRecorder) -> ClientInfo:
             "bedrock",
             getattr(client, "aws_region", None),
             None,
+            {},
         )
     if ".vertex" in module:
         return ClientInfo(
@@ -70,8 +86,9 @@ def _compute(client: Any, base_url: Any, recorder: GenAIRecorder) -> ClientInfo:
             "vertex",
             getattr(client, "region", None),
             getattr(client, "project_id", None),
+            {},
         )
-    return ClientInfo(base_url, recorder, _Provider.ANTHROPIC.value, host, port, None, None, None)
+    return ClientInfo(base_url, recorder, _Provider.ANTHROPIC.value, host, port, None, None, None, {})
 
 
 def resource_id(info: ClientInfo, model: str) -> str | None:
@@ -81,3 +98,30 @@ def resource_id(info: ClientInfo, model: str) -> str | None:
     if info.platform == "vertex" and info.project and info.region:
         return vertex_model_resource(info.project, info.region, "anthropic", model)
     return None
+
+
+def prepared(info: ClientInfo, operation: str, owns_usage: bool, model: str | None) -> Prepared:
+    """The operation key, head attributes and span start of a call to ``model`` through this client, computed
+    on the client's first such call (they depend on nothing else)."""
+    cache = info.prepared
+    cache_key = (operation, owns_usage, model)
+    found = cache.get(cache_key)
+    if found is None:
+        found = prepare(info, operation, owns_usage, model)
+        if len(cache) >= _PREPARED_LIMIT:
+            cache.clear()
+        cache[cache_key] = found
+    return found
+
+
+def prepare(info: ClientInfo, operation: str, owns_usage: bool, model: str | None) -> Prepared:
+    """``prepared``'s value, computed (uncached)."""
+    key = new_key(operation, info.provider, model, info.address, info.port)
+    head: dict[str, Any] = {}
+    if owns_usage:
+        head[semconv.SPANLEDGER_USAGE_OWNER] = True
+    if model:
+        resource = resource_id(info, model)
+        if resource:
+            head[semconv.CLOUD_RESOURCE_ID] = resource
+    return Prepared(key, head, call_start(key))

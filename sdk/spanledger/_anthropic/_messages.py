@@ -64,12 +64,22 @@ def _get(value: Any, name: str) -> Any:
 
 
 def usage_of(usage: Any) -> TokenUsage:
-    details = _get(usage, "output_tokens_details")
+    # Read field by field without ``_get`` (a call per field): this runs for every call and stream.
+    if isinstance(usage, dict):
+        details = usage.get("output_tokens_details")
+        return TokenUsage.from_uncached(
+            usage.get("input_tokens"),
+            usage.get("output_tokens"),
+            usage.get("cache_read_input_tokens"),
+            usage.get("cache_creation_input_tokens"),
+            _get(details, "thinking_tokens") if details is not None else None,
+        )
+    details = getattr(usage, "output_tokens_details", None)
     return TokenUsage.from_uncached(
-        _get(usage, "input_tokens"),
-        _get(usage, "output_tokens"),
-        _get(usage, "cache_read_input_tokens"),
-        _get(usage, "cache_creation_input_tokens"),
+        getattr(usage, "input_tokens", None),
+        getattr(usage, "output_tokens", None),
+        getattr(usage, "cache_read_input_tokens", None),
+        getattr(usage, "cache_creation_input_tokens", None),
         _get(details, "thinking_tokens") if details is not None else None,
     )
 
@@ -83,16 +93,22 @@ def _server_tool_use(call: GenAICall, usage: Any) -> None:
 
 
 def _message_result(call: GenAICall, message: Any) -> None:
-    message_id = _get(message, "id")
+    if isinstance(message, dict):
+        message_id = message.get("id")
+        model = message.get("model")
+        stop = message.get("stop_reason")
+        usage = message.get("usage")
+    else:  # a parsed ``Message``, the usual case: no ``_get`` call per field
+        message_id = getattr(message, "id", None)
+        model = getattr(message, "model", None)
+        stop = getattr(message, "stop_reason", None)
+        usage = getattr(message, "usage", None)
     if isinstance(message_id, str):
         call.attributes[semconv.GEN_AI_RESPONSE_ID] = message_id
-    model = _get(message, "model")
     if isinstance(model, str):
         call.response_model = model
-    stop = _get(message, "stop_reason")
     if isinstance(stop, str):
         call.finish_reasons = [stop]
-    usage = _get(message, "usage")
     if usage is not None:
         call.usage = usage_of(usage)
         _server_tool_use(call, usage)

@@ -17,20 +17,20 @@ upstream), spanledger defers to it as it does for OpenAI.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from time import time_ns
 from typing import Any, NamedTuple
 
 from anthropic import AsyncStream, BaseModel, Stream, _base_client
 from anthropic._base_client import AsyncAPIClient, SyncAPIClient
 from opentelemetry.context import attach, detach
-from opentelemetry.trace import Span, set_span_in_context
+from opentelemetry.trace import Span, get_current_span, set_span_in_context
 
 from .. import semconv
-from .._genai import GenAICall, GenAIRecorder, current_parent, new_key, open_call
+from .._genai import GenAICall, GenAIRecorder, current_context, open_call
 from .._genai._streams import AsyncStreamProxy, SyncStreamProxy
 from .._internal_errors import log_internal_error
-from ._clients import client_info, resource_id
+from ._clients import client_info, prepared
 from ._messages import ENDPOINTS, Endpoint, settle_stream
 
 __all__ = ["FOREIGN_SCOPES", "install", "uninstall"]
@@ -64,9 +64,10 @@ def _start(
 ) -> GenAICall | _Adopting | None:
     """A ``GenAICall`` (own span) or an ``_Adopting`` (the client's span), or None to stay out."""
     try:
-        parent = current_parent()
-        if parent is None:  # instrumentation suppressed
+        context = current_context()
+        if context is None:  # instrumentation suppressed
             return None
+        parent = get_current_span(context)
         scope = getattr(parent, "instrumentation_scope", None)
         if scope is not None and scope.name.startswith(FOREIGN_SCOPES):
             if endpoint.owns_usage:
@@ -78,14 +79,8 @@ def _start(
         info = client_info(client, recorder)
         model = body.get("model")
         model = model if isinstance(model, str) else None
-        key = new_key(endpoint.operation, info.provider, model, info.address, info.port)
-        attributes: dict[str, Any] = {}
-        if endpoint.owns_usage:
-            attributes[_OWNER] = True
-        if model:
-            resource = resource_id(info, model)
-            if resource:
-                attributes[semconv.CLOUD_RESOURCE_ID] = resource
+        start = prepared(info, endpoint.operation, endpoint.owns_usage, model)
+        attributes = dict(start.head)
         endpoint.request_attributes(body, attributes)
         if stream:
             attributes[semconv.GEN_AI_REQUEST_STREAM] = True
@@ -94,10 +89,12 @@ def _start(
             content = endpoint.input_content(body)
         if getattr(client, "_tracer", None) is not None:
             attributes[semconv.GEN_AI_PROVIDER_NAME] = info.provider
-            call = GenAICall(recorder, key, None, time_ns(), stream=stream)
+            call = GenAICall(recorder, start.key, None, time_ns(), stream=stream)
             started: GenAICall | _Adopting = _Adopting(call, endpoint, attributes, stream)
         else:
-            call = started = open_call(recorder, key, attributes, stream=stream)
+            call = started = open_call(
+                recorder, start.key, attributes, stream=stream, start=start.start, context=context
+            )
         if content is not None:
             call.content = content
             if stream:
@@ -156,13 +153,19 @@ def _finish(client: Any, span: Span, result: Any) -> None:
     _original_finish(client, span, result)  # type: ignore[misc]
 
 
-def _begin(started: GenAICall | _Adopting) -> tuple[GenAICall, Callable[[], None]]:
-    """Make the call's context current; returns the call and what undoes it."""
+def _begin(started: GenAICall | _Adopting) -> tuple[GenAICall, Token[Any]]:
+    """Make the call's context current; returns the call and the token ``_done`` takes."""
     if isinstance(started, _Adopting):
-        adopting = _adopting.set(started)
-        return started.call, lambda: _adopting.reset(adopting)
-    token = attach(set_span_in_context(started.span))  # type: ignore[arg-type]
-    return started, lambda: detach(token)
+        return started.call, _adopting.set(started)
+    return started, attach(set_span_in_context(started.span))  # type: ignore[arg-type]
+
+
+def _done(started: GenAICall | _Adopting, token: Token[Any]) -> None:
+    """Undo ``_begin``."""
+    if isinstance(started, _Adopting):
+        _adopting.reset(token)  # type: ignore[arg-type]
+    else:
+        detach(token)
 
 
 def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
@@ -173,14 +176,14 @@ def _sync_request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: A
             stream = bool(kwargs.get("stream", False))
             started = _start(recorder, endpoint, self, options, stream)
             if started is not None:
-                call, done = _begin(started)
+                call, token = _begin(started)
                 try:
                     result = _original_sync(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
                 except BaseException as error:
-                    done()
+                    _done(started, token)
                     call.fail(error)
                     raise
-                done()
+                _done(started, token)
                 return _complete(call, endpoint, result, stream)
     return _original_sync(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
 
@@ -193,14 +196,14 @@ async def _async_request(self: Any, cast_to: Any, options: Any, *args: Any, **kw
             stream = bool(kwargs.get("stream", False))
             started = _start(recorder, endpoint, self, options, stream)
             if started is not None:
-                call, done = _begin(started)
+                call, token = _begin(started)
                 try:
                     result = await _original_async(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
                 except BaseException as error:
-                    done()
+                    _done(started, token)
                     call.fail(error)
                     raise
-                done()
+                _done(started, token)
                 return _complete(call, endpoint, result, stream)
     return await _original_async(self, cast_to, options, *args, **kwargs)  # type: ignore[misc]
 

@@ -2,13 +2,22 @@
 and the ``OTEL_SEMCONV_STABILITY_OPT_IN`` naming decision). Each library's own subpackage holds only what
 is specific to that library."""
 
-from ._call import GenAICall, current_parent, instrumentation_suppressed, open_call
+from ._call import (
+    CallStart,
+    GenAICall,
+    call_start,
+    current_context,
+    current_parent,
+    instrumentation_suppressed,
+    open_call,
+)
 from ._content import Content, arguments_object, to_json, tool_definition
 from ._hooks import CompletionHook, ContentUploadHook
 from ._recorder import GenAIRecorder, OperationKey, new_key
 from ._usage import TokenUsage, to_int
 
 __all__ = [
+    "CallStart",
     "CompletionHook",
     "Content",
     "ContentUploadHook",
@@ -17,6 +26,8 @@ __all__ = [
     "OperationKey",
     "TokenUsage",
     "arguments_object",
+    "call_start",
+    "current_context",
     "current_parent",
     "instrumentation_suppressed",
     "new_key",

@@ -19,9 +19,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from time import time_ns
-from typing import Any
+from typing import Any, NamedTuple
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_current, get_value
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, get_current, get_value
 from opentelemetry.trace import Span, SpanKind, get_current_span
 
 from .. import semconv
@@ -31,7 +31,15 @@ from ._content import Content
 from ._recorder import GenAIRecorder, OperationKey
 from ._usage import TokenUsage
 
-__all__ = ["GenAICall", "current_parent", "instrumentation_suppressed", "open_call"]
+__all__ = [
+    "CallStart",
+    "GenAICall",
+    "call_start",
+    "current_context",
+    "current_parent",
+    "instrumentation_suppressed",
+    "open_call",
+]
 
 _CLIENT = SpanKind.CLIENT
 
@@ -47,6 +55,17 @@ def current_parent() -> Span | None:
     if current.get(_SUPPRESS_INSTRUMENTATION_KEY):
         return None
     return get_current_span(current)
+
+
+def current_context() -> Context | None:
+    """The current context, or None when OTel's ``suppress_instrumentation`` is in effect (one context read).
+
+    Handed to ``open_call``, it spares the SDK's span start, sampler and span processors a context read each.
+    """
+    current = get_current()
+    if current.get(_SUPPRESS_INSTRUMENTATION_KEY):
+        return None
+    return current
 
 
 class GenAICall:
@@ -220,20 +239,48 @@ class GenAICall:
                 self.end()
 
 
-def open_call(recorder: GenAIRecorder, key: OperationKey, attributes: dict[str, Any], *, stream: bool) -> GenAICall:
-    """Start spanledger's own span for a call about to be sent (``attributes``: the request side)."""
-    operation, _, model, address, port = key
-    attributes[semconv.GEN_AI_OPERATION_NAME] = operation
-    attributes[semconv.GEN_AI_PROVIDER_NAME] = key.provider
+class CallStart(NamedTuple):
+    """What the span of every call with one ``OperationKey`` starts with (see ``call_start``)."""
+
+    name: str
+    attributes: dict[str, Any]
+    """The key's span attributes, appended to the request's; never mutate it (callers may share it)."""
+
+
+def call_start(key: OperationKey) -> CallStart:
+    """The span name and the key's start attributes; a library that caches this per client and model hands it
+    to ``open_call`` instead of having it rebuilt per call."""
+    operation, provider, model, address, port = key
+    attributes: dict[str, Any] = {semconv.GEN_AI_OPERATION_NAME: operation, semconv.GEN_AI_PROVIDER_NAME: provider}
     if model:
         attributes[semconv.GEN_AI_REQUEST_MODEL] = model
     if address:
         attributes[semconv.SERVER_ADDRESS] = address
     if port:
         attributes[semconv.SERVER_PORT] = port
+    return CallStart(f"{operation} {model}" if model else operation, attributes)
+
+
+def open_call(
+    recorder: GenAIRecorder,
+    key: OperationKey,
+    attributes: dict[str, Any],
+    *,
+    stream: bool,
+    start: CallStart | None = None,
+    context: Context | None = None,
+) -> GenAICall:
+    """Start spanledger's own span for a call about to be sent (``attributes``: the request side).
+
+    ``start``: ``call_start(key)``, when the caller keeps it; ``context``: the current context, when the caller
+    has read it (``current_context``).
+    """
+    if start is None:
+        start = call_start(key)
+    attributes.update(start.attributes)
     start_ns = time_ns()
     span = recorder.tracer.start_span(
-        f"{operation} {model}" if model else operation, kind=_CLIENT, attributes=attributes, start_time=start_ns
+        start.name, context=context, kind=_CLIENT, attributes=attributes, start_time=start_ns
     )
     call = GenAICall(recorder, key, span, start_ns, stream=stream)
     call.start_attributes = attributes

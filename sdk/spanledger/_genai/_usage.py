@@ -38,11 +38,15 @@ class TokenUsage(NamedTuple):
         cls, uncached_input: Any, output: Any, cache_read: Any = None, cache_write: Any = None, reasoning: Any = None
     ) -> TokenUsage:
         """Counts from a provider whose input figure leaves out cache reads and writes (values are coerced)."""
-        uncached = to_int(uncached_input)
-        read = to_int(cache_read)
-        write = to_int(cache_write)
+        # Once per call: an int or None (what a parsed response holds) is taken as it is, without a call to
+        # ``to_int`` per count, and the tuple is made without the NamedTuple's Python-level ``__new__``.
+        uncached = uncached_input if uncached_input is None or type(uncached_input) is int else to_int(uncached_input)
+        read = cache_read if cache_read is None or type(cache_read) is int else to_int(cache_read)
+        write = cache_write if cache_write is None or type(cache_write) is int else to_int(cache_write)
+        output = output if output is None or type(output) is int else to_int(output)
+        reasoning = reasoning if reasoning is None or type(reasoning) is int else to_int(reasoning)
         total = None if uncached is None else uncached + (read or 0) + (write or 0)
-        return cls(total, to_int(output), read, write, to_int(reasoning))
+        return tuple.__new__(cls, (total, output, read, write, reasoning))
 
     @property
     def uncached_input(self) -> int | None:
