@@ -90,8 +90,7 @@ def first_key(attributes: str, keys: Sequence[str]) -> str:
 
 def count(text: str) -> str:
     """``_dialects._count``: a non-negative integer, else NULL (OTLP ints are printed as decimal digits)."""
-    # match() of NULL is NULL, which if() takes as false
-    return f"if(match({text}, '^(0|[1-9][0-9]{{0,17}})$'), toInt64OrNull({text}), {_NULL})"
+    return f"if(match(ifNull({text}, ''), '^(0|[1-9][0-9]{{0,17}})$'), toInt64OrNull({text}), {_NULL})"
 
 
 def tokens(counted: str) -> str:
@@ -105,7 +104,7 @@ def number(let: Lets, name: str, text: str) -> str:
     Parsed at scale 18 first: ``toDecimal128OrNull(x, 9)`` truncates. A value with 20 or more integer
     digits does not quantize within Python's 28 digits and is None there; it is NULL here too.
     """
-    parsed = let(f"{name}_parsed", f"toDecimal128OrNull(trimBoth({text}), 18)")  # NULL text: NULL
+    parsed = let(f"{name}_parsed", f"toDecimal128OrNull(trimBoth(ifNull({text}, '')), 18)")
     return let(name, f"if(abs({parsed}) < toDecimal128('1e19', 0), roundBankers({parsed}, 9), {_NULL})")
 
 
@@ -438,12 +437,7 @@ def facts(let: Lets, reading: SpanReading) -> str:
     # which the caller's `0 < quantity` drops (as it drops a NULL quantity of a fact that holds).
     quantities = (
         "["
-        + ", ".join(
-            f"toDecimal128({quantity}, 9)"
-            if condition == "true"
-            else f"if({condition}, toDecimal128({quantity}, 9), {_NULL})"
-            for condition, _, quantity, *_ in rows
-        )
+        + ", ".join(f"if({condition}, toDecimal128({quantity}, 9), {_NULL})" for condition, _, quantity, *_ in rows)
         + "]"
     )
     columns = [
