@@ -7,7 +7,8 @@ are spanledger owner spans (tokens; every tenth with accelerator-seconds), 2 rep
 dialect (OpenInference, Vercel AI SDK), 1 has a data-read event and the rest are plain spans, 15-20 attributes
 each. Inserts are blocks of ``--block`` rows (the exporter's default batch is 8,192). Rounds alternate the two
 tables; the figures are the median spans/s over rounds of wall time and of process CPU time (chdb's threads
-included), and the facts the views wrote are checked.
+included), and the facts the views wrote are checked. ``--small N`` then inserts one trace N times into each
+table: the median CPU of such an insert is the fixed cost per insert block (mostly planning the views' queries).
 
     .venv/bin/python benchmarks/bench_clickhouse_mv.py --spans 200000 --rounds 3
 """
@@ -118,6 +119,7 @@ def main() -> int:
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--block", type=int, default=8190, help="rows per insert (whole traces of 10 spans)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small", type=int, default=0, help="then insert one trace (10 spans) this many times")
     args = parser.parse_args()
     path = tempfile.mkdtemp(prefix="bench-chmv-")
     client = open_clickhouse(parse_store_address(f"chdb:{path}"))
@@ -136,10 +138,21 @@ def main() -> int:
                     client.insert(f"{database}.otel_traces", columns, column_names=OTEL_TRACES_COLUMNS,
                                   column_oriented=True)  # fmt: skip
                 results[database].append((time.perf_counter() - wall, time.process_time() - cpu))
+        small: dict[str, list[float]] = {"with_views": [], "bare": []}
+        small_traces = range(1 + args.rounds * args.spans, 1 + args.rounds * args.spans + args.small)
+        for trace in small_traces:
+            columns = blocks(10, 10, offset=trace)[0]
+            for database in small:
+                cpu = time.process_time()
+                client.insert(f"{database}.otel_traces", columns, column_names=OTEL_TRACES_COLUMNS,
+                              column_oriented=True)  # fmt: skip
+                small[database].append(time.process_time() - cpu)
         spans = args.spans
         facts = client.query("SELECT count() FROM with_views.usage_reports FINAL").result_rows[0][0]
         # per trace: 3 owner spans x 3 token meters, 2 other producers x 2; accelerator-seconds on every tenth trace
-        expected_facts = args.rounds * (spans // 10 * (3 * 3 + 2 + 2) + spans // 100)
+        expected_facts = args.rounds * (spans // 10 * (3 * 3 + 2 + 2) + spans // 100) + sum(
+            13 + (trace % 10 == 0) for trace in small_traces
+        )
         summary = {
             "spans_per_round": spans,
             "block": args.block,
@@ -149,6 +162,8 @@ def main() -> int:
                for name, runs in results.items()},
             **{f"{name}_spans_per_s_cpu": round(statistics.median(spans / c for _, c in runs))
                for name, runs in results.items()},
+            **({f"{name}_ms_cpu_per_10_span_insert": round(1000 * statistics.median(runs), 1)
+                for name, runs in small.items()} if args.small else {}),
             "usage_reports_rows": facts,
             "usage_reports_expected": expected_facts,
         }  # fmt: skip

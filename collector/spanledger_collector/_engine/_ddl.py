@@ -107,6 +107,7 @@ def _span_chains(names: Names) -> str:
         workflow_values=x.listed_values(attribution.workflow),
         tenant_values=x.listed_values(attribution.tenant),
         listed_names="CAST([" + ", ".join(x.literal(name) for name in listed) + "] AS Array(String))",
+        span_values=f"{x.nullable('SpanAttributes')} AS {x.SPAN}",
     )
 
 
@@ -121,6 +122,9 @@ def _attributed_columns(columns: tuple[str, ...], row: str, attribution: Attribu
 
 def statements(names: Names) -> list[str]:
     """The CREATE statements, in order (each idempotent)."""
+    span_and_resource_values = (
+        f"{x.nullable('SpanAttributes')} AS {x.SPAN}, {x.nullable('ResourceAttributes')} AS {x.RESOURCE}"
+    )
     common = {
         "database": quoted(names.database),
         "traces_database": quoted(names.traces),
@@ -142,10 +146,10 @@ def statements(names: Names) -> list[str]:
     let("service", x.SERVICE)
     let("reports", reading.reports)
     let("facts", x.facts(let, reading))
-    read = ("TraceId", "SpanId", "ParentSpanId", "Timestamp", "Duration", "SpanAttributes", "ResourceAttributes")
+    read = ("TraceId", "SpanId", "ParentSpanId", "Timestamp", "Duration", x.SPAN, x.RESOURCE)
     spans = (
-        f"SELECT {', '.join(read)}\nFROM {common['traces_database']}.{common['traces_table']}\n"
-        f"WHERE {x.MAY_REPORT} AND {_VALID_SPAN}"
+        f"SELECT {', '.join(read[:5])}, {span_and_resource_values}\n"
+        f"FROM {common['traces_database']}.{common['traces_table']}\nWHERE {x.MAY_REPORT} AND {_VALID_SPAN}"
     )
     outputs = ("TraceId", "SpanId", "ParentSpanId", "r_resource_id", "r_provider", "r_account_id", "r_region",
                "r_model", "r_workflow", "r_tenant", "r_service", "r_owner", "r_reports", "r_facts")  # fmt: skip
@@ -171,6 +175,8 @@ def statements(names: Names) -> list[str]:
             table=quoted(names.data_read_events),
             lets=lets,
             condition=reads.condition,
+            event_values=f"CAST(Events.Attributes AS Array({x.NULLABLE_MAP})) AS event_values",
+            span_values=span_and_resource_values,
             event_name=x.literal(semconv.EVENT_SPANLEDGER_DATA_READ),
         )
     )

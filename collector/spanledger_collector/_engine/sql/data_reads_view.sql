@@ -19,11 +19,11 @@ FROM (
   TraceId, SpanId, event_index, event_time,
   {lets}
   FROM (
-    SELECT TraceId, SpanId, Events.Timestamp, Events.Name, Events.Attributes, SpanAttributes, ResourceAttributes
+    SELECT TraceId, SpanId, Events.Timestamp, Events.Name, {event_values}, {span_values}
     FROM {traces_database}.{traces_table}
     WHERE has(Events.Name, {event_name})
   )
-  ARRAY JOIN Events.Timestamp AS event_time, Events.Name AS event_name, Events.Attributes AS event_attributes,
+  ARRAY JOIN Events.Timestamp AS event_time, Events.Name AS event_name, event_values AS event_attributes,
     arrayEnumerate(Events.Name) AS event_index
   WHERE {valid_span} AND {condition}
 )

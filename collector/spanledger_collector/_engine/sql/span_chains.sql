@@ -24,8 +24,11 @@
   listed AS (
     SELECT TraceId AS trace_id, SpanId AS span_id,
       any({workflow_values}) AS workflow_values, any({tenant_values}) AS tenant_values
-    FROM {traces_database}.{traces_table}
-    WHERE TraceId IN (SELECT trace_id FROM starts) AND hasAny(mapKeys(SpanAttributes), {listed_names})
+    FROM (
+      SELECT TraceId, SpanId, {span_values}
+      FROM {traces_database}.{traces_table}
+      WHERE TraceId IN (SELECT trace_id FROM starts) AND hasAny(mapKeys(SpanAttributes), {listed_names})
+    )
     GROUP BY TraceId, SpanId
   ),
   chains AS (
