@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import _recording
 import pytest
-import spanledger
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanledger import semconv
 
-__all__ = ["CONTENT", "EVENT", "Recorded", "plain", "recorded_factory"]
+__all__ = ["CONTENT", "EVENT", "Recorded", "plain", "recorded_factory", "span_event"]
 
 EVENT = semconv.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS
 CONTENT = (
@@ -25,28 +23,33 @@ CONTENT = (
 )
 
 
-class Recorded:
-    def __init__(self, **options: Any) -> None:
-        self.spans = InMemorySpanExporter()
-        self.logs = InMemoryLogRecordExporter()
-        self.handle = spanledger.configure(
-            export="none",
-            additional_span_processors=[SimpleSpanProcessor(self.spans)],
-            additional_log_record_processors=[SimpleLogRecordProcessor(self.logs)],
-            **options,
-        )
+class Recorded(_recording.Recorded):
+    """The shared recording, plus the log records (the content event)."""
 
-    def genai_spans(self) -> list[ReadableSpan]:
-        return [s for s in self.spans.get_finished_spans() if semconv.GEN_AI_OPERATION_NAME in (s.attributes or {})]
+    def __init__(self, **options: Any) -> None:
+        self.logs = InMemoryLogRecordExporter()
+        super().__init__(additional_log_record_processors=[SimpleLogRecordProcessor(self.logs)], **options)
 
     def genai_span(self) -> ReadableSpan:
         """The one GenAI span that owns the call's usage."""
-        spans = [s for s in self.genai_spans() if semconv.SPANLEDGER_USAGE_OWNER in (s.attributes or {})]
+        spans = [s for s in self.llm_spans() if semconv.SPANLEDGER_USAGE_OWNER in (s.attributes or {})]
         assert len(spans) == 1, [s.name for s in spans]
         return spans[0]
 
     def events(self) -> list[ReadableLogRecord]:
         return [record for record in self.logs.get_finished_logs() if record.log_record.event_name == EVENT]
+
+
+def span_event(recorded: Recorded, span: ReadableSpan, expected: bool) -> dict[str, Any] | None:
+    """The attributes of ``span``'s content event when one is ``expected`` (checked: exactly one, on the span's
+    trace and span); None when not (checked: none)."""
+    events = recorded.events()
+    assert len(events) == int(expected)
+    if not expected:
+        return None
+    record = events[0].log_record
+    assert (record.trace_id, record.span_id) == (span.context.trace_id, span.context.span_id)
+    return dict(record.attributes or {})
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import openai
 import pytest
 import spanledger
 from _aws_servers import make_client, runtime_server
-from _content_recording import CONTENT, plain, recorded_factory
+from _content_recording import CONTENT, plain, recorded_factory, span_event
 from aws_runtime_server import AwsRuntimeServer
 from openai_compatible_server import OpenAICompatibleServer
 from spanledger import semconv
@@ -60,18 +60,13 @@ def test_capture_modes_from_the_standard_variable(
     result = client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=stream)
     if stream:
         list(result)
-    (span,) = recorded.genai_spans()
+    (span,) = recorded.llm_spans()
     attributes = span.attributes or {}
 
     assert (semconv.GEN_AI_INPUT_MESSAGES in attributes) is on_span
     assert (semconv.GEN_AI_OUTPUT_MESSAGES in attributes) is on_span
-    events = recorded.events()
-    assert len(events) == int(on_event)
-    if on_event:
-        record = events[0].log_record
-        event = dict(record.attributes or {})
-        # The event is the span's: same trace and span, same attributes, content as structured values.
-        assert (record.trace_id, record.span_id) == (span.context.trace_id, span.context.span_id)
+    event = span_event(recorded, span, on_event)
+    if event is not None:  # the span's: same attributes, content as structured values
         for name, value in attributes.items():
             if name not in CONTENT:
                 assert event[name] == value, name
@@ -82,14 +77,14 @@ def test_capture_modes_from_the_standard_variable(
         (output,) = event[semconv.GEN_AI_OUTPUT_MESSAGES]
         assert output["parts"][0]["content"] == "Hello from the local server."
         assert semconv.GEN_AI_SYSTEM_INSTRUCTIONS not in event  # the system message is history, not instructions
-    text = repr([dict(e.log_record.attributes or {}) for e in events]) + repr(dict(attributes))
+    text = repr([dict(e.log_record.attributes or {}) for e in recorded.events()]) + repr(dict(attributes))
     assert "sk-secret-key" not in text
 
 
 def test_no_content_and_no_event_by_default(server: OpenAICompatibleServer, recorded_factory: Any) -> None:
     recorded = recorded_factory()
     client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    (span,) = recorded.genai_spans()
+    (span,) = recorded.llm_spans()
     assert not set(CONTENT) & set(span.attributes or {})
     assert recorded.events() == []
     assert recorded.handle.logger_provider is not None  # only because the test gave a processor
@@ -139,7 +134,7 @@ def test_tool_calls_are_objects_and_tools_are_defined(server: OpenAICompatibleSe
         {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
     ]
     client_for(server).chat.completions.create(model="gpt-4o-mini", messages=history, tools=tools)  # type: ignore[arg-type]
-    (span,) = recorded.genai_spans()
+    (span,) = recorded.llm_spans()
     attributes = span.attributes or {}
     inputs = json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES]))
     assert inputs[1]["parts"] == [
@@ -169,7 +164,7 @@ def test_responses_instructions_are_the_system_instructions(
         instructions="Be brief.",
         input=[{"role": "developer", "content": "Answer in French."}, {"role": "user", "content": "Say hello"}],
     )
-    (span,) = recorded.genai_spans()
+    (span,) = recorded.llm_spans()
     attributes = span.attributes or {}
     assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == [{"type": "text", "content": "Be brief."}]
     assert [m["role"] for m in json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES]))] == ["developer", "user"]
@@ -182,7 +177,7 @@ def test_bedrock_event_only(recorded_factory: Any, runtime_server: AwsRuntimeSer
         messages=[{"role": "user", "content": [{"text": "hi"}]}],
         system=[{"text": "Be brief."}],
     )
-    (span,) = recorded.genai_spans()
+    (span,) = recorded.llm_spans()
     assert not set(CONTENT) & set(span.attributes or {})
     (event,) = recorded.events()
     attributes = event.log_record.attributes or {}
@@ -209,7 +204,7 @@ def test_completion_hook_gets_content_even_with_no_content(
     assert call["inputs"][1] == {"role": "user", "parts": [{"type": "text", "content": "Say hello"}]}
     assert call["outputs"][0]["parts"][0]["content"] == "Hello from the local server."
     assert call["span"] is not None and call["log_record"] is None
-    (span,) = recorded.genai_spans()
+    (span,) = recorded.llm_spans()
     assert not set(CONTENT) & set(span.attributes or {})
 
 
@@ -228,7 +223,7 @@ def test_upload_hook_writes_files_and_refs(
 ) -> None:
     recorded = recorded_factory(content_upload_path=str(tmp_path / "content"), emit_event=True)
     client_for(server).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    (span,) = recorded.genai_spans()
+    (span,) = recorded.llm_spans()
     attributes = span.attributes or {}
     assert not set(CONTENT) & set(attributes)  # no_content: only the references
     (event,) = recorded.events()

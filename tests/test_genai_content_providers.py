@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import anthropic
 import pytest
-from _content_recording import CONTENT, Recorded, plain, recorded_factory
+from _content_recording import CONTENT, Recorded, plain, recorded_factory, span_event
 from genai_wire_server import REPLY_WORDS, TOOL_ARGUMENTS, GenAIWireServer
 from google import genai
 from spanledger import semconv
@@ -75,13 +75,8 @@ def assert_mode(recorded: Recorded, on_span: bool, on_event: bool, output: list[
         assert json.loads(str(attributes[semconv.GEN_AI_INPUT_MESSAGES])) == INPUTS
         assert json.loads(str(attributes[semconv.GEN_AI_SYSTEM_INSTRUCTIONS])) == SYSTEM
         assert json.loads(str(attributes[semconv.GEN_AI_OUTPUT_MESSAGES])) == output
-    events = recorded.events()
-    assert len(events) == int(on_event)
-    if on_event:
-        record = events[0].log_record
-        event = dict(record.attributes or {})
-        # The event is the span's: same trace and span, same attributes, content as structured values.
-        assert (record.trace_id, record.span_id) == (span.context.trace_id, span.context.span_id)
+    event = span_event(recorded, span, on_event)
+    if event is not None:  # the span's: same attributes, content as structured values
         if span.instrumentation_scope is not None and span.instrumentation_scope.name == "spanledger":
             for name, value in attributes.items():
                 if name not in CONTENT:
@@ -100,7 +95,7 @@ def assert_mode(recorded: Recorded, on_span: bool, on_event: bool, output: list[
         assert plain(event[semconv.GEN_AI_INPUT_MESSAGES]) == INPUTS
         assert plain(event[semconv.GEN_AI_SYSTEM_INSTRUCTIONS]) == SYSTEM
         assert plain(event[semconv.GEN_AI_OUTPUT_MESSAGES]) == output
-    text = repr([dict(e.log_record.attributes or {}) for e in events]) + repr(dict(attributes))
+    text = repr([dict(e.log_record.attributes or {}) for e in recorded.events()]) + repr(dict(attributes))
     assert "sk-ant-secret" not in text and "gemini-secret-key" not in text
 
 
