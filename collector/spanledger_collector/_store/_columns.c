@@ -28,8 +28,8 @@ typedef struct {
     Py_ssize_t capacity;
 } Buffer;
 
-static int buffer_reserve(Buffer *b, Py_ssize_t extra) {
-    if (b->length + extra <= b->capacity) return 0;
+/* Out of line: a column's buffers are sized up front (column_init, the first string), so this seldom runs. */
+static int buffer_grow(Buffer *b, Py_ssize_t extra) {
     Py_ssize_t capacity = b->capacity ? b->capacity : 256;
     while (capacity < b->length + extra) capacity *= 2;
     char *data = PyMem_Realloc(b->data, (size_t)capacity);
@@ -42,7 +42,12 @@ static int buffer_reserve(Buffer *b, Py_ssize_t extra) {
     return 0;
 }
 
-static int buffer_append(Buffer *b, const void *bytes, Py_ssize_t n) {
+static inline int buffer_reserve(Buffer *b, Py_ssize_t extra) {
+    return b->length + extra <= b->capacity ? 0 : buffer_grow(b, extra);
+}
+
+/* Inlined, so a value of fixed width is one store (memcpy of a constant size), not a call. */
+static inline int buffer_append(Buffer *b, const void *bytes, Py_ssize_t n) {
     if (n == 0) return 0; /* an empty string: memcpy into a buffer not yet allocated is undefined */
     if (buffer_reserve(b, n) < 0) return -1;
     memcpy(b->data + b->length, bytes, (size_t)n);
@@ -58,6 +63,17 @@ typedef struct {
     Buffer offsets;
     Buffer validity; /* written only once a null is seen */
 } Column;
+
+static Py_ssize_t kind_width(char kind) {
+    switch (kind) {
+    case 'b': return 1;
+    case 'i': return 4;
+    case 'q':
+    case 'c': return 16;
+    case 's': return 0;
+    default: return 8;
+    }
+}
 
 /* Returned by the converters: the value cannot be converted here (the caller falls back). */
 #define DECLINE 1
@@ -168,11 +184,16 @@ static int append_value(Column *c, Py_ssize_t row, PyObject *value) {
     case 's': {
         if (!PyUnicode_Check(value)) return DECLINE;
         Py_ssize_t n;
-        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &n);
-        if (utf8 == NULL) {
+        const char *utf8;
+        if (PyUnicode_IS_COMPACT_ASCII(value)) { /* ids, names: their characters are their UTF-8 */
+            utf8 = PyUnicode_DATA(value);
+            n = PyUnicode_GET_LENGTH(value);
+        } else if ((utf8 = PyUnicode_AsUTF8AndSize(value, &n)) == NULL) {
             PyErr_Clear();
             return DECLINE;
         }
+        /* The first string sizes the column's text as if the rest were as long (ids are). */
+        if (c->values.capacity == 0 && buffer_reserve(&c->values, n * (c->rows - row)) < 0) return -1;
         if (buffer_append(&c->values, utf8, n) < 0) return -1;
         if (c->values.length > INT32_MAX) return DECLINE;
         int32_t offset = (int32_t)c->values.length;
@@ -251,9 +272,10 @@ static int column_init(Column *c, char kind, Py_ssize_t rows) {
     }
     if (kind == 's') {
         int32_t zero = 0;
+        if (buffer_reserve(&c->offsets, (rows + 1) * (Py_ssize_t)sizeof zero) < 0) return -1;
         return buffer_append(&c->offsets, &zero, sizeof zero);
     }
-    return 0;
+    return buffer_reserve(&c->values, rows * kind_width(kind));
 }
 
 static PyObject *as_bytes(Buffer *b) {
@@ -415,17 +437,6 @@ static const char *arrow_format(char kind) {
     case 'q': return "d:38,9";
     case 'c': return "d:38,12";
     default: return NULL;
-    }
-}
-
-static Py_ssize_t kind_width(char kind) {
-    switch (kind) {
-    case 'b': return 1;
-    case 'i': return 4;
-    case 'q':
-    case 'c': return 16;
-    case 's': return 0;
-    default: return 8;
     }
 }
 

@@ -14,6 +14,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Any, get_args, get_origin
 
 __all__ = ["Column", "Field", "Kind", "Table", "table_of"]
@@ -72,19 +73,21 @@ class Field:
 
 @dataclass(frozen=True)
 class Table:
+    """A stored record's fields; what is derived from them is computed once (the store reads it per insert)."""
+
     name: str
     fields: tuple[Field, ...]
 
-    @property
+    @cached_property
     def kinds(self) -> str:
         """The fields' kind codes in order, as ``_columns.c`` takes them."""
         return "".join(field.kind.code for field in self.fields)
 
-    @property
+    @cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
 
-    @property
+    @cached_property
     def attributes(self) -> tuple[str, ...]:
         return tuple(field.attribute for field in self.fields)
 
