@@ -9,6 +9,7 @@ be declined.
 from __future__ import annotations
 
 import math
+import sys
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -32,6 +33,12 @@ decimals = st.one_of(
     ),
     st.sampled_from([Decimal("0E+26"), Decimal("0E+27"), Decimal("0E+29"), Decimal("0E+30"), Decimal("0E+50")]),
     st.sampled_from([1.5, "1.5", 7, 1e20, "1e 5"]),  # not Decimals: pyarrow takes the int only
+    st.builds(  # read in place or from str(): across one, two and three coefficient words and exponent -100
+        lambda negative, coefficient, exponent: Decimal((negative, tuple(map(int, str(coefficient))), exponent)),
+        st.integers(0, 1),
+        st.integers(0, 10**40) | st.sampled_from([10**19 - 1, 10**19, 10**38 - 1, 10**38, 10**57 - 1, 10**57]),
+        st.integers(-110, 3) | st.sampled_from([-101, -100, -12, -9, 0]),
+    ),
 )
 VALUES: dict[str, st.SearchStrategy[Any]] = {
     "s": st.text(max_size=12) | st.sampled_from(["gpt-4o-mini", "", "é☃"]) | st.integers(0, 3),
@@ -130,6 +137,32 @@ def test_usual_rows_are_converted_not_declined() -> None:
     assert table.column(3).to_pylist() == [start] * 2
     nanos = columns.column_to_buffers([1_700_000_000_123_456_789], "n")
     assert _read_stream("n", [(1, [nanos])]).column(0).to_pylist() == [datetime(2023, 11, 14, 22, 13, 20, 123456)]
+
+
+@needs_columns
+@pytest.mark.skipif(sys.implementation.name != "cpython" or sys.maxsize < 2**32, reason="a 64-bit CPython's layout")
+def test_decimals_are_read_in_place_on_64_bit_cpython() -> None:
+    """At import the converter reads known Decimals in place and from their str(): they agreed."""
+    assert columns.DECIMALS_IN_PLACE
+
+
+@needs_columns
+def test_decimals_convert_as_pyarrow_does_and_usual_ones_are_not_declined() -> None:
+    """Decimals are read in place where their layout is known: each value here as pyarrow converts it."""
+    usual = ["806", "0.000016120000", "7.25035E-7", "0E-12", "-0", "-12.5", "99999999999999999999.999999999"]
+    edges = ["1.2E+3", "0E+3", "1E-101", "0E-101", "0E-100", "1E-100", "NaN", "-Infinity", "sNaN", "1E-13"]
+    wide = [str(10**19 - 1), str(10**19), str(10**29 - 1) + ".999999999", str(10**38 - 1) + "E-12", str(10**38)]
+    for text in usual + edges + wide:
+        for value in (Decimal(text), -Decimal(text) if Decimal(text).is_finite() else Decimal(text)):
+            for kind in "qc":
+                converted = columns.column_to_buffers([value, None, value], kind)
+                reference = _reference([value, None, value], TYPES[kind])
+                if text in usual and -value.as_tuple().exponent <= {"q": 9, "c": 12}[kind]:
+                    assert converted is not None, (value, kind)
+                if converted is None:
+                    continue
+                assert reference is not None, (value, kind)
+                assert _read_stream(kind, [(3, [converted])]).column(0).equals(pa.chunked_array([reference]))
 
 
 @needs_columns

@@ -11,7 +11,8 @@
  *
  * Kinds: 's' string, 't' timestamp[us] from naive datetimes, 'n' timestamp[us] from int nanoseconds,
  * 'b' int8, 'i' int32, 'l' int64, 'f' float64, 'q' decimal128(38, 9), 'c' decimal128(38, 12) (from exact
- * decimal.Decimal instances, whose str() runs no Python code).
+ * decimal.Decimal instances: read in place where their layout is known, else from their str(), which runs
+ * no Python code).
  * Each column comes back as (null_count, validity or None, values, offsets or None).
  */
 #define PY_SSIZE_T_CLEAN
@@ -103,8 +104,24 @@ static PyObject *decimal_type; /* decimal.Decimal: only its exact instances are 
 
 static const __int128 DECIMAL_LIMIT = (__int128)10000000000000000000ULL * (__int128)10000000000000000000ULL;
 
+/* ±coefficient * 10**exponent as an integer scaled by 10**scale; DECLINE if not exact or beyond 38 digits. */
+static int decimal_scale(int negative, __int128 coefficient, long exponent, int scale, __int128 *out) {
+    if (coefficient == 0 && exponent > 0) return DECLINE; /* 0E+30: pyarrow checks its precision */
+    long shift = exponent + scale;
+    for (; shift > 0; shift--) {
+        if (coefficient >= DECIMAL_LIMIT / 10) return DECLINE;
+        coefficient *= 10;
+    }
+    for (; shift < 0; shift++) {
+        if (coefficient % 10 != 0) return DECLINE; /* more places than the scale: pyarrow decides */
+        coefficient /= 10;
+    }
+    *out = negative ? -coefficient : coefficient;
+    return 0;
+}
+
 /* A Decimal as an integer scaled by 10**scale, from its str(); DECLINE if not exact or beyond 38 digits. */
-static int decimal_scaled(PyObject *value, int scale, __int128 *out) {
+static int decimal_scaled_from_str(PyObject *value, int scale, __int128 *out) {
     PyObject *text = PyObject_Str(value);
     if (text == NULL) return -1;
     Py_ssize_t n;
@@ -139,21 +156,75 @@ static int decimal_scaled(PyObject *value, int scale, __int128 *out) {
         i = n;
     }
     if (i != n) goto done;
-    if (coefficient == 0 && exponent - fraction > 0) goto done; /* 0E+30: pyarrow checks its precision */
-    long shift = exponent - fraction + scale;
-    for (; shift > 0; shift--) {
-        if (coefficient >= DECIMAL_LIMIT / 10) goto done;
-        coefficient *= 10;
-    }
-    for (; shift < 0; shift++) {
-        if (coefficient % 10 != 0) goto done; /* more places than the scale: pyarrow decides */
-        coefficient /= 10;
-    }
-    *out = negative ? -coefficient : coefficient;
-    result = 0;
+    result = decimal_scale(negative, coefficient, exponent - fraction, scale, out);
 done:
     Py_DECREF(text);
     return result;
+}
+
+/* CPython's C Decimal (PyDecObject in Modules/_decimal/_decimal.c, the same from 3.10 on) and its libmpdec
+ * number (mpd_t in mpdecimal.h, 64-bit build), mirrored to read a Decimal's sign, coefficient and exponent
+ * in place: str() allocates and formats a string for each (≈ 0.2 µs a value, most of the conversion's cost). */
+typedef struct {
+    uint8_t flags;
+    int64_t exp;
+    int64_t digits;
+    int64_t len;   /* coefficient words */
+    int64_t alloc;
+    uint64_t *data; /* the coefficient, little-endian words of MPD_RADIX */
+} MpdNumber;
+
+typedef struct {
+    PyObject_HEAD
+    Py_hash_t hash;
+    MpdNumber number;
+    uint64_t data[4]; /* where data points while the coefficient fits (_Py_DEC_MINALLOC) */
+} DecimalObject;
+
+#define MPD_NEGATIVE 1
+#define MPD_SPECIAL 14 /* infinity, NaN, signaling NaN */
+#define MPD_RADIX 10000000000000000000ULL
+
+/* Set at import only if Decimal objects have this layout and read back as their str() does. */
+static int decimal_layout_known;
+
+/* The Decimal scaled by 10**scale read in place: 0 or DECLINE, as decimal_scaled_from_str() answers, or -1
+ * where it does not read it (another layout, a coefficient outside the object, NaN, infinity, more than 38
+ * digits, an exponent above 0 or below -100: str() writes those in E notation, declined past ±100). */
+static int decimal_scaled_in_place(PyObject *value, int scale, __int128 *out) {
+    if (!decimal_layout_known) return -1;
+    const MpdNumber *number = &((const DecimalObject *)value)->number;
+    if (number->data != ((const DecimalObject *)value)->data || (number->flags & MPD_SPECIAL) || number->len < 1 ||
+        number->len > 2 || number->exp > 0 || number->exp < -100)
+        return -1;
+    __int128 coefficient = number->data[0];
+    if (number->len == 2) coefficient += (__int128)number->data[1] * MPD_RADIX;
+    return decimal_scale(number->flags & MPD_NEGATIVE, coefficient, (long)number->exp, scale, out);
+}
+
+static int decimal_scaled(PyObject *value, int scale, __int128 *out) {
+    int scaled = decimal_scaled_in_place(value, scale, out);
+    return scaled >= 0 ? scaled : decimal_scaled_from_str(value, scale, out);
+}
+
+/* Whether Decimals read in place as from their str(), on values of one and two coefficient words. */
+static int check_decimal_layout(void) {
+    if (((PyTypeObject *)decimal_type)->tp_basicsize != sizeof(DecimalObject)) return 0;
+    static const char *const probes[] = {"806", "0.000016120000", "-1234567890123456789012.345678901", "-0E-12"};
+    int known = 1;
+    for (size_t i = 0; known && i < sizeof probes / sizeof probes[0]; i++) {
+        PyObject *probe = PyObject_CallFunction(decimal_type, "s", probes[i]);
+        if (probe == NULL) return -1;
+        __int128 in_place, from_str;
+        decimal_layout_known = 1;
+        int read = decimal_scaled_in_place(probe, 12, &in_place);
+        decimal_layout_known = 0;
+        int parsed = decimal_scaled_from_str(probe, 12, &from_str);
+        Py_DECREF(probe);
+        if (parsed < 0) return -1;
+        known = read == 0 && parsed == 0 && in_place == from_str;
+    }
+    return known;
 }
 
 static int append_value(Column *c, Py_ssize_t row, PyObject *value) {
@@ -745,5 +816,15 @@ PyMODINIT_FUNC PyInit__columns(void) {
     decimal_type = PyObject_GetAttrString(decimal, "Decimal");
     Py_DECREF(decimal);
     if (decimal_type == NULL) return NULL;
-    return PyModule_Create(&module_def);
+    int known = check_decimal_layout();
+    if (known < 0) return NULL;
+    decimal_layout_known = known;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) return NULL;
+    /* For the tests: whether this build reads Decimals in place (else it is only slower). */
+    if (PyModule_AddObjectRef(module, "DECIMALS_IN_PLACE", known ? Py_True : Py_False) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
