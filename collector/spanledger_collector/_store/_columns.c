@@ -23,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Built in a bytes object, which the caller then gets as it is (shrunk to its length), not copied. */
 typedef struct {
+    PyObject *bytes; /* NULL until the first byte is reserved */
     char *data;
     Py_ssize_t length;
     Py_ssize_t capacity;
@@ -31,14 +33,12 @@ typedef struct {
 
 /* Out of line: a column's buffers are sized up front (column_init, the first string), so this seldom runs. */
 static int buffer_grow(Buffer *b, Py_ssize_t extra) {
-    Py_ssize_t capacity = b->capacity ? b->capacity : 256;
+    Py_ssize_t capacity = b->capacity ? b->capacity : extra;
     while (capacity < b->length + extra) capacity *= 2;
-    char *data = PyMem_Realloc(b->data, (size_t)capacity);
-    if (data == NULL) {
-        PyErr_NoMemory();
+    if (b->bytes == NULL ? (b->bytes = PyBytes_FromStringAndSize(NULL, capacity)) == NULL
+                         : _PyBytes_Resize(&b->bytes, capacity) < 0)
         return -1;
-    }
-    b->data = data;
+    b->data = PyBytes_AS_STRING(b->bytes);
     b->capacity = capacity;
     return 0;
 }
@@ -328,9 +328,9 @@ static int append_value(Column *c, Py_ssize_t row, PyObject *value) {
 }
 
 static void column_release(Column *c) {
-    PyMem_Free(c->values.data);
-    PyMem_Free(c->offsets.data);
-    PyMem_Free(c->validity.data);
+    Py_XDECREF(c->values.bytes);
+    Py_XDECREF(c->offsets.bytes);
+    Py_XDECREF(c->validity.bytes);
 }
 
 static int column_init(Column *c, char kind, Py_ssize_t rows) {
@@ -349,8 +349,13 @@ static int column_init(Column *c, char kind, Py_ssize_t rows) {
     return buffer_reserve(&c->values, rows * kind_width(kind));
 }
 
+/* The buffer's bytes object, handed over (the column no longer holds it). */
 static PyObject *as_bytes(Buffer *b) {
-    return PyBytes_FromStringAndSize(b->data ? b->data : "", b->length);
+    PyObject *bytes = b->bytes;
+    b->bytes = NULL;
+    if (bytes == NULL) return PyBytes_FromStringAndSize(NULL, 0);
+    if (b->length < b->capacity && _PyBytes_Resize(&bytes, b->length) < 0) return NULL;
+    return bytes;
 }
 
 static PyObject *column_result(Column *c) {
