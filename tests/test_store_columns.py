@@ -153,7 +153,7 @@ def test_decimals_convert_as_pyarrow_does_and_usual_ones_are_not_declined() -> N
     edges = ["1.2E+3", "0E+3", "1E-101", "0E-101", "0E-100", "1E-100", "NaN", "-Infinity", "sNaN", "1E-13"]
     wide = [str(10**19 - 1), str(10**19), str(10**29 - 1) + ".999999999", str(10**38 - 1) + "E-12", str(10**38)]
     for text in usual + edges + wide:
-        for value in (Decimal(text), -Decimal(text) if Decimal(text).is_finite() else Decimal(text)):
+        for value in (Decimal(text), Decimal(text).copy_negate()):  # exact, unlike unary minus
             for kind in "qc":
                 converted = columns.column_to_buffers([value, None, value], kind)
                 reference = _reference([value, None, value], TYPES[kind])
