@@ -101,7 +101,7 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
 /* Every parse function returns 0, or -1 to give the request to the Python decoder. */
 
-static int read_varint(Reader *r, uint64_t *out) {
+static int read_varint_long(Reader *r, uint64_t *out) {
     uint64_t value = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         if (r->p >= r->end) return -1;
@@ -114,6 +114,15 @@ static int read_varint(Reader *r, uint64_t *out) {
         }
     }
     return -1;
+}
+
+/* Most varints (tags, lengths, small values) are one byte: that case inlined. */
+static inline int read_varint(Reader *r, uint64_t *out) {
+    if (r->p < r->end && *r->p < 0x80) {
+        *out = *r->p++;
+        return 0;
+    }
+    return read_varint_long(r, out);
 }
 
 /* upb takes a tag of at most 5 bytes, below 2**32, and not of field 0. */
@@ -188,7 +197,17 @@ typedef struct {
     const char *key;
     Py_ssize_t n;
     int slot;
+    uint64_t tail; /* key_tail() of the key */
 } SlotKey;
+
+/* The last 8 bytes of a key (all of a shorter one, zero-padded): many names share their first bytes
+ * (gen_ai., spanledger., cloud.), so comparing the tails first spares most memcmp calls. */
+static uint64_t key_tail(const uint8_t *key, Py_ssize_t n) {
+    uint64_t tail = 0;
+    if (n >= 8) memcpy(&tail, key + n - 8, 8);
+    else memcpy(&tail, key, (size_t)n);
+    return tail;
+}
 
 typedef struct {
     Context ctx;
@@ -201,10 +220,11 @@ typedef struct {
 
 static State state;
 
-static int match_key(const SlotKey *keys, const int *by_len_start, const uint8_t *key, Py_ssize_t n) {
+static int match_key(const SlotKey *keys, const int *by_len_start, const uint8_t *key, Py_ssize_t n,
+                     uint64_t tail) {
     if (n > MAX_KEY_LEN) return -1;
     for (int i = by_len_start[n]; i < by_len_start[n + 1]; i++)
-        if (memcmp(keys[i].key, key, (size_t)n) == 0) return keys[i].slot;
+        if (keys[i].tail == tail && memcmp(keys[i].key, key, (size_t)n) == 0) return keys[i].slot;
     return -1;
 }
 
@@ -233,10 +253,6 @@ typedef struct {
 
 static Foreign foreign;
 
-static int match_slot(const uint8_t *key, Py_ssize_t n) {
-    return match_key(state.keys, state.keys_by_len_start, key, n);
-}
-
 /* Reads one map<string, bytes> entry (an OTLP KeyValue) into its slot; the last value of a key wins. upb keeps an
  * entry with any other field as an unknown field instead of a map entry, so such an entry is declined. */
 static int read_attribute(Slice entry, Slice *slots, Slice *sources) {
@@ -254,12 +270,13 @@ static int read_attribute(Slice entry, Slice *slots, Slice *sources) {
             return -1;
         }
     }
-    int slot = match_slot(key.p, key.n);
+    uint64_t tail = key_tail(key.p, key.n);
+    int slot = match_key(state.keys, state.keys_by_len_start, key.p, key.n, tail);
     if (slot >= 0) {
         slots[slot] = value;
         slots[slot].present = 1;
     }
-    if (sources != NULL && (slot = match_key(foreign.keys, foreign.keys_by_len_start, key.p, key.n)) >= 0) {
+    if (sources != NULL && (slot = match_key(foreign.keys, foreign.keys_by_len_start, key.p, key.n, tail)) >= 0) {
         sources[slot] = value;
         sources[slot].present = 1;
     }
@@ -408,27 +425,19 @@ static int append_new(PyObject *list, PyObject *item) {
     return result;
 }
 
+static PyObject *token_decimal(long long count);
+
 /* What one owner span's facts share. */
 typedef struct {
     PyObject *trace_id, *span_id, *start, *end, *resource_id, *provider, *account_id, *region, *model,
         *workflow, *tenant, *service;
 } FactCommon;
 
-/* _owner_usage's add(): appends a fact unless the quantity is None, <= 0 or >= 10**18 (steals quantity). */
-static int add_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObject *quantity, PyObject *unit,
-                    PyObject *resource_type, PyObject *boundary, PyObject *accelerator_type, PyObject *begin,
-                    PyObject *finish) {
+/* Appends a fact of a quantity known to be in (0, 10**18) (steals quantity). */
+static int append_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObject *quantity, PyObject *unit,
+                       PyObject *resource_type, PyObject *boundary, PyObject *accelerator_type, PyObject *begin,
+                       PyObject *finish) {
     if (quantity == NULL) return -1;
-    if (quantity == Py_None) {
-        Py_DECREF(quantity);
-        return 0;
-    }
-    int positive = PyObject_RichCompareBool(quantity, state.ctx.zero, Py_GT);
-    int small = positive == 1 ? PyObject_RichCompareBool(quantity, state.ctx.max_quantity, Py_LT) : 0;
-    if (positive < 0 || small < 0 || !positive || !small) {
-        Py_DECREF(quantity);
-        return positive < 0 || small < 0 ? -1 : 0;
-    }
     PyObject *items[FACT_FIELDS] = {
         [FACT_trace_id] = Py_NewRef(c->trace_id),
         [FACT_span_id] = Py_NewRef(c->span_id),
@@ -455,6 +464,32 @@ static int add_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObj
         [FACT_unpriced_reason] = Py_NewRef(Py_None),
     };
     return append_new(facts, record(state.ctx.usage_fact, items, FACT_FIELDS));
+}
+
+/* _owner_usage's add(): appends a fact unless the quantity is None, <= 0 or >= 10**18 (steals quantity). */
+static int add_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObject *quantity, PyObject *unit,
+                    PyObject *resource_type, PyObject *boundary, PyObject *accelerator_type, PyObject *begin,
+                    PyObject *finish) {
+    if (quantity == NULL) return -1;
+    if (quantity == Py_None) {
+        Py_DECREF(quantity);
+        return 0;
+    }
+    int positive = PyObject_RichCompareBool(quantity, state.ctx.zero, Py_GT);
+    int small = positive == 1 ? PyObject_RichCompareBool(quantity, state.ctx.max_quantity, Py_LT) : 0;
+    if (positive < 0 || small < 0 || !positive || !small) {
+        Py_DECREF(quantity);
+        return positive < 0 || small < 0 ? -1 : 0;
+    }
+    return append_fact(facts, c, meter, quantity, unit, resource_type, boundary, accelerator_type, begin, finish);
+}
+
+/* A token fact: its count is in (0, max_tokens], and configure() checked max_tokens < max_quantity, so add()'s
+ * bounds hold without comparing Decimals. */
+static int add_token_fact(PyObject *facts, const FactCommon *c, PyObject *meter, long long count,
+                          PyObject *resource_type) {
+    return append_fact(facts, c, meter, token_decimal(count), state.ctx.token_unit, resource_type, Py_None, Py_None,
+                       NULL, NULL);
 }
 
 static int truthy(PyObject *value) { return value != NULL && value != Py_None && PyObject_IsTrue(value) == 1; }
@@ -541,20 +576,13 @@ static int owner_usage(PyObject *facts, PyObject *calls, Py_ssize_t *refused, Py
     if (write_n == 0 && token_count(slots, SLOT_CACHE_CREATION_TOKENS, refused, &write_n) < 0) goto done;
     /* Counts are at most max_tokens (far below 2**62): no overflow. */
     if (has_input && input_n - read_n - write_n > 0 &&
-        add_fact(facts, &c, x->llm_input_tokens, token_decimal(input_n - read_n - write_n), x->token_unit,
-                 llm_type, Py_None, Py_None, NULL, NULL) < 0)
+        add_token_fact(facts, &c, x->llm_input_tokens, input_n - read_n - write_n, llm_type) < 0)
         goto done;
-    if (read_n > 0 && add_fact(facts, &c, x->llm_cache_read_tokens, token_decimal(read_n), x->token_unit, llm_type,
-                               Py_None, Py_None, NULL, NULL) < 0)
-        goto done;
-    if (write_n > 0 && add_fact(facts, &c, x->llm_cache_write_tokens, token_decimal(write_n), x->token_unit,
-                                llm_type, Py_None, Py_None, NULL, NULL) < 0)
-        goto done;
+    if (read_n > 0 && add_token_fact(facts, &c, x->llm_cache_read_tokens, read_n, llm_type) < 0) goto done;
+    if (write_n > 0 && add_token_fact(facts, &c, x->llm_cache_write_tokens, write_n, llm_type) < 0) goto done;
     int has_output = token_count(slots, SLOT_OUTPUT_TOKENS, refused, &output_n);
     if (has_output < 0) goto done;
-    if (output_n > 0 && add_fact(facts, &c, x->llm_output_tokens, token_decimal(output_n), x->token_unit, llm_type,
-                                 Py_None, Py_None, NULL, NULL) < 0)
-        goto done;
+    if (output_n > 0 && add_token_fact(facts, &c, x->llm_output_tokens, output_n, llm_type) < 0) goto done;
 
     PyObject *accelerator_seconds = number_of(value_of(&slots[SLOT_ACCELERATOR_TIME]));
     if (accelerator_seconds == NULL) goto done;
@@ -1046,7 +1074,8 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
                          MAX_KEY_LEN);
             return NULL;
         }
-        fresh.keys[i] = (SlotKey){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), i};
+        fresh.keys[i] = (SlotKey){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), i,
+                                  key_tail((const uint8_t *)PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))};
     }
     if (!PyTuple_Check(marks) || PyTuple_GET_SIZE(marks) == 0) {
         PyErr_SetString(PyExc_TypeError, "configure_foreign(): report_marks must be a non-empty tuple of bytes");
@@ -1181,11 +1210,12 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
     int result = -1;
     for (int i = 0; i < COLUMNS; i++)
         if (i != COL_unmeasured && values[i] == NULL) goto done;
+    /* Each mark is looked for once per span (a whole-span scan each). */
+    int owner_marked = out->extract_usage && contains(raw, x->owner_mark);
+    int read_marked = out->extract_usage && contains(raw, x->data_read_mark);
     /* Issue 15: another producer's span that may report usage; declined (no error set) until configured. */
-    int is_foreign = out->extract_usage && !contains(raw, x->owner_mark) && foreign.configured &&
-                     may_report_foreign_usage(raw);
-    int marked = is_foreign || contains(raw, x->not_measured_mark) ||
-                 (out->extract_usage && (contains(raw, x->owner_mark) || contains(raw, x->data_read_mark)));
+    int is_foreign = out->extract_usage && !owner_marked && foreign.configured && may_report_foreign_usage(raw);
+    int marked = is_foreign || owner_marked || read_marked || contains(raw, x->not_measured_mark);
     Slice slots[SLOT_COUNT], sources[MAX_SOURCES];
     if (marked) {
         if (!owner_fields_ok) goto done;
@@ -1230,7 +1260,7 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
         if (!is_owner && is_foreign &&
             foreign_usage(out, trace_id, span_id, start, end, slots, sources, resource) < 0)
             goto done;
-        if (contains(raw, x->data_read_mark) && data_reads(out->reads, trace_id, span_id, raw, slots, resource) < 0)
+        if (read_marked && data_reads(out->reads, trace_id, span_id, raw, slots, resource) < 0)
             goto done;
     }
     result = 0;
@@ -1436,7 +1466,8 @@ static PyObject *configure(PyObject *module, PyObject *context) {
                          MAX_KEY_LEN);
             return NULL;
         }
-        keys[slot] = (SlotKey){PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), slot};
+        keys[slot] = (SlotKey){PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), slot,
+                               key_tail((const uint8_t *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))};
     }
     if (PyDict_GET_SIZE(fresh.keys) != SLOT_COUNT) {
         PyErr_SetString(PyExc_KeyError, "keys names slots this decoder does not have");
@@ -1447,6 +1478,11 @@ static PyObject *configure(PyObject *module, PyObject *context) {
     if (max_tokens < 0 || overflow || max_tokens > ((long long)1 << 60)) {
         PyErr_Clear();
         PyErr_SetString(PyExc_ValueError, "max_tokens must be an int in [0, 2**60]");
+        return NULL;
+    }
+    int below_max = PyObject_RichCompareBool(fresh.max_tokens, fresh.max_quantity, Py_LT);
+    if (below_max <= 0) {
+        if (below_max == 0) PyErr_SetString(PyExc_ValueError, "max_tokens must be below max_quantity");
         return NULL;
     }
     PyObject *slot_keys[SLOT_COUNT];
