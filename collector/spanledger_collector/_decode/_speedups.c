@@ -17,6 +17,9 @@
 #include <Python.h>
 #include <datetime.h>
 #include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Attribute slots: the span and event attributes the usage extraction reads. */
@@ -340,11 +343,15 @@ static PyObject *value_of(const Slice *slot) {
     return value;
 }
 
-/* _usage._text: str as it is, None for None, arrays, maps and bytes, other values through Python. */
+/* _usage._text: str as it is, None for None and bytes, str() of an int, bool or float (as _text does), other
+ * values (arrays, maps) through Python. */
 static PyObject *text_of(PyObject *value) {
     if (value == NULL) return NULL;
     if (value == Py_None || PyUnicode_CheckExact(value)) return value;
-    PyObject *text = PyObject_CallOneArg(state.ctx.text, value);
+    PyObject *text;
+    if (PyBytes_CheckExact(value)) text = Py_NewRef(Py_None);
+    else if (PyLong_CheckExact(value) || PyBool_Check(value) || PyFloat_CheckExact(value)) text = PyObject_Str(value);
+    else text = PyObject_CallOneArg(state.ctx.text, value);
     Py_DECREF(value);
     return text;
 }
@@ -358,9 +365,81 @@ static PyObject *number_of(PyObject *value) {
     return number;
 }
 
+/* Most digits a quantized coefficient has here; more go to Python, whose context (precision 28 by default) decides
+ * whether quantize() fails. */
+#define MAX_QUANTIZED_DIGITS 25
+
+/* _usage._float of a float, without Decimal: float(Decimal(str(x)).quantize(Decimal("1e-9"))), None when not
+ * finite. str(x) is x's shortest repr, D * 10**E; quantize() rounds it half-even to E = -9, exactly (the
+ * coefficient has at most MAX_QUANTIZED_DIGITS digits), and float() of a Decimal is its text correctly rounded,
+ * as PyOS_string_to_double does. NULL without an error set where it takes Python. */
+static PyObject *quantized_float(double x) {
+    if (!isfinite(x)) Py_RETURN_NONE;
+    char *text = PyOS_double_to_string(x, 'r', 0, 0, NULL);
+    if (text == NULL) return NULL;
+    /* The repr's digits (no leading zeros) and exponent. */
+    char digits[40];
+    int n = 0, fraction = 0, in_fraction = 0, exponent = 0, negative = text[0] == '-';
+    const char *c = text + negative;
+    for (; *c >= '0' && *c <= '9' || *c == '.'; c++) {
+        if (*c == '.') {
+            in_fraction = 1;
+            continue;
+        }
+        fraction += in_fraction;
+        if (n == 0 && *c == '0') continue;
+        if (n == (int)sizeof digits) break; /* not a repr this function knows: Python decides */
+        digits[n++] = *c;
+    }
+    if (*c == 'e') exponent = atoi(c + 1);
+    else if (*c != '\0') n = (int)sizeof digits;
+    PyMem_Free(text);
+    if (n == (int)sizeof digits) return NULL;
+    int shift = exponent - fraction + 9; /* the value is digits * 10**(shift - 9) */
+    char coefficient[MAX_QUANTIZED_DIGITS + 16];
+    int length;
+    if (shift >= 0) {
+        if (n + shift > MAX_QUANTIZED_DIGITS) return NULL;
+        memcpy(coefficient, digits, (size_t)n);
+        memset(coefficient + n, '0', (size_t)shift);
+        length = n + shift;
+    } else {
+        /* Drop the last -shift digits, rounding half to even. */
+        int kept = n + shift > 0 ? n + shift : 0;
+        if (kept >= MAX_QUANTIZED_DIGITS) return NULL; /* a carry may add a digit */
+        int up = 0;
+        if (-shift <= n) {
+            int first = digits[kept] - '0', rest_zero = 1;
+            for (int i = kept + 1; i < n; i++)
+                if (digits[i] != '0') rest_zero = 0;
+            int odd = kept > 0 && (digits[kept - 1] - '0') % 2;
+            up = first > 5 || (first == 5 && (!rest_zero || odd));
+        }
+        coefficient[0] = '0';
+        memcpy(coefficient + 1, digits, (size_t)kept);
+        length = kept + 1;
+        for (int i = length - 1; up && i >= 0; i--) {
+            up = coefficient[i] == '9';
+            coefficient[i] = up ? '0' : (char)(coefficient[i] + 1);
+        }
+    }
+    char number[MAX_QUANTIZED_DIGITS + 24];
+    snprintf(number, sizeof number, "%s%.*se-9", negative ? "-" : "", length, coefficient);
+    double quantized = PyOS_string_to_double(number, NULL, NULL);
+    if (quantized == -1.0 && PyErr_Occurred()) return NULL;
+    return PyFloat_FromDouble(quantized);
+}
+
 static PyObject *float_of(PyObject *value) {
     if (value == NULL) return NULL;
     if (value == Py_None) return value;
+    if (PyFloat_CheckExact(value)) {
+        PyObject *quantized = quantized_float(PyFloat_AS_DOUBLE(value));
+        if (quantized != NULL || PyErr_Occurred()) {
+            Py_DECREF(value);
+            return quantized;
+        }
+    }
     PyObject *number = PyObject_CallOneArg(state.ctx.to_float, value);
     Py_DECREF(value);
     return number;
