@@ -533,3 +533,38 @@ def test_marks_inside_values_decode_the_same(value: AnyValue) -> None:
         ).SerializeToString()
         # Another producer's span with a bytes value among its sources goes to the reference (as before).
         assert _compared(data) or not owner, "the compiled decoder declined an owner span"
+
+
+@needs_speedups
+@pytest.mark.parametrize(
+    "value",
+    [
+        AnyValue(int_value=0),
+        AnyValue(int_value=65536),
+        AnyValue(int_value=-1),
+        AnyValue(int_value=2**63 - 2),
+        AnyValue(int_value=2**63 - 1),
+        AnyValue(int_value=-(2**63)),
+        AnyValue(double_value=65536.7),
+        AnyValue(string_value="12"),
+        AnyValue(bool_value=True),
+    ],
+)
+def test_data_read_sizes_decode_the_same(value: AnyValue) -> None:
+    """The size of a read: an int is kept as it is when in [0, 2**63 - 1), other values go through Decimal."""
+    span = Span(
+        trace_id=bytes(range(1, 17)),
+        span_id=bytes(range(1, 9)),
+        name="retrieve",
+        events=[
+            Span.Event(
+                name=semconv.EVENT_SPANLEDGER_DATA_READ,
+                time_unix_nano=1_700_000_000 * 10**9,
+                attributes=[KeyValue(key=semconv.SPANLEDGER_DATA_BYTES, value=value)],
+            )
+        ],
+    )
+    data = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+    ).SerializeToString()
+    assert _compared(data)

@@ -179,10 +179,16 @@ static int contains(Slice haystack, PyObject *needle) {
     return memmem(haystack.p, (size_t)haystack.n, PyBytes_AS_STRING(needle), (size_t)n) != NULL;
 }
 
+/* Eight bytes at a time: every attribute key is checked. */
 static int is_ascii(Slice s) {
-    for (Py_ssize_t i = 0; i < s.n; i++)
-        if (s.p[i] & 0x80) return 0;
-    return 1;
+    uint64_t bits = 0, word;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= s.n; i += 8) {
+        memcpy(&word, s.p + i, 8);
+        bits |= word;
+    }
+    for (; i < s.n; i++) bits |= s.p[i];
+    return !(bits & 0x8080808080808080ULL);
 }
 
 /* A string field upb would check for UTF-8 but that is not needed here. */
@@ -793,6 +799,35 @@ static int read_event(Slice raw, uint64_t *time, Slice *name, Slice *slots) {
     return 0;
 }
 
+/* _data_reads' bytes: int(_number(value)) for a size in [0, max_nanos), else None (steals value). An int needs no
+ * Decimal: it is its own int(Decimal(value)). */
+static PyObject *byte_count(PyObject *value) {
+    if (value == NULL || value == Py_None) return value;
+    int not_negative, below;
+    PyObject *size;
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (n == -1 && PyErr_Occurred()) {
+            Py_DECREF(value);
+            return NULL;
+        }
+        size = value;
+        not_negative = overflow > 0 || (overflow == 0 && n >= 0);
+    } else {
+        size = number_of(value);
+        if (size == NULL || size == Py_None) return size;
+        not_negative = PyObject_RichCompareBool(size, state.ctx.zero, Py_GE);
+    }
+    below = not_negative == 1 ? PyObject_RichCompareBool(size, state.ctx.max_nanos, Py_LT) : 0;
+    PyObject *count = not_negative < 0 || below < 0 ? NULL
+                      : !not_negative || !below     ? Py_NewRef(Py_None)
+                      : PyLong_CheckExact(size)     ? Py_NewRef(size)
+                                                    : PyNumber_Long(size);
+    Py_DECREF(size);
+    return count;
+}
+
 /* _usage._data_reads: one row per spanledger.data.read event of the span. */
 static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Slice raw_span, const Slice *slots,
                       PyObject *resource) {
@@ -825,7 +860,7 @@ static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Sl
             continue;
         PyObject *last_modified = float_of(value_of(&event_slots[SLOT_DATA_LAST_MODIFIED]));
         PyObject *age = last_modified ? float_of(value_of(&event_slots[SLOT_DATA_AGE])) : NULL;
-        PyObject *size = age ? number_of(value_of(&event_slots[SLOT_DATA_BYTES])) : NULL;
+        PyObject *size = age ? byte_count(value_of(&event_slots[SLOT_DATA_BYTES])) : NULL;
         if (size == NULL) {
             Py_XDECREF(last_modified);
             Py_XDECREF(age);
@@ -841,18 +876,6 @@ static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Sl
             }
             Py_SETREF(age, PyFloat_FromDouble((double)time / 1e9 - modified));
         }
-        PyObject *size_int = NULL;
-        if (size == Py_None) {
-            size_int = Py_NewRef(Py_None);
-        } else {
-            int not_negative = PyObject_RichCompareBool(size, x->zero, Py_GE);
-            int below = not_negative == 1 ? PyObject_RichCompareBool(size, x->max_nanos, Py_LT) : 0;
-            if (not_negative < 0 || below < 0)
-                size_int = NULL;
-            else
-                size_int = not_negative && below ? UNLESS_FAILED(PyNumber_Long(size)) : Py_NewRef(Py_None);
-        }
-        Py_DECREF(size);
         PyObject *modified_at = last_modified == Py_None
                                     ? Py_NewRef(Py_None)
                                     : UNLESS_FAILED(PyObject_CallOneArg(x->seconds_to_datetime, last_modified));
@@ -866,7 +889,7 @@ static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Sl
             [READ_source_kind] = text_of(value_of(&event_slots[SLOT_DATA_SOURCE_KIND])),
             [READ_last_modified] = modified_at,
             [READ_age_seconds] = age,
-            [READ_bytes] = size_int,
+            [READ_bytes] = size,
             [READ_staleness_method] = text_of(value_of(&event_slots[SLOT_DATA_STALENESS_METHOD])),
             [READ_workflow] = Py_NewRef(workflow),
             [READ_tenant] = Py_NewRef(tenant),
