@@ -267,6 +267,17 @@ static Foreign foreign;
 static int read_attribute(Slice entry, Slice *slots, Slice *sources) {
     Reader r = {entry.p, entry.p + entry.n};
     Slice key = {(const uint8_t *)"", 0, 0}, value = {(const uint8_t *)"", 0, 0};
+    /* As every OTLP exporter writes an entry: the key, then the value, each shorter than 128 bytes. The loop below
+     * reads such an entry to the same key and value. */
+    const uint8_t *p = entry.p;
+    Py_ssize_t key_n = entry.n >= 4 && p[0] == ((1 << 3) | WT_LEN) && p[1] < 0x80 ? p[1] : -1;
+    if (key_n >= 0 && key_n + 4 <= entry.n && p[key_n + 2] == ((2 << 3) | WT_LEN) && p[key_n + 3] < 0x80 &&
+        key_n + 4 + p[key_n + 3] == entry.n) {
+        key = (Slice){p + 2, key_n, 1};
+        value = (Slice){p + key_n + 4, p[key_n + 3], 1};
+        if (check_utf8(key) < 0) return -1;
+        r.p = r.end;
+    }
     while (r.p < r.end) {
         uint32_t field;
         int wire_type;
