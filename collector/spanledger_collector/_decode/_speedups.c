@@ -398,7 +398,7 @@ static PyObject *quantized_float(double x) {
     char digits[40];
     int n = 0, fraction = 0, in_fraction = 0, exponent = 0, negative = text[0] == '-';
     const char *c = text + negative;
-    for (; *c >= '0' && *c <= '9' || *c == '.'; c++) {
+    for (; (*c >= '0' && *c <= '9') || *c == '.'; c++) {
         if (*c == '.') {
             in_fraction = 1;
             continue;
