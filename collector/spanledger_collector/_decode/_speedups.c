@@ -17,6 +17,9 @@
 #include <Python.h>
 #include <datetime.h>
 #include <stdint.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Attribute slots: the span and event attributes the usage extraction reads. */
@@ -101,7 +104,7 @@ enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
 /* Every parse function returns 0, or -1 to give the request to the Python decoder. */
 
-static int read_varint(Reader *r, uint64_t *out) {
+static int read_varint_long(Reader *r, uint64_t *out) {
     uint64_t value = 0;
     for (int shift = 0; shift < 64; shift += 7) {
         if (r->p >= r->end) return -1;
@@ -114,6 +117,15 @@ static int read_varint(Reader *r, uint64_t *out) {
         }
     }
     return -1;
+}
+
+/* Most varints (tags, lengths, small values) are one byte: that case inlined. */
+static inline int read_varint(Reader *r, uint64_t *out) {
+    if (r->p < r->end && *r->p < 0x80) {
+        *out = *r->p++;
+        return 0;
+    }
+    return read_varint_long(r, out);
 }
 
 /* upb takes a tag of at most 5 bytes, below 2**32, and not of field 0. */
@@ -167,10 +179,16 @@ static int contains(Slice haystack, PyObject *needle) {
     return memmem(haystack.p, (size_t)haystack.n, PyBytes_AS_STRING(needle), (size_t)n) != NULL;
 }
 
+/* Eight bytes at a time: every attribute key is checked. */
 static int is_ascii(Slice s) {
-    for (Py_ssize_t i = 0; i < s.n; i++)
-        if (s.p[i] & 0x80) return 0;
-    return 1;
+    uint64_t bits = 0, word;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= s.n; i += 8) {
+        memcpy(&word, s.p + i, 8);
+        bits |= word;
+    }
+    for (; i < s.n; i++) bits |= s.p[i];
+    return !(bits & 0x8080808080808080ULL);
 }
 
 /* A string field upb would check for UTF-8 but that is not needed here. */
@@ -188,7 +206,17 @@ typedef struct {
     const char *key;
     Py_ssize_t n;
     int slot;
+    uint64_t tail; /* key_tail() of the key */
 } SlotKey;
+
+/* The last 8 bytes of a key (all of a shorter one, zero-padded): many names share their first bytes
+ * (gen_ai., spanledger., cloud.), so comparing the tails first spares most memcmp calls. */
+static uint64_t key_tail(const uint8_t *key, Py_ssize_t n) {
+    uint64_t tail = 0;
+    if (n >= 8) memcpy(&tail, key + n - 8, 8);
+    else memcpy(&tail, key, (size_t)n);
+    return tail;
+}
 
 typedef struct {
     Context ctx;
@@ -201,10 +229,11 @@ typedef struct {
 
 static State state;
 
-static int match_key(const SlotKey *keys, const int *by_len_start, const uint8_t *key, Py_ssize_t n) {
+static int match_key(const SlotKey *keys, const int *by_len_start, const uint8_t *key, Py_ssize_t n,
+                     uint64_t tail) {
     if (n > MAX_KEY_LEN) return -1;
     for (int i = by_len_start[n]; i < by_len_start[n + 1]; i++)
-        if (memcmp(keys[i].key, key, (size_t)n) == 0) return keys[i].slot;
+        if (keys[i].tail == tail && memcmp(keys[i].key, key, (size_t)n) == 0) return keys[i].slot;
     return -1;
 }
 
@@ -233,15 +262,22 @@ typedef struct {
 
 static Foreign foreign;
 
-static int match_slot(const uint8_t *key, Py_ssize_t n) {
-    return match_key(state.keys, state.keys_by_len_start, key, n);
-}
-
 /* Reads one map<string, bytes> entry (an OTLP KeyValue) into its slot; the last value of a key wins. upb keeps an
  * entry with any other field as an unknown field instead of a map entry, so such an entry is declined. */
 static int read_attribute(Slice entry, Slice *slots, Slice *sources) {
     Reader r = {entry.p, entry.p + entry.n};
     Slice key = {(const uint8_t *)"", 0, 0}, value = {(const uint8_t *)"", 0, 0};
+    /* As every OTLP exporter writes an entry: the key, then the value, each shorter than 128 bytes. The loop below
+     * reads such an entry to the same key and value. */
+    const uint8_t *p = entry.p;
+    Py_ssize_t key_n = entry.n >= 4 && p[0] == ((1 << 3) | WT_LEN) && p[1] < 0x80 ? p[1] : -1;
+    if (key_n >= 0 && key_n + 4 <= entry.n && p[key_n + 2] == ((2 << 3) | WT_LEN) && p[key_n + 3] < 0x80 &&
+        key_n + 4 + p[key_n + 3] == entry.n) {
+        key = (Slice){p + 2, key_n, 1};
+        value = (Slice){p + key_n + 4, p[key_n + 3], 1};
+        if (check_utf8(key) < 0) return -1;
+        r.p = r.end;
+    }
     while (r.p < r.end) {
         uint32_t field;
         int wire_type;
@@ -254,12 +290,13 @@ static int read_attribute(Slice entry, Slice *slots, Slice *sources) {
             return -1;
         }
     }
-    int slot = match_slot(key.p, key.n);
+    uint64_t tail = key_tail(key.p, key.n);
+    int slot = match_key(state.keys, state.keys_by_len_start, key.p, key.n, tail);
     if (slot >= 0) {
         slots[slot] = value;
         slots[slot].present = 1;
     }
-    if (sources != NULL && (slot = match_key(foreign.keys, foreign.keys_by_len_start, key.p, key.n)) >= 0) {
+    if (sources != NULL && (slot = match_key(foreign.keys, foreign.keys_by_len_start, key.p, key.n, tail)) >= 0) {
         sources[slot] = value;
         sources[slot].present = 1;
     }
@@ -323,11 +360,15 @@ static PyObject *value_of(const Slice *slot) {
     return value;
 }
 
-/* _usage._text: str as it is, None for None, arrays, maps and bytes, other values through Python. */
+/* _usage._text: str as it is, None for None and bytes, str() of an int, bool or float (as _text does), other
+ * values (arrays, maps) through Python. */
 static PyObject *text_of(PyObject *value) {
     if (value == NULL) return NULL;
     if (value == Py_None || PyUnicode_CheckExact(value)) return value;
-    PyObject *text = PyObject_CallOneArg(state.ctx.text, value);
+    PyObject *text;
+    if (PyBytes_CheckExact(value)) text = Py_NewRef(Py_None);
+    else if (PyLong_CheckExact(value) || PyBool_Check(value) || PyFloat_CheckExact(value)) text = PyObject_Str(value);
+    else text = PyObject_CallOneArg(state.ctx.text, value);
     Py_DECREF(value);
     return text;
 }
@@ -341,9 +382,81 @@ static PyObject *number_of(PyObject *value) {
     return number;
 }
 
+/* Most digits a quantized coefficient has here; more go to Python, whose context (precision 28 by default) decides
+ * whether quantize() fails. */
+#define MAX_QUANTIZED_DIGITS 25
+
+/* _usage._float of a float, without Decimal: float(Decimal(str(x)).quantize(Decimal("1e-9"))), None when not
+ * finite. str(x) is x's shortest repr, D * 10**E; quantize() rounds it half-even to E = -9, exactly (the
+ * coefficient has at most MAX_QUANTIZED_DIGITS digits), and float() of a Decimal is its text correctly rounded,
+ * as PyOS_string_to_double does. NULL without an error set where it takes Python. */
+static PyObject *quantized_float(double x) {
+    if (!isfinite(x)) Py_RETURN_NONE;
+    char *text = PyOS_double_to_string(x, 'r', 0, 0, NULL);
+    if (text == NULL) return NULL;
+    /* The repr's digits (no leading zeros) and exponent. */
+    char digits[40];
+    int n = 0, fraction = 0, in_fraction = 0, exponent = 0, negative = text[0] == '-';
+    const char *c = text + negative;
+    for (; (*c >= '0' && *c <= '9') || *c == '.'; c++) {
+        if (*c == '.') {
+            in_fraction = 1;
+            continue;
+        }
+        fraction += in_fraction;
+        if (n == 0 && *c == '0') continue;
+        if (n == (int)sizeof digits) break; /* not a repr this function knows: Python decides */
+        digits[n++] = *c;
+    }
+    if (*c == 'e') exponent = atoi(c + 1);
+    else if (*c != '\0') n = (int)sizeof digits;
+    PyMem_Free(text);
+    if (n == (int)sizeof digits) return NULL;
+    int shift = exponent - fraction + 9; /* the value is digits * 10**(shift - 9) */
+    char coefficient[MAX_QUANTIZED_DIGITS + 16];
+    int length;
+    if (shift >= 0) {
+        if (n + shift > MAX_QUANTIZED_DIGITS) return NULL;
+        memcpy(coefficient, digits, (size_t)n);
+        memset(coefficient + n, '0', (size_t)shift);
+        length = n + shift;
+    } else {
+        /* Drop the last -shift digits, rounding half to even. */
+        int kept = n + shift > 0 ? n + shift : 0;
+        if (kept >= MAX_QUANTIZED_DIGITS) return NULL; /* a carry may add a digit */
+        int up = 0;
+        if (-shift <= n) {
+            int first = digits[kept] - '0', rest_zero = 1;
+            for (int i = kept + 1; i < n; i++)
+                if (digits[i] != '0') rest_zero = 0;
+            int odd = kept > 0 && (digits[kept - 1] - '0') % 2;
+            up = first > 5 || (first == 5 && (!rest_zero || odd));
+        }
+        coefficient[0] = '0';
+        memcpy(coefficient + 1, digits, (size_t)kept);
+        length = kept + 1;
+        for (int i = length - 1; up && i >= 0; i--) {
+            up = coefficient[i] == '9';
+            coefficient[i] = up ? '0' : (char)(coefficient[i] + 1);
+        }
+    }
+    char number[MAX_QUANTIZED_DIGITS + 24];
+    snprintf(number, sizeof number, "%s%.*se-9", negative ? "-" : "", length, coefficient);
+    double quantized = PyOS_string_to_double(number, NULL, NULL);
+    if (quantized == -1.0 && PyErr_Occurred()) return NULL;
+    return PyFloat_FromDouble(quantized);
+}
+
 static PyObject *float_of(PyObject *value) {
     if (value == NULL) return NULL;
     if (value == Py_None) return value;
+    if (PyFloat_CheckExact(value)) {
+        PyObject *quantized = quantized_float(PyFloat_AS_DOUBLE(value));
+        if (quantized != NULL || PyErr_Occurred()) {
+            Py_DECREF(value);
+            return quantized;
+        }
+    }
     PyObject *number = PyObject_CallOneArg(state.ctx.to_float, value);
     Py_DECREF(value);
     return number;
@@ -408,27 +521,19 @@ static int append_new(PyObject *list, PyObject *item) {
     return result;
 }
 
+static PyObject *token_decimal(long long count);
+
 /* What one owner span's facts share. */
 typedef struct {
     PyObject *trace_id, *span_id, *start, *end, *resource_id, *provider, *account_id, *region, *model,
         *workflow, *tenant, *service;
 } FactCommon;
 
-/* _owner_usage's add(): appends a fact unless the quantity is None, <= 0 or >= 10**18 (steals quantity). */
-static int add_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObject *quantity, PyObject *unit,
-                    PyObject *resource_type, PyObject *boundary, PyObject *accelerator_type, PyObject *begin,
-                    PyObject *finish) {
+/* Appends a fact of a quantity known to be in (0, 10**18) (steals quantity). */
+static int append_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObject *quantity, PyObject *unit,
+                       PyObject *resource_type, PyObject *boundary, PyObject *accelerator_type, PyObject *begin,
+                       PyObject *finish) {
     if (quantity == NULL) return -1;
-    if (quantity == Py_None) {
-        Py_DECREF(quantity);
-        return 0;
-    }
-    int positive = PyObject_RichCompareBool(quantity, state.ctx.zero, Py_GT);
-    int small = positive == 1 ? PyObject_RichCompareBool(quantity, state.ctx.max_quantity, Py_LT) : 0;
-    if (positive < 0 || small < 0 || !positive || !small) {
-        Py_DECREF(quantity);
-        return positive < 0 || small < 0 ? -1 : 0;
-    }
     PyObject *items[FACT_FIELDS] = {
         [FACT_trace_id] = Py_NewRef(c->trace_id),
         [FACT_span_id] = Py_NewRef(c->span_id),
@@ -455,6 +560,32 @@ static int add_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObj
         [FACT_unpriced_reason] = Py_NewRef(Py_None),
     };
     return append_new(facts, record(state.ctx.usage_fact, items, FACT_FIELDS));
+}
+
+/* _owner_usage's add(): appends a fact unless the quantity is None, <= 0 or >= 10**18 (steals quantity). */
+static int add_fact(PyObject *facts, const FactCommon *c, PyObject *meter, PyObject *quantity, PyObject *unit,
+                    PyObject *resource_type, PyObject *boundary, PyObject *accelerator_type, PyObject *begin,
+                    PyObject *finish) {
+    if (quantity == NULL) return -1;
+    if (quantity == Py_None) {
+        Py_DECREF(quantity);
+        return 0;
+    }
+    int positive = PyObject_RichCompareBool(quantity, state.ctx.zero, Py_GT);
+    int small = positive == 1 ? PyObject_RichCompareBool(quantity, state.ctx.max_quantity, Py_LT) : 0;
+    if (positive < 0 || small < 0 || !positive || !small) {
+        Py_DECREF(quantity);
+        return positive < 0 || small < 0 ? -1 : 0;
+    }
+    return append_fact(facts, c, meter, quantity, unit, resource_type, boundary, accelerator_type, begin, finish);
+}
+
+/* A token fact: its count is in (0, max_tokens], and configure() checked max_tokens < max_quantity, so add()'s
+ * bounds hold without comparing Decimals. */
+static int add_token_fact(PyObject *facts, const FactCommon *c, PyObject *meter, long long count,
+                          PyObject *resource_type) {
+    return append_fact(facts, c, meter, token_decimal(count), state.ctx.token_unit, resource_type, Py_None, Py_None,
+                       NULL, NULL);
 }
 
 static int truthy(PyObject *value) { return value != NULL && value != Py_None && PyObject_IsTrue(value) == 1; }
@@ -541,20 +672,13 @@ static int owner_usage(PyObject *facts, PyObject *calls, Py_ssize_t *refused, Py
     if (write_n == 0 && token_count(slots, SLOT_CACHE_CREATION_TOKENS, refused, &write_n) < 0) goto done;
     /* Counts are at most max_tokens (far below 2**62): no overflow. */
     if (has_input && input_n - read_n - write_n > 0 &&
-        add_fact(facts, &c, x->llm_input_tokens, token_decimal(input_n - read_n - write_n), x->token_unit,
-                 llm_type, Py_None, Py_None, NULL, NULL) < 0)
+        add_token_fact(facts, &c, x->llm_input_tokens, input_n - read_n - write_n, llm_type) < 0)
         goto done;
-    if (read_n > 0 && add_fact(facts, &c, x->llm_cache_read_tokens, token_decimal(read_n), x->token_unit, llm_type,
-                               Py_None, Py_None, NULL, NULL) < 0)
-        goto done;
-    if (write_n > 0 && add_fact(facts, &c, x->llm_cache_write_tokens, token_decimal(write_n), x->token_unit,
-                                llm_type, Py_None, Py_None, NULL, NULL) < 0)
-        goto done;
+    if (read_n > 0 && add_token_fact(facts, &c, x->llm_cache_read_tokens, read_n, llm_type) < 0) goto done;
+    if (write_n > 0 && add_token_fact(facts, &c, x->llm_cache_write_tokens, write_n, llm_type) < 0) goto done;
     int has_output = token_count(slots, SLOT_OUTPUT_TOKENS, refused, &output_n);
     if (has_output < 0) goto done;
-    if (output_n > 0 && add_fact(facts, &c, x->llm_output_tokens, token_decimal(output_n), x->token_unit, llm_type,
-                                 Py_None, Py_None, NULL, NULL) < 0)
-        goto done;
+    if (output_n > 0 && add_token_fact(facts, &c, x->llm_output_tokens, output_n, llm_type) < 0) goto done;
 
     PyObject *accelerator_seconds = number_of(value_of(&slots[SLOT_ACCELERATOR_TIME]));
     if (accelerator_seconds == NULL) goto done;
@@ -686,6 +810,35 @@ static int read_event(Slice raw, uint64_t *time, Slice *name, Slice *slots) {
     return 0;
 }
 
+/* _data_reads' bytes: int(_number(value)) for a size in [0, max_nanos), else None (steals value). An int needs no
+ * Decimal: it is its own int(Decimal(value)). */
+static PyObject *byte_count(PyObject *value) {
+    if (value == NULL || value == Py_None) return value;
+    int not_negative, below;
+    PyObject *size;
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long n = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (n == -1 && PyErr_Occurred()) {
+            Py_DECREF(value);
+            return NULL;
+        }
+        size = value;
+        not_negative = overflow > 0 || (overflow == 0 && n >= 0);
+    } else {
+        size = number_of(value);
+        if (size == NULL || size == Py_None) return size;
+        not_negative = PyObject_RichCompareBool(size, state.ctx.zero, Py_GE);
+    }
+    below = not_negative == 1 ? PyObject_RichCompareBool(size, state.ctx.max_nanos, Py_LT) : 0;
+    PyObject *count = not_negative < 0 || below < 0 ? NULL
+                      : !not_negative || !below     ? Py_NewRef(Py_None)
+                      : PyLong_CheckExact(size)     ? Py_NewRef(size)
+                                                    : PyNumber_Long(size);
+    Py_DECREF(size);
+    return count;
+}
+
 /* _usage._data_reads: one row per spanledger.data.read event of the span. */
 static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Slice raw_span, const Slice *slots,
                       PyObject *resource) {
@@ -718,7 +871,7 @@ static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Sl
             continue;
         PyObject *last_modified = float_of(value_of(&event_slots[SLOT_DATA_LAST_MODIFIED]));
         PyObject *age = last_modified ? float_of(value_of(&event_slots[SLOT_DATA_AGE])) : NULL;
-        PyObject *size = age ? number_of(value_of(&event_slots[SLOT_DATA_BYTES])) : NULL;
+        PyObject *size = age ? byte_count(value_of(&event_slots[SLOT_DATA_BYTES])) : NULL;
         if (size == NULL) {
             Py_XDECREF(last_modified);
             Py_XDECREF(age);
@@ -734,18 +887,6 @@ static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Sl
             }
             Py_SETREF(age, PyFloat_FromDouble((double)time / 1e9 - modified));
         }
-        PyObject *size_int = NULL;
-        if (size == Py_None) {
-            size_int = Py_NewRef(Py_None);
-        } else {
-            int not_negative = PyObject_RichCompareBool(size, x->zero, Py_GE);
-            int below = not_negative == 1 ? PyObject_RichCompareBool(size, x->max_nanos, Py_LT) : 0;
-            if (not_negative < 0 || below < 0)
-                size_int = NULL;
-            else
-                size_int = not_negative && below ? UNLESS_FAILED(PyNumber_Long(size)) : Py_NewRef(Py_None);
-        }
-        Py_DECREF(size);
         PyObject *modified_at = last_modified == Py_None
                                     ? Py_NewRef(Py_None)
                                     : UNLESS_FAILED(PyObject_CallOneArg(x->seconds_to_datetime, last_modified));
@@ -759,7 +900,7 @@ static int data_reads(PyObject *reads, PyObject *trace_id, PyObject *span_id, Sl
             [READ_source_kind] = text_of(value_of(&event_slots[SLOT_DATA_SOURCE_KIND])),
             [READ_last_modified] = modified_at,
             [READ_age_seconds] = age,
-            [READ_bytes] = size_int,
+            [READ_bytes] = size,
             [READ_staleness_method] = text_of(value_of(&event_slots[SLOT_DATA_STALENESS_METHOD])),
             [READ_workflow] = Py_NewRef(workflow),
             [READ_tenant] = Py_NewRef(tenant),
@@ -1046,7 +1187,8 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
                          MAX_KEY_LEN);
             return NULL;
         }
-        fresh.keys[i] = (SlotKey){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), i};
+        fresh.keys[i] = (SlotKey){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), i,
+                                  key_tail((const uint8_t *)PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))};
     }
     if (!PyTuple_Check(marks) || PyTuple_GET_SIZE(marks) == 0) {
         PyErr_SetString(PyExc_TypeError, "configure_foreign(): report_marks must be a non-empty tuple of bytes");
@@ -1181,11 +1323,12 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
     int result = -1;
     for (int i = 0; i < COLUMNS; i++)
         if (i != COL_unmeasured && values[i] == NULL) goto done;
+    /* Each mark is looked for once per span (a whole-span scan each). */
+    int owner_marked = out->extract_usage && contains(raw, x->owner_mark);
+    int read_marked = out->extract_usage && contains(raw, x->data_read_mark);
     /* Issue 15: another producer's span that may report usage; declined (no error set) until configured. */
-    int is_foreign = out->extract_usage && !contains(raw, x->owner_mark) && foreign.configured &&
-                     may_report_foreign_usage(raw);
-    int marked = is_foreign || contains(raw, x->not_measured_mark) ||
-                 (out->extract_usage && (contains(raw, x->owner_mark) || contains(raw, x->data_read_mark)));
+    int is_foreign = out->extract_usage && !owner_marked && foreign.configured && may_report_foreign_usage(raw);
+    int marked = is_foreign || owner_marked || read_marked || contains(raw, x->not_measured_mark);
     Slice slots[SLOT_COUNT], sources[MAX_SOURCES];
     if (marked) {
         if (!owner_fields_ok) goto done;
@@ -1230,7 +1373,7 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
         if (!is_owner && is_foreign &&
             foreign_usage(out, trace_id, span_id, start, end, slots, sources, resource) < 0)
             goto done;
-        if (contains(raw, x->data_read_mark) && data_reads(out->reads, trace_id, span_id, raw, slots, resource) < 0)
+        if (read_marked && data_reads(out->reads, trace_id, span_id, raw, slots, resource) < 0)
             goto done;
     }
     result = 0;
@@ -1436,7 +1579,8 @@ static PyObject *configure(PyObject *module, PyObject *context) {
                          MAX_KEY_LEN);
             return NULL;
         }
-        keys[slot] = (SlotKey){PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), slot};
+        keys[slot] = (SlotKey){PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), slot,
+                               key_tail((const uint8_t *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key))};
     }
     if (PyDict_GET_SIZE(fresh.keys) != SLOT_COUNT) {
         PyErr_SetString(PyExc_KeyError, "keys names slots this decoder does not have");
@@ -1447,6 +1591,11 @@ static PyObject *configure(PyObject *module, PyObject *context) {
     if (max_tokens < 0 || overflow || max_tokens > ((long long)1 << 60)) {
         PyErr_Clear();
         PyErr_SetString(PyExc_ValueError, "max_tokens must be an int in [0, 2**60]");
+        return NULL;
+    }
+    int below_max = PyObject_RichCompareBool(fresh.max_tokens, fresh.max_quantity, Py_LT);
+    if (below_max <= 0) {
+        if (below_max == 0) PyErr_SetString(PyExc_ValueError, "max_tokens must be below max_quantity");
         return NULL;
     }
     PyObject *slot_keys[SLOT_COUNT];
