@@ -410,15 +410,12 @@ class UsageMetrics:
             duration, gen_ai, input_labels, output_labels = self._call_labels(raw_labels)
             durations, input_tokens, output_tokens, first_chunks = zip(*map(_CALL_VALUES, group), strict=True)
             series.operation_duration.observe(duration, durations)
-            first_chunks = _present(first_chunks)
-            if first_chunks:
-                series.time_to_first_chunk.observe(gen_ai, first_chunks)
-            input_tokens = _present(input_tokens)
-            if input_tokens:
-                series.token_usage.observe(input_labels, input_tokens)
-            output_tokens = _present(output_tokens)
-            if output_tokens:
-                series.token_usage.observe(output_labels, output_tokens)
+            if present := _present(first_chunks):
+                series.time_to_first_chunk.observe(gen_ai, present)
+            if present := _present(input_tokens):
+                series.token_usage.observe(input_labels, present)
+            if present := _present(output_tokens):
+                series.token_usage.observe(output_labels, present)
 
     def _admit_tenants_in_order(self, facts: Sequence[UsageFact], groups: Iterable[tuple[str | None, ...]]) -> None:
         """Admit this batch's new tenants in the order of their first priced fact, when not all of them fit.
