@@ -343,3 +343,38 @@ def test_long_label_values_are_reported_as_other() -> None:
         if family[0][0] == prometheus_name(semconv.METRIC_SPANLEDGER_ACCELERATOR_TIME)
     )
     assert [dict(labels)[label_name(semconv.SPANLEDGER_ACCELERATOR_TYPE)] for (_, labels) in family[1]] == [OTHER]
+
+
+def test_a_label_set_seen_again_keeps_the_labels_its_values_got_first() -> None:
+    """The capped labels remembered per label set are what the caps answer: a model turned away once (the cap
+    full) stays other in later requests and orders, the admitted one keeps its label, on every family."""
+    registry = CollectorRegistry()
+    series = UsageSeries()
+    registry.register(series)
+    usage = UsageMetrics(limits=CardinalityLimits(label=1), series=series)
+    admitted = LlmCall("chat", "openai", "a", "a", "api.openai.com", "443", "", 1.0, 10, 5, None)
+    turned_away = admitted._replace(request_model="b", response_model="b")
+    meter = semconv.SpanledgerMeterValues.LLM_INPUT_TOKENS.value
+
+    def fact(model: str) -> UsageFact:
+        return UsageFact(
+            "0" * 32, "0" * 16, meter, NOW, NOW, Decimal(1), "1", model=model, estimated_cost=Decimal(1), currency="USD"
+        )
+
+    usage.record([admitted, turned_away], [fact("a"), fact("b")], [])
+    usage.record([turned_away, admitted], [fact("b"), fact("a")], [])
+    model = label_name(semconv.GEN_AI_REQUEST_MODEL)
+    exposition = scraped(registry)
+    costs = next(
+        samples
+        for family, samples in exposition.items()
+        if family[0] == prometheus_name(semconv.METRIC_SPANLEDGER_COST_ESTIMATE)
+    )
+    assert {dict(labels)[model]: value for (_, labels), value in costs.items()} == {"a": 2.0, OTHER: 2.0}
+    durations = next(
+        samples
+        for family, samples in exposition.items()
+        if family[0] == prometheus_name(semconv.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
+    )
+    counts = {dict(labels)[model]: value for (name, labels), value in durations.items() if name.endswith("_count")}
+    assert counts == {"a": 2.0, OTHER: 2.0}

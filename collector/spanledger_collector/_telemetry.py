@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -46,6 +46,8 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 OTHER = OVERFLOW
 """The label value standing for every value past a cap (docs/schema.md, "Cardinality")."""
 OTHER_TENANT = OTHER
+Key = TypeVar("Key")
+Value = TypeVar("Value")
 
 
 def prometheus_name(spec: MetricSpec) -> str:
@@ -261,10 +263,7 @@ _CALL_SERIES = _getter(
     "server_port",
     "error_type",
 )
-_CALL_DURATION = _getter(LlmCall._fields, "duration_s")
-_CALL_FIRST_CHUNK = _getter(LlmCall._fields, "time_to_first_chunk_s")
-_CALL_INPUT_TOKENS = _getter(LlmCall._fields, "input_tokens")
-_CALL_OUTPUT_TOKENS = _getter(LlmCall._fields, "output_tokens")
+_CALL_VALUES = _getter(LlmCall._fields, "duration_s", "input_tokens", "output_tokens", "time_to_first_chunk_s")
 _FACT_SERIES = _getter(
     UsageFact._fields, "meter", "currency", "model", "workflow", "tenant", "accelerator_type", "boundary"
 )
@@ -282,11 +281,24 @@ _DIRECTIONS = {
 }
 
 
-def _present(values: Iterable[float | None]) -> list[float]:
-    listed = list(values)
-    if None in listed:
-        return [value for value in listed if value is not None]
-    return listed  # type: ignore[return-value]  # holds no None
+_CallLabels = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+"""The series of one LLM call's labels: operation duration, time to first chunk, input and output token usage."""
+
+
+def _present(values: Sequence[float | None]) -> Sequence[float]:
+    if None in values:
+        return [value for value in values if value is not None]
+    return values  # type: ignore[return-value]  # holds no None
+
+
+_LABEL_MEMO_LIMIT = 4096
+"""Raw label sets whose capped labels ``UsageMetrics`` remembers; past it, further ones are capped each time."""
+
+
+def _remember(memo: dict[Key, Value], raw: Key, labels: Value) -> Value:
+    if len(memo) < _LABEL_MEMO_LIMIT:
+        memo[raw] = labels
+    return labels
 
 
 def _priced_total(facts: list[UsageFact]) -> Decimal | None:
@@ -306,6 +318,9 @@ class UsageMetrics:
     under one lock per request. Each label fed from span data keeps its first ``limits.label`` distinct values
     (tenants: ``limits.tenant``) and reports the rest as ``other``; each family keeps ``limits.series`` label
     sets and adds the rest to its all-``other`` series (docs/schema.md, "Cardinality").
+
+    The capped labels of each raw label set are remembered (bounded): a cap's answer for a value never changes,
+    since admitted values stay admitted and the admitted set only grows, so a value once turned away always is.
     """
 
     def __init__(
@@ -331,6 +346,8 @@ class UsageMetrics:
         self._operation, self._provider, self._model, self._response_model = cap(), cap(), cap(), cap()
         self._server_address, self._server_port, self._error_type = cap(), cap(), cap()
         self._workflow, self._accelerator_type, self._boundary, self._source_kind = cap(), cap(), cap(), cap()
+        self._call_memo: dict[tuple[str, ...], _CallLabels] = {}
+        self._cost_memo: dict[tuple[str | None, ...], tuple[str, ...]] = {}
 
     def _tenant(self, tenant: str | None) -> str:
         if not tenant:
@@ -358,7 +375,7 @@ class UsageMetrics:
             self._record_facts(facts)
             data_age = series.data_age
             for source_kind, group in group_by(_READ_SOURCE_KIND, reads).items():
-                ages = _present(map(_READ_AGE, group))
+                ages = _present(list(map(_READ_AGE, group)))
                 if ages:
                     data_age.observe((self._source_kind(source_kind),), ages)
             if refused_values:
@@ -370,9 +387,12 @@ class UsageMetrics:
                     float(sum(map(_FACT_QUANTITY, facts))),
                 )
 
-    def _call_labels(self, labels: tuple[str, ...]) -> tuple[str, ...]:
-        operation, provider, request_model, response_model, server_address, server_port, error_type = labels
-        return (
+    def _call_labels(self, raw: tuple[str, ...]) -> _CallLabels:
+        labels = self._call_memo.get(raw)
+        if labels is not None:
+            return labels
+        operation, provider, request_model, response_model, server_address, server_port, error_type = raw
+        duration = (
             self._operation(operation),
             self._provider(provider),
             self._model(request_model),
@@ -381,22 +401,21 @@ class UsageMetrics:
             self._server_port(server_port),
             self._error_type(error_type),
         )
+        gen_ai = duration[:-1]
+        return _remember(self._call_memo, raw, (duration, gen_ai, (*gen_ai, _INPUT), (*gen_ai, _OUTPUT)))
 
     def _record_calls(self, calls: Sequence[LlmCall]) -> None:
         series = self._series
         for raw_labels, group in group_by(_CALL_SERIES, calls).items():
-            labels = self._call_labels(raw_labels)
-            series.operation_duration.observe(labels, list(map(_CALL_DURATION, group)))
-            gen_ai = labels[:-1]
-            first_chunks = _present(map(_CALL_FIRST_CHUNK, group))
-            if first_chunks:
-                series.time_to_first_chunk.observe(gen_ai, first_chunks)
-            input_tokens = _present(map(_CALL_INPUT_TOKENS, group))
-            if input_tokens:
-                series.token_usage.observe((*gen_ai, _INPUT), input_tokens)
-            output_tokens = _present(map(_CALL_OUTPUT_TOKENS, group))
-            if output_tokens:
-                series.token_usage.observe((*gen_ai, _OUTPUT), output_tokens)
+            duration, gen_ai, input_labels, output_labels = self._call_labels(raw_labels)
+            durations, input_tokens, output_tokens, first_chunks = zip(*map(_CALL_VALUES, group), strict=True)
+            series.operation_duration.observe(duration, durations)
+            if present := _present(first_chunks):
+                series.time_to_first_chunk.observe(gen_ai, present)
+            if present := _present(input_tokens):
+                series.token_usage.observe(input_labels, present)
+            if present := _present(output_tokens):
+                series.token_usage.observe(output_labels, present)
 
     def _admit_tenants_in_order(self, facts: Sequence[UsageFact], groups: Iterable[tuple[str | None, ...]]) -> None:
         """Admit this batch's new tenants in the order of their first priced fact, when not all of them fit.
@@ -417,14 +436,17 @@ class UsageMetrics:
         series = self._series
         groups = group_by(_FACT_SERIES, facts)
         self._admit_tenants_in_order(facts, groups)
-        for labels, group in groups.items():
-            meter, currency, model, workflow, tenant, accelerator_type, boundary = labels
+        for raw_labels, group in groups.items():
+            meter, currency, model, workflow, tenant, accelerator_type, boundary = raw_labels
             if currency == "USD":
                 cost = _priced_total(group)
                 if cost is not None:
-                    series.cost_estimate.add(
-                        (self._model(model), self._workflow(workflow), self._tenant(tenant), meter), float(cost)
+                    labels = self._cost_memo.get(raw_labels) or _remember(
+                        self._cost_memo,
+                        raw_labels,
+                        (self._model(model), self._workflow(workflow), self._tenant(tenant), meter),
                     )
+                    series.cost_estimate.add(labels, float(cost))
             if meter == _ACCELERATOR_SECONDS:
                 seconds = float(sum(map(_FACT_QUANTITY, group)))
                 series.accelerator_time.add(
