@@ -329,3 +329,28 @@ def test_a_start_time_with_an_offset_is_priced_on_its_own_date_as_before(
                     accelerator_type="NVIDIA H100", region="us-east-1",
                 )  # fmt: skip
                 assert outcome(catalog.priced, fact) == outcome(uncached(catalog).priced, fact)
+
+
+def failed(fact: UsageFact, error: Exception) -> UsageFact:
+    return fact._replace(unpriced_reason=f"raised {type(error).__name__}: {error}")
+
+
+@SETTINGS
+@given(batch=fact_batches(), which=st.sampled_from(["bundled", "overrides"]))
+def test_a_batch_is_priced_exactly_like_each_fact_alone(
+    catalogs: dict[str, PriceCatalog], batch: list[UsageFact], which: str
+) -> None:
+    # priced_all inlines the rates with a slope; priced() and a fresh catalog's miss path use Rate.priced.
+    # Each batch is priced twice, so that its own keys are cached the second time.
+    cached = catalogs[which]
+    for _ in range(2):
+        priced = cached.priced_all(batch, failed)
+        assert len(priced) == len(batch)
+        for fact, result in zip(batch, priced, strict=True):
+            for reference in (cached, uncached(cached)):
+                try:
+                    expected = reference.priced(fact)
+                except Exception as error:
+                    expected = failed(fact, error)
+                assert repr(result) == repr(expected), fact
+                assert type(result) is UsageFact
