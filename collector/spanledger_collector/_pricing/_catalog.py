@@ -70,8 +70,6 @@ _price_key = itemgetter(
         for name in ("meter", "resource_id", "provider", "region", "model", "boundary", "accelerator_type")
     )
 )
-_START = UsageFact._fields.index("start_time")
-_QUANTITY = UsageFact._fields.index("quantity")
 # Rates are small; the bound keeps a collector that sees arbitrary model names from clients at a fixed size.
 _MAX_RATES = 4096
 
@@ -127,12 +125,12 @@ class PriceCatalog:
                 rate = rates_get(_price_key(fact))
                 if rate is not None:
                     try:
-                        current = rate.valid_from <= fact[_START] < rate.valid_until
+                        current = rate.valid_from <= fact.start_time < rate.valid_until
                     except TypeError:  # an aware start time: the cached intervals are naive UTC
                         current = False
                     if current:
                         slope = rate.slope
-                        quantity = fact[_QUANTITY]
+                        quantity = fact.quantity
                         if slope is not None and quantity >= ZERO:
                             try:
                                 cost = slope.fma(quantity, ZERO_AT_COST_SCALE, EXACT)
