@@ -329,3 +329,48 @@ def test_a_start_time_with_an_offset_is_priced_on_its_own_date_as_before(
                     accelerator_type="NVIDIA H100", region="us-east-1",
                 )  # fmt: skip
                 assert outcome(catalog.priced, fact) == outcome(uncached(catalog).priced, fact)
+
+
+def failed(fact: UsageFact, error: Exception) -> UsageFact:
+    return fact._replace(unpriced_reason=f"raised {type(error).__name__}: {error}")
+
+
+def assert_batch_priced_like_each_fact(cached: PriceCatalog, batch: list[UsageFact]) -> None:
+    # priced_all inlines the rates with a slope; priced() and a fresh catalog's miss path use Rate.priced.
+    # Each batch is priced twice, so that its own keys are cached the second time.
+    for _ in range(2):
+        priced = cached.priced_all(batch, failed)
+        assert len(priced) == len(batch)
+        for fact, result in zip(batch, priced, strict=True):
+            for reference in (cached, uncached(cached)):
+                try:
+                    expected = reference.priced(fact)
+                except Exception as error:
+                    expected = failed(fact, error)
+                assert repr(result) == repr(expected), fact
+                assert type(result) is UsageFact
+
+
+@SETTINGS
+@given(batch=fact_batches(), which=st.sampled_from(["bundled", "overrides"]))
+def test_a_batch_is_priced_exactly_like_each_fact_alone(
+    catalogs: dict[str, PriceCatalog], batch: list[UsageFact], which: str
+) -> None:
+    assert_batch_priced_like_each_fact(catalogs[which], batch)
+
+
+def test_facts_that_fail_to_price_in_a_batch_fail_alone(catalogs: dict[str, PriceCatalog]) -> None:
+    # Quantities no rate can price (NaN, a cost past DECIMAL(38, 12)) among ones it can, both ways.
+    when = datetime(2026, 3, 1, 12)
+    batch = [
+        UsageFact("0" * 32, "1" * 16, meter, start, start, Decimal(quantity), "x", **fields)
+        for meter, fields in [
+            (Meter.LLM_INPUT_TOKENS.value, {"provider": "openai", "model": "gpt-4o-mini"}),
+            (Meter.EGRESS_BYTES.value, {"provider": "aws", "boundary": "internet", "region": "us-east-1"}),
+        ]
+        for quantity in ["1E+30", "NaN", "sNaN", "-0", "0", "1E+20", "12.5", "1E-9"]
+        for start in (when, when.replace(tzinfo=UTC))
+    ]
+    assert_batch_priced_like_each_fact(uncached(catalogs["bundled"]), batch)
+    priced = catalogs["bundled"].priced_all(batch, failed)
+    assert any((fact.unpriced_reason or "").startswith("raised") for fact in priced)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import genai_prices
@@ -14,7 +14,7 @@ from genai_prices.types import ModelInfo, ModelPrice, StartDateConstraint, Tiere
 from spanledger import semconv
 
 from .._store import UsageFact, with_estimate
-from ._rates import COST_QUANTUM, EARLIEST, LATEST, Piece, Rate, midnight
+from ._rates import COST_QUANTUM, EARLIEST, EXACT, LATEST, ZERO, ZERO_AT_COST_SCALE, Piece, Rate, midnight
 
 __all__ = [
     "GENAI_PRICES_VERSION",
@@ -138,9 +138,6 @@ class _Line(NamedTuple):
 # Keyed by the id of a ModelPrice of genai-prices' bundled data, so bounded by that data.
 _TIER_STARTS: dict[int, tuple[object, list[int]]] = {}
 _LINES: dict[tuple[int, str, int], _Line | None] = {}
-_EXACT = Context(prec=28, traps=[Inexact, InvalidOperation, Overflow])
-_ZERO = Decimal(0)
-_ZERO_AT_COST_SCALE = _ZERO.quantize(COST_QUANTUM)
 
 
 def _tier_starts(model_price: Any) -> list[int]:
@@ -165,9 +162,9 @@ def _fit_line(model_price: Any, meter_class: str, starts: list[int], tier: int) 
             model_price.calc_price(_usage(meter_class, Decimal(quantity)))["total_price"]
             for quantity in (low, low + 1, high)
         )
-        slope = _EXACT.subtract(second, first)
-        intercept = _EXACT.subtract(first, _EXACT.multiply(slope, Decimal(low)))
-        if _EXACT.add(_EXACT.multiply(slope, Decimal(high)), intercept) != check:
+        slope = EXACT.subtract(second, first)
+        intercept = EXACT.subtract(first, EXACT.multiply(slope, Decimal(low)))
+        if EXACT.add(EXACT.multiply(slope, Decimal(high)), intercept) != check:
             return None
     except (ArithmeticError, ValueError, LookupError):
         return None
@@ -229,7 +226,7 @@ class TokenRate(Rate):
     a line that does not fit) falls back to ``calc_price``.
     """
 
-    __slots__ = ("_flat_slope", "_lines", "_meter_class", "_model", "_provider_id", "_starts")
+    __slots__ = ("_lines", "_meter_class", "_model", "_provider_id", "_starts")
 
     def __init__(self, meter_class: str, model: str, provider_id: str | None, when: datetime, version: str) -> None:
         """``when`` is an aware datetime; raises :class:`UnknownLlmPrice` when genai-prices has no such model."""
@@ -252,7 +249,7 @@ class TokenRate(Rate):
         self._lines = [_line(model_price, meter_class, self._starts, tier) for tier in range(len(self._starts) + 1)]
         # The common case, priced inline: no tiers, and a line through zero (no per-request price).
         line = self._lines[0]
-        self._flat_slope = line.slope if not self._starts and line is not None and not line.intercept else None
+        self.slope = line.slope if not self._starts and line is not None and not line.intercept else None
 
     def cost(self, quantity: Decimal, when: datetime) -> Decimal:
         """The cost of ``quantity`` tokens at ``when`` (within the interval; naive is UTC).
@@ -263,7 +260,7 @@ class TokenRate(Rate):
         line = self._lines[bisect_left(self._starts, quantity) if self._starts else 0]
         if line is not None and quantity >= 0:
             try:
-                return _EXACT.add(_EXACT.multiply(line.slope, quantity), line.intercept)
+                return EXACT.add(EXACT.multiply(line.slope, quantity), line.intercept)
             except ArithmeticError:
                 pass
         when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
@@ -278,13 +275,13 @@ class TokenRate(Rate):
         return [Piece(upto, line.slope, line.intercept) for upto, line in zip(uptos, self._lines, strict=True) if line]
 
     def priced(self, fact: UsageFact) -> UsageFact:
-        slope = self._flat_slope
+        slope = self.slope
         quantity = fact.quantity
-        if slope is not None and quantity >= _ZERO:
+        if slope is not None and quantity >= ZERO:
             # cost(), in one fused operation: adding zero (at the cost's scale, which saves most of the
             # quantize work) to the exact product gives the same value, Inexact trap and sign.
             try:
-                cost = slope.fma(quantity, _ZERO_AT_COST_SCALE, _EXACT)
+                cost = slope.fma(quantity, ZERO_AT_COST_SCALE, EXACT)
             except ArithmeticError:
                 pass
             else:

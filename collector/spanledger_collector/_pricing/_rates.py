@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import NamedTuple
 
 from .._store import UsageFact, with_estimate
@@ -21,7 +21,10 @@ __all__ = [
     "COST_QUANTUM",
     "EARLIEST",
     "ESTIMATE_FIELDS_FROM",
+    "EXACT",
     "LATEST",
+    "ZERO",
+    "ZERO_AT_COST_SCALE",
     "EndpointSeconds",
     "Fraction",
     "InstanceSeconds",
@@ -39,6 +42,10 @@ EARLIEST = datetime.min
 LATEST = datetime.max
 # usage_facts.estimated_cost is DECIMAL(38, 12).
 COST_QUANTUM = Decimal("1e-12")
+# Decimal arithmetic that raises rather than rounds; a token line is evaluated in it (see Rate.slope).
+EXACT = Context(prec=28, traps=[Inexact, InvalidOperation, Overflow])
+ZERO = Decimal(0)
+ZERO_AT_COST_SCALE = ZERO.quantize(COST_QUANTUM)
 _SECONDS_PER_HOUR = Decimal(3600)
 _MILLION = Decimal(1_000_000)
 # A fact's estimate is its last four fields, from this index on.
@@ -84,12 +91,16 @@ def day_interval(day: date) -> tuple[datetime, datetime]:
 class Rate(ABC):
     """Prices the facts of one price key whose start time is in ``[valid_from, valid_until)`` (naive UTC)."""
 
-    __slots__ = ("valid_from", "valid_until", "version")
+    __slots__ = ("slope", "valid_from", "valid_until", "version")
 
     def __init__(self, version: str, valid_from: datetime = EARLIEST, valid_until: datetime = LATEST) -> None:
         self.version = version
         self.valid_from = valid_from
         self.valid_until = valid_until
+        self.slope: Decimal | None = None
+        """Set where :meth:`priced` gives a fact of a non-negative quantity the cost (in USD)
+        ``slope.fma(quantity, ZERO_AT_COST_SCALE, EXACT)`` quantized to the cost scale, unless that raises
+        ``ArithmeticError``: the catalog prices such facts inline (``PriceCatalog.priced_all``)."""
 
     @abstractmethod
     def priced(self, fact: UsageFact) -> UsageFact:

@@ -29,19 +29,17 @@ class CostProcessor(NothingToStart):
         self.component_id = component_id
         self.catalog = catalog
 
-    def _price(self, fact: UsageFact) -> UsageFact:
-        # priced(): the fact with its estimate's cost (at the store's scale), currency, catalog_version and
-        # unpriced_reason (set whenever cost is None); cheaper per fact than estimate() (see _pricing._rates).
-        try:
-            return self.catalog.priced(fact)
-        except Exception as error:
-            logger.exception("pricing %s of span %s failed", fact.meter, fact.span_id)
-            return with_estimate(fact, (None, None, None, f"pricing failed: {error}"))
+    def _failed(self, fact: UsageFact, error: Exception) -> UsageFact:
+        # Called by priced_all while it handles the error, so the log has its traceback.
+        logger.exception("pricing %s of span %s failed", fact.meter, fact.span_id)
+        return with_estimate(fact, (None, None, None, f"pricing failed: {error}"))
 
     def process(self, item: PipelineItem) -> None:
         if item.facts:
-            # In place: what was derived from the list so far (the usage metrics to record) sees the prices.
-            item.facts[:] = [self._price(fact) for fact in item.facts]
+            # priced_all: each fact with its estimate's cost (at the store's scale), currency, catalog_version
+            # and unpriced_reason (set whenever cost is None). In place: what was derived from the list so
+            # far (the usage metrics to record) sees the prices.
+            item.facts[:] = self.catalog.priced_all(item.facts, self._failed)
         item.priced = True
 
 
