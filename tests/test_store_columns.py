@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spanledger_collector._store import USAGE_FACTS, _duckdb
+from spanledger_collector._store._compiled import columns
 
-columns = _duckdb._columns
 needs_columns = pytest.mark.skipif(columns is None, reason="the compiled converter is not built")
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

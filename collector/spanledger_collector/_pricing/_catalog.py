@@ -14,7 +14,7 @@ from pathlib import Path
 from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
-from .._store import UsageFact
+from .._store import UsageFact, with_estimate
 from ._cloud_catalog import CloudCatalog, LlmPrice, PricePeriod, load_cloud_catalog, period_at
 from ._estimate import Estimate
 from ._llm import (
@@ -117,7 +117,7 @@ class PriceCatalog:
         # with_estimate), about a tenth of the stage. tests/test_pricing_rate_cache.py checks this against
         # priced() fact by fact.
         rates_get = self._rates.get
-        new = new_tuple
+        estimated = with_estimate
         out: list[UsageFact] = []
         append = out.append
         for fact in facts:
@@ -137,8 +137,7 @@ class PriceCatalog:
                             except ArithmeticError:
                                 pass  # the rate prices it another way
                             else:
-                                estimate = (cost.quantize(COST_QUANTUM), "USD", rate.version, None)
-                                append(new(UsageFact, fact[:ESTIMATE_FIELDS_FROM] + estimate))
+                                append(estimated(fact, cost.quantize(COST_QUANTUM), "USD", rate.version, None))
                                 continue
                         append(rate.priced(fact))
                         continue

@@ -285,20 +285,12 @@ class TokenRate(Rate):
             except ArithmeticError:
                 pass
             else:
-                estimate: tuple[Decimal | None, str | None, str, str | None] = (
-                    cost.quantize(COST_QUANTUM),
-                    "USD",
-                    self.version,
-                    None,
-                )
-                return with_estimate(fact, estimate)
+                return with_estimate(fact, cost.quantize(COST_QUANTUM), "USD", self.version, None)
         try:
             cost = self.cost(quantity, fact.start_time)
         except UnknownLlmPrice as exc:
-            estimate = (None, None, self.version, str(exc))
-        else:
-            estimate = (cost.quantize(COST_QUANTUM), "USD", self.version, None)
-        return with_estimate(fact, estimate)
+            return with_estimate(fact, None, None, self.version, str(exc))
+        return with_estimate(fact, cost.quantize(COST_QUANTUM), "USD", self.version, None)
 
 
 def load_genai_prices() -> None:

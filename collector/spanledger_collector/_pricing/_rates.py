@@ -50,8 +50,7 @@ _SECONDS_PER_HOUR = Decimal(3600)
 _MILLION = Decimal(1_000_000)
 # A fact's estimate is its last four fields, from this index on.
 ESTIMATE_FIELDS_FROM = UsageFact._fields.index("estimated_cost")
-# Estimate(...) runs Python code; building the tuple directly is several times cheaper (a priced fact is
-# built by _store.with_estimate, the same way).
+# Estimate(...) runs Python code; building the tuple directly is several times cheaper.
 new_tuple = tuple.__new__
 
 
@@ -112,20 +111,16 @@ class Rate(ABC):
 
 
 class Unpriced(Rate):
-    __slots__ = ("_estimate",)
+    __slots__ = ("reason",)
 
     def __init__(
         self, reason: str, version: str, valid_from: datetime = EARLIEST, valid_until: datetime = LATEST
     ) -> None:
         super().__init__(version, valid_from, valid_until)
-        self._estimate = (None, None, version, reason)
-
-    @property
-    def reason(self) -> str:
-        return self._estimate[3]
+        self.reason = reason
 
     def priced(self, fact: UsageFact) -> UsageFact:
-        return with_estimate(fact, self._estimate)
+        return with_estimate(fact, None, None, self.version, self.reason)
 
 
 class NegotiatedTokens(Rate):
@@ -144,8 +139,7 @@ class NegotiatedTokens(Rate):
 
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._per_mtok / _MILLION
-        estimate = (cost.quantize(COST_QUANTUM), "USD", self.version, None)
-        return with_estimate(fact, estimate)
+        return with_estimate(fact, cost.quantize(COST_QUANTUM), "USD", self.version, None)
 
 
 class InstanceSeconds(Rate):
@@ -166,8 +160,7 @@ class InstanceSeconds(Rate):
 
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._hourly / self._gpus / _SECONDS_PER_HOUR
-        estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
-        return with_estimate(fact, estimate)
+        return with_estimate(fact, cost.quantize(COST_QUANTUM), self._currency, self.version, None)
 
 
 class EndpointSeconds(Rate):
@@ -187,8 +180,7 @@ class EndpointSeconds(Rate):
 
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity * self._hourly / _SECONDS_PER_HOUR
-        estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
-        return with_estimate(fact, estimate)
+        return with_estimate(fact, cost.quantize(COST_QUANTUM), self._currency, self.version, None)
 
 
 class Transfer(Rate):
@@ -215,5 +207,4 @@ class Transfer(Rate):
 
     def priced(self, fact: UsageFact) -> UsageFact:
         cost = fact.quantity / self._bytes_per_gb * self._per_gb
-        estimate = (cost.quantize(COST_QUANTUM), self._currency, self.version, None)
-        return with_estimate(fact, estimate)
+        return with_estimate(fact, cost.quantize(COST_QUANTUM), self._currency, self.version, None)

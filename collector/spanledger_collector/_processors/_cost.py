@@ -32,7 +32,7 @@ class CostProcessor(NothingToStart):
     def _failed(self, fact: UsageFact, error: Exception) -> UsageFact:
         # Called by priced_all while it handles the error, so the log has its traceback.
         logger.exception("pricing %s of span %s failed", fact.meter, fact.span_id)
-        return with_estimate(fact, (None, None, None, f"pricing failed: {error}"))
+        return with_estimate(fact, None, None, None, f"pricing failed: {error}")
 
     def process(self, item: PipelineItem) -> None:
         if item.facts:

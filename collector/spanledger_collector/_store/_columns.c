@@ -5,6 +5,8 @@
  * arrow_stream(kinds, names, chunks) hands staged chunks of those buffers to DuckDB as an Arrow C stream
  * (ArrowArrayStream in a PyCapsule). pyarrow.array() does the same from Python objects, but asks each
  * value for its type first; here each column has one declared kind.
+ * estimate_builder(fact_type, width) makes the function that sets a usage fact's estimate (the cost processor's
+ * with_estimate, see below).
  * A value this code does not convert exactly as pyarrow.array() would (an aware datetime, a Decimal with
  * more places than the column's scale, a value of another type) makes it return None, and _duckdb.py
  * converts those rows with pyarrow.array(), which then converts them or raises as before.
@@ -799,6 +801,66 @@ fail:
     return NULL;
 }
 
+/* estimate_builder(fact_type, width) -> with_estimate(fact, cost, currency, catalog_version, unpriced_reason):
+ * ``fact`` (exactly a ``fact_type``, a tuple subclass, of ``width`` fields) with its last four fields, its
+ * estimate, replaced. It runs for every priced usage fact; tuple.__new__(fact_type, fact[:-4] + estimate)
+ * makes three tuples and parses its arguments, this makes one. The builder is a builtin function bound
+ * to (fact_type, width), so a call finds them without a lookup. */
+#define ESTIMATE_WIDTH 4
+
+static PyObject *with_estimate(PyObject *bound, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1 + ESTIMATE_WIDTH) {
+        PyErr_SetString(PyExc_TypeError, "with_estimate(fact, cost, currency, catalog_version, unpriced_reason)");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)PyTuple_GET_ITEM(bound, 0);
+    Py_ssize_t width = PyLong_AsSsize_t(PyTuple_GET_ITEM(bound, 1));
+    PyObject *fact = args[0];
+    /* Anything else is refused rather than built into a record of the wrong shape. */
+    if (!Py_IS_TYPE(fact, type) || PyTuple_GET_SIZE(fact) != width) {
+        if (PyTuple_Check(fact))
+            PyErr_Format(PyExc_TypeError, "with_estimate: expected a %s of %zd fields, got a %s of %zd fields",
+                         type->tp_name, width, Py_TYPE(fact)->tp_name, PyTuple_GET_SIZE(fact));
+        else
+            PyErr_Format(PyExc_TypeError, "with_estimate: expected a %s of %zd fields, got a %s",
+                         type->tp_name, width, Py_TYPE(fact)->tp_name);
+        return NULL;
+    }
+    /* As tuple.__new__ allocates a tuple subclass (tuple_subtype_new). */
+    PyObject *out = type->tp_alloc(type, width);
+    if (out == NULL) return NULL;
+    Py_ssize_t measured = width - ESTIMATE_WIDTH;
+    for (Py_ssize_t i = 0; i < measured; i++) PyTuple_SET_ITEM(out, i, Py_NewRef(PyTuple_GET_ITEM(fact, i)));
+    for (Py_ssize_t i = 0; i < ESTIMATE_WIDTH; i++) PyTuple_SET_ITEM(out, measured + i, Py_NewRef(args[1 + i]));
+    return out;
+}
+
+static PyMethodDef with_estimate_def = {
+    "with_estimate", (PyCFunction)(void (*)(void))with_estimate, METH_FASTCALL,
+    "with_estimate(fact, cost, currency, catalog_version, unpriced_reason) -> fact with its estimate replaced"};
+
+static PyObject *estimate_builder(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyLong_Check(args[1])
+        || !PyType_FastSubclass((PyTypeObject *)args[0], Py_TPFLAGS_TUPLE_SUBCLASS)) {
+        PyErr_SetString(PyExc_TypeError, "estimate_builder(fact_type: type[tuple], width: int)");
+        return NULL;
+    }
+    Py_ssize_t width = PyLong_AsSsize_t(args[1]);
+    if (width == -1 && PyErr_Occurred()) return NULL;
+    if (width < ESTIMATE_WIDTH) {
+        PyErr_Format(PyExc_ValueError, "estimate_builder: width %zd has no room for the %d estimate fields", width,
+                     ESTIMATE_WIDTH);
+        return NULL;
+    }
+    PyObject *bound = PyTuple_Pack(2, args[0], args[1]);
+    if (bound == NULL) return NULL;
+    PyObject *name = PyModule_GetNameObject(module);
+    PyObject *builder = name == NULL ? NULL : PyCFunction_NewEx(&with_estimate_def, bound, name);
+    Py_XDECREF(name);
+    Py_DECREF(bound);
+    return builder;
+}
+
 static PyMethodDef methods[] = {
     {"rows_to_buffers", (PyCFunction)(void (*)(void))rows_to_buffers, METH_FASTCALL,
      "rows_to_buffers(rows, kinds) -> [(null_count, validity, values, offsets)] per column, or None"},
@@ -806,6 +868,8 @@ static PyMethodDef methods[] = {
      "column_to_buffers(values, kind) -> (null_count, validity, values, offsets), or None"},
     {"arrow_stream", (PyCFunction)(void (*)(void))arrow_stream, METH_FASTCALL,
      "arrow_stream(kinds, names, [(rows, [column buffers])]) -> an arrow_array_stream capsule over the chunks"},
+    {"estimate_builder", (PyCFunction)(void (*)(void))estimate_builder, METH_FASTCALL,
+     "estimate_builder(fact_type, width) -> with_estimate(fact, cost, currency, catalog_version, unpriced_reason)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -37,6 +36,7 @@ from typing import Any, NoReturn, Protocol
 import duckdb
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
+from ._compiled import columns as _columns
 from ._digests import RecentDigests
 from ._facts import USAGE_FACTS, UsageFact
 from ._retractions import USAGE_CANDIDATES, USAGE_RETRACTIONS, StoredRelative, retract_stored_relatives
@@ -211,11 +211,6 @@ def _raise_classified(error: BaseException) -> NoReturn:
         raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
     raise error
 
-
-_columns: Any = None
-if not os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
-    with contextlib.suppress(ImportError):  # not built: pyarrow converts the rows
-        from . import _columns  # type: ignore[attr-defined, no-redef]
 
 # The row tables, each derived from its record's field table (_schema.py): DDL, column order, Arrow kinds.
 _ROW_TABLES = {table.name: table for table in (SPANS, USAGE_FACTS, DATA_READS, USAGE_RETRACTIONS, USAGE_CANDIDATES)}
