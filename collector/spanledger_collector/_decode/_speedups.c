@@ -21,9 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 /* Attribute slots: the span and event attributes the usage extraction reads. */
 #define SLOTS(X)                                                                                            \
@@ -264,104 +261,6 @@ typedef struct {
 } Foreign;
 
 static Foreign foreign;
-
-/* The marks each span is searched for: configure()'s three, then configure_foreign()'s report marks. One pass over
- * the span's bytes finds them all (a memmem call per mark scanned every span eight times): a position is compared
- * with a mark only where its byte can start one and the next byte can follow that start, and with SSE2 sixteen
- * positions at a time are passed over where no mark's first two bytes occur. */
-enum { MARK_OWNER, MARK_DATA_READ, MARK_NOT_MEASURED, MARK_REPORT };
-#define MAX_MARKS 32
-#define MAX_REPORT_MARKS (MAX_MARKS - MARK_REPORT)
-typedef struct {
-    const char *mark[MAX_MARKS]; /* point into the configured bytes, which state and foreign keep */
-    Py_ssize_t n[MAX_MARKS];
-    uint32_t first[256];  /* the marks starting with the byte */
-    uint32_t second[256]; /* the marks whose second byte it is; all marks one byte long */
-    uint32_t one_byte;    /* the marks one byte long: the only ones that can start at a span's last byte */
-#ifdef __SSE2__
-    /* The distinct starts of the marks: two bytes, or one for a mark one byte long (its second any byte). */
-    __m128i start_first[MAX_MARKS], start_second[MAX_MARKS], start_any_second[MAX_MARKS];
-    int start_key[MAX_MARKS]; /* the start's bytes, for finding one already there */
-    int starts;
-#endif
-} MarkFilter;
-
-static MarkFilter mark_filter;
-
-static void add_mark(MarkFilter *filter, int index, PyObject *mark) {
-    Py_ssize_t n = PyBytes_GET_SIZE(mark);
-    const uint8_t *bytes = (const uint8_t *)PyBytes_AS_STRING(mark);
-    uint32_t bit = (uint32_t)1 << index;
-    filter->mark[index] = (const char *)bytes;
-    filter->n[index] = n;
-    if (n == 0) return; /* an empty mark is never found, as contains() has it */
-    filter->first[bytes[0]] |= bit;
-    if (n == 1) {
-        filter->one_byte |= bit;
-        for (int b = 0; b < 256; b++) filter->second[b] |= bit;
-    } else {
-        filter->second[bytes[1]] |= bit;
-    }
-#ifdef __SSE2__
-    int key = n == 1 ? 0x10000 | bytes[0] : bytes[0] << 8 | bytes[1];
-    for (int k = 0; k < filter->starts; k++)
-        if (filter->start_key[k] == key) return;
-    filter->start_key[filter->starts] = key;
-    filter->start_first[filter->starts] = _mm_set1_epi8((char)bytes[0]);
-    filter->start_second[filter->starts] = _mm_set1_epi8(n == 1 ? 0 : (char)bytes[1]);
-    filter->start_any_second[filter->starts] = n == 1 ? _mm_set1_epi8(-1) : _mm_setzero_si128();
-    filter->starts++;
-#endif
-}
-
-/* Rebuilt by configure() and configure_foreign(), after either has committed its marks. */
-static void build_mark_filter(void) {
-    MarkFilter fresh;
-    memset(&fresh, 0, sizeof fresh);
-    if (state.configured) {
-        add_mark(&fresh, MARK_OWNER, state.ctx.owner_mark);
-        add_mark(&fresh, MARK_DATA_READ, state.ctx.data_read_mark);
-        add_mark(&fresh, MARK_NOT_MEASURED, state.ctx.not_measured_mark);
-    }
-    if (foreign.configured)
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(foreign.report_marks); i++)
-            add_mark(&fresh, MARK_REPORT + (int)i, PyTuple_GET_ITEM(foreign.report_marks, i));
-    mark_filter = fresh;
-}
-
-/* The marks (bits 1 << MARK_...) not yet in found that start at p[at], which has a byte after it. */
-static inline uint32_t marks_at(const MarkFilter *f, const uint8_t *p, Py_ssize_t n, Py_ssize_t at, uint32_t found) {
-    uint32_t candidates = f->first[p[at]] & f->second[p[at + 1]] & ~found;
-    while (candidates) {
-        int m = __builtin_ctz(candidates);
-        candidates &= candidates - 1;
-        if (f->n[m] <= n - at && memcmp(p + at, f->mark[m], (size_t)f->n[m]) == 0) found |= (uint32_t)1 << m;
-    }
-    return found;
-}
-
-/* A bit per mark (1 << MARK_...) found anywhere in raw: the answers contains() gives for each. */
-static uint32_t marks_in(Slice raw) {
-    const MarkFilter *f = &mark_filter;
-    const uint8_t *p = raw.p;
-    Py_ssize_t n = raw.n, i = 0;
-    uint32_t found = 0;
-#ifdef __SSE2__
-    for (; i + 17 <= n; i += 16) {
-        __m128i here = _mm_loadu_si128((const __m128i *)(p + i)), next = _mm_loadu_si128((const __m128i *)(p + i + 1));
-        __m128i hits = _mm_setzero_si128();
-        for (int k = 0; k < f->starts; k++)
-            hits = _mm_or_si128(hits, _mm_and_si128(_mm_cmpeq_epi8(here, f->start_first[k]),
-                                                    _mm_or_si128(_mm_cmpeq_epi8(next, f->start_second[k]),
-                                                                 f->start_any_second[k])));
-        for (unsigned bits = (unsigned)_mm_movemask_epi8(hits); bits; bits &= bits - 1)
-            found = marks_at(f, p, n, i + __builtin_ctz(bits), found);
-    }
-#endif
-    for (; i + 1 < n; i++) found = marks_at(f, p, n, i, found);
-    if (n > 0) found |= f->first[p[n - 1]] & f->one_byte;
-    return found;
-}
 
 /* Reads one map<string, bytes> entry (an OTLP KeyValue) into its slot; the last value of a key wins. upb keeps an
  * entry with any other field as an unknown field instead of a map entry, so such an entry is declined. */
@@ -1078,6 +977,12 @@ static int set_rejection(Output *out, PyObject *message) {
  * count is decided in Python (_producers.Candidates.settle) for the compiled and the reference decoder alike.
  * A span carrying a declined source (the fields whose meaning only the reference knows) or a source value that
  * is not a simple AnyValue makes the whole request go to the reference. --- */
+static int may_report_foreign_usage(Slice raw) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(foreign.report_marks); i++)
+        if (contains(raw, PyTuple_GET_ITEM(foreign.report_marks, i))) return 1;
+    return 0;
+}
+
 /* _dialects._count: 1 with *count set for an int >= 0 (not a bool), 0 for an absent or other value, -1 to decline
  * (a value the reference parses in Python, or an error). */
 static int count_of(const Slice *slot, long long *count) {
@@ -1285,9 +1190,8 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
         fresh.keys[i] = (SlotKey){PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name), i,
                                   key_tail((const uint8_t *)PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name))};
     }
-    if (!PyTuple_Check(marks) || PyTuple_GET_SIZE(marks) == 0 || PyTuple_GET_SIZE(marks) > MAX_REPORT_MARKS) {
-        PyErr_Format(PyExc_TypeError, "configure_foreign(): report_marks must be a tuple of 1 to %d bytes",
-                     MAX_REPORT_MARKS);
+    if (!PyTuple_Check(marks) || PyTuple_GET_SIZE(marks) == 0) {
+        PyErr_SetString(PyExc_TypeError, "configure_foreign(): report_marks must be a non-empty tuple of bytes");
         return NULL;
     }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(marks); i++) {
@@ -1338,7 +1242,6 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
     }
     fresh.configured = 1;
     foreign = fresh;
-    build_mark_filter();
     Py_RETURN_NONE;
 }
 /* --- end of issue 15 --- */
@@ -1420,12 +1323,12 @@ static int decode_span(Output *out, Slice raw, PyObject *resource) {
     int result = -1;
     for (int i = 0; i < COLUMNS; i++)
         if (i != COL_unmeasured && values[i] == NULL) goto done;
-    uint32_t found = marks_in(raw);
-    int owner_marked = out->extract_usage && (found >> MARK_OWNER & 1);
-    int read_marked = out->extract_usage && (found >> MARK_DATA_READ & 1);
+    /* Each mark is looked for once per span (a whole-span scan each). */
+    int owner_marked = out->extract_usage && contains(raw, x->owner_mark);
+    int read_marked = out->extract_usage && contains(raw, x->data_read_mark);
     /* Issue 15: another producer's span that may report usage; declined (no error set) until configured. */
-    int is_foreign = out->extract_usage && !owner_marked && foreign.configured && (found >> MARK_REPORT) != 0;
-    int marked = is_foreign || owner_marked || read_marked || (found >> MARK_NOT_MEASURED & 1);
+    int is_foreign = out->extract_usage && !owner_marked && foreign.configured && may_report_foreign_usage(raw);
+    int marked = is_foreign || owner_marked || read_marked || contains(raw, x->not_measured_mark);
     Slice slots[SLOT_COUNT], sources[MAX_SOURCES];
     if (marked) {
         if (!owner_fields_ok) goto done;
@@ -1720,7 +1623,6 @@ static PyObject *configure(PyObject *module, PyObject *context) {
         state.keys_by_len_start[n] = next;
     }
     state.configured = 1;
-    build_mark_filter();
     Py_RETURN_NONE;
 }
 
