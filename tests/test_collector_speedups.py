@@ -30,6 +30,7 @@ from spanledger_collector._decode import (
     SPEEDUPS,
     DecodedTraces,
     DecodeError,
+    _dialects,
     _usage,
     decode_traces,
     decode_traces_python,
@@ -568,3 +569,55 @@ def test_data_read_sizes_decode_the_same(value: AnyValue) -> None:
         resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
     ).SerializeToString()
     assert _compared(data)
+
+
+MARKS = [_usage._OWNER_MARK, _usage._DATA_READ_MARK, _usage._NOT_MEASURED_MARK, *_dialects.REPORT_MARKS]
+# The marks, their halves and single bytes: joined, they make marks that overlap, repeat a mark's start, or stop
+# one byte short of a mark.
+MARK_PIECES = [
+    *MARKS,
+    *(mark[: len(mark) // 2] for mark in MARKS),
+    *(mark[len(mark) // 2 :] for mark in MARKS),
+    *(mark[:-1] for mark in MARKS),
+    b".",
+    b"\n",
+    b"x",
+]
+
+
+def _span_with_marks(name: bytes, tail: bytes, last_key: str = semconv.GEN_AI_USAGE_INPUT_TOKENS) -> bytes:
+    """A request of one span whose name (its first field on the wire) is name, then its status message tail, then
+    an attribute last_key = 12 as its last bytes: a mark in either is as near the span's start or end as the wire
+    allows, and a report mark in last_key decides whether its tokens are read."""
+    rest = Span(
+        trace_id=bytes(range(1, 17)),
+        span_id=bytes(range(1, 9)),
+        start_time_unix_nano=1_700_000_000 * 10**9,
+        end_time_unix_nano=1_700_000_001 * 10**9,
+    ).SerializeToString()
+    attribute = KeyValue(key=last_key, value=AnyValue(int_value=12)).SerializeToString()
+    span = _field(5, name) + rest + _field(15, _field(2, tail)) + _field(9, attribute)
+    return _field(1, _field(2, _field(2, span)))
+
+
+TOKEN_KEYS_AT_THE_END = [semconv.GEN_AI_USAGE_INPUT_TOKENS, semconv.GEN_AI_USAGE_OUTPUT_TOKENS, "x"]
+
+
+@needs_speedups
+@pytest.mark.parametrize("mark", MARKS)
+@pytest.mark.parametrize("last_key", TOKEN_KEYS_AT_THE_END)
+def test_marks_at_a_spans_ends_decode_the_same(mark: bytes, last_key: str) -> None:
+    for name, tail in [(mark, b""), (b"", mark), (mark[:-1], mark[1:]), (mark + mark[:-1], b"x" + mark)]:
+        for extract_usage in (True, False):
+            assert _compared(_span_with_marks(name, tail, last_key), extract_usage)
+
+
+@needs_speedups
+@EXAMPLES
+@given(
+    st.lists(st.sampled_from(MARK_PIECES), max_size=6),
+    st.lists(st.sampled_from(MARK_PIECES), max_size=6),
+    st.sampled_from(TOKEN_KEYS_AT_THE_END),
+)
+def test_overlapping_and_cut_marks_decode_the_same(name: list[bytes], tail: list[bytes], last_key: str) -> None:
+    _compared(_span_with_marks(b"".join(name), b"".join(tail), last_key))
