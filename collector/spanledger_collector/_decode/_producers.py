@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -33,6 +34,7 @@ __all__ = ["RECENT", "STORE_CHECK_MARGIN_S", "Candidate", "Candidates", "RecentS
 
 _NO_METERS: frozenset[str] = frozenset()
 _NO_FACTS: tuple[UsageFact, ...] = ()
+_new_tuple = tuple.__new__
 STORE_CHECK_MARGIN_S = 60.0
 """Spans that started before the latest end of a span stored before this process started, or up to this
 margin after it, may have ancestors stored by an earlier process (an ancestor ends after its descendants
@@ -106,6 +108,11 @@ class RecentSpans:
         """Whether a span of the trace that started then may have ancestors this memory does not hold."""
         return start_time_unix_nano < self._check_before_ns or trace_id in self._forgotten
 
+    def may_miss_any(self, traces: Iterable[str]) -> bool:
+        """Whether :meth:`may_miss` may say yes for some span of ``traces`` (no, mostly: then it is not asked)."""
+        forgotten = self._forgotten
+        return self._check_before_ns > 0 or any(trace in forgotten for trace in traces)
+
     def _forget(self, trace_id: str) -> None:
         self._forgotten[trace_id] = None
         self._forgotten.move_to_end(trace_id)
@@ -115,7 +122,7 @@ class RecentSpans:
     def remember(self, reporters: dict[SpanKey, Reported], columns: SpanColumns) -> None:
         """The request's spans of the traces where some span reported usage (``reporters``)."""
         traces = {trace for trace, _ in reporters}
-        known, max_spans, not_reporting = self._traces, self._max_spans, (_NO_METERS, False, _NO_FACTS)
+        known, max_spans, reporting = self._traces, self._max_spans, reporters.get
         current, spans = None, {}  # the trace of the row before (a request's spans come grouped by trace)
         for trace, span, parent in zip(columns.trace_id, columns.span_id, columns.parent_span_id, strict=True):
             if trace != current:
@@ -131,7 +138,12 @@ class RecentSpans:
                     known.move_to_end(trace)
                 spans = found
             if len(spans) < max_spans or span in spans:
-                spans[span] = _Remembered(parent, *reporters.get((trace, span), not_reporting))
+                # tuple.__new__ rather than _Remembered(...): a row per span of a trace with candidates.
+                reported = reporting((trace, span))
+                spans[span] = _new_tuple(
+                    _Remembered,
+                    (parent, _NO_METERS, False, _NO_FACTS) if reported is None else (parent, *reported),
+                )
             else:
                 self._forget(trace)
 
@@ -185,67 +197,83 @@ class Candidates:
         (counted or not: reporting is what makes an ancestor a roll-up). Requests of spanledger's spans alone
         of traces not remembered cost one set lookup per trace (the compiled decoder's). None: nothing to settle."""
         recent = RECENT if recent is None else recent
-        traces = {candidate.trace_id for candidate in self.spans}
+        candidates = self.spans
+        traces = {candidate.trace_id for candidate in candidates}
         if owner_facts and recent:
             traces |= recent.knows_any({fact.trace_id for fact in owner_facts})
         if not traces:
             return None
 
         parents: dict[SpanKey, str | None] = {}
-        owned: dict[SpanKey, set[str]] = {}
-        reported: dict[SpanKey, set[str]] = {}
+        owned: dict[SpanKey, frozenset[str]] = {}
+        reported: dict[SpanKey, frozenset[str]] = {}
         counted_before: dict[SpanKey, tuple[UsageFact, ...]] = {}
-        for trace in traces:
+        for trace in traces if recent else ():  # an empty memory has no earlier spans
             for span, earlier in recent.spans(trace).items():
-                parents[trace, span] = earlier.parent
+                key = (trace, span)
+                parents[key] = earlier.parent
                 if earlier.meters:
-                    reported.setdefault((trace, span), set()).update(earlier.meters)
+                    reported[key] = earlier.meters
                     if earlier.owner:
-                        owned.setdefault((trace, span), set()).update(earlier.meters)
+                        owned[key] = earlier.meters
                 if earlier.counted:
-                    counted_before[trace, span] = earlier.counted
+                    counted_before[key] = earlier.counted
         starts: dict[SpanKey, int] = {}
         for trace, span, parent, start in zip(
             columns.trace_id, columns.span_id, columns.parent_span_id, columns.start_time_unix_nano, strict=True
         ):
             if trace in traces:
-                parents[trace, span] = parent
-                starts[trace, span] = start
+                key = (trace, span)
+                parents[key] = parent
+                starts[key] = start
         # This request's reporting spans: (meters, owner).
-        now: dict[SpanKey, tuple[set[str], bool]] = {}
+        now: dict[SpanKey, tuple[frozenset[str], bool]] = {}
         for fact in owner_facts:
             if fact.trace_id in traces:
                 key = (fact.trace_id, fact.span_id)
-                owned.setdefault(key, set()).add(fact.meter)
-                reported.setdefault(key, set()).add(fact.meter)
-                now.setdefault(key, (set(), True))[0].add(fact.meter)
-        for candidate in self.spans:
+                meter = frozenset((fact.meter,))
+                owned[key] = owned.get(key, _NO_METERS) | meter
+                reported[key] = reported.get(key, _NO_METERS) | meter
+                meters, owner = now.get(key, (_NO_METERS, True))
+                now[key] = (meters | meter, owner)
+        keyed: list[tuple[Candidate, SpanKey, frozenset[str]]] = []
+        for candidate in candidates:
             key = (candidate.trace_id, candidate.span_id)
-            meters = {fact.meter for fact in candidate.facts}
-            reported.setdefault(key, set()).update(meters)
-            now.setdefault(key, (set(), False))[0].update(meters)
+            meters = frozenset([fact.meter for fact in candidate.facts])
+            keyed.append((candidate, key, meters))
+            earlier_meters = reported.get(key)
+            reported[key] = meters if earlier_meters is None else earlier_meters | meters
+            known = now.get(key)
+            now[key] = (meters, False) if known is None else (known[0] | meters, known[1])
         below: dict[SpanKey, set[str]] = {}
         chains: dict[SpanKey, list[SpanKey]] = {}  # the ancestors of each reporting span, walked once
         for key, meters in reported.items():
             chain = chains[key] = ancestors(parents, *key)
             for ancestor in chain:
-                below.setdefault(ancestor, set()).update(meters)
+                if ancestor in below:
+                    below[ancestor].update(meters)
+                else:
+                    below[ancestor] = set(meters)
 
         settled = Settled([], [], [], [], [], [])
+        counted, calls, spans = settled.facts, settled.llm_calls, settled.candidates
+        # tuple.__new__ rather than the NamedTuples' constructors: a few per reporting span.
         remembered: dict[SpanKey, Reported] = {
-            key: Reported(frozenset(meters), True) for key, (meters, owner) in now.items() if owner
+            key: _new_tuple(Reported, (meters, True, _NO_FACTS)) for key, (meters, owner) in now.items() if owner
         }
-        for candidate in self.spans:
-            key = (candidate.trace_id, candidate.span_id)
-            above = chains[key] if owned else []
-            taken = below.get(key, set()).union(*(owned.get(ancestor, ()) for ancestor in above))
-            kept = [fact for fact in candidate.facts if fact.meter not in taken]
-            settled.facts.extend(kept)
-            if kept or not candidate.facts:
-                settled.llm_calls.extend(candidate.llm_calls)
+        for candidate, key, meters in keyed:
+            taken: AbstractSet[str] = below.get(key, _NO_METERS)
+            if owned:
+                taken = taken.union(*(owned.get(ancestor, ()) for ancestor in chains[key]))
+            facts = candidate.facts
+            kept = [fact for fact in facts if fact.meter not in taken] if taken else list(facts)
             if kept:
-                settled.candidates.append(CandidateSpan(*key))
-            remembered[key] = Reported(frozenset(fact.meter for fact in candidate.facts), False, tuple(kept))
+                counted.extend(kept)
+                calls.extend(candidate.llm_calls)
+                spans.append(_new_tuple(CandidateSpan, key))
+            elif not facts:
+                calls.extend(candidate.llm_calls)
+            remembered[key] = _new_tuple(Reported, (meters, False, tuple(kept)))
 
         # Earlier counted candidates that this request's spans roll up: their ancestors (any reporting span
         # of this request), and their descendants under an owner of this request (the owner has the usage).
@@ -257,7 +285,7 @@ class Candidates:
                     if below_owner[0] == trace and (trace, span) in ancestors(parents, *below_owner):
                         _retract(settled, recent, counted_before, below_owner, meters, span)
         # What the memory may not hold: the store checks the ancestors of the spans whose facts count.
-        for facts, owner in ((settled.facts, False), (owner_facts, True)):
+        for facts, owner in ((settled.facts, False), (owner_facts, True)) if recent.may_miss_any(traces) else ():
             for fact in facts:
                 key = (fact.trace_id, fact.span_id)
                 if key in starts and recent.may_miss(fact.trace_id, starts[key]):
@@ -271,7 +299,7 @@ def _retract(
     recent: RecentSpans,
     counted_before: dict[SpanKey, tuple[UsageFact, ...]],
     span: SpanKey,
-    meters: set[str],
+    meters: AbstractSet[str],
     by: str,
 ) -> None:
     """Retract the span's earlier counted facts of ``meters`` (each once), rolled up by span ``by``."""
