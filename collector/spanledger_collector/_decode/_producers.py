@@ -34,6 +34,7 @@ __all__ = ["RECENT", "STORE_CHECK_MARGIN_S", "Candidate", "Candidates", "RecentS
 
 _NO_METERS: frozenset[str] = frozenset()
 _NO_FACTS: tuple[UsageFact, ...] = ()
+_NOT_REPORTING = (_NO_METERS, False, _NO_FACTS)
 _new_tuple = tuple.__new__
 STORE_CHECK_MARGIN_S = 60.0
 """Spans that started before the latest end of a span stored before this process started, or up to this
@@ -123,6 +124,7 @@ class RecentSpans:
         """The request's spans of the traces where some span reported usage (``reporters``)."""
         traces = {trace for trace, _ in reporters}
         known, max_spans, reporting = self._traces, self._max_spans, reporters.get
+        not_reporting: dict[str | None, _Remembered] = {}
         current, spans = None, {}  # the trace of the row before (a request's spans come grouped by trace)
         for trace, span, parent in zip(columns.trace_id, columns.span_id, columns.parent_span_id, strict=True):
             if trace != current:
@@ -140,10 +142,13 @@ class RecentSpans:
             if len(spans) < max_spans or span in spans:
                 # tuple.__new__ rather than _Remembered(...): a row per span of a trace with candidates.
                 reported = reporting((trace, span))
-                spans[span] = _new_tuple(
-                    _Remembered,
-                    (parent, _NO_METERS, False, _NO_FACTS) if reported is None else (parent, *reported),
-                )
+                if reported is not None:
+                    spans[span] = _new_tuple(_Remembered, (parent, *reported))
+                else:  # most spans: one (immutable) row per parent, siblings share it
+                    quiet = not_reporting.get(parent)
+                    if quiet is None:
+                        quiet = not_reporting[parent] = _new_tuple(_Remembered, (parent, *_NOT_REPORTING))
+                    spans[span] = quiet
             else:
                 self._forget(trace)
 
