@@ -223,6 +223,7 @@ class Candidates:
                         owned[key] = earlier.meters
                 if earlier.counted:
                     counted_before[key] = earlier.counted
+        may_miss = recent.may_miss_any(traces)  # else the spans' starts are not needed (mostly)
         starts: dict[SpanKey, int] = {}
         for trace, span, parent, start in zip(
             columns.trace_id, columns.span_id, columns.parent_span_id, columns.start_time_unix_nano, strict=True
@@ -230,7 +231,8 @@ class Candidates:
             if trace in traces:
                 key = (trace, span)
                 parents[key] = parent
-                starts[key] = start
+                if may_miss:
+                    starts[key] = start
         # This request's reporting spans: (meters, owner).
         now: dict[SpanKey, tuple[frozenset[str], bool]] = {}
         for fact in owner_facts:
@@ -267,16 +269,16 @@ class Candidates:
             key: _new_tuple(Reported, (meters, True, _NO_FACTS)) for key, (meters, owner) in now.items() if owner
         }
         for candidate, key, meters in keyed:
-            taken: AbstractSet[str] = below.get(key, _NO_METERS)
+            taken: set[str] | frozenset[str] = below.get(key, _NO_METERS)
             if owned:
                 taken = taken.union(*(owned.get(ancestor, ()) for ancestor in chains[key]))
-            facts = candidate.facts
-            kept = [fact for fact in facts if fact.meter not in taken] if taken else list(facts)
+            reported_facts = candidate.facts
+            kept = [fact for fact in reported_facts if fact.meter not in taken] if taken else list(reported_facts)
             if kept:
                 counted.extend(kept)
                 calls.extend(candidate.llm_calls)
                 spans.append(_new_tuple(CandidateSpan, key))
-            elif not facts:
+            elif not reported_facts:
                 calls.extend(candidate.llm_calls)
             remembered[key] = _new_tuple(Reported, (meters, False, tuple(kept)))
 
@@ -290,7 +292,7 @@ class Candidates:
                     if below_owner[0] == trace and (trace, span) in ancestors(parents, *below_owner):
                         _retract(settled, recent, counted_before, below_owner, meters, span)
         # What the memory may not hold: the store checks the ancestors of the spans whose facts count.
-        for facts, owner in ((settled.facts, False), (owner_facts, True)) if recent.may_miss_any(traces) else ():
+        for facts, owner in ((settled.facts, False), (owner_facts, True)) if may_miss else ():
             for fact in facts:
                 key = (fact.trace_id, fact.span_id)
                 if key in starts and recent.may_miss(fact.trace_id, starts[key]):
