@@ -15,6 +15,7 @@ import os
 import struct
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -310,17 +311,24 @@ def _varint(number: int) -> bytes:
             return bytes(out)
 
 
+def _one_span(**fields: Any) -> Span:
+    """A span of the tests' one trace and span id, 1 s long from 2023-11-14 (``fields`` set or override the rest)."""
+    defaults: dict[str, Any] = {
+        "trace_id": bytes(range(1, 17)),
+        "span_id": bytes(range(1, 9)),
+        "start_time_unix_nano": 1_700_000_000 * 10**9,
+        "end_time_unix_nano": 1_700_000_001 * 10**9,
+    }
+    return Span(**{**defaults, **fields})
+
+
 def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def _owner_span(*extra_attributes: bytes) -> bytes:
-    span = Span(
-        trace_id=bytes(range(1, 17)),
-        span_id=bytes(range(1, 9)),
+    span = _one_span(
         name="llm",
-        start_time_unix_nano=1_700_000_000 * 10**9,
-        end_time_unix_nano=1_700_000_001 * 10**9,
         attributes=[
             KeyValue(key=semconv.SPANLEDGER_USAGE_OWNER, value=AnyValue(bool_value=True)),
             KeyValue(key=semconv.GEN_AI_USAGE_INPUT_TOKENS, value=AnyValue(int_value=100)),
@@ -382,12 +390,8 @@ REFUSED_TOKEN_VALUES = [
 
 
 def _token_request(key: str, value: AnyValue) -> bytes:
-    span = Span(
-        trace_id=bytes(range(1, 17)),
-        span_id=bytes(range(1, 9)),
+    span = _one_span(
         name="chat",
-        start_time_unix_nano=1_700_000_000 * 10**9,
-        end_time_unix_nano=1_700_000_001 * 10**9,
         attributes=[
             KeyValue(key=semconv.SPANLEDGER_USAGE_OWNER, value=AnyValue(bool_value=True)),
             KeyValue(key=semconv.GEN_AI_OPERATION_NAME, value=AnyValue(string_value="chat")),
@@ -520,12 +524,8 @@ def test_marks_inside_values_decode_the_same(value: AnyValue) -> None:
         ]
         if owner:
             attributes.append(KeyValue(key=semconv.SPANLEDGER_USAGE_OWNER, value=AnyValue(bool_value=True)))
-        span = Span(
-            trace_id=bytes(range(1, 17)),
-            span_id=bytes(range(1, 9)),
+        span = _one_span(
             name="chat",
-            start_time_unix_nano=1_700_000_000 * 10**9,
-            end_time_unix_nano=1_700_000_001 * 10**9,
             attributes=attributes,
             events=[Span.Event(name="other", attributes=[KeyValue(key="note", value=value)])],
         )
@@ -589,12 +589,7 @@ def _span_with_marks(name: bytes, tail: bytes, last_key: str = semconv.GEN_AI_US
     """A request of one span whose name (its first field on the wire) is name, then its status message tail, then
     an attribute last_key = 12 as its last bytes: a mark in either is as near the span's start or end as the wire
     allows, and a report mark in last_key decides whether its tokens are read."""
-    rest = Span(
-        trace_id=bytes(range(1, 17)),
-        span_id=bytes(range(1, 9)),
-        start_time_unix_nano=1_700_000_000 * 10**9,
-        end_time_unix_nano=1_700_000_001 * 10**9,
-    ).SerializeToString()
+    rest = _one_span().SerializeToString()
     attribute = KeyValue(key=last_key, value=AnyValue(int_value=12)).SerializeToString()
     span = _field(5, name) + rest + _field(15, _field(2, tail)) + _field(9, attribute)
     return _field(1, _field(2, _field(2, span)))
