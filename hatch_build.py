@@ -2,7 +2,8 @@
 
 ``spanledger_collector._decode._speedups`` decodes OTLP traces; ``spanledger_collector._store._columns`` turns rows
 into Arrow buffers for the store; ``spanledger_collector._store._otel_columns`` turns OTLP requests into
-``otel_traces``' Arrow buffers for the ClickHouse store. All are optional: without a C compiler or the Python
+``otel_traces``' Arrow buffers for the ClickHouse store; ``spanledger_collector._grouping`` groups a request's
+observations per series for the usage metrics. All are optional: without a C compiler or the Python
 headers the build goes on as a pure-Python wheel and the collector does that work in Python, several times slower
 (it says so in its log).
 ``SPANLEDGER_NO_SPEEDUPS=1`` skips it. Editable installs build it next to its source.
@@ -23,6 +24,7 @@ EXTENSIONS = {
     "spanledger_collector._decode._speedups": "collector/spanledger_collector/_decode/_speedups.c",
     "spanledger_collector._store._columns": "collector/spanledger_collector/_store/_columns.c",
     "spanledger_collector._store._otel_columns": "collector/spanledger_collector/_store/_otel_columns.c",
+    "spanledger_collector._grouping": "collector/spanledger_collector/_grouping.c",
 }
 
 

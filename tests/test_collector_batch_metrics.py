@@ -11,7 +11,6 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from operator import itemgetter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from spanledger import semconv
-from spanledger_collector._batch_metrics import BatchCounter, BatchHistogram, BatchMetrics, group_by
+from spanledger_collector._batch_metrics import BatchCounter, BatchHistogram, BatchMetrics, group_columns
 from spanledger_collector._decode import LlmCall
 from spanledger_collector._store import DataRead, UsageFact
 from spanledger_collector._telemetry import (
@@ -86,8 +85,8 @@ def test_histogram_buckets_count_and_sum_match_prometheus_client(
         for kind, value in batch:
             reference.labels(kind).observe(value)
         with metrics.lock:
-            for label, group in group_by(itemgetter(0), batch).items():
-                histogram.observe((label,), [value for _, value in group])
+            for labels, (values,) in group_columns((0,), (1,), batch).items():
+                histogram.observe(labels, values)
     scale = magnitude(value for batch in batches for _, value in batch)
     assert_same(scraped(actual_registry), scraped(expected_registry), scale=scale)
 
@@ -108,8 +107,8 @@ def test_counter_totals_match_prometheus_client(batches: list[list[tuple[str, fl
         for kind, amount in batch:
             reference.labels(kind).inc(amount)
         with metrics.lock:
-            for label, group in group_by(itemgetter(0), batch).items():
-                counter.add((label,), sum(amount for _, amount in group))
+            for labels, (amounts,) in group_columns((0,), (1,), batch).items():
+                counter.add(labels, sum(amounts))
     assert_same(scraped(actual_registry), scraped(expected_registry))
 
 

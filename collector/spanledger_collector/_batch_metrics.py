@@ -1,46 +1,95 @@
 """Histogram and counter families fed a batch at a time, exposed through one prometheus-client ``Collector``.
 
 prometheus-client's ``labels(...).observe()`` takes a lock and scans the buckets in Python for every
-observation. Here a whole request's observations of one series are merged at once: the values are sorted
-once and only the bucket bounds between the smallest and the largest are bisected into them (in C), and the
-caller holds the collector's one lock for the whole batch. The exposition is what prometheus-client's own
-``Histogram``/``Counter`` give for the same observations (``tests/test_collector_batch_metrics.py``).
+observation. Here a whole request's observations of one series are merged at once, each value bisected into
+the bucket bounds in one C loop (in Python: the values sorted once, only the bounds between the smallest and
+the largest bisected into them), and the caller holds the collector's one lock for the whole batch. The
+exposition is what prometheus-client's own ``Histogram``/``Counter`` give for the same observations
+(``tests/test_collector_batch_metrics.py``).
+
+:func:`group_columns` and the histograms' bucket counting are ``_grouping.c``'s (``COMPILED``) where it is built:
+one C loop each. ``_group_columns`` and ``_histogram_add`` are their Python references and the fallback
+(tests/test_collector_grouping.py compares the two).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
-from typing import TypeVar
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from prometheus_client.utils import INF, floatToGoString
 
-__all__ = ["DEFAULT_SERIES_LIMIT", "OVERFLOW", "BatchCounter", "BatchHistogram", "BatchMetrics", "group_by"]
+__all__ = [
+    "COMPILED",
+    "DEFAULT_SERIES_LIMIT",
+    "OVERFLOW",
+    "BatchCounter",
+    "BatchHistogram",
+    "BatchMetrics",
+    "group_columns",
+]
 
 OVERFLOW = "other"
 """Every label of the series that takes the observations of label sets past a family's ``series_limit``."""
 DEFAULT_SERIES_LIMIT = 1000
 
-Key = TypeVar("Key", bound=Hashable)
-Item = TypeVar("Item")
 
-
-def group_by(key: Callable[[Item], Key], items: Iterable[Item]) -> dict[Key, list[Item]]:
-    """``items`` in lists per ``key(item)``, keys in order of first appearance."""
-    groups: dict[Key, list[Item]] = {}
-    get = groups.get
+def _group_columns(
+    key: tuple[int, ...], columns: tuple[int, ...], items: Sequence[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], tuple[list[Any], ...]]:
+    """``items`` grouped by their fields at the ``key`` indexes (groups in order of first appearance); per group,
+    one list per index in ``columns``: that field of the group's items, in order, None left out."""
+    groups: dict[tuple[Any, ...], tuple[list[Any], ...]] = {}
     for item in items:
-        label = key(item)
-        group = get(label)
+        labels = tuple([item[index] for index in key])
+        group = groups.get(labels)
         if group is None:
-            groups[label] = [item]
-        else:
-            group.append(item)
+            group = groups[labels] = tuple([] for _ in columns)
+        for column, index in zip(group, columns, strict=True):
+            value = item[index]
+            if value is not None:
+                column.append(value)
     return groups
+
+
+def _histogram_add(bounds: tuple[float, ...], counts: list[int], values: Sequence[float], total: float) -> float:
+    """Counts each value but NaN into its bucket, the first of ``bounds`` (sorted, the last one inf) at or above
+    it; returns ``sum(values, total)``."""
+    total = sum(values, total)
+    if total != total:  # a NaN: like prometheus-client, it goes into the sum but into no bucket
+        values = [value for value in values if value == value]
+    if not values:
+        return total
+    ordered = sorted(values)
+    # A value's bucket is the first bound at or above it (bisect_left). Buckets below the smallest value's
+    # and above the largest value's get none, so only the bounds in between (few, with exponential
+    # buckets) are bisected into the sorted values.
+    first = bisect_left(bounds, ordered[0])
+    last = bisect_left(bounds, ordered[-1], first)
+    counted = 0
+    for bucket in range(first, last):
+        up_to_bound = bisect_right(ordered, bounds[bucket], counted)
+        counts[bucket] += up_to_bound - counted
+        counted = up_to_bound
+    counts[last] += len(ordered) - counted
+    return total
+
+
+COMPILED: Any = None
+"""``_grouping.c``: None where it is not built or ``SPANLEDGER_NO_SPEEDUPS`` is set."""
+if not os.environ.get("SPANLEDGER_NO_SPEEDUPS"):
+    with contextlib.suppress(ImportError):  # not built
+        from . import _grouping as COMPILED  # type: ignore[attr-defined, no-redef]
+group_columns: Callable[
+    [tuple[int, ...], tuple[int, ...], Sequence[tuple[Any, ...]]], dict[tuple[Any, ...], tuple[list[Any], ...]]
+] = _group_columns if COMPILED is None else COMPILED.group_columns
 
 
 class _HistogramSeries:
@@ -67,6 +116,9 @@ class BatchHistogram:
         self.labelnames = tuple(labelnames)
         self.series_limit = DEFAULT_SERIES_LIMIT
         self._bounds = tuple(bounds)
+        self._add: Callable[[tuple[float, ...], list[int], Sequence[float], float], float] = (
+            COMPILED.histogram_add if COMPILED is not None and len(bounds) <= COMPILED.MAX_BUCKETS else _histogram_add
+        )
         self._le = tuple(floatToGoString(bound) for bound in bounds)  # type: ignore[no-untyped-call]
         self._series: dict[tuple[str, ...], _HistogramSeries] = {}
 
@@ -78,26 +130,7 @@ class BatchHistogram:
                 series = self._series.get(labels)
             if series is None:
                 series = self._series[labels] = _HistogramSeries(len(self._bounds))
-        total = sum(values, series.sum)
-        if total != total:  # a NaN: like prometheus-client, it goes into the sum but into no bucket
-            values = [value for value in values if value == value]
-        series.sum = total
-        if not values:
-            return
-        ordered = sorted(values)
-        bounds = self._bounds
-        counts = series.counts
-        # A value's bucket is the first bound at or above it (bisect_left). Buckets below the smallest value's
-        # and above the largest value's get none, so only the bounds in between (few, with exponential
-        # buckets) are bisected into the sorted values.
-        first = bisect_left(bounds, ordered[0])
-        last = bisect_left(bounds, ordered[-1], first)
-        counted = 0
-        for bucket in range(first, last):
-            up_to_bound = bisect_right(ordered, bounds[bucket], counted)
-            counts[bucket] += up_to_bound - counted
-            counted = up_to_bound
-        counts[last] += len(ordered) - counted
+        series.sum = self._add(self._bounds, series.counts, values, series.sum)
 
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
