@@ -48,6 +48,9 @@ def test_group_columns_matches_the_reference(
     expected = _group_columns(key, columns, rows)
     actual = compiled.group_columns(key, columns, rows)
     assert list(actual) == list(expected)  # the same keys, in the same order (NaN: the same objects)
+    assert [[id(label) for label in labels] for labels in actual] == [
+        [id(label) for label in labels] for labels in expected
+    ]
     for labels_, group in expected.items():
         assert type(actual[labels_]) is tuple
         assert len(actual[labels_]) == len(group)
@@ -66,6 +69,17 @@ def test_group_columns_of_named_tuples_and_of_nothing() -> None:
     assert compiled.group_columns(key, columns, facts) == _group_columns(key, columns, facts)
     assert compiled.group_columns(key, columns, []) == {} == _group_columns(key, columns, [])
     assert compiled.group_columns(key, (), facts) == {("m", "model", "w", "x"): ()}
+
+
+def test_group_columns_past_the_groups_compared_in_turn() -> None:
+    # Equal labels as distinct str objects (as the decoder makes them), 20 groups: past the first 8, the dict's.
+    rows = [("".join(["label-", str(number % 20)]), 1 if number % 3 else 1.0, number) for number in range(200)]
+    expected = _group_columns((0, 1), (2,), rows)
+    actual = compiled.group_columns((0, 1), (2,), rows)
+    assert len(expected) == 20
+    assert list(actual.items()) == list(expected.items())
+    first_labels = [[id(label) for label in labels] for labels in expected]  # each group's first item's
+    assert [[id(label) for label in labels] for labels in actual] == first_labels
 
 
 bounds = st.lists(st.floats(min_value=0, max_value=1e9, allow_nan=False), min_size=0, max_size=70, unique=True).map(

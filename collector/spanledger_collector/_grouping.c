@@ -7,6 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <string.h>
 
 /* 2**53: an int of at most this magnitude is a double exactly, so comparing it as one is exact. */
 #define EXACT_INT_LIMIT 9007199254740992LL
@@ -35,8 +36,38 @@ static int read_indexes(PyObject *tuple, const char *what, Py_ssize_t *indexes, 
     return 0;
 }
 
+/* item's key fields equal to the labels of a group, as the groups' dict compares keys (element by element;
+ * two str as str's == does it, inline) */
+static int same_labels(PyObject *item, const Py_ssize_t *key, Py_ssize_t nkey, PyObject *labels) {
+    for (Py_ssize_t i = 0; i < nkey; i++) {
+        PyObject *value = PyTuple_GET_ITEM(item, key[i]), *label = PyTuple_GET_ITEM(labels, i);
+        if (value == label) continue;
+        if (PyUnicode_CheckExact(value) && PyUnicode_CheckExact(label)
+#if PY_VERSION_HEX < 0x030C0000
+            && PyUnicode_IS_READY(value) && PyUnicode_IS_READY(label)
+#endif
+        ) {
+            Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+            int kind = PyUnicode_KIND(value);
+            if (length != PyUnicode_GET_LENGTH(label) || kind != (int)PyUnicode_KIND(label) ||
+                memcmp(PyUnicode_DATA(value), PyUnicode_DATA(label), (size_t)length * (size_t)kind) != 0)
+                return 0;
+            continue;
+        }
+        int equal = PyObject_RichCompareBool(value, label, Py_EQ);
+        if (equal <= 0) return equal;
+    }
+    return 1;
+}
+
 /* group_columns(key, columns, items) -> {tuple(item[i] for i in key): tuple(list per column)}, groups in order
- * of first appearance, each column list holding item[c] of the group's items in order, None left out. */
+ * of first appearance, each column list holding item[c] of the group's items in order, None left out.
+ *
+ * A request's items fall into few groups, and their label strings are new objects, so hashing an item's
+ * labels and comparing them with the found key's costs more than comparing them with each group's in turn
+ * (the first label that differs ends a comparison). The first SCANNED groups are compared with; an item that
+ * is in none of them is looked up in the dict once there are more. */
+#define SCANNED 8
 static PyObject *group_columns(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "group_columns takes key, columns, items");
@@ -49,6 +80,9 @@ static PyObject *group_columns(PyObject *self, PyObject *const *args, Py_ssize_t
     if (items == NULL) return NULL;
     PyObject *groups = PyDict_New();
     if (groups == NULL) goto error;
+    /* Borrowed: the dict holds them. */
+    PyObject *scanned_labels[SCANNED], *scanned_groups[SCANNED];
+    Py_ssize_t nscanned = 0, ngroups = 0;
     Py_ssize_t nitems = PySequence_Fast_GET_SIZE(items);
     PyObject **item_array = PySequence_Fast_ITEMS(items);
     for (Py_ssize_t n = 0; n < nitems; n++) {
@@ -57,36 +91,55 @@ static PyObject *group_columns(PyObject *self, PyObject *const *args, Py_ssize_t
             PyErr_Format(PyExc_TypeError, "group_columns: item %zd is not a tuple of at least %zd fields", n, width);
             goto error;
         }
-        PyObject *labels = PyTuple_New(nkey);
-        if (labels == NULL) goto error;
-        for (Py_ssize_t i = 0; i < nkey; i++) {
-            PyObject *value = PyTuple_GET_ITEM(item, key[i]);
-            Py_INCREF(value);
-            PyTuple_SET_ITEM(labels, i, value);
+        PyObject *group = NULL;
+        for (Py_ssize_t g = 0; g < nscanned; g++) {
+            int same = same_labels(item, key, nkey, scanned_labels[g]);
+            if (same < 0) goto error;
+            if (same) {
+                group = scanned_groups[g];
+                break;
+            }
         }
-        PyObject *group = PyDict_GetItemWithError(groups, labels); /* borrowed */
         if (group == NULL) {
-            if (PyErr_Occurred() || (group = PyTuple_New(ncolumns)) == NULL) {
+            PyObject *labels = PyTuple_New(nkey);
+            if (labels == NULL) goto error;
+            for (Py_ssize_t i = 0; i < nkey; i++) {
+                PyObject *value = PyTuple_GET_ITEM(item, key[i]);
+                Py_INCREF(value);
+                PyTuple_SET_ITEM(labels, i, value);
+            }
+            if (ngroups > nscanned && (group = PyDict_GetItemWithError(groups, labels)) == NULL && PyErr_Occurred()) {
                 Py_DECREF(labels);
                 goto error;
             }
-            for (Py_ssize_t c = 0; c < ncolumns; c++) {
-                PyObject *column = PyList_New(0);
-                if (column == NULL) {
+            if (group == NULL) {
+                if ((group = PyTuple_New(ncolumns)) == NULL) {
                     Py_DECREF(labels);
-                    Py_DECREF(group);
                     goto error;
                 }
-                PyTuple_SET_ITEM(group, c, column);
+                for (Py_ssize_t c = 0; c < ncolumns; c++) {
+                    PyObject *column = PyList_New(0);
+                    if (column == NULL) {
+                        Py_DECREF(labels);
+                        Py_DECREF(group);
+                        goto error;
+                    }
+                    PyTuple_SET_ITEM(group, c, column);
+                }
+                int set = PyDict_SetItem(groups, labels, group);
+                Py_DECREF(group); /* the dict holds it, and labels */
+                if (set < 0) {
+                    Py_DECREF(labels);
+                    goto error;
+                }
+                ngroups++;
+                if (nscanned < SCANNED) {
+                    scanned_labels[nscanned] = labels;
+                    scanned_groups[nscanned++] = group;
+                }
             }
-            int set = PyDict_SetItem(groups, labels, group);
-            Py_DECREF(group); /* the dict holds it */
-            if (set < 0) {
-                Py_DECREF(labels);
-                goto error;
-            }
+            Py_DECREF(labels);
         }
-        Py_DECREF(labels);
         for (Py_ssize_t c = 0; c < ncolumns; c++) {
             PyObject *value = PyTuple_GET_ITEM(item, columns[c]);
             if (value != Py_None && PyList_Append(PyTuple_GET_ITEM(group, c), value) < 0) goto error;
