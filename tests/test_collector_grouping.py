@@ -119,3 +119,33 @@ def test_histogram_add_raises_where_the_reference_does_and_counts_nothing() -> N
         with pytest.raises(TypeError):
             compiled.histogram_add(bounds, counts, values, 0.0)
         assert counts == [0, 0, 0]
+
+
+class _Meddling:
+    """A value whose comparisons empty the list it came in (or the counts): the compiled code must not crash."""
+
+    def __init__(self, victim: list[Any]) -> None:
+        self.victim = victim
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        self.victim.clear()
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        self.victim.clear()
+        return False
+
+    def __radd__(self, other: object) -> float:
+        return 0.0
+
+
+def test_values_whose_comparisons_change_the_input_do_not_crash_it() -> None:
+    rows: list[Any] = []
+    rows.extend((_Meddling(rows), number) for number in range(10))
+    assert len(compiled.group_columns((0,), (1,), rows)) == 10  # it walked its own copy of the rows
+    counts = [0, 0]
+    with pytest.raises(RuntimeError, match="counts changed size"):
+        compiled.histogram_add((1.0, math.inf), counts, [_Meddling(counts)], 0.0)

@@ -76,17 +76,17 @@ static PyObject *group_columns(PyObject *self, PyObject *const *args, Py_ssize_t
     Py_ssize_t key[32], columns[32], nkey, ncolumns, width = 0;
     if (read_indexes(args[0], "key", key, &nkey, &width) < 0) return NULL;
     if (read_indexes(args[1], "columns", columns, &ncolumns, &width) < 0) return NULL;
-    PyObject *items = PySequence_Fast(args[2], "group_columns: items must be a sequence");
+    /* A tuple (a list is copied): an __eq__ that runs Python code cannot change what is being walked. */
+    PyObject *items = PySequence_Tuple(args[2]);
     if (items == NULL) return NULL;
     PyObject *groups = PyDict_New();
     if (groups == NULL) goto error;
     /* Borrowed: the dict holds them. */
     PyObject *scanned_labels[SCANNED], *scanned_groups[SCANNED];
     Py_ssize_t nscanned = 0, ngroups = 0;
-    Py_ssize_t nitems = PySequence_Fast_GET_SIZE(items);
-    PyObject **item_array = PySequence_Fast_ITEMS(items);
+    Py_ssize_t nitems = PyTuple_GET_SIZE(items);
     for (Py_ssize_t n = 0; n < nitems; n++) {
-        PyObject *item = item_array[n];
+        PyObject *item = PyTuple_GET_ITEM(items, n);
         if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < width) {
             PyErr_Format(PyExc_TypeError, "group_columns: item %zd is not a tuple of at least %zd fields", n, width);
             goto error;
@@ -209,12 +209,17 @@ static PyObject *histogram_add(PyObject *self, PyObject *const *args, Py_ssize_t
      * floats compensates rounding). It raises before anything is counted, as the Python path does. */
     PyObject *sum = PyObject_CallFunctionObjArgs(builtin_sum, args[2], args[3], NULL);
     if (sum == NULL) return NULL;
-    PyObject *values = PySequence_Fast(args[2], "histogram_add: values must be a sequence");
+    PyObject *values = NULL;
+    /* As the Python path: NaN values are left out of the buckets when the total is NaN (a NaN float always
+     * makes it NaN; other values are asked value == value only then). */
+    int leave_out = equals_itself(sum);
+    if (leave_out < 0) goto error;
+    leave_out = !leave_out;
+    values = PySequence_Tuple(args[2]); /* compared values may run Python code: see group_columns */
     if (values == NULL) goto error;
-    Py_ssize_t nvalues = PySequence_Fast_GET_SIZE(values);
-    PyObject **value_array = PySequence_Fast_ITEMS(values);
+    Py_ssize_t nvalues = PyTuple_GET_SIZE(values);
     for (Py_ssize_t n = 0; n < nvalues; n++) {
-        PyObject *value = value_array[n];
+        PyObject *value = PyTuple_GET_ITEM(values, n);
         double number;
         Py_ssize_t bucket;
         if (PyFloat_CheckExact(value)) {
@@ -227,9 +232,11 @@ static PyObject *histogram_add(PyObject *self, PyObject *const *args, Py_ssize_t
             if (overflow || integer > EXACT_INT_LIMIT || integer < -EXACT_INT_LIMIT) goto compare;
             number = (double)integer;
         } else {
-            int equal = equals_itself(value);
-            if (equal < 0) goto error;
-            if (!equal) continue;
+            if (leave_out) {
+                int equal = equals_itself(value);
+                if (equal < 0) goto error;
+                if (!equal) continue;
+            }
             goto compare;
         }
         {
@@ -252,6 +259,10 @@ static PyObject *histogram_add(PyObject *self, PyObject *const *args, Py_ssize_t
             goto error;
         }
         added[bucket]++;
+    }
+    if (PyList_GET_SIZE(counts) != nbounds) { /* changed by a comparison's Python code */
+        PyErr_SetString(PyExc_RuntimeError, "histogram_add: counts changed size");
+        goto error;
     }
     for (Py_ssize_t b = 0; b < nbounds; b++) {
         if (added[b] == 0) continue;
