@@ -435,6 +435,8 @@ CONTEXTS = (
     decimal.Context(rounding=decimal.ROUND_DOWN),
     decimal.Context(prec=12, rounding=decimal.ROUND_CEILING),
     decimal.Context(prec=6),  # most costs have more digits at the cost's scale: quantize fails
+    decimal.Context(Emax=12, clamp=1),  # quantize clamps, and costs of 1e12 overflow
+    decimal.Context(Emin=-3),  # costs below 1e-3 are subnormal
     decimal.Context(traps=[decimal.Inexact]),
 )
 
@@ -531,3 +533,27 @@ def test_the_compiled_path_prices_flat_and_stepped_rates_and_leaves_the_others(
     assert catalog._rates[_catalog._price_key(earlier)].valid_from > earlier.start_time
     assert _catalog._price_flat([earlier], catalog._rates) == [None]  # not in the cached rate's interval
     assert _catalog._price_flat(batch, {}) == [None] * len(batch)  # unknown keys
+
+
+@pytest.mark.skipif(columns is None, reason="the compiled module is not built (or SPANLEDGER_NO_SPEEDUPS is set)")
+@pytest.mark.parametrize("context", CONTEXTS, ids=repr)
+def test_each_rate_the_compiled_path_prices_signals_like_the_python_loop(
+    catalogs: dict[str, PriceCatalog], context: decimal.Context
+) -> None:
+    # One kind of rate at a time, so that no other fact's signals hide a missing one (a cost's quantize that
+    # C skips where it would change nothing must not have signalled either).
+    catalog = catalogs["overrides"]
+    when = datetime(2026, 3, 1, 12)
+    cloud = {"provider": "aws", "region": "us-east-1"}
+    for meter, fields in [
+        (Meter.LLM_INPUT_TOKENS.value, {"provider": "openai", "model": "gpt-4o-mini"}),
+        (Meter.LLM_INPUT_TOKENS.value, {"provider": "openai", "model": "gpt-4o"}),
+        (Meter.ACCELERATOR_SECONDS.value, {**cloud, "accelerator_type": "TPU v5"}),
+        (Meter.EGRESS_BYTES.value, {**cloud, "boundary": "internet"}),
+    ]:
+        for quantity in ("0", "1", "1830", "123456789", "1E+12"):
+            batch = [UsageFact("0" * 32, "1" * 16, meter, when, when, Decimal(quantity), "x", **fields)]
+            catalog.priced_all(batch, failed)  # its rate cached
+            assert priced_within(context, catalog.priced_all, batch) == priced_within(
+                context, catalog._priced_each, batch
+            ), batch

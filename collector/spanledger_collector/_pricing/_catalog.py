@@ -132,8 +132,8 @@ class PriceCatalog:
             return self._priced_each(facts, failed)
         facts = facts if type(facts) is list else list(facts)
         out = _price_flat(facts, self._rates)
-        left = [index for index, priced in enumerate(out) if priced is None]
-        if left:
+        if None in out:
+            left = [index for index, priced in enumerate(out) if priced is None]
             # In order, so that they see the cache (and call failed) as they would have. The flat facts only
             # read it; those priced before a fact here replaced their key's rate were priced at the rate it
             # replaced, which prices them the same (the cache's invariant, see Rate).

@@ -214,6 +214,7 @@ static int decimal_scaled(PyObject *value, int scale, __int128 *out) {
 static int check_decimal_layout(void) {
     if (((PyTypeObject *)decimal_type)->tp_basicsize != sizeof(DecimalObject)) return 0;
     static const char *const probes[] = {"806", "0.000016120000", "-1234567890123456789012.345678901", "-0E-12"};
+    static const int64_t digits[] = {3, 8, 31, 1}; /* for the price catalog's fast path (decimal_quantized) */
     int known = 1;
     for (size_t i = 0; known && i < sizeof probes / sizeof probes[0]; i++) {
         PyObject *probe = PyObject_CallFunction(decimal_type, "s", probes[i]);
@@ -221,11 +222,12 @@ static int check_decimal_layout(void) {
         __int128 in_place, from_str;
         decimal_layout_known = 1;
         int read = decimal_scaled_in_place(probe, 12, &in_place);
+        int64_t probe_digits = ((const DecimalObject *)probe)->number.digits;
         decimal_layout_known = 0;
         int parsed = decimal_scaled_from_str(probe, 12, &from_str);
         Py_DECREF(probe);
         if (parsed < 0) return -1;
-        known = read == 0 && parsed == 0 && in_place == from_str;
+        known = read == 0 && parsed == 0 && in_place == from_str && probe_digits == digits[i];
     }
     return known;
 }
@@ -859,7 +861,7 @@ static PyMethodDef with_estimate_def = {
  * thread's) context. The pricer is a builtin function bound to its constants, like with_estimate. */
 enum { P_TYPE, P_WIDTH, P_KEY_FIELDS, P_START, P_QUANTITY, P_ZERO, P_ZERO_AT_SCALE, P_EXACT_FMA, P_QUANTUM, P_USD,
        P_COUNT };
-static PyObject *decimal_getcontext;
+static PyObject *decimal_getcontext, *decimal_context_type;
 static PyObject *name_fma, *name_quantize, *name_valid_from, *name_valid_until, *name_slope, *name_steps,
     *name_version;
 
@@ -944,9 +946,61 @@ static RateSlots *rate_slots(RateSlots *read, int *count, PyObject *rate) {
     return slots;
 }
 
+/* value.quantize(quantum) in the thread's context. quantize() returns an equal Decimal, with no signal, where
+ * value is finite and has the quantum's exponent and at most ``as_is_digits`` digits: it is kept as it is
+ * then, read in place (where decimal_layout_known), which a flat rate's cost at the cost's scale is. */
+typedef struct {
+    PyObject *quantize;       /* the thread's context's quantize method */
+    int64_t exponent;         /* the quantum's */
+    Py_ssize_t as_is_digits;  /* 0 where the context would change a value of that exponent (or not read) */
+} Quantizer;
+
+static int quantizer_init(Quantizer *quantizer, PyObject *quantum) {
+    PyObject *context = PyObject_CallNoArgs(decimal_getcontext);
+    if (context == NULL) return -1;
+    quantizer->as_is_digits = 0;
+    if (!Py_IS_TYPE(context, (PyTypeObject *)decimal_context_type)) { /* its methods could be Python code */
+        Py_DECREF(context);
+        return 0;
+    }
+    quantizer->quantize = PyObject_GetAttr(context, name_quantize);
+    long limits[3]; /* prec, Emax, Emin */
+    static const char *const names[] = {"prec", "Emax", "Emin"};
+    for (int i = 0; quantizer->quantize != NULL && i < 3; i++) {
+        PyObject *limit = PyObject_GetAttrString(context, names[i]);
+        limits[i] = limit == NULL ? -1 : PyLong_AsLong(limit);
+        Py_XDECREF(limit);
+        if (limits[i] == -1 && PyErr_Occurred()) Py_CLEAR(quantizer->quantize);
+    }
+    Py_DECREF(context);
+    if (quantizer->quantize == NULL) return -1;
+    if (!decimal_layout_known || !Py_IS_TYPE(quantum, (PyTypeObject *)decimal_type)) return 1;
+    const MpdNumber *q = &((const DecimalObject *)quantum)->number;
+    long prec = limits[0], emax = limits[1], emin = limits[2];
+    quantizer->exponent = q->exp;
+    /* mpd_qquantize and mpd_qfinalize (libmpdec) leave a value of the quantum's exponent as it is, with no
+     * signal, where the value has at most prec digits and its adjusted exponent (from exponent to exponent +
+     * prec - 1) is in [Emin, Emax]: then it is not subnormal, does not overflow, and is not clamped (clamp
+     * lowers exponents above Emax - prec + 1). */
+    if (!(q->flags & MPD_SPECIAL) && emin <= q->exp && q->exp + prec - 1 <= emax) quantizer->as_is_digits = prec;
+    return 1;
+}
+
+/* value quantized (a new reference; this takes ``value``), or NULL. */
+static PyObject *quantized(const Quantizer *quantizer, PyObject *value, PyObject *quantum) {
+    const MpdNumber *number = &((const DecimalObject *)value)->number;
+    if (quantizer->as_is_digits && Py_IS_TYPE(value, (PyTypeObject *)decimal_type) && !(number->flags & MPD_SPECIAL)
+        && number->exp == quantizer->exponent && number->digits <= quantizer->as_is_digits)
+        return value;
+    PyObject *args[] = {value, quantum};
+    PyObject *cost = PyObject_Vectorcall(quantizer->quantize, args, 2, NULL);
+    Py_DECREF(value);
+    return cost;
+}
+
 /* The priced fact (a new reference), or NULL where the caller prices it. Leaves an error to clear. */
-static PyObject *price_one(PyObject *const *bound, PyObject *quantize, RateSlots *read, int *count, PyObject *fact,
-                           PyObject *rates) {
+static PyObject *price_one(PyObject *const *bound, const Quantizer *quantizer, RateSlots *read, int *count,
+                           PyObject *fact, PyObject *rates) {
     PyTypeObject *type = (PyTypeObject *)bound[P_TYPE];
     Py_ssize_t width = PyLong_AsSsize_t(bound[P_WIDTH]);
     if (!Py_IS_TYPE(fact, type) || PyTuple_GET_SIZE(fact) != width) return NULL;
@@ -973,10 +1027,7 @@ static PyObject *price_one(PyObject *const *bound, PyObject *quantize, RateSlots
         currency = PyTuple_GET_ITEM(steps, 0);
         exact = stepped(quantity, PyTuple_GET_ITEM(steps, 1));
     }
-    if (exact == NULL) return NULL;
-    PyObject *quantize_args[] = {exact, bound[P_QUANTUM]};
-    PyObject *cost = PyObject_Vectorcall(quantize, quantize_args, 2, NULL);
-    Py_DECREF(exact);
+    PyObject *cost = exact == NULL ? NULL : quantized(quantizer, exact, bound[P_QUANTUM]);
     if (cost == NULL) return NULL;
     PyObject *out = type->tp_alloc(type, width);
     if (out != NULL) { /* with_estimate(fact, cost, currency, version, None), as with_estimate above builds it */
@@ -995,10 +1046,9 @@ static PyObject *price_flat(PyObject *bound, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     /* cost.quantize(quantum) quantizes in the thread's context, which only Python code changes. */
-    PyObject *context = PyObject_CallNoArgs(decimal_getcontext);
-    PyObject *quantize = context == NULL ? NULL : PyObject_GetAttr(context, name_quantize);
-    Py_XDECREF(context);
-    if (quantize == NULL) return NULL;
+    Quantizer quantizer;
+    int usable = quantizer_init(&quantizer, PyTuple_GET_ITEM(bound, P_QUANTUM)); /* 0: a Context subclass */
+    if (usable < 0) return NULL;
     RateSlots read[RATES_READ] = {{NULL}};
     int count = 0;
     PyObject *facts = args[0];
@@ -1006,16 +1056,16 @@ static PyObject *price_flat(PyObject *bound, PyObject *const *args, Py_ssize_t n
     PyObject *out = PyList_New(length);
     for (Py_ssize_t i = 0; out != NULL && i < length; i++) {
         PyObject *priced = NULL;
-        if (i < PyList_GET_SIZE(facts)) { /* (a finalizer could shrink the list) */
+        if (usable && i < PyList_GET_SIZE(facts)) { /* (a finalizer could shrink the list) */
             PyObject *fact = Py_NewRef(PyList_GET_ITEM(facts, i));
-            priced = price_one(&PyTuple_GET_ITEM(bound, 0), quantize, read, &count, fact, args[1]);
+            priced = price_one(&PyTuple_GET_ITEM(bound, 0), &quantizer, read, &count, fact, args[1]);
             Py_DECREF(fact);
             if (priced == NULL) PyErr_Clear();
         }
         PyList_SET_ITEM(out, i, priced != NULL ? priced : Py_NewRef(Py_None));
     }
     for (int i = 0; i < count; i++) rate_slots_clear(&read[i]);
-    Py_DECREF(quantize);
+    if (usable) Py_DECREF(quantizer.quantize);
     return out;
 }
 
@@ -1113,8 +1163,9 @@ PyMODINIT_FUNC PyInit__columns(void) {
     if (decimal == NULL) return NULL;
     decimal_type = PyObject_GetAttrString(decimal, "Decimal");
     decimal_getcontext = decimal_type == NULL ? NULL : PyObject_GetAttrString(decimal, "getcontext");
+    decimal_context_type = decimal_getcontext == NULL ? NULL : PyObject_GetAttrString(decimal, "Context");
     Py_DECREF(decimal);
-    if (decimal_getcontext == NULL) return NULL;
+    if (decimal_context_type == NULL) return NULL;
     int known = check_decimal_layout();
     if (known < 0) return NULL;
     decimal_layout_known = known;
