@@ -134,9 +134,9 @@ class PriceCatalog:
         out = _price_flat(facts, self._rates)
         if None in out:
             left = [index for index, priced in enumerate(out) if priced is None]
-            # In order, so that they see the cache (and call failed) as they would have. The flat facts only
-            # read it; those priced before a fact here replaced their key's rate were priced at the rate it
-            # replaced, which prices them the same (the cache's invariant, see Rate).
+            # The facts C left, in order: they see the cache, and call failed, as they would have. C's facts
+            # only read the cache; one that comes after a fact here which replaces its key's rate (another
+            # interval) was priced at the rate replaced, which prices it the same (the cache's invariant).
             for index, priced in zip(left, self._priced_each([facts[index] for index in left], failed), strict=True):
                 out[index] = priced
         return out  # type: ignore[return-value]  # no None left

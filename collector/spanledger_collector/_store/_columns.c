@@ -856,8 +856,8 @@ static PyMethodDef with_estimate_def = {
  * Every other fact is left as None: no rate, not current, neither way, any error (an ArithmeticError from
  * fma, a NaN compared), which is cleared. So that the caller can price those as if this had not run, this
  * runs no Python code: it takes only exact facts of with_estimate's type with str or None key fields, naive
- * datetimes, exact Decimals and ints, reads the rate's slots and calls only Decimal's and datetime's own C
- * methods. A cost is the same Decimal as the reference's: the same methods and operators, in the same (the
+ * datetimes, exact Decimals and ints, reads the rate's slots (_rates.Rate's) and calls only Decimal's,
+ * Context's and datetime's own C methods. A cost is the same Decimal as the reference's: the same methods and operators, in the same (the
  * thread's) context. The pricer is a builtin function bound to its constants, like with_estimate. */
 enum { P_TYPE, P_WIDTH, P_KEY_FIELDS, P_START, P_QUANTITY, P_ZERO, P_ZERO_AT_SCALE, P_EXACT_FMA, P_QUANTUM, P_USD,
        P_COUNT };
@@ -1045,10 +1045,14 @@ static PyObject *price_flat(PyObject *bound, PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_TypeError, "price_flat(facts: list, rates: dict)");
         return NULL;
     }
-    /* cost.quantize(quantum) quantizes in the thread's context, which only Python code changes. */
+    /* cost.quantize(quantum) quantizes in the thread's context, which only Python code changes. Where that
+     * is a Context subclass, or cannot be read, the caller prices every fact. */
     Quantizer quantizer;
-    int usable = quantizer_init(&quantizer, PyTuple_GET_ITEM(bound, P_QUANTUM)); /* 0: a Context subclass */
-    if (usable < 0) return NULL;
+    int usable = quantizer_init(&quantizer, PyTuple_GET_ITEM(bound, P_QUANTUM));
+    if (usable < 0) {
+        PyErr_Clear();
+        usable = 0;
+    }
     RateSlots read[RATES_READ] = {{NULL}};
     int count = 0;
     PyObject *facts = args[0];
@@ -1074,10 +1078,12 @@ static PyMethodDef price_flat_def = {"price_flat", (PyCFunction)(void (*)(void))
 
 static PyObject *flat_pricer(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     static const char usage[] = "flat_pricer(with_estimate, key_fields: tuple[int, ...], start_field: int, "
-                                "quantity_field: int, zero, zero_at_scale, exact: decimal.Context, quantum)";
+                                "quantity_field: int, zero: Decimal, zero_at_scale: Decimal, exact: Context, quantum: Decimal)";
+    PyTypeObject *decimal = (PyTypeObject *)decimal_type;
     if (nargs != 8 || !PyCFunction_Check(args[0])
         || PyCFunction_GET_FUNCTION(args[0]) != (PyCFunction)(void (*)(void))with_estimate
-        || !PyTuple_CheckExact(args[1])) {
+        || !PyTuple_CheckExact(args[1]) || !Py_IS_TYPE(args[4], decimal) || !Py_IS_TYPE(args[5], decimal)
+        || !Py_IS_TYPE(args[6], (PyTypeObject *)decimal_context_type) || !Py_IS_TYPE(args[7], decimal)) {
         PyErr_SetString(PyExc_TypeError, usage);
         return NULL;
     }
