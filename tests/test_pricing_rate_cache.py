@@ -9,6 +9,7 @@ cloud prices' values are checked in ``test_pricing.py``.
 
 from __future__ import annotations
 
+import decimal
 import threading
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
@@ -25,6 +26,7 @@ from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger_collector._pricing import Estimate, PriceCatalog, _catalog, load_catalog
 from spanledger_collector._pricing._llm import UnknownLlmPrice, calc_genai_price, genai_provider_id
 from spanledger_collector._store import UsageFact
+from spanledger_collector._store._compiled import columns
 
 ENDPOINT = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/summarizer"
 APP_PROFILE = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"
@@ -374,3 +376,184 @@ def test_facts_that_fail_to_price_in_a_batch_fail_alone(catalogs: dict[str, Pric
     assert_batch_priced_like_each_fact(uncached(catalogs["bundled"]), batch)
     priced = catalogs["bundled"].priced_all(batch, failed)
     assert any((fact.unpriced_reason or "").startswith("raised") for fact in priced)
+
+
+class OddDecimal(Decimal):
+    """A quantity the compiled path leaves to Python (its methods could be Python code)."""
+
+
+@st.composite
+def odd_facts(draw: st.DrawFn, fact: UsageFact) -> UsageFact:
+    """``fact`` made into one the compiled path must leave to Python, or one whose pricing raises."""
+    odd = draw(st.sampled_from(["quantity", "aware", "not_a_time", "key", "subclass", "shape"]))
+    if odd == "quantity":
+        quantity = draw(st.sampled_from(["-1", "-0", "-0E-20", "NaN", "sNaN", "-Infinity", "1E+30", "1E-30"]))
+        return fact._replace(quantity=Decimal(quantity))
+    if odd == "aware":
+        zone = draw(st.sampled_from((UTC, *OFFSETS)))
+        naive = fact.start_time.replace(tzinfo=None)
+        return fact._replace(start_time=naive.replace(tzinfo=UTC).astimezone(zone))
+    if odd == "not_a_time":
+        return fact._replace(start_time=str(fact.start_time))
+    if odd == "key":  # not a str: its hash and equality could be Python code
+        return fact._replace(model=draw(st.sampled_from([1234, b"gpt-4o-mini", ("gpt-4o-mini",)])))
+    if odd == "subclass":
+        return fact._replace(quantity=OddDecimal(fact.quantity))
+    return tuple(fact)  # type: ignore[return-value]  # with_estimate refuses it: pricing it fails
+
+
+# The usual facts, most of a request's: flat and negotiated token rates, cloud rates.
+USUAL_KEYS = (
+    (Meter.LLM_INPUT_TOKENS.value, {"provider": "openai", "model": "gpt-4o-mini"}),
+    (Meter.LLM_OUTPUT_TOKENS.value, {"provider": "openai", "model": "gpt-4o"}),
+    (Meter.LLM_CACHE_READ_TOKENS.value, {"provider": "openai", "model": "gpt-4o"}),
+    (Meter.LLM_OUTPUT_TOKENS.value, {"provider": "anthropic", "model": "claude-3-5-haiku-20241022"}),
+    (Meter.EGRESS_BYTES.value, {"provider": "aws", "boundary": "internet", "region": "us-east-1"}),
+    (Meter.INGRESS_BYTES.value, {"boundary": "inter_region", "region": "eu-west-1"}),
+    (Meter.ACCELERATOR_SECONDS.value, {"accelerator_type": "NVIDIA H100 80GB HBM3", "region": "us-west-2"}),
+    (Meter.ENDPOINT_SECONDS.value, {"resource_id": ENDPOINT, "region": "us-east-1"}),
+)
+
+
+@st.composite
+def mixed_batches(draw: st.DrawFn) -> list[UsageFact]:
+    """fact_batches' facts (flat token rates, tiers, cloud rates, unknown keys, times across price changes)
+    among usual ones at naive times, with odd ones among them all."""
+    batch = draw(fact_batches())
+    for _ in range(draw(st.integers(0, 30))):
+        meter, fields = draw(st.sampled_from(USUAL_KEYS))
+        when = draw(st.sampled_from(CHANGES[-4:])) + draw(st.sampled_from(NEAR))
+        fact = UsageFact("0" * 32, "1" * 16, meter, when, when, draw(QUANTITIES), "{token}", **fields)
+        batch.insert(draw(st.integers(0, len(batch))), fact)
+    for index in draw(st.lists(st.integers(0, len(batch) - 1), max_size=len(batch) // 3 + 1, unique=True)):
+        batch[index] = draw(odd_facts(batch[index]))
+    return batch
+
+
+CONTEXTS = (
+    decimal.DefaultContext,
+    decimal.Context(rounding=decimal.ROUND_DOWN),
+    decimal.Context(prec=12, rounding=decimal.ROUND_CEILING),
+    decimal.Context(prec=6),  # most costs have more digits at the cost's scale: quantize fails
+    decimal.Context(Emax=12, clamp=1),  # quantize clamps, and costs of 1e12 overflow
+    decimal.Context(Emin=-3),  # costs below 1e-3 are subnormal
+    decimal.Context(traps=[decimal.Inexact]),
+)
+
+
+def priced_within(
+    context: decimal.Context, price: Callable[[list[UsageFact], Any], list[UsageFact]], batch: list[UsageFact]
+) -> tuple[list[str], list[str], list[str]]:
+    """What ``price`` gives the batch in (a copy of) ``context``: the facts, failed's calls, the signals raised."""
+    calls: list[str] = []
+
+    def failed_noted(fact: UsageFact, error: Exception) -> Any:
+        calls.append(f"{fact!r}: {type(error).__name__}: {error}")
+        return f"failed {len(calls)}"
+
+    with decimal.localcontext(context.copy()) as local:
+        local.clear_flags()
+        priced = [repr(fact) for fact in price(batch, failed_noted)]
+        signals = sorted(signal.__name__ for signal, raised in local.flags.items() if raised)
+    return priced, calls, signals
+
+
+@pytest.mark.skipif(columns is None, reason="the compiled module is not built (or SPANLEDGER_NO_SPEEDUPS is set)")
+@SETTINGS
+@given(
+    batch=mixed_batches(),
+    which=st.sampled_from(["bundled", "overrides"]),
+    fresh=st.booleans(),
+    context=st.sampled_from(CONTEXTS),
+    as_list=st.booleans(),
+)
+def test_the_compiled_path_prices_exactly_like_the_python_loop(
+    catalogs: dict[str, PriceCatalog],
+    batch: list[UsageFact],
+    which: str,
+    fresh: bool,
+    context: decimal.Context,
+    as_list: bool,
+) -> None:
+    # priced_all in C (the facts it can price) and Python (the others) against its Python loop alone, in the
+    # thread's Decimal context: the facts and failed's calls; with an empty cache first (unknown keys).
+    catalog = uncached(catalogs[which]) if fresh else catalogs[which]
+    compiled = priced_within(
+        context, lambda facts, noted: catalog.priced_all(facts if as_list else iter(facts), noted), batch
+    )
+    assert compiled[:2] == priced_within(context, catalog._priced_each, batch)[:2]
+    # Then with the batch's keys cached; where no rate was resolved meanwhile (which signals on its own), the
+    # signals too.
+    rates = dict(catalog._rates)
+    compiled = priced_within(context, catalog.priced_all, batch)
+    reference = priced_within(context, catalog._priced_each, batch)
+    assert compiled[:2] == reference[:2]
+    if catalog._rates == rates:
+        assert compiled[2] == reference[2]
+
+
+@pytest.mark.skipif(columns is None, reason="the compiled module is not built (or SPANLEDGER_NO_SPEEDUPS is set)")
+def test_the_compiled_path_prices_flat_and_stepped_rates_and_leaves_the_others(
+    catalogs: dict[str, PriceCatalog],
+) -> None:
+    catalog = catalogs["overrides"]
+    when = datetime(2026, 3, 1, 12)
+    token, cloud = Meter.LLM_INPUT_TOKENS.value, {"provider": "aws", "region": "us-east-1"}
+    priced_in_c = {
+        "flat token rate": (token, {"provider": "openai", "model": "gpt-4o-mini"}, "1830"),
+        "negotiated tokens": (token, {"provider": "openai", "model": "gpt-4o"}, "1830"),
+        "instance seconds": (Meter.ACCELERATOR_SECONDS.value, {**cloud, "accelerator_type": "TPU v5"}, "12.5"),
+        "endpoint seconds": (Meter.ENDPOINT_SECONDS.value, {**cloud, "resource_id": ENDPOINT}, "12.5"),
+        "transfer": (Meter.EGRESS_BYTES.value, {**cloud, "boundary": "internet"}, "123456789"),
+        "a negative transfer": (Meter.EGRESS_BYTES.value, {**cloud, "boundary": "internet"}, "-1"),
+    }
+    left = {
+        "tiers": (token, {"provider": "google-vertex", "model": "gemini-1.5-pro"}, "1830"),
+        "unpriced": (token, {"provider": "openai", "model": "no-such-model"}, "1830"),
+        "a negative quantity of tokens": (token, {"provider": "openai", "model": "gpt-4o-mini"}, "-1"),
+        "NaN": (token, {"provider": "openai", "model": "gpt-4o-mini"}, "NaN"),
+    }
+
+    def fact(meter: str, fields: dict[str, str], quantity: str, start: datetime = when) -> UsageFact:
+        return UsageFact("0" * 32, "1" * 16, meter, start, start, Decimal(quantity), "x", **fields)
+
+    batch = [fact(*case) for case in (*priced_in_c.values(), *left.values())]
+    aware = [fact(*case, when.replace(tzinfo=UTC)) for case in priced_in_c.values()]
+    catalog.priced_all(batch + aware, failed)  # their rates cached
+    assert all(catalog._rates.get(_catalog._price_key(fact)) for fact in batch)
+    assert _catalog._price_flat is not None
+    priced = _catalog._price_flat(batch + aware, catalog._rates)
+    priced_or_not = zip([*priced_in_c, *left], priced[: len(batch)], strict=True)
+    assert [name for name, result in priced_or_not if result is not None] == list(priced_in_c)
+    assert priced[len(batch) :] == [None] * len(aware)
+    assert [repr(result) for result in priced[: len(priced_in_c)]] == [
+        repr(catalog.priced(fact)) for fact in batch[: len(priced_in_c)]
+    ]
+    earlier = fact(*priced_in_c["transfer"], datetime(2025, 1, 1))
+    assert catalog._rates[_catalog._price_key(earlier)].valid_from > earlier.start_time
+    assert _catalog._price_flat([earlier], catalog._rates) == [None]  # not in the cached rate's interval
+    assert _catalog._price_flat(batch, {}) == [None] * len(batch)  # unknown keys
+
+
+@pytest.mark.skipif(columns is None, reason="the compiled module is not built (or SPANLEDGER_NO_SPEEDUPS is set)")
+@pytest.mark.parametrize("context", CONTEXTS, ids=repr)
+def test_each_rate_the_compiled_path_prices_signals_like_the_python_loop(
+    catalogs: dict[str, PriceCatalog], context: decimal.Context
+) -> None:
+    # One kind of rate at a time, so that no other fact's signals hide a missing one (a cost's quantize that
+    # C skips where it would change nothing must not have signalled either).
+    catalog = catalogs["overrides"]
+    when = datetime(2026, 3, 1, 12)
+    cloud = {"provider": "aws", "region": "us-east-1"}
+    for meter, fields in [
+        (Meter.LLM_INPUT_TOKENS.value, {"provider": "openai", "model": "gpt-4o-mini"}),
+        (Meter.LLM_INPUT_TOKENS.value, {"provider": "openai", "model": "gpt-4o"}),
+        (Meter.ACCELERATOR_SECONDS.value, {**cloud, "accelerator_type": "TPU v5"}),
+        (Meter.EGRESS_BYTES.value, {**cloud, "boundary": "internet"}),
+    ]:
+        for quantity in ("0", "1", "1830", "123456789", "1E+12"):
+            batch = [UsageFact("0" * 32, "1" * 16, meter, when, when, Decimal(quantity), "x", **fields)]
+            catalog.priced_all(batch, failed)  # its rate cached
+            assert priced_within(context, catalog.priced_all, batch) == priced_within(
+                context, catalog._priced_each, batch
+            ), batch

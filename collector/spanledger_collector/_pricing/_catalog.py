@@ -15,6 +15,7 @@ from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from .._store import UsageFact, with_estimate
+from .._store._compiled import columns
 from ._cloud_catalog import CloudCatalog, LlmPrice, PricePeriod, load_cloud_catalog, period_at
 from ._estimate import Estimate
 from ._llm import (
@@ -64,10 +65,25 @@ _LLM_PRICE_KEYS: dict[str, str] = {
 # Providers are cloud.provider (aws) or gen_ai.provider.name (aws.sagemaker, aws.bedrock).
 _CLOUD_PROVIDERS_PRICED = frozenset({"aws"})
 # A fact's price key: everything its price depends on but its quantity and start time.
-_price_key = itemgetter(
-    *(
-        UsageFact._fields.index(name)
-        for name in ("meter", "resource_id", "provider", "region", "model", "boundary", "accelerator_type")
+_PRICE_KEY_FIELDS = tuple(
+    UsageFact._fields.index(name)
+    for name in ("meter", "resource_id", "provider", "region", "model", "boundary", "accelerator_type")
+)
+_price_key = itemgetter(*_PRICE_KEY_FIELDS)
+# priced_all's loop for the facts of a rate with a slope or steps (most facts), in C (_store/_columns.c); it
+# leaves the others to the Python loop, which is its reference and the fallback where the module is not built.
+_price_flat: Callable[[list[UsageFact], dict[tuple[str | None, ...], Rate]], list[UsageFact | None]] | None = (
+    None
+    if columns is None
+    else columns.flat_pricer(
+        with_estimate,
+        _PRICE_KEY_FIELDS,
+        UsageFact._fields.index("start_time"),
+        UsageFact._fields.index("quantity"),
+        ZERO,
+        ZERO_AT_COST_SCALE,
+        EXACT,
+        COST_QUANTUM,
     )
 )
 # Rates are small; the bound keeps a collector that sees arbitrary model names from clients at a fixed size.
@@ -112,6 +128,23 @@ class PriceCatalog:
         A fact that :meth:`priced` would raise on is replaced by ``failed(fact, error)``, called while the
         error is handled; the others are still priced.
         """
+        if _price_flat is None:
+            return self._priced_each(facts, failed)
+        facts = facts if type(facts) is list else list(facts)
+        out = _price_flat(facts, self._rates)
+        if None in out:
+            left = [index for index, priced in enumerate(out) if priced is None]
+            # The facts C left, in order: they see the cache, and call failed, as they would have. C's facts
+            # only read the cache; one that comes after a fact here which replaces its key's rate (another
+            # interval) was priced at the rate replaced, which prices it the same (the cache's invariant).
+            for index, priced in zip(left, self._priced_each([facts[index] for index in left], failed), strict=True):
+                out[index] = priced
+        return out  # type: ignore[return-value]  # no None left
+
+    def _priced_each(
+        self, facts: Iterable[UsageFact], failed: Callable[[UsageFact, Exception], UsageFact]
+    ) -> list[UsageFact]:
+        """:meth:`priced_all` in Python, one fact after the other: the reference of ``_price_flat``."""
         # priced() inlined, and Rate.priced for the rates with a slope (flat token prices, most facts): one
         # call for a request's facts rather than three or four per fact (processor, catalog, rate,
         # with_estimate), about a tenth of the stage. tests/test_pricing_rate_cache.py checks this against

@@ -31,6 +31,7 @@ __all__ = [
     "NegotiatedTokens",
     "Piece",
     "Rate",
+    "Steps",
     "Transfer",
     "Unpriced",
     "day_interval",
@@ -87,10 +88,19 @@ def day_interval(day: date) -> tuple[datetime, datetime]:
     return midnight(day), (LATEST if day == date.max else midnight(day + timedelta(days=1)))
 
 
+class Steps(NamedTuple):
+    """How a rate's :meth:`~Rate.priced` prices every fact: its quantity multiplied (``"*"``) or divided (``"/"``)
+    by each operand in turn, with Python's operators (in the thread's Decimal context), the cost quantized to
+    the cost scale, in ``currency``."""
+
+    currency: str
+    operations: tuple[tuple[str, Decimal | int], ...]
+
+
 class Rate(ABC):
     """Prices the facts of one price key whose start time is in ``[valid_from, valid_until)`` (naive UTC)."""
 
-    __slots__ = ("slope", "valid_from", "valid_until", "version")
+    __slots__ = ("slope", "steps", "valid_from", "valid_until", "version")
 
     def __init__(self, version: str, valid_from: datetime = EARLIEST, valid_until: datetime = LATEST) -> None:
         self.version = version
@@ -100,6 +110,9 @@ class Rate(ABC):
         """Set where :meth:`priced` gives a fact of a non-negative quantity the cost (in USD)
         ``slope.fma(quantity, ZERO_AT_COST_SCALE, EXACT)`` quantized to the cost scale, unless that raises
         ``ArithmeticError``: the catalog prices such facts inline (``PriceCatalog.priced_all``)."""
+        self.steps: Steps | None = None
+        """Set where :meth:`priced` prices every fact by these steps: the compiled ``PriceCatalog.priced_all``
+        prices such facts from them (tests/test_pricing_rate_cache.py checks that against :meth:`priced`)."""
 
     @abstractmethod
     def priced(self, fact: UsageFact) -> UsageFact:
@@ -131,6 +144,7 @@ class NegotiatedTokens(Rate):
     def __init__(self, per_mtok: Decimal, version: str) -> None:
         super().__init__(version)
         self._per_mtok = per_mtok
+        self.steps = Steps("USD", (("*", per_mtok), ("/", _MILLION)))  # priced()
 
     def pieces(self) -> list[Piece]:
         """The rate as one line (for engines that price in SQL): ``q * per_mtok / 10**6`` of an integer q is
@@ -154,6 +168,7 @@ class InstanceSeconds(Rate):
         self._hourly = hourly
         self._gpus = gpus
         self._currency = currency
+        self.steps = Steps(currency, (("*", hourly), ("/", gpus), ("/", _SECONDS_PER_HOUR)))  # priced()
 
     def fraction(self) -> Fraction:
         return Fraction(self._hourly, self._gpus * _SECONDS_PER_HOUR, self._currency)
@@ -174,6 +189,7 @@ class EndpointSeconds(Rate):
         super().__init__(version, valid_from, valid_until)
         self._hourly = hourly
         self._currency = currency
+        self.steps = Steps(currency, (("*", hourly), ("/", _SECONDS_PER_HOUR)))  # priced()
 
     def fraction(self) -> Fraction:
         return Fraction(self._hourly, _SECONDS_PER_HOUR, self._currency)
@@ -201,6 +217,7 @@ class Transfer(Rate):
         self._bytes_per_gb = bytes_per_gb
         self._per_gb = per_gb
         self._currency = currency
+        self.steps = Steps(currency, (("/", bytes_per_gb), ("*", per_gb)))  # priced()
 
     def fraction(self) -> Fraction:
         return Fraction(self._per_gb, self._bytes_per_gb, self._currency)

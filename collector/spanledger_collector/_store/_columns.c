@@ -6,7 +6,8 @@
  * (ArrowArrayStream in a PyCapsule). pyarrow.array() does the same from Python objects, but asks each
  * value for its type first; here each column has one declared kind.
  * estimate_builder(fact_type, width) makes the function that sets a usage fact's estimate (the cost processor's
- * with_estimate, see below).
+ * with_estimate, see below), and flat_pricer(...) the one that prices a request's facts at their flat token
+ * rates with it (the price catalog's fast path, see below).
  * A value this code does not convert exactly as pyarrow.array() would (an aware datetime, a Decimal with
  * more places than the column's scale, a value of another type) makes it return None, and _duckdb.py
  * converts those rows with pyarrow.array(), which then converts them or raises as before.
@@ -213,6 +214,7 @@ static int decimal_scaled(PyObject *value, int scale, __int128 *out) {
 static int check_decimal_layout(void) {
     if (((PyTypeObject *)decimal_type)->tp_basicsize != sizeof(DecimalObject)) return 0;
     static const char *const probes[] = {"806", "0.000016120000", "-1234567890123456789012.345678901", "-0E-12"};
+    static const int64_t digits[] = {3, 8, 31, 1}; /* for the price catalog's fast path (decimal_quantized) */
     int known = 1;
     for (size_t i = 0; known && i < sizeof probes / sizeof probes[0]; i++) {
         PyObject *probe = PyObject_CallFunction(decimal_type, "s", probes[i]);
@@ -220,11 +222,12 @@ static int check_decimal_layout(void) {
         __int128 in_place, from_str;
         decimal_layout_known = 1;
         int read = decimal_scaled_in_place(probe, 12, &in_place);
+        int64_t probe_digits = ((const DecimalObject *)probe)->number.digits;
         decimal_layout_known = 0;
         int parsed = decimal_scaled_from_str(probe, 12, &from_str);
         Py_DECREF(probe);
         if (parsed < 0) return -1;
-        known = read == 0 && parsed == 0 && in_place == from_str;
+        known = read == 0 && parsed == 0 && in_place == from_str && probe_digits == digits[i];
     }
     return known;
 }
@@ -839,6 +842,285 @@ static PyMethodDef with_estimate_def = {
     "with_estimate", (PyCFunction)(void (*)(void))with_estimate, METH_FASTCALL,
     "with_estimate(fact, cost, currency, catalog_version, unpriced_reason) -> fact with its estimate replaced"};
 
+/* flat_pricer(with_estimate, key_fields, start_field, quantity_field, zero, zero_at_scale, exact, quantum)
+ * -> price_flat(facts, rates): a list as long as ``facts`` (a list), each fact priced at its cached rate where
+ * that rate is a flat one, or None where the caller must price it.
+ *
+ * The fast path of PriceCatalog.priced_all (_pricing/_catalog.py), whose Python loop is its reference: a
+ * fact's rate is rates[tuple(fact[i] for i in key_fields)]; where rate.valid_from <= fact[start_field] <
+ * rate.valid_until, the fact's quantity q = fact[quantity_field] is priced
+ *   - where rate.slope is not None and q >= zero: with_estimate(fact, rate.slope.fma(q, zero_at_scale,
+ *     exact).quantize(quantum), "USD", rate.version, None), as priced_all does;
+ *   - where rate.slope is None and rate.steps is not None: q multiplied or divided by each of the steps'
+ *     operands, quantized the same way, in the steps' currency, as the rate's priced() does (_rates.Steps).
+ * Every other fact is left as None: no rate, not current, neither way, any error (an ArithmeticError from
+ * fma, a NaN compared), which is cleared. So that the caller can price those as if this had not run, this
+ * runs no Python code: it takes only exact facts of with_estimate's type with str or None key fields, naive
+ * datetimes, exact Decimals and ints, reads the rate's slots (_rates.Rate's) and calls only Decimal's,
+ * Context's and datetime's own C methods. A cost is the same Decimal as the reference's: the same methods and operators, in the same (the
+ * thread's) context. The pricer is a builtin function bound to its constants, like with_estimate. */
+enum { P_TYPE, P_WIDTH, P_KEY_FIELDS, P_START, P_QUANTITY, P_ZERO, P_ZERO_AT_SCALE, P_EXACT_FMA, P_QUANTUM, P_USD,
+       P_COUNT };
+static PyObject *decimal_getcontext, *decimal_context_type;
+static PyObject *name_fma, *name_quantize, *name_valid_from, *name_valid_until, *name_slope, *name_steps,
+    *name_version;
+
+static inline int naive_datetime(PyObject *value) {
+    return PyDateTime_CheckExact(value) && !((_PyDateTime_BaseTZInfo *)value)->hastzinfo;
+}
+
+/* The rate of the fact's price key (a new reference), or NULL, maybe with an error set. */
+static PyObject *rate_of(PyObject *fact, PyObject *key_fields, PyObject *rates) {
+    Py_ssize_t fields = PyTuple_GET_SIZE(key_fields);
+    PyObject *key = PyTuple_New(fields);
+    if (key == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < fields; i++) {
+        PyObject *value = PyTuple_GET_ITEM(fact, PyLong_AsSsize_t(PyTuple_GET_ITEM(key_fields, i)));
+        if (value != Py_None && !PyUnicode_CheckExact(value)) { /* its hash or equality might be Python code */
+            Py_DECREF(key);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(key, i, Py_NewRef(value));
+    }
+    PyObject *rate = PyDict_GetItemWithError(rates, key);
+    Py_DECREF(key);
+    /* Held: a Decimal call below may run the collector (a finalizer) and another thread replace it. */
+    return Py_XNewRef(rate);
+}
+
+/* quantity times or divided by each operand of the steps' operations (a new reference), or NULL. */
+static PyObject *stepped(PyObject *quantity, PyObject *operations) {
+    if (!PyTuple_CheckExact(operations)) return NULL;
+    PyObject *cost = Py_NewRef(quantity);
+    for (Py_ssize_t i = 0; cost != NULL && i < PyTuple_GET_SIZE(operations); i++) {
+        PyObject *step = PyTuple_GET_ITEM(operations, i), *operator, *operand, *next = NULL;
+        if (PyTuple_CheckExact(step) && PyTuple_GET_SIZE(step) == 2
+            && PyUnicode_CheckExact(operator= PyTuple_GET_ITEM(step, 0)) && PyUnicode_GET_LENGTH(operator) == 1
+            && (Py_IS_TYPE(operand = PyTuple_GET_ITEM(step, 1), (PyTypeObject *)decimal_type)
+                || PyLong_CheckExact(operand))) {
+            Py_UCS4 sign = PyUnicode_READ_CHAR(operator, 0);
+            if (sign == '*') next = PyNumber_Multiply(cost, operand);
+            else if (sign == '/') next = PyNumber_TrueDivide(cost, operand);
+        }
+        Py_SETREF(cost, next);
+    }
+    return cost;
+}
+
+/* A rate's slots, read once per call (no Python code runs meanwhile, so none changes): a request's facts
+ * have a few price keys. Where a call sees more rates than RATES_READ, the last entry is read afresh. */
+typedef struct {
+    PyObject *rate, *valid_from, *valid_until, *slope, *steps, *version; /* new references */
+} RateSlots;
+#define RATES_READ 16
+
+static void rate_slots_clear(RateSlots *slots) {
+    Py_CLEAR(slots->rate);
+    Py_CLEAR(slots->valid_from);
+    Py_CLEAR(slots->valid_until);
+    Py_CLEAR(slots->slope);
+    Py_CLEAR(slots->steps);
+    Py_CLEAR(slots->version);
+}
+
+/* The slots of ``rate`` (a new reference, which this takes), or NULL with an error set. */
+static RateSlots *rate_slots(RateSlots *read, int *count, PyObject *rate) {
+    for (int i = 0; i < *count; i++) {
+        if (read[i].rate == rate) {
+            Py_DECREF(rate);
+            return &read[i];
+        }
+    }
+    if (*count == RATES_READ) rate_slots_clear(&read[--*count]);
+    RateSlots *slots = &read[*count];
+    slots->rate = rate;
+    if ((slots->valid_from = PyObject_GetAttr(rate, name_valid_from)) == NULL
+        || (slots->valid_until = PyObject_GetAttr(rate, name_valid_until)) == NULL
+        || (slots->slope = PyObject_GetAttr(rate, name_slope)) == NULL
+        || (slots->steps = PyObject_GetAttr(rate, name_steps)) == NULL
+        || (slots->version = PyObject_GetAttr(rate, name_version)) == NULL) {
+        rate_slots_clear(slots);
+        return NULL;
+    }
+    ++*count;
+    return slots;
+}
+
+/* value.quantize(quantum) in the thread's context. quantize() returns an equal Decimal, with no signal, where
+ * value is finite and has the quantum's exponent and at most ``as_is_digits`` digits: it is kept as it is
+ * then, read in place (where decimal_layout_known), which a flat rate's cost at the cost's scale is. */
+typedef struct {
+    PyObject *quantize;       /* the thread's context's quantize method */
+    int64_t exponent;         /* the quantum's */
+    Py_ssize_t as_is_digits;  /* 0 where the context would change a value of that exponent (or not read) */
+} Quantizer;
+
+static int quantizer_init(Quantizer *quantizer, PyObject *quantum) {
+    PyObject *context = PyObject_CallNoArgs(decimal_getcontext);
+    if (context == NULL) return -1;
+    quantizer->as_is_digits = 0;
+    if (!Py_IS_TYPE(context, (PyTypeObject *)decimal_context_type)) { /* its methods could be Python code */
+        Py_DECREF(context);
+        return 0;
+    }
+    quantizer->quantize = PyObject_GetAttr(context, name_quantize);
+    long limits[3]; /* prec, Emax, Emin */
+    static const char *const names[] = {"prec", "Emax", "Emin"};
+    for (int i = 0; quantizer->quantize != NULL && i < 3; i++) {
+        PyObject *limit = PyObject_GetAttrString(context, names[i]);
+        limits[i] = limit == NULL ? -1 : PyLong_AsLong(limit);
+        Py_XDECREF(limit);
+        if (limits[i] == -1 && PyErr_Occurred()) Py_CLEAR(quantizer->quantize);
+    }
+    Py_DECREF(context);
+    if (quantizer->quantize == NULL) return -1;
+    if (!decimal_layout_known || !Py_IS_TYPE(quantum, (PyTypeObject *)decimal_type)) return 1;
+    const MpdNumber *q = &((const DecimalObject *)quantum)->number;
+    long prec = limits[0], emax = limits[1], emin = limits[2];
+    quantizer->exponent = q->exp;
+    /* mpd_qquantize and mpd_qfinalize (libmpdec) leave a value of the quantum's exponent as it is, with no
+     * signal, where the value has at most prec digits and its adjusted exponent (from exponent to exponent +
+     * prec - 1) is in [Emin, Emax]: then it is not subnormal, does not overflow, and is not clamped (clamp
+     * lowers exponents above Emax - prec + 1). */
+    if (!(q->flags & MPD_SPECIAL) && emin <= q->exp && q->exp + prec - 1 <= emax) quantizer->as_is_digits = prec;
+    return 1;
+}
+
+/* value quantized (a new reference; this takes ``value``), or NULL. */
+static PyObject *quantized(const Quantizer *quantizer, PyObject *value, PyObject *quantum) {
+    const MpdNumber *number = &((const DecimalObject *)value)->number;
+    if (quantizer->as_is_digits && Py_IS_TYPE(value, (PyTypeObject *)decimal_type) && !(number->flags & MPD_SPECIAL)
+        && number->exp == quantizer->exponent && number->digits <= quantizer->as_is_digits)
+        return value;
+    PyObject *args[] = {value, quantum};
+    PyObject *cost = PyObject_Vectorcall(quantizer->quantize, args, 2, NULL);
+    Py_DECREF(value);
+    return cost;
+}
+
+/* The priced fact (a new reference), or NULL where the caller prices it. Leaves an error to clear. */
+static PyObject *price_one(PyObject *const *bound, const Quantizer *quantizer, RateSlots *read, int *count,
+                           PyObject *fact, PyObject *rates) {
+    PyTypeObject *type = (PyTypeObject *)bound[P_TYPE];
+    Py_ssize_t width = PyLong_AsSsize_t(bound[P_WIDTH]);
+    if (!Py_IS_TYPE(fact, type) || PyTuple_GET_SIZE(fact) != width) return NULL;
+    PyObject *start = PyTuple_GET_ITEM(fact, PyLong_AsSsize_t(bound[P_START]));
+    PyObject *quantity = PyTuple_GET_ITEM(fact, PyLong_AsSsize_t(bound[P_QUANTITY]));
+    if (!naive_datetime(start) || !Py_IS_TYPE(quantity, (PyTypeObject *)decimal_type)) return NULL;
+    PyObject *rate = rate_of(fact, bound[P_KEY_FIELDS], rates);
+    RateSlots *slots = rate == NULL ? NULL : rate_slots(read, count, rate);
+    if (slots == NULL || !naive_datetime(slots->valid_from) || !naive_datetime(slots->valid_until)
+        || PyObject_RichCompareBool(slots->valid_from, start, Py_LE) != 1
+        || PyObject_RichCompareBool(start, slots->valid_until, Py_LT) != 1)
+        return NULL;
+    PyObject *exact, *currency = bound[P_USD];
+    if (slots->slope != Py_None) {
+        if (!Py_IS_TYPE(slots->slope, (PyTypeObject *)decimal_type)
+            || PyObject_RichCompareBool(quantity, bound[P_ZERO], Py_GE) != 1)
+            return NULL; /* the rate prices it */
+        PyObject *fma_args[] = {slots->slope, quantity, bound[P_ZERO_AT_SCALE]};
+        exact = PyObject_Vectorcall(bound[P_EXACT_FMA], fma_args, 3, NULL);
+    } else {
+        PyObject *steps = slots->steps;
+        if (!PyTuple_Check(steps) || PyTuple_GET_SIZE(steps) != 2 || !PyUnicode_CheckExact(PyTuple_GET_ITEM(steps, 0)))
+            return NULL; /* None: the rate prices it another way */
+        currency = PyTuple_GET_ITEM(steps, 0);
+        exact = stepped(quantity, PyTuple_GET_ITEM(steps, 1));
+    }
+    PyObject *cost = exact == NULL ? NULL : quantized(quantizer, exact, bound[P_QUANTUM]);
+    if (cost == NULL) return NULL;
+    PyObject *out = type->tp_alloc(type, width);
+    if (out != NULL) { /* with_estimate(fact, cost, currency, version, None), as with_estimate above builds it */
+        PyObject *estimate[ESTIMATE_WIDTH] = {cost, currency, slots->version, Py_None};
+        Py_ssize_t measured = width - ESTIMATE_WIDTH;
+        for (Py_ssize_t i = 0; i < measured; i++) PyTuple_SET_ITEM(out, i, Py_NewRef(PyTuple_GET_ITEM(fact, i)));
+        for (Py_ssize_t i = 0; i < ESTIMATE_WIDTH; i++) PyTuple_SET_ITEM(out, measured + i, Py_NewRef(estimate[i]));
+    }
+    Py_DECREF(cost);
+    return out;
+}
+
+static PyObject *price_flat(PyObject *bound, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "price_flat(facts: list, rates: dict)");
+        return NULL;
+    }
+    /* cost.quantize(quantum) quantizes in the thread's context, which only Python code changes. Where that
+     * is a Context subclass, or cannot be read, the caller prices every fact. */
+    Quantizer quantizer;
+    int usable = quantizer_init(&quantizer, PyTuple_GET_ITEM(bound, P_QUANTUM));
+    if (usable < 0) {
+        PyErr_Clear();
+        usable = 0;
+    }
+    RateSlots read[RATES_READ] = {{NULL}};
+    int count = 0;
+    PyObject *facts = args[0];
+    Py_ssize_t length = PyList_GET_SIZE(facts);
+    PyObject *out = PyList_New(length);
+    for (Py_ssize_t i = 0; out != NULL && i < length; i++) {
+        PyObject *priced = NULL;
+        if (usable && i < PyList_GET_SIZE(facts)) { /* (a finalizer could shrink the list) */
+            PyObject *fact = Py_NewRef(PyList_GET_ITEM(facts, i));
+            priced = price_one(&PyTuple_GET_ITEM(bound, 0), &quantizer, read, &count, fact, args[1]);
+            Py_DECREF(fact);
+            if (priced == NULL) PyErr_Clear();
+        }
+        PyList_SET_ITEM(out, i, priced != NULL ? priced : Py_NewRef(Py_None));
+    }
+    for (int i = 0; i < count; i++) rate_slots_clear(&read[i]);
+    if (usable) Py_DECREF(quantizer.quantize);
+    return out;
+}
+
+static PyMethodDef price_flat_def = {"price_flat", (PyCFunction)(void (*)(void))price_flat, METH_FASTCALL,
+                                     "price_flat(facts, rates) -> each fact priced at a flat rate, or None"};
+
+static PyObject *flat_pricer(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    static const char usage[] = "flat_pricer(with_estimate, key_fields: tuple[int, ...], start_field: int, "
+                                "quantity_field: int, zero: Decimal, zero_at_scale: Decimal, exact: Context, quantum: Decimal)";
+    PyTypeObject *decimal = (PyTypeObject *)decimal_type;
+    if (nargs != 8 || !PyCFunction_Check(args[0])
+        || PyCFunction_GET_FUNCTION(args[0]) != (PyCFunction)(void (*)(void))with_estimate
+        || !PyTuple_CheckExact(args[1]) || !Py_IS_TYPE(args[4], decimal) || !Py_IS_TYPE(args[5], decimal)
+        || !Py_IS_TYPE(args[6], (PyTypeObject *)decimal_context_type) || !Py_IS_TYPE(args[7], decimal)) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return NULL;
+    }
+    PyObject *estimated = PyCFunction_GET_SELF(args[0]); /* (fact_type, width) */
+    Py_ssize_t measured = PyLong_AsSsize_t(PyTuple_GET_ITEM(estimated, 1)) - ESTIMATE_WIDTH;
+    Py_ssize_t key_width = PyTuple_GET_SIZE(args[1]);
+    for (Py_ssize_t i = -2; i < key_width; i++) {
+        PyObject *index = i == -2 ? args[2] : i == -1 ? args[3] : PyTuple_GET_ITEM(args[1], i);
+        Py_ssize_t at = PyLong_CheckExact(index) ? PyLong_AsSsize_t(index) : -1;
+        if (at < 0 || at >= measured) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "flat_pricer: field %R is not a measured field of a %s", index,
+                         ((PyTypeObject *)PyTuple_GET_ITEM(estimated, 0))->tp_name);
+            return NULL;
+        }
+    }
+    PyObject *bound = PyTuple_New(P_COUNT);
+    if (bound == NULL) return NULL;
+    PyTuple_SET_ITEM(bound, P_TYPE, Py_NewRef(PyTuple_GET_ITEM(estimated, 0)));
+    PyTuple_SET_ITEM(bound, P_WIDTH, Py_NewRef(PyTuple_GET_ITEM(estimated, 1)));
+    PyTuple_SET_ITEM(bound, P_KEY_FIELDS, Py_NewRef(args[1]));
+    PyTuple_SET_ITEM(bound, P_START, Py_NewRef(args[2]));
+    PyTuple_SET_ITEM(bound, P_QUANTITY, Py_NewRef(args[3]));
+    PyTuple_SET_ITEM(bound, P_ZERO, Py_NewRef(args[4]));
+    PyTuple_SET_ITEM(bound, P_ZERO_AT_SCALE, Py_NewRef(args[5]));
+    PyTuple_SET_ITEM(bound, P_EXACT_FMA, PyObject_GetAttr(args[6], name_fma)); /* exact.fma(a, b, c) is a.fma(b, c, exact) */
+    PyTuple_SET_ITEM(bound, P_QUANTUM, Py_NewRef(args[7]));
+    PyTuple_SET_ITEM(bound, P_USD, PyUnicode_InternFromString("USD"));
+    PyObject *name = PyTuple_GET_ITEM(bound, P_EXACT_FMA) == NULL || PyTuple_GET_ITEM(bound, P_USD) == NULL
+                         ? NULL
+                         : PyModule_GetNameObject(module);
+    PyObject *pricer = name == NULL ? NULL : PyCFunction_NewEx(&price_flat_def, bound, name);
+    Py_XDECREF(name);
+    Py_DECREF(bound);
+    return pricer;
+}
+
 static PyObject *estimate_builder(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyType_Check(args[0]) || !PyLong_Check(args[1])
         || !PyType_FastSubclass((PyTypeObject *)args[0], Py_TPFLAGS_TUPLE_SUBCLASS)) {
@@ -870,6 +1152,9 @@ static PyMethodDef methods[] = {
      "arrow_stream(kinds, names, [(rows, [column buffers])]) -> an arrow_array_stream capsule over the chunks"},
     {"estimate_builder", (PyCFunction)(void (*)(void))estimate_builder, METH_FASTCALL,
      "estimate_builder(fact_type, width) -> with_estimate(fact, cost, currency, catalog_version, unpriced_reason)"},
+    {"flat_pricer", (PyCFunction)(void (*)(void))flat_pricer, METH_FASTCALL,
+     "flat_pricer(with_estimate, key_fields, start_field, quantity_field, zero, zero_at_scale, exact, quantum) "
+     "-> price_flat(facts, rates)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -883,11 +1168,21 @@ PyMODINIT_FUNC PyInit__columns(void) {
     PyObject *decimal = PyImport_ImportModule("decimal");
     if (decimal == NULL) return NULL;
     decimal_type = PyObject_GetAttrString(decimal, "Decimal");
+    decimal_getcontext = decimal_type == NULL ? NULL : PyObject_GetAttrString(decimal, "getcontext");
+    decimal_context_type = decimal_getcontext == NULL ? NULL : PyObject_GetAttrString(decimal, "Context");
     Py_DECREF(decimal);
-    if (decimal_type == NULL) return NULL;
+    if (decimal_context_type == NULL) return NULL;
     int known = check_decimal_layout();
     if (known < 0) return NULL;
     decimal_layout_known = known;
+    if ((name_fma = PyUnicode_InternFromString("fma")) == NULL
+        || (name_quantize = PyUnicode_InternFromString("quantize")) == NULL
+        || (name_valid_from = PyUnicode_InternFromString("valid_from")) == NULL
+        || (name_valid_until = PyUnicode_InternFromString("valid_until")) == NULL
+        || (name_slope = PyUnicode_InternFromString("slope")) == NULL
+        || (name_steps = PyUnicode_InternFromString("steps")) == NULL
+        || (name_version = PyUnicode_InternFromString("version")) == NULL)
+        return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL) return NULL;
     /* For the tests: whether this build reads Decimals in place (else it is only slower). */
