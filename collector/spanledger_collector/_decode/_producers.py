@@ -115,10 +115,13 @@ class RecentSpans:
         return self._check_before_ns > 0 or any(trace in forgotten for trace in traces)
 
     def _forget(self, trace_id: str) -> None:
-        self._forgotten[trace_id] = None
-        self._forgotten.move_to_end(trace_id)
-        if len(self._forgotten) > self._max_forgotten:
-            self._forgotten.popitem(last=False)
+        forgotten = self._forgotten
+        if trace_id in forgotten:
+            forgotten.move_to_end(trace_id)
+        else:  # a new key goes to the end
+            forgotten[trace_id] = None
+            if len(forgotten) > self._max_forgotten:
+                forgotten.popitem(last=False)
 
     def remember(self, reporters: dict[SpanKey, Reported], columns: SpanColumns) -> None:
         """The request's spans of the traces where some span reported usage (``reporters``)."""

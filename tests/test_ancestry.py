@@ -1,0 +1,44 @@
+"""The parent-link walk shared by counted-once and attribution, against the obvious walk it replaced."""
+
+from __future__ import annotations
+
+import random
+
+from spanledger_collector._decode._ancestry import SpanKey, ancestors
+
+
+def _reference(parents: dict[SpanKey, str | None], trace: str, span: str) -> list[SpanKey]:
+    chain: list[SpanKey] = []
+    seen = {(trace, span)}
+    parent = parents.get((trace, span))
+    while parent is not None and (trace, parent) not in seen:
+        key = (trace, parent)
+        seen.add(key)
+        if key in parents:
+            chain.append(key)
+        parent = parents.get(key)
+    return chain
+
+
+def test_the_walk_matches_the_reference_on_random_links_with_loops_roots_and_unknown_spans() -> None:
+    rng = random.Random(15)
+    for _ in range(500):
+        spans = [f"{index:016x}" for index in range(rng.randint(1, 12))]
+        names = [*spans, "", "ffffffffffffffff"]  # an empty parent id and a span nobody knows
+        parents: dict[SpanKey, str | None] = {}
+        for trace in ("a" * 32, "b" * 32):
+            for span in spans:
+                if rng.random() < 0.85:
+                    parents[trace, span] = rng.choice([*names, None])
+        for trace in ("a" * 32, "b" * 32):
+            for span in names:
+                assert ancestors(parents, trace, span) == _reference(parents, trace, span)
+
+
+def test_a_loop_is_cut_where_it_closes_and_an_unknown_span_ends_the_chain() -> None:
+    t = "c" * 32
+    looped: dict[SpanKey, str | None] = {(t, "1"): "2", (t, "2"): "3", (t, "3"): "1"}
+    assert ancestors(looped, t, "1") == [(t, "2"), (t, "3")]
+    assert ancestors({(t, "1"): "2", (t, "2"): "9", (t, "3"): None}, t, "1") == [(t, "2")]
+    assert ancestors({(t, "1"): "", (t, ""): "2", (t, "2"): None}, t, "1") == [(t, ""), (t, "2")]
+    assert ancestors({(t, "1"): "2", (t, "2"): ""}, t, "1") == [(t, "2")]  # a known span with an empty parent
