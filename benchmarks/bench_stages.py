@@ -4,7 +4,9 @@ The request is bench_collector's (``--spans-per-request`` spans, fresh trace ids
 goes through the stages the collector runs on it, in its order, each timed on this thread's CPU clock
 (``time.thread_time_ns``), so a shared machine distorts the figures less than wall-clock time:
 
-* ``decode``: ``decode_traces`` with usage extraction (the ``spanledger_usage`` processor's work);
+* ``decode``: ``decode_traces`` with usage extraction (the ``spanledger_usage`` processor's work; for other
+  producers' spans, ``--producer otel``, that includes the counted-once resolution);
+* ``attribute``: the rest of that processor's work, workflow and tenant from the default attribution lists;
 * ``price``: the ``spanledger_cost`` processor on the request's usage facts;
 * ``metrics``: ``UsageMetrics.record`` (what the store writer runs once a request is stored);
 * ``digest``: the request digest (the store's retry identity and the request log's checksum);
@@ -35,12 +37,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_collector  # the load generator's request template
 
-STAGES = ("decode", "price", "metrics", "digest", "spans_to_arrow", "facts_to_arrow", "reads_to_arrow")
+STAGES = ("decode", "attribute", "price", "metrics", "digest", "spans_to_arrow", "facts_to_arrow", "reads_to_arrow")
 GROUP = 40
 
 
 def main() -> None:
     from spanledger_collector._decode import decode_traces
+    from spanledger_collector._decode._attribution import DEFAULT_ATTRIBUTION, AttributionMemory, attribute
     from spanledger_collector._pricing import load_catalog
     from spanledger_collector._processors import PipelineItem
     from spanledger_collector._processors._cost import CostProcessor
@@ -51,9 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400, help="requests timed (after 40 to warm up)")
     parser.add_argument("--spans-per-request", type=int, default=100)
+    parser.add_argument("--producer", choices=("spanledger", "otel"), default="spanledger", help="as bench_collector's")
     args = parser.parse_args()
 
-    template = bench_collector.build_template(args.spans_per_request)
+    template = bench_collector.build_template(args.spans_per_request, args.producer)
+    attribution_memory = AttributionMemory()
     cost = CostProcessor("spanledger_cost", load_catalog())
     metrics = UsageMetrics(series=UsageSeries())  # not the registry's families
     store = DuckDBStore(":memory:", threads=1, memory_limit_mib=32)  # the store exporter's defaults
@@ -65,6 +70,8 @@ def main() -> None:
         data = template.replace(bench_collector.TRACE_PREFIX, struct.pack(">Q", number))
         marks = [clock()]
         decoded = decode_traces(data, extract_usage=True)
+        marks.append(clock())
+        attribute(decoded, data, DEFAULT_ATTRIBUTION, attribution_memory)
         marks.append(clock())
         batch = decoded.batch
         item = PipelineItem("traces", data, data, facts=batch.facts)
@@ -98,6 +105,7 @@ def main() -> None:
     spans = args.spans_per_request
     medians = {stage: statistics.median(values) for stage, values in times.items()}
     result: dict[str, Any] = {
+        "producer": args.producer,
         "spans_per_request": spans,
         "requests": args.requests,
         "facts_per_request": len(decoded.batch.facts),
