@@ -111,8 +111,8 @@ class Rate(ABC):
         ``slope.fma(quantity, ZERO_AT_COST_SCALE, EXACT)`` quantized to the cost scale, unless that raises
         ``ArithmeticError``: the catalog prices such facts inline (``PriceCatalog.priced_all``)."""
         self.steps: Steps | None = None
-        """Set where :meth:`priced` prices every fact by these steps: the compiled ``PriceCatalog.priced_all``
-        prices such facts from them (tests/test_pricing_rate_cache.py checks that against :meth:`priced`)."""
+        """Set by a :class:`SteppedRate`, whose :meth:`priced` applies them; the compiled ``PriceCatalog.priced_all``
+        applies the same steps (tests/test_pricing_rate_cache.py checks the two against each other)."""
 
     @abstractmethod
     def priced(self, fact: UsageFact) -> UsageFact:
@@ -136,27 +136,42 @@ class Unpriced(Rate):
         return with_estimate(fact, None, None, self.version, self.reason)
 
 
-class NegotiatedTokens(Rate):
+class SteppedRate(Rate):
+    """A rate whose price is its :class:`Steps`, one definition for the Python path here and the compiled one."""
+
+    __slots__ = ()
+
+    def __init__(
+        self, steps: Steps, version: str, valid_from: datetime = EARLIEST, valid_until: datetime = LATEST
+    ) -> None:
+        super().__init__(version, valid_from, valid_until)
+        self.steps = steps
+
+    def priced(self, fact: UsageFact) -> UsageFact:
+        steps = self.steps
+        assert steps is not None  # set at init
+        cost = fact.quantity
+        for operator, operand in steps.operations:
+            cost = cost * operand if operator == "*" else cost / operand
+        return with_estimate(fact, cost.quantize(COST_QUANTUM), steps.currency, self.version, None)
+
+
+class NegotiatedTokens(SteppedRate):
     """A negotiated price per million tokens from the overrides file."""
 
     __slots__ = ("_per_mtok",)
 
     def __init__(self, per_mtok: Decimal, version: str) -> None:
-        super().__init__(version)
+        super().__init__(Steps("USD", (("*", per_mtok), ("/", _MILLION))), version)
         self._per_mtok = per_mtok
-        self.steps = Steps("USD", (("*", per_mtok), ("/", _MILLION)))  # priced()
 
     def pieces(self) -> list[Piece]:
         """The rate as one line (for engines that price in SQL): ``q * per_mtok / 10**6`` of an integer q is
         exact in Decimal, so it equals ``q * (per_mtok / 10**6)``."""
         return [Piece(None, self._per_mtok / _MILLION, Decimal(0))]
 
-    def priced(self, fact: UsageFact) -> UsageFact:
-        cost = fact.quantity * self._per_mtok / _MILLION
-        return with_estimate(fact, cost.quantize(COST_QUANTUM), "USD", self.version, None)
 
-
-class InstanceSeconds(Rate):
+class InstanceSeconds(SteppedRate):
     """Accelerator-seconds at the per-accelerator share of an instance's hourly price."""
 
     __slots__ = ("_currency", "_gpus", "_hourly")
@@ -164,21 +179,17 @@ class InstanceSeconds(Rate):
     def __init__(
         self, hourly: Decimal, gpus: int, currency: str, version: str, valid_from: datetime, valid_until: datetime
     ) -> None:
-        super().__init__(version, valid_from, valid_until)
+        steps = Steps(currency, (("*", hourly), ("/", gpus), ("/", _SECONDS_PER_HOUR)))
+        super().__init__(steps, version, valid_from, valid_until)
         self._hourly = hourly
         self._gpus = gpus
         self._currency = currency
-        self.steps = Steps(currency, (("*", hourly), ("/", gpus), ("/", _SECONDS_PER_HOUR)))  # priced()
 
     def fraction(self) -> Fraction:
         return Fraction(self._hourly, self._gpus * _SECONDS_PER_HOUR, self._currency)
 
-    def priced(self, fact: UsageFact) -> UsageFact:
-        cost = fact.quantity * self._hourly / self._gpus / _SECONDS_PER_HOUR
-        return with_estimate(fact, cost.quantize(COST_QUANTUM), self._currency, self.version, None)
 
-
-class EndpointSeconds(Rate):
+class EndpointSeconds(SteppedRate):
     """Endpoint-seconds at a hosting instance's hourly price."""
 
     __slots__ = ("_currency", "_hourly")
@@ -186,20 +197,15 @@ class EndpointSeconds(Rate):
     def __init__(
         self, hourly: Decimal, currency: str, version: str, valid_from: datetime, valid_until: datetime
     ) -> None:
-        super().__init__(version, valid_from, valid_until)
+        super().__init__(Steps(currency, (("*", hourly), ("/", _SECONDS_PER_HOUR))), version, valid_from, valid_until)
         self._hourly = hourly
         self._currency = currency
-        self.steps = Steps(currency, (("*", hourly), ("/", _SECONDS_PER_HOUR)))  # priced()
 
     def fraction(self) -> Fraction:
         return Fraction(self._hourly, _SECONDS_PER_HOUR, self._currency)
 
-    def priced(self, fact: UsageFact) -> UsageFact:
-        cost = fact.quantity * self._hourly / _SECONDS_PER_HOUR
-        return with_estimate(fact, cost.quantize(COST_QUANTUM), self._currency, self.version, None)
 
-
-class Transfer(Rate):
+class Transfer(SteppedRate):
     """Bytes at a price per GB."""
 
     __slots__ = ("_bytes_per_gb", "_currency", "_per_gb")
@@ -213,15 +219,10 @@ class Transfer(Rate):
         valid_from: datetime,
         valid_until: datetime,
     ) -> None:
-        super().__init__(version, valid_from, valid_until)
+        super().__init__(Steps(currency, (("/", bytes_per_gb), ("*", per_gb))), version, valid_from, valid_until)
         self._bytes_per_gb = bytes_per_gb
         self._per_gb = per_gb
         self._currency = currency
-        self.steps = Steps(currency, (("/", bytes_per_gb), ("*", per_gb)))  # priced()
 
     def fraction(self) -> Fraction:
         return Fraction(self._per_gb, self._bytes_per_gb, self._currency)
-
-    def priced(self, fact: UsageFact) -> UsageFact:
-        cost = fact.quantity / self._bytes_per_gb * self._per_gb
-        return with_estimate(fact, cost.quantize(COST_QUANTUM), self._currency, self.version, None)
