@@ -155,12 +155,13 @@ def test_an_ancestor_in_an_earlier_request_attributes_a_later_descendant() -> No
 
 
 def test_the_memory_is_bounded() -> None:
-    memory = AttributionMemory(max_traces=2, max_spans_per_trace=2)
+    """By a number of spans, the oldest request's forgotten first, with its traces' values."""
+    memory = AttributionMemory(max_spans=6)
     for _ in range(3):
         tree = Node("root", {"enduser.id": "u"}, (Node("a", {}, (Node("b", {}),)),))
         _attributed(_encoded(_spans(tree)), memory=memory)
-    assert len([trace for trace in memory._traces]) == 2
-    assert all(len(spans) == 2 for spans in memory._traces.values())
+    assert len(memory._values) == 2
+    assert len(memory.links) == 6
 
 
 def test_spanledger_only_requests_are_not_remembered() -> None:

@@ -455,13 +455,20 @@ def _candidates_of(decoded: Any, recent: RecentSpans) -> Settled:
 
 
 def test_recent_spans_are_bounded() -> None:
-    recent = RecentSpans(max_traces=2, max_spans_per_trace=2)
+    """By a number of spans, the oldest request's forgotten first: its traces' reporting spans go too, and a later
+    span of such a trace may have ancestors the memory no longer holds."""
+    recent = RecentSpans(max_spans=6)
     for trace in "abc":
         columns = decode_traces(_request(Node("x", {}, (Node("y", {}, (Node("z", {}),)),)))).batch.spans
         columns.trace_id = [trace] * len(columns)
-        recent.remember({(trace, columns.span_id[0]): Reported(frozenset({OUTPUT}), False)}, columns)
+        recent.add_links(columns)
+        recent.remember({(trace, columns.span_id[0]): Reported(frozenset({OUTPUT}), False)})
     assert recent.spans("a") == {}
-    assert [len(recent.spans(trace)) for trace in "bc"] == [2, 2]
+    assert [len(recent.spans(trace)) for trace in "bc"] == [1, 1]
+    assert len(recent.links) == 6
+    assert [recent.may_miss(trace, 0) for trace in "abc"] == [True, False, False]
+    recent.clear()
+    assert not recent and len(recent.links) == 0 and not recent.may_miss("a", 0)
 
 
 # --- the compiled decoder (differential: whatever it answers equals the reference) ---
@@ -613,7 +620,7 @@ def test_the_compiled_decoder_counts_other_producers_once_as_the_reference_does(
     for decode in (decode_traces_python, decode_traces):
         RECENT.clear()
         decode(data)
-        remembered.append(repr(list(RECENT._traces.items())))
+        remembered.append(repr((RECENT.links.parents, RECENT._reporters)))
     assert remembered[0] == remembered[1]
 
 

@@ -1,11 +1,15 @@
 """A trace's parent links, as the counted-once resolution (``_producers``) and attribution (``_attribution``)
-both walk them."""
+both walk them, and the memory of recent requests' links that lets a walk cross requests."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections import deque
+from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["SpanKey", "ancestors"]
+if TYPE_CHECKING:
+    from .._store import SpanColumns
+
+__all__ = ["RecentLinks", "SpanKey", "ancestors"]
 
 SpanKey = tuple[str, str]
 """(trace id, span id), hex."""
@@ -26,3 +30,47 @@ def ancestors(parents: dict[SpanKey, str | None], trace: str, span: str) -> list
             break
         chain.append(key)
     return chain
+
+
+class RecentLinks:
+    """The parent links of the spans of recent requests, for walks that cross requests; bounded by a number of
+    spans, the oldest request's forgotten first.
+
+    A request's spans are remembered whole, in one ``dict.update`` over its columns (a loop per span costed
+    more than the resolution it serves), and forgotten whole; the owner of the memory drops what it keeps per
+    trace for the traces :meth:`add` says were forgotten (a forgotten trace's later spans may have ancestors
+    the memory no longer holds)."""
+
+    def __init__(self, max_spans: int) -> None:
+        self.parents: dict[SpanKey, str | None] = {}
+        """Each remembered span's parent span id (None: a root)."""
+        self._requests: deque[tuple[list[SpanKey], set[str]]] = deque()
+        """Each remembered request's span keys and traces, oldest first."""
+        self._spans = 0
+        self._max_spans = max_spans
+
+    def __len__(self) -> int:
+        """How many spans are remembered."""
+        return len(self.parents)
+
+    def add(self, columns: SpanColumns) -> set[str]:
+        """Remember the request's links; the traces whose spans were forgotten to make room (the request being
+        added is kept, whatever its size)."""
+        keys = list(zip(columns.trace_id, columns.span_id, strict=True))
+        self.parents.update(zip(keys, columns.parent_span_id, strict=True))
+        self._requests.append((keys, set(columns.trace_id)))
+        self._spans += len(keys)
+        forgotten: set[str] = set()
+        while self._spans > self._max_spans and len(self._requests) > 1:
+            old, traces = self._requests.popleft()
+            self._spans -= len(old)
+            pop = self.parents.pop
+            for key in old:  # a key sent again by a later request goes too: its trace is named forgotten
+                pop(key, None)
+            forgotten |= traces
+        return forgotten
+
+    def clear(self) -> None:
+        self.parents.clear()
+        self._requests.clear()
+        self._spans = 0

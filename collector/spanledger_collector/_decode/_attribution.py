@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
 from spanledger import semconv
 
-from .._store import DataRead, UsageFact
-from ._ancestry import SpanKey, ancestors
+from .._store import DataRead, SpanColumns, UsageFact
+from ._ancestry import RecentLinks, SpanKey, ancestors
 from ._otlp import AttributeValues, parse_owner_span, parse_skinny_traces, parse_span_header
 from ._usage import DecodedTraces
 from ._usage import _text as attribute_text
@@ -48,7 +47,6 @@ def _key_bytes(name: str) -> bytes:
     return b"\x0a" + bytes(varint) + encoded
 
 
-_NOTHING: dict[str, str] = {}
 _Row = TypeVar("_Row", UsageFact, DataRead)
 _Lookup = Callable[[str, str, tuple[str, ...]], "str | None"]
 # Each row kind's (workflow, tenant) getters: indexing the tuple is cheaper than the named attribute.
@@ -108,43 +106,37 @@ def listed_names_error(listed: tuple[str, ...]) -> str | None:
     return None
 
 
-class _Known(NamedTuple):
-    parent: str | None
-    values: dict[str, str]
-    """The listed attributes the span carries (text)."""
-
-
 class AttributionMemory:
-    """The spans of recent traces in which some span carried a listed attribute: their parent links and those
-    values (bounded, least recently used traces forgotten first), so that a span in a later request finds
-    an ancestor that came earlier (another service's exporter flushing first)."""
+    """The parent links of recent requests in which some span carried a listed attribute, and those values
+    (bounded by a number of spans: :class:`RecentLinks`), so that a span in a later request finds an ancestor
+    that came earlier (another service's exporter flushing first)."""
 
-    def __init__(self, max_traces: int = 4096, max_spans_per_trace: int = 512) -> None:
-        self._traces: OrderedDict[str, dict[str, _Known]] = OrderedDict()
-        self._max_traces = max_traces
-        self._max_spans = max_spans_per_trace
+    def __init__(self, max_spans: int = 65536) -> None:
+        self.links = RecentLinks(max_spans)
+        self._values: dict[str, dict[str, dict[str, str]]] = {}
+        """Per trace with links remembered, the listed values of its spans that carried any."""
 
     def __bool__(self) -> bool:
-        return bool(self._traces)
+        return bool(self._values)
 
     def knows(self, trace_id: str) -> bool:
-        return trace_id in self._traces
+        return trace_id in self._values
 
-    def spans(self, trace_id: str) -> dict[str, _Known]:
-        spans = self._traces.get(trace_id)
-        if spans is None:
-            return {}
-        self._traces.move_to_end(trace_id)
-        return spans
+    def values(self, trace_id: str) -> dict[str, dict[str, str]]:
+        """The trace's remembered spans' listed values, per span id."""
+        return self._values.get(trace_id, {})
 
-    def remember(self, trace_id: str, span_id: str, known: _Known) -> None:
-        spans = self._traces.get(trace_id)
-        if spans is None:
-            if len(self._traces) >= self._max_traces:
-                self._traces.popitem(last=False)
-            spans = self._traces[trace_id] = {}
-        if len(spans) < self._max_spans or span_id in spans:
-            spans[span_id] = known
+    def remember(self, columns: SpanColumns, values: dict[SpanKey, dict[str, str]]) -> dict[SpanKey, str | None]:
+        """The request's links and listed values; the links (earlier ones too)."""
+        remembered = self._values
+        for trace in self.links.add(columns):
+            remembered.pop(trace, None)
+        for (trace, span), listed in values.items():
+            spans = remembered.get(trace)
+            if spans is None:
+                spans = remembered[trace] = {}
+            spans[span] = listed
+        return self.links.parents
 
 
 def _listed_values(data: bytes, names: frozenset[str], pattern: re.Pattern[bytes]) -> dict[SpanKey, dict[str, str]]:
@@ -192,26 +184,16 @@ def attribute(decoded: DecodedTraces, data: bytes, attribution: Attribution, mem
     if not carried and not known:
         return
     needy = {row.trace_id for row in _rows(*rows) if row.workflow is None or row.tenant is None}
-    values = _listed_values(data, names, attribution.pattern()) if carried else {}
-    traces = {trace for trace, _ in values} | known
-    parents: dict[SpanKey, str | None] = {}
-    for trace in traces:
-        for span, earlier in memory.spans(trace).items():
-            parents[trace, span] = earlier.parent
-            if earlier.values:
-                values.setdefault((trace, span), earlier.values)
-    for trace, span, parent in zip(columns.trace_id, columns.span_id, columns.parent_span_id, strict=True):
-        if trace in traces:
-            parents[trace, span] = parent
-            memory.remember(trace, span, _Known(parent, values.get((trace, span), _NOTHING)))
+    parents = memory.remember(columns, _listed_values(data, names, attribution.pattern()) if carried else {})
     if needy:
         chains: dict[SpanKey, list[dict[str, str]]] = {}
 
         def lookup(trace: str, span: str, listed: tuple[str, ...]) -> str | None:
             chain = chains.get((trace, span))
             if chain is None:
-                keys = [(trace, span), *ancestors(parents, trace, span)]
-                chain = chains[trace, span] = [values[key] for key in keys if key in values]
+                values = memory.values(trace)  # this request's and the earlier ones
+                spans = [span, *(ancestor for _, ancestor in ancestors(parents, trace, span))]
+                chain = chains[trace, span] = [values[span] for span in spans if span in values]
             for name in listed:
                 for carried_values in chain:
                     value = carried_values.get(name)

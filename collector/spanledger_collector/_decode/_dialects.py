@@ -324,7 +324,8 @@ def compiled_view(slot_keys: Mapping[str, str]) -> dict[str, Any]:
     fields = {slot_of[key]: indexes(field) for field, key in _AS_STANDARD.items() if field in _COMPILED_FIELDS}
     uncached, total = indexes(_UNCACHED_INPUT), indexes(_TOTAL)
     declined = tuple(index for field in sorted(_PYTHON_ONLY_FIELDS) for index in indexes(field))
-    from ._producers import Candidate
+    from .._store import CandidateSpan
+    from ._producers import Candidate, Reported
 
     return {
         "names": tuple(name.encode() for name in names),
@@ -341,4 +342,6 @@ def compiled_view(slot_keys: Mapping[str, str]) -> dict[str, Any]:
         "token_slots": tuple(slot_of[key] for key in sorted(_TOKEN_KEYS)),
         "provider": provider_value,
         "candidate": Candidate,
+        "reported": Reported,
+        "candidate_span": CandidateSpan,
     }

@@ -19,22 +19,21 @@ knows the ancestor, else by the store's check of the stored ancestors (:class:`~
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._store import AncestryCheck, CandidateSpan, SpanColumns, UsageFact, UsageRetraction
-from ._ancestry import SpanKey, ancestors
+from ._ancestry import RecentLinks, SpanKey, ancestors
 
 if TYPE_CHECKING:
     from ._usage import LlmCall
 
-__all__ = ["RECENT", "STORE_CHECK_MARGIN_S", "Candidate", "Candidates", "RecentSpans", "Settled"]
+__all__ = ["RECENT", "STORE_CHECK_MARGIN_S", "Candidate", "Candidates", "Quiet", "RecentSpans", "Reported", "Settled"]
 
 _NO_METERS: frozenset[str] = frozenset()
 _NO_FACTS: tuple[UsageFact, ...] = ()
-_NOT_REPORTING = (_NO_METERS, False, _NO_FACTS)
 _new_tuple = tuple.__new__
 STORE_CHECK_MARGIN_S = 60.0
 """Spans that started before the latest end of a span stored before this process started, or up to this
@@ -60,45 +59,35 @@ class Reported(NamedTuple):
     counted: tuple[UsageFact, ...] = _NO_FACTS
 
 
-class _Remembered(NamedTuple):
-    parent: str | None
-    meters: frozenset[str]
-    owner: bool
-    counted: tuple[UsageFact, ...]
-
-
 class RecentSpans:
-    """The spans of recent traces that reported usage, with their traces' parent links (bounded, least recently
-    used traces forgotten first), so that a parent arriving after its children is known as a roll-up, and a
-    child arriving after its counted parent retracts the parent's facts.
+    """The reporting spans of recent traces and the parent links of their requests (bounded: :class:`RecentLinks`),
+    so that a parent arriving after its children is known as a roll-up, and a child arriving after its counted
+    parent retracts the parent's facts.
 
     What it cannot know is said by :meth:`may_miss`: ancestors stored before the process started (see
-    :meth:`stored_until`), and the spans of traces it forgot (evicted, or past ``max_spans_per_trace``).
+    :meth:`stored_until`), and the spans of traces it forgot.
     """
 
-    def __init__(self, max_traces: int = 4096, max_spans_per_trace: int = 512) -> None:
-        self._traces: OrderedDict[str, dict[str, _Remembered]] = OrderedDict()
-        self._max_traces = max_traces
-        self._max_spans = max_spans_per_trace
+    def __init__(self, max_spans: int = 65536) -> None:
+        self.links = RecentLinks(max_spans)
+        self._reporters: dict[str, dict[str, Reported]] = {}
+        """Per trace with links remembered, its reporting spans."""
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         """Traces with spans forgotten (bounded too: a trace forgotten long ago is not checked again)."""
-        self._max_forgotten = max_traces * 16
+        self._max_forgotten = max_spans
         self._check_before_ns = -1
 
-    def spans(self, trace_id: str) -> dict[str, _Remembered]:
-        spans = self._traces.get(trace_id)
-        if spans is None:
-            return {}
-        self._traces.move_to_end(trace_id)
-        return spans
+    def spans(self, trace_id: str) -> dict[str, Reported]:
+        """The trace's remembered reporting spans."""
+        return self._reporters.get(trace_id, {})
 
     def __len__(self) -> int:
-        """How many traces are remembered."""
-        return len(self._traces)
+        """How many traces with reporting spans are remembered."""
+        return len(self._reporters)
 
     def knows_any(self, traces: Iterable[str]) -> set[str]:
         """The traces of ``traces`` that are remembered."""
-        remembered = self._traces
+        remembered = self._reporters
         return {trace for trace in traces if trace in remembered}
 
     def stored_until(self, end_time_unix_nano: int) -> None:
@@ -114,62 +103,51 @@ class RecentSpans:
         forgotten = self._forgotten
         return self._check_before_ns > 0 or any(trace in forgotten for trace in traces)
 
-    def _forget(self, trace_id: str) -> None:
-        forgotten = self._forgotten
-        if trace_id in forgotten:
-            forgotten.move_to_end(trace_id)
-        else:  # a new key goes to the end
-            forgotten[trace_id] = None
-            if len(forgotten) > self._max_forgotten:
-                forgotten.popitem(last=False)
+    def add_links(self, columns: SpanColumns) -> dict[SpanKey, str | None]:
+        """Remember the request's parent links (before its spans are resolved: they walk them); the links."""
+        forgotten = self.links.add(columns)
+        if forgotten:
+            reporters, remembered = self._reporters, self._forgotten
+            for trace in forgotten:
+                reporters.pop(trace, None)
+                remembered[trace] = None
+                remembered.move_to_end(trace)
+            while len(remembered) > self._max_forgotten:
+                remembered.popitem(last=False)
+        return self.links.parents
 
-    def remember(self, reporters: dict[SpanKey, Reported], columns: SpanColumns) -> None:
-        """The request's spans of the traces where some span reported usage (``reporters``)."""
-        traces = {trace for trace, _ in reporters}
-        known, max_spans, reporting = self._traces, self._max_spans, reporters.get
-        not_reporting: dict[str | None, _Remembered] = {}
-        current, spans = None, {}  # the trace of the row before (a request's spans come grouped by trace)
-        for trace, span, parent in zip(columns.trace_id, columns.span_id, columns.parent_span_id, strict=True):
-            if trace != current:
-                if trace not in traces:
-                    continue
-                current = trace
-                found = known.get(trace)
-                if found is None:
-                    if len(known) >= self._max_traces:
-                        self._forget(known.popitem(last=False)[0])
-                    found = known[trace] = {}
-                else:
-                    known.move_to_end(trace)
-                spans = found
-            if len(spans) < max_spans or span in spans:
-                # tuple.__new__ rather than _Remembered(...): a row per span of a trace with candidates.
-                reported = reporting((trace, span))
-                if reported is not None:
-                    spans[span] = _new_tuple(_Remembered, (parent, *reported))
-                else:  # most spans: one (immutable) row per parent, siblings share it
-                    quiet = not_reporting.get(parent)
-                    if quiet is None:
-                        quiet = not_reporting[parent] = _new_tuple(_Remembered, (parent, *_NOT_REPORTING))
-                    spans[span] = quiet
-            else:
-                self._forget(trace)
+    def remember(self, reporters: dict[SpanKey, Reported]) -> None:
+        """The request's reporting spans (their links were remembered by :meth:`add_links`)."""
+        remembered = self._reporters
+        for (trace, span), reported in reporters.items():
+            spans = remembered.get(trace)
+            if spans is None:
+                spans = remembered[trace] = {}
+            spans[span] = reported
 
     def retract(self, trace_id: str, span_id: str, meter: str) -> None:
         """The span's counted fact of ``meter`` is retracted: it is not retracted again."""
-        spans = self._traces.get(trace_id)
+        spans = self._reporters.get(trace_id)
         earlier = None if spans is None else spans.get(span_id)
         if spans is not None and earlier is not None:
             counted = tuple(fact for fact in earlier.counted if fact.meter != meter)
             spans[span_id] = earlier._replace(counted=counted)
 
     def clear(self) -> None:
-        self._traces.clear()
+        self.links.clear()
+        self._reporters.clear()
         self._forgotten.clear()
 
 
 RECENT = RecentSpans()
 """The collector process's memory of recent reporting spans (one per process: trace ids are unique)."""
+
+
+Quiet = Callable[
+    [list[Candidate], dict[SpanKey, "str | None"]],
+    "tuple[list[UsageFact], list[LlmCall], list[CandidateSpan], dict[SpanKey, Reported]] | None",
+]
+"""The compiled decoder's ``settle_quiet(candidates, parents)`` (see :meth:`Candidates.settle`)."""
 
 
 class Settled(NamedTuple):
@@ -198,12 +176,22 @@ class Candidates:
         self.spans.append(candidate)
 
     def settle(
-        self, owner_facts: Sequence[UsageFact], columns: SpanColumns, recent: RecentSpans | None = None
+        self,
+        owner_facts: Sequence[UsageFact],
+        columns: SpanColumns,
+        recent: RecentSpans | None = None,
+        *,
+        compiled: Quiet | None = None,
     ) -> Settled | None:
-        """Which candidates count, which earlier counted facts this request retracts, and what the store checks;
-        then the reporting spans of the request's traces with candidates (or already remembered) are remembered
-        (counted or not: reporting is what makes an ancestor a roll-up). Requests of spanledger's spans alone
-        of traces not remembered cost one set lookup per trace (the compiled decoder's). None: nothing to settle."""
+        """Which candidates count, which earlier counted facts this request retracts, and what the store checks.
+        A request with traces to settle (with candidates, or already remembered) is remembered: its links, and
+        its reporting spans (counted or not: reporting is what makes an ancestor a roll-up). Requests of
+        spanledger's spans alone of traces not remembered cost one set lookup per trace (the compiled decoder's).
+        None: nothing to settle.
+
+        ``compiled`` (the compiled decoder's ``settle_quiet``) resolves the common request, whose traces have no
+        reporting span remembered and no owner span, in one C call; this method's own resolution is its reference
+        (the reference decoder's requests take it always)."""
         recent = RECENT if recent is None else recent
         candidates = self.spans
         traces = {candidate.trace_id for candidate in candidates}
@@ -212,30 +200,36 @@ class Candidates:
         if not traces:
             return None
 
-        parents: dict[SpanKey, str | None] = {}
+        had_reporters = bool(recent)
+        parents = recent.add_links(columns)  # the request's links and the earlier ones
+        if (
+            compiled is not None
+            and not (had_reporters and recent.knows_any(traces))
+            and not recent.may_miss_any(traces)
+            and not any(fact.trace_id in traces for fact in owner_facts)
+        ):
+            quiet = compiled(candidates, parents)
+            if quiet is not None:
+                counted_facts, counted_calls, counted_spans, reporters = quiet
+                recent.remember(reporters)
+                return Settled(counted_facts, counted_calls, [], [], counted_spans, [])
         owned: dict[SpanKey, frozenset[str]] = {}
         reported: dict[SpanKey, frozenset[str]] = {}
         counted_before: dict[SpanKey, tuple[UsageFact, ...]] = {}
-        for trace in traces if recent else ():  # an empty memory has no earlier spans
+        for trace in traces if had_reporters else ():  # an empty memory has no earlier spans
             for span, earlier in recent.spans(trace).items():
                 key = (trace, span)
-                parents[key] = earlier.parent
                 if earlier.meters:
                     reported[key] = earlier.meters
                     if earlier.owner:
                         owned[key] = earlier.meters
                 if earlier.counted:
                     counted_before[key] = earlier.counted
-        may_miss = recent.may_miss_any(traces)  # else the spans' starts are not needed (mostly)
         starts: dict[SpanKey, int] = {}
-        for trace, span, parent, start in zip(
-            columns.trace_id, columns.span_id, columns.parent_span_id, columns.start_time_unix_nano, strict=True
-        ):
-            if trace in traces:
-                key = (trace, span)
-                parents[key] = parent
-                if may_miss:
-                    starts[key] = start
+        if recent.may_miss_any(traces):  # else the spans' starts are not needed (mostly)
+            for trace, span, start in zip(columns.trace_id, columns.span_id, columns.start_time_unix_nano, strict=True):
+                if trace in traces:
+                    starts[trace, span] = start
         # This request's reporting spans: (meters, owner).
         now: dict[SpanKey, tuple[frozenset[str], bool]] = {}
         for fact in owner_facts:
@@ -295,12 +289,12 @@ class Candidates:
                     if below_owner[0] == trace and (trace, span) in ancestors(parents, *below_owner):
                         _retract(settled, recent, counted_before, below_owner, meters, span)
         # What the memory may not hold: the store checks the ancestors of the spans whose facts count.
-        for facts, owner in ((settled.facts, False), (owner_facts, True)) if may_miss else ():
+        for facts, owner in ((settled.facts, False), (owner_facts, True)) if starts else ():
             for fact in facts:
                 key = (fact.trace_id, fact.span_id)
                 if key in starts and recent.may_miss(fact.trace_id, starts[key]):
                     settled.ancestry.append(AncestryCheck(fact.trace_id, fact.span_id, fact.meter, owner))
-        recent.remember(remembered, columns)
+        recent.remember(remembered)
         return settled
 
 

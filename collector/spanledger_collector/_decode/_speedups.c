@@ -74,6 +74,11 @@ enum { RES_PROVIDER, RES_RESOURCE_ID, RES_ACCOUNT_ID, RES_REGION, RES_WORKFLOW, 
     X(trace_id) X(span_id) X(parent_span_id) X(name) X(kind) X(service) X(start_time_unix_nano)            \
     X(end_time_unix_nano) X(status_code) X(unmeasured)
 
+/* Issue 15's records: a candidate (built here), and what settle_quiet() gives back for each. */
+#define CANDIDATE_FIELDS_OF(X) X(trace_id) X(span_id) X(facts) X(llm_calls)
+#define REPORTED_FIELDS_OF(X) X(meters) X(owner) X(counted)
+#define CANDIDATE_SPAN_FIELDS_OF(X) X(trace_id) X(span_id)
+
 #define AS_FACT_INDEX(name) FACT_##name,
 #define AS_READ_INDEX(name) READ_##name,
 #define AS_CALL_INDEX(name) CALL_##name,
@@ -82,11 +87,20 @@ enum { FACT_FIELDS_OF(AS_FACT_INDEX) FACT_FIELDS };
 enum { READ_FIELDS_OF(AS_READ_INDEX) READ_FIELDS };
 enum { CALL_FIELDS_OF(AS_CALL_INDEX) CALL_FIELDS };
 enum { SPAN_COLUMNS_OF(AS_COLUMN_INDEX) COLUMNS };
+#define AS_CANDIDATE_INDEX(name) CANDIDATE_##name,
+#define AS_REPORTED_INDEX(name) REPORTED_##name,
+#define AS_CANDIDATE_SPAN_INDEX(name) CANDIDATE_SPAN_##name,
+enum { CANDIDATE_FIELDS_OF(AS_CANDIDATE_INDEX) CANDIDATE_FIELDS };
+enum { REPORTED_FIELDS_OF(AS_REPORTED_INDEX) REPORTED_FIELDS };
+enum { CANDIDATE_SPAN_FIELDS_OF(AS_CANDIDATE_SPAN_INDEX) CANDIDATE_SPAN_FIELDS };
 #define AS_FIELD_NAME(name) #name,
 static const char *fact_field_names[] = {FACT_FIELDS_OF(AS_FIELD_NAME)};
 static const char *read_field_names[] = {READ_FIELDS_OF(AS_FIELD_NAME)};
 static const char *call_field_names[] = {CALL_FIELDS_OF(AS_FIELD_NAME)};
 static const char *span_column_names[] = {SPAN_COLUMNS_OF(AS_FIELD_NAME)};
+static const char *candidate_field_names[] = {CANDIDATE_FIELDS_OF(AS_FIELD_NAME)};
+static const char *reported_field_names[] = {REPORTED_FIELDS_OF(AS_FIELD_NAME)};
+static const char *candidate_span_field_names[] = {CANDIDATE_SPAN_FIELDS_OF(AS_FIELD_NAME)};
 
 typedef struct {
     const uint8_t *p;
@@ -246,6 +260,8 @@ typedef struct {
     PyObject *report_marks;               /* tuple of non-empty bytes */
     PyObject *provider;                   /* _dialects.provider_value: str -> str */
     PyObject *candidate;                  /* _producers.Candidate */
+    PyObject *reported;                   /* _producers.Reported */
+    PyObject *candidate_span;             /* _store.CandidateSpan */
     SlotKey keys[MAX_SOURCES];            /* .slot is the source index */
     int keys_by_len_start[MAX_KEY_LEN + 2];
     int count;
@@ -1172,8 +1188,10 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
              *tokens = context_item(config, "token_slots"), *declines = context_item(config, "declines");
     fresh.provider = context_item(config, "provider");
     fresh.candidate = context_item(config, "candidate");
+    fresh.reported = context_item(config, "reported");
+    fresh.candidate_span = context_item(config, "candidate_span");
     if (!names || !marks || !fields || !uncached || !total || !blank || !tokens || !declines || !fresh.provider ||
-        !fresh.candidate)
+        !fresh.candidate || !fresh.reported || !fresh.candidate_span)
         return NULL;
     if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) > MAX_SOURCES) {
         PyErr_Format(PyExc_TypeError, "configure_foreign(): names must be a tuple of at most %d bytes", MAX_SOURCES);
@@ -1220,8 +1238,10 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
         read_slot_set(tokens, fresh.token_slot) < 0)
         return NULL;
     for (int i = 0; i < declined_count; i++) fresh.declines[declined[i]] = 1;
-    if (!PyCallable_Check(fresh.provider) || !PyType_Check(fresh.candidate)) {
-        PyErr_SetString(PyExc_TypeError, "configure_foreign(): provider must be callable, candidate a type");
+    if (!PyCallable_Check(fresh.provider) || !PyType_Check(fresh.candidate) || !PyType_Check(fresh.reported) ||
+        !PyType_Check(fresh.candidate_span)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure_foreign(): provider must be callable, candidate, reported and candidate_span types");
         return NULL;
     }
     qsort(fresh.keys, (size_t)fresh.count, sizeof fresh.keys[0], compare_keys);
@@ -1234,15 +1254,199 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
     fresh.report_marks = Py_NewRef(marks);
     Py_INCREF(fresh.provider);
     Py_INCREF(fresh.candidate);
+    Py_INCREF(fresh.reported);
+    Py_INCREF(fresh.candidate_span);
     if (foreign.configured) {
         Py_DECREF(foreign.config);
         Py_DECREF(foreign.report_marks);
         Py_DECREF(foreign.provider);
         Py_DECREF(foreign.candidate);
+        Py_DECREF(foreign.reported);
+        Py_DECREF(foreign.candidate_span);
     }
     fresh.configured = 1;
     foreign = fresh;
     Py_RETURN_NONE;
+}
+
+/* settle_quiet(candidates, parents) -> (facts, llm_calls, spans, reported) or None: the counted-once resolution
+ * (_producers.Candidates.settle) of a request whose traces have no reporting span remembered from earlier
+ * requests and no owner span, the common case; settle() says when it is. Then a candidate's facts count but
+ * for the meters its descendants among the request's candidates report, and each candidate is remembered as
+ * reporting its meters, with the facts that counted. `parents` maps (trace id, span id) to the parent span id
+ * (the request's links and the earlier ones). None declines (a span that is a candidate twice, an ancestor chain
+ * longer than MAX_CHAIN): settle() resolves the request itself. The same results as settle()'s own resolution
+ * (tests/test_collector_producers.py compares the two). */
+#define MAX_CHAIN 64
+
+/* Add the candidate's meters to those taken from each ancestor that is a candidate (`index`: key -> position).
+ * 0, -1 on an error, 1 to decline (a chain longer than MAX_CHAIN). */
+static int mark_ancestors(PyObject *parents, PyObject *index, PyObject *trace, PyObject *span, PyObject *meters,
+                          PyObject **taken) {
+    PyObject *seen[MAX_CHAIN + 1];
+    int depth = 0;
+    seen[depth++] = span;
+    PyObject *key = PyTuple_Pack(2, trace, span);
+    if (key == NULL) return -1;
+    PyObject *parent = PyDict_GetItemWithError(parents, key); /* borrowed; NULL: not known, no ancestors */
+    Py_DECREF(key);
+    while (parent != NULL && parent != Py_None) {
+        for (int i = 0; i < depth; i++) { /* a parent loop is cut where it closes */
+            int same = PyObject_RichCompareBool(parent, seen[i], Py_EQ);
+            if (same) return same < 0 ? -1 : 0;
+        }
+        if (depth > MAX_CHAIN) return 1;
+        seen[depth++] = parent;
+        if ((key = PyTuple_Pack(2, trace, parent)) == NULL) return -1;
+        PyObject *next = PyDict_GetItemWithError(parents, key);
+        PyObject *position = next == NULL ? NULL : PyDict_GetItemWithError(index, key);
+        Py_DECREF(key);
+        if (position != NULL) {
+            Py_ssize_t j = PyLong_AsSsize_t(position);
+            if (taken[j] == NULL) {
+                if ((taken[j] = PySet_New(meters)) == NULL) return -1;
+            } else {
+                PyObject *merged = PyNumber_InPlaceOr(taken[j], meters);
+                if (merged == NULL) return -1;
+                Py_DECREF(merged); /* the same set */
+            }
+        }
+        parent = next; /* NULL: an unknown span ends the chain, and is no ancestor */
+    }
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The candidate's facts whose meter is not in `taken` (NULL or empty: all), a new list. */
+static PyObject *kept_facts(PyObject *facts, PyObject *taken) {
+    if (taken == NULL || PySet_GET_SIZE(taken) == 0) return PyList_GetSlice(facts, 0, PyList_GET_SIZE(facts));
+    PyObject *kept = PyList_New(0);
+    if (kept == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(facts); i++) {
+        PyObject *fact = PyList_GET_ITEM(facts, i);
+        int in = PySet_Contains(taken, PyTuple_GET_ITEM(fact, FACT_meter));
+        if (in < 0 || (!in && PyList_Append(kept, fact) < 0)) {
+            Py_DECREF(kept);
+            return NULL;
+        }
+    }
+    return kept;
+}
+
+static int extend(PyObject *list, PyObject *items) {
+    return PyList_SetSlice(list, PyList_GET_SIZE(list), PyList_GET_SIZE(list), items);
+}
+
+static PyObject *settle_quiet(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "settle_quiet(candidates: list, parents: dict)");
+        return NULL;
+    }
+    if (!foreign.configured) {
+        PyErr_SetString(PyExc_RuntimeError, "settle_quiet() before configure_foreign()");
+        return NULL;
+    }
+    PyObject *candidates = args[0], *parents = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(candidates);
+    PyObject *result = NULL, *index = PyDict_New(), *facts = PyList_New(0), *calls = PyList_New(0),
+             *spans = PyList_New(0), *reported = PyDict_New();
+    PyObject **keys = PyMem_Calloc((size_t)(3 * n + 1), sizeof(PyObject *));
+    if (!index || !facts || !calls || !spans || !reported || !keys) goto done;
+    PyObject **meters = keys + n, **taken = keys + 2 * n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *candidate = PyList_GET_ITEM(candidates, i);
+        if (Py_TYPE(candidate) != (PyTypeObject *)foreign.candidate) {
+            PyErr_SetString(PyExc_TypeError, "settle_quiet(): candidates must be Candidate records");
+            goto done;
+        }
+        PyObject *own = PyTuple_GET_ITEM(candidate, CANDIDATE_facts);
+        if (!PyList_Check(own) || !PyList_Check(PyTuple_GET_ITEM(candidate, CANDIDATE_llm_calls))) {
+            PyErr_SetString(PyExc_TypeError, "settle_quiet(): a candidate's facts and calls must be lists");
+            goto done;
+        }
+        keys[i] = PyTuple_Pack(2, PyTuple_GET_ITEM(candidate, CANDIDATE_trace_id),
+                               PyTuple_GET_ITEM(candidate, CANDIDATE_span_id));
+        PyObject *position = PyLong_FromSsize_t(i);
+        if (keys[i] == NULL || position == NULL) {
+            Py_XDECREF(position);
+            goto done;
+        }
+        PyObject *earlier = PyDict_SetDefault(index, keys[i], position);
+        int twice = earlier != NULL && earlier != position;
+        Py_DECREF(position);
+        if (earlier == NULL) goto done;
+        if (twice) { /* a candidate twice: settle() merges its meters */
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        PyObject *list = PyList_New(PyList_GET_SIZE(own));
+        if (list == NULL) goto done;
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(own); j++) {
+            PyObject *fact = PyList_GET_ITEM(own, j);
+            if (!PyTuple_Check(fact) || PyTuple_GET_SIZE(fact) != FACT_FIELDS) {
+                Py_DECREF(list);
+                PyErr_SetString(PyExc_TypeError, "settle_quiet(): a candidate's facts must be UsageFact records");
+                goto done;
+            }
+            PyList_SET_ITEM(list, j, Py_NewRef(PyTuple_GET_ITEM(fact, FACT_meter)));
+        }
+        meters[i] = PyFrozenSet_New(list);
+        Py_DECREF(list);
+        if (meters[i] == NULL) goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *candidate = PyList_GET_ITEM(candidates, i);
+        int walked = mark_ancestors(parents, index, PyTuple_GET_ITEM(candidate, CANDIDATE_trace_id),
+                                    PyTuple_GET_ITEM(candidate, CANDIDATE_span_id), meters[i], taken);
+        if (walked < 0) goto done;
+        if (walked > 0) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *candidate = PyList_GET_ITEM(candidates, i);
+        PyObject *own = PyTuple_GET_ITEM(candidate, CANDIDATE_facts);
+        PyObject *own_calls = PyTuple_GET_ITEM(candidate, CANDIDATE_llm_calls);
+        PyObject *kept = kept_facts(own, taken[i]);
+        if (kept == NULL) goto done;
+        int failed = 0;
+        if (PyList_GET_SIZE(kept) > 0) {
+            PyObject *items[CANDIDATE_SPAN_FIELDS] = {Py_NewRef(PyTuple_GET_ITEM(keys[i], 0)),
+                                                      Py_NewRef(PyTuple_GET_ITEM(keys[i], 1))};
+            failed = append_new(spans, record(foreign.candidate_span, items, CANDIDATE_SPAN_FIELDS)) < 0 ||
+                     extend(facts, kept) < 0 || extend(calls, own_calls) < 0;
+        } else if (PyList_GET_SIZE(own) == 0) {
+            failed = extend(calls, own_calls) < 0;
+        }
+        PyObject *items[REPORTED_FIELDS];
+        items[REPORTED_meters] = Py_NewRef(meters[i]);
+        items[REPORTED_owner] = Py_NewRef(Py_False);
+        items[REPORTED_counted] = failed ? NULL : PyList_AsTuple(kept);
+        Py_DECREF(kept);
+        if (failed) { /* record() releases the items it was given when one is missing */
+            Py_DECREF(items[REPORTED_meters]);
+            Py_DECREF(items[REPORTED_owner]);
+            goto done;
+        }
+        PyObject *remembered = record(foreign.reported, items, REPORTED_FIELDS);
+        if (remembered == NULL || PyDict_SetItem(reported, keys[i], remembered) < 0) {
+            Py_XDECREF(remembered);
+            goto done;
+        }
+        Py_DECREF(remembered);
+    }
+    result = PyTuple_Pack(4, facts, calls, spans, reported);
+done:
+    if (keys != NULL) {
+        for (Py_ssize_t i = 0; i < 3 * n; i++) Py_XDECREF(keys[i]);
+        PyMem_Free(keys);
+    }
+    Py_XDECREF(index);
+    Py_XDECREF(facts);
+    Py_XDECREF(calls);
+    Py_XDECREF(spans);
+    Py_XDECREF(reported);
+    return result;
 }
 /* --- end of issue 15 --- */
 
@@ -1647,6 +1851,8 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_O, "configure(context): the names, helpers and record types the decoder uses"},
     {"configure_foreign", configure_foreign, METH_O,
      "configure_foreign(config): the dialect tables for other producers' spans (_dialects.compiled_view())"},
+    {"settle_quiet", (PyCFunction)(void (*)(void))settle_quiet, METH_FASTCALL,
+     "settle_quiet(candidates, parents) -> (facts, llm_calls, spans, reported) or None: see _producers"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1669,6 +1875,9 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         {"DATA_READ_FIELDS", read_field_names, READ_FIELDS},
         {"LLM_CALL_FIELDS", call_field_names, CALL_FIELDS},
         {"SPAN_COLUMNS", span_column_names, COLUMNS},
+        {"CANDIDATE_FIELDS", candidate_field_names, CANDIDATE_FIELDS},
+        {"REPORTED_FIELDS", reported_field_names, REPORTED_FIELDS},
+        {"CANDIDATE_SPAN_FIELDS", candidate_span_field_names, CANDIDATE_SPAN_FIELDS},
     };
     for (size_t i = 0; i < sizeof tuples / sizeof tuples[0]; i++) {
         PyObject *names = name_tuple(tuples[i].names, tuples[i].count);

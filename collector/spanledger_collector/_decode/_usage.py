@@ -23,7 +23,7 @@ from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
 from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 
-from .._store import DataRead, SpanColumns, StoreBatch, UsageFact
+from .._store import CandidateSpan, DataRead, SpanColumns, StoreBatch, UsageFact
 from . import _dialects, _producers
 from ._otlp import (
     AttributeValue,
@@ -438,7 +438,7 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
                 refused_values=refused,
             )
             if candidates or facts:  # issue 15: counted once and retractions, as in the reference
-                _settle(decoded, _producers.Candidates(candidates or []))
+                _settle(decoded, _producers.Candidates(candidates or []), _speedups.settle_quiet)
             return decoded
     return decode_traces_python(data, extract_usage=extract_usage)
 
@@ -515,15 +515,15 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
                         _object_read(decoded, trace_id, span_id, header, read, get, resource)
                 if _DATA_READ_MARK in raw:
                     _data_reads(decoded, trace_id, span_id, span.events, get, resource)
-    _settle(decoded, candidates)
+    _settle(decoded, candidates, None)
     decoded.accepted_spans = len(columns)
     return decoded
 
 
-def _settle(decoded: DecodedTraces, candidates: _producers.Candidates) -> None:
+def _settle(decoded: DecodedTraces, candidates: _producers.Candidates, compiled: _producers.Quiet | None) -> None:
     """Issue 15: which candidates count, and what this request retracts of earlier ones (docs/producers.md)."""
     batch = decoded.batch
-    settled = candidates.settle(batch.facts, batch.spans)
+    settled = candidates.settle(batch.facts, batch.spans, compiled=compiled)
     if settled is None:
         return
     batch.facts.extend(settled.facts)
@@ -580,6 +580,9 @@ def field_order_differences(speedups: Any) -> list[str]:
         "DATA_READ_FIELDS": DataRead._fields,
         "LLM_CALL_FIELDS": LlmCall._fields,
         "SPAN_COLUMNS": tuple(column.name for column in dataclasses.fields(SpanColumns)),
+        "CANDIDATE_FIELDS": _producers.Candidate._fields,
+        "REPORTED_FIELDS": _producers.Reported._fields,
+        "CANDIDATE_SPAN_FIELDS": CandidateSpan._fields,
     }
     differences = []
     for name, fields in expected.items():

@@ -1,0 +1,90 @@
+"""The compiled decoder's counted-once resolution of a quiet request (``settle_quiet``: no reporting span of its
+traces remembered, no owner span) against ``Candidates.settle``'s own, its reference."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from spanledger_collector._decode import SPEEDUPS
+from spanledger_collector._decode._producers import Candidate, Candidates, RecentSpans
+from spanledger_collector._store import SpanColumns, UsageFact
+
+if SPEEDUPS:
+    from spanledger_collector._decode._usage import _speedups
+
+pytestmark = pytest.mark.skipif(not SPEEDUPS, reason="the compiled decoder is not built")
+
+_AT = datetime(2026, 12, 6, tzinfo=UTC)
+
+
+def _fact(trace: str, span: str, meter: str) -> UsageFact:
+    return UsageFact(trace, span, meter, _AT, _AT, Decimal(7), "token")
+
+
+def _request(rng: random.Random, spans: int) -> tuple[SpanColumns, list[Candidate]]:
+    """Spans of one to three traces linked at random (roots, loops, unknown and empty parents), some of them
+    candidates (now and then one twice) with zero to three facts of three meters."""
+    columns = SpanColumns()
+    ids = [f"{index + 1:016x}" for index in range(spans)]
+    for trace in [f"{index + 1:032x}" for index in range(rng.randint(1, 3))]:
+        for span in ids:
+            columns.trace_id.append(trace)
+            columns.span_id.append(span)
+            columns.parent_span_id.append(rng.choice([*ids, None, "", "ffffffffffffffff"]))
+            columns.start_time_unix_nano.append(0)
+    candidates = []
+    for trace, span in zip(columns.trace_id, columns.span_id, strict=True):
+        for _ in range(2 if rng.random() < 0.02 else int(rng.random() < 0.4)):
+            meters = rng.sample(["input_tokens", "output_tokens", "cache_read_tokens"], rng.randint(0, 3))
+            calls = [object()] if rng.random() < 0.8 else []
+            candidates.append(Candidate(trace, span, [_fact(trace, span, meter) for meter in meters], calls))
+    rng.shuffle(candidates)
+    return columns, candidates
+
+
+def _settled(columns: SpanColumns, candidates: list[Candidate], compiled: bool) -> tuple[object, str]:
+    recent = RecentSpans()
+    quiet = _speedups.settle_quiet if compiled else None
+    settled = Candidates(list(candidates)).settle([], columns, recent, compiled=quiet)
+    return settled, repr((recent.links.parents, recent._reporters))
+
+
+def test_the_compiled_resolution_matches_the_reference_on_random_requests() -> None:
+    rng = random.Random(1506)
+    compiled = declined = 0
+    for _ in range(600):
+        columns, candidates = _request(rng, rng.randint(1, 12))
+        assert _settled(columns, candidates, True) == _settled(columns, candidates, False)
+        recent = RecentSpans()
+        if _speedups.settle_quiet(candidates, recent.add_links(columns)) is None:
+            declined += 1
+        else:
+            compiled += 1
+    assert compiled > 400 and declined > 0  # the candidates twice are declined, and only those
+
+
+def test_a_chain_longer_than_the_compiled_walk_is_declined_and_settled_alike() -> None:
+    trace = "a" * 32
+    ids = [f"{index + 1:016x}" for index in range(100)]
+    columns = SpanColumns(trace_id=[trace] * 100, span_id=ids, parent_span_id=[None, *ids[:-1]])
+    deep = [Candidate(trace, ids[-1], [_fact(trace, ids[-1], "input_tokens")], []),
+            Candidate(trace, ids[0], [_fact(trace, ids[0], "input_tokens")], [])]  # fmt: skip
+    assert _speedups.settle_quiet(deep, RecentSpans().add_links(columns)) is None
+    settled, _ = _settled(columns, deep, True)
+    assert settled == _settled(columns, deep, False)[0]
+    assert settled is not None and [fact.span_id for fact in settled.facts] == [ids[-1]]  # the root rolls it up
+    shallow = [Candidate(trace, span, [_fact(trace, span, "input_tokens")], []) for span in (ids[60], ids[30])]
+    found = _speedups.settle_quiet(shallow, RecentSpans().add_links(columns))  # 60 ancestors: walked in C
+    assert found is not None and [fact.span_id for fact in found[0]] == [ids[60]]
+
+
+def test_what_is_not_a_candidate_list_is_refused() -> None:
+    with pytest.raises(TypeError, match="candidates must be Candidate records"):
+        _speedups.settle_quiet([("a", "b", [], [])], {})
+    with pytest.raises(TypeError, match="facts and calls must be lists"):
+        _speedups.settle_quiet([Candidate("a", "b", (), [])], {})
+    with pytest.raises(TypeError, match=r"settle_quiet\(candidates: list, parents: dict\)"):
+        _speedups.settle_quiet((), {})
