@@ -95,6 +95,8 @@ def build_template(spans_per_request: int, producer: str = "spanledger") -> byte
         s.GEN_AI_RESPONSE_FINISH_REASONS: "stop",
         s.GEN_AI_OUTPUT_TYPE: "text",
         s.GEN_AI_CONVERSATION_ID: "conv-0a1b2c3d4e5f",
+        s.SERVER_ADDRESS: "api.openai.com",
+        s.SERVER_PORT: 443,
         s.GEN_AI_USAGE_INPUT_TOKENS: 1830,
         s.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 1024,
         s.GEN_AI_USAGE_OUTPUT_TOKENS: 212,
@@ -209,9 +211,8 @@ def build_otel_template(spans_per_request: int) -> bytes:
 
     The OTel GenAI names as the upstream JS/Python instrumentations write them (an embeddings and a chat span,
     tool spans), HTTP server/client and database spans, and a Vercel AI SDK ``ai.generateText`` span rolling up
-    its ``doGenerate`` span (both report the same tokens: counted once, on the inner span). No span carries
-    ``server.address``, workflow or tenant names on a span that reports usage (the issue's Node.js example):
-    those send the request to the Python decoder (docs/store.md)."""
+    its ``doGenerate`` span (both report the same tokens: counted once, on the inner span). The GenAI client spans
+    carry ``server.address`` and ``server.port`` as the upstream instrumentations set them."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
     from spanledger import semconv as s
@@ -229,6 +230,8 @@ def build_otel_template(spans_per_request: int) -> bytes:
         s.GEN_AI_RESPONSE_ID: "chatcmpl-9x8y7z6w5v4u3t2s1r0q",
         s.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
         s.GEN_AI_CONVERSATION_ID: "conv-0a1b2c3d4e5f",
+        s.SERVER_ADDRESS: "api.openai.com",
+        s.SERVER_PORT: 443,
         s.GEN_AI_USAGE_INPUT_TOKENS: 1830,
         s.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 1024,
         s.GEN_AI_USAGE_OUTPUT_TOKENS: 212,
@@ -243,6 +246,8 @@ def build_otel_template(spans_per_request: int) -> bytes:
         s.GEN_AI_RESPONSE_MODEL: "text-embedding-3-small",
         s.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: 1536,
         s.GEN_AI_REQUEST_ENCODING_FORMATS: ["float"],
+        s.SERVER_ADDRESS: "api.openai.com",
+        s.SERVER_PORT: 443,
         s.GEN_AI_USAGE_INPUT_TOKENS: 412,
     }
     # Vercel AI SDK 4 (packages/ai/core/generate-text/generate-text.ts): the call's span and its doGenerate span.

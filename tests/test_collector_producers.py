@@ -490,6 +490,8 @@ def test_the_compiled_decoder_reads_each_dialect(dialect: str) -> None:
 # The usage fields only the reference reads (HTTP and botocore facts): a foreign span carrying one of their
 # attributes goes to the reference, whatever the reference makes of it.
 PYTHON_ONLY = sorted(source.name for source in USAGE_SOURCES if source.field in _dialects._PYTHON_ONLY_FIELDS)
+# Where the call went (server, region): read by the compiled decoder too.
+COMPILED_PLACES = sorted(source.name for source in USAGE_SOURCES if source.field in {"server_address", "region"})
 # The attribution fields: read after either decoder (``_attribution``), so the compiled decoder keeps the span.
 ATTRIBUTION = sorted(source.name for source in USAGE_SOURCES if source.field in {"workflow", "tenant"})
 
@@ -506,7 +508,7 @@ def test_the_compiled_decoder_reads_foreign_spans_with_attribution_names(name: s
 @needs_speedups
 @pytest.mark.parametrize("name", PYTHON_ONLY)
 def test_the_compiled_decoder_declines_foreign_spans_with_python_only_attributes(name: str) -> None:
-    assert {"server_address", "url", "request_bytes", "response_bytes", "rpc_method", "bucket", "region"} <= {
+    assert {"url", "request_bytes", "response_bytes", "rpc_method", "bucket"} <= {
         source.field for source in USAGE_SOURCES if source.name in PYTHON_ONLY
     }
     data = _request(Node("llm", {**DIALECT_SPANS["otel-genai"], name: "x"}))
@@ -517,6 +519,19 @@ def test_the_compiled_decoder_declines_foreign_spans_with_python_only_attributes
     own = {**DIALECT_SPANS["otel-genai"], semconv.SPANLEDGER_USAGE_OWNER: True, name: "x"}
     plain = [] if any(mark in name.encode() for mark in _dialects.REPORT_MARKS) else [Node("plain", {name: "x"})]
     assert _speedups.decode_traces(_request(Node("own", own), *plain), True) is not None
+
+
+@needs_speedups
+@pytest.mark.parametrize("name", COMPILED_PLACES)
+def test_the_compiled_decoder_reads_where_a_foreign_call_went(name: str) -> None:
+    """The server (most upstream client spans carry ``server.address``) and the region keep the compiled path."""
+    data = _request(Node("llm", {**DIALECT_SPANS["otel-genai"], name: "eu-west-1"}))
+    assert _speedups.decode_traces(data, True) is not None, "the compiled decoder declined"
+    assert _compared(data)
+    decoded = decode_traces(data)
+    assert "eu-west-1" in {fact.region for fact in decoded.batch.facts} | {
+        call.server_address for call in decoded.llm_calls
+    }
 
 
 FOREIGN_KEYS = sorted(
@@ -564,6 +579,8 @@ def dialect_attributes(draw: st.DrawFn) -> list[KeyValue]:
         pairs.append(KeyValue(key=key, value=_value(draw(counts))))
     if draw(st.integers(0, 39)) == 0:
         pairs.append(KeyValue(key=draw(st.sampled_from(PYTHON_ONLY)), value=_value("x")))
+    for key in draw(st.lists(st.sampled_from(COMPILED_PLACES), unique=True, max_size=2)):  # most client spans'
+        pairs.append(KeyValue(key=key, value=_value(draw(st.sampled_from(["api.openai.com", "eu-west-1", "", 7])))))
     if draw(st.integers(0, 9)) == 0:
         pairs.append(KeyValue(key=draw(st.sampled_from(ATTRIBUTION)), value=_value(draw(st.sampled_from(["w", 1])))))
     if draw(st.integers(0, 9)) == 0:

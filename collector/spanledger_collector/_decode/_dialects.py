@@ -299,9 +299,11 @@ def standard_view(get: AttributeGetter, *, client: bool, account: str | None = N
 # The usage fields the compiled decoder reads on another producer's span as :func:`standard_view` does; the
 # attribution fields (workflow, tenant) are read after decoding, from the raw request, by ``_attribution``
 # whichever decoder ran, and reasoning tokens are part of the output count (not read). A span carrying an
-# attribute of any other field of the usage-sources table (region, HTTP and botocore facts, and whatever is
+# attribute of any other field of the usage-sources table (HTTP and botocore facts, and whatever is
 # added later) goes, with its request, to this reference: a new field is declined until C reads it.
-_COMPILED_FIELDS: Final = frozenset({"provider", "request_model", "response_model", *_TOKEN_FIELDS})
+_COMPILED_FIELDS: Final = frozenset(
+    {"provider", "request_model", "response_model", "server_address", "region", *_TOKEN_FIELDS}
+)
 _UNREAD_FIELDS: Final = frozenset({"workflow", "tenant", "reasoning_tokens"})
 _PYTHON_ONLY_FIELDS: Final = frozenset(
     source.field for source in USAGE_SOURCES if source.field not in _COMPILED_FIELDS | _UNREAD_FIELDS
