@@ -17,7 +17,7 @@ After each phase the collector is stopped with SIGTERM and the spans in its stor
 acknowledged span must be there (``lost`` must be 0). ``--store chdb`` stores in ClickHouse instead (the
 ``clickhouse`` exporter on the in-process chdb engine; spans counted in ``otel_traces``, facts with ``FINAL``).
 ``retracted_facts``: the usage facts counted when their span arrived and retracted when a descendant reporting
-the same usage arrived in a later request.
+the same usage arrived in a later request; ``counted_facts``: those that count (``counted_usage_facts``).
 
 ``--producer otel`` sends the same traces as other producers send them (standard attributes only, see
 :func:`build_otel_template`), so that the usage comes from the dialect tables and is counted once;
@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 TRACE_PREFIX = b"\xa5\x5a\xa5\x5a\xc3\x3c\xc3\x3c"  # replaced per request to make trace ids unique
+EARLIER_PREFIX = b"\x5a\xa5\x5a\xa5\x3c\xc3\x3c\xc3"  # otel-late: replaced by the previous request's prefix
+PRODUCERS = ("spanledger", "otel", "otel-late")
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 READY = re.compile(r"spanledger collector ready: .*otlp\.grpc=(\S+)")
 
@@ -67,9 +69,18 @@ def _kv(key: str, value: Any) -> Any:
     return KeyValue(key=key, value=any_value(value))
 
 
+def request_body(template: bytes, stream: int, sequence: int) -> bytes:
+    """The template with the trace ids of request ``sequence`` of ``stream`` (and, in the otel-late load, the
+    previous request's)."""
+    body = template.replace(TRACE_PREFIX, struct.pack(">II", stream, sequence))
+    if EARLIER_PREFIX in template:
+        body = body.replace(EARLIER_PREFIX, struct.pack(">II", stream, (sequence - 1) % 2**32))
+    return body
+
+
 def build_template(spans_per_request: int, producer: str = "spanledger") -> bytes:
-    if producer == "otel":
-        return build_otel_template(spans_per_request)
+    if producer in ("otel", "otel-late"):
+        return build_otel_template(spans_per_request, late=producer == "otel-late")
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
     from spanledger import semconv as s
@@ -206,13 +217,18 @@ def build_template(spans_per_request: int, producer: str = "spanledger") -> byte
     return data
 
 
-def build_otel_template(spans_per_request: int) -> bytes:
+def build_otel_template(spans_per_request: int, *, late: bool = False) -> bytes:
     """The same 10-span traces as other producers send them: standard attributes only (no ``spanledger.*``).
 
     The OTel GenAI names as the upstream JS/Python instrumentations write them (an embeddings and a chat span,
     tool spans), HTTP server/client and database spans, and a Vercel AI SDK ``ai.generateText`` span rolling up
     its ``doGenerate`` span (both report the same tokens: counted once, on the inner span). The GenAI client spans
-    carry ``server.address`` and ``server.port`` as the upstream instrumentations set them."""
+    carry ``server.address`` and ``server.port`` as the upstream instrumentations set them.
+
+    ``late``: each trace split over two requests, as a batch span processor's batch boundary or a second
+    process splits it: its root, and in even traces the ``ai.generateText`` roll-up (parent after its child,
+    known as a roll-up at once), in odd traces the ``doGenerate`` span (a late child: the roll-up's facts,
+    counted when it came, are retracted) come in the next request, under :data:`EARLIER_PREFIX`."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
     from spanledger import semconv as s
@@ -339,10 +355,11 @@ def build_otel_template(spans_per_request: int) -> bytes:
     scope.scope.name = "@opentelemetry/instrumentation-openai"
     start = time.time_ns()
     for trace in range(-(-spans_per_request // len(shapes))):
-        trace_id = TRACE_PREFIX + struct.pack(">Q", trace + 1)
+        later = {0, 8 + trace % 2} if late else set()  # shape indexes sent with the next request
         for index, (name, attributes, parent, kind) in enumerate(shapes[: spans_per_request - trace * len(shapes)]):
+            prefix = EARLIER_PREFIX if index in later else TRACE_PREFIX
             span = Span(
-                trace_id=trace_id,
+                trace_id=prefix + struct.pack(">Q", trace + 1),
                 span_id=struct.pack(">Q", trace * 100 + index + 1),
                 parent_span_id=b"" if parent is None else struct.pack(">Q", trace * 100 + parent + 1),
                 name=name,
@@ -353,7 +370,7 @@ def build_otel_template(spans_per_request: int) -> bytes:
             span.attributes.extend(_kv(key, value) for key, value in attributes.items())
             scope.spans.append(span)
     data: bytes = request.SerializeToString()
-    assert data.count(TRACE_PREFIX) == spans_per_request
+    assert data.count(TRACE_PREFIX) + data.count(EARLIER_PREFIX) == spans_per_request
     return data
 
 
@@ -396,7 +413,7 @@ def loadgen(
             next_send += interval
         slots.acquire()
         sequence += 1
-        body = template.replace(TRACE_PREFIX, struct.pack(">II", os.getpid(), sequence))
+        body = request_body(template, os.getpid(), sequence)
         sent_at = time.monotonic()
         export.future(body, timeout=60).add_done_callback(lambda future, sent_at=sent_at: done(future, sent_at))
         counts["sent_spans"] += spans_per_request
@@ -418,8 +435,9 @@ def _store_config(engine: str, work: Path, options: dict[str, Any]) -> dict[str,
     return {"path": str(work / "bench.duckdb"), **options}
 
 
-def _stored_counts(engine: str, work: Path) -> tuple[int, int, int]:
-    """Spans, usage facts and retractions in the stopped collector's store."""
+def _stored_counts(engine: str, work: Path) -> tuple[int, int, int, int]:
+    """Spans, usage facts, retractions and the facts that count (``counted_usage_facts``) in the stopped
+    collector's store."""
     if engine == "duckdb":
         import duckdb
 
@@ -428,19 +446,21 @@ def _stored_counts(engine: str, work: Path) -> tuple[int, int, int]:
             facts = store.execute("SELECT count(*) FROM usage_facts").fetchone()[0]  # type: ignore[index]
             # Issue 15: how often a span's counted usage was retracted by a descendant arriving later.
             retracted = store.execute("SELECT count(*) FROM usage_retractions").fetchone()[0]  # type: ignore[index]
-        return int(spans), int(facts), int(retracted)
+            counted = store.execute("SELECT count(*) FROM counted_usage_facts").fetchone()[0]  # type: ignore[index]
+        return int(spans), int(facts), int(retracted), int(counted)
     # chdb holds one directory per process: count from a process of its own.
     script = (
         "import sys, clickhouse_connect\n"
         "c = clickhouse_connect.get_client(interface='chdb', path=sys.argv[1], database='bench')\n"
         "print(c.command('SELECT count() FROM otel_traces'), c.command('SELECT count() FROM usage_facts FINAL'),\n"
-        "      c.command('SELECT count() FROM usage_retractions FINAL'))\n"
+        "      c.command('SELECT count() FROM usage_retractions FINAL'),\n"
+        "      c.command('SELECT count() FROM counted_usage_facts'))\n"
     )
     output = subprocess.run(
         [sys.executable, "-c", script, str(work / "ch")], capture_output=True, text=True, check=True
     ).stdout
-    spans, facts, retracted = output.split()
-    return int(spans), int(facts), int(retracted)
+    spans, facts, retracted, counted = output.split()
+    return int(spans), int(facts), int(retracted), int(counted)
 
 
 _GRPC_THREADS = frozenset({"event_engine", "grpc_global_tim", "lifeguard"})
@@ -565,7 +585,7 @@ def run_phase(
         counts = json.loads(output)
         collector.send_signal(signal.SIGTERM)
         collector.wait(timeout=120)
-        stored, facts, retracted = _stored_counts(engine, work)
+        stored, facts, retracted, counted = _stored_counts(engine, work)
     steady = samples[2:-1] or samples
     cpu = [c for c, _ in steady]
     rss = [r for _, r in samples]
@@ -600,6 +620,7 @@ def run_phase(
         "stored_spans": stored,
         "usage_facts": facts,
         "retracted_facts": retracted,
+        "counted_facts": counted,
         "lost": counts["acked_spans"] - stored,
         "collector_exit": collector.returncode,
         "collector_errors": [line for line in log if "ERROR" in line][:5],
@@ -634,14 +655,15 @@ def main() -> int:
         "--producer",
         default="spanledger",
         help="comma-separated loads, run alternately per phase: spanledger (spans of spanledger's SDK, owner-marked), "
-        "otel (the same traces with standard attributes only: OTel GenAI, Vercel AI SDK; counted once)",
+        "otel (the same traces with standard attributes only: OTel GenAI, Vercel AI SDK; counted once), otel-late "
+        "(otel's traces split over two requests: parents after children, and late children)",
     )
     args = parser.parse_args()
     if args.store == "chdb" and args.store_memory_limit_mib is not None:
         parser.error("--store-memory-limit-mib is a DuckDB setting")
     producers = args.producer.split(",")
     for producer in producers:
-        if producer not in ("spanledger", "otel"):
+        if producer not in PRODUCERS:
             parser.error(f"unknown producer {producer!r}")
     processors = ["memory_limiter", "batch", "spanledger_usage"] + ([] if args.no_cost else ["spanledger_cost"])
     store: dict[str, Any] = (
@@ -674,9 +696,10 @@ def main() -> int:
     if len(producers) > 1:
         for phase in args.phases.split(","):
             cost = {r["producer"]: r["collector_cpu_us_per_acked_span"] for r in results if r["phase"] == phase}
-            if "spanledger" in cost and "otel" in cost:
-                overhead = cost["otel"] / cost["spanledger"] - 1
-                print(f"{phase}: otel over spanledger, CPU per acknowledged span: {overhead:+.1%}", flush=True)
+            for other in ("otel", "otel-late"):
+                if "spanledger" in cost and other in cost:
+                    overhead = cost[other] / cost["spanledger"] - 1
+                    print(f"{phase}: {other} over spanledger, CPU per acknowledged span: {overhead:+.1%}", flush=True)
     return 0 if all(result["lost"] == 0 and result["collector_exit"] == 0 for result in results) else 1
 
 

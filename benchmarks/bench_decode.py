@@ -29,7 +29,6 @@ import argparse
 import json
 import random
 import statistics
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -79,7 +78,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=40, help="requests decoded per contestant per round")
     parser.add_argument("--spans-per-request", type=int, default=100)
     parser.add_argument(
-        "--producer", default="spanledger", help="bench_collector's loads, comma-separated: spanledger, otel"
+        "--producer", default="spanledger", help="bench_collector's loads, comma-separated: spanledger, otel, otel-late"
     )
     args = parser.parse_args()
     from spanledger_collector._decode._producers import RECENT
@@ -88,9 +87,7 @@ def main() -> None:
     loads: dict[str, list[bytes]] = {}
     for producer in producers:
         template = bench_collector.build_template(args.spans_per_request, producer)
-        loads[producer] = [
-            template.replace(bench_collector.TRACE_PREFIX, struct.pack(">Q", i)) for i in range(args.requests)
-        ]
+        loads[producer] = [bench_collector.request_body(template, 0, i) for i in range(args.requests)]
     chosen = {
         f"{producer}:{name}" if len(producers) > 1 else name: (decode, loads[producer])
         for producer in producers

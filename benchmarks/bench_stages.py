@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import struct
 import sys
 import time
 from itertools import pairwise
@@ -54,7 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=400, help="requests timed (after 40 to warm up)")
     parser.add_argument("--spans-per-request", type=int, default=100)
-    parser.add_argument("--producer", choices=("spanledger", "otel"), default="spanledger", help="as bench_collector's")
+    parser.add_argument(
+        "--producer", choices=bench_collector.PRODUCERS, default="spanledger", help="as bench_collector's"
+    )
     args = parser.parse_args()
 
     template = bench_collector.build_template(args.spans_per_request, args.producer)
@@ -67,7 +68,7 @@ def main() -> None:
     group: list[StoreBatch] = []
     warm_up = GROUP
     for number in range(warm_up + args.requests):
-        data = template.replace(bench_collector.TRACE_PREFIX, struct.pack(">Q", number))
+        data = bench_collector.request_body(template, 0, number)
         marks = [clock()]
         decoded = decode_traces(data, extract_usage=True)
         marks.append(clock())

@@ -24,7 +24,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 from spanledger import semconv
 
 from .._store import DataRead, SpanColumns, UsageFact
-from ._ancestry import RecentLinks, SpanKey, ancestors
+from ._ancestry import RECENT_SPANS, RecentLinks, SpanKey, ancestors
 from ._otlp import AttributeValues, parse_owner_span, parse_skinny_traces, parse_span_header
 from ._usage import DecodedTraces
 from ._usage import _text as attribute_text
@@ -111,7 +111,7 @@ class AttributionMemory:
     (bounded by a number of spans: :class:`RecentLinks`), so that a span in a later request finds an ancestor
     that came earlier (another service's exporter flushing first)."""
 
-    def __init__(self, max_spans: int = 65536) -> None:
+    def __init__(self, max_spans: int = RECENT_SPANS) -> None:
         self.links = RecentLinks(max_spans)
         self._values: dict[str, dict[str, dict[str, str]]] = {}
         """Per trace with links remembered, the listed values of its spans that carried any."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from .._store import AncestryCheck, CandidateSpan, SpanColumns, UsageFact, UsageRetraction
-from ._ancestry import RecentLinks, SpanKey, ancestors
+from ._ancestry import RECENT_SPANS, RecentLinks, SpanKey, ancestors
 
 if TYPE_CHECKING:
     from ._usage import LlmCall
@@ -35,6 +35,8 @@ __all__ = ["RECENT", "STORE_CHECK_MARGIN_S", "Candidate", "Candidates", "Quiet",
 _NO_METERS: frozenset[str] = frozenset()
 _NO_FACTS: tuple[UsageFact, ...] = ()
 _new_tuple = tuple.__new__
+FORGOTTEN_TRACES = 65_536
+"""How many forgotten traces are remembered as such (a trace forgotten longer ago is not checked in the store)."""
 STORE_CHECK_MARGIN_S = 60.0
 """Spans that started before the latest end of a span stored before this process started, or up to this
 margin after it, may have ancestors stored by an earlier process (an ancestor ends after its descendants
@@ -68,13 +70,13 @@ class RecentSpans:
     :meth:`stored_until`), and the spans of traces it forgot.
     """
 
-    def __init__(self, max_spans: int = 65536) -> None:
+    def __init__(self, max_spans: int = RECENT_SPANS) -> None:
         self.links = RecentLinks(max_spans)
         self._reporters: dict[str, dict[str, Reported]] = {}
         """Per trace with links remembered, its reporting spans."""
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         """Traces with spans forgotten (bounded too: a trace forgotten long ago is not checked again)."""
-        self._max_forgotten = max_spans
+        self._max_forgotten = FORGOTTEN_TRACES
         self._check_before_ns = -1
 
     def spans(self, trace_id: str) -> dict[str, Reported]:
