@@ -66,6 +66,41 @@ def test_the_compiled_resolution_matches_the_reference_on_random_requests() -> N
     assert compiled > 400 and declined > 0  # the candidates twice are declined, and only those
 
 
+def _part(columns: SpanColumns, rows: list[int]) -> SpanColumns:
+    return SpanColumns(
+        trace_id=[columns.trace_id[row] for row in rows],
+        span_id=[columns.span_id[row] for row in rows],
+        parent_span_id=[columns.parent_span_id[row] for row in rows],
+        start_time_unix_nano=[0] * len(rows),
+    )
+
+
+def test_traces_split_over_requests_with_owner_spans_are_resolved_alike() -> None:
+    """Loud traces (reporting spans remembered from the first request, owner spans) in Python, the quiet ones in
+    C, against the reference: the same results and memory, request after request (retractions included)."""
+    rng = random.Random(1507)
+    mixed = 0
+    for _ in range(400):
+        columns, candidates = _request(rng, rng.randint(2, 10))
+        part_of = [rng.randint(0, 1) for _ in columns.span_id]
+        keys = list(zip(columns.trace_id, columns.span_id, strict=True))
+        owners = [_fact(trace, span, rng.choice(["input_tokens", "output_tokens"])) for trace, span in keys]
+        owners = [fact for fact in owners if rng.random() < 0.1]
+        row_of = {key: row for row, key in enumerate(keys)}
+        recents, results = (RecentSpans(), RecentSpans()), []
+        for part in (0, 1):
+            rows = [row for row, chosen in enumerate(part_of) if chosen == part]
+            here = [c for c in candidates if part_of[row_of[c.trace_id, c.span_id]] == part]
+            own = [fact for fact in owners if part_of[row_of[fact.trace_id, fact.span_id]] == part]
+            traces = {candidate.trace_id for candidate in here}
+            mixed += 0 < len(recents[0].knows_any(traces)) < len(traces)
+            for recent, compiled in zip(recents, (_speedups.settle_quiet, None), strict=True):
+                settled = Candidates(list(here)).settle(own, _part(columns, rows), recent, compiled=compiled)
+                results.append((settled, repr((recent.links.parents, sorted(recent._reporters.items())))))
+            assert results[-2] == results[-1]
+    assert mixed > 50, mixed  # requests with quiet and loud traces
+
+
 def test_a_chain_longer_than_the_compiled_walk_is_declined_and_settled_alike() -> None:
     trace = "a" * 32
     ids = [f"{index + 1:016x}" for index in range(100)]

@@ -191,9 +191,10 @@ class Candidates:
         spanledger's spans alone of traces not remembered cost one set lookup per trace (the compiled decoder's).
         None: nothing to settle.
 
-        ``compiled`` (the compiled decoder's ``settle_quiet``) resolves the common request, whose traces have no
-        reporting span remembered and no owner span, in one C call; this method's own resolution is its reference
-        (the reference decoder's requests take it always)."""
+        The candidates of quiet traces (no reporting span remembered, no owner span) come first, those of the
+        others (loud) after them; the resolution of each trace is its own. ``compiled`` (the compiled decoder's
+        ``settle_quiet``) resolves the quiet ones in one C call, :func:`_resolve` the rest; :func:`_resolve` of
+        them all is its reference (the reference decoder's requests take it always)."""
         recent = RECENT if recent is None else recent
         candidates = self.spans
         traces = {candidate.trace_id for candidate in candidates}
@@ -204,100 +205,123 @@ class Candidates:
 
         had_reporters = bool(recent)
         parents = recent.add_links(columns)  # the request's links and the earlier ones
-        if (
-            compiled is not None
-            and not (had_reporters and recent.knows_any(traces))
-            and not recent.may_miss_any(traces)
-            and not any(fact.trace_id in traces for fact in owner_facts)
-        ):
-            quiet = compiled(candidates, parents)
-            if quiet is not None:
-                counted_facts, counted_calls, counted_spans, reporters = quiet
-                recent.remember(reporters)
-                return Settled(counted_facts, counted_calls, [], [], counted_spans, [])
-        owned: dict[SpanKey, frozenset[str]] = {}
-        reported: dict[SpanKey, frozenset[str]] = {}
-        counted_before: dict[SpanKey, tuple[UsageFact, ...]] = {}
-        for trace in traces if had_reporters else ():  # an empty memory has no earlier spans
-            for span, earlier in recent.spans(trace).items():
-                key = (trace, span)
-                if earlier.meters:
-                    reported[key] = earlier.meters
-                    if earlier.owner:
-                        owned[key] = earlier.meters
-                if earlier.counted:
-                    counted_before[key] = earlier.counted
-        starts: dict[SpanKey, int] = {}
-        if recent.may_miss_any(traces):  # else the spans' starts are not needed (mostly)
-            for trace, span, start in zip(columns.trace_id, columns.span_id, columns.start_time_unix_nano, strict=True):
-                if trace in traces:
-                    starts[trace, span] = start
-        # This request's reporting spans: (meters, owner).
-        now: dict[SpanKey, tuple[frozenset[str], bool]] = {}
-        for fact in owner_facts:
-            if fact.trace_id in traces:
-                key = (fact.trace_id, fact.span_id)
-                meter = frozenset((fact.meter,))
-                owned[key] = owned.get(key, _NO_METERS) | meter
-                reported[key] = reported.get(key, _NO_METERS) | meter
-                meters, owner = now.get(key, (_NO_METERS, True))
-                now[key] = (meters | meter, owner)
-        keyed: list[tuple[Candidate, SpanKey, frozenset[str]]] = []
-        for candidate in candidates:
-            key = (candidate.trace_id, candidate.span_id)
-            meters = frozenset([fact.meter for fact in candidate.facts])
-            keyed.append((candidate, key, meters))
-            earlier_meters = reported.get(key)
-            reported[key] = meters if earlier_meters is None else earlier_meters | meters
-            known = now.get(key)
-            now[key] = (meters, False) if known is None else (known[0] | meters, known[1])
-        below: dict[SpanKey, set[str]] = {}
-        chains: dict[SpanKey, list[SpanKey]] = {}  # the ancestors of each reporting span, walked once
-        for key, meters in reported.items():
-            chain = chains[key] = ancestors(parents, *key)
-            for ancestor in chain:
-                if ancestor in below:
-                    below[ancestor].update(meters)
-                else:
-                    below[ancestor] = set(meters)
+        # Loud traces: with reporting spans remembered or an owner span, or all where the memory may miss some.
+        # The others' candidates are resolved first: in C where it is built, all at once.
+        if recent.may_miss_any(traces):
+            loud = traces
+        else:
+            loud = recent.knows_any(traces) if had_reporters else set()
+            if owner_facts:
+                loud |= {fact.trace_id for fact in owner_facts if fact.trace_id in traces}
+        quiet = [candidate for candidate in candidates if candidate.trace_id not in loud] if loud else candidates
+        if loud and quiet:
+            candidates = quiet + [candidate for candidate in candidates if candidate.trace_id in loud]
+        settled = None
+        if compiled is not None and quiet and (resolved := compiled(quiet, parents)) is not None:
+            counted_facts, counted_calls, counted_spans, reporters = resolved
+            recent.remember(reporters)
+            settled = Settled(counted_facts, counted_calls, [], [], counted_spans, [])
+            if not loud:
+                return settled
+            candidates, traces = candidates[len(quiet) :], loud
+        if settled is None:
+            settled = Settled([], [], [], [], [], [])
+        return _resolve(candidates, traces, owner_facts, columns, recent, parents, had_reporters, settled)
 
-        settled = Settled([], [], [], [], [], [])
-        counted, calls, spans = settled.facts, settled.llm_calls, settled.candidates
-        # tuple.__new__ rather than the NamedTuples' constructors: a few per reporting span.
-        remembered: dict[SpanKey, Reported] = {
-            key: _new_tuple(Reported, (meters, True, _NO_FACTS)) for key, (meters, owner) in now.items() if owner
-        }
-        for candidate, key, meters in keyed:
-            taken: set[str] | frozenset[str] = below.get(key, _NO_METERS)
-            if owned:
-                taken = taken.union(*(owned.get(ancestor, ()) for ancestor in chains[key]))
-            reported_facts = candidate.facts
-            kept = [fact for fact in reported_facts if fact.meter not in taken] if taken else list(reported_facts)
-            if kept:
-                counted.extend(kept)
-                calls.extend(candidate.llm_calls)
-                spans.append(_new_tuple(CandidateSpan, key))
-            elif not reported_facts:
-                calls.extend(candidate.llm_calls)
-            remembered[key] = _new_tuple(Reported, (meters, False, tuple(kept)))
 
-        # Earlier counted candidates that this request's spans roll up: their ancestors (any reporting span
-        # of this request), and their descendants under an owner of this request (the owner has the usage).
-        for (trace, span), (meters, owner) in now.items() if counted_before else ():
-            for ancestor in chains[trace, span]:
-                _retract(settled, recent, counted_before, ancestor, meters, span)
-            if owner:
-                for below_owner in list(counted_before):
-                    if below_owner[0] == trace and (trace, span) in ancestors(parents, *below_owner):
-                        _retract(settled, recent, counted_before, below_owner, meters, span)
-        # What the memory may not hold: the store checks the ancestors of the spans whose facts count.
-        for facts, owner in ((settled.facts, False), (owner_facts, True)) if starts else ():
-            for fact in facts:
-                key = (fact.trace_id, fact.span_id)
-                if key in starts and recent.may_miss(fact.trace_id, starts[key]):
-                    settled.ancestry.append(AncestryCheck(fact.trace_id, fact.span_id, fact.meter, owner))
-        recent.remember(remembered)
-        return settled
+def _resolve(
+    candidates: list[Candidate],
+    traces: set[str],
+    owner_facts: Sequence[UsageFact],
+    columns: SpanColumns,
+    recent: RecentSpans,
+    parents: dict[SpanKey, str | None],
+    had_reporters: bool,
+    settled: Settled,
+) -> Settled:
+    """:meth:`Candidates.settle`'s resolution of the candidates of ``traces`` (the reference), into ``settled``."""
+    owned: dict[SpanKey, frozenset[str]] = {}
+    reported: dict[SpanKey, frozenset[str]] = {}
+    counted_before: dict[SpanKey, tuple[UsageFact, ...]] = {}
+    for trace in traces if had_reporters else ():  # an empty memory has no earlier spans
+        for span, earlier in recent.spans(trace).items():
+            key = (trace, span)
+            if earlier.meters:
+                reported[key] = earlier.meters
+                if earlier.owner:
+                    owned[key] = earlier.meters
+            if earlier.counted:
+                counted_before[key] = earlier.counted
+    starts: dict[SpanKey, int] = {}
+    if recent.may_miss_any(traces):  # else the spans' starts are not needed (mostly)
+        for trace, span, start in zip(columns.trace_id, columns.span_id, columns.start_time_unix_nano, strict=True):
+            if trace in traces:
+                starts[trace, span] = start
+    # This request's reporting spans: (meters, owner).
+    now: dict[SpanKey, tuple[frozenset[str], bool]] = {}
+    for fact in owner_facts:
+        if fact.trace_id in traces:
+            key = (fact.trace_id, fact.span_id)
+            meter = frozenset((fact.meter,))
+            owned[key] = owned.get(key, _NO_METERS) | meter
+            reported[key] = reported.get(key, _NO_METERS) | meter
+            meters, owner = now.get(key, (_NO_METERS, True))
+            now[key] = (meters | meter, owner)
+    keyed: list[tuple[Candidate, SpanKey, frozenset[str]]] = []
+    for candidate in candidates:
+        key = (candidate.trace_id, candidate.span_id)
+        meters = frozenset([fact.meter for fact in candidate.facts])
+        keyed.append((candidate, key, meters))
+        earlier_meters = reported.get(key)
+        reported[key] = meters if earlier_meters is None else earlier_meters | meters
+        known = now.get(key)
+        now[key] = (meters, False) if known is None else (known[0] | meters, known[1])
+    below: dict[SpanKey, set[str]] = {}
+    chains: dict[SpanKey, list[SpanKey]] = {}  # the ancestors of each reporting span, walked once
+    for key, meters in reported.items():
+        chain = chains[key] = ancestors(parents, *key)
+        for ancestor in chain:
+            if ancestor in below:
+                below[ancestor].update(meters)
+            else:
+                below[ancestor] = set(meters)
+
+    counted, calls, spans = settled.facts, settled.llm_calls, settled.candidates
+    # tuple.__new__ rather than the NamedTuples' constructors: a few per reporting span.
+    remembered: dict[SpanKey, Reported] = {
+        key: _new_tuple(Reported, (meters, True, _NO_FACTS)) for key, (meters, owner) in now.items() if owner
+    }
+    for candidate, key, meters in keyed:
+        taken: set[str] | frozenset[str] = below.get(key, _NO_METERS)
+        if owned:
+            taken = taken.union(*(owned.get(ancestor, ()) for ancestor in chains[key]))
+        reported_facts = candidate.facts
+        kept = [fact for fact in reported_facts if fact.meter not in taken] if taken else list(reported_facts)
+        if kept:
+            counted.extend(kept)
+            calls.extend(candidate.llm_calls)
+            spans.append(_new_tuple(CandidateSpan, key))
+        elif not reported_facts:
+            calls.extend(candidate.llm_calls)
+        remembered[key] = _new_tuple(Reported, (meters, False, tuple(kept)))
+
+    # Earlier counted candidates that this request's spans roll up: their ancestors (any reporting span
+    # of this request), and their descendants under an owner of this request (the owner has the usage).
+    for (trace, span), (meters, owner) in now.items() if counted_before else ():
+        for ancestor in chains[trace, span]:
+            _retract(settled, recent, counted_before, ancestor, meters, span)
+        if owner:
+            for below_owner in list(counted_before):
+                if below_owner[0] == trace and (trace, span) in ancestors(parents, *below_owner):
+                    _retract(settled, recent, counted_before, below_owner, meters, span)
+    # What the memory may not hold: the store checks the ancestors of the spans whose facts count.
+    for facts, owner in ((settled.facts, False), (owner_facts, True)) if starts else ():
+        for fact in facts:
+            key = (fact.trace_id, fact.span_id)
+            if key in starts and recent.may_miss(fact.trace_id, starts[key]):
+                settled.ancestry.append(AncestryCheck(fact.trace_id, fact.span_id, fact.meter, owner))
+    recent.remember(remembered)
+    return settled
 
 
 def _retract(
