@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+from spanledger_collector._decode import SPEEDUPS
 from spanledger_collector._decode._ancestry import SpanKey, ancestors
 
 
@@ -42,3 +44,28 @@ def test_a_loop_is_cut_where_it_closes_and_an_unknown_span_ends_the_chain() -> N
     assert ancestors({(t, "1"): "2", (t, "2"): "9", (t, "3"): None}, t, "1") == [(t, "2")]
     assert ancestors({(t, "1"): "", (t, ""): "2", (t, "2"): None}, t, "1") == [(t, ""), (t, "2")]
     assert ancestors({(t, "1"): "2", (t, "2"): ""}, t, "1") == [(t, "2")]  # a known span with an empty parent
+
+
+@pytest.mark.skipif(not SPEEDUPS, reason="the compiled decoder is not built")
+def test_the_compiled_walk_matches_the_walk_or_declines_past_64_ancestors() -> None:
+    from spanledger_collector._decode._usage import _speedups
+
+    rng = random.Random(16)
+    for _ in range(500):
+        spans = [f"{index:016x}" for index in range(rng.randint(1, 12))]
+        names = [*spans, "", "ffffffffffffffff"]
+        parents: dict[SpanKey, str | None] = {}
+        for trace in ("a" * 32, "b" * 32):
+            for span in spans:
+                if rng.random() < 0.85:
+                    parents[trace, span] = rng.choice([*names, None])
+        for trace in ("a" * 32, "b" * 32):
+            for span in names:
+                assert _speedups.ancestors(parents, trace, span) == ancestors(parents, trace, span)
+    t = "d" * 32
+    chain = [f"{index:016x}" for index in range(70)]
+    deep: dict[SpanKey, str | None] = {(t, span): parent for span, parent in zip(chain, [None, *chain], strict=False)}
+    assert _speedups.ancestors(deep, t, chain[64]) == ancestors(deep, t, chain[64])  # 64 ancestors
+    assert _speedups.ancestors(deep, t, chain[65]) is None
+    with pytest.raises(TypeError, match=r"ancestors\(parents: dict, trace_id, span_id\)"):
+        _speedups.ancestors([], t, chain[0])

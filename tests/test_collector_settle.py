@@ -47,7 +47,7 @@ def _request(rng: random.Random, spans: int) -> tuple[SpanColumns, list[Candidat
 
 def _settled(columns: SpanColumns, candidates: list[Candidate], compiled: bool) -> tuple[object, str]:
     recent = RecentSpans()
-    quiet = _speedups.settle_quiet if compiled else None
+    quiet = _speedups if compiled else None
     settled = Candidates(list(candidates)).settle([], columns, recent, compiled=quiet)
     return settled, repr((recent.links.parents, recent._reporters))
 
@@ -94,7 +94,7 @@ def test_traces_split_over_requests_with_owner_spans_are_resolved_alike() -> Non
             own = [fact for fact in owners if part_of[row_of[fact.trace_id, fact.span_id]] == part]
             traces = {candidate.trace_id for candidate in here}
             mixed += 0 < len(recents[0].knows_any(traces)) < len(traces)
-            for recent, compiled in zip(recents, (_speedups.settle_quiet, None), strict=True):
+            for recent, compiled in zip(recents, (_speedups, None), strict=True):
                 settled = Candidates(list(here)).settle(own, _part(columns, rows), recent, compiled=compiled)
                 results.append((settled, repr((recent.links.parents, sorted(recent._reporters.items())))))
             assert results[-2] == results[-1]

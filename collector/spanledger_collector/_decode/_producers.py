@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from .._store import AncestryCheck, CandidateSpan, SpanColumns, UsageFact, UsageRetraction
 from ._ancestry import RECENT_SPANS, RecentLinks, SpanKey, ancestors
@@ -30,7 +30,16 @@ from ._ancestry import RECENT_SPANS, RecentLinks, SpanKey, ancestors
 if TYPE_CHECKING:
     from ._usage import LlmCall
 
-__all__ = ["RECENT", "STORE_CHECK_MARGIN_S", "Candidate", "Candidates", "Quiet", "RecentSpans", "Reported", "Settled"]
+__all__ = [
+    "RECENT",
+    "STORE_CHECK_MARGIN_S",
+    "Candidate",
+    "Candidates",
+    "Compiled",
+    "RecentSpans",
+    "Reported",
+    "Settled",
+]
 
 _NO_METERS: frozenset[str] = frozenset()
 _NO_FACTS: tuple[UsageFact, ...] = ()
@@ -145,11 +154,16 @@ RECENT = RecentSpans()
 """The collector process's memory of recent reporting spans (one per process: trace ids are unique)."""
 
 
-Quiet = Callable[
-    [list[Candidate], dict[SpanKey, "str | None"]],
-    "tuple[list[UsageFact], list[LlmCall], list[CandidateSpan], dict[SpanKey, Reported]] | None",
-]
-"""The compiled decoder's ``settle_quiet(candidates, parents)`` (see :meth:`Candidates.settle`)."""
+class Compiled(Protocol):
+    """The compiled decoder's part of the resolution (``_speedups``): see :meth:`Candidates.settle`."""
+
+    def settle_quiet(
+        self, candidates: list[Candidate], parents: dict[SpanKey, str | None], /
+    ) -> tuple[list[UsageFact], list[LlmCall], list[CandidateSpan], dict[SpanKey, Reported]] | None:
+        """The resolution of quiet traces' candidates, or None to decline."""
+
+    def ancestors(self, parents: dict[SpanKey, str | None], trace_id: str, span_id: str, /) -> list[SpanKey] | None:
+        """:func:`ancestors`, or None to decline."""
 
 
 class Settled(NamedTuple):
@@ -183,7 +197,7 @@ class Candidates:
         columns: SpanColumns,
         recent: RecentSpans | None = None,
         *,
-        compiled: Quiet | None = None,
+        compiled: Compiled | None = None,
     ) -> Settled | None:
         """Which candidates count, which earlier counted facts this request retracts, and what the store checks.
         A request with traces to settle (with candidates, or already remembered) is remembered: its links, and
@@ -193,8 +207,9 @@ class Candidates:
 
         The candidates of quiet traces (no reporting span remembered, no owner span) come first, those of the
         others (loud) after them; the resolution of each trace is its own. ``compiled`` (the compiled decoder's
-        ``settle_quiet``) resolves the quiet ones in one C call, :func:`_resolve` the rest; :func:`_resolve` of
-        them all is its reference (the reference decoder's requests take it always)."""
+        ``settle_quiet``) resolves the quiet ones in one C call, :func:`_resolve` the rest (walking the links in
+        C too); :func:`_resolve` of them all, in Python, is its reference (the reference decoder's requests take
+        it always)."""
         recent = RECENT if recent is None else recent
         candidates = self.spans
         traces = {candidate.trace_id for candidate in candidates}
@@ -217,7 +232,7 @@ class Candidates:
         if loud and quiet:
             candidates = quiet + [candidate for candidate in candidates if candidate.trace_id in loud]
         settled = None
-        if compiled is not None and quiet and (resolved := compiled(quiet, parents)) is not None:
+        if compiled is not None and quiet and (resolved := compiled.settle_quiet(quiet, parents)) is not None:
             counted_facts, counted_calls, counted_spans, reporters = resolved
             recent.remember(reporters)
             settled = Settled(counted_facts, counted_calls, [], [], counted_spans, [])
@@ -226,7 +241,8 @@ class Candidates:
             candidates, traces = candidates[len(quiet) :], loud
         if settled is None:
             settled = Settled([], [], [], [], [], [])
-        return _resolve(candidates, traces, owner_facts, columns, recent, parents, had_reporters, settled)
+        walk = ancestors if compiled is None else _compiled_walk(compiled)
+        return _resolve(candidates, traces, owner_facts, columns, recent, parents, had_reporters, settled, walk)
 
 
 def _resolve(
@@ -238,6 +254,7 @@ def _resolve(
     parents: dict[SpanKey, str | None],
     had_reporters: bool,
     settled: Settled,
+    walk: Callable[[dict[SpanKey, str | None], str, str], list[SpanKey]],
 ) -> Settled:
     """:meth:`Candidates.settle`'s resolution of the candidates of ``traces`` (the reference), into ``settled``."""
     owned: dict[SpanKey, frozenset[str]] = {}
@@ -279,7 +296,7 @@ def _resolve(
     below: dict[SpanKey, set[str]] = {}
     chains: dict[SpanKey, list[SpanKey]] = {}  # the ancestors of each reporting span, walked once
     for key, meters in reported.items():
-        chain = chains[key] = ancestors(parents, *key)
+        chain = chains[key] = walk(parents, *key)
         for ancestor in chain:
             if ancestor in below:
                 below[ancestor].update(meters)
@@ -312,7 +329,7 @@ def _resolve(
             _retract(settled, recent, counted_before, ancestor, meters, span)
         if owner:
             for below_owner in list(counted_before):
-                if below_owner[0] == trace and (trace, span) in ancestors(parents, *below_owner):
+                if below_owner[0] == trace and (trace, span) in walk(parents, *below_owner):
                     _retract(settled, recent, counted_before, below_owner, meters, span)
     # What the memory may not hold: the store checks the ancestors of the spans whose facts count.
     for facts, owner in ((settled.facts, False), (owner_facts, True)) if starts else ():
@@ -322,6 +339,17 @@ def _resolve(
                 settled.ancestry.append(AncestryCheck(fact.trace_id, fact.span_id, fact.meter, owner))
     recent.remember(remembered)
     return settled
+
+
+def _compiled_walk(compiled: Compiled) -> Callable[[dict[SpanKey, str | None], str, str], list[SpanKey]]:
+    """:func:`ancestors` in C, in Python for the chains it declines."""
+    walked = compiled.ancestors
+
+    def walk(parents: dict[SpanKey, str | None], trace: str, span: str) -> list[SpanKey]:
+        chain = walked(parents, trace, span)
+        return ancestors(parents, trace, span) if chain is None else chain
+
+    return walk
 
 
 def _retract(

@@ -1279,41 +1279,87 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
  * (tests/test_collector_producers.py compares the two). */
 #define MAX_CHAIN 64
 
-/* Add the candidate's meters to those taken from each ancestor that is a candidate (`index`: key -> position).
- * 0, -1 on an error, 1 to decline (a chain longer than MAX_CHAIN). */
-static int mark_ancestors(PyObject *parents, PyObject *index, PyObject *trace, PyObject *span, PyObject *meters,
-                          PyObject **taken) {
-    PyObject *seen[MAX_CHAIN + 1];
-    int depth = 0;
-    seen[depth++] = span;
+/* The span's ancestors that `parents` ((trace id, span id) -> parent span id) knows, nearest first, as new
+ * (trace id, span id) keys in `chain` (a parent loop is cut where it closes: _ancestry.ancestors, the
+ * reference). Their count, -1 on an error, MAX_CHAIN + 1 to decline (a longer chain). */
+static int chain_of(PyObject *parents, PyObject *trace, PyObject *span, PyObject **chain) {
     PyObject *key = PyTuple_Pack(2, trace, span);
     if (key == NULL) return -1;
     PyObject *parent = PyDict_GetItemWithError(parents, key); /* borrowed; NULL: not known, no ancestors */
     Py_DECREF(key);
+    int count = 0;
     while (parent != NULL && parent != Py_None) {
-        for (int i = 0; i < depth; i++) { /* a parent loop is cut where it closes */
-            int same = PyObject_RichCompareBool(parent, seen[i], Py_EQ);
-            if (same) return same < 0 ? -1 : 0;
+        int same = PyObject_RichCompareBool(parent, span, Py_EQ);
+        for (int i = 0; i < count && !same; i++)
+            same = PyObject_RichCompareBool(parent, PyTuple_GET_ITEM(chain[i], 1), Py_EQ);
+        if (same) { /* a parent loop closes */
+            if (same > 0) return count;
+            break;
         }
-        if (depth > MAX_CHAIN) return 1;
-        seen[depth++] = parent;
-        if ((key = PyTuple_Pack(2, trace, parent)) == NULL) return -1;
-        PyObject *next = PyDict_GetItemWithError(parents, key);
-        PyObject *position = next == NULL ? NULL : PyDict_GetItemWithError(index, key);
-        Py_DECREF(key);
-        if (position != NULL) {
-            Py_ssize_t j = PyLong_AsSsize_t(position);
-            if (taken[j] == NULL) {
-                if ((taken[j] = PySet_New(meters)) == NULL) return -1;
-            } else {
-                PyObject *merged = PyNumber_InPlaceOr(taken[j], meters);
-                if (merged == NULL) return -1;
-                Py_DECREF(merged); /* the same set */
-            }
+        if (count == MAX_CHAIN) {
+            count++;
+            break;
         }
-        parent = next; /* NULL: an unknown span ends the chain, and is no ancestor */
+        if ((key = PyTuple_Pack(2, trace, parent)) == NULL) break;
+        parent = PyDict_GetItemWithError(parents, key); /* NULL: an unknown span ends the chain, no ancestor */
+        if (parent == NULL) {
+            Py_DECREF(key);
+            break;
+        }
+        chain[count++] = key;
     }
-    return PyErr_Occurred() ? -1 : 0;
+    if (PyErr_Occurred() || count > MAX_CHAIN) {
+        for (int i = 0; i < count && i < MAX_CHAIN; i++) Py_DECREF(chain[i]);
+        return PyErr_Occurred() ? -1 : MAX_CHAIN + 1;
+    }
+    return count;
+}
+
+/* ancestors(parents, trace_id, span_id) -> list of keys, or None to decline: _ancestry.ancestors in C. */
+static PyObject *ancestors(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "ancestors(parents: dict, trace_id, span_id)");
+        return NULL;
+    }
+    PyObject *chain[MAX_CHAIN];
+    int count = chain_of(args[0], args[1], args[2], chain);
+    if (count < 0) return NULL;
+    if (count > MAX_CHAIN) Py_RETURN_NONE;
+    PyObject *list = PyList_New(count);
+    if (list == NULL) {
+        for (int i = 0; i < count; i++) Py_DECREF(chain[i]);
+        return NULL;
+    }
+    for (int i = 0; i < count; i++) PyList_SET_ITEM(list, i, chain[i]);
+    return list;
+}
+
+/* Add the candidate's meters to those taken from each ancestor that is a candidate (`index`: key -> position).
+ * 0, -1 on an error, 1 to decline (a chain longer than MAX_CHAIN). */
+static int mark_ancestors(PyObject *parents, PyObject *index, PyObject *trace, PyObject *span, PyObject *meters,
+                          PyObject **taken) {
+    PyObject *chain[MAX_CHAIN];
+    int count = chain_of(parents, trace, span, chain);
+    if (count < 0) return -1;
+    if (count > MAX_CHAIN) return 1;
+    int failed = 0;
+    for (int i = 0; i < count; i++) {
+        PyObject *position = failed ? NULL : PyDict_GetItemWithError(index, chain[i]);
+        Py_DECREF(chain[i]);
+        if (position == NULL) {
+            failed = failed || PyErr_Occurred();
+            continue;
+        }
+        Py_ssize_t j = PyLong_AsSsize_t(position);
+        if (taken[j] == NULL) {
+            failed = (taken[j] = PySet_New(meters)) == NULL;
+        } else {
+            PyObject *merged = PyNumber_InPlaceOr(taken[j], meters);
+            failed = merged == NULL;
+            Py_XDECREF(merged); /* the same set */
+        }
+    }
+    return failed ? -1 : 0;
 }
 
 /* The candidate's facts whose meter is not in `taken` (NULL or empty: all), a new list. */
@@ -1851,6 +1897,8 @@ static PyMethodDef methods[] = {
     {"configure", configure, METH_O, "configure(context): the names, helpers and record types the decoder uses"},
     {"configure_foreign", configure_foreign, METH_O,
      "configure_foreign(config): the dialect tables for other producers' spans (_dialects.compiled_view())"},
+    {"ancestors", (PyCFunction)(void (*)(void))ancestors, METH_FASTCALL,
+     "ancestors(parents, trace_id, span_id) -> the span's ancestors' keys, nearest first, or None: see _ancestry"},
     {"settle_quiet", (PyCFunction)(void (*)(void))settle_quiet, METH_FASTCALL,
      "settle_quiet(candidates, parents) -> (facts, llm_calls, spans, reported) or None: see _producers"},
     {NULL, NULL, 0, NULL},

@@ -438,7 +438,7 @@ def decode_traces(data: bytes, *, extract_usage: bool = True) -> DecodedTraces:
                 refused_values=refused,
             )
             if candidates or facts:  # issue 15: counted once and retractions, as in the reference
-                _settle(decoded, _producers.Candidates(candidates or []), _speedups.settle_quiet)
+                _settle(decoded, _producers.Candidates(candidates or []), _speedups)
             return decoded
     return decode_traces_python(data, extract_usage=extract_usage)
 
@@ -520,7 +520,7 @@ def decode_traces_python(data: bytes, *, extract_usage: bool = True) -> DecodedT
     return decoded
 
 
-def _settle(decoded: DecodedTraces, candidates: _producers.Candidates, compiled: _producers.Quiet | None) -> None:
+def _settle(decoded: DecodedTraces, candidates: _producers.Candidates, compiled: _producers.Compiled | None) -> None:
     """Issue 15: which candidates count, and what this request retracts of earlier ones (docs/producers.md)."""
     batch = decoded.batch
     settled = candidates.settle(batch.facts, batch.spans, compiled=compiled)
