@@ -637,7 +637,9 @@ def test_the_compiled_decoder_counts_other_producers_once_as_the_reference_does(
     for decode in (decode_traces_python, decode_traces):
         RECENT.clear()
         decode(data)
-        remembered.append(repr((RECENT.links.parents, sorted(RECENT._reporters.items()))))
+        remembered.append(
+            (dict(RECENT.links.parents), {trace: dict(spans) for trace, spans in RECENT._reporters.items()})
+        )
     assert remembered[0] == remembered[1]
 
 

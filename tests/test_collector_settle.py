@@ -49,7 +49,7 @@ def _settled(columns: SpanColumns, candidates: list[Candidate], compiled: bool) 
     recent = RecentSpans()
     quiet = _speedups if compiled else None
     settled = Candidates(list(candidates)).settle([], columns, recent, compiled=quiet)
-    return settled, repr((recent.links.parents, recent._reporters))
+    return settled, (recent.links.parents, recent._reporters)
 
 
 def test_the_compiled_resolution_matches_the_reference_on_random_requests() -> None:
@@ -59,7 +59,7 @@ def test_the_compiled_resolution_matches_the_reference_on_random_requests() -> N
         columns, candidates = _request(rng, rng.randint(1, 12))
         assert _settled(columns, candidates, True) == _settled(columns, candidates, False)
         recent = RecentSpans()
-        if _speedups.settle_quiet(candidates, recent.add_links(columns)) is None:
+        if _speedups.settle_quiet(candidates, recent.add_links(columns), [], set(columns.trace_id)) is None:
             declined += 1
         else:
             compiled += 1
@@ -96,7 +96,7 @@ def test_traces_split_over_requests_with_owner_spans_are_resolved_alike() -> Non
             mixed += 0 < len(recents[0].knows_any(traces)) < len(traces)
             for recent, compiled in zip(recents, (_speedups, None), strict=True):
                 settled = Candidates(list(here)).settle(own, _part(columns, rows), recent, compiled=compiled)
-                results.append((settled, repr((recent.links.parents, sorted(recent._reporters.items())))))
+                results.append((settled, (recent.links.parents, recent._reporters)))
             assert results[-2] == results[-1]
     assert mixed > 50, mixed  # requests with quiet and loud traces
 
@@ -107,19 +107,23 @@ def test_a_chain_longer_than_the_compiled_walk_is_declined_and_settled_alike() -
     columns = SpanColumns(trace_id=[trace] * 100, span_id=ids, parent_span_id=[None, *ids[:-1]])
     deep = [Candidate(trace, ids[-1], [_fact(trace, ids[-1], "input_tokens")], []),
             Candidate(trace, ids[0], [_fact(trace, ids[0], "input_tokens")], [])]  # fmt: skip
-    assert _speedups.settle_quiet(deep, RecentSpans().add_links(columns)) is None
+    assert _speedups.settle_quiet(deep, RecentSpans().add_links(columns), [], {trace}) is None
     settled, _ = _settled(columns, deep, True)
     assert settled == _settled(columns, deep, False)[0]
     assert settled is not None and [fact.span_id for fact in settled.facts] == [ids[-1]]  # the root rolls it up
     shallow = [Candidate(trace, span, [_fact(trace, span, "input_tokens")], []) for span in (ids[60], ids[30])]
-    found = _speedups.settle_quiet(shallow, RecentSpans().add_links(columns))  # 60 ancestors: walked in C
+    found = _speedups.settle_quiet(shallow, RecentSpans().add_links(columns), [], {trace})  # 60 ancestors: walked in C
     assert found is not None and [fact.span_id for fact in found[0]] == [ids[60]]
 
 
 def test_what_is_not_a_candidate_list_is_refused() -> None:
     with pytest.raises(TypeError, match="candidates must be Candidate records"):
-        _speedups.settle_quiet([("a", "b", [], [])], {})
+        _speedups.settle_quiet([("a", "b", [], [])], {}, [], set())
     with pytest.raises(TypeError, match="facts and calls must be lists"):
-        _speedups.settle_quiet([Candidate("a", "b", (), [])], {})
-    with pytest.raises(TypeError, match=r"settle_quiet\(candidates: list, parents: dict\)"):
-        _speedups.settle_quiet((), {})
+        _speedups.settle_quiet([Candidate("a", "b", (), [])], {}, [], set())
+    with pytest.raises(TypeError, match="owner_facts must be UsageFact records"):
+        _speedups.settle_quiet([], {}, [("a", "b")], {"a"})
+    with pytest.raises(
+        TypeError, match=r"settle_quiet\(candidates: list, parents: dict, owner_facts: list, traces: set\)"
+    ):
+        _speedups.settle_quiet((), {}, [], set())

@@ -158,9 +158,14 @@ class Compiled(Protocol):
     """The compiled decoder's part of the resolution (``_speedups``): see :meth:`Candidates.settle`."""
 
     def settle_quiet(
-        self, candidates: list[Candidate], parents: dict[SpanKey, str | None], /
+        self,
+        candidates: list[Candidate],
+        parents: dict[SpanKey, str | None],
+        owner_facts: list[UsageFact],
+        traces: set[str],
+        /,
     ) -> tuple[list[UsageFact], list[LlmCall], list[CandidateSpan], dict[SpanKey, Reported]] | None:
-        """The resolution of quiet traces' candidates, or None to decline."""
+        """The resolution of the candidates and owner spans of quiet ``traces``, or None to decline."""
 
     def ancestors(self, parents: dict[SpanKey, str | None], trace_id: str, span_id: str, /) -> list[SpanKey] | None:
         """:func:`ancestors`, or None to decline."""
@@ -193,7 +198,7 @@ class Candidates:
 
     def settle(
         self,
-        owner_facts: Sequence[UsageFact],
+        owner_facts: list[UsageFact],
         columns: SpanColumns,
         recent: RecentSpans | None = None,
         *,
@@ -205,7 +210,7 @@ class Candidates:
         spanledger's spans alone of traces not remembered cost one set lookup per trace (the compiled decoder's).
         None: nothing to settle.
 
-        The candidates of quiet traces (no reporting span remembered, no owner span) come first, those of the
+        The candidates of quiet traces (no reporting span remembered) come first, those of the
         others (loud) after them; the resolution of each trace is its own. ``compiled`` (the compiled decoder's
         ``settle_quiet``) resolves the quiet ones in one C call, :func:`_resolve` the rest (walking the links in
         C too); :func:`_resolve` of them all, in Python, is its reference (the reference decoder's requests take
@@ -220,19 +225,20 @@ class Candidates:
 
         had_reporters = bool(recent)
         parents = recent.add_links(columns)  # the request's links and the earlier ones
-        # Loud traces: with reporting spans remembered or an owner span, or all where the memory may miss some.
-        # The others' candidates are resolved first: in C where it is built, all at once.
+        # Loud traces: with reporting spans remembered, or all where the memory may miss some. The candidates of
+        # the others (quiet) are resolved first: in C where it is built, all at once.
+        loud = recent.knows_any(traces) if had_reporters else set()
         if recent.may_miss_any(traces):
             loud = traces
-        else:
-            loud = recent.knows_any(traces) if had_reporters else set()
-            if owner_facts:
-                loud |= {fact.trace_id for fact in owner_facts if fact.trace_id in traces}
         quiet = [candidate for candidate in candidates if candidate.trace_id not in loud] if loud else candidates
         if loud and quiet:
             candidates = quiet + [candidate for candidate in candidates if candidate.trace_id in loud]
         settled = None
-        if compiled is not None and quiet and (resolved := compiled.settle_quiet(quiet, parents)) is not None:
+        if (
+            compiled is not None
+            and quiet
+            and (resolved := compiled.settle_quiet(quiet, parents, owner_facts, traces - loud)) is not None
+        ):
             counted_facts, counted_calls, counted_spans, reporters = resolved
             recent.remember(reporters)
             settled = Settled(counted_facts, counted_calls, [], [], counted_spans, [])

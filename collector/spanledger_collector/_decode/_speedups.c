@@ -1269,14 +1269,15 @@ static PyObject *configure_foreign(PyObject *module, PyObject *config) {
     Py_RETURN_NONE;
 }
 
-/* settle_quiet(candidates, parents) -> (facts, llm_calls, spans, reported) or None: the counted-once resolution
- * (_producers.Candidates.settle) of a request whose traces have no reporting span remembered from earlier
- * requests and no owner span, the common case; settle() says when it is. Then a candidate's facts count but
- * for the meters its descendants among the request's candidates report, and each candidate is remembered as
- * reporting its meters, with the facts that counted. `parents` maps (trace id, span id) to the parent span id
- * (the request's links and the earlier ones). None declines (a span that is a candidate twice, an ancestor chain
- * longer than MAX_CHAIN): settle() resolves the request itself. The same results as settle()'s own resolution
- * (tests/test_collector_producers.py compares the two). */
+/* settle_quiet(candidates, parents, owner_facts, traces) -> (facts, llm_calls, spans, reported) or None: the
+ * counted-once resolution (_producers.Candidates.settle) of the candidates of quiet traces (`traces`: no reporting
+ * span of theirs remembered from earlier requests), the common case; settle() says which traces are quiet. Then
+ * a candidate's facts count but for the meters reported below it (by candidates or owner spans: owner_facts of
+ * `traces`) and those an owner ancestor reports, and each reporting span is remembered with its meters (the
+ * owners first) and, a candidate, the facts that counted. `parents` maps (trace id, span id) to the parent span
+ * id (the request's links and the earlier ones). None declines (a span that is a candidate twice, or an owner
+ * too; an ancestor chain longer than MAX_CHAIN): settle() resolves them itself. The same results as settle()'s
+ * own resolution (tests/test_collector_settle.py compares the two). */
 #define MAX_CHAIN 64
 
 /* The span's ancestors that `parents` ((trace id, span id) -> parent span id) knows, nearest first, as new
@@ -1334,12 +1335,13 @@ static PyObject *ancestors(PyObject *module, PyObject *const *args, Py_ssize_t n
     return list;
 }
 
-/* Add the candidate's meters to those taken from each ancestor that is a candidate (`index`: key -> position).
+/* Walk the ancestors of reporting span `r` (positions: candidates 0..n-1, owners n..): a candidate ancestor takes
+ * r's meters (r reports them below it), and a candidate r takes an owner ancestor's (the owner has them).
  * 0, -1 on an error, 1 to decline (a chain longer than MAX_CHAIN). */
-static int mark_ancestors(PyObject *parents, PyObject *index, PyObject *trace, PyObject *span, PyObject *meters,
-                          PyObject **taken) {
+static int mark_ancestors(PyObject *parents, PyObject *index, PyObject *key, Py_ssize_t r, Py_ssize_t n,
+                          PyObject **meters, PyObject **taken) {
     PyObject *chain[MAX_CHAIN];
-    int count = chain_of(parents, trace, span, chain);
+    int count = chain_of(parents, PyTuple_GET_ITEM(key, 0), PyTuple_GET_ITEM(key, 1), chain);
     if (count < 0) return -1;
     if (count > MAX_CHAIN) return 1;
     int failed = 0;
@@ -1351,10 +1353,12 @@ static int mark_ancestors(PyObject *parents, PyObject *index, PyObject *trace, P
             continue;
         }
         Py_ssize_t j = PyLong_AsSsize_t(position);
-        if (taken[j] == NULL) {
-            failed = (taken[j] = PySet_New(meters)) == NULL;
+        Py_ssize_t into = j < n ? j : r, from = j < n ? r : j;
+        if (into >= n) continue; /* an owner under an owner: no candidate's usage */
+        if (taken[into] == NULL) {
+            failed = (taken[into] = PySet_New(meters[from])) == NULL;
         } else {
-            PyObject *merged = PyNumber_InPlaceOr(taken[j], meters);
+            PyObject *merged = PyNumber_InPlaceOr(taken[into], meters[from]);
             failed = merged == NULL;
             Py_XDECREF(merged); /* the same set */
         }
@@ -1382,9 +1386,39 @@ static int extend(PyObject *list, PyObject *items) {
     return PyList_SetSlice(list, PyList_GET_SIZE(list), PyList_GET_SIZE(list), items);
 }
 
+/* The owner spans of `traces` among `owner_facts` (new (trace id, span id) keys, in first-fact order) and each
+ * one's meters (a set); -1 on an error. */
+static int owner_spans(PyObject *owner_facts, PyObject *traces, PyObject *owners) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(owner_facts); i++) {
+        PyObject *fact = PyList_GET_ITEM(owner_facts, i);
+        if (!PyTuple_Check(fact) || PyTuple_GET_SIZE(fact) != FACT_FIELDS) {
+            PyErr_SetString(PyExc_TypeError, "settle_quiet(): owner_facts must be UsageFact records");
+            return -1;
+        }
+        int quiet = PySet_Contains(traces, PyTuple_GET_ITEM(fact, FACT_trace_id));
+        if (quiet <= 0) {
+            if (quiet < 0) return -1;
+            continue;
+        }
+        PyObject *key = PyTuple_Pack(2, PyTuple_GET_ITEM(fact, FACT_trace_id), PyTuple_GET_ITEM(fact, FACT_span_id));
+        if (key == NULL) return -1;
+        PyObject *meters = PyDict_GetItemWithError(owners, key);
+        if (meters == NULL && !PyErr_Occurred()) {
+            meters = PySet_New(NULL);
+            if (meters != NULL && PyDict_SetItem(owners, key, meters) < 0) Py_CLEAR(meters);
+            Py_XDECREF(meters); /* the dict holds it */
+        }
+        Py_DECREF(key);
+        if (meters == NULL || PySet_Add(meters, PyTuple_GET_ITEM(fact, FACT_meter)) < 0) return -1;
+    }
+    return 0;
+}
+
 static PyObject *settle_quiet(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "settle_quiet(candidates: list, parents: dict)");
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyDict_Check(args[1]) || !PyList_Check(args[2]) ||
+        !PyAnySet_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "settle_quiet(candidates: list, parents: dict, owner_facts: list, traces: set)");
         return NULL;
     }
     if (!foreign.configured) {
@@ -1392,12 +1426,31 @@ static PyObject *settle_quiet(PyObject *module, PyObject *const *args, Py_ssize_
         return NULL;
     }
     PyObject *candidates = args[0], *parents = args[1];
-    Py_ssize_t n = PyList_GET_SIZE(candidates);
-    PyObject *result = NULL, *index = PyDict_New(), *facts = PyList_New(0), *calls = PyList_New(0),
-             *spans = PyList_New(0), *reported = PyDict_New();
-    PyObject **keys = PyMem_Calloc((size_t)(3 * n + 1), sizeof(PyObject *));
-    if (!index || !facts || !calls || !spans || !reported || !keys) goto done;
-    PyObject **meters = keys + n, **taken = keys + 2 * n;
+    Py_ssize_t n = PyList_GET_SIZE(candidates), m = 0;
+    PyObject *result = NULL, *index = PyDict_New(), *owners = PyDict_New(), *facts = PyList_New(0),
+             *calls = PyList_New(0), *spans = PyList_New(0), *reported = PyDict_New();
+    PyObject **keys = NULL;
+    if (!index || !owners || !facts || !calls || !spans || !reported || owner_spans(args[2], args[3], owners) < 0)
+        goto done;
+    m = PyDict_GET_SIZE(owners);
+    /* Per reporting span: its key and meters; per candidate, the meters taken from it. */
+    if ((keys = PyMem_Calloc((size_t)(3 * (n + m) + 1), sizeof(PyObject *))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject **meters = keys + n + m, **taken = keys + 2 * (n + m);
+    PyObject *owner_key, *owner_meters;
+    Py_ssize_t at = 0, o = n;
+    while (PyDict_Next(owners, &at, &owner_key, &owner_meters)) {
+        keys[o] = Py_NewRef(owner_key);
+        if ((meters[o] = PyFrozenSet_New(owner_meters)) == NULL) goto done;
+        PyObject *position = PyLong_FromSsize_t(o++);
+        if (position == NULL || PyDict_SetItem(index, owner_key, position) < 0) {
+            Py_XDECREF(position);
+            goto done;
+        }
+        Py_DECREF(position);
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *candidate = PyList_GET_ITEM(candidates, i);
         if (Py_TYPE(candidate) != (PyTypeObject *)foreign.candidate) {
@@ -1420,7 +1473,7 @@ static PyObject *settle_quiet(PyObject *module, PyObject *const *args, Py_ssize_
         int twice = earlier != NULL && earlier != position;
         Py_DECREF(position);
         if (earlier == NULL) goto done;
-        if (twice) { /* a candidate twice: settle() merges its meters */
+        if (twice) { /* a candidate twice, or an owner too: settle() merges their meters */
             result = Py_NewRef(Py_None);
             goto done;
         }
@@ -1439,15 +1492,22 @@ static PyObject *settle_quiet(PyObject *module, PyObject *const *args, Py_ssize_
         Py_DECREF(list);
         if (meters[i] == NULL) goto done;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *candidate = PyList_GET_ITEM(candidates, i);
-        int walked = mark_ancestors(parents, index, PyTuple_GET_ITEM(candidate, CANDIDATE_trace_id),
-                                    PyTuple_GET_ITEM(candidate, CANDIDATE_span_id), meters[i], taken);
+    for (Py_ssize_t r = 0; r < n + m; r++) {
+        int walked = mark_ancestors(parents, index, keys[r], r, n, meters, taken);
         if (walked < 0) goto done;
         if (walked > 0) {
             result = Py_NewRef(Py_None);
             goto done;
         }
+    }
+    for (Py_ssize_t o = n; o < n + m; o++) { /* the owners are remembered first, as settle() does */
+        PyObject *items[REPORTED_FIELDS] = {Py_NewRef(meters[o]), Py_NewRef(Py_True), PyTuple_New(0)};
+        PyObject *remembered = record(foreign.reported, items, REPORTED_FIELDS);
+        if (remembered == NULL || PyDict_SetItem(reported, keys[o], remembered) < 0) {
+            Py_XDECREF(remembered);
+            goto done;
+        }
+        Py_DECREF(remembered);
     }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *candidate = PyList_GET_ITEM(candidates, i);
@@ -1484,9 +1544,10 @@ static PyObject *settle_quiet(PyObject *module, PyObject *const *args, Py_ssize_
     result = PyTuple_Pack(4, facts, calls, spans, reported);
 done:
     if (keys != NULL) {
-        for (Py_ssize_t i = 0; i < 3 * n; i++) Py_XDECREF(keys[i]);
+        for (Py_ssize_t i = 0; i < 3 * (n + m); i++) Py_XDECREF(keys[i]);
         PyMem_Free(keys);
     }
+    Py_XDECREF(owners);
     Py_XDECREF(index);
     Py_XDECREF(facts);
     Py_XDECREF(calls);
@@ -1900,7 +1961,8 @@ static PyMethodDef methods[] = {
     {"ancestors", (PyCFunction)(void (*)(void))ancestors, METH_FASTCALL,
      "ancestors(parents, trace_id, span_id) -> the span's ancestors' keys, nearest first, or None: see _ancestry"},
     {"settle_quiet", (PyCFunction)(void (*)(void))settle_quiet, METH_FASTCALL,
-     "settle_quiet(candidates, parents) -> (facts, llm_calls, spans, reported) or None: see _producers"},
+     "settle_quiet(candidates, parents, owner_facts, traces) -> (facts, llm_calls, spans, reported) or None: see "
+     "_producers"},
     {NULL, NULL, 0, NULL},
 };
 
