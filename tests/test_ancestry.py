@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 from spanledger_collector._decode import SPEEDUPS
@@ -22,8 +23,9 @@ def _reference(parents: dict[SpanKey, str | None], trace: str, span: str) -> lis
     return chain
 
 
-def test_the_walk_matches_the_reference_on_random_links_with_loops_roots_and_unknown_spans() -> None:
-    rng = random.Random(15)
+def _random_walks(seed: int) -> Iterator[tuple[dict[SpanKey, str | None], str, str]]:
+    """Random links (loops, roots, unknown and empty parent ids) of two traces, and each span to walk from."""
+    rng = random.Random(seed)
     for _ in range(500):
         spans = [f"{index:016x}" for index in range(rng.randint(1, 12))]
         names = [*spans, "", "ffffffffffffffff"]  # an empty parent id and a span nobody knows
@@ -34,7 +36,12 @@ def test_the_walk_matches_the_reference_on_random_links_with_loops_roots_and_unk
                     parents[trace, span] = rng.choice([*names, None])
         for trace in ("a" * 32, "b" * 32):
             for span in names:
-                assert ancestors(parents, trace, span) == _reference(parents, trace, span)
+                yield parents, trace, span
+
+
+def test_the_walk_matches_the_reference_on_random_links_with_loops_roots_and_unknown_spans() -> None:
+    for parents, trace, span in _random_walks(15):
+        assert ancestors(parents, trace, span) == _reference(parents, trace, span)
 
 
 def test_a_loop_is_cut_where_it_closes_and_an_unknown_span_ends_the_chain() -> None:
@@ -50,18 +57,8 @@ def test_a_loop_is_cut_where_it_closes_and_an_unknown_span_ends_the_chain() -> N
 def test_the_compiled_walk_matches_the_walk_or_declines_past_64_ancestors() -> None:
     from spanledger_collector._decode._usage import _speedups
 
-    rng = random.Random(16)
-    for _ in range(500):
-        spans = [f"{index:016x}" for index in range(rng.randint(1, 12))]
-        names = [*spans, "", "ffffffffffffffff"]
-        parents: dict[SpanKey, str | None] = {}
-        for trace in ("a" * 32, "b" * 32):
-            for span in spans:
-                if rng.random() < 0.85:
-                    parents[trace, span] = rng.choice([*names, None])
-        for trace in ("a" * 32, "b" * 32):
-            for span in names:
-                assert _speedups.ancestors(parents, trace, span) == ancestors(parents, trace, span)
+    for parents, trace, span in _random_walks(16):
+        assert _speedups.ancestors(parents, trace, span) == ancestors(parents, trace, span)
     t = "d" * 32
     chain = [f"{index:016x}" for index in range(70)]
     deep: dict[SpanKey, str | None] = {(t, span): parent for span, parent in zip(chain, [None, *chain], strict=False)}
