@@ -76,10 +76,11 @@ def _part(columns: SpanColumns, rows: list[int]) -> SpanColumns:
 
 
 def test_traces_split_over_requests_with_owner_spans_are_resolved_alike() -> None:
-    """Loud traces (reporting spans remembered from the first request, owner spans) in Python, the quiet ones in
-    C, against the reference: the same results and memory, request after request (retractions included)."""
+    """Loud traces (reporting spans remembered from the first request; forgotten ones, or all while spans stored
+    before may be their ancestors) in Python, the quiet ones (owner spans included) in C, against the reference:
+    the same results and memory, request after request (retractions and the store's checks included)."""
     rng = random.Random(1507)
-    mixed = 0
+    mixed = checked = 0
     for _ in range(400):
         columns, candidates = _request(rng, rng.randint(2, 10))
         part_of = [rng.randint(0, 1) for _ in columns.span_id]
@@ -87,7 +88,10 @@ def test_traces_split_over_requests_with_owner_spans_are_resolved_alike() -> Non
         owners = [_fact(trace, span, rng.choice(["input_tokens", "output_tokens"])) for trace, span in keys]
         owners = [fact for fact in owners if rng.random() < 0.1]
         row_of = {key: row for row, key in enumerate(keys)}
-        recents, results = (RecentSpans(), RecentSpans()), []
+        budget, stored = rng.choice([4, 40_960]), rng.random() < 0.2  # traces forgotten; spans stored before
+        recents, results = (RecentSpans(max_spans=budget), RecentSpans(max_spans=budget)), []
+        for recent in recents if stored else ():
+            recent.stored_until(1)
         for part in (0, 1):
             rows = [row for row, chosen in enumerate(part_of) if chosen == part]
             here = [c for c in candidates if part_of[row_of[c.trace_id, c.span_id]] == part]
@@ -98,7 +102,9 @@ def test_traces_split_over_requests_with_owner_spans_are_resolved_alike() -> Non
                 settled = Candidates(list(here)).settle(own, _part(columns, rows), recent, compiled=compiled)
                 results.append((settled, (recent.links.parents, recent._reporters)))
             assert results[-2] == results[-1]
+            checked += bool(results[-1][0] and results[-1][0].ancestry)
     assert mixed > 50, mixed  # requests with quiet and loud traces
+    assert checked > 20, checked  # requests with spans the store checks
 
 
 def test_a_chain_longer_than_the_compiled_walk_is_declined_and_settled_alike() -> None:

@@ -109,6 +109,14 @@ class RecentSpans:
         """Whether a span of the trace that started then may have ancestors this memory does not hold."""
         return start_time_unix_nano < self._check_before_ns or trace_id in self._forgotten
 
+    def missing(self, traces: set[str]) -> set[str]:
+        """The traces of ``traces`` whose spans may have ancestors this memory does not hold (:meth:`may_miss`):
+        all of them while spans stored before the process started may be theirs, else those it forgot."""
+        if self._check_before_ns > 0:
+            return traces
+        forgotten = self._forgotten
+        return {trace for trace in traces if trace in forgotten} if forgotten else set()
+
     def may_miss_any(self, traces: Iterable[str]) -> bool:
         """Whether :meth:`may_miss` may say yes for some span of ``traces`` (no, mostly: then it is not asked)."""
         forgotten = self._forgotten
@@ -225,11 +233,9 @@ class Candidates:
 
         had_reporters = bool(recent)
         parents = recent.add_links(columns)  # the request's links and the earlier ones
-        # Loud traces: with reporting spans remembered, or all where the memory may miss some. The candidates of
-        # the others (quiet) are resolved first: in C where it is built, all at once.
-        loud = recent.knows_any(traces) if had_reporters else set()
-        if recent.may_miss_any(traces):
-            loud = traces
+        # Loud traces: with reporting spans remembered, or whose spans' ancestors the memory may miss. The
+        # candidates of the others (quiet) are resolved first: in C where it is built, all at once.
+        loud = (recent.knows_any(traces) if had_reporters else set()) | recent.missing(traces)
         quiet = [candidate for candidate in candidates if candidate.trace_id not in loud] if loud else candidates
         if loud and quiet:
             candidates = quiet + [candidate for candidate in candidates if candidate.trace_id in loud]
