@@ -16,6 +16,7 @@ import pytest
 from fixtures.usage_store import add_usage, fact
 from spanledger_collector._store import DuckDBStore
 from spanledger_collector.billing import BillingError, CurrencyMixError, allocate, import_billing
+from spanledger_collector.billing._rules import load_rules
 
 BILLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "billing"
 SAMPLE = BILLING_DATA / "focus_sample_1000.csv"
@@ -403,6 +404,33 @@ def test_focus_third_party_model_served_by_a_cloud(store: DuckDBStore, db: duckd
     ]
     provider = db.execute("SELECT DISTINCT provider_name FROM billing_lines").fetchall()
     assert provider == [("Aura Web",)]
+
+
+@pytest.mark.skipif(not SPEC_EXAMPLES.exists(), reason=f"FOCUS spec examples not found at {SPEC_EXAMPLES}")
+def test_a_rule_on_a_column_of_its_own_classifies_by_it(
+    store: DuckDBStore, db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    # Lines are classified once per distinct combination of the columns the rules read: model and SkuMeter here.
+    model = "aura-web.solora-jupiter-5"
+    add_usage(store, [fact(1, 1, "llm.input_tokens", datetime(2025, 5, 3), 1, 1_000_000, model=model)])
+    rules_path = tmp_path / "rules.yaml"
+    rules_path.write_text(
+        "rules:\n  - id: jupiter.input\n    kind: consumption\n    fact_meters: [llm.input_tokens]\n"
+        "    match_on: model\n    when: [{model: 'jupiter', sku_meter: '(?i)^input'}]\n"
+    )
+    assert load_rules(rules_path).line_columns() == ("model", "sku_meter")
+    import_billing(db, [str(SPEC_EXAMPLES / "draft_csp_served_third_party_model.csv")])
+    allocate(db, rules_path=rules_path)
+    rows = db.execute(
+        """SELECT l.sku_meter, al.rule_id, al.kind, a.unallocated_reason, a.effective_cost FROM allocations a
+           JOIN allocation_lines al USING (run_id, snapshot_id, line_no)
+           JOIN billing_lines l USING (snapshot_id, line_no) ORDER BY l.line_no, a.trace_id NULLS LAST"""
+    ).fetchall()
+    assert rows == [
+        ("Input Tokens", "jupiter.input", "consumption", None, Decimal("0.75")),
+        ("Input Tokens", "jupiter.input", "consumption", "untracked", Decimal("1.5")),
+        ("Output Tokens", None, "none", "no_usage_model", Decimal("2.25")),
+    ]
 
 
 @pytest.mark.skipif(not SPEC_EXAMPLES.exists(), reason=f"FOCUS spec examples not found at {SPEC_EXAMPLES}")

@@ -185,6 +185,74 @@ def test_duckdb_and_clickhouse_give_the_same_facts_and_exactly_the_same_allocati
     store.close()
 
 
+def test_lines_and_facts_of_every_length_match_by_their_overlap_in_both_engines(
+    clickhouse: Any, tmp_path: Path
+) -> None:
+    # Lines within an hour are matched by the hour, longer ones by the UTC day: each pair must meet exactly once,
+    # whatever hours and days the line and the fact straddle (zero-length facts at the charge period's bounds too).
+    night = datetime(2025, 2, 3, 22, 0)
+    spans = [  # (start, hours) of the capacity lines of one GPU instance
+        (night + timedelta(minutes=30), 0.5),
+        (night + timedelta(hours=1), 2),
+        (night + timedelta(hours=3), 71),
+        (night + timedelta(hours=74), 24),
+        (night + timedelta(hours=98, minutes=15), 0.25),
+    ]
+    lines = [
+        f"1.5,1.5,1.5,USD,payer,acct-1,AWS,2025-02-01,2025-03-01,{start:%Y-%m-%dT%H:%M:%SZ},"
+        f"{start + timedelta(hours=hours):%Y-%m-%dT%H:%M:%SZ},Usage,i-long,{hours},Hrs,{hours},Hrs,,"
+        "Amazon Elastic Compute Cloud,USE1-BoxUsage:g5.xlarge"
+        for start, hours in spans
+    ]
+    export = tmp_path / "export.csv"
+    export.write_text(HEADER + "\n".join(lines) + "\n")
+    shapes = [  # (start, seconds) of the facts
+        (night + timedelta(minutes=40), 60),
+        (night + timedelta(minutes=55), 600),
+        (night + timedelta(minutes=110), 1800),
+        (night - timedelta(hours=2), 100 * 3600),
+        (night + timedelta(hours=3), 0),
+        (night + timedelta(hours=74), 0),
+        (night + timedelta(hours=39), 7200),
+        (night + timedelta(hours=97, minutes=59), 120),
+        (night, 1800),
+    ]
+    gpu = {"resource_id": "i-long", "resource_type": "gpu_instance", "account_id": "acct-1"}
+    facts = [
+        fact(trace, trace, "accelerator.seconds", start, seconds, seconds or 5, **gpu)
+        for trace, (start, seconds) in enumerate(shapes, start=1)
+    ]
+    expected = set()
+    for trace, (start, seconds) in enumerate(shapes, start=1):
+        end = start + timedelta(seconds=seconds)
+        for line_start, hours in spans:
+            line_end = line_start + timedelta(hours=hours)
+            if seconds == 0 and line_start <= start < line_end:
+                expected.add((line_start, f"{trace:032x}", Decimal(5)))
+            elif seconds and start < line_end and end > line_start:
+                overlap = min(end, line_end) - max(start, line_start)
+                expected.add((line_start, f"{trace:032x}", Decimal(overlap.total_seconds())))
+    assert len(expected) == 12
+
+    store = open_usage_store()
+    add_usage(store, facts)
+    duck = store.cursor()
+    import_billing(duck, [str(export)])
+    allocate(duck)
+    clickhouse.insert(USAGE_FACTS.name, facts, column_names=list(USAGE_FACTS.column_names))
+    import_billing(clickhouse, [str(export)])
+    allocate(clickhouse)
+    sql = """SELECT l.charge_period_start, a.trace_id, a.usage_quantity
+             FROM allocations AS a{final} JOIN billing_lines AS l{final} ON l.snapshot_id = a.snapshot_id
+               AND l.line_no = a.line_no
+             WHERE a.trace_id IS NOT NULL ORDER BY 1, 2"""
+    on_duck = _rows(lambda q: duck.execute(q).fetchall(), sql.format(final=""))
+    assert set(on_duck) == expected and len(on_duck) == len(expected)
+    on_house = _rows(lambda q: [tuple(row) for row in clickhouse.query(q).result_rows], sql.format(final=" FINAL"))
+    assert on_house == on_duck
+    store.close()
+
+
 def test_a_newer_delivery_supersedes_the_snapshot_in_clickhouse(clickhouse: Any, tmp_path: Path) -> None:
     export = _focus_export(tmp_path)
     first = import_billing(clickhouse, [str(export)])

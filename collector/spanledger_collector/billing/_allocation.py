@@ -58,6 +58,13 @@ _TEMP_TABLES = (
     "al_rules", "al_rule_meters", "al_accelerators", "al_lines", "al_matches", "al_traces", "al_line_usage",
     "al_split", "al_shares", "al_shared_weights", "al_split_shared", "al_no_facts",
 )  # fmt: skip
+_CLASS_COLUMNS = ("consumed_unit", "instance_type", "pricing_unit", "sku_price_details")
+"""What lines.sql reads of a line besides the rules' columns to find its unit's seconds or number prefix and its
+accelerators: with them, a line's class (worked out once per distinct combination)."""
+_NULL_SAFE_EQUAL = {
+    "duckdb": "c.{column} IS NOT DISTINCT FROM l.{column}",
+    "clickhouse": "isNotDistinctFrom(c.{column}, l.{column})",
+}
 _RUN_COLUMNS = (
     "run_id", "billing_period_start", "created_at", "snapshot_ids", "facts_fingerprint", "method_version",
     "rules_digest", "billing_currency", "line_count", "matched_fact_count",
@@ -162,11 +169,15 @@ def _allocate_period(engine: Engine, period_start: datetime, rules: Rules, force
         engine.execute(engine.sql("allocation/no_facts", columns=_fact_columns(engine)))
         facts = "al_no_facts"
     scales = {"quantity_scale": QUANTITY_SCALE, "money_scale": MONEY_SCALE}
+    dialect = _rule_dialect(engine)
+    class_columns = sorted({*rules.line_columns(dialect), *_CLASS_COLUMNS})
     engine.execute(
         engine.sql(
             "allocation/lines",
             period_start=period_literal,
-            rule_case=rules.case_sql(_rule_dialect(engine)),
+            rule_case=rules.case_sql(dialect),
+            class_columns=", ".join(f"l.{column} AS {column}" for column in class_columns),
+            class_join=" AND ".join(_NULL_SAFE_EQUAL[engine.dialect].format(column=c) for c in class_columns),
             **scales,
         )
     )

@@ -80,12 +80,22 @@ class Rules:
             branches.append(f"WHEN {' OR '.join(alternatives)} THEN {literal(rule.id)}")
         return "CASE " + " ".join(branches) + " END"
 
+    def line_columns(self, dialect: RuleDialect | None = None) -> tuple[str, ...]:
+        """The ``billing_lines`` columns the rules' tests read (sorted): a line's rule depends on these alone."""
+        dialect = dialect or DUCKDB_RULES
+        fields = {field.removeprefix("not_") for rule in self.rules for terms in rule.when for field, _ in terms}
+        sql = " ".join(
+            _JSON_KEY.sub(lambda m: dialect.json_text.format(key=m.group(1)), LINE_FIELDS[field]) for field in fields
+        )
+        return tuple(sorted(set(_COLUMN.findall(sql))))
+
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
 _JSON_KEY = re.compile(r"\{json:(\w+)\}")
+_COLUMN = re.compile(r"\bl\.(\w+)")
 
 
 @dataclass(frozen=True)

@@ -1,2 +1,4 @@
-INSERT INTO al_traces (line_id, trace_id, weight, fact_count, span_ids, first_key, dimensions)
-SELECT line_id, trace_id, weight, 0, [], first_key, dimensions FROM al_shared_weights
+INSERT INTO al_traces (pair_id, line_id, trace_id, weight, fact_count, span_ids, first_key, dimensions)
+SELECT (SELECT max(pair_id) FROM al_traces) + row_number() OVER (), line_id, trace_id, weight, 0, [], first_key,
+       dimensions
+FROM al_shared_weights
