@@ -160,7 +160,7 @@ def test_the_memory_is_bounded() -> None:
     for _ in range(3):
         tree = Node("root", {"enduser.id": "u"}, (Node("a", {}, (Node("b", {}),)),))
         _attributed(_encoded(_spans(tree)), memory=memory)
-    assert len(memory._values) == 2
+    assert len(memory.links.kept) == 2
     assert len(memory.links) == 6
 
 

@@ -638,7 +638,7 @@ def test_the_compiled_decoder_counts_other_producers_once_as_the_reference_does(
         RECENT.clear()
         decode(data)
         remembered.append(
-            (dict(RECENT.links.parents), {trace: dict(spans) for trace, spans in RECENT._reporters.items()})
+            (dict(RECENT.links.parents), {trace: dict(spans) for trace, spans in RECENT.links.kept.items()})
         )
     assert remembered[0] == remembered[1]
 

@@ -49,7 +49,7 @@ def _settled(columns: SpanColumns, candidates: list[Candidate], compiled: bool) 
     recent = RecentSpans()
     quiet = _speedups if compiled else None
     settled = Candidates(list(candidates)).settle([], columns, recent, compiled=quiet)
-    return settled, (recent.links.parents, recent._reporters)
+    return settled, (recent.links.parents, recent.links.kept)
 
 
 def test_the_compiled_resolution_matches_the_reference_on_random_requests() -> None:
@@ -100,7 +100,7 @@ def test_traces_split_over_requests_with_owner_spans_are_resolved_alike() -> Non
             mixed += 0 < len(recents[0].knows_any(traces)) < len(traces)
             for recent, compiled in zip(recents, (_speedups, None), strict=True):
                 settled = Candidates(list(here)).settle(own, _part(columns, rows), recent, compiled=compiled)
-                results.append((settled, (recent.links.parents, recent._reporters)))
+                results.append((settled, (recent.links.parents, recent.links.kept)))
             assert results[-2] == results[-1]
             checked += bool(results[-1][0] and results[-1][0].ancestry)
     assert mixed > 50, mixed  # requests with quiet and loud traces

@@ -4,7 +4,7 @@ both walk them, and the memory of recent requests' links that lets a walk cross 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 if TYPE_CHECKING:
     from .._store import SpanColumns
@@ -16,6 +16,7 @@ SpanKey = tuple[str, str]
 RECENT_SPANS: Final = 40_960
 """How many spans of recent requests the collector's memories hold by default: 4 s at 10k spans/s. With the
 counted candidates' facts the counted-once memory holds, that is ≈ 30 MiB under bench_collector's otel load."""
+Kept = TypeVar("Kept")
 _UNKNOWN: Final[Any] = object()
 """What ``parents`` gives for a span it does not know (any ``str`` or None is a known span's parent)."""
 
@@ -35,18 +36,20 @@ def ancestors(parents: dict[SpanKey, str | None], trace: str, span: str) -> list
     return chain
 
 
-class RecentLinks:
-    """The parent links of the spans of recent requests, for walks that cross requests; bounded by a number of
-    spans, the oldest request's forgotten first.
+class RecentLinks(Generic[Kept]):
+    """The parent links of the spans of recent requests, for walks that cross requests, and what the memory's
+    owner keeps of some of their spans (reporting spans, listed attribute values: :attr:`kept`); bounded by a
+    number of spans, the oldest request's forgotten first, with what is kept of its traces.
 
-    A request's spans are remembered whole, in one ``dict.update`` over its columns (a loop per span costed
-    more than the resolution it serves), and forgotten whole; the owner of the memory drops what it keeps per
-    trace for the traces :meth:`add` says were forgotten (a forgotten trace's later spans may have ancestors
-    the memory no longer holds)."""
+    A request's spans are remembered whole, in one ``dict.update`` over its columns (a loop per span cost
+    more than the resolution it serves), and forgotten whole; :meth:`add` says which traces were forgotten
+    (a forgotten trace's later spans may have ancestors the memory no longer holds)."""
 
     def __init__(self, max_spans: int) -> None:
         self.parents: dict[SpanKey, str | None] = {}
         """Each remembered span's parent span id (None: a root)."""
+        self.kept: dict[str, dict[str, Kept]] = {}
+        """Per trace, what is kept of some of its spans, by span id."""
         self._requests: deque[tuple[list[SpanKey], set[str]]] = deque()
         """Each remembered request's span keys and traces, oldest first."""
         self._spans = 0
@@ -71,9 +74,21 @@ class RecentLinks:
             for key in old:  # a key sent again by a later request goes too: its trace is named forgotten
                 pop(key, None)
             forgotten |= traces
+        for trace in forgotten:
+            self.kept.pop(trace, None)
         return forgotten
+
+    def keep(self, spans: dict[SpanKey, Kept]) -> None:
+        """Keep these of the request's spans (their links were remembered by :meth:`add`)."""
+        kept = self.kept
+        for (trace, span), value in spans.items():
+            of_trace = kept.get(trace)
+            if of_trace is None:
+                of_trace = kept[trace] = {}
+            of_trace[span] = value
 
     def clear(self) -> None:
         self.parents.clear()
+        self.kept.clear()
         self._requests.clear()
         self._spans = 0

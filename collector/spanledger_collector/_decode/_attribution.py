@@ -112,30 +112,23 @@ class AttributionMemory:
     that came earlier (another service's exporter flushing first)."""
 
     def __init__(self, max_spans: int = RECENT_SPANS) -> None:
-        self.links = RecentLinks(max_spans)
-        self._values: dict[str, dict[str, dict[str, str]]] = {}
-        """Per trace with links remembered, the listed values of its spans that carried any."""
+        self.links: RecentLinks[dict[str, str]] = RecentLinks(max_spans)
+        """The links, and per trace the listed values of its spans that carried any."""
 
     def __bool__(self) -> bool:
-        return bool(self._values)
+        return bool(self.links.kept)
 
     def knows(self, trace_id: str) -> bool:
-        return trace_id in self._values
+        return trace_id in self.links.kept
 
     def values(self, trace_id: str) -> dict[str, dict[str, str]]:
         """The trace's remembered spans' listed values, per span id."""
-        return self._values.get(trace_id, {})
+        return self.links.kept.get(trace_id, {})
 
     def remember(self, columns: SpanColumns, values: dict[SpanKey, dict[str, str]]) -> dict[SpanKey, str | None]:
         """The request's links and listed values; the links (earlier ones too)."""
-        remembered = self._values
-        for trace in self.links.add(columns):
-            remembered.pop(trace, None)
-        for (trace, span), listed in values.items():
-            spans = remembered.get(trace)
-            if spans is None:
-                spans = remembered[trace] = {}
-            spans[span] = listed
+        self.links.add(columns)
+        self.links.keep(values)
         return self.links.parents
 
 

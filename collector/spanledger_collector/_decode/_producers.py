@@ -80,9 +80,8 @@ class RecentSpans:
     """
 
     def __init__(self, max_spans: int = RECENT_SPANS) -> None:
-        self.links = RecentLinks(max_spans)
-        self._reporters: dict[str, dict[str, Reported]] = {}
-        """Per trace with links remembered, its reporting spans."""
+        self.links: RecentLinks[Reported] = RecentLinks(max_spans)
+        """The links, and per trace its reporting spans."""
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         """Traces with spans forgotten (bounded too: a trace forgotten long ago is not checked again)."""
         self._max_forgotten = FORGOTTEN_TRACES
@@ -90,15 +89,15 @@ class RecentSpans:
 
     def spans(self, trace_id: str) -> dict[str, Reported]:
         """The trace's remembered reporting spans."""
-        return self._reporters.get(trace_id, {})
+        return self.links.kept.get(trace_id, {})
 
     def __len__(self) -> int:
         """How many traces with reporting spans are remembered."""
-        return len(self._reporters)
+        return len(self.links.kept)
 
     def knows_any(self, traces: Iterable[str]) -> set[str]:
         """The traces of ``traces`` that are remembered."""
-        remembered = self._reporters
+        remembered = self.links.kept
         return {trace for trace in traces if trace in remembered}
 
     def stored_until(self, end_time_unix_nano: int) -> None:
@@ -126,9 +125,8 @@ class RecentSpans:
         """Remember the request's parent links (before its spans are resolved: they walk them); the links."""
         forgotten = self.links.add(columns)
         if forgotten:
-            reporters, remembered = self._reporters, self._forgotten
+            remembered = self._forgotten
             for trace in forgotten:
-                reporters.pop(trace, None)
                 remembered[trace] = None
                 remembered.move_to_end(trace)
             while len(remembered) > self._max_forgotten:
@@ -137,16 +135,11 @@ class RecentSpans:
 
     def remember(self, reporters: dict[SpanKey, Reported]) -> None:
         """The request's reporting spans (their links were remembered by :meth:`add_links`)."""
-        remembered = self._reporters
-        for (trace, span), reported in reporters.items():
-            spans = remembered.get(trace)
-            if spans is None:
-                spans = remembered[trace] = {}
-            spans[span] = reported
+        self.links.keep(reporters)
 
     def retract(self, trace_id: str, span_id: str, meter: str) -> None:
         """The span's counted fact of ``meter`` is retracted: it is not retracted again."""
-        spans = self._reporters.get(trace_id)
+        spans = self.links.kept.get(trace_id)
         earlier = None if spans is None else spans.get(span_id)
         if spans is not None and earlier is not None:
             counted = tuple(fact for fact in earlier.counted if fact.meter != meter)
@@ -154,7 +147,6 @@ class RecentSpans:
 
     def clear(self) -> None:
         self.links.clear()
-        self._reporters.clear()
         self._forgotten.clear()
 
 
@@ -219,8 +211,8 @@ class Candidates:
         None: nothing to settle.
 
         The candidates of quiet traces (no reporting span remembered) come first, those of the
-        others (loud) after them; the resolution of each trace is its own. ``compiled`` (the compiled decoder's
-        ``settle_quiet``) resolves the quiet ones in one C call, :func:`_resolve` the rest (walking the links in
+        others (loud) after them; the resolution of each trace is its own. ``compiled`` (the compiled decoder) resolves
+        the quiet ones in one C call (``settle_quiet``), :func:`_resolve` the rest (walking the links in
         C too); :func:`_resolve` of them all, in Python, is its reference (the reference decoder's requests take
         it always)."""
         recent = RECENT if recent is None else recent
@@ -239,7 +231,7 @@ class Candidates:
         quiet = [candidate for candidate in candidates if candidate.trace_id not in loud] if loud else candidates
         if loud and quiet:
             candidates = quiet + [candidate for candidate in candidates if candidate.trace_id in loud]
-        settled = None
+        settled = Settled([], [], [], [], [], [])
         if (
             compiled is not None
             and quiet
@@ -251,8 +243,6 @@ class Candidates:
             if not loud:
                 return settled
             candidates, traces = candidates[len(quiet) :], loud
-        if settled is None:
-            settled = Settled([], [], [], [], [], [])
         walk = ancestors if compiled is None else _compiled_walk(compiled)
         return _resolve(candidates, traces, owner_facts, columns, recent, parents, had_reporters, settled, walk)
 
