@@ -3,7 +3,8 @@
 -- one UTC hour is bucketed by that hour; a longer one (a daily line, a monthly one) by the UTC days it touches, one
 -- bucket a day rather than 24, and the facts are bucketed both ways (each grain joins its own lines). A fact
 -- straddling the charge period is prorated by its overlap in microseconds (weight and estimate truncated toward
--- zero, intDiv). The lines are the right (hashed) side of the join.
+-- zero, intDiv). The lines are the right (hashed) side of the join. match_id numbers the rows (unique, in no
+-- particular order: traces.sql's pair ids).
 CREATE TEMPORARY TABLE al_matches ENGINE = Memory AS
 WITH in_scope AS (
   SELECT f.trace_id AS trace_id, f.span_id AS span_id, toString(f.meter) AS meter, f.start_time AS start_time,
@@ -66,8 +67,8 @@ WITH in_scope AS (
          OR (f.end_time = f.start_time AND f.start_time >= lh.charge_period_start
              AND f.start_time < lh.charge_period_end))
 )
-SELECT line_id, trace_id, span_id, meter, start_time, workflow, tenant, service, model,
-       clipped_start_us, clipped_end_us,
+SELECT rowNumberInAllBlocks() AS match_id, line_id, trace_id, span_id, meter, start_time, workflow, tenant, service,
+       model, clipped_start_us, clipped_end_us,
        if(duration_us = 0 OR clipped_end_us - clipped_start_us = duration_us, quantity_units,
           intDiv(quantity_units * (clipped_end_us - clipped_start_us), duration_us)) AS weight,
        if(duration_us = 0 OR clipped_end_us - clipped_start_us = duration_us, estimate_units,
