@@ -55,8 +55,8 @@ _TOKEN_METERS = (
     Meter.LLM_OUTPUT_TOKENS,
 )
 _TEMP_TABLES = (
-    "al_rules", "al_rule_meters", "al_accelerators", "al_lines", "al_matches", "al_several", "al_traces", "al_line_usage",
-    "al_split", "al_shares", "al_shared_weights", "al_split_shared", "al_no_facts",
+    "al_rules", "al_rule_meters", "al_accelerators", "al_lines", "al_matches", "al_several", "al_traces",
+    "al_line_usage", "al_split", "al_shares", "al_shared_weights", "al_split_shared", "al_no_facts",
 )  # fmt: skip
 _CLASS_COLUMNS = ("consumed_unit", "instance_type", "pricing_unit", "sku_price_details")
 """What lines.sql reads of a line besides the rules' columns to find its unit's seconds or number prefix and its
