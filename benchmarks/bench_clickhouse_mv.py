@@ -5,10 +5,19 @@ chdb (the real ClickHouse engine, in-process) stands for the server. The spans a
 clickhouse exporter writes them (``OtelTraceRows``), built once before timing: traces of 10 spans, of which 3
 are spanledger owner spans (tokens; every tenth with accelerator-seconds), 2 report tokens in another producer's
 dialect (OpenInference, Vercel AI SDK), 1 has a data-read event and the rest are plain spans, 15-20 attributes
-each. Inserts are blocks of ``--block`` rows (the exporter's default batch is 8,192). Rounds alternate the two
-tables; the figures are the median spans/s over rounds of wall time and of process CPU time (chdb's threads
-included), and the facts the views wrote are checked. ``--small N`` then inserts one trace N times into each
-table: the median CPU of such an insert is the fixed cost per insert block (mostly planning the views' queries).
+each. Inserts are blocks of ``--block`` rows (the exporter's batch processor sends 8,192 by default; ClickHouse's
+own collector examples set ``send_batch_size: 100000``). Each block is inserted two ways:
+
+* ``native``: as the exporter sends it, a Native-format block (encoded by the engine before timing), through
+  ``raw_insert``: the timed CPU is the engine's alone (parse, views, parts), what a server spends;
+* ``rows``: the Python values through clickhouse-connect's ``insert``, which encodes them in Python first (the
+  client's CPU counts too: in production that encoding runs in the collector, not in ClickHouse).
+
+Rounds alternate the two tables; the figures are the median spans/s over rounds of wall time and of process CPU
+time (chdb's threads included), and the facts the views wrote are checked. ``--small N`` then inserts one trace N
+times into each table (native): the median CPU of such an insert is the fixed cost per insert block (mostly
+planning the views' queries). ``--setting NAME=VALUE`` adds a ClickHouse setting to every insert (as a settings
+profile of the exporter's user would on a server).
 
     .venv/bin/python benchmarks/bench_clickhouse_mv.py --spans 200000 --rounds 3
 """
@@ -114,59 +123,88 @@ def blocks(spans: int, block: int, offset: int) -> list[list[list[Any]]]:
     return out
 
 
+def native_blocks(client: Any, blocks: list[list[list[Any]]]) -> list[bytes]:
+    """Each block in the Native format, as ClickHouse itself writes it (the exporter's wire form)."""
+    encoded = []
+    for columns in blocks:
+        client.insert("staging", columns, column_names=OTEL_TRACES_COLUMNS, column_oriented=True)
+        encoded.append(client.raw_query(f"SELECT {', '.join(OTEL_TRACES_COLUMNS)} FROM staging", fmt="Native"))
+        client.command("TRUNCATE TABLE staging")
+    return encoded
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--block", type=int, default=8190, help="rows per insert (whole traces of 10 spans)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--small", type=int, default=0, help="then insert one trace (10 spans) this many times")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a ClickHouse setting of every insert, e.g. query_plan_merge_expressions=0 (repeatable)",
+    )
     args = parser.parse_args()
+    settings = dict(setting.split("=", 1) for setting in args.setting)
     path = tempfile.mkdtemp(prefix="bench-chmv-")
     client = open_clickhouse(parse_store_address(f"chdb:{path}"))
+    databases = ("with_views", "bare")
     try:
-        for database in ("with_views", "bare"):
+        for database in databases:
             client.command(f"CREATE DATABASE {database}")
             client.command(OTEL_TRACES_DDL.format(database=database, table="otel_traces", cluster="",
                                                   engine="MergeTree()", ttl=""))  # fmt: skip
+        client.command("CREATE TABLE staging AS bare.otel_traces ENGINE = Memory")
         init(client, Names(database="with_views"), catalog_models=False)
-        results: dict[str, list[tuple[float, float]]] = {"with_views": [], "bare": []}
+
+        def insert(database: str, block: Any, mode: str) -> None:
+            if mode == "native":
+                client.raw_insert(f"{database}.otel_traces", OTEL_TRACES_COLUMNS, insert_block=block, fmt="Native",
+                                  settings=settings)  # fmt: skip
+            else:
+                client.insert(f"{database}.otel_traces", block, column_names=OTEL_TRACES_COLUMNS,
+                              column_oriented=True, settings=settings)  # fmt: skip
+
+        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for round_number in range(args.rounds):
-            data = blocks(args.spans, args.block, offset=1 + round_number * args.spans)
-            for database in ("bare", "with_views") if round_number % 2 else ("with_views", "bare"):
-                wall, cpu = time.perf_counter(), time.process_time()
-                for columns in data:
-                    client.insert(f"{database}.otel_traces", columns, column_names=OTEL_TRACES_COLUMNS,
-                                  column_oriented=True)  # fmt: skip
-                results[database].append((time.perf_counter() - wall, time.process_time() - cpu))
-        small: dict[str, list[float]] = {"with_views": [], "bare": []}
-        small_traces = range(1 + args.rounds * args.spans, 1 + args.rounds * args.spans + args.small)
+            for mode in ("native", "rows"):
+                offset = 1 + (2 * round_number + (mode == "rows")) * args.spans
+                rows = blocks(args.spans, args.block, offset)
+                data: list[Any] = native_blocks(client, rows) if mode == "native" else rows
+                for database in databases[::-1] if round_number % 2 else databases:
+                    wall, cpu = time.perf_counter(), time.process_time()
+                    for block in data:
+                        insert(database, block, mode)
+                    results.setdefault((mode, database), []).append(
+                        (time.perf_counter() - wall, time.process_time() - cpu)
+                    )
+        small: dict[str, list[float]] = {database: [] for database in databases}
+        first_small = 1 + 2 * args.rounds * args.spans
+        small_traces = range(first_small, first_small + args.small)
         for trace in small_traces:
-            columns = blocks(10, 10, offset=trace)[0]
-            for database in small:
+            block = native_blocks(client, blocks(10, 10, offset=trace))[0]
+            for database in databases:
                 cpu = time.process_time()
-                client.insert(f"{database}.otel_traces", columns, column_names=OTEL_TRACES_COLUMNS,
-                              column_oriented=True)  # fmt: skip
+                insert(database, block, "native")
                 small[database].append(time.process_time() - cpu)
         spans = args.spans
         facts = client.query("SELECT count() FROM with_views.usage_reports FINAL").result_rows[0][0]
         # per trace: 3 owner spans x 3 token meters, 2 other producers x 2; accelerator-seconds on every tenth trace
-        expected_facts = args.rounds * (spans // 10 * (3 * 3 + 2 + 2) + spans // 100) + sum(
+        expected_facts = 2 * args.rounds * (spans // 10 * (3 * 3 + 2 + 2) + spans // 100) + sum(
             13 + (trace % 10 == 0) for trace in small_traces
         )
-        summary = {
-            "spans_per_round": spans,
-            "block": args.block,
-            "rounds": args.rounds,
-            "cpus": os.cpu_count(),
-            **{f"{name}_spans_per_s_wall": round(statistics.median(spans / w for w, _ in runs))
-               for name, runs in results.items()},
-            **{f"{name}_spans_per_s_cpu": round(statistics.median(spans / c for _, c in runs))
-               for name, runs in results.items()},
-            **({f"{name}_ms_cpu_per_10_span_insert": round(1000 * statistics.median(runs), 1)
-                for name, runs in small.items()} if args.small else {}),
-            "usage_reports_rows": facts,
-            "usage_reports_expected": expected_facts,
-        }  # fmt: skip
+        summary: dict[str, Any] = {"spans_per_round": spans, "block": args.block, "rounds": args.rounds,
+                                   "settings": settings, "cpus": os.cpu_count()}  # fmt: skip
+        for (mode, database), runs in results.items():
+            summary[f"{mode}_{database}_spans_per_s_wall"] = round(statistics.median(spans / w for w, _ in runs))
+            summary[f"{mode}_{database}_spans_per_s_cpu"] = round(statistics.median(spans / c for _, c in runs))
+        if args.small:
+            for database, cpus in small.items():
+                summary[f"{database}_ms_cpu_per_10_span_insert"] = round(1000 * statistics.median(cpus), 1)
+        summary["usage_reports_rows"] = facts
+        summary["usage_reports_expected"] = expected_facts
         print(json.dumps(summary, indent=2))
         return 0 if facts == expected_facts else 1
     finally:
