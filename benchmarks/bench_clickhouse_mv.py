@@ -123,10 +123,10 @@ def blocks(spans: int, block: int, offset: int) -> list[list[list[Any]]]:
     return out
 
 
-def native_blocks(client: Any, blocks: list[list[list[Any]]]) -> list[bytes]:
+def native_blocks(client: Any, column_blocks: list[list[list[Any]]]) -> list[bytes]:
     """Each block in the Native format, as ClickHouse itself writes it (the exporter's wire form)."""
     encoded = []
-    for columns in blocks:
+    for columns in column_blocks:
         client.insert("staging", columns, column_names=OTEL_TRACES_COLUMNS, column_oriented=True)
         encoded.append(client.raw_query(f"SELECT {', '.join(OTEL_TRACES_COLUMNS)} FROM staging", fmt="Native"))
         client.command("TRUNCATE TABLE staging")
