@@ -253,6 +253,83 @@ def test_lines_and_facts_of_every_length_match_by_their_overlap_in_both_engines(
     store.close()
 
 
+def test_the_scope_conditions_pick_the_same_facts_in_both_engines(clickhouse: Any, tmp_path: Path) -> None:
+    # A fact matches a line of its key only in the line's scope: the line's boundary (byte meters), then the same
+    # account, a line without one, or a fact without one whose region and resource type do not contradict the
+    # line's (docs/billing.md). Every combination, NULLs included, against lines that differ in each.
+    header = HEADER.replace("ProviderName,", "ProviderName,RegionId,")
+    transfer = {"internet": "USE1-DataTransfer-Out-Bytes", "inter_zone": "USE1-DataTransfer-Regional-Bytes"}
+    line_scopes = [  # (sub account, region, boundary): boundary None is a GPU hour, otherwise a transfer line
+        *[(account, region, None) for account in ("acct-1", "acct-2", None) for region in ("us-east-1", None)],
+        *[(account, "us-east-1", boundary) for account in ("acct-1", None) for boundary in transfer],
+    ]
+    lines = []
+    for account, region, boundary in line_scopes:
+        meter = f"{transfer[boundary]},1,GB,1,GB" if boundary else "USE1-BoxUsage:g5.xlarge,1,Hrs,1,Hrs"
+        usage_type = meter.split(",")[0]
+        lines.append(
+            f"1.5,1.5,1.5,USD,payer,{account or ''},AWS,{region or ''},2025-02-01,2025-03-01,"
+            f"{HOUR:%Y-%m-%dT%H:%M:%SZ},{HOUR + timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ},Usage,i-scope,"
+            f"{','.join(meter.split(',')[1:])},,Amazon Elastic Compute Cloud,{usage_type}"
+        )
+    export = tmp_path / "export.csv"
+    export.write_text(header + "\n".join(lines) + "\n")
+    fact_scopes = [
+        (meter, account, region, kind, boundary)
+        for meter, boundaries in (("accelerator.seconds", [None]), ("egress.bytes", [None, "internet", "inter_zone"]))
+        for account in ("acct-1", "acct-3", None)
+        for region in ("us-east-1", "us-west-2", None)
+        for kind in ("gpu_instance", "data_transfer", None)
+        for boundary in boundaries
+    ]
+    facts = [
+        fact(trace, trace, meter, HOUR + timedelta(minutes=5), 60, 60, resource_id="i-scope", account_id=account,
+             region=region, resource_type=kind, boundary=boundary)
+        for trace, (meter, account, region, kind, boundary) in enumerate(fact_scopes, start=1)
+    ]  # fmt: skip
+
+    def in_scope(line: tuple[str | None, ...], facts_scope: tuple[str | None, ...]) -> bool:
+        account, region, boundary = line
+        meter, fact_account, fact_region, kind, fact_boundary = facts_scope
+        rule_kind = "data_transfer" if boundary else "gpu_instance"
+        if (meter == "egress.bytes") != bool(boundary) or (boundary and fact_boundary != boundary):
+            return False
+        return (
+            fact_account == account
+            or account is None
+            or (fact_account is None and (fact_region is None or region is None or fact_region == region)
+                and (kind is None or kind == rule_kind))
+        )  # fmt: skip
+
+    expected = {
+        (*line, f"{trace:032x}")
+        for line in line_scopes
+        for trace, scope in enumerate(fact_scopes, start=1)
+        if in_scope(line, scope)
+    }
+    assert 40 < len(expected) < len(line_scopes) * len(fact_scopes) / 2
+
+    store = open_usage_store()
+    add_usage(store, facts)
+    duck = store.cursor()
+    import_billing(duck, [str(export)])
+    allocate(duck)
+    clickhouse.insert(USAGE_FACTS.name, facts, column_names=list(USAGE_FACTS.column_names))
+    import_billing(clickhouse, [str(export)])
+    allocate(clickhouse)
+    boundary = """CASE WHEN l.usage_type LIKE '%Out-Bytes' THEN 'internet'
+                       WHEN l.usage_type LIKE '%Regional%' THEN 'inter_zone' END"""
+    sql = f"""SELECT l.sub_account_id, l.region_id, {boundary}, a.trace_id
+              FROM allocations AS a{{final}} JOIN billing_lines AS l{{final}} ON l.snapshot_id = a.snapshot_id
+                AND l.line_no = a.line_no
+              WHERE a.trace_id IS NOT NULL ORDER BY 1, 2, 3, 4"""
+    on_duck = _rows(lambda q: duck.execute(q).fetchall(), sql.format(final=""))
+    assert set(on_duck) == expected and len(on_duck) == len(expected)
+    on_house = _rows(lambda q: [tuple(row) for row in clickhouse.query(q).result_rows], sql.format(final=" FINAL"))
+    assert on_house == on_duck
+    store.close()
+
+
 def test_a_newer_delivery_supersedes_the_snapshot_in_clickhouse(clickhouse: Any, tmp_path: Path) -> None:
     export = _focus_export(tmp_path)
     first = import_billing(clickhouse, [str(export)])

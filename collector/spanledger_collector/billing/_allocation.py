@@ -56,7 +56,7 @@ _TOKEN_METERS = (
 )
 _TEMP_TABLES = (
     "al_rules", "al_rule_meters", "al_accelerators", "al_lines", "al_matches", "al_several", "al_traces",
-    "al_line_usage", "al_split", "al_shares", "al_shared_weights", "al_split_shared", "al_no_facts",
+    "al_line_usage", "al_split", "al_shares", "al_thresholds", "al_shared_weights", "al_split_shared", "al_no_facts",
 )  # fmt: skip
 _CLASS_COLUMNS = ("consumed_unit", "instance_type", "pricing_unit", "sku_price_details")
 """What lines.sql reads of a line besides the rules' columns to find its unit's seconds or number prefix and its
@@ -201,20 +201,22 @@ def _allocate_period(engine: Engine, period_start: datetime, rules: Rules, force
             **scales,
         )
     )
-    for step in ("traces", "line_usage"):
-        engine.execute(engine.sql(f"allocation/{step}"))
+    first_key = engine.sql("allocation/first_key")
+    pairs = engine.sql("allocation/pairs", first_key=first_key)
+    engine.execute(engine.sql("allocation/traces", first_key=first_key))
+    engine.execute(engine.sql("allocation/line_usage", pairs=pairs))
     engine.execute(engine.sql("allocation/split", **scales))
-    engine.execute(engine.sql("allocation/shares_table"))
-    _shares(engine, "al_split", "TRUE")
+    engine.execute(engine.sql("allocation/shares_table", pairs=pairs))
+    _shares(engine, pairs, "al_split", "TRUE")
     split = "al_split"
     if rules.shared_policy == "proportional":
         for step in ("shared_weights", "shared_traces", "shared_split"):
-            engine.execute(engine.sql(f"allocation/{step}"))
+            engine.execute(engine.sql(f"allocation/{step}", pairs=pairs))
         split = "al_split_shared"
-        _shares(engine, split, "l.kind = 'shared'")
+        _shares(engine, pairs, split, "l.kind = 'shared'")
     run_id = int(engine.rows(engine.sql("allocation/next_run_id"))[0][0])
     line_count, matched_fact_count = (int(n) for n in engine.rows(engine.sql("allocation/counts"))[0])
-    params = {"run_id": run_id, "split": split, "shared_policy": rules.shared_policy}
+    params = {"run_id": run_id, "pairs": pairs, "split": split, "shared_policy": rules.shared_policy}
     for step in ("write_lines", "write_trace_rows", "write_unallocated_rows"):
         engine.execute(engine.sql(f"allocation/{step}", **params))
     # The run row last: in an engine without transactions, rows of a run no run row names are never read.
@@ -243,16 +245,17 @@ def _fact_columns(engine: Engine) -> str:
     return USAGE_FACTS.clickhouse_column_definitions()
 
 
-def _shares(engine: Engine, split: str, lines: str) -> None:
-    """The largest-remainder shares of each cost over the traces of the lines of ``split`` where ``lines``.
+def _shares(engine: Engine, pairs: str, split: str, lines: str) -> None:
+    """The largest-remainder shares of each cost over the (line, trace) ``pairs`` of the lines of ``split`` where
+    ``lines``.
 
     BilledCost and ListCost are split on their own only on lines where they differ from EffectiveCost (the same
     amount splits the same).
     """
-    engine.execute(engine.sql("allocation/shares", metric="effective", split=split, lines=lines))
-    for metric in ("billed", "list"):
-        condition = f"{lines} AND l.{metric}_allocated <> l.effective_allocated"
-        engine.execute(engine.sql("allocation/shares", metric=metric, split=split, lines=condition))
+    for metric in ("effective", "billed", "list"):
+        condition = lines if metric == "effective" else f"{lines} AND l.{metric}_allocated <> l.effective_allocated"
+        floors = engine.sql("allocation/share_floors", metric=metric, pairs=pairs, split=split, lines=condition)
+        engine.execute(engine.sql("allocation/shares", metric=metric, floors=floors))
 
 
 def _fact_scope(engine: Engine, rules: Rules) -> str:

@@ -5,10 +5,10 @@ CREATE TEMPORARY TABLE al_line_usage ENGINE = Memory AS
 WITH per_line AS (
   SELECT line_id, sum(weight) AS used_units, sum(fact_count) AS fact_count, count() AS trace_count,
          sum(estimate_units) AS estimate_units
-  FROM al_traces GROUP BY line_id),
+  FROM {{pairs}} AS t GROUP BY line_id),
 scaled_totals AS (
   SELECT t.line_id AS line_id, sum(intDiv(t.weight, intDiv(p.used_units, 1000000000000000))) AS total_weight
-  FROM al_traces AS t JOIN per_line AS p ON p.line_id = t.line_id WHERE p.used_units >= 2000000000000000
+  FROM {{pairs}} AS t JOIN per_line AS p ON p.line_id = t.line_id WHERE p.used_units >= 2000000000000000
   GROUP BY t.line_id),
 unions AS (
   SELECT line_id, sum(greatest(0, clipped_end_us - greatest(clipped_start_us, coalesce(previous_end_us, clipped_start_us)))) AS union_us

@@ -7,5 +7,5 @@ SELECT '' AS metric, t.line_id AS line_id, t.trace_id AS trace_id, toInt128(0) A
        l.billing_account_id AS billing_account_id, l.used_units AS used_units, l.busy_units AS busy_units,
        l.denominator_units AS denominator_units, t.span_ids AS span_ids, t.weight AS weight,
        t.estimate_units AS estimate_units, t.first_key AS first_key, t.dimensions AS dimensions
-FROM al_traces AS t JOIN al_split AS l ON l.line_id = t.line_id
+FROM {{pairs}} AS t JOIN al_split AS l ON l.line_id = t.line_id
 WHERE 0

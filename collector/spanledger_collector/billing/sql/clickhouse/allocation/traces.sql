@@ -13,8 +13,7 @@ SELECT line_id, trace_id FROM al_matches GROUP BY line_id, trace_id HAVING count
 
 CREATE TEMPORARY TABLE al_traces ENGINE = Memory AS
 WITH keyed AS (
-  SELECT *, concat(leftPad(hex(bitXor(reinterpretAsUInt64(toUnixTimestamp64Micro(start_time)),
-                                      toUInt64(9223372036854775808))), 16, '0'), span_id, '\0', meter) AS first_key
+  SELECT *, {{first_key}} AS first_key
   FROM al_matches)
 SELECT match_id AS pair_id, line_id, trace_id, weight, estimate_units, toUInt64(1) AS fact_count,
        [span_id] AS span_ids, first_key, (workflow, tenant, service, model) AS dimensions

@@ -3,12 +3,15 @@
 -- (>= 2 x 10^15) so that allocated x weight fits 128 bits; total_weight is the sum of the (scaled) weights.
 CREATE OR REPLACE TEMP TABLE al_line_usage AS
 WITH per_line AS (
-  SELECT line_id, sum(weight) AS used_units, sum(fact_count) AS fact_count, count(trace_id) AS trace_count,
-         sum(estimate_units) AS estimate_units
-  FROM al_traces GROUP BY line_id),
+  -- Counted from the facts; a pair of several facts (al_traces) is one trace.
+  SELECT line_id, f.used_units, f.fact_count, f.fact_count - coalesce(s.extra_facts, 0) AS trace_count,
+         f.estimate_units
+  FROM (SELECT line_id, sum(weight) AS used_units, count(*) AS fact_count, sum(estimate_units) AS estimate_units
+        FROM al_matches GROUP BY line_id) f
+  LEFT JOIN (SELECT line_id, sum(fact_count - 1) AS extra_facts FROM al_traces GROUP BY line_id) s USING (line_id)),
 scaled_totals AS (
   SELECT t.line_id, sum(t.weight // (p.used_units // 1000000000000000)) AS total_weight
-  FROM al_traces t JOIN per_line p USING (line_id) WHERE p.used_units >= 2000000000000000
+  FROM {{pairs}} t JOIN per_line p USING (line_id) WHERE p.used_units >= 2000000000000000
   GROUP BY t.line_id),
 unions AS (
   SELECT line_id, sum(greatest(0, clipped_end_us

@@ -4,8 +4,9 @@
 CREATE OR REPLACE TEMP TABLE al_shared_weights AS
 WITH direct AS (
   SELECT l.billing_account_id, t.trace_id, sum(e.share) AS units, min(t.first_key) AS first_key,
-         arg_min(t.dimensions, t.first_key) AS dimensions
-  FROM al_shares e JOIN al_traces t ON e.metric = 'effective' AND e.pair_id = t.pair_id
+         arg_min({'workflow': t.workflow, 'tenant': t.tenant, 'service': t.service, 'model': t.model}, t.first_key)
+           AS dimensions
+  FROM al_shares e JOIN {{pairs}} t ON e.metric = 'effective' AND e.pair_id = t.pair_id
   JOIN al_lines l ON l.line_id = t.line_id
   GROUP BY l.billing_account_id, t.trace_id),
 in_period AS (

@@ -6,9 +6,8 @@ SELECT {{run_id}}, l.snapshot_id, l.line_no, t.trace_id, t.span_ids,
        l.usage_unit,
        CAST(t.weight AS DOUBLE) / l.used_units * CAST(l.busy_units AS DOUBLE) / l.denominator_units,
        al_money(e.share), al_money(coalesce(b.share, e.share)), al_money(coalesce(p.share, e.share)),
-       al_money(t.estimate_units), t.dimensions.workflow, t.dimensions.tenant, t.dimensions.service,
-       t.dimensions.model, NULL
-FROM al_traces t
+       al_money(t.estimate_units), t.workflow, t.tenant, t.service, t.model, NULL
+FROM {{pairs}} t
 JOIN {{split}} l USING (line_id)
 JOIN al_shares e ON e.metric = 'effective' AND e.pair_id = t.pair_id
 LEFT JOIN al_shares b ON b.metric = 'billed' AND b.pair_id = t.pair_id
