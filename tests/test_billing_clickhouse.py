@@ -122,6 +122,28 @@ def _rows(run: Any, sql: str) -> list[tuple[Any, ...]]:
     return [tuple(plain(value) for value in row) for row in run(sql)]
 
 
+def _trace_rows_in_both(clickhouse: Any, facts: list[UsageFact], export: Path, columns: str) -> list[tuple[Any, ...]]:
+    """Allocate ``facts`` against ``export`` in DuckDB and in ClickHouse; ``columns`` of each trace's allocation
+    row ``a`` and its billing line ``l``, sorted: asserted the same in both engines."""
+    store = open_usage_store()
+    add_usage(store, facts)
+    duck = store.cursor()
+    import_billing(duck, [str(export)])
+    allocate(duck)
+    clickhouse.insert(USAGE_FACTS.name, facts, column_names=list(USAGE_FACTS.column_names))
+    import_billing(clickhouse, [str(export)])
+    allocate(clickhouse)
+    sql = f"""SELECT {columns}
+              FROM allocations AS a{{final}} JOIN billing_lines AS l{{final}} ON l.snapshot_id = a.snapshot_id
+                AND l.line_no = a.line_no
+              WHERE a.trace_id IS NOT NULL ORDER BY ALL"""
+    on_duck = _rows(lambda q: duck.execute(q).fetchall(), sql.format(final=""))
+    on_house = _rows(lambda q: [tuple(row) for row in clickhouse.query(q).result_rows], sql.format(final=" FINAL"))
+    store.close()
+    assert on_house == on_duck
+    return on_duck
+
+
 @needs_sample
 def test_duckdb_and_clickhouse_give_the_same_facts_and_exactly_the_same_allocation_rows(
     clickhouse: Any, tmp_path: Path
@@ -234,23 +256,8 @@ def test_lines_and_facts_of_every_length_match_by_their_overlap_in_both_engines(
                 expected.add((line_start, f"{trace:032x}", Decimal(overlap.total_seconds())))
     assert len(expected) == 12
 
-    store = open_usage_store()
-    add_usage(store, facts)
-    duck = store.cursor()
-    import_billing(duck, [str(export)])
-    allocate(duck)
-    clickhouse.insert(USAGE_FACTS.name, facts, column_names=list(USAGE_FACTS.column_names))
-    import_billing(clickhouse, [str(export)])
-    allocate(clickhouse)
-    sql = """SELECT l.charge_period_start, a.trace_id, a.usage_quantity
-             FROM allocations AS a{final} JOIN billing_lines AS l{final} ON l.snapshot_id = a.snapshot_id
-               AND l.line_no = a.line_no
-             WHERE a.trace_id IS NOT NULL ORDER BY 1, 2"""
-    on_duck = _rows(lambda q: duck.execute(q).fetchall(), sql.format(final=""))
-    assert set(on_duck) == expected and len(on_duck) == len(expected)
-    on_house = _rows(lambda q: [tuple(row) for row in clickhouse.query(q).result_rows], sql.format(final=" FINAL"))
-    assert on_house == on_duck
-    store.close()
+    rows = _trace_rows_in_both(clickhouse, facts, export, "l.charge_period_start, a.trace_id, a.usage_quantity")
+    assert set(rows) == expected and len(rows) == len(expected)
 
 
 def test_the_scope_conditions_pick_the_same_facts_in_both_engines(clickhouse: Any, tmp_path: Path) -> None:
@@ -309,25 +316,10 @@ def test_the_scope_conditions_pick_the_same_facts_in_both_engines(clickhouse: An
     }
     assert 40 < len(expected) < len(line_scopes) * len(fact_scopes) / 2
 
-    store = open_usage_store()
-    add_usage(store, facts)
-    duck = store.cursor()
-    import_billing(duck, [str(export)])
-    allocate(duck)
-    clickhouse.insert(USAGE_FACTS.name, facts, column_names=list(USAGE_FACTS.column_names))
-    import_billing(clickhouse, [str(export)])
-    allocate(clickhouse)
     boundary = """CASE WHEN l.usage_type LIKE '%Out-Bytes' THEN 'internet'
                        WHEN l.usage_type LIKE '%Regional%' THEN 'inter_zone' END"""
-    sql = f"""SELECT l.sub_account_id, l.region_id, {boundary}, a.trace_id
-              FROM allocations AS a{{final}} JOIN billing_lines AS l{{final}} ON l.snapshot_id = a.snapshot_id
-                AND l.line_no = a.line_no
-              WHERE a.trace_id IS NOT NULL ORDER BY 1, 2, 3, 4"""
-    on_duck = _rows(lambda q: duck.execute(q).fetchall(), sql.format(final=""))
-    assert set(on_duck) == expected and len(on_duck) == len(expected)
-    on_house = _rows(lambda q: [tuple(row) for row in clickhouse.query(q).result_rows], sql.format(final=" FINAL"))
-    assert on_house == on_duck
-    store.close()
+    rows = _trace_rows_in_both(clickhouse, facts, export, f"l.sub_account_id, l.region_id, {boundary}, a.trace_id")
+    assert set(rows) == expected and len(rows) == len(expected)
 
 
 def test_a_newer_delivery_supersedes_the_snapshot_in_clickhouse(clickhouse: Any, tmp_path: Path) -> None:
