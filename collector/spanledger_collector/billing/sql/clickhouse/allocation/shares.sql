@@ -5,7 +5,7 @@
 -- No trace is ranked: per line, the remainders alone are sorted (one numeric array a line) for the threshold, the
 -- leftover-th largest; a trace above it gets the unit, and so does one at it unless more traces share the threshold
 -- than units remain (rare: those few go by trace id). Sorting every line's (remainder, trace id) pairs cost 2 s more
--- at 10M facts, and ranking every trace (a window, or unrolled arrays joined back) 3-4 s more.
+-- at 10M facts, and ranking every trace (a window, or unrolled arrays joined back) 2.5-4 s more.
 DROP TEMPORARY TABLE IF EXISTS al_thresholds;
 
 CREATE TEMPORARY TABLE al_thresholds ENGINE = Memory AS
