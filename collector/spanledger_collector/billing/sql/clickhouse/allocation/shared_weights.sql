@@ -1,11 +1,12 @@
 -- Shared lines, proportional policy: a trace's weight is the EffectiveCost it got directly (effective shares of
 -- capacity and consumption lines) in the line's billing account, or in the whole period for a line without one;
--- traces whose net direct cost is not positive get nothing. Its dimensions are those of its first fact.
+-- traces whose net direct cost is not positive get nothing. Its dimensions are those of its first fact. The
+-- line's billing account comes from al_lines (al_shares carries no line columns).
 CREATE TEMPORARY TABLE al_shared_weights ENGINE = Memory AS
 WITH direct AS (
-  SELECT billing_account_id, trace_id, sum(share) AS units, min(first_key) AS first_key,
-         argMin(dimensions, first_key) AS dimensions
-  FROM al_shares WHERE metric = 'effective'
+  SELECT l.billing_account_id AS billing_account_id, s.trace_id AS trace_id, sum(s.share) AS units,
+         min(s.first_key) AS first_key, argMin(s.dimensions, s.first_key) AS dimensions
+  FROM al_shares AS s JOIN al_lines AS l ON l.line_id = s.line_id WHERE s.metric = 'effective'
   GROUP BY billing_account_id, trace_id),
 in_period AS (
   SELECT trace_id, sum(units) AS units, min(first_key) AS first_key, argMin(dimensions, first_key) AS dimensions

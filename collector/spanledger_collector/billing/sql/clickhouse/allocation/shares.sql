@@ -28,7 +28,6 @@ SELECT '{{metric}}', f.line_id, f.trace_id,
           f.sign_of * (f.share_floor + if(f.remainder > th.threshold
                                           OR (f.remainder = th.threshold
                                               AND (th.leftover - th.above = th.tied OR tr.gets_unit)), 1, 0))),
-       f.snapshot_id, f.line_no, f.kind, f.usage_unit, f.billing_account_id, f.used_units, f.busy_units,
-       f.denominator_units, f.span_ids, f.weight, f.estimate_units, f.first_key, f.dimensions
+       f.span_ids, f.weight, f.estimate_units, f.first_key, f.dimensions
 FROM {{floors}} AS f LEFT JOIN al_thresholds AS th ON th.line_id = f.line_id
 LEFT JOIN tie_ranks AS tr ON tr.line_id = f.line_id AND tr.trace_id = f.trace_id
