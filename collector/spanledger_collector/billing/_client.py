@@ -8,6 +8,7 @@ ClickHouse takes many clients: a ``--store`` naming it is opened directly (:clas
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import urllib.error
@@ -173,10 +174,10 @@ def store_location(store: str | None, collector: str | None) -> StoreLocation:
 
 # DuckDB's block allocator keeps the fixed-size blocks it hands out resident and reuses them, where the default
 # allocator gives them back to the kernel and faults them in again: an allocation of 10M facts x 1M lines took
-# 3.1-3.3M page faults and 11.8-13.4 system CPU-s without it, 2.0M and 6.5-7.7 with it, and 38.9-43.4 s against
-# 43.2-46.8 (benchmarks/README.md). What it takes is never given back while the database is open, so only this
-# process's writing connection (billing import and allocation, closed when the command ends) uses it, never the
-# collector's long-lived store. A share of DuckDB's memory limit, as in DuckDB's own benchmark configurations.
+# 2.9-3.3M page faults and 10.8-15.6 kernel CPU-s without it, 1.6-2.0M and 6.0-9.2 with it (benchmarks/README.md).
+# What it takes is never given back while the database is open (peak RSS +1 GiB there), so only this process's
+# writing connection (billing import and allocation, closed when the command ends) uses it, never the collector's
+# long-lived store. A share of DuckDB's memory limit, as in DuckDB's own benchmark configurations.
 _WRITING_SETTINGS = {"block_allocator_memory": "80%"}
 
 
@@ -193,5 +194,7 @@ def open_store(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         ) from error
     if not read_only:
         for setting, value in _WRITING_SETTINGS.items():
-            connection.execute(f"SET {setting} = '{value}'")
+            # DuckDB before 1.5 has no block allocator: the default one only costs time.
+            with contextlib.suppress(duckdb.CatalogException):
+                connection.execute(f"SET {setting} = '{value}'")
     return connection
