@@ -3,14 +3,17 @@ holds what it takes until the store is closed, so it lives and dies with the com
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import duckdb
 from spanledger_collector.billing._client import open_store
 
 
-def _block_allocator(connection) -> str:
+def _block_allocator(connection: duckdb.DuckDBPyConnection) -> str:
     return str(connection.execute("SELECT current_setting('block_allocator_memory')").fetchone()[0])
 
 
-def test_writing_commands_use_the_block_allocator_and_give_it_back_at_close(tmp_path) -> None:
+def test_writing_commands_use_the_block_allocator_until_the_store_is_closed(tmp_path: Path) -> None:
     path = str(tmp_path / "store.duckdb")
     writing = open_store(path, read_only=False)
     try:
