@@ -3,8 +3,7 @@
 For each size, generates (with ``bench_billing.generate``) a Parquet file of ``--facts`` usage facts and a FOCUS
 Parquet export of ``--lines`` billing lines, then in a fresh process per engine (so each peak RSS is its own):
 
-1. load the facts into the store (DuckDB file, or chdb through clickhouse-connect, Arrow inserts); DuckDB's file is
-   then opened as the CLI opens it for billing work,
+1. load the facts into the store (DuckDB file, or chdb through clickhouse-connect, Arrow inserts),
 2. ``billing import`` the export (ClickHouse: parsed by DuckDB in memory, inserted as Arrow), then wait for
    ClickHouse's background merges (``settle_s``),
 3. allocate the billing period,
@@ -57,19 +56,16 @@ def _open(engine: str, directory: Path) -> Any:
 
 
 def load_facts(engine: str, store: Any, directory: Path) -> Any:
-    """``store`` (from ``_open``) with the generated facts loaded, and what the billing functions then take: for
-    DuckDB the collector's store is closed and the file opened as ``spanledger billing import|allocate --store PATH
-    --collector none`` opens it (``open_store``); for ClickHouse the clickhouse-connect client."""
+    """``store`` (from ``_open``) with the generated facts loaded: what the billing functions take (a DuckDB
+    cursor, or the clickhouse-connect client)."""
     import pyarrow.parquet as pq
-    from spanledger_collector.billing._client import open_store
     from spanledger_collector.billing._store_access import store_connection
 
     facts = pq.read_table(directory / "facts.parquet")
     if engine == "duckdb":
         with store_connection(store) as connection:
             connection.execute("INSERT INTO usage_facts SELECT * FROM facts")
-        store.close()
-        return open_store(store.path, read_only=False)
+        return store.cursor()
     store.insert_arrow("usage_facts", facts)
     return store
 
@@ -101,12 +97,14 @@ def measure(engine: str, directory: Path) -> dict[str, float | int]:
         # CPU seconds of all threads: the machine is shared, so wall time depends on the neighbours.
         "import_cpu_s": round(cpu_imported - cpu_loaded, 2),
         "allocate_cpu_s": round(cpu_allocated - cpu_allocating, 2),
-        # Of which the kernel's (page faults, mostly) and the minor page faults themselves.
+        # Of which in the kernel (page faults among it), and the minor page faults.
         "allocate_sys_cpu_s": round(usage_allocated.ru_stime - usage_allocating.ru_stime, 2),
         "allocate_page_faults": usage_allocated.ru_minflt - usage_allocating.ru_minflt,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     target.close()
+    if engine == "duckdb":
+        store.close()
     return figures
 
 

@@ -8,7 +8,6 @@ ClickHouse takes many clients: a ``--store`` naming it is opened directly (:clas
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import urllib.error
@@ -172,29 +171,13 @@ def store_location(store: str | None, collector: str | None) -> StoreLocation:
     return CollectorStore(base, token=os.environ.get(COLLECTOR_TOKEN_ENV))
 
 
-# DuckDB's block allocator keeps the fixed-size blocks it hands out resident and reuses them, where the default
-# allocator gives them back to the kernel and faults them in again: an allocation of 10M facts x 1M lines took
-# 2.9-3.3M page faults and 10.8-15.6 kernel CPU-s without it, 1.6-2.0M and 6.0-9.2 with it (benchmarks/README.md).
-# What it takes is never given back while the database is open (peak RSS +1 GiB there), so only this process's
-# writing connection (billing import and allocation, closed when the command ends) uses it, never the collector's
-# long-lived store. A share of DuckDB's memory limit, as in DuckDB's own benchmark configurations.
-_WRITING_SETTINGS = {"block_allocator_memory": "80%"}
-
-
 def open_store(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """The DuckDB store at ``path`` for one CLI command; the caller closes it."""
     if read_only and path != ":memory:" and not os.path.exists(path):
         raise BillingError(f"no store at {path}: import billing first, or pass --store PATH")
     try:
-        connection = duckdb.connect(path, read_only=read_only)
+        return duckdb.connect(path, read_only=read_only)
     except duckdb.IOException as error:
         raise BillingError(
             f"cannot open the store {path}: {str(error).splitlines()[0]} "
             "(is a collector using it? pass --collector URL)"
         ) from error
-    if not read_only:
-        for setting, value in _WRITING_SETTINGS.items():
-            # DuckDB before 1.5 has no block allocator: the default one only costs time.
-            with contextlib.suppress(duckdb.CatalogException):
-                connection.execute(f"SET {setting} = '{value}'")
-    return connection
