@@ -8,8 +8,9 @@ Parquet export of ``--lines`` billing lines, then in a fresh process per engine 
    ClickHouse's background merges (``settle_s``),
 3. allocate the billing period,
 
-prints wall and CPU seconds per phase and the peak RSS, and checks that the allocation rows (allocation_lines and
-allocations, every column but the run id) of the two engines are identical.
+prints wall and CPU seconds per phase (for the allocation also its kernel CPU and page faults) and the peak RSS, and
+checks that the allocation rows (allocation_lines and allocations, every column but the run id) of the two engines
+are identical.
 
     .venv/bin/python benchmarks/bench_allocation.py --facts 1000000 --lines 100000
     .venv/bin/python benchmarks/bench_allocation.py --scaling --lines 1000000   # 1M, 2.5M, 5M, 10M facts
