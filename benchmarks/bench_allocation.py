@@ -6,13 +6,15 @@ Parquet export of ``--lines`` billing lines, then in a fresh process per engine 
 1. load the facts into the store (DuckDB file, or chdb through clickhouse-connect, Arrow inserts),
 2. ``billing import`` the export (ClickHouse: parsed by DuckDB in memory, inserted as Arrow), then wait for
    ClickHouse's background merges (``settle_s``),
-3. allocate the billing period,
+3. allocate the billing period, ``--rounds`` times (each round after the first is a forced reallocation of the same
+   period, as ``billing allocate --force`` runs it; ClickHouse's merges of the round before are waited for first),
 
-prints wall and CPU seconds per phase (for the allocation also its kernel CPU and page faults) and the peak RSS, and
-checks that the allocation rows (allocation_lines and allocations, every column but the run id) of the two engines
-are identical.
+prints wall and CPU seconds per phase (for the allocation also its kernel CPU and page faults; with several rounds
+the median round, and every round's wall and CPU seconds) and the peak RSS, and checks that the allocation rows of
+the last run (allocation_lines and allocations, every column but the run id) of the two engines are identical.
 
     .venv/bin/python benchmarks/bench_allocation.py --facts 1000000 --lines 100000
+    .venv/bin/python benchmarks/bench_allocation.py --facts 10000000 --lines 1000000 --rounds 3
     .venv/bin/python benchmarks/bench_allocation.py --scaling --lines 1000000   # 1M, 2.5M, 5M, 10M facts
 """
 
@@ -28,7 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 
@@ -36,8 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_billing import generate
 
 ENGINES = ("duckdb", "chdb")
-_LINES = """SELECT * EXCLUDE (run_id) FROM allocation_lines"""
-_ROWS = """SELECT * EXCLUDE (run_id, span_ids), list_sort(coalesce(span_ids, [])) AS span_ids FROM allocations"""
+_LAST_RUN = "(SELECT max(run_id) FROM allocation_runs)"
+_LINES = f"SELECT * EXCLUDE (run_id) FROM allocation_lines WHERE run_id = {_LAST_RUN}"
+_ROWS = (
+    "SELECT * EXCLUDE (run_id, span_ids), list_sort(coalesce(span_ids, [])) AS span_ids FROM allocations "
+    f"WHERE run_id = {_LAST_RUN}"
+)
+_CH_LAST_RUN = "(SELECT max(run_id) FROM allocation_runs FINAL)"
 
 
 def _open(engine: str, directory: Path) -> Any:
@@ -71,8 +78,8 @@ def load_facts(engine: str, store: Any, directory: Path) -> Any:
     return store
 
 
-def measure(engine: str, directory: Path) -> dict[str, float | int]:
-    from spanledger_collector.billing import allocate, import_billing
+def measure(engine: str, directory: Path, rounds: int) -> dict[str, Any]:
+    from spanledger_collector.billing import import_billing
 
     store = _open(engine, directory)
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -81,32 +88,61 @@ def measure(engine: str, directory: Path) -> dict[str, float | int]:
     result = import_billing(target, [str(directory / "export.parquet")])
     imported, cpu_imported = time.perf_counter(), time.process_time()
     settled = settle(engine, target)
-    allocating, cpu_allocating = time.perf_counter(), time.process_time()
-    usage_allocating = resource.getrusage(resource.RUSAGE_SELF)
-    runs = allocate(target)
-    allocated, cpu_allocated = time.perf_counter(), time.process_time()
-    usage_allocated = resource.getrusage(resource.RUSAGE_SELF)
+    timed: list[Round] = []
+    for number in range(rounds):
+        if number:
+            settled += settle(engine, target)
+        timed.append(allocate_round(target, force=bool(number)))
+    runs = timed[-1].runs
+    median = sorted(timed, key=lambda r: r.wall_s)[len(timed) // 2]
     _export(engine, target, directory / engine)
-    figures = {
+    figures: dict[str, Any] = {
         "lines": sum(s.row_count for s in result.snapshots),
         "facts_matched": sum(r.matched_fact_count for r in runs),
         "load_facts_s": round(loaded - started, 2),
         "load_facts_cpu_s": round(cpu_loaded - cpu_started, 2),
         "import_s": round(imported - loaded, 2),
         "settle_s": round(settled, 2),
-        "allocate_s": round(allocated - allocating, 2),
+        "allocate_s": median.wall_s,
         # CPU seconds of all threads: the machine is shared, so wall time depends on the neighbours.
         "import_cpu_s": round(cpu_imported - cpu_loaded, 2),
-        "allocate_cpu_s": round(cpu_allocated - cpu_allocating, 2),
+        "allocate_cpu_s": median.cpu_s,
         # Of which in the kernel (page faults among it), and the minor page faults.
-        "allocate_sys_cpu_s": round(usage_allocated.ru_stime - usage_allocating.ru_stime, 2),
-        "allocate_page_faults": usage_allocated.ru_minflt - usage_allocating.ru_minflt,
+        "allocate_sys_cpu_s": median.sys_cpu_s,
+        "allocate_page_faults": median.page_faults,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+    if rounds > 1:
+        figures["allocate_rounds"] = [f"{r.wall_s} / {r.cpu_s}" for r in timed]
     target.close()
     if engine == "duckdb":
         store.close()
     return figures
+
+
+class Round(NamedTuple):
+    """One timed allocation: its runs, wall and CPU seconds, kernel CPU seconds and minor page faults."""
+
+    runs: list[Any]
+    wall_s: float
+    cpu_s: float
+    sys_cpu_s: float
+    page_faults: int
+
+
+def allocate_round(target: Any, *, force: bool) -> Round:
+    from spanledger_collector.billing import allocate
+
+    wall, cpu, usage = time.perf_counter(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
+    runs = allocate(target, force=force)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return Round(
+        runs,
+        round(time.perf_counter() - wall, 2),
+        round(time.process_time() - cpu, 2),
+        round(after.ru_stime - usage.ru_stime, 2),
+        after.ru_minflt - usage.ru_minflt,
+    )
 
 
 def settle(engine: str, target: Any) -> float:
@@ -131,10 +167,14 @@ def _export(engine: str, target: Any, prefix: Path) -> None:
     import pyarrow.parquet as pq
 
     settings = {"output_format_arrow_string_as_string": 1, "output_format_arrow_low_cardinality_as_dictionary": 0}
-    lines = target.query_arrow("SELECT * EXCEPT (run_id) FROM allocation_lines FINAL", settings=settings)
+    lines = target.query_arrow(
+        f"SELECT * EXCEPT (run_id) FROM allocation_lines FINAL WHERE run_id = {_CH_LAST_RUN}", settings=settings
+    )
     pq.write_table(lines, f"{prefix}-lines.parquet")
     rows = target.query_arrow(
-        "SELECT * EXCEPT (run_id, span_ids), arraySort(span_ids) AS span_ids FROM allocations FINAL", settings=settings
+        "SELECT * EXCEPT (run_id, span_ids), arraySort(span_ids) AS span_ids FROM allocations FINAL "
+        f"WHERE run_id = {_CH_LAST_RUN}",
+        settings=settings,
     )
     pq.write_table(rows, f"{prefix}-rows.parquet")
 
@@ -157,17 +197,15 @@ def differing_rows(directory: Path) -> dict[str, int]:
     return counts
 
 
-def run_once(facts: int, lines: int, engines: tuple[str, ...]) -> dict[str, Any]:
+def run_once(facts: int, lines: int, engines: tuple[str, ...], rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-allocation-") as name:
         directory = Path(name)
         started = time.perf_counter()
         generate(directory, facts, lines)
         result: dict[str, Any] = {"facts": facts, "lines": lines, "generate_s": round(time.perf_counter() - started, 1)}
         for engine in engines:
-            output = subprocess.run(
-                [sys.executable, __file__, "--measure", engine, str(directory)], check=True, capture_output=True,
-                text=True,
-            ).stdout  # fmt: skip
+            command = [sys.executable, __file__, "--measure", engine, str(directory), "--rounds", str(rounds)]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             result[engine] = json.loads(output)
             shutil.rmtree(directory / "chdb", ignore_errors=True)
             (directory / "store.duckdb").unlink(missing_ok=True)
@@ -182,10 +220,13 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--scaling", action="store_true", help="1M, 2.5M, 5M and 10M facts (needs ~10 GiB)")
     parser.add_argument("--engine", choices=ENGINES, action="append", help="only this engine (repeatable)")
+    parser.add_argument("--rounds", type=int, default=1, help="allocations per engine (the median is reported)")
     parser.add_argument("--measure", nargs=2, metavar=("ENGINE", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds: at least 1")
     if args.measure:
-        print(json.dumps(measure(args.measure[0], Path(args.measure[1]))))
+        print(json.dumps(measure(args.measure[0], Path(args.measure[1]), args.rounds)))
         return
     import chdb
 
@@ -194,7 +235,7 @@ def main() -> None:
     )
     sizes = [1_000_000, 2_500_000, 5_000_000, 10_000_000] if args.scaling else [args.facts]
     for facts in sizes:
-        print(json.dumps(run_once(facts, args.lines, tuple(args.engine or ENGINES))), flush=True)
+        print(json.dumps(run_once(facts, args.lines, tuple(args.engine or ENGINES), args.rounds)), flush=True)
 
 
 if __name__ == "__main__":
