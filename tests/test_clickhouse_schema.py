@@ -24,6 +24,7 @@ from spanledger_collector._store._location import (
     StoreAddressError,
     StoreEngine,
     parse_store_address,
+    redacted,
 )
 
 # The columns of the OTel Collector contrib clickhouseexporter's otel_traces (internal/sqltemplates/traces_table.sql),
@@ -96,6 +97,31 @@ def test_a_password_in_the_url_is_refused_without_repeating_it() -> None:
         parse_store_address("clickhouse+https://writer:s3cret@ch.internal/ledger")
     assert "s3cret" not in str(raised.value)
     assert "writer:***@ch.internal" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "password"),
+    [
+        ("clickhouse+https://writer:pa/ss9w0rd@ch.internal:8443/ledger", "pa/ss9w0rd"),  # urllib reads 'pa' as a port
+        ("clickhouse+https://writer:ab@Secret9@ch.internal/ledger", "ab@Secret9"),
+        ("clickhouse+https://writer:Qz9:Wx7@ch.internal/ledger", "Qz9:Wx7"),
+        ("tcp://default:Sup3rSecret@ch:9000", "Sup3rSecret"),  # the contrib exporter's DSN forms
+        ("clickhouse://default:Sup3rSecret@ch:9000/otel", "Sup3rSecret"),
+    ],
+)
+def test_no_piece_of_a_password_is_shown_whatever_it_holds(value: str, password: str) -> None:
+    with pytest.raises(StoreAddressError) as raised:
+        parse_store_address(value)
+    message = str(raised.value)
+    pieces = {password, *password.replace("@", "/").replace(":", "/").split("/")} - {""}
+    assert not any(piece in message for piece in pieces), message
+    assert redacted(value).count("***") == 1 and password not in redacted(value)
+
+
+@pytest.mark.parametrize("database", ["a-b", 'a"b', "1db", "x.y"])
+def test_a_database_that_is_not_a_plain_name_is_refused(database: str) -> None:
+    with pytest.raises(StoreAddressError, match="not a plain name"):
+        parse_store_address(f"clickhouse+http://host/{database.replace('.', '%2E')}")
 
 
 @pytest.mark.parametrize(
@@ -283,6 +309,40 @@ def test_a_cluster_schema_runs_on_cluster_with_replicated_local_and_distributed_
     assert "ENGINE = ReplicatedMergeTree()" in created
     assert "ENGINE = ReplicatedReplacingMergeTree()" in created
     assert "ReplacingMergeTree(" not in created.replace("ReplicatedReplacingMergeTree(", "")
+    # The trace-id lookup the trace answer and Grafana's trace view read, under its plain name on every shard.
+    assert "Distributed('prod', 'ledger', 'otel_traces_local_trace_id_ts', cityHash64(TraceId))" in created
+    assert '"ledger"."otel_traces_trace_id_ts" ON CLUSTER' in created
+
+
+class _Recording:
+    """A client that records the commands sent to it (no cluster runs here)."""
+
+    def __init__(self) -> None:
+        self.commands: list[str] = []
+        self.database = ""
+
+    def command(self, sql: str, **_: Any) -> None:
+        self.commands.append(sql)
+
+    def close(self) -> None:
+        pass
+
+
+def test_on_a_cluster_the_database_is_created_on_every_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spanledger_collector._store import _clickhouse_client
+
+    recording = _Recording()
+
+    class _Connect:
+        @staticmethod
+        def get_client(**_: Any) -> _Recording:
+            return recording
+
+    monkeypatch.setattr(_clickhouse_client, "_clickhouse_connect", lambda address: _Connect)
+    address = parse_store_address("clickhouse+https://writer@ch.internal/ledger")
+    open_clickhouse(address, create_database=True, on_cluster="prod")
+    assert recording.commands == ['CREATE DATABASE IF NOT EXISTS "ledger" ON CLUSTER "prod"']
+    assert recording.database == "ledger"
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,12 +21,14 @@ from collector_fixtures import collector_config, launch
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from spanledger_collector._clickhouse_factory import log_replica_id
 from spanledger_collector._config import BatchSettings, ConfigError
 from spanledger_collector._graph import load_settings, parse_settings
 from spanledger_collector._pipeline import Pipeline
 from spanledger_collector._registry import STORES
 from spanledger_collector._service import CollectorService
 from spanledger_collector._store import USAGE_FACTS
+from spanledger_collector._store._clickhouse_client import open_clickhouse
 from spanledger_collector._store._location import StoreAddress, parse_store_address
 from spanledger_collector._store._otel_traces import OtelTraceRows, attribute_text
 from test_collector_service import genai_trace
@@ -85,6 +89,14 @@ def _query(service: CollectorService, sql: str) -> list[tuple[Any, ...]]:
         ({"endpoint": "chdb:/tmp/x", "password": "p"}, "password", "no users or clusters"),
         ({"endpoint": "http://ch:8123", "ttl": "1500ms"}, "ttl", "whole number of seconds"),
         ({"endpoint": "http://ch:8123", "tls": {}}, "tls", "unknown key"),
+        ({"endpoint": "tcp://default:s3cret@ch:9000"}, "endpoint", "expected http"),  # contrib's DSN form
+        ({"endpoint": "http://ch:8123", "database": 'x"."otel_traces'}, "database", "not a plain name"),
+        ({"endpoint": "http://ch:8123", "traces_table": "otel-traces"}, "traces_table", "not a plain name"),
+        ({"endpoint": "http://ch:8123", "traces_table": "otel_traces FINAL"}, "traces_table", "not a plain name"),
+        ({"endpoint": "http://ch:8123", "cluster": "prod'x"}, "cluster", "not a plain name"),
+        ({"endpoint": "http://ch:8123", "create_schema": False, "ttl": "720h"}, "ttl", "create_schema: false"),
+        ({"endpoint": "http://ch:8123", "create_schema": False, "cluster": "c"}, "cluster", "create_schema: false"),
+        ({"endpoint": "http://ch:8123", "password": 731904285516}, "password", "quote it"),
     ],
 )
 def test_a_config_it_cannot_honour_is_refused_naming_the_key(
@@ -95,7 +107,55 @@ def test_a_config_it_cannot_honour_is_refused_naming_the_key(
     with pytest.raises(ConfigError, match=message) as raised:
         parse_settings(config)
     assert f"clickhouse.{key}" in str(raised.value)
-    assert "s3cret" not in str(raised.value)
+    assert "s3cret" not in str(raised.value) and "731904285516" not in str(raised.value)
+
+
+@pytest.mark.parametrize("password", ["731904285516", "0x1F2E", "007", "12:30:45", "null", "~", "[hunter2]", "true"])
+def test_a_password_from_the_environment_is_its_text_whatever_yaml_would_make_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, password: str
+) -> None:
+    """As otelcol: a key that reads a string takes the variable's text (a number, a time or ``null`` to YAML)."""
+    monkeypatch.setenv("CLICKHOUSE_PASSWORD", password)
+    monkeypatch.setenv("INGEST_TOKEN", password)
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        "extensions:\n  bearertokenauth: {token: '${env:INGEST_TOKEN}'}\n"
+        "receivers:\n  otlp:\n    protocols:\n"
+        "      http: {endpoint: 127.0.0.1:0, auth: {authenticator: bearertokenauth}}\n"
+        "exporters:\n  clickhouse: {endpoint: 'http://ch:8123', password: '${env:CLICKHOUSE_PASSWORD}'}\n"
+        "service:\n  extensions: [bearertokenauth]\n"
+        "  pipelines: {traces: {receivers: [otlp], exporters: [clickhouse]}}\n"
+    )
+    settings = load_settings(path)
+    assert settings.exporters["clickhouse"].password == password
+    assert password not in repr(settings.exporters["clickhouse"])
+    assert settings.extensions["bearertokenauth"].tokens == (password,)
+
+
+def test_the_replica_id_is_kept_in_the_request_log(tmp_path: Path) -> None:
+    """A UUID made once per log, not the host name and path (which cloned machines and containers share)."""
+    fresh = tmp_path / "fresh"
+    first = log_replica_id(fresh)
+    assert uuid.UUID(first) and log_replica_id(fresh) == first and log_replica_id(tmp_path / "other") != first
+    older = tmp_path / "older"  # a log from before the file: it keeps the id its committed position is under
+    older.mkdir()
+    (older / "1.log").write_bytes(b"")
+    assert log_replica_id(older) == f"{socket.gethostname()}:{older.resolve()}" == log_replica_id(older)
+
+
+def test_a_traces_table_of_another_schema_is_refused_at_start(tmp_path: Path, clickhouse_address: StoreAddress) -> None:
+    """An older exporter's table (no ScopeName/ScopeVersion) would refuse every insert and stall the replica."""
+    client = open_clickhouse(clickhouse_address, create_database=True)
+    try:
+        client.command(
+            "CREATE TABLE otel_traces (Timestamp DateTime64(9), TraceId String, SpanId String) "
+            "ENGINE = MergeTree ORDER BY TraceId"
+        )
+    finally:
+        client.close()
+    refused = pytest.raises(ConfigError, match=r"clickhouse\.traces_table: .* has no column ParentSpanId, TraceState")
+    with refused, _service(_chdb_config(tmp_path, clickhouse_address)):
+        pass
 
 
 def test_a_server_endpoint_is_read_into_a_tls_address(tmp_path: Path) -> None:

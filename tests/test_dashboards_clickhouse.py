@@ -9,6 +9,7 @@ import json
 import random
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from spanledger import semconv
 from spanledger_collector._engine._ddl import Names
 from spanledger_collector._engine._install import init
 from spanledger_collector._store._location import StoreAddress
+from spanledger_collector.billing._engine import sql_text
 from test_clickhouse_views import OWN, _random_request, create_otel_traces, insert_spans
 from test_collector_producers import DIALECT_SPANS, Node, _request
 
@@ -127,17 +129,26 @@ def loaded(clickhouse_client: Any, clickhouse_address: StoreAddress) -> tuple[An
     init(client, Names(database=database), catalog_models=False)
     insert_spans(client, database, requests)
     init(client, Names(database=database), catalog_models=False)  # prices the models seen
-    # The billing tables, as the billing import keeps them (the columns the lineage panel reads).
-    client.command(f"CREATE TABLE {database}.allocation_runs (run_id Int64, superseded_by Nullable(Int64)) "
-                   "ENGINE = MergeTree ORDER BY run_id")  # fmt: skip
-    client.command(f"CREATE TABLE {database}.allocations (run_id Int64, trace_id Nullable(String), "
-                   "billed_cost Decimal(38, 12)) ENGINE = MergeTree ORDER BY run_id")  # fmt: skip
+    # Two allocation runs in init's billing tables, the first superseded the way the allocation does it (a newer
+    # revision of its row), with merges stopped: the old revision stays beside it, as until a merge.
     trace_id = client.query(f"SELECT trace_id FROM {database}.usage_facts WHERE tenant = 'acme' LIMIT 1").result_rows[
         0
     ][0]
-    client.insert(f"{database}.allocation_runs", [(1, 2), (2, None)], column_names=["run_id", "superseded_by"])
-    client.insert(f"{database}.allocations", [(1, trace_id, Decimal(9)), (2, trace_id, Decimal("0.25"))],
-                  column_names=["run_id", "trace_id", "billed_cost"])  # fmt: skip
+    client.command(f"SYSTEM STOP MERGES {database}.allocation_runs")
+    client.command(f"SYSTEM STOP MERGES {database}.allocations")
+    runs = [(run_id, datetime(2026, 1, 1), datetime(2026, 1, 2), "s", "f", "4", "r", "USD", 1, 1)
+            for run_id in (1, 2)]  # fmt: skip
+    client.insert(f"{database}.allocation_runs", runs,
+                  column_names=["run_id", "billing_period_start", "created_at", "snapshot_ids", "facts_fingerprint",
+                                "method_version", "rules_digest", "billing_currency", "line_count",
+                                "matched_fact_count"])  # fmt: skip
+    client.command(sql_text("clickhouse", "allocation/supersede_run", {"run_id": 1, "new_run_id": 2}),
+                   settings={"database": database})  # fmt: skip
+    rows = [(run_id, "s", line_no, trace_id, [], Decimal(cost), Decimal(cost * 2), Decimal(cost * 3))
+            for run_id, line_no, cost in ((1, 1, 9), (2, 1, 0.25), (2, 1, 0.25))]  # fmt: skip
+    client.insert(f"{database}.allocations", rows,
+                  column_names=["run_id", "snapshot_id", "line_no", "trace_id", "span_ids", "effective_cost",
+                                "billed_cost", "list_cost"])  # fmt: skip
     return client, database, trace_id
 
 
@@ -168,4 +179,23 @@ def test_the_lineage_row_of_an_output(loaded: tuple[Any, str, str]) -> None:
     assert row["trace_id"] == trace_id and row["workflow"] == "support"
     assert row["models"] == DIALECT_SPANS["otel-genai"][semconv.GEN_AI_RESPONSE_MODEL]
     assert row["tokens"] == 150 and row["estimated_cost"] > 0
+    # The current run's EffectiveCost, its replayed row once; not the superseded run's (whose old revision is unmerged)
     assert row["allocated_cost"] == Decimal("0.25"), "only the current allocation run counts"
+
+
+@pytest.mark.timeout(600)
+def test_the_none_value_selects_the_facts_without_one(loaded: tuple[Any, str, str]) -> None:
+    """A NULL tenant is '(none)' in the variable and the panels; selecting it filters (an empty value would be
+    read by the plugin as All)."""
+    client, database, _ = loaded
+    (board,) = _boards().values()
+    (tenant,) = [variable for variable in board["templating"]["list"] if variable["name"] == "tenant"]
+    values = {row[0] for row in client.query(substitute(tenant["query"], database)).result_rows}
+    assert {"(none)", "acme"} <= values and "" not in values
+    outputs = next(panel for panel in _panels(board) if panel["title"] == "AI outputs in range")
+    sql = outputs["targets"][0]["rawSql"]
+    counts = {
+        selection: client.query(substitute(sql, database, {"tenant": selection} if selection else {})).result_rows[0][0]
+        for selection in ("", "(none)", "acme")
+    }
+    assert 0 < counts["(none)"] < counts[""] and counts["(none)"] + counts["acme"] <= counts[""]

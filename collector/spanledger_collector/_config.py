@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ._component import ConfigError
-from ._config_reader import ConfigSection
+from ._config_reader import ConfigSection, EnvValue
 
 if TYPE_CHECKING:  # the admin package imports the store, whose writer imports this module
     from ._admin import AdminSettings
@@ -212,10 +212,12 @@ def expand_env(node: Any, path: str = "") -> Any:
         return value
 
     expanded = _ENV_REFERENCE.sub(substitute, node)
-    if _ENV_REFERENCE.fullmatch(node):
-        # A value that is one reference takes the type YAML gives the variable's text (as otelcol does).
+    if _ENV_REFERENCE.fullmatch(node) and expanded:
+        # A value that is one reference takes the type YAML gives the variable's text, and keeps the text for
+        # the keys that read strings (as otelcol does): a password of digits is not a number there.
         try:
-            return yaml.safe_load(expanded) if expanded else expanded
+            typed = yaml.safe_load(expanded)
         except yaml.YAMLError:
             return expanded
+        return expanded if isinstance(typed, str) else EnvValue(typed, expanded)
     return expanded

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,11 +19,37 @@ import yaml
 
 from ._component import ConfigError
 
-__all__ = ["ConfigSection", "load_yaml"]
+__all__ = ["ConfigSection", "EnvValue", "load_yaml"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+@dataclass(frozen=True)
+class EnvValue:
+    """A value that was one ``${env:VAR}`` reference, as otelcol keeps it: ``value`` is the type YAML gives the
+    variable's text (a number, a boolean, a list...), ``text`` the text itself, which a string key reads, so a
+    password or token of digits (``0x1F2E``, ``007``) or one spelled ``null`` stays what the variable holds."""
+
+    value: Any
+    text: str
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with its :class:`EnvValue` (and those of its items, one level down) replaced by their values."""
+    if isinstance(value, EnvValue):
+        return value.value
+    if isinstance(value, list) and any(isinstance(item, EnvValue) for item in value):
+        return [item.value if isinstance(item, EnvValue) else item for item in value]
+    if isinstance(value, dict) and any(isinstance(item, EnvValue) for item in value.values()):
+        return {key: item.value if isinstance(item, EnvValue) else item for key, item in value.items()}
+    return value
+
+
+def _text_of(value: Any) -> Any:
+    """A string key's value: an :class:`EnvValue`'s text, anything else as it is."""
+    return value.text if isinstance(value, EnvValue) else value
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -64,6 +91,8 @@ class ConfigSection:
         self.path = path
         self.source = source
         self.error = error
+        if isinstance(value, EnvValue):  # a whole mapping from one variable
+            value = value.value
         if value is None:
             value = {}
         if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
@@ -87,11 +116,13 @@ class ConfigSection:
 
     def get(self, name: str, default: Any = None) -> Any:
         self._read.add(name)
-        value = self.values.get(name)
+        value = _plain(self.values.get(name))
         return default if value is None else value
 
     def section(self, name: str) -> ConfigSection:
-        return ConfigSection(self.get(name), self.key(name), source=self.source, error=self.error)
+        # the mapping as it is: its own readers take its references' values or texts
+        self._read.add(name)
+        return ConfigSection(self.values.get(name), self.key(name), source=self.source, error=self.error)
 
     def sections(self) -> Iterator[tuple[str, ConfigSection]]:
         """Every entry of a mapping of named entries (``instances: {NAME: {...}}``), each read as a section."""
@@ -100,7 +131,7 @@ class ConfigSection:
 
     def rest(self) -> dict[str, Any]:
         """The entries nobody asked for (a mapping whose other keys are data, e.g. regions); marks them read."""
-        rest = {name: value for name, value in self.values.items() if name not in self._read}
+        rest = {name: _plain(value) for name, value in self.values.items() if name not in self._read}
         self._read.update(rest)
         return rest
 
@@ -123,13 +154,40 @@ class ConfigSection:
             expected = ", ".join(sorted(self._read)) or "nothing"
             raise self.fail(str(unknown[0]), f"unknown key (expected one of: {expected})")
 
+    def _raw(self, name: str, default: Any) -> Any:
+        """The value of ``name`` as a string key reads it (an ``${env:…}`` reference's text)."""
+        self._read.add(name)
+        value = _text_of(self.values.get(name))
+        return default if value is None else value
+
     def text(self, name: str, default: str | None = None) -> str | None:
-        value = self.get(name, default)
+        value = self._raw(name, default)
         if value is None:
             return None
         if not isinstance(value, str) or not value:
             raise self.fail(name, f"expected a non-empty string, got {value!r}")
         return value
+
+    def secret(self, name: str) -> str | None:
+        """A password or token: as :meth:`text`, but no message ever shows the value."""
+        value = self._raw(name, None)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise self.fail(name, f"expected a non-empty string (quote it in YAML), got a {type(value).__name__}")
+        return value
+
+    def secrets(self, name: str) -> tuple[str, ...]:
+        """A list of passwords or tokens (:meth:`secret`'s rules, item by item)."""
+        self._read.add(name)
+        value = self.values.get(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self.fail(name, "expected a list")
+        items = [_text_of(item) for item in value]
+        for index, item in enumerate(items):
+            if not isinstance(item, str) or not item:
+                raise self.fail(f"{name}[{index}]", "expected a non-empty string (quote it in YAML)")
+        return tuple(items)
 
     def required_text(self, name: str) -> str:
         value = self.text(name)
@@ -211,17 +269,20 @@ class ConfigSection:
         return tuple(value)
 
     def strings(self, name: str) -> tuple[str, ...]:
-        value = self.get(name, [])
+        value = self._raw(name, [])
+        if isinstance(value, list):
+            value = [_text_of(item) for item in value]
         if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
             raise self.fail(name, f"expected a list of strings, got {value!r}")
         return tuple(value)
 
     def headers(self, name: str) -> dict[str, str]:
-        value = self.get(name, {})
+        value = self._raw(name, {})
         if not isinstance(value, Mapping):
             raise self.fail(name, "expected a mapping of header names to values")
         headers: dict[str, str] = {}
-        for header, header_value in value.items():
+        for header, raw_value in value.items():
+            header_value = _text_of(raw_value)
             if not isinstance(header, str) or not _HEADER_NAME.fullmatch(header):
                 raise self.fail(name, f"{header!r} is not a valid header name")
             if not isinstance(header_value, (str, int)) or "\n" in str(header_value) or "\r" in str(header_value):

@@ -208,13 +208,11 @@ class BearerTokenAuthFactory:
     type = "bearertokenauth"
 
     def read(self, component_id: str, section: ConfigSection, context: LoadContext) -> BearerTokenSettings:
-        token, tokens = section.get("token"), section.get("tokens")
-        if tokens is not None and not isinstance(tokens, list):
-            raise section.fail("tokens", "expected a list of tokens")
-        values = ([token] if token is not None else []) + (list(tokens) if tokens is not None else [])
-        if not values or not all(isinstance(value, str) and value for value in values):
+        token = section.secret("token")
+        values = ((token,) if token is not None else ()) + section.secrets("tokens")
+        if not values:
             raise section.fail("token", "expected a non-empty token (or a tokens list)")
-        return BearerTokenSettings(tuple(values))
+        return BearerTokenSettings(values)
 
     def extend(
         self, context: LoadContext, component_id: str, config: BearerTokenSettings, *, enabled: bool

@@ -3,9 +3,10 @@
     python dashboards/clickhouse/build.py            # (re)write dashboards/clickhouse/*.json
     python dashboards/clickhouse/build.py --check    # exit 1 if a committed JSON file is stale
 
-The panels read ``usage_facts`` and ``data_reads`` (written by spanledger's ClickHouse store, or by the views
-``spanledger clickhouse init`` installs over the OTel Collector's ``otel_traces``), the allocation tables of a
-billing import, and ``otel_traces`` for the trace view. Meter values come from ``spanledger.semconv``. Plain
+The panels read ``counted_usage_facts`` (the facts that count: on spanledger's ClickHouse store its view without
+the replayed and retracted ones, over the OTel Collector's ``otel_traces`` the view ``spanledger clickhouse init``
+makes) and ``data_reads``, the allocation tables (empty until a billing import), and ``otel_traces`` for the trace
+view. Meter values come from ``spanledger.semconv``. Plain
 dicts, as in ``dashboards/build.py``: the JSON is the artifact users import.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from spanledger.semconv import SpanledgerMeterValues as Meter
+from spanledger_collector._store._retractions import COUNTED_USAGE_FACTS
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_VERSION = 39
@@ -28,12 +30,21 @@ TIME_SERIES, TABLE, TRACE = 0, 1, 3
 DB = "${database}"
 TOKEN_METERS = (Meter.LLM_INPUT_TOKENS, Meter.LLM_CACHE_READ_TOKENS, Meter.LLM_CACHE_WRITE_TOKENS,
                 Meter.LLM_OUTPUT_TOKENS)  # fmt: skip
-FILTERS = (
-    "$__conditionalAll(ifNull(workflow, '') IN (${workflow:singlequote}), $workflow)"
-    " AND $__conditionalAll(ifNull(tenant, '') IN (${tenant:singlequote}), $tenant)"
-    " AND $__conditionalAll(ifNull(model, '') IN (${model:singlequote}), $model)"
+NONE = "(none)"
+"""What a variable and a panel call a NULL or empty workflow, tenant or model (the plugin reads an empty value as
+All, so '' could not be selected)."""
+
+
+def labelled(column: str) -> str:
+    return f"ifNull(nullIf({column}, ''), '{NONE}')"
+
+
+FILTERS = " AND ".join(
+    f"$__conditionalAll({labelled(column)} IN (${{{column}:singlequote}}), ${column})"
+    for column in ("workflow", "tenant", "model")
 )
-FACTS_IN_RANGE = f"FROM {DB}.usage_facts WHERE $__timeFilter(start_time) AND {FILTERS}"
+FACTS = f"{DB}.{COUNTED_USAGE_FACTS}"
+FACTS_IN_RANGE = f"FROM {FACTS} WHERE $__timeFilter(start_time) AND {FILTERS}"
 
 
 def _meters(meters: tuple[Meter, ...]) -> str:
@@ -117,10 +128,10 @@ LINEAGE_SQL = f"""WITH
     GROUP BY trace_id
   ),
   allocated AS (
-    SELECT trace_id, sum(billed_cost) AS allocated_cost
-    FROM {DB}.allocations
+    SELECT trace_id, sum(effective_cost) AS allocated_cost
+    FROM {DB}.allocations FINAL
     WHERE trace_id IN (SELECT trace_id FROM outputs)
-      AND run_id IN (SELECT run_id FROM {DB}.allocation_runs WHERE superseded_by IS NULL)
+      AND run_id IN (SELECT run_id FROM {DB}.allocation_runs FINAL WHERE superseded_by IS NULL)
     GROUP BY trace_id
   )
 SELECT o.started AS time, o.trace_id AS trace_id, o.output_workflow AS workflow, o.output_tenant AS tenant,
@@ -153,14 +164,14 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
                       f"SELECT uniqExact(trace_id) AS outputs {FACTS_IN_RANGE}", TABLE),
                 panel("timeseries", "Estimated cost by workflow",
                       "Estimated cost per interval, one series per workflow.", "currencyUSD",
-                      f"SELECT $__timeInterval(start_time) AS time, ifNull(workflow, '(none)') AS workflow, {cost} "
+                      f"SELECT $__timeInterval(start_time) AS time, {labelled('workflow')} AS workflow, {cost} "
                       f"{FACTS_IN_RANGE} GROUP BY time, workflow ORDER BY time", TIME_SERIES),
                 panel("timeseries", "Tokens by model", "Tokens per interval, one series per model.", "short",
-                      f"SELECT $__timeInterval(start_time) AS time, ifNull(model, '(none)') AS model, {tokens} "
+                      f"SELECT $__timeInterval(start_time) AS time, {labelled('model')} AS model, {tokens} "
                       f"{FACTS_IN_RANGE} GROUP BY time, model ORDER BY time", TIME_SERIES),
                 panel("table", "Cost and tokens by model",
                       "Per model and provider: tokens by meter and the estimated cost over the range.", "short",
-                      f"SELECT ifNull(model, '(none)') AS model, ifNull(provider, '(none)') AS provider, "
+                      f"SELECT {labelled('model')} AS model, {labelled('provider')} AS provider, "
                       f"{_sum_of(Meter.LLM_INPUT_TOKENS, 'input_tokens')}, "
                       f"{_sum_of(Meter.LLM_CACHE_READ_TOKENS, 'cache_read_tokens')}, "
                       f"{_sum_of(Meter.LLM_CACHE_WRITE_TOKENS, 'cache_write_tokens')}, "
@@ -168,7 +179,7 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
                       f"{FACTS_IN_RANGE} GROUP BY model, provider ORDER BY cost DESC NULLS LAST", TABLE),
                 panel("table", "Cost and tokens by tenant",
                       "Per tenant and workflow: tokens and estimated cost over the range (top 50 by cost).", "short",
-                      f"SELECT ifNull(tenant, '(none)') AS tenant, ifNull(workflow, '(none)') AS workflow, {tokens}, "
+                      f"SELECT {labelled('tenant')} AS tenant, {labelled('workflow')} AS workflow, {tokens}, "
                       f"{cost} {FACTS_IN_RANGE} GROUP BY tenant, workflow ORDER BY cost DESC NULLS LAST LIMIT 50",
                       TABLE),
             ],
@@ -178,7 +189,7 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
             [
                 panel("table", "AI outputs: lineage and cost",
                       "Per trace (one AI output): its models, tokens, the data sources it read and their largest "
-                      "age, accelerator-seconds, estimated cost and the cost allocated from the bill by the "
+                      "age, accelerator-seconds, estimated cost and the EffectiveCost allocated from the bill by the "
                       "current allocation run. Click a trace id for the trace view.",
                       "short", LINEAGE_SQL, TABLE, overrides=[trace_link("trace_id")]),
             ],
@@ -188,7 +199,7 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
 
 def variables() -> list[dict[str, Any]]:
     def values(name: str, label: str, column: str) -> dict[str, Any]:
-        query = (f"SELECT DISTINCT ifNull({column}, '') FROM {DB}.usage_facts "
+        query = (f"SELECT DISTINCT {labelled(column)} FROM {FACTS} "
                  f"WHERE $__timeFilter(start_time) ORDER BY 1")  # fmt: skip
         return {"type": "query", "name": name, "label": label, "datasource": DATASOURCE, "definition": query,
                 "query": query, "refresh": 2, "includeAll": True, "multi": True, "allValue": "",

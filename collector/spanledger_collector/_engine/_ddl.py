@@ -13,6 +13,7 @@ from .._decode._attribution import DEFAULT_ATTRIBUTION, Attribution
 from .._store import DATA_READS, Table
 from .._store._clickhouse_client import quote_identifier as quoted
 from .._store._facts import ESTIMATE_FIELDS, USAGE_FACTS
+from .._store._retractions import COUNTED_USAGE_FACTS
 from . import _expressions as x
 
 # The token meters llm_token_prices prices; cloud_prices prices the others.
@@ -35,6 +36,7 @@ __all__ = [
     "NOT_IN_PRICE_TABLE",
     "NO_PROVIDER",
     "NULL_KEY",
+    "PRICED_VIEWS",
     "TOKEN_METERS",
     "Names",
     "backfill",
@@ -206,4 +208,14 @@ def statements(names: Names) -> list[str]:
             not_in_price_table=x.literal(NOT_IN_PRICE_TABLE),
         )
     )
+    # The name the collector's store gives its counted facts, so the answers and the ClickHouse dashboard read one
+    # name on both (the usage_facts view above already counts each call once).
+    created.append(
+        f"CREATE OR REPLACE VIEW {quoted(names.database)}.{quoted(COUNTED_USAGE_FACTS)} AS\n"
+        f"SELECT * FROM {quoted(names.database)}.{quoted(names.usage_facts)}"
+    )
     return created
+
+
+PRICED_VIEWS = 2
+"""The last statements of :func:`statements`: views over the price table, created once it is loaded."""

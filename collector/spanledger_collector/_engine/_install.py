@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._ddl import Names, backfill, statements
+from ..billing._schema import ensure_billing_tables
+from ._ddl import PRICED_VIEWS, Names, backfill, statements
 from ._prices import load_prices
 
 __all__ = ["REQUIRED_COLUMNS", "InitError", "InitReport", "check_traces_table", "init"]
@@ -81,12 +82,20 @@ def init(client: Any, names: Names, *, catalog_models: bool = True, backfill_exi
     """
     check_traces_table(client, names)
     created = statements(names)
-    for statement in created[:-1]:
+    for statement in created[:-PRICED_VIEWS]:
         client.command(statement)
     if backfill_existing:
-        for statement in created[:-1]:
+        for statement in created[:-PRICED_VIEWS]:
             if statement.lstrip("-").find("CREATE MATERIALIZED VIEW") != -1:
                 client.command(backfill(statement))
     price_rows = load_prices(client, names, catalog_models=catalog_models)
-    client.command(created[-1])  # the usage_facts view reads the price table
+    for statement in created[-PRICED_VIEWS:]:
+        client.command(statement)
+    # The billing tables, empty until a billing import: the answers and the dashboard's lineage read them.
+    session = client.database
+    client.database = names.database
+    try:
+        ensure_billing_tables(client)
+    finally:
+        client.database = session
     return InitReport(len(created), price_rows)

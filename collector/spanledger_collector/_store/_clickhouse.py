@@ -84,7 +84,18 @@ class ClickHouseStore:
         self._traces_table = traces_table
         self._lock = threading.Lock()
         try:
-            self._client: Any = open_clickhouse(address, create_database=schema is not None, password=password)
+            # Inserts wait for the server to store them, even under a profile with asynchronous inserts and, on a
+            # cluster, through the Distributed tables (which otherwise queue them): a recorded log position must
+            # not run ahead of its rows.
+            cluster = schema.cluster if schema is not None else None
+            self._client: Any = open_clickhouse(
+                address,
+                create_database=schema is not None,
+                on_cluster=cluster,
+                password=password,
+                wait_for_async_insert=1,
+                **({"insert_distributed_sync": 1} if cluster else {}),
+            )
             if schema is not None:
                 for statement in schema.statements()[1:]:  # the database exists now
                     self._client.command(statement)
@@ -144,6 +155,17 @@ class ClickHouseStore:
         """Drop the staged rows; rows already inserted stay (the request log stores them again, idempotently)."""
         with self._lock:
             self._drop_staged()
+
+    def missing_trace_columns(self) -> list[str]:
+        """The columns spanledger writes that the traces table lacks (every one when there is no such table): an
+        older exporter's table would refuse every insert, and the replica would retry forever."""
+        with self._lock:
+            result = self._require_open().query(
+                "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = %(table)s",
+                parameters={"table": self._traces_table},
+            )
+        present = {name for (name,) in result.result_rows}
+        return [column for column in OTEL_TRACES_COLUMNS if column not in present]
 
     def committed_log_position(self) -> int:
         with self._lock:

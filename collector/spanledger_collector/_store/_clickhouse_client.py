@@ -38,11 +38,17 @@ def quote_identifier(name: str) -> str:
 
 
 def open_clickhouse(
-    address: StoreAddress, *, create_database: bool = False, password: str | None = None, **settings: Any
+    address: StoreAddress,
+    *,
+    create_database: bool = False,
+    on_cluster: str | None = None,
+    password: str | None = None,
+    **settings: Any,
 ) -> Any:
     """A clickhouse-connect client on ``address`` (its database the default one for unqualified names).
 
-    ``create_database``: create the database first when missing (the exporter's ``create_schema``).
+    ``create_database``: create the database first when missing (the exporter's ``create_schema``), on every
+    node of ``on_cluster`` when given.
     ``password``: else the one in ``address``'s environment variable. ``settings``: ClickHouse session settings.
     """
     if not address.is_clickhouse:
@@ -61,7 +67,8 @@ def open_clickhouse(
         )
     try:
         if create_database:
-            client.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(address.database)}")
+            cluster = f" ON CLUSTER {quote_identifier(on_cluster)}" if on_cluster else ""
+            client.command(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(address.database)}{cluster}")
         client.database = address.database
     except BaseException:
         client.close()

@@ -114,14 +114,17 @@ class ClickHouseSchema:
         """The table holding the rows: ``<table>_local`` on a cluster (the plain name is then Distributed)."""
         return f"{table}_local" if self.cluster else table
 
-    def _distributed(self, table: str, sharding_key: str) -> list[str]:
+    def _distributed(self, table: str, sharding_key: str, local: str | None = None) -> list[str]:
+        """The ``Distributed`` table ``table`` over ``local`` (default: ``<table>_local``) on a cluster.
+
+        The names are plain identifiers (checked at load), so they go into the engine's arguments as they are."""
         if not self.cluster:
             return []
-        cluster = self.cluster.replace("'", "\\'")
+        local = local or self._local(table)
         return [
             f"CREATE TABLE IF NOT EXISTS {self._qualified(table)}{self._on_cluster()} "
-            f"AS {self._qualified(self._local(table))} "
-            f"ENGINE = Distributed('{cluster}', '{self.database}', '{self._local(table)}', {sharding_key})"
+            f"AS {self._qualified(local)} "
+            f"ENGINE = Distributed('{self.cluster}', '{self.database}', '{local}', {sharding_key})"
         ]
 
     def _engine(self, engine: str) -> str:
@@ -145,6 +148,9 @@ class ClickHouseSchema:
         mv = (_SQL / _OTEL_TEMPLATES[2]).read_text(encoding="utf-8")
         statements.append(mv.format(table=self._local(self.traces_table), ttl="", **values))
         statements += self._distributed(self.traces_table, "cityHash64(TraceId)")
+        # The trace-id lookup under its plain name too: the trace answer and Grafana's trace view read it.
+        lookup = f"{self.traces_table}_trace_id_ts"
+        statements += self._distributed(lookup, "cityHash64(TraceId)", f"{self._local(self.traces_table)}_trace_id_ts")
         return statements
 
     def _row_table(self, layout: RowLayout) -> list[str]:

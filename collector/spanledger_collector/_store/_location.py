@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -22,7 +23,9 @@ __all__ = [
     "StoreAddress",
     "StoreAddressError",
     "StoreEngine",
+    "is_identifier",
     "parse_store_address",
+    "redacted",
 ]
 
 PASSWORD_ENV = "SPANLEDGER_CLICKHOUSE_PASSWORD"
@@ -30,6 +33,13 @@ DEFAULT_DATABASE = "default"
 _DEFAULT_PORTS = {"http": 8123, "https": 8443}
 _CHDB_PREFIX = "chdb:"
 _URL_PREFIX = "clickhouse+"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_identifier(name: str) -> bool:
+    """A database, table or cluster name spanledger accepts: a plain identifier, the same quoted or not, so it can
+    go into SQL and engine arguments (``Distributed('cluster', 'db', …)``) as it is."""
+    return _IDENTIFIER.fullmatch(name) is not None
 
 
 class StoreAddressError(ValueError):
@@ -95,7 +105,7 @@ def parse_store_address(value: str, *, database: str | None = None) -> StoreAddr
         return _server(text, value, database)
     if "://" in text:
         raise StoreAddressError(
-            f"store {_redacted(value)!r}: unknown scheme; a ClickHouse server is clickhouse+http://user@host:8123/db "
+            f"store {redacted(value)!r}: unknown scheme; a ClickHouse server is clickhouse+http://user@host:8123/db "
             "or clickhouse+https://…"
         )
     return StoreAddress(StoreEngine.DUCKDB, path=text)
@@ -106,21 +116,27 @@ def _server(text: str, value: str, database: str | None) -> StoreAddress:
         url = urlsplit(text[len(_URL_PREFIX) :])
         port = url.port
     except ValueError as error:
-        raise StoreAddressError(f"store {_redacted(value)!r}: {error}") from None
+        # urllib's message quotes what it could not read as a port: with a password holding ':' that is part of it
+        raise StoreAddressError(f"store {redacted(value)!r}: {_scrubbed(str(error), value)}") from None
     if url.scheme not in _DEFAULT_PORTS:
-        raise StoreAddressError(f"store {_redacted(value)!r}: the scheme must be clickhouse+http or clickhouse+https")
+        raise StoreAddressError(f"store {redacted(value)!r}: the scheme must be clickhouse+http or clickhouse+https")
     if url.password is not None:
         raise StoreAddressError(
-            f"store {_redacted(value)!r}: a password in the URL would be printed and logged; "
+            f"store {redacted(value)!r}: a password in the URL would be printed and logged; "
             f"set it in ${PASSWORD_ENV} instead"
         )
     if not url.hostname:
-        raise StoreAddressError(f"store {_redacted(value)!r}: no host (clickhouse+http://user@host:8123/db)")
+        raise StoreAddressError(f"store {redacted(value)!r}: no host (clickhouse+http://user@host:8123/db)")
     if url.query or url.fragment:
-        raise StoreAddressError(f"store {_redacted(value)!r}: query and fragment are not supported")
+        raise StoreAddressError(f"store {redacted(value)!r}: query and fragment are not supported")
     path = unquote(url.path.strip("/"))
     if "/" in path:
-        raise StoreAddressError(f"store {_redacted(value)!r}: the path is the database, one name")
+        raise StoreAddressError(f"store {redacted(value)!r}: the path is the database, one name")
+    if path and not is_identifier(path):
+        raise StoreAddressError(
+            f"store {redacted(value)!r}: the database {path!r} is not a plain name "
+            "(letters, digits and _, not starting with a digit)"
+        )
     return StoreAddress(
         StoreEngine.CLICKHOUSE,
         host=url.hostname,
@@ -131,12 +147,30 @@ def _server(text: str, value: str, database: str | None) -> StoreAddress:
     )
 
 
-def _redacted(value: str) -> str:
-    """``value`` with the password of ``scheme://user:password@host`` replaced by ``***``."""
-    scheme, separator, rest = value.partition("://")
-    if not separator:
+def _password(value: str) -> str:
+    """The password of ``scheme://user:password@host…``, or ''. The credentials end at the last ``@``: a password
+    may hold ``@``, ``/`` or ``:`` (a path holding ``@`` only hides more)."""
+    _, separator, rest = value.partition("://")
+    credentials, at, _ = rest.rpartition("@")
+    if not separator or not at:
+        return ""
+    return credentials.partition(":")[2]
+
+
+def redacted(value: str) -> str:
+    """``value`` (a store URL or endpoint, in any scheme) with the password of ``user:password@`` as ``***``."""
+    password = _password(value)
+    if not password:
         return value
-    credentials, at, host = rest.partition("@")
-    if not at or ":" not in credentials or "/" in credentials:
-        return value
-    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+    scheme, _, rest = value.partition("://")
+    credentials, _, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.partition(':')[0]}:***@{host}"
+
+
+def _scrubbed(message: str, value: str) -> str:
+    """``message`` without the password of ``value`` or any piece of it urllib quoted."""
+    password = _password(value)
+    if not password:
+        return message
+    message = message.replace(password, "***")
+    return "the port is not a number" if "Port could not be cast" in message else message
