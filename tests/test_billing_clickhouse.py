@@ -5,7 +5,10 @@ facts and EXACTLY the same allocation rows; every answer (``billing import``, ``
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -339,6 +342,32 @@ def test_a_newer_delivery_supersedes_the_snapshot_in_clickhouse(clickhouse: Any,
     ]
 
 
+_CLI = "import sys; from spanledger_collector._cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Asia/Kolkata", "America/Los_Angeles"])
+def test_times_are_stored_in_utc_whatever_the_local_time_zone(tmp_path: Path, zone: str) -> None:
+    """clickhouse-connect reads a naive time as local: a run's period stored shifted would not be found by its
+    period, and every allocation would make a new current run. The CLI in a process of that zone (chdb opens
+    one directory per process, so not this one)."""
+    store = f"chdb:{tmp_path / 'ch'}"
+    environment = {**os.environ, "TZ": zone}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", _CLI, *args], env=environment, capture_output=True, text=True,
+                              timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    export = _focus_export(tmp_path)  # periods as bare dates ("2025-02-01"): UTC days, not local ones
+    cli("billing", "import", str(export), "--store", store, "--quiet")
+    assert "billing period 2025-02" in cli("idle", "--store", store)  # the default period: the latest run's
+    assert "2025-02: run 1 unchanged" in cli("billing", "allocate", "--store", store)
+    export.write_text(export.read_text().replace("0.7,0.7,0.7", "0.8,0.8,0.8"))  # a newer delivery supersedes
+    assert "2025-02 AWS|payer: 5 lines, replaced" in cli("billing", "import", str(export), "--store", store)
+    assert "billing period 2025-02" in cli("top", "--period", "2025-02", "--store", store)
+
+
 # --- every answer through the CLI, on both engines ---
 
 
@@ -434,6 +463,31 @@ def test_an_unreachable_or_unnamed_clickhouse_store_is_a_clear_error(capsys: pyt
     assert "secret" not in error and "SPANLEDGER_CLICKHOUSE_PASSWORD" in error
     assert main(["idle", "--store", "chdb:"]) == 1
     assert "chdb: needs a directory" in capsys.readouterr().err
+
+
+def test_a_store_that_is_not_there_or_not_a_store_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo never answers from (or allocates into) a new empty store, and no error is a traceback."""
+    missing_chdb, missing_file = tmp_path / "typo", tmp_path / "typo.duckdb"
+    assert main(["top", "--store", f"chdb:{missing_chdb}"]) == 1
+    assert f"no store at chdb:{missing_chdb}" in capsys.readouterr().err and not missing_chdb.exists()
+    assert main(["billing", "allocate", "--store", str(missing_file), "--collector", "none"]) == 1
+    assert f"no store at {missing_file}" in capsys.readouterr().err and not missing_file.exists()
+    export = _focus_export(tmp_path)
+    assert main(["top", "--store", str(export), "--collector", "none"]) == 1
+    assert "is not a spanledger store" in capsys.readouterr().err
+    assert main(["billing", "import", str(export), "--store", str(export), "--collector", "none"]) == 1
+    assert "is not a spanledger store" in capsys.readouterr().err
+    assert main(["billing", "import", str(export), "--store", str(tmp_path / "s.duckdb"), "--collector", "none",
+                 "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    unwritable = tmp_path / "nowhere" / "rows.csv"
+    assert main(["allocations", "--store", str(tmp_path / "s.duckdb"), "--collector", "none", "--output",
+                 str(unwritable)]) == 1  # fmt: skip
+    assert f"--output {unwritable}: No such file or directory" in capsys.readouterr().err
+    assert main(["top", "--store", "clickhouse+http://reader@127.0.0.1:1/ledger"]) == 1  # nothing listens there
+    assert "cannot open the store clickhouse+http://reader@127.0.0.1:1/ledger" in capsys.readouterr().err
 
 
 def test_duckdb_is_unchanged_by_the_engine_layer(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:

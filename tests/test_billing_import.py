@@ -14,7 +14,7 @@ import duckdb
 import pytest
 from moto.server import ThreadedMotoServer
 from spanledger_collector._cli import main
-from spanledger_collector.billing import BillingImportError, CurrencyMixError, import_billing
+from spanledger_collector.billing import BillingImportError, CurrencyMixError, import_and_allocate, import_billing
 
 BILLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "billing"
 SAMPLE = BILLING_DATA / "focus_sample_1000.csv"
@@ -118,7 +118,7 @@ def test_a_newer_snapshot_replaces_the_older_and_keeps_it_for_audit(
     ("rows", "message"),
     [
         (_focus_row() + _focus_row('"1,5"'), r"bad\.csv: row 2, column BilledCost: \"1,5\" is not a decimal number"),
-        (_focus_row() + "1.5,2\n", r"bad\.csv: cannot read the file: .*"),
+        (_focus_row() + "1.5,2\n", r"bad\.csv: cannot read the file: row 2 has 2 fields, the header \d+"),
         (_focus_row(start="yesterday"), r"bad\.csv: row 1, column ChargePeriodStart: \"yesterday\" is not a date-time"),
         (_focus_row(tags='"{not json"'), r"bad\.csv: row 1, column Tags: \"\{not json\" is not JSON"),
         (
@@ -283,3 +283,24 @@ def test_cli_allocate_reruns_only_when_asked(tmp_path: Path, capsys: pytest.Capt
     assert json.loads(capsys.readouterr().out)["runs"][0]["status"] == "unchanged"
     assert main(["billing", "allocate", "--force", *store]) == 0
     assert "run 2 allocated" in capsys.readouterr().out
+
+
+def test_a_file_that_is_not_utf_8_names_its_row_and_the_reason(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes((FOCUS_HEADER + _focus_row() + _focus_row(tags='"{\\"team\\": \\"caf\xe9\\"}"')).encode("latin-1"))
+    with pytest.raises(BillingImportError, match=r"bad\.csv: cannot read the file: row 2 \(line 3\): .*not utf-8"):
+        import_billing(db, [str(bad)])
+
+
+def test_an_import_retried_after_its_allocation_did_not_run_allocates(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """The snapshot was committed, the allocation failed or was interrupted: the retry's import is unchanged,
+    and its period is allocated all the same (then left alone while its inputs stay the same)."""
+    export = tmp_path / "export.csv"
+    export.write_text(FOCUS_HEADER + _focus_row())
+    assert import_and_allocate(db, [str(export)], run_allocation=False)["runs"] == []
+    retried = import_and_allocate(db, [str(export)])
+    assert [s["status"] for s in retried["snapshots"]] == ["unchanged"]
+    assert [r["status"] for r in retried["runs"]] == ["allocated"]
+    assert [r["status"] for r in import_and_allocate(db, [str(export)])["runs"]] == ["unchanged"]

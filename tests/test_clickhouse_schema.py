@@ -118,12 +118,6 @@ def test_no_piece_of_a_password_is_shown_whatever_it_holds(value: str, password:
     assert redacted(value).count("***") == 1 and password not in redacted(value)
 
 
-@pytest.mark.parametrize("database", ["a-b", 'a"b', "1db", "x.y"])
-def test_a_database_that_is_not_a_plain_name_is_refused(database: str) -> None:
-    with pytest.raises(StoreAddressError, match="not a plain name"):
-        parse_store_address(f"clickhouse+http://host/{database.replace('.', '%2E')}")
-
-
 @pytest.mark.parametrize(
     ("value", "message"),
     [

@@ -395,3 +395,33 @@ def test_init_names_the_missing_table_or_column(
     assert f"--tenant-attributes: {own!r} is spanledger's own name" in capsys.readouterr().err
     assert main(["clickhouse", "init", "--store", "postgres://x"]) == 2
     assert "unknown scheme" in capsys.readouterr().err
+
+
+def test_init_works_in_a_database_whose_name_needs_quoting(clickhouse_client: Any) -> None:
+    client, database = clickhouse_client, "otel-prod"
+    client.command(f'CREATE DATABASE IF NOT EXISTS "{database}"')
+    try:
+        client.command(OTEL_TRACES_DDL.format(database=database, table="otel_traces", cluster="", engine="MergeTree()",
+                                              ttl=""))  # fmt: skip
+        names = Names(database=database)
+        init(client, names, catalog_models=False)
+        rows = OtelTraceRows()
+        rows.add_request(ExportTraceServiceRequest.FromString(_request(Node("spanledger", OWN))))
+        client.insert("otel_traces", rows.columns, database=database, column_names=OTEL_TRACES_COLUMNS,
+                      column_oriented=True)  # fmt: skip
+        init(client, names, catalog_models=False)  # prices the models seen: inserts into the price tables
+        priced = client.query(f'SELECT count(), countIf(estimated_cost > 0) FROM "{database}".usage_facts')
+        assert priced.result_rows[0][0] > 0 and priced.result_rows[0][1] > 0
+    finally:
+        client.command(f'DROP DATABASE IF EXISTS "{database}"')
+
+
+def test_init_refuses_to_keep_views_over_another_traces_table(engine: tuple[Any, Names]) -> None:
+    """The exporter's traces_table_name changed: IF NOT EXISTS would keep views that read the old table."""
+    client, names = engine
+    client.command(f"CREATE TABLE {names.database}.otel_traces_v2 AS {names.database}.otel_traces")
+    moved = dataclasses.replace(names, traces_table="otel_traces_v2")
+    old = rf"views data_reads_events, usage_reports_spans of an earlier init read {names.database}.otel_traces, not"
+    with pytest.raises(InitError, match=old):
+        init(client, moved, catalog_models=False)
+    init(client, names, catalog_models=False)  # the same table again: fine

@@ -90,11 +90,16 @@ def run_init(args: argparse.Namespace) -> int:
     except (StoreAddressError, ClickHouseUnavailableError) as error:
         print(f"spanledger clickhouse init: {error}", file=sys.stderr)
         return 2
+    from clickhouse_connect.driver.exceptions import ClickHouseError  # installed: open_clickhouse found it
+
     names = Names(database=args.database or address.database, traces_table=args.traces_table, attribution=attribution)
     try:
         report = init(client, names, backfill_existing=args.backfill)
     except InitError as error:
         print(f"spanledger clickhouse init: {error}", file=sys.stderr)
+        return 1
+    except ClickHouseError as error:  # the engine refused a statement: its message says which and why
+        print(f"spanledger clickhouse init: {address}: {error}", file=sys.stderr)
         return 1
     finally:
         client.close()

@@ -72,6 +72,26 @@ def check_traces_table(client: Any, names: Names) -> None:
             f"ClickHouse store's): init makes it a view over {names.data_read_events}; drop or rename it, then run "
             "init --backfill (docs/clickhouse.md)"
         )
+    _check_views_read(client, names, where)
+
+
+def _check_views_read(client: Any, names: Names, where: str) -> None:
+    """An earlier init's materialized views read this traces table: ``IF NOT EXISTS`` would keep views reading
+    another one (the exporter's ``traces_table_name`` changed), and new spans would give no facts."""
+    views = (names.usage_reports_view, f"{names.data_reads}_events")
+    sources = client.query(
+        "SELECT view, database, name FROM system.tables ARRAY JOIN dependencies_database AS view_database, "
+        "dependencies_table AS view WHERE view_database = {db:String} AND has({views:Array(String)}, view)",
+        parameters={"db": names.database, "views": list(views)},
+    ).result_rows
+    elsewhere = sorted((view, f"{database}.{table}") for view, database, table in sources
+                       if (database, table) != (names.traces, names.traces_table))  # fmt: skip
+    if elsewhere:
+        drops = "; ".join(f"DROP VIEW {names.database}.{view}" for view, _ in elsewhere)
+        raise InitError(
+            f"the materialized views {', '.join(view for view, _ in elsewhere)} of an earlier init read "
+            f"{elsewhere[0][1]}, not {where}: drop them ({drops}), then run init --backfill over the new table"
+        )
 
 
 def init(client: Any, names: Names, *, catalog_models: bool = True, backfill_existing: bool = False) -> InitReport:

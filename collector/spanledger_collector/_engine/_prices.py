@@ -207,7 +207,7 @@ def load_prices(client: Any, names: Names, *, catalog_models: bool = True) -> in
         keys[key] = (first, last) if known is None else (min(first, known[0]), max(last, known[1]))
     rows = price_rows(catalog, keys, now)
     if rows:
-        client.insert(f"{names.database}.{names.prices}", rows, column_names=COLUMNS)
+        client.insert(names.prices, rows, database=names.database, column_names=COLUMNS)  # quoted by the client
     client.command(
         sql_file("cloud_prices.sql").format(
             database=quoted(names.database), table=quoted(names.cloud_prices), timestamp=Kind.TIMESTAMP.clickhouse_type
@@ -225,5 +225,5 @@ def load_prices(client: Any, names: Names, *, catalog_models: bool = True) -> in
     }
     cloud_rows = cloud_price_rows(catalog, cloud_keys, now)
     if cloud_rows:
-        client.insert(f"{names.database}.{names.cloud_prices}", cloud_rows, column_names=CLOUD_COLUMNS)
+        client.insert(names.cloud_prices, cloud_rows, database=names.database, column_names=CLOUD_COLUMNS)
     return len(rows) + len(cloud_rows)

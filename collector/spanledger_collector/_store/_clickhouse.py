@@ -238,7 +238,7 @@ class ClickHouseStore:
             self._insert_rows(client, table, rows)
         self._unrecorded += [batch.digest.hex() for batch in staged if batch.digest is not None]
         if record and self._unrecorded:
-            received_at = datetime.now(timezone.utc).replace(tzinfo=None)
+            received_at = datetime.now(timezone.utc)  # aware: clickhouse-connect reads a naive time as local
             client.insert(
                 RECEIVED_REQUESTS,
                 [(digest, received_at) for digest in self._unrecorded],

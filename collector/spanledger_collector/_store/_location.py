@@ -132,11 +132,6 @@ def _server(text: str, value: str, database: str | None) -> StoreAddress:
     path = unquote(url.path.strip("/"))
     if "/" in path:
         raise StoreAddressError(f"store {redacted(value)!r}: the path is the database, one name")
-    if path and not is_identifier(path):
-        raise StoreAddressError(
-            f"store {redacted(value)!r}: the database {path!r} is not a plain name "
-            "(letters, digits and _, not starting with a digit)"
-        )
     return StoreAddress(
         StoreEngine.CLICKHOUSE,
         host=url.hostname,

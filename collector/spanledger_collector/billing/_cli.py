@@ -105,8 +105,11 @@ def _allocations(args: argparse.Namespace) -> int:
     answer = _answer(args, ALLOCATIONS, PeriodRequest(args.period))
     text = json.dumps(answer, indent=2) + "\n" if args.format == "json" else render_allocations(answer, args.format)
     if args.output:
-        with open(args.output, "w", encoding="utf-8", newline="") as output:
-            output.write(text)
+        try:
+            with open(args.output, "w", encoding="utf-8", newline="") as output:
+                output.write(text)
+        except OSError as error:
+            raise BillingError(f"--output {args.output}: {error.strerror or error}") from None
     else:
         sys.stdout.write(text)
     return 0

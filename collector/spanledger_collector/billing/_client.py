@@ -20,7 +20,7 @@ import urllib3
 
 from .._store._clickhouse_client import ClickHouseUnavailableError, open_clickhouse
 from .._store._clickhouse_schema import ClickHouseSchema
-from .._store._location import StoreAddress, StoreAddressError, parse_store_address
+from .._store._location import StoreAddress, StoreAddressError, StoreEngine, parse_store_address
 from ._engine import spans_table
 from ._errors import BillingError
 from ._table import Answer, Context
@@ -60,7 +60,7 @@ class LocalStore:
         self.path = path
 
     def answer(self, answer: Answer[R], request: R, *, show_progress: bool = False) -> Any:
-        connection = open_store(self.path, read_only=not answer.writes)
+        connection = open_store(self.path, read_only=not answer.writes, create=answer.creates_store)
         try:
             return answer.compute(connection, request, Context(show_progress=show_progress))
         finally:
@@ -75,18 +75,41 @@ class ClickHouseStore:
         self.address = address
 
     def answer(self, answer: Answer[R], request: R, *, show_progress: bool = False) -> Any:
+        address = self.address
+        if address.engine is StoreEngine.CHDB and not answer.creates_store and not os.path.isdir(address.path):
+            raise BillingError(f"no store at {address}: import billing first, or pass --store")
         try:
-            client = open_clickhouse(self.address, create_database=answer.writes)
+            client = open_clickhouse(address, create_database=answer.writes)
         except ClickHouseUnavailableError as error:
             raise BillingError(str(error)) from None
+        except Exception as error:
+            raise BillingError(_cannot_open(address, error)) from error
+        from clickhouse_connect.driver.exceptions import ClickHouseError  # installed: the client opened
+
         try:
             if answer.writes:  # the store's tables, as the clickhouse exporter's create_schema makes them
-                schema = ClickHouseSchema(self.address.database, traces_table=spans_table(client))
+                schema = ClickHouseSchema(address.database, traces_table=spans_table(client))
                 for statement in schema.statements():
                     client.command(statement)
             return answer.compute(client, request, Context(show_progress=show_progress))
+        except ClickHouseError as error:
+            raise BillingError(f"the store {address}: {_first_line(error)}") from error
         finally:
             client.close()
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _cannot_open(address: StoreAddress, error: BaseException) -> str:
+    """Why ``address`` did not open: the server's or connection's first line; for chdb, the likely cause."""
+    if address.engine is StoreEngine.CHDB:
+        return (
+            f"cannot open the store {address} ({_first_line(error)}): chdb opens a directory in one process at a "
+            "time; if a collector stores there, ask it: --collector URL"
+        )
+    return f"cannot open the store {address}: {_first_line(error)}"
 
 
 class CollectorStore:
@@ -171,13 +194,31 @@ def store_location(store: str | None, collector: str | None) -> StoreLocation:
     return CollectorStore(base, token=os.environ.get(COLLECTOR_TOKEN_ENV))
 
 
-def open_store(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    if read_only and path != ":memory:" and not os.path.exists(path):
-        raise BillingError(f"no store at {path}: import billing first, or pass --store PATH")
+_DUCKDB_MAGIC = b"DUCK"
+"""At byte 8 of a DuckDB database file."""
+
+
+def open_store(path: str, *, read_only: bool, create: bool = False) -> duckdb.DuckDBPyConnection:
+    """The DuckDB store file ``path``; only ``create`` (an import) makes one that is not there."""
+    if path != ":memory:":
+        if not os.path.exists(path):
+            if read_only or not create:
+                raise BillingError(f"no store at {path}: import billing first, or pass --store PATH")
+        elif not _is_duckdb_file(path):
+            raise BillingError(f"{path} is not a spanledger store (not a DuckDB database file): check --store")
     try:
         return duckdb.connect(path, read_only=read_only)
-    except duckdb.IOException as error:
-        raise BillingError(
-            f"cannot open the store {path}: {str(error).splitlines()[0]} "
-            "(is a collector using it? pass --collector URL)"
-        ) from error
+    except duckdb.Error as error:
+        locked = "lock" in str(error).lower()
+        hint = " (is a collector using it? pass --collector URL)" if locked else ""
+        raise BillingError(f"cannot open the store {path}: {_first_line(error)}{hint}") from error
+
+
+def _is_duckdb_file(path: str) -> bool:
+    """A DuckDB database file (DuckDB would open another existing file, e.g. a CSV, as an empty database)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(12)
+    except OSError:
+        return True  # a directory or unreadable file: DuckDB's own error names it
+    return len(head) == 0 or head[8:12] == _DUCKDB_MAGIC

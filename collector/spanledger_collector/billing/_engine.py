@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from functools import cache
 from importlib import resources
@@ -177,8 +177,10 @@ class ClickHouseEngine:
         return list(result.column_names), [tuple(row) for row in result.result_rows]
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        # Times are naive UTC here (as in DuckDB); clickhouse-connect would read a naive time in the process's
+        # local time zone, so they go in marked UTC.
         if rows:
-            self.client.insert(table, [list(row) for row in rows], column_names=list(columns))
+            self.client.insert(table, [[_utc(value) for value in row] for row in rows], column_names=list(columns))
 
     def literal(self, value: object) -> str:
         if value is None:
@@ -228,6 +230,10 @@ def spans_table(client: Any) -> str:
 def _quoted(text: str) -> str:
     """A ClickHouse string literal."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _utc(value: Any) -> Any:
+    return value.replace(tzinfo=timezone.utc) if isinstance(value, datetime) and value.tzinfo is None else value
 
 
 def engine_of(store: Any) -> Engine:

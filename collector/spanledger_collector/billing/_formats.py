@@ -6,8 +6,10 @@ column instead of being coerced. Rows are numbered from 1 (header excluded; blan
 
 from __future__ import annotations
 
+import csv
 import enum
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +84,9 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
             )
             connection.execute(f"DROP TABLE {table}_text")
         except duckdb.Error as error:
-            raise BillingImportError(f"{display_name}: cannot read the file: {_first_line(error)}") from error
+            plain_csv = name.endswith((".csv", ".txt"))  # a compressed one is not scanned for its row
+            reason = _read_error(error, local_path if plain_csv else None)
+            raise BillingImportError(f"{display_name}: cannot read the file: {reason}") from error
         columns = {column.lower(): column for column, *_ in described}
         if {"billedcost", "chargeperiodstart"} <= columns.keys():
             file_format = FileFormat.FOCUS
@@ -99,6 +103,38 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
 
 def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0]
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+def _read_error(error: BaseException, csv_path: Path | None) -> str:
+    """Why DuckDB could not read a file, with the row where it can be told: DuckDB's first line alone says only
+    the line (counting the header) for a bad row, and nothing for a row of another width (its sniffer fails)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    first = lines[0] if lines else type(error).__name__
+    if (match := _CSV_LINE.search(first)) is not None:
+        line = int(match.group(1))
+        reason = next((text for text in lines[1:] if not text.startswith(("Original Line:", "Possible Solution"))), "")
+        return f"row {line - 1} (line {line}): {reason}".rstrip(": ")
+    if csv_path is not None and "sniffing" in first and (ragged := _ragged_row(csv_path)) is not None:
+        row, fields, expected = ragged
+        return f"row {row} has {fields} fields, the header {expected}"
+    return first
+
+
+def _ragged_row(path: Path) -> tuple[int, int, int] | None:
+    """The first row with another number of fields than the header: (row, its fields, the header's)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as file:
+            rows = csv.reader(file)
+            expected = len(next(rows, []))
+            for row, fields in enumerate(rows, start=1):
+                if fields and len(fields) != expected:
+                    return row, len(fields), expected
+    except (OSError, csv.Error):
+        return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -135,9 +171,11 @@ class _Resolver:
 
 
 def _timestamp(text: str) -> str:
-    # Offsets are honoured; a bare date-time is UTC (FOCUS datetimes are UTC).
+    # Offsets are honoured; a bare date or date-time is UTC (FOCUS datetimes are UTC). An offset follows a time
+    # of day: a bare date's day ("2025-02-01") is no offset (read as one, the date was the session's local day).
+    offset = r"[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]*)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
     return (
-        f"(CASE WHEN regexp_matches({text}, '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?)$') "
+        f"(CASE WHEN regexp_matches({text}, '{offset}') "
         f"THEN timezone('UTC', try_cast({text} AS TIMESTAMPTZ)) ELSE try_cast({text} AS TIMESTAMP) END)"
     )
 

@@ -120,6 +120,8 @@ def _import_into_clickhouse(
     columns = ", ".join(_SNAPSHOT_COLUMNS)
     stored = engine.client.query_arrow(f"SELECT {columns}, revision FROM billing_snapshots FINAL")
     with duckdb.connect() as memory:
+        # UTC: the stored snapshots come in as UTC-aware times, which DuckDB would turn into local ones
+        memory.execute("SET TimeZone = 'UTC'")
         ensure_billing_tables(memory)
         memory.register("stored_snapshots", stored)
         memory.execute(f"INSERT INTO billing_snapshots SELECT {columns} FROM stored_snapshots")
@@ -158,7 +160,10 @@ def import_and_allocate(
     rules_path: Path | None = None,
     within: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Import, then (re)allocate the periods whose snapshots changed; the JSON the CLI and the API return.
+    """Import, then allocate the periods the files hold; the JSON the CLI and the API return.
+
+    Every period of the files, not only those whose snapshots changed: an import committed before its allocation
+    failed or was interrupted is allocated by the retry (a period whose inputs are unchanged is skipped).
 
     ``rules_path``: classification rules for the allocation instead of the packaged ones.
     """
@@ -166,7 +171,7 @@ def import_and_allocate(
         load_rules(rules_path)  # a bad rules file fails before anything is imported
     engine: Engine = engine_of(store)
     result = import_billing(engine, paths, currency=currency, show_progress=show_progress, within=within)
-    periods = list(result.changed_periods)
+    periods = sorted({snapshot.billing_period for snapshot in result.snapshots})
     runs = allocate(engine, periods, rules_path=rules_path) if run_allocation and periods else []
     return {
         "files": list(result.files),

@@ -66,6 +66,9 @@ class Answer(Generic[R]):
     with_local_files_uploaded: Callable[[R], R] = lambda request: request
     """The request with the files it names on this machine replaced by their content (a collector
     elsewhere cannot read them); ``s3://`` prefixes are left for the collector to read."""
+    creates_store: bool = False
+    """May make the store it names (``billing import``); the others refuse a store that is not there (a typo
+    would otherwise answer from a new, empty one)."""
 
     @property
     def writes(self) -> bool:
@@ -204,6 +207,7 @@ IMPORT: Answer[ImportRequest] = Answer(
     _import_from_http,
     _import_to_http,
     _import_uploaded,
+    creates_store=True,
 )
 
 
