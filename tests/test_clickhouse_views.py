@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.trace import SpanKind
 from spanledger import semconv
 from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger_collector._cli import main
@@ -30,7 +31,19 @@ from spanledger_collector._processors._usage import UsageSettings
 from spanledger_collector._store import UsageFact
 from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
-from test_collector_producers import DIALECT_SPANS, Node, _encoded, _request, _spans, _value
+from test_collector_producers import (
+    AWS,
+    CONVERSE,
+    DIALECT_SPANS,
+    HTTP_CLIENT,
+    INVOKE_ENDPOINT,
+    S3_GET,
+    Node,
+    _encoded,
+    _request,
+    _spans,
+    _value,
+)
 
 CATALOG = load_catalog()
 TOKEN_FIELDS = ("input_tokens", "uncached_input_tokens", "cache_read_tokens", "cache_write_tokens",
@@ -122,6 +135,33 @@ OWN = {**DIALECT_SPANS["otel-genai"], semconv.SPANLEDGER_USAGE_OWNER: True}
 def test_each_dialect_and_spanledger_spans_give_the_decoders_facts(engine: tuple[Any, Names]) -> None:
     requests = [_request(Node(dialect, attributes)) for dialect, attributes in sorted(DIALECT_SPANS.items())]
     _assert_same(engine, [*requests, _request(Node("spanledger", OWN))])
+
+
+def test_http_and_aws_calls_of_other_producers_give_the_decoders_facts_and_reads(engine: tuple[Any, Names]) -> None:
+    """Bytes on the wire of HTTP client spans, the resource AWS bills, Bedrock's input with its cache tokens,
+    SageMaker endpoint time and S3 object reads, as the collector reads them from upstream instrumentations."""
+    calls = {
+        "POST": HTTP_CLIENT,
+        "POST old names": {"http.method": "POST", semconv.HTTP_URL: "https://Old.Example.com:8443/v1?q=1",
+                           semconv.HTTP_REQUEST_BODY_SIZE: 10},
+        "S3.GetObject": S3_GET,
+        "S3.GetObject access point": {**S3_GET, semconv.AWS_S3_BUCKET: "arn:aws:s3:us-east-1:123:accesspoint/ap"},
+        "S3.PutObject": {**S3_GET, semconv.RPC_METHOD: "PutObject", semconv.HTTP_REQUEST_BODY_SIZE: 7},
+        "chat": CONVERSE,
+        "chat profile": {**CONVERSE, semconv.GEN_AI_REQUEST_MODEL: "us.amazon.nova-lite-v1:0"},
+        "chat named": {**CONVERSE, semconv.CLOUD_RESOURCE_ID: "arn:aws:bedrock:us-east-1:1:custom-model/x"},
+        "InvokeEndpoint": INVOKE_ENDPOINT,
+        "InvokeEndpointAsync": {**INVOKE_ENDPOINT, semconv.RPC_METHOD: "InvokeEndpointAsync"},
+        "DescribeEndpoint": {**AWS, semconv.RPC_SERVICE: "SageMaker", semconv.RPC_METHOD: "DescribeEndpoint"},
+    }  # fmt: skip
+    clients = tuple(Node(name, attributes, kind=SpanKind.CLIENT) for name, attributes in calls.items())
+    server = Node("served", HTTP_CLIENT, kind=SpanKind.SERVER)  # a server span's body sizes are not its egress
+    requests = [_request(Node("handler", {}, (*clients, server))), _request(Node("owner", OWN, clients[:3]))]
+    _assert_same(engine, requests)
+    client, names = engine
+    meters = {row[0] for row in client.query(f"SELECT meter FROM {names.database}.usage_facts").result_rows}
+    assert {Meter.EGRESS_BYTES.value, Meter.INGRESS_BYTES.value, Meter.ENDPOINT_SECONDS.value} <= meters
+    assert client.query(f"SELECT count() FROM {names.database}.data_reads").result_rows[0][0] == 3
 
 
 def test_counted_once_matches_the_decoder(engine: tuple[Any, Names]) -> None:
@@ -421,7 +461,10 @@ def test_init_refuses_to_keep_views_over_another_traces_table(engine: tuple[Any,
     client, names = engine
     client.command(f"CREATE TABLE {names.database}.otel_traces_v2 AS {names.database}.otel_traces")
     moved = dataclasses.replace(names, traces_table="otel_traces_v2")
-    old = rf"views data_reads_events, usage_reports_spans of an earlier init read {names.database}.otel_traces, not"
+    old = (
+        "views data_reads_events, data_reads_objects, usage_reports_spans of an earlier init read "
+        rf"{names.database}.otel_traces, not"
+    )
     with pytest.raises(InitError, match=old):
         init(client, moved, catalog_models=False)
     init(client, names, catalog_models=False)  # the same table again: fine

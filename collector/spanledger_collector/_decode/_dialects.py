@@ -20,7 +20,19 @@ from ._otlp import any_value
 from ._usage_sources import PROVIDER_VALUES, USAGE_SOURCES
 
 __all__ = [
+    "AWS_PROVIDER",
+    "AWS_RPC_SYSTEM",
+    "BEDROCK_MODEL_ARN",
+    "BEDROCK_PREFIXES",
+    "BEDROCK_PROFILE_ARN",
+    "BEDROCK_RUNTIME",
     "REPORT_MARKS",
+    "S3",
+    "S3_BUCKET_ARN",
+    "S3_OBJECT_SOURCE",
+    "S3_READS",
+    "SAGEMAKER_INVOKE",
+    "SAGEMAKER_RUNTIME",
     "AttributeGetter",
     "ObjectRead",
     "compiled_view",
@@ -63,7 +75,7 @@ _TOKEN_KEYS: Final = frozenset(_AS_STANDARD[field] for field in _TOKEN_FIELDS if
 # Fields that make a span report usage without tokens: its full name marks it. AWS API spans are marked by
 # their ``rpc.system`` value (``rpc.service`` alone is on other RPC spans too).
 _NAMED_REPORT_FIELDS: Final = frozenset({"request_bytes", "response_bytes"})
-_AWS_RPC_SYSTEM = "aws-api"
+AWS_RPC_SYSTEM = "aws-api"
 _SOURCES: Final[dict[str, tuple[str, ...]]] = {}
 for _source in USAGE_SOURCES:
     _SOURCES[_source.field] = (*_SOURCES.get(_source.field, ()), _source.name)
@@ -90,7 +102,7 @@ def _report_marks() -> tuple[bytes, ...]:
         elif source.field in _NAMED_REPORT_FIELDS:
             marks.add(source.name)
     kept = sorted(mark for mark in marks if not any(other != mark and other in mark for other in marks))
-    return (*(mark.encode() for mark in kept), _encoded(_AWS_RPC_SYSTEM))
+    return (*(mark.encode() for mark in kept), _encoded(AWS_RPC_SYSTEM))
 
 
 REPORT_MARKS: Final = _report_marks()
@@ -151,30 +163,41 @@ def _string(raw: bytes | None) -> str | None:
 
 
 # botocore's service ids (``rpc.service``, as the upstream instrumentation and spanledger's SDK set them).
-_S3, _BEDROCK_RUNTIME, _SAGEMAKER_RUNTIME = "S3", "Bedrock Runtime", "SageMaker Runtime"
-_S3_READS = frozenset({"GetObject"})
-_BEDROCK_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
-_ENCODED_AWS = _encoded("aws")
+S3, BEDROCK_RUNTIME, SAGEMAKER_RUNTIME = "S3", "Bedrock Runtime", "SageMaker Runtime"
+S3_READS = frozenset({"GetObject"})
+BEDROCK_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.")
+SAGEMAKER_INVOKE = "InvokeEndpoint"
+"""The prefix of the SageMaker Runtime methods that are endpoint time (``InvokeEndpoint``, its async and stream
+forms)."""
+S3_OBJECT_SOURCE = "s3://{bucket}/{key}"
+AWS_PROVIDER = "aws"
+"""The ``cloud.provider`` of an AWS API span that names none."""
+_ENCODED_AWS = _encoded(AWS_PROVIDER)
 _ENCODED_SAGEMAKER_ENDPOINT = _encoded(semconv.SpanledgerResourceTypeValues.SAGEMAKER_ENDPOINT.value)
+
+
+# The ARNs AWS bills under, as spanledger's SDK names them (``{name}``: a value; also built in SQL by ``_engine``).
+BEDROCK_PROFILE_ARN = "arn:aws:bedrock:{region}:{account}:inference-profile/{model}"
+BEDROCK_MODEL_ARN = "arn:aws:bedrock:{region}::foundation-model/{model}"
+S3_BUCKET_ARN = "arn:aws:s3:::{bucket}"
 
 
 def _bedrock_arn(model_id: str, region: str | None, account: str | None) -> str:
     """The ARN Bedrock bills a ``modelId`` under, as spanledger's SDK names it (``inference_target_arn``)."""
     if model_id.startswith("arn:"):
         return model_id
-    if model_id.startswith(_BEDROCK_PREFIXES):
-        return f"arn:aws:bedrock:{region or ''}:{account or ''}:inference-profile/{model_id}"
-    return f"arn:aws:bedrock:{region or ''}::foundation-model/{model_id}"
+    template = BEDROCK_PROFILE_ARN if model_id.startswith(BEDROCK_PREFIXES) else BEDROCK_MODEL_ARN
+    return template.format(region=region or "", account=account or "", model=model_id)
 
 
 def _bucket_arn(bucket: str) -> str:
     """The bucket's ARN as spanledger's SDK names it (an access point ARN is already the resource id)."""
-    return bucket if bucket.startswith("arn:") else f"arn:aws:s3:::{bucket}"
+    return bucket if bucket.startswith("arn:") else S3_BUCKET_ARN.format(bucket=bucket)
 
 
 def _aws_service(get: AttributeGetter) -> str | None:
     """The botocore service id of an AWS API span (``rpc.system`` ``aws-api``), else None."""
-    if _string(get(semconv.RPC_SYSTEM)) != _AWS_RPC_SYSTEM:
+    if _string(get(semconv.RPC_SYSTEM)) != AWS_RPC_SYSTEM:
         return None
     return _string(_first(get, "rpc_service"))
 
@@ -187,16 +210,17 @@ def _aws_resource(get: AttributeGetter, found: dict[str, bytes], account: str | 
         return False
     if get(semconv.CLOUD_PROVIDER) is None:
         found[semconv.CLOUD_PROVIDER] = _ENCODED_AWS
-    endpoint = service == _SAGEMAKER_RUNTIME and (_string(_first(get, "rpc_method")) or "").startswith("InvokeEndpoint")
+    method = _string(_first(get, "rpc_method")) or ""
+    endpoint = service == SAGEMAKER_RUNTIME and method.startswith(SAGEMAKER_INVOKE)
     if endpoint:
         found[semconv.SPANLEDGER_RESOURCE_TYPE] = _ENCODED_SAGEMAKER_ENDPOINT
     if get(semconv.CLOUD_RESOURCE_ID) is not None:
         return endpoint
     region = _string(found.get(semconv.CLOUD_REGION))
     account = _string(get(semconv.CLOUD_ACCOUNT_ID)) or account
-    if service == _S3 and (bucket := _string(_first(get, "bucket"))) is not None:
+    if service == S3 and (bucket := _string(_first(get, "bucket"))) is not None:
         found[semconv.CLOUD_RESOURCE_ID] = _encoded(_bucket_arn(bucket))
-    elif service == _BEDROCK_RUNTIME and (model := _string(found.get(semconv.GEN_AI_REQUEST_MODEL))) is not None:
+    elif service == BEDROCK_RUNTIME and (model := _string(found.get(semconv.GEN_AI_REQUEST_MODEL))) is not None:
         found[semconv.CLOUD_RESOURCE_ID] = _encoded(_bedrock_arn(model, region, account))
     return endpoint
 
@@ -210,13 +234,13 @@ class ObjectRead(NamedTuple):
 
 def object_read(get: AttributeGetter) -> ObjectRead | None:
     """The S3 object an unowned ``GetObject`` span read (``aws.s3.bucket``, ``aws.s3.key`` where present)."""
-    if _aws_service(get) != _S3 or _string(_first(get, "rpc_method")) not in _S3_READS:
+    if _aws_service(get) != S3 or _string(_first(get, "rpc_method")) not in S3_READS:
         return None
     bucket = _string(_first(get, "bucket"))
     if bucket is None:
         return None
     key = _string(_first(get, "object_key"))
-    return ObjectRead(f"s3://{bucket}/{key or ''}", _count(_first(get, "response_bytes")))
+    return ObjectRead(S3_OBJECT_SOURCE.format(bucket=bucket, key=key or ""), _count(_first(get, "response_bytes")))
 
 
 def _server(get: AttributeGetter, found: dict[str, bytes]) -> str | None:
@@ -268,7 +292,7 @@ def standard_view(get: AttributeGetter, *, client: bool, account: str | None = N
         total, inputs = _count(_first(get, _TOTAL)), _count(found.get(input_key))
         if total is not None and inputs is not None and total >= inputs:
             found[output_key] = _encoded(total - inputs)
-    if input_key in found and _aws_service(get) == _BEDROCK_RUNTIME:
+    if input_key in found and _aws_service(get) == BEDROCK_RUNTIME:
         # Bedrock's usage.inputTokens leaves out the cache reads and writes, and the botocore instrumentation
         # copies it into gen_ai.usage.input_tokens as is (extensions/bedrock.py, _converse_on_success).
         _add_cache_tokens(found)

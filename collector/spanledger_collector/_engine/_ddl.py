@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from spanledger import semconv
+from spanledger.semconv import SpanledgerDataSourceKindValues as DataSourceKind
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from .._decode._attribution import DEFAULT_ATTRIBUTION, Attribution
@@ -148,9 +149,9 @@ def statements(names: Names) -> list[str]:
     let("service", x.SERVICE)
     let("reports", reading.reports)
     let("facts", x.facts(let, reading))
-    read = ("TraceId", "SpanId", "ParentSpanId", "Timestamp", "Duration", x.SPAN, x.RESOURCE)
+    read = ("TraceId", "SpanId", "ParentSpanId", "Timestamp", "Duration", "SpanKind", x.SPAN, x.RESOURCE)
     spans = (
-        f"SELECT {', '.join(read[:5])}, {span_and_resource_values}\n"
+        f"SELECT {', '.join(read[:6])}, {span_and_resource_values}\n"
         f"FROM {common['traces_database']}.{common['traces_table']}\nWHERE {x.MAY_REPORT} AND {_VALID_SPAN}"
     )
     outputs = ("TraceId", "SpanId", "ParentSpanId", "r_resource_id", "r_provider", "r_account_id", "r_region",
@@ -180,6 +181,40 @@ def statements(names: Names) -> list[str]:
             event_values=f"CAST(Events.Attributes AS Array({x.NULLABLE_MAP})) AS event_values",
             span_values=span_and_resource_values,
             event_name=x.literal(semconv.EVENT_SPANLEDGER_DATA_READ),
+        )
+    )
+    let = x.Lets("o_")
+    read_object = x.object_read(let)
+    for name in ("read_time", "source", "bytes", "workflow", "tenant"):
+        let(name, getattr(read_object, name))
+    let("service", x.SERVICE)
+    let("object_read", read_object.condition)
+    object_columns = ("TraceId", "SpanId", "Timestamp", "Duration", x.SPAN, x.RESOURCE)
+    aws_spans = (
+        f"SELECT {', '.join(object_columns[:4])}, {span_and_resource_values}\n"
+        f"FROM {common['traces_database']}.{common['traces_table']}\n"
+        f"WHERE NOT {x.present('SpanAttributes', semconv.SPANLEDGER_USAGE_OWNER)} AND {x.AWS_CALL} AND {_VALID_SPAN}"
+    )
+    object_outputs = ("TraceId", "SpanId", "o_read_time", "o_source", "o_bytes", "o_workflow", "o_tenant",
+                      "o_service", "o_object_read")  # fmt: skip
+    given = {
+        "trace_id": "TraceId",
+        "span_id": "SpanId",
+        "seq": "toInt32(0)",
+        "source_kind": x.literal(DataSourceKind.OBJECT_STORE.value),
+        **{name: f"o_{name}" for name in ("read_time", "source", "bytes", "workflow", "tenant", "service")},
+    }
+    columns = ",\n  ".join(
+        f"{given.get(name, f'CAST(NULL AS {DATA_READS.clickhouse_type(name)})')} AS {name}"
+        for name in DATA_READS.column_names
+    )  # fmt: skip
+    created.append(
+        sql_file("data_reads_objects_view.sql").format(
+            **common,
+            view=quoted(f"{names.data_reads}_objects"),
+            table=quoted(names.data_read_events),
+            columns=columns,
+            lets=let.layered(aws_spans, object_columns, object_outputs),
         )
     )
     span_chains = _span_chains(names)

@@ -22,9 +22,11 @@ from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 
 from .._decode import MAX_TOKENS
+from .._decode import _dialects as dialects
 from .._decode._usage_sources import PROVIDER_VALUES, USAGE_SOURCES
 
 __all__ = [
+    "AWS_CALL",
     "FACT",
     "NULLABLE_MAP",
     "RESOURCE",
@@ -38,6 +40,7 @@ __all__ = [
     "literal",
     "merged",
     "nullable",
+    "object_read",
     "owner_reading",
     "reads_expressions",
 ]
@@ -194,14 +197,19 @@ _RESOURCE_WORKFLOW = first_key(RESOURCE, (semconv.SPANLEDGER_WORKFLOW_NAME, semc
 _RESOURCE_TENANT = value(RESOURCE, semconv.SPANLEDGER_TENANT_ID)
 SERVICE: Final = value(RESOURCE, semconv.SERVICE_NAME)
 OWNER_KEY_PRESENT: Final = present(SPAN, semconv.SPANLEDGER_USAGE_OWNER)
+AWS_CALL: Final = f"SpanAttributes[{literal(semconv.RPC_SYSTEM)}] = {literal(dialects.AWS_RPC_SYSTEM)}"
+"""An AWS API span (botocore instrumentation), over the stored column."""
+_REPORTING_FIELDS: Final = ("request_bytes", "response_bytes")
 MAY_REPORT: Final = (
     f"({present('SpanAttributes', semconv.SPANLEDGER_USAGE_OWNER)} OR hasAny(mapKeys(SpanAttributes), "
-    + _array(tuple(source.name for source in USAGE_SOURCES if source.field.endswith("_tokens")
-                   and source.field != "reasoning_tokens"))
-    + "))"
+    + _array(tuple(source.name for source in USAGE_SOURCES if (source.field.endswith("_tokens")
+                   and source.field != "reasoning_tokens") or source.field in _REPORTING_FIELDS))
+    + f") OR {AWS_CALL})"
 )  # fmt: skip
-"""A cheap first test, over the stored columns: the span carries the owner mark, or a token attribute of some
-dialect (``_dialects.may_report``)."""
+"""A cheap first test, over the stored columns: the span carries the owner mark, a token attribute of some
+dialect, an HTTP body size, or is an AWS API call (``_dialects.may_report``)."""
+CLIENT_KIND: Final = "SPAN_KIND_CLIENT"
+"""``SpanKind`` of a client span as the exporter writes it."""
 OWNER: Final = f"({OWNER_KEY_PRESENT} AND {SPAN}[{literal(semconv.SPANLEDGER_USAGE_OWNER)}] = 'true')"
 
 
@@ -295,39 +303,130 @@ def _provider(let: Lets, text: str) -> str:
     )
 
 
+def _text(expression: str) -> str:
+    """``_dialects._string``: a non-empty text, else NULL."""
+    return f"nullIf({expression}, '')"
+
+
+def _formatted(template: str, **values: str) -> str:
+    """``template.format(**values)`` in SQL, each ``{name}`` the expression ``values[name]``."""
+    parts = re.split(r"\{(\w+)\}", template)
+    pieces = [literal(part) if index % 2 == 0 else values[part] for index, part in enumerate(parts) if part]
+    return f"concat({', '.join(pieces)})"
+
+
+class AwsCall(NamedTuple):
+    """``_dialects._aws_service`` and what depends on it, over one span (conditions are never NULL)."""
+
+    service: str
+    """The botocore service id of an AWS API span (``rpc.system`` ``aws-api``), else NULL."""
+    bedrock: str
+    endpoint: str
+    """SageMaker endpoint time (``InvokeEndpoint``...)."""
+    object_read: str
+    """An S3 ``GetObject`` of a bucket: ``_dialects.object_read`` is not None."""
+    bucket: str
+
+
+def aws_call(let: Lets) -> AwsCall:
+    system = value(SPAN, semconv.RPC_SYSTEM)
+    service = let("aws_service", f"if(ifNull({system} = {literal(dialects.AWS_RPC_SYSTEM)}, false), "
+                                 f"{_text(first_key(SPAN, _sources('rpc_service')))}, {_NULL})")  # fmt: skip
+    method = let("aws_method", _text(first_key(SPAN, _sources("rpc_method"))))
+    bucket = let("aws_bucket", _text(first_key(SPAN, _sources("bucket"))))
+    return AwsCall(
+        service=service,
+        bedrock=let("aws_bedrock", f"ifNull({service} = {literal(dialects.BEDROCK_RUNTIME)}, false)"),
+        endpoint=let(
+            "aws_endpoint",
+            f"ifNull({service} = {literal(dialects.SAGEMAKER_RUNTIME)} "
+            f"AND startsWith({method}, {literal(dialects.SAGEMAKER_INVOKE)}), false)",
+        ),
+        object_read=let(
+            "aws_object_read",
+            f"ifNull({service} = {literal(dialects.S3)} AND has({_array(tuple(sorted(dialects.S3_READS)))}, {method}) "
+            f"AND {bucket} IS NOT NULL, false)",
+        ),
+        bucket=bucket,
+    )
+
+
+def _arn_or(identifier: str, arn: str) -> str:
+    """An identifier that is already an ARN is the resource id as it is."""
+    return f"if(startsWith({identifier}, 'arn:'), {identifier}, {arn})"
+
+
 def candidate_reading(let: Lets) -> SpanReading:
     """A span without the owner mark, read through ``_dialects.standard_view``: each usage field from the
     first of its source attributes present, input derived from uncached input plus cache tokens, output from
     a total; spanledger's own names other than workflow and tenant read as absent. Workflow and tenant are
-    read as on an owner span (the other names are the attribution lists', applied in ``usage_facts``)."""
+    read as on an owner span (the other names are the attribution lists', applied in ``usage_facts``). An HTTP
+    client span's body sizes are bytes on the wire of the server it called; an AWS API span names the resource
+    AWS bills (bucket, Bedrock model or profile ARN), Bedrock's input tokens gain the cache tokens it leaves out,
+    and a SageMaker ``InvokeEndpoint`` call is endpoint time (``_dialects._aws_resource``)."""
     found = {field: let(f"found_{field}", first_key(SPAN, _sources(field))) for field in (
         "provider", "request_model", "response_model", "input_tokens", "cache_read_tokens",
         "cache_write_tokens", "output_tokens", "region",
     )}  # fmt: skip
+    aws = aws_call(let)
+    cache_counts = f"ifNull({count(found['cache_read_tokens'])}, 0) + ifNull({count(found['cache_write_tokens'])}, 0)"
     uncached = let("uncached", count(first_key(SPAN, _sources("uncached_input_tokens"))))
-    derived_input = (
-        f"toString({uncached} + ifNull({count(found['cache_read_tokens'])}, 0)"
-        f" + ifNull({count(found['cache_write_tokens'])}, 0))"
-    )
-    input_tokens = let("input", first(found["input_tokens"], f"if({uncached} IS NULL, {_NULL}, {derived_input})"))
-    input_count = let("input_count", count(input_tokens))
+    derived_input = f"toString({uncached} + {cache_counts})"
+    input_read = let("input", first(found["input_tokens"], f"if({uncached} IS NULL, {_NULL}, {derived_input})"))
+    input_count = let("input_count", count(input_read))
     total = let("total", count(first_key(SPAN, _sources("total_tokens"))))
     derived_output = (
         f"if({total} IS NOT NULL AND {input_count} IS NOT NULL AND {total} >= {input_count}, "
         f"toString({total} - {input_count}), {_NULL})"
     )
     output_tokens = let("output", first(found["output_tokens"], derived_output))
-    reports = " OR ".join(
+    # Bedrock's usage.inputTokens leaves the cache reads and writes out, and the botocore instrumentation copies
+    # it into gen_ai.usage.input_tokens as is (after the output's derivation, as in the decoder).
+    input_tokens = let(
+        "input_tokens_read",
+        f"if({aws.bedrock} AND {input_count} IS NOT NULL, toString({input_count} + {cache_counts}), {input_read})",
+    )
+    tokens = " OR ".join(
         f"{expression} IS NOT NULL"
         for expression in (input_tokens, found["cache_read_tokens"], found["cache_write_tokens"], output_tokens)
     )
-    provider = first(_provider(let, found["provider"]), value(SPAN, semconv.CLOUD_PROVIDER), _RESOURCE_PROVIDER)
+    client = let("client", f"SpanKind = {literal(CLIENT_KIND)}")
+
+    def body_size(field: str) -> str:
+        return f"if({client}, toString({count(first_key(SPAN, _sources(field)))}), {_NULL})"
+
+    egress, ingress = let("wire_egress", body_size("request_bytes")), let("wire_ingress", body_size("response_bytes"))
+    wire = let("wire_bytes", f"({egress} IS NOT NULL OR {ingress} IS NOT NULL)")
+    # _dialects._server: server.address (or its older name), else the URL's host
+    url_host = _text(f"lower(domain(ifNull({first_key(SPAN, _sources('url'))}, '')))")
+    server = first(_text(first_key(SPAN, _sources("server_address"))), url_host)
+    region, model = found["region"], _text(found["request_model"])
+    account = first(_text(value(SPAN, semconv.CLOUD_ACCOUNT_ID)), value(RESOURCE, semconv.CLOUD_ACCOUNT_ID))
+    profile = _formatted(dialects.BEDROCK_PROFILE_ARN, region=f"ifNull({_text(region)}, '')",
+                         account=f"ifNull({account}, '')", model=model)  # fmt: skip
+    foundation = _formatted(dialects.BEDROCK_MODEL_ARN, region=f"ifNull({_text(region)}, '')", model=model)
+    prefixes = _array(dialects.BEDROCK_PREFIXES)
+    bedrock_arn = _arn_or(model, f"if(arrayExists(p -> startsWith({model}, p), {prefixes}), {profile}, {foundation})")
+    bucket_arn = _arn_or(aws.bucket, _formatted(dialects.S3_BUCKET_ARN, bucket=aws.bucket))
+    derived_resource = (
+        f"multiIf({aws.service} = {literal(dialects.S3)} AND {aws.bucket} IS NOT NULL, {bucket_arn}, "
+        f"{aws.bedrock} AND {model} IS NOT NULL, {bedrock_arn}, "
+        f"{wire} AND NOT ({tokens}), {server}, {_NULL})"
+    )
+    provider = first(
+        _provider(let, found["provider"]),
+        value(SPAN, semconv.CLOUD_PROVIDER),
+        f"if({aws.service} IS NULL, {_NULL}, {literal(dialects.AWS_PROVIDER)})",
+        _RESOURCE_PROVIDER,
+    )
     return SpanReading(
         provider=let("candidate_provider", provider),
-        declared_type=_NULL,
-        resource_id=_span_or_resource(semconv.CLOUD_RESOURCE_ID, value(RESOURCE, semconv.CLOUD_RESOURCE_ID)),
+        declared_type=f"if({aws.endpoint}, {literal(ResourceType.SAGEMAKER_ENDPOINT.value)}, {_NULL})",
+        resource_id=first(
+            value(SPAN, semconv.CLOUD_RESOURCE_ID), derived_resource, value(RESOURCE, semconv.CLOUD_RESOURCE_ID)
+        ),
         account_id=_span_or_resource(semconv.CLOUD_ACCOUNT_ID, value(RESOURCE, semconv.CLOUD_ACCOUNT_ID)),
-        region=first(found["region"], value(RESOURCE, semconv.CLOUD_REGION)),
+        region=first(region, value(RESOURCE, semconv.CLOUD_REGION)),
         model=_model(found["response_model"], found["request_model"]),
         workflow=workflow(),
         tenant=tenant(),
@@ -340,10 +439,10 @@ def candidate_reading(let: Lets) -> SpanReading:
         accelerator_type=_NULL,
         occupancy_start=_NULL,
         occupancy_end=_NULL,
-        egress=_NULL,
-        ingress=_NULL,
+        egress=egress,
+        ingress=ingress,
         boundary=_NULL,
-        reports=f"(NOT {OWNER_KEY_PRESENT} AND ({reports}))",
+        reports=f"(NOT {OWNER_KEY_PRESENT} AND ({tokens} OR {wire} OR {aws.endpoint}))",
     )
 
 
@@ -479,6 +578,30 @@ def reads_expressions(let: Lets, event_time: str, event_name: str, event_attribu
         age_seconds=first(age, f"if({last_modified} IS NULL, {_NULL}, {event_seconds} - {last_modified})"),
         bytes=f"if({size} >= 0 AND {size} < {2**63 - 1}, toInt64(trunc({size})), {_NULL})",
         staleness_method=value(event_attributes, semconv.SPANLEDGER_DATA_STALENESS_METHOD),
+        workflow=workflow(),
+        tenant=tenant(),
+    )
+
+
+class ObjectRead(NamedTuple):
+    """``_dialects.object_read`` and ``_usage._object_read``, over one span."""
+
+    condition: str
+    read_time: str
+    source: str
+    bytes: str
+    workflow: str
+    tenant: str
+
+
+def object_read(let: Lets) -> ObjectRead:
+    aws = aws_call(let)
+    key = _text(first_key(SPAN, _sources("object_key")))
+    return ObjectRead(
+        condition=aws.object_read,
+        read_time=_END,
+        source=_formatted(dialects.S3_OBJECT_SOURCE, bucket=aws.bucket, key=f"ifNull({key}, '')"),
+        bytes=count(first_key(SPAN, _sources("response_bytes"))),
         workflow=workflow(),
         tenant=tenant(),
     )

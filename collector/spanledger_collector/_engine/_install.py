@@ -78,7 +78,7 @@ def check_traces_table(client: Any, names: Names) -> None:
 def _check_views_read(client: Any, names: Names, where: str) -> None:
     """An earlier init's materialized views read this traces table: ``IF NOT EXISTS`` would keep views reading
     another one (the exporter's ``traces_table_name`` changed), and new spans would give no facts."""
-    views = (names.usage_reports_view, f"{names.data_reads}_events")
+    views = (names.usage_reports_view, f"{names.data_reads}_events", f"{names.data_reads}_objects")
     sources = client.query(
         "SELECT view, database, name FROM system.tables ARRAY JOIN dependencies_database AS view_database, "
         "dependencies_table AS view WHERE view_database = {db:String} AND has({views:Array(String)}, view)",

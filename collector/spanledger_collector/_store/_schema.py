@@ -98,6 +98,10 @@ class Table:
             for field in self.fields
         )
 
+    def clickhouse_type(self, name: str) -> str:
+        """The ClickHouse type of the field ``name`` (as in :meth:`clickhouse_column_definitions`)."""
+        return _clickhouse_type(next(field for field in self.fields if field.name == name))
+
     def clickhouse_column_definitions(self) -> str:
         """``name Type, ...``: a nullable field is ``Nullable(T)`` (``LowCardinality(Nullable(String))``)."""
         return ", ".join(f"{field.name} {_clickhouse_type(field)}" for field in self.fields)
