@@ -488,6 +488,9 @@ def test_a_store_that_is_not_there_or_not_a_store_is_a_clear_error(
     assert f"--output {unwritable}: No such file or directory" in capsys.readouterr().err
     assert main(["top", "--store", "clickhouse+http://reader@127.0.0.1:1/ledger"]) == 1  # nothing listens there
     assert "cannot open the store clickhouse+http://reader@127.0.0.1:1/ledger" in capsys.readouterr().err
+    assert main(["top", "--collector", "http://admin:hunter2@127.0.0.1:1"]) == 1
+    error = capsys.readouterr().err
+    assert "no collector answers at http://admin:***@127.0.0.1:1" in error and "hunter2" not in error
 
 
 def test_duckdb_is_unchanged_by_the_engine_layer(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import urllib3
 
 from .._store._clickhouse_client import ClickHouseUnavailableError, open_clickhouse
 from .._store._clickhouse_schema import ClickHouseSchema
-from .._store._location import StoreAddress, StoreAddressError, StoreEngine, parse_store_address
+from .._store._location import StoreAddress, StoreAddressError, StoreEngine, parse_store_address, redacted
 from ._engine import spans_table
 from ._errors import BillingError
 from ._table import Answer, Context
@@ -156,7 +156,7 @@ class CollectorStore:
                 message += f" (set {COLLECTOR_TOKEN_ENV})"
             raise BillingError(message) from error
         except (urllib.error.URLError, OSError) as error:
-            raise BillingError(f"the collector at {self.base_url} did not answer: {error}") from error
+            raise BillingError(f"the collector at {redacted(self.base_url)} did not answer: {error}") from error
 
 
 def store_location(store: str | None, collector: str | None) -> StoreLocation:
@@ -189,7 +189,7 @@ def store_location(store: str | None, collector: str | None) -> StoreLocation:
     except (urllib.error.URLError, OSError, ValueError) as error:
         if named:
             hint = "pass --collector none to use --store"
-            raise BillingError(f"no collector answers at {base} ({error}); {hint}") from error
+            raise BillingError(f"no collector answers at {redacted(base)} ({error}); {hint}") from error
         return local
     return CollectorStore(base, token=os.environ.get(COLLECTOR_TOKEN_ENV))
 
