@@ -156,6 +156,9 @@ def test_a_traces_table_of_another_schema_is_refused_at_start(tmp_path: Path, cl
     refused = pytest.raises(ConfigError, match=r"clickhouse\.traces_table: .* has no column ParentSpanId, TraceState")
     with refused, _service(_chdb_config(tmp_path, clickhouse_address)):
         pass
+    absent = pytest.raises(ConfigError, match=r"clickhouse\.traces_table: the table spans .* does not exist")
+    with absent, _service(_chdb_config(tmp_path, clickhouse_address, create_schema=False, traces_table="spans")):
+        pass
 
 
 def test_a_server_endpoint_is_read_into_a_tls_address(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from ._store._location import (
     parse_store_address,
     redacted,
 )
+from ._store._otel_traces import OTEL_TRACES_COLUMNS
 from .billing._schema import ensure_billing_tables
 
 __all__ = ["ClickHouseExporterFactory", "ClickHouseSettings"]
@@ -156,10 +157,12 @@ class ClickHouseExporterFactory:
         missing = store.missing_trace_columns()
         if missing:
             store.close()
+            where = f"exporters.{component_id}.traces_table: the table {config.traces_table} in {config.address}"
+            if len(missing) == len(OTEL_TRACES_COLUMNS):
+                raise ConfigError(f"{where} does not exist (create it, or set create_schema: true)")
             raise ConfigError(
-                f"exporters.{component_id}.traces_table: the table {config.traces_table} in {config.address} "
-                f"has no column {', '.join(missing)}: not the schema of the OTel Collector exporter's traces table "
-                "that spanledger writes (an older exporter's table? point traces_table at a new one)"
+                f"{where} has no column {', '.join(missing)}: not the schema of the OTel Collector exporter's traces "
+                "table that spanledger writes (an older exporter's table? point traces_table at a new one)"
             )
         if config.create_schema and not config.cluster:
             # The billing tables too (empty until a billing import; on a cluster the first import makes them):

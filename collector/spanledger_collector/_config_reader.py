@@ -179,6 +179,8 @@ class ConfigSection:
         """A list of passwords or tokens (:meth:`secret`'s rules, item by item)."""
         self._read.add(name)
         value = self.values.get(name)
+        if isinstance(value, EnvValue):  # the whole list from one variable: YAML's reading of it
+            value = value.value
         if value is None:
             return ()
         if not isinstance(value, list):

@@ -116,7 +116,7 @@ def _server(text: str, value: str, database: str | None) -> StoreAddress:
         url = urlsplit(text[len(_URL_PREFIX) :])
         port = url.port
     except ValueError as error:
-        # urllib's message quotes what it could not read as a port: with a password holding ':' that is part of it
+        # urllib's message quotes what it could not read as a port: with a password holding '/', its start
         raise StoreAddressError(f"store {redacted(value)!r}: {_scrubbed(str(error), value)}") from None
     if url.scheme not in _DEFAULT_PORTS:
         raise StoreAddressError(f"store {redacted(value)!r}: the scheme must be clickhouse+http or clickhouse+https")
