@@ -9,6 +9,7 @@ import dataclasses
 import random
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -468,3 +469,27 @@ def test_init_refuses_to_keep_views_over_another_traces_table(engine: tuple[Any,
     with pytest.raises(InitError, match=old):
         init(client, moved, catalog_models=False)
     init(client, names, catalog_models=False)  # the same table again: fine
+
+
+def test_init_prices_with_the_overrides_file_as_the_cost_processor_does(
+    engine: tuple[Any, Names], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SageMaker endpoint is priced by the instance type the overrides name (the bundled catalog cannot know)."""
+    client, names = engine
+    endpoint = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/summarizer"
+    overrides = tmp_path / "prices.yaml"
+    overrides.write_text(f"resources:\n  {endpoint}: {{instance_type: ml.g5.2xlarge}}\n")
+    call = {**INVOKE_ENDPOINT, semconv.CLOUD_RESOURCE_ID: endpoint}
+    request = _request(Node("InvokeEndpoint", call, kind=SpanKind.CLIENT))
+    _insert(client, names, [request])
+    query = f"SELECT estimated_cost, unpriced_reason FROM {names.database}.usage_facts WHERE meter = 'endpoint.seconds'"
+    init(client, names, catalog_models=False)
+    ((cost, reason),) = client.query(query).result_rows
+    assert cost is None and reason.startswith("unknown_endpoint_instance_type")
+    init(client, names, catalog_models=False, price_overrides=overrides)
+    (fact,) = [f for decoded in _collector([request]) for f in decoded.batch.facts]
+    expected = load_catalog(overrides).priced(fact).estimated_cost
+    assert expected and client.query(query).result_rows == [(expected, None)]
+    store = f"chdb:{tmp_path / 'unused'}"
+    assert main(["clickhouse", "init", "--store", store, "--price-overrides", str(tmp_path / "none.yaml")]) == 2
+    assert "--price-overrides: file" in capsys.readouterr().err

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
+from .._component import ConfigError
 from .._decode._attribution import DEFAULT_ATTRIBUTION, Attribution, listed_names_error
 from .._store._clickhouse_client import ClickHouseUnavailableError, open_clickhouse
 from .._store._location import DEFAULT_DATABASE, StoreAddressError, parse_store_address
@@ -46,6 +48,13 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="also extract usage from the spans already in the traces table (the views see new inserts only)",
     )
+    init_parser.add_argument(
+        "--price-overrides",
+        metavar="FILE",
+        type=Path,
+        help="price overrides on top of the bundled catalog (negotiated rates, SageMaker endpoints' instance types): "
+        "the file the spanledger_cost processor's price_overrides names",
+    )
     for field, flag in (("workflow", "--workflow-attributes"), ("tenant", "--tenant-attributes")):
         init_parser.add_argument(
             flag,
@@ -78,6 +87,10 @@ def run_init(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"spanledger clickhouse init: {error}", file=sys.stderr)
         return 2
+    if args.price_overrides is not None and not args.price_overrides.is_file():
+        print(f"spanledger clickhouse init: --price-overrides: file {args.price_overrides} does not exist",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         address = parse_store_address(args.store, database=args.database)
         if not address.is_clickhouse:
@@ -94,7 +107,10 @@ def run_init(args: argparse.Namespace) -> int:
 
     names = Names(database=args.database or address.database, traces_table=args.traces_table, attribution=attribution)
     try:
-        report = init(client, names, backfill_existing=args.backfill)
+        report = init(client, names, backfill_existing=args.backfill, price_overrides=args.price_overrides)
+    except ConfigError as error:  # the overrides file: the message names it and the key
+        print(f"spanledger clickhouse init: --price-overrides: {error}", file=sys.stderr)
+        return 2
     except InitError as error:
         print(f"spanledger clickhouse init: {error}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ table learns the models seen since)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..billing._schema import ensure_billing_tables
@@ -94,7 +95,14 @@ def _check_views_read(client: Any, names: Names, where: str) -> None:
         )
 
 
-def init(client: Any, names: Names, *, catalog_models: bool = True, backfill_existing: bool = False) -> InitReport:
+def init(
+    client: Any,
+    names: Names,
+    *,
+    catalog_models: bool = True,
+    backfill_existing: bool = False,
+    price_overrides: Path | None = None,
+) -> InitReport:
     """Check the traces table, then create (or keep) every table and view and load the price table.
 
     The materialized views see the rows inserted after they exist; ``backfill_existing`` also runs their
@@ -108,7 +116,7 @@ def init(client: Any, names: Names, *, catalog_models: bool = True, backfill_exi
         for statement in created[:-PRICED_VIEWS]:
             if statement.lstrip("-").find("CREATE MATERIALIZED VIEW") != -1:
                 client.command(backfill(statement))
-    price_rows = load_prices(client, names, catalog_models=catalog_models)
+    price_rows = load_prices(client, names, catalog_models=catalog_models, price_overrides=price_overrides)
     for statement in created[-PRICED_VIEWS:]:
         client.command(statement)
     # The billing tables, empty until a billing import: the answers and the dashboard's lineage read them.

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from genai_prices.data_snapshot import get_snapshot
@@ -182,10 +183,11 @@ def cloud_price_rows(
     return rows
 
 
-def load_prices(client: Any, names: Names, *, catalog_models: bool = True) -> int:
+def load_prices(client: Any, names: Names, *, catalog_models: bool = True, price_overrides: Path | None = None) -> int:
     """Create the price table and write the rows of the keys seen so far and (``catalog_models``) of every
-    model the catalog lists."""
-    catalog = load_catalog()
+    model the catalog lists; ``price_overrides``: the overrides file on top of the bundled catalog (negotiated
+    rates, SageMaker endpoints' instance types), as the ``spanledger_cost`` processor's ``price_overrides``."""
+    catalog = load_catalog(price_overrides)
     client.command(
         sql_file("llm_token_prices.sql").format(
             database=quoted(names.database), table=quoted(names.prices), timestamp=Kind.TIMESTAMP.clickhouse_type
