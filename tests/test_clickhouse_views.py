@@ -493,3 +493,21 @@ def test_init_prices_with_the_overrides_file_as_the_cost_processor_does(
     store = f"chdb:{tmp_path / 'unused'}"
     assert main(["clickhouse", "init", "--store", store, "--price-overrides", str(tmp_path / "none.yaml")]) == 2
     assert "--price-overrides: file" in capsys.readouterr().err
+
+
+def test_init_replaces_the_price_rows_of_an_earlier_catalog(engine: tuple[Any, Names]) -> None:
+    """A row an earlier catalog wrote (a tier since moved, a rate since changed) would overlap the new ones."""
+    client, names = engine
+    requests = [_request(Node("spanledger", OWN))]
+    _insert(client, names, requests)
+    init(client, names, catalog_models=False)
+    table = f"{names.database}.{names.prices}"
+    client.command(
+        f"INSERT INTO {table} SELECT * REPLACE (valid_from - INTERVAL 1 SECOND AS valid_from, slope * 7 AS slope, "
+        f"'stale' AS catalog_version) FROM {table} FINAL"
+    )
+    assert client.query(f"SELECT count() FROM {table} WHERE catalog_version = 'stale'").result_rows[0][0] > 0
+    assert _engine_facts(client, names) != _python_facts(requests), "the stale rows price some facts"
+    init(client, names, catalog_models=False)
+    assert client.query(f"SELECT count() FROM {table} WHERE catalog_version = 'stale'").result_rows[0][0] == 0
+    assert _engine_facts(client, names) == _python_facts(requests)

@@ -13,7 +13,7 @@ unpriced (``not_in_price_table``) until ``init`` runs again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -184,15 +184,15 @@ def cloud_price_rows(
 
 
 def load_prices(client: Any, names: Names, *, catalog_models: bool = True, price_overrides: Path | None = None) -> int:
-    """Create the price table and write the rows of the keys seen so far and (``catalog_models``) of every
-    model the catalog lists; ``price_overrides``: the overrides file on top of the bundled catalog (negotiated
-    rates, SageMaker endpoints' instance types), as the ``spanledger_cost`` processor's ``price_overrides``."""
+    """Create the price tables and fill them with the rows of the keys seen so far and (``catalog_models``) of
+    every model the catalog lists; ``price_overrides``: the overrides file on top of the bundled catalog
+    (negotiated rates, SageMaker endpoints' instance types), as the ``spanledger_cost`` processor's
+    ``price_overrides``.
+
+    Each run replaces the tables' rows (:func:`_replace`): rows of an earlier catalog (a genai-prices release
+    that moved a tier's start, an overrides file since changed) would otherwise stay beside the new ones and
+    overlap them."""
     catalog = load_catalog(price_overrides)
-    client.command(
-        sql_file("llm_token_prices.sql").format(
-            database=quoted(names.database), table=quoted(names.prices), timestamp=Kind.TIMESTAMP.clickhouse_type
-        )
-    )
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     keys: dict[PriceKey, tuple[datetime, datetime]] = (
         {key: (now, now) for key in catalog_keys()} if catalog_models else {}
@@ -208,13 +208,7 @@ def load_prices(client: Any, names: Names, *, catalog_models: bool = True, price
         known = keys.get(key)
         keys[key] = (first, last) if known is None else (min(first, known[0]), max(last, known[1]))
     rows = price_rows(catalog, keys, now)
-    if rows:
-        client.insert(names.prices, rows, database=names.database, column_names=COLUMNS)  # quoted by the client
-    client.command(
-        sql_file("cloud_prices.sql").format(
-            database=quoted(names.database), table=quoted(names.cloud_prices), timestamp=Kind.TIMESTAMP.clickhouse_type
-        )
-    )
+    _replace(client, names.database, names.prices, "llm_token_prices.sql", rows, COLUMNS)
     cloud_keys = {
         CloudKey(*key): (first, last)
         for *key, first, last in client.query(
@@ -226,6 +220,28 @@ def load_prices(client: Any, names: Names, *, catalog_models: bool = True, price
         ).result_rows
     }
     cloud_rows = cloud_price_rows(catalog, cloud_keys, now)
-    if cloud_rows:
-        client.insert(names.cloud_prices, cloud_rows, database=names.database, column_names=CLOUD_COLUMNS)
+    _replace(client, names.database, names.cloud_prices, "cloud_prices.sql", cloud_rows, CLOUD_COLUMNS)
     return len(rows) + len(cloud_rows)
+
+
+def _replace(
+    client: Any, database: str, table: str, ddl: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
+) -> None:
+    """``table`` (made by ``ddl`` when missing) holding exactly ``rows``: written to a table of their own, then
+    swapped in with ``EXCHANGE TABLES`` (atomic: readers see the old rows or the new, never none)."""
+    loading = f"{table}_loading"
+
+    def create(name: str) -> None:
+        client.command(
+            sql_file(ddl).format(
+                database=quoted(database), table=quoted(name), timestamp=Kind.TIMESTAMP.clickhouse_type
+            )
+        )
+
+    create(table)
+    client.command(f"DROP TABLE IF EXISTS {quoted(database)}.{quoted(loading)}")
+    create(loading)
+    if rows:
+        client.insert(loading, rows, database=database, column_names=list(columns))  # names quoted by the client
+    client.command(f"EXCHANGE TABLES {quoted(database)}.{quoted(table)} AND {quoted(database)}.{quoted(loading)}")
+    client.command(f"DROP TABLE {quoted(database)}.{quoted(loading)}")

@@ -2,7 +2,7 @@
 -- [valid_from, valid_until) with above < quantity <= upto costs slope * quantity + intercept, rounded
 -- half-even to 12 places; or it is unpriced for unpriced_reason. Written by `spanledger clickhouse init`
 -- from the collector's catalog (bundled cloud catalog + genai-prices), so the numbers are the collector's.
--- provider is '\0' for facts without one. Re-running init replaces rows (ReplacingMergeTree on loaded_at).
+-- provider is '\0' for facts without one. Each init replaces the rows (a table of them swapped in whole).
 CREATE TABLE IF NOT EXISTS {database}.{table} (
   meter LowCardinality(String),
   provider LowCardinality(String),
