@@ -369,7 +369,10 @@ def candidate_reading(let: Lets) -> SpanReading:
         "cache_write_tokens", "output_tokens", "region",
     )}  # fmt: skip
     aws = aws_call(let)
-    cache_counts = f"ifNull({count(found['cache_read_tokens'])}, 0) + ifNull({count(found['cache_write_tokens'])}, 0)"
+    cache_counts = let(
+        "cache_counts",
+        f"ifNull({count(found['cache_read_tokens'])}, 0) + ifNull({count(found['cache_write_tokens'])}, 0)",
+    )
     uncached = let("uncached", count(first_key(SPAN, _sources("uncached_input_tokens"))))
     derived_input = f"toString({uncached} + {cache_counts})"
     input_read = let("input", first(found["input_tokens"], f"if({uncached} IS NULL, {_NULL}, {derived_input})"))

@@ -22,7 +22,7 @@ from .._store._clickhouse_client import ClickHouseUnavailableError, open_clickho
 from .._store._clickhouse_schema import ClickHouseSchema
 from .._store._location import StoreAddress, StoreAddressError, StoreEngine, parse_store_address, redacted
 from ._engine import spans_table
-from ._errors import BillingError
+from ._errors import BillingError, first_line
 from ._table import Answer, Context
 
 __all__ = [
@@ -93,23 +93,19 @@ class ClickHouseStore:
                     client.command(statement)
             return answer.compute(client, request, Context(show_progress=show_progress))
         except ClickHouseError as error:
-            raise BillingError(f"the store {address}: {_first_line(error)}") from error
+            raise BillingError(f"the store {address}: {first_line(error)}") from error
         finally:
             client.close()
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _cannot_open(address: StoreAddress, error: BaseException) -> str:
     """Why ``address`` did not open: the server's or connection's first line; for chdb, the likely cause."""
     if address.engine is StoreEngine.CHDB:
         return (
-            f"cannot open the store {address} ({_first_line(error)}): chdb opens a directory in one process at a "
+            f"cannot open the store {address} ({first_line(error)}): chdb opens a directory in one process at a "
             "time; if a collector stores there, ask it: --collector URL"
         )
-    return f"cannot open the store {address}: {_first_line(error)}"
+    return f"cannot open the store {address}: {first_line(error)}"
 
 
 class CollectorStore:
@@ -211,7 +207,7 @@ def open_store(path: str, *, read_only: bool, create: bool = False) -> duckdb.Du
     except duckdb.Error as error:
         locked = "lock" in str(error).lower()
         hint = " (is a collector using it? pass --collector URL)" if locked else ""
-        raise BillingError(f"cannot open the store {path}: {_first_line(error)}{hint}") from error
+        raise BillingError(f"cannot open the store {path}: {first_line(error)}{hint}") from error
 
 
 def _is_duckdb_file(path: str) -> bool:

@@ -9,6 +9,7 @@ __all__ = [
     "NotFoundError",
     "PathNotAllowedError",
     "RequestError",
+    "first_line",
 ]
 
 
@@ -34,3 +35,9 @@ class NotFoundError(BillingError):
 
 class PathNotAllowedError(BillingError):
     """A path outside the directories the collector was configured to import from (the API answers 403)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of a library's error message (DuckDB's and ClickHouse's go on with context and advice)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

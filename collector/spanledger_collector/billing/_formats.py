@@ -101,10 +101,6 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
     return StagedFile(display_name, table, file_format, columns)
 
 
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0]
-
-
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
 
 
