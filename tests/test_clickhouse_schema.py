@@ -282,6 +282,29 @@ def test_a_replayed_insert_collapses_on_the_row_identity(clickhouse_client: Any)
         assert total == sum(fact.estimated_cost for fact in FACTS if fact.estimated_cost is not None)
 
 
+def test_the_window_views_give_the_rows_of_a_window_and_of_a_trace(clickhouse_client: Any) -> None:
+    _create(clickhouse_client, ClickHouseSchema(clickhouse_client.database))
+    for _ in range(2):  # a replayed insert: each row once through the views
+        for table, rows in ((USAGE_FACTS, FACTS), (DATA_READS, READS)):
+            clickhouse_client.insert(table.name, rows, column_names=list(table.column_names))
+
+    def window(view: str, since: str, until: str, trace: str = "") -> list[tuple[Any, ...]]:
+        query = f"SELECT * FROM {view}(since={{since:String}}, until={{until:String}}, trace={{trace:String}})"
+        rows = clickhouse_client.query(query, parameters={"since": since, "until": until, "trace": trace})
+        return sorted(tuple(row) for row in rows.result_rows)
+
+    ever = ("1900-01-01", "2299-12-31 23:59:59")
+    assert window("usage_facts_window", *ever) == sorted(FACTS)
+    assert window("data_reads_window", *ever) == sorted(READS)
+    trace = FACTS[0].trace_id
+    assert window("usage_facts_window", *ever, trace) == sorted(fact for fact in FACTS if fact.trace_id == trace)
+    # ISO 8601 as Grafana's ${__from:date:iso} writes it; a fact overlapping the window's start is in it
+    for fact in FACTS:
+        moment = fact.end_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert tuple(fact) in window("usage_facts_window", moment, "2299-12-31T00:00:00Z")
+        assert tuple(fact) not in window("usage_facts_window", "1900-01-01", "1900-01-02")
+
+
 def test_a_replicas_log_position_keeps_its_highest(clickhouse_client: Any) -> None:
     _create(clickhouse_client, ClickHouseSchema(clickhouse_client.database))
     rows = [("replica-a", 7), ("replica-b", 3), ("replica-a", 5)]

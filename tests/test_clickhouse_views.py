@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from datetime import datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
@@ -32,6 +33,7 @@ from spanledger_collector._processors._usage import UsageSettings
 from spanledger_collector._store import UsageFact
 from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
+from spanledger_collector.billing._engine import ClickHouseEngine, Window
 from test_collector_producers import (
     AWS,
     CONVERSE,
@@ -56,10 +58,13 @@ OTEL_TRACES_DDL = (
 ).read_text()
 
 
-def create_otel_traces(client: Any, database: str) -> None:
-    """``otel_traces`` as the OTel Collector's clickhouse exporter creates it (its template, defaults)."""
-    client.command(OTEL_TRACES_DDL.format(database=database, table="otel_traces", cluster="", engine="MergeTree()",
-                                          ttl=""))  # fmt: skip
+def create_otel_traces(client: Any, database: str, *, trace_bounds: bool = True) -> None:
+    """``otel_traces`` as the OTel Collector's clickhouse exporter creates it (its templates, defaults), with its
+    ``otel_traces_trace_id_ts`` table and the view filling it unless not ``trace_bounds``."""
+    templates = ("otel_traces.sql", "otel_traces_trace_id_ts.sql", "otel_traces_trace_id_ts_mv.sql")
+    for template in templates if trace_bounds else templates[:1]:
+        ddl = (resources.files("spanledger_collector._store") / "sql" / "clickhouse" / template).read_text()
+        client.command(ddl.format(database=database, table="otel_traces", cluster="", engine="MergeTree()", ttl=""))
 
 
 def insert_spans(client: Any, database: str, requests: list[bytes]) -> None:
@@ -128,6 +133,35 @@ def _assert_same(engine: tuple[Any, Names], requests: list[bytes]) -> None:
         print("python", python_fact, "\nengine", engine_fact)
     assert len(python) == len(engine) and not differences, (len(python), len(engine), differences[:3])
     assert _python_reads(requests) == _engine_reads(client, names)
+    _assert_windows_agree(client, names)
+
+
+_EVER = ("1900-01-01 00:00:00", "2299-12-31 23:59:59")
+
+
+def _window(client: Any, view: str, since: str, until: str, trace: str = "") -> list[tuple[Any, ...]]:
+    query = f"SELECT * FROM {view}(since={{since:String}}, until={{until:String}}, trace={{trace:String}})"
+    parameters = {"since": since, "until": until, "trace": trace}
+    return sorted(tuple(row) for row in client.query(query, parameters=parameters).result_rows)
+
+
+def _assert_windows_agree(client: Any, names: Names) -> None:
+    """The windowed views give the whole views' rows of the window: every row, one trace's, and random windows."""
+    database = names.database
+    facts, reads = f"{database}.{names.usage_facts_window}", f"{database}.{names.data_reads_window}"
+    all_facts, all_reads = _engine_facts(client, names), _engine_reads(client, names)
+    assert _window(client, facts, *_EVER) == all_facts
+    assert _window(client, reads, *_EVER) == all_reads
+    rng = random.Random(7)
+    traces = sorted({row[0] for row in all_facts} | {row[0] for row in all_reads})
+    for trace in rng.sample(traces, min(len(traces), 2)):
+        assert _window(client, facts, *_EVER, trace) == [row for row in all_facts if row[0] == trace], trace
+        assert _window(client, reads, *_EVER, trace) == [row for row in all_reads if row[0] == trace], trace
+    times = sorted({row[3] for row in all_facts} | {row[4] for row in all_facts})
+    for _ in range(2):
+        since, until = sorted(rng.sample(times, 2)) if len(times) > 1 else (times[0], times[0])
+        moments = (since.strftime("%Y-%m-%d %H:%M:%S.%f"), until.strftime("%Y-%m-%d %H:%M:%S.%f"))
+        assert _window(client, facts, *moments) == [row for row in all_facts if row[4] >= since and row[3] <= until]
 
 
 OWN = {**DIALECT_SPANS["otel-genai"], semconv.SPANLEDGER_USAGE_OWNER: True}
@@ -207,6 +241,21 @@ def test_accelerator_endpoint_and_byte_estimates_are_the_cost_processors(engine:
     assert {meter for meter, _ in priced} >= {Meter.ACCELERATOR_SECONDS.value, Meter.EGRESS_BYTES.value}, priced
 
 
+def test_the_windows_read_the_spans_between_the_exporters_trace_bounds_and_the_answers_read_them(
+    engine: tuple[Any, Names],
+) -> None:
+    client, names = engine
+    created = client.query(f"SHOW CREATE TABLE {names.database}.{names.usage_facts_window}").result_rows[0][0]
+    assert f"{names.database}.otel_traces_trace_id_ts" in created
+    reader = ClickHouseEngine(client)
+    window = Window(datetime(2026, 1, 1), datetime(2026, 1, 31, 23, 59, 59), "ab" * 16)
+    assert reader.facts_within(window) == (
+        f"{names.usage_facts_window}(since='2026-01-01 00:00:00.000000', until='2026-01-31 23:59:59.000000', "
+        f"trace='{'ab' * 16}')"
+    )
+    assert reader.reads_within(Window()).startswith(f"{names.data_reads_window}(since='1900-01-01 00:00:00.000000'")
+
+
 def test_a_retried_batch_is_counted_once(engine: tuple[Any, Names]) -> None:
     requests = [_request(Node("agent", DIALECT_SPANS["openinference"], (Node("llm", OWN),)))]
     _assert_same(engine, requests)
@@ -218,7 +267,7 @@ def test_a_retried_batch_is_counted_once(engine: tuple[Any, Names]) -> None:
 
 def test_init_backfills_the_spans_already_stored(clickhouse_client: Any, clickhouse_address: StoreAddress) -> None:
     client, database = clickhouse_client, clickhouse_address.database
-    create_otel_traces(client, database)
+    create_otel_traces(client, database, trace_bounds=False)  # and the windows read the spans without bounds
     requests = [_request(Node("agent", DIALECT_SPANS["openinference"], (Node("llm", OWN),)))]
     insert_spans(client, database, requests)  # before init: the views never see these rows
     names = Names(database=database)
@@ -227,6 +276,8 @@ def test_init_backfills_the_spans_already_stored(clickhouse_client: Any, clickho
     init(client, names, catalog_models=False, backfill_existing=True)
     init(client, names, catalog_models=False, backfill_existing=True)  # again: no duplicates
     assert _engine_facts(client, names) == _python_facts(requests)
+    assert "trace_bounds" not in client.query(f"SHOW CREATE TABLE {database}.usage_facts_window").result_rows[0][0]
+    _assert_windows_agree(client, names)
 
 
 def test_a_model_first_seen_after_init_is_unpriced_until_init_runs_again(engine: tuple[Any, Names]) -> None:

@@ -3,9 +3,10 @@
     python dashboards/clickhouse/build.py            # (re)write dashboards/clickhouse/*.json
     python dashboards/clickhouse/build.py --check    # exit 1 if a committed JSON file is stale
 
-The panels read ``counted_usage_facts`` (the facts that count: on spanledger's ClickHouse store its view without
-the replayed and retracted ones, over the OTel Collector's ``otel_traces`` the view ``spanledger clickhouse init``
-makes) and ``data_reads``, the allocation tables (empty until a billing import), and ``otel_traces`` for the trace
+The panels read ``usage_facts_window`` (the facts that count in the dashboard's time range: on spanledger's
+ClickHouse store a view over its tables without the replayed and retracted facts; over the OTel Collector's
+``otel_traces`` the view ``spanledger clickhouse init`` makes, which resolves only the range's traces) and
+``data_reads_window``, the allocation tables (empty until a billing import), and ``otel_traces`` for the trace
 view. Meter values come from ``spanledger.semconv``. Plain
 dicts, as in ``dashboards/build.py``: the JSON is the artifact users import.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from spanledger.semconv import SpanledgerMeterValues as Meter
-from spanledger_collector._store._retractions import COUNTED_USAGE_FACTS
+from spanledger_collector._store._clickhouse_schema import WINDOW_VIEWS
 
 HERE = Path(__file__).resolve().parent
 SCHEMA_VERSION = 39
@@ -43,7 +44,10 @@ FILTERS = " AND ".join(
     f"$__conditionalAll({labelled(column)} IN (${{{column}:singlequote}}), ${column})"
     for column in ("workflow", "tenant", "model")
 )
-FACTS = f"{DB}.{COUNTED_USAGE_FACTS}"
+# The windowed views over the dashboard's range (ISO 8601, which the views' parameters read).
+RANGE = "(since='${__from:date:iso}', until='${__to:date:iso}', trace='')"
+FACTS = f"{DB}.{WINDOW_VIEWS[0]}{RANGE}"
+READS = f"{DB}.{WINDOW_VIEWS[1]}{RANGE}"
 FACTS_IN_RANGE = f"FROM {FACTS} WHERE $__timeFilter(start_time) AND {FILTERS}"
 
 
@@ -123,7 +127,7 @@ LINEAGE_SQL = f"""WITH
   ),
   reads AS (
     SELECT trace_id, groupUniqArrayIf(source, source IS NOT NULL) AS data_sources, max(age_seconds) AS max_data_age
-    FROM {DB}.data_reads FINAL
+    FROM {READS}
     WHERE trace_id IN (SELECT trace_id FROM outputs)
     GROUP BY trace_id
   ),
@@ -188,9 +192,9 @@ def rows() -> list[tuple[str, list[dict[str, Any]]]]:
             "Lineage",
             [
                 panel("table", "AI outputs: lineage and cost",
-                      "Per trace (one AI output): its models, tokens, the data sources it read and their largest "
-                      "age, accelerator-seconds, estimated cost and the EffectiveCost allocated from the bill by the "
-                      "current allocation run. Click a trace id for the trace view.",
+                      "Per trace (one AI output): its models, tokens, the data sources it read in the range and "
+                      "their largest age, accelerator-seconds, estimated cost and the EffectiveCost allocated from the "
+                      "bill by the current allocation run. Click a trace id for the trace view.",
                       "short", LINEAGE_SQL, TABLE, overrides=[trace_link("trace_id")]),
             ],
         ),

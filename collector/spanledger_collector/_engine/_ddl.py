@@ -13,6 +13,7 @@ from spanledger.semconv import SpanledgerMeterValues as Meter
 from .._decode._attribution import DEFAULT_ATTRIBUTION, Attribution
 from .._store import DATA_READS, Table
 from .._store._clickhouse_client import quote_identifier as quoted
+from .._store._clickhouse_schema import WINDOW
 from .._store._facts import ESTIMATE_FIELDS, USAGE_FACTS
 from .._store._retractions import COUNTED_USAGE_FACTS
 from . import _expressions as x
@@ -66,6 +67,9 @@ class Names:
     """The view of the data reads, attributed; the events are in ``data_read_events``."""
     data_read_events: str = "data_read_events"
     usage_facts: str = "usage_facts"
+    trace_bounds: str = ""
+    """The exporter's ``<traces_table>_trace_id_ts`` (each trace's first and last span start) where it exists: the
+    windowed views read only the partitions of ``otel_traces`` their traces lie in."""
     prices: str = "llm_token_prices"
     cloud_prices: str = "cloud_prices"
     attribution: Attribution = field(default=DEFAULT_ATTRIBUTION)
@@ -74,6 +78,16 @@ class Names:
     @property
     def traces(self) -> str:
         return self.traces_database or self.database
+
+    @property
+    def usage_facts_window(self) -> str:
+        """The parameterised ``usage_facts``: the facts overlapping a time window, of one trace or all."""
+        return f"{self.usage_facts}_window"
+
+    @property
+    def data_reads_window(self) -> str:
+        """The parameterised ``data_reads``: the reads within a time window, of one trace or all."""
+        return f"{self.data_reads}_window"
 
     @property
     def usage_reports_view(self) -> str:
@@ -99,11 +113,79 @@ def backfill(view_statement: str) -> str:
     return f"INSERT INTO {target}\nSELECT{select}"
 
 
-def _span_chains(names: Names) -> str:
+@dataclass(frozen=True)
+class _Traces:
+    """Which traces a read-time view resolves: every one, or those with rows in its parameters' window.
+
+    Counted-once and attribution walk a trace's spans, so a window's rows are resolved over their whole traces:
+    every report of those traces, and every span of them in the traces table (within the traces' bounds where the
+    exporter's trace-bounds table exists). A window's rows are then the whole view's rows in that window."""
+
+    ctes: str
+    """CTEs before the view's own (``window_traces``, ``trace_bounds``), or nothing."""
+    spans: str
+    """Condition on traces-table rows (their ``TraceId`` already among the traces resolved)."""
+    window: tuple[str, str] | None
+    """The rows' start and end time columns compared with the window (the same for a point in time), or None."""
+
+    @classmethod
+    def every(cls) -> _Traces:
+        return cls("", "TRUE", None)
+
+    @classmethod
+    def within(cls, names: Names, table: str, start: str, end: str) -> _Traces:
+        """The traces of ``table``'s rows overlapping the window (their ``start`` and ``end`` columns)."""
+        ctes = (
+            f"  window_traces AS (\n    SELECT DISTINCT trace_id FROM {quoted(names.database)}.{quoted(table)}\n"
+            f"    WHERE {_overlaps('', start, end)}\n  ),\n"
+        )
+        spans = "TRUE"
+        if names.trace_bounds:
+            ctes += (
+                # as the spans' DateTime64(9): against a DateTime, the key analysis of chdb's 26.9 pruned parts
+                # holding matching rows (`WHERE Timestamp < (SELECT max(End) + 1 …)` read none; the same
+                # comparison in the SELECT list is true): ClickHouse/ClickHouse#19078, #50353
+                "  trace_bounds AS (\n    SELECT toDateTime64(min(Start), 9) AS first_start,\n"
+                "      toDateTime64(max(End), 9) + toIntervalSecond(1) AS after_last_start\n"
+                f"    FROM {quoted(names.traces)}.{quoted(names.trace_bounds)}\n"
+                "    WHERE TraceId IN (SELECT trace_id FROM window_traces)\n  ),\n"
+            )
+            spans = (
+                "Timestamp >= (SELECT first_start FROM trace_bounds) "
+                "AND Timestamp < (SELECT after_last_start FROM trace_bounds)"
+            )
+        return cls(ctes, spans, (start, end))
+
+    def traces_read(self, row: str = "") -> str:
+        """Condition on a row (alias ``row``) of the reports or events: of a trace resolved."""
+        return "TRUE" if self.window is None else f"{_column(row, 'trace_id')} IN (SELECT trace_id FROM window_traces)"
+
+    def rows_read(self, row: str) -> str:
+        """Condition on a row (alias ``row``) the view returns: of a trace resolved, and in the window."""
+        if self.window is None:
+            return "TRUE"
+        return f"{self.traces_read(row)} AND {_overlaps(row, *self.window)}"
+
+
+def _column(row: str, name: str) -> str:
+    return f"{row}.{name}" if row else name
+
+
+def _overlaps(row: str, start: str, end: str) -> str:
+    """Condition: the row's ``[start, end]`` overlaps ``[since, until]``, and it is of trace ``trace`` if given."""
+    trace_id = _column(row, "trace_id")
+    return (
+        f"{_column(row, end)} >= {WINDOW.since} AND {_column(row, start)} <= {WINDOW.until} "
+        f"AND ({WINDOW.trace} = '' OR {trace_id} = {WINDOW.trace})"
+    )
+
+
+def _span_chains(names: Names, traces: _Traces) -> str:
     """The CTEs that walk each ``starts`` span's ancestors and gather the attribution lists' values on them."""
     attribution = names.attribution
     listed = tuple(sorted(attribution.names()))
     return sql_file("span_chains.sql").format(
+        spans_read=traces.spans,
         traces_database=quoted(names.traces),
         traces_table=quoted(names.traces_table),
         max_depth=MAX_DEPTH,
@@ -217,32 +299,43 @@ def statements(names: Names) -> list[str]:
             lets=let.layered(aws_spans, object_columns, object_outputs),
         )
     )
-    span_chains = _span_chains(names)
-    created.append(
-        sql_file("data_reads_attributed.sql").format(
-            **common,
-            view=quoted(names.data_reads),
-            table=quoted(names.data_read_events),
-            span_chains=span_chains,
-            columns=_attributed_columns(DATA_READS.column_names, "e", names.attribution),
+    # Each read-time view twice: over every trace, and parameterised by a window (_clickhouse_schema.WINDOW), which
+    # resolves only the traces with rows in it, so that a read's cost follows the window, not the history.
+    reads_window = _Traces.within(names, names.data_read_events, "read_time", "read_time")
+    for view, traces in ((names.data_reads, _Traces.every()), (names.data_reads_window, reads_window)):
+        created.append(
+            sql_file("data_reads_attributed.sql").format(
+                **common,
+                view=quoted(view),
+                table=quoted(names.data_read_events),
+                traces=traces.ctes,
+                traces_read=traces.traces_read(),
+                rows_read=traces.rows_read("e"),
+                span_chains=_span_chains(names, traces),
+                columns=_attributed_columns(DATA_READS.column_names, "e", names.attribution),
+            )
         )
-    )
     measured_names = [name for name in USAGE_FACTS.column_names if name not in ESTIMATE_FIELDS]
-    created.append(
-        sql_file("usage_facts.sql").format(
-            **common,
-            view=quoted(names.usage_facts),
-            reports=quoted(names.usage_reports),
-            span_chains=span_chains,
-            attributed_columns=_attributed_columns(tuple(measured_names), "f", names.attribution),
-            fact_columns=",\n  ".join(measured_names),
-            prices=quoted(names.prices),
-            cloud_prices=quoted(names.cloud_prices),
-            no_provider=x.literal(NO_PROVIDER),
-            null_key=x.literal(NULL_KEY),
-            not_in_price_table=x.literal(NOT_IN_PRICE_TABLE),
+    facts_window = _Traces.within(names, names.usage_reports, "start_time", "end_time")
+    for view, traces in ((names.usage_facts, _Traces.every()), (names.usage_facts_window, facts_window)):
+        created.append(
+            sql_file("usage_facts.sql").format(
+                **common,
+                view=quoted(view),
+                reports=quoted(names.usage_reports),
+                traces=traces.ctes,
+                traces_read=traces.traces_read(),
+                facts_read=traces.rows_read("f"),
+                span_chains=_span_chains(names, traces),
+                attributed_columns=_attributed_columns(tuple(measured_names), "f", names.attribution),
+                fact_columns=",\n  ".join(measured_names),
+                prices=quoted(names.prices),
+                cloud_prices=quoted(names.cloud_prices),
+                no_provider=x.literal(NO_PROVIDER),
+                null_key=x.literal(NULL_KEY),
+                not_in_price_table=x.literal(NOT_IN_PRICE_TABLE),
+            )
         )
-    )
     # The name the collector's store gives its counted facts, so the answers and the ClickHouse dashboard read one
     # name on both (the usage_facts view above already counts each call once).
     created.append(
@@ -252,5 +345,5 @@ def statements(names: Names) -> list[str]:
     return created
 
 
-PRICED_VIEWS = 2
+PRICED_VIEWS = 3
 """The last statements of :func:`statements`: views over the price table, created once it is loaded."""

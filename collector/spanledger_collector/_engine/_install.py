@@ -4,7 +4,7 @@ table learns the models seen since)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from ..billing._schema import ensure_billing_tables
 from ._ddl import PRICED_VIEWS, Names, backfill, statements
 from ._prices import load_prices
 
-__all__ = ["REQUIRED_COLUMNS", "InitError", "InitReport", "check_traces_table", "init"]
+__all__ = ["REQUIRED_COLUMNS", "InitError", "InitReport", "check_traces_table", "init", "trace_bounds_table"]
 
 # The otel_traces columns the views read, with the types the OTel Collector's exporter creates them with.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -27,6 +27,10 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "Events.Name": ("Array(LowCardinality(String))", "Array(String)"),
     "Events.Attributes": ("Array(Map(LowCardinality(String), String))", "Array(Map(String, String))"),
 }
+
+
+# The exporter's trace-bounds table (`<traces_table>_trace_id_ts`, filled by its `_trace_id_ts_mv`): these columns.
+TRACE_BOUNDS_COLUMNS = {"TraceId": "String", "Start": "DateTime", "End": "DateTime"}
 
 
 class InitError(Exception):
@@ -76,6 +80,25 @@ def check_traces_table(client: Any, names: Names) -> None:
     _check_views_read(client, names, where)
 
 
+def trace_bounds_table(client: Any, names: Names) -> str:
+    """The exporter's ``<traces_table>_trace_id_ts`` when it exists with its columns and is filled from the traces
+    table by the exporter's ``<traces_table>_trace_id_ts_mv``; else ''. The windowed views then read only the
+    partitions their traces lie in; without it, every day's (the same rows, at more cost)."""
+    table = f"{names.traces_table}_trace_id_ts"
+    columns = client.query(
+        "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {table:String}",
+        parameters={"db": names.traces, "table": table},
+    ).result_rows
+    if not set(TRACE_BOUNDS_COLUMNS.items()) <= set(columns):
+        return ""
+    filled = client.query(
+        "SELECT has(dependencies_table, {view:String}) FROM system.tables WHERE database = {db:String} "
+        "AND name = {table:String}",
+        parameters={"db": names.traces, "table": names.traces_table, "view": f"{table}_mv"},
+    ).result_rows
+    return table if filled and filled[0][0] else ""
+
+
 def _check_views_read(client: Any, names: Names, where: str) -> None:
     """An earlier init's materialized views read this traces table: ``IF NOT EXISTS`` would keep views reading
     another one (the exporter's ``traces_table_name`` changed), and new spans would give no facts."""
@@ -109,6 +132,7 @@ def init(
     queries over the rows already in the traces table (once is enough; repeating it is harmless).
     """
     check_traces_table(client, names)
+    names = replace(names, trace_bounds=trace_bounds_table(client, names))
     created = statements(names)
     for statement in created[:-PRICED_VIEWS]:
         client.command(statement)

@@ -31,6 +31,8 @@ __all__ = [
     "RECEIVED_REQUESTS",
     "ROW_KEYS",
     "ROW_TABLES",
+    "WINDOW",
+    "WINDOW_VIEWS",
     "ClickHouseSchema",
     "RowLayout",
     "ttl_clause",
@@ -42,6 +44,25 @@ LOG_POSITIONS = "request_log_position"
 """Per collector replica, the position of its request log up to which its batches are stored."""
 RECEIVED_REQUESTS = "received_requests"
 """The digests of the requests stored (by any replica) within the last hour: a retried request is skipped."""
+
+
+@dataclass(frozen=True)
+class WindowParameters:
+    """The windowed views' parameters, as SQL: rows overlapping ``[since, until]`` (both included), of trace
+    ``trace`` ('': every trace). ``since`` and ``until`` are strings read by ``parseDateTime64BestEffort`` (UTC
+    unless they name a zone: ``2026-01-01 00:00:00``, ISO 8601 as Grafana's ``${__from:date:iso}`` writes it, or
+    Unix seconds), so one call serves the CLI, Grafana and a user's query:
+    ``SELECT … FROM usage_facts_window(since='2026-01-01', until='2026-01-31 23:59:59', trace='')``."""
+
+    since: str = "parseDateTime64BestEffort({since:String}, 6, 'UTC')"
+    until: str = "parseDateTime64BestEffort({until:String}, 6, 'UTC')"
+    trace: str = "{trace:String}"
+
+
+WINDOW = WindowParameters()
+WINDOW_VIEWS = ("usage_facts_window", "data_reads_window")
+"""The windowed views: the facts that count, and the data reads (``spanledger clickhouse init`` makes its own of
+these names, over ``otel_traces``)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,7 @@ class ClickHouseSchema:
             *self._log_positions(),
             *self._received_requests(),
             self._counted_usage_facts(),
+            *self._window_views(),
         ]
 
     def _on_cluster(self) -> str:
@@ -170,6 +192,13 @@ class ClickHouseSchema:
         """The view every reader of facts reads (``sql/clickhouse/counted_usage_facts.sql``), as in DuckDB."""
         template = (_SQL / f"{COUNTED_USAGE_FACTS}.sql").read_text(encoding="utf-8")
         return template.format(database=self.database, cluster=self._on_cluster().strip())
+
+    def _window_views(self) -> list[str]:
+        """``sql/clickhouse/<view>.sql`` for each of :data:`WINDOW_VIEWS`: here a filter on the plain tables reaches
+        their scan, and the views give the answers and the dashboard one name on both kinds of install."""
+        values = {"database": self.database, "cluster": self._on_cluster().strip(), "since": WINDOW.since,
+                  "until": WINDOW.until, "trace": WINDOW.trace}  # fmt: skip
+        return [(_SQL / f"{view}.sql").read_text(encoding="utf-8").format(**values) for view in WINDOW_VIEWS]
 
     def _log_positions(self) -> list[str]:
         # The highest position a replica recorded wins the merge: a late duplicate of an older commit is no

@@ -35,7 +35,7 @@ from typing import Any
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from .._store import USAGE_FACTS
-from ._engine import Engine, engine_of
+from ._engine import Engine, Window, engine_of
 from ._errors import BillingError, CurrencyMixError
 from ._rules import DUCKDB_RULES, RuleDialect, Rules, load_rules
 from ._schema import MONEY_SCALE, QUANTITY_SCALE, ensure_billing_tables
@@ -164,10 +164,9 @@ def _allocate_period(engine: Engine, period_start: datetime, rules: Rules, force
     currency = currencies[0]
     engine.execute(engine.sql("allocation/macros"))
     _load_rule_tables(engine, rules)
-    facts = engine.facts
-    if not engine.has_table("usage_facts"):
+    has_facts = engine.has_table("usage_facts")
+    if not has_facts:
         engine.execute(engine.sql("allocation/no_facts", columns=_fact_columns(engine)))
-        facts = "al_no_facts"
     scales = {"quantity_scale": QUANTITY_SCALE, "money_scale": MONEY_SCALE}
     dialect = _rule_dialect(engine)
     class_columns = sorted({*rules.line_columns(dialect), *_CLASS_COLUMNS})
@@ -181,7 +180,8 @@ def _allocate_period(engine: Engine, period_start: datetime, rules: Rules, force
             **scales,
         )
     )
-    scope = _fact_scope(engine, rules)
+    scope, window = _fact_scope(engine, rules)
+    facts = engine.facts_within(window) if has_facts else "al_no_facts"
     fingerprint_row = engine.rows(engine.sql("allocation/fingerprint", facts=facts, scope=scope))[0]
     snapshot_key = ",".join(snapshot_ids)
     fingerprint = hashlib.sha256(f"{snapshot_key}|{fingerprint_row[0]}|{rules.digest}".encode()).hexdigest()[:32]
@@ -258,13 +258,15 @@ def _shares(engine: Engine, pairs: str, split: str, lines: str) -> None:
         engine.execute(engine.sql("allocation/shares", metric=metric, floors=floors))
 
 
-def _fact_scope(engine: Engine, rules: Rules) -> str:
-    """SQL condition on facts ``f`` that can match a line of the period (constants: no join per fact)."""
+def _fact_scope(engine: Engine, rules: Rules) -> tuple[str, Window]:
+    """SQL condition on facts ``f`` that can match a line of the period (constants: no join per fact), and the
+    time window it keeps."""
     meters = sorted({meter for rule in rules.rules for meter in rule.fact_meters})
     first, last = engine.rows(engine.sql("allocation/line_bounds"))[0]
-    return engine.sql(
+    scope = engine.sql(
         "allocation/fact_scope",
         meters=", ".join(engine.literal(meter) for meter in meters) or "NULL",
         first=engine.literal(first),
         last=engine.literal(last),
     )
+    return scope, Window(first, last)

@@ -17,7 +17,7 @@ from spanledger import semconv
 from spanledger.semconv import SpanledgerMeterValues as Meter
 
 from ._allocation import parse_period
-from ._engine import Engine, engine_of
+from ._engine import Engine, Window, engine_of
 from ._errors import BillingError, NotFoundError
 
 __all__ = [
@@ -93,10 +93,17 @@ def trace_lineage(store: Any, trace_id: str) -> dict[str, Any]:
     engine = engine_of(store)
     trace_id = trace_id.strip().lower()
     trace = engine.literal(trace_id)
+    window = Window(trace_id=trace_id)
     facts = (
-        _records(engine, "trace_facts", facts=engine.facts, trace_id=trace) if engine.has_table("usage_facts") else []
+        _records(engine, "trace_facts", facts=engine.facts_within(window), trace_id=trace)
+        if engine.has_table("usage_facts")
+        else []
     )
-    reads = _records(engine, "trace_reads", trace_id=trace) if engine.has_table("data_reads") else []
+    reads = (
+        _records(engine, "trace_reads", reads=engine.reads_within(window), trace_id=trace)
+        if engine.has_table("data_reads")
+        else []
+    )
     spans = (
         _records(
             engine,
@@ -240,7 +247,7 @@ def top(store: Any, *, by: str, group: str, period: str | None, limit: int = 20)
             engine,
             "top_tokens",
             group=group,
-            facts=engine.facts,
+            facts=engine.facts_within(_period_window(period)),
             token_meters=", ".join(meters.values()),
             period=_period_filter(engine, period, "start_time"),
             limit=limit,
@@ -254,19 +261,32 @@ def top(store: Any, *, by: str, group: str, period: str | None, limit: int = 20)
         "top_age",
         group=group,
         key="m.model" if group == "model" else f"r.{group}",
+        # every fact: a read's trace may have its model call outside the period
         facts=engine.facts,
+        reads=engine.reads_within(_period_window(period)),
         period=_period_filter(engine, period, "r.read_time"),
         limit=limit,
     )
     return {"by": by, "group": group, "period": period, "rows": rows}
 
 
+def _period_bounds(period: str) -> tuple[datetime, datetime]:
+    start = parse_period(period)
+    return start, start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(
+        month=start.month + 1
+    )
+
+
 def _period_filter(engine: Engine, period: str | None, column: str) -> str:
     if period is None:
         return "TRUE"
-    start = parse_period(period)
-    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    start, end = _period_bounds(period)
     return f"{column} >= {engine.literal(start)} AND {column} < {engine.literal(end)}"
+
+
+def _period_window(period: str | None) -> Window:
+    """The rows :func:`_period_filter` keeps, and those at the period's end (a window includes its bounds)."""
+    return Window() if period is None else Window(*_period_bounds(period))
 
 
 def idle_capacity(store: Any, *, period: str | None) -> dict[str, Any]:

@@ -4,7 +4,8 @@ The allocation and the answers are SQL files per engine (``sql/duckdb/...``, ``s
 same names); one Python driver runs them through an :class:`Engine`, which knows only how to fill a file's
 ``{{name}}`` placeholders, run a statement, insert rows and quote a literal in its dialect. Facts are read
 through :attr:`Engine.facts`, the one place that says which usage facts count (ClickHouse: ``FINAL``, since
-retried inserts may store a fact twice until the merge).
+retried inserts may store a fact twice until the merge), or :meth:`Engine.facts_within` where a read needs only a
+time window or one trace (over ``spanledger clickhouse init``'s views, whose cost then follows the window).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import cache
@@ -24,7 +26,7 @@ from .._engine._ddl import Names
 from .._store import COUNTED_USAGE_FACTS, SPANS
 from .._store._clickhouse_schema import OTEL_TRACES
 
-__all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "engine_of", "spans_table", "sql_text"]
+__all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "Window", "engine_of", "spans_table", "sql_text"]
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -49,11 +51,33 @@ def sql_text(dialect: str, name: str, params: Mapping[str, object]) -> str:
     return _PLACEHOLDER.sub(fill, _read(dialect, name))
 
 
+@dataclass(frozen=True)
+class Window:
+    """What a read needs: rows overlapping ``[since, until]`` (both included; None: unbounded), of ``trace_id``
+    (None: every trace). A relation read through it may hold more rows; the reading SQL keeps its own filter."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    trace_id: str | None = None
+
+
+# The bounds of ClickHouse's DateTime64: an unbounded side of a window.
+_EARLIEST, _LATEST = datetime(1900, 1, 1), datetime(2299, 12, 31, 23, 59, 59)
+
+
 class Engine(Protocol):
     dialect: str
     facts: str
     """The relation usage facts are read from (a table name or a parenthesised query; ``FINAL`` where the engine
     needs it). The one place that says which facts count: a retraction table is an anti-join here."""
+
+    def facts_within(self, window: Window) -> str:
+        """:attr:`facts`, or a relation of the facts overlapping ``window`` and more, cheaper to read."""
+        ...
+
+    def reads_within(self, window: Window) -> str:
+        """The data reads of the store, or a relation of those in ``window`` and more, cheaper to read."""
+        ...
 
     spans: str
     """The table a trace's spans are read from: the store's ``spans``, or ClickHouse's ``otel_traces`` (whose
@@ -91,6 +115,12 @@ class DuckDBEngine:
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self.connection = connection
+
+    def facts_within(self, window: Window) -> str:
+        return self.facts  # a table: the reading SQL's filter is pushed into the scan
+
+    def reads_within(self, window: Window) -> str:
+        return "data_reads"
 
     def sql(self, name: str, **params: object) -> str:
         return sql_text(self.dialect, name, params)
@@ -161,6 +191,28 @@ class ClickHouseEngine:
         # The collector's store has the counted view (retractions applied); over an OTel Collector's
         # otel_traces, `spanledger clickhouse init` makes usage_facts itself a view that counts each call once.
         self.facts = COUNTED_USAGE_FACTS if self.has_table(COUNTED_USAGE_FACTS) else "(SELECT * FROM usage_facts FINAL)"
+        # init's views resolve counted-once and attribution at read time over whole traces; their windowed twins
+        # resolve only the traces of the window (a filter on the whole view does not reach into that walk)
+        names = Names(database="")
+        self._windows = {
+            "facts": names.usage_facts_window if self.has_table(names.usage_facts_window) else "",
+            "reads": names.data_reads_window if self.has_table(names.data_reads_window) else "",
+        }
+
+    def facts_within(self, window: Window) -> str:
+        return self._windowed("facts", window) or self.facts
+
+    def reads_within(self, window: Window) -> str:
+        return self._windowed("reads", window) or "(SELECT * FROM data_reads FINAL)"
+
+    def _windowed(self, kind: str, window: Window) -> str:
+        view = self._windows[kind]
+        if not view:
+            return ""
+        since, until = (
+            _timestamp_text(_naive_utc(moment)) for moment in (window.since or _EARLIEST, window.until or _LATEST)
+        )
+        return f"{view}(since={_quoted(since)}, until={_quoted(until)}, trace={_quoted(window.trace_id or '')})"
 
     def sql(self, name: str, **params: object) -> str:
         return sql_text(self.dialect, name, params)
@@ -230,6 +282,10 @@ def spans_table(client: Any) -> str:
 def _quoted(text: str) -> str:
     """A ClickHouse string literal."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _utc(value: Any) -> Any:

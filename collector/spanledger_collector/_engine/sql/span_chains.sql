@@ -3,7 +3,7 @@
   links AS (
     SELECT DISTINCT TraceId AS trace_id, SpanId AS span_id, ParentSpanId AS parent_span_id
     FROM {traces_database}.{traces_table}
-    WHERE TraceId IN (SELECT trace_id FROM starts) AND ParentSpanId != ''
+    WHERE TraceId IN (SELECT trace_id FROM starts) AND {spans_read} AND ParentSpanId != ''
   ),
   ancestry AS (
     SELECT trace_id, span_id, ancestor, min(depth) AS depth FROM (
@@ -27,7 +27,7 @@
     FROM (
       SELECT TraceId, SpanId, {span_values}
       FROM {traces_database}.{traces_table}
-      WHERE TraceId IN (SELECT trace_id FROM starts) AND hasAny(mapKeys(SpanAttributes), {listed_names})
+      WHERE TraceId IN (SELECT trace_id FROM starts) AND {spans_read} AND hasAny(mapKeys(SpanAttributes), {listed_names})
     )
     GROUP BY TraceId, SpanId
   ),

@@ -7,9 +7,12 @@
 -- fact's price key whose interval holds its start time (quantity * numerator / divisor, exact, then rounded).
 CREATE OR REPLACE VIEW {database}.{view} AS
 WITH
+{traces}  -- every report of the traces read (FINAL: a retried span's rows once; measured cheaper than DISTINCT,
+  -- whose hash tables of ids cost 12x over a whole table: benchmarks/README.md)
   reports AS (
     SELECT trace_id, span_id, meter, owner, workflow IS NULL OR tenant IS NULL AS unattributed
     FROM {database}.{reports} FINAL
+    WHERE {traces_read}
   ),
   candidate_traces AS (SELECT DISTINCT trace_id FROM reports WHERE owner = 0),
   -- the spans followed up their traces: every reporting span of a trace with other producers' spans (counted
@@ -67,5 +70,5 @@ FROM (
   LEFT JOIN cloud_prices AS c ON c.meter = f.meter AND c.provider = ifNull(f.provider, {no_provider})
     AND c.resource_id = ifNull(f.resource_id, {null_key}) AND c.accelerator_type = ifNull(f.accelerator_type, {null_key})
     AND c.region = ifNull(f.region, {null_key}) AND c.boundary = ifNull(f.boundary, {null_key})
-  WHERE f.owner = 1 OR (f.trace_id, f.span_id, f.meter) NOT IN (SELECT trace_id, span_id, meter FROM taken)
+  WHERE {facts_read} AND (f.owner = 1 OR (f.trace_id, f.span_id, f.meter) NOT IN (SELECT trace_id, span_id, meter FROM taken))
 )

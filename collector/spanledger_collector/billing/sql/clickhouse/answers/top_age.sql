@@ -1,6 +1,6 @@
 SELECT coalesce({{key}}, '(none)') AS {{group}}, max(r.age_seconds) AS oldest_age_seconds,
        avg(r.age_seconds) AS mean_age_seconds, count() AS reads, uniqExact(r.trace_id) AS traces
-FROM (SELECT * FROM data_reads FINAL) AS r
+FROM {{reads}} AS r
 LEFT JOIN (SELECT trace_id, min(model) AS model FROM {{facts}} AS f WHERE model IS NOT NULL GROUP BY trace_id) AS m
   ON m.trace_id = r.trace_id
 WHERE {{period}}
