@@ -11,6 +11,7 @@ unattributed ``spanledger.data.read`` event. After each step it reads, ``--round
 * the last day's facts (``end_time`` and ``start_time`` against the day), from ``usage_facts`` with a ``WHERE`` and
   from ``usage_facts_window``;
 * one trace's facts and data reads (what ``spanledger trace`` reads), the same two ways;
+* an empty window (no trace in it): the windowed view's fixed cost, mostly planning its query;
 
 and checks that both ways give the same rows. A filter on the whole view does not reach into its walk of the
 traces, so its cost follows the stored history; the windowed view's should follow the window.
@@ -131,6 +132,9 @@ def main() -> int:
                 "trace_window": f"SELECT * FROM otel.usage_facts_window{one}",
                 "trace_reads_whole": f"{reads}.data_reads WHERE trace_id = '{trace}'",
                 "trace_reads_window": f"{reads}.data_reads_window{one}",
+                # no trace in it: what the windowed view costs before it reads any (mostly planning its query)
+                "empty_window": "SELECT count() FROM otel.usage_facts_window(since='1900-01-01', until='1900-01-01', "
+                "trace='')",
             }
             spans = client.query("SELECT count() FROM otel.otel_traces").result_rows[0][0]
             row: dict[str, Any] = {"spans": spans}

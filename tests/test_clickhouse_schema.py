@@ -298,7 +298,14 @@ def test_the_window_views_give_the_rows_of_a_window_and_of_a_trace(clickhouse_cl
     assert window("data_reads_window", *ever) == sorted(READS)
     trace = FACTS[0].trace_id
     assert window("usage_facts_window", *ever, trace) == sorted(fact for fact in FACTS if fact.trace_id == trace)
-    # ISO 8601 as Grafana's ${__from:date:iso} writes it; a fact overlapping the window's start is in it
+    # a fact of a span that ended before it started is in a window holding its start (the answers and the
+    # dashboard filter on start_time)
+    backwards = FACTS[0]._replace(span_id="b" * 16, end_time=FACTS[0].start_time - timedelta(seconds=5))
+    clickhouse_client.insert(USAGE_FACTS.name, [backwards], column_names=list(USAGE_FACTS.column_names))
+    start = backwards.start_time.strftime("%Y-%m-%d %H:%M:%S.%f")
+    assert tuple(backwards) in window("usage_facts_window", start, start)
+    # ISO 8601, Unix seconds; a fact overlapping the window's start is in it
+    assert window("usage_facts_window", "1900-01-01T00:00:00Z", "4102444800") == sorted([*FACTS, backwards])
     for fact in FACTS:
         moment = fact.end_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         assert tuple(fact) in window("usage_facts_window", moment, "2299-12-31T00:00:00Z")

@@ -31,6 +31,7 @@ from spanledger_collector._engine._install import InitError, init
 from spanledger_collector._pricing._catalog import load_catalog
 from spanledger_collector._processors._usage import UsageSettings
 from spanledger_collector._store import UsageFact
+from spanledger_collector._store._clickhouse_schema import WINDOW_VIEWS
 from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
 from spanledger_collector.billing._engine import ClickHouseEngine, Window
@@ -162,6 +163,7 @@ def _assert_windows_agree(client: Any, names: Names) -> None:
         since, until = sorted(rng.sample(times, 2)) if len(times) > 1 else (times[0], times[0])
         moments = (since.strftime("%Y-%m-%d %H:%M:%S.%f"), until.strftime("%Y-%m-%d %H:%M:%S.%f"))
         assert _window(client, facts, *moments) == [row for row in all_facts if row[4] >= since and row[3] <= until]
+        assert _window(client, reads, *moments) == [row for row in all_reads if since <= row[3] <= until]
 
 
 OWN = {**DIALECT_SPANS["otel-genai"], semconv.SPANLEDGER_USAGE_OWNER: True}
@@ -247,6 +249,7 @@ def test_the_windows_read_the_spans_between_the_exporters_trace_bounds_and_the_a
     client, names = engine
     created = client.query(f"SHOW CREATE TABLE {names.database}.{names.usage_facts_window}").result_rows[0][0]
     assert f"{names.database}.otel_traces_trace_id_ts" in created
+    assert (names.usage_facts_window, names.data_reads_window) == WINDOW_VIEWS  # one name on both installs
     reader = ClickHouseEngine(client)
     window = Window(datetime(2026, 1, 1), datetime(2026, 1, 31, 23, 59, 59), "ab" * 16)
     assert reader.facts_within(window) == (
@@ -277,6 +280,28 @@ def test_init_backfills_the_spans_already_stored(clickhouse_client: Any, clickho
     init(client, names, catalog_models=False, backfill_existing=True)  # again: no duplicates
     assert _engine_facts(client, names) == _python_facts(requests)
     assert "trace_bounds" not in client.query(f"SHOW CREATE TABLE {database}.usage_facts_window").result_rows[0][0]
+    _assert_windows_agree(client, names)
+
+
+def test_windows_walk_every_span_when_the_bounds_table_lacks_some_traces(
+    clickhouse_client: Any, clickhouse_address: StoreAddress
+) -> None:
+    """Spans stored before the exporter's bounds table existed (then backfilled) have no bounds row: the windows
+    must not bound the walk by the other traces' bounds (counted once would then count the roll-ups too)."""
+    client, database = clickhouse_client, clickhouse_address.database
+    create_otel_traces(client, database, trace_bounds=False)
+    genai = DIALECT_SPANS["otel-genai"]
+    before = [_request(Node("framework", genai, (Node("llm", genai),))) for _ in range(3)]
+    insert_spans(client, database, before)
+    for template in ("otel_traces_trace_id_ts.sql", "otel_traces_trace_id_ts_mv.sql"):
+        ddl = (resources.files("spanledger_collector._store") / "sql" / "clickhouse" / template).read_text()
+        client.command(ddl.format(database=database, table="otel_traces", cluster="", engine="MergeTree()", ttl=""))
+    names = Names(database=database)
+    init(client, names, catalog_models=False, backfill_existing=True)
+    after = [_request(Node("agent", genai, (Node("gap", {}, (Node("llm", genai),)),)))]
+    insert_spans(client, database, after)
+    assert client.query(f"SELECT uniqExact(TraceId) FROM {database}.otel_traces_trace_id_ts").result_rows == [(1,)]
+    assert _engine_facts(client, names) == _python_facts(before + after)
     _assert_windows_agree(client, names)
 
 

@@ -85,9 +85,7 @@ def substitute(sql: str, database: str, selected: dict[str, str] | None = None, 
         sql = sql[: match.start()] + expanded + sql[end:]
     for name, value in selected.items():
         sql = sql.replace(f"${{{name}:singlequote}}", "'" + value.replace("'", "\\'") + "'")
-    sql = sql.replace("${__from:date:iso}", "2000-01-01T00:00:00.000Z").replace(
-        "${__to:date:iso}", "2100-01-01T00:00:00.000Z"
-    )
+    sql = sql.replace("$__fromTime", "toDateTime(946684800)").replace("$__toTime", "toDateTime(4102444800)")
     sql = sql.replace("${database}", database).replace("${traces_table}", "otel_traces")
     sql = sql.replace("${__value.raw}", trace_id)
     assert "$" not in sql, f"unexpanded variable in {sql}"

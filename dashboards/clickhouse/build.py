@@ -44,8 +44,9 @@ FILTERS = " AND ".join(
     f"$__conditionalAll({labelled(column)} IN (${{{column}:singlequote}}), ${column})"
     for column in ("workflow", "tenant", "model")
 )
-# The windowed views over the dashboard's range (ISO 8601, which the views' parameters read).
-RANGE = "(since='${__from:date:iso}', until='${__to:date:iso}', trace='')"
+# The windowed views over the dashboard's range: the plugin's own macros (expanded by its backend, alerting
+# included), as the Unix seconds $__timeFilter compares with, which the views' parameters read.
+RANGE = "(since=toString(toUnixTimestamp($__fromTime)), until=toString(toUnixTimestamp($__toTime)), trace='')"
 FACTS = f"{DB}.{WINDOW_VIEWS[0]}{RANGE}"
 READS = f"{DB}.{WINDOW_VIEWS[1]}{RANGE}"
 FACTS_IN_RANGE = f"FROM {FACTS} WHERE $__timeFilter(start_time) AND {FILTERS}"

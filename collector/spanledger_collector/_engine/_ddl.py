@@ -141,12 +141,18 @@ class _Traces:
         )
         spans = "TRUE"
         if names.trace_bounds:
+            # Every window trace's first and last span start; unbounded unless the bounds table has them all (its
+            # rows are written by the exporter's view from the day it exists, and expire by the day the trace
+            # began, so a backfilled or midnight-crossing trace may have none). As the spans' DateTime64(9):
+            # against a DateTime, chdb 26.9's key analysis pruned parts holding matching rows
+            # (`WHERE Timestamp < (SELECT max(End) + 1 …)` read none; the same comparison in the SELECT list is
+            # true): ClickHouse/ClickHouse#19078, #50353.
+            covered = "uniqExact(TraceId) = (SELECT count() FROM window_traces)"
             ctes += (
-                # as the spans' DateTime64(9): against a DateTime, the key analysis of chdb's 26.9 pruned parts
-                # holding matching rows (`WHERE Timestamp < (SELECT max(End) + 1 …)` read none; the same
-                # comparison in the SELECT list is true): ClickHouse/ClickHouse#19078, #50353
-                "  trace_bounds AS (\n    SELECT toDateTime64(min(Start), 9) AS first_start,\n"
-                "      toDateTime64(max(End), 9) + toIntervalSecond(1) AS after_last_start\n"
+                "  trace_bounds AS (\n"
+                f"    SELECT if({covered}, toDateTime64(min(Start), 9), {_SPANS_EVER[0]}) AS first_start,\n"
+                f"      if({covered}, toDateTime64(max(End), 9) + toIntervalSecond(1), {_SPANS_EVER[1]})"
+                " AS after_last_start\n"
                 f"    FROM {quoted(names.traces)}.{quoted(names.trace_bounds)}\n"
                 "    WHERE TraceId IN (SELECT trace_id FROM window_traces)\n  ),\n"
             )
@@ -167,17 +173,17 @@ class _Traces:
         return f"{self.traces_read(row)} AND {_overlaps(row, *self.window)}"
 
 
+# DateTime64(9)'s range: the spans' bounds when the bounds table does not cover the window's traces.
+_SPANS_EVER = ("toDateTime64('1900-01-01 00:00:00', 9, 'UTC')", "toDateTime64('2262-04-11 00:00:00', 9, 'UTC')")
+
+
 def _column(row: str, name: str) -> str:
     return f"{row}.{name}" if row else name
 
 
 def _overlaps(row: str, start: str, end: str) -> str:
     """Condition: the row's ``[start, end]`` overlaps ``[since, until]``, and it is of trace ``trace`` if given."""
-    trace_id = _column(row, "trace_id")
-    return (
-        f"{_column(row, end)} >= {WINDOW.since} AND {_column(row, start)} <= {WINDOW.until} "
-        f"AND ({WINDOW.trace} = '' OR {trace_id} = {WINDOW.trace})"
-    )
+    return WINDOW.condition(_column(row, start), _column(row, end), _column(row, "trace_id"))
 
 
 def _span_chains(names: Names, traces: _Traces) -> str:

@@ -12,7 +12,15 @@ from ..billing._schema import ensure_billing_tables
 from ._ddl import PRICED_VIEWS, Names, backfill, statements
 from ._prices import load_prices
 
-__all__ = ["REQUIRED_COLUMNS", "InitError", "InitReport", "check_traces_table", "init", "trace_bounds_table"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "TRACE_BOUNDS_COLUMNS",
+    "InitError",
+    "InitReport",
+    "check_traces_table",
+    "init",
+    "trace_bounds_table",
+]
 
 # The otel_traces columns the views read, with the types the OTel Collector's exporter creates them with.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -92,8 +100,8 @@ def trace_bounds_table(client: Any, names: Names) -> str:
     if not set(TRACE_BOUNDS_COLUMNS.items()) <= set(columns):
         return ""
     filled = client.query(
-        "SELECT has(dependencies_table, {view:String}) FROM system.tables WHERE database = {db:String} "
-        "AND name = {table:String}",
+        "SELECT has(arrayZip(dependencies_database, dependencies_table), ({db:String}, {view:String})) "
+        "FROM system.tables WHERE database = {db:String} AND name = {table:String}",
         parameters={"db": names.traces, "table": names.traces_table, "view": f"{table}_mv"},
     ).result_rows
     return table if filled and filled[0][0] else ""

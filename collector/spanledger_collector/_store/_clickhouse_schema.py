@@ -35,6 +35,7 @@ __all__ = [
     "WINDOW_VIEWS",
     "ClickHouseSchema",
     "RowLayout",
+    "WindowParameters",
     "ttl_clause",
 ]
 
@@ -50,13 +51,22 @@ RECEIVED_REQUESTS = "received_requests"
 class WindowParameters:
     """The windowed views' parameters, as SQL: rows overlapping ``[since, until]`` (both included), of trace
     ``trace`` ('': every trace). ``since`` and ``until`` are strings read by ``parseDateTime64BestEffort`` (UTC
-    unless they name a zone: ``2026-01-01 00:00:00``, ISO 8601 as Grafana's ``${__from:date:iso}`` writes it, or
-    Unix seconds), so one call serves the CLI, Grafana and a user's query:
+    unless they name a zone: ``2026-01-01 00:00:00``, ISO 8601, or Unix seconds of 9 digits or more, as the
+    dashboard passes Grafana's range), so one call serves the CLI, Grafana and a user's query:
     ``SELECT … FROM usage_facts_window(since='2026-01-01', until='2026-01-31 23:59:59', trace='')``."""
 
     since: str = "parseDateTime64BestEffort({since:String}, 6, 'UTC')"
     until: str = "parseDateTime64BestEffort({until:String}, 6, 'UTC')"
     trace: str = "{trace:String}"
+
+    def condition(self, start: str, end: str, trace_id: str = "trace_id") -> str:
+        """A row whose ``[start, end]`` columns overlap the window, of the trace asked for. Either order: a span
+        may end before it starts (its facts keep both times), and a filter on ``start_time`` alone, as the
+        answers' and the dashboard's are, must not lose it."""
+        first, last = (start, end) if start == end else (f"least({start}, {end})", f"greatest({start}, {end})")
+        return (
+            f"{last} >= {self.since} AND {first} <= {self.until} AND ({self.trace} = '' OR {trace_id} = {self.trace})"
+        )
 
 
 WINDOW = WindowParameters()
@@ -196,8 +206,9 @@ class ClickHouseSchema:
     def _window_views(self) -> list[str]:
         """``sql/clickhouse/<view>.sql`` for each of :data:`WINDOW_VIEWS`: here a filter on the plain tables reaches
         their scan, and the views give the answers and the dashboard one name on both kinds of install."""
-        values = {"database": self.database, "cluster": self._on_cluster().strip(), "since": WINDOW.since,
-                  "until": WINDOW.until, "trace": WINDOW.trace}  # fmt: skip
+        values = {"database": self.database, "cluster": self._on_cluster().strip(),
+                  "facts_in_window": WINDOW.condition("start_time", "end_time"),
+                  "reads_in_window": WINDOW.condition("read_time", "read_time")}  # fmt: skip
         return [(_SQL / f"{view}.sql").read_text(encoding="utf-8").format(**values) for view in WINDOW_VIEWS]
 
     def _log_positions(self) -> list[str]:

@@ -269,4 +269,6 @@ def _fact_scope(engine: Engine, rules: Rules) -> tuple[str, Window]:
         first=engine.literal(first),
         last=engine.literal(last),
     )
-    return scope, Window(first, last)
+    # DuckDB's bounds are text (for its literal)
+    since, until = (datetime.fromisoformat(bound) if isinstance(bound, str) else bound for bound in (first, last))
+    return scope, Window(since, until)

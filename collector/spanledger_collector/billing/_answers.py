@@ -2,7 +2,8 @@
 
 Every answer is a JSON-ready dict (money as exact decimal strings) so that the CLI, the HTTP API and
 tests see the same thing. Answers read the current allocation run of each billing period. The queries are SQL
-files per engine (``sql/<engine>/answers/*.sql``); usage facts are read through :attr:`Engine.facts`.
+files per engine (``sql/<engine>/answers/*.sql``); usage facts are read through :meth:`Engine.facts_within` (the
+answer's window or trace) or :attr:`Engine.facts`, data reads through :meth:`Engine.reads_within`.
 """
 
 from __future__ import annotations
@@ -271,10 +272,10 @@ def top(store: Any, *, by: str, group: str, period: str | None, limit: int = 20)
 
 
 def _period_bounds(period: str) -> tuple[datetime, datetime]:
+    """The billing period's first instant and the next period's (``YYYY-MM``)."""
     start = parse_period(period)
-    return start, start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(
-        month=start.month + 1
-    )
+    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    return start, end
 
 
 def _period_filter(engine: Engine, period: str | None, column: str) -> str:

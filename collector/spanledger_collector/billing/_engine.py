@@ -24,7 +24,7 @@ import duckdb
 
 from .._engine._ddl import Names
 from .._store import COUNTED_USAGE_FACTS, SPANS
-from .._store._clickhouse_schema import OTEL_TRACES
+from .._store._clickhouse_schema import OTEL_TRACES, WINDOW_VIEWS
 
 __all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "Window", "engine_of", "spans_table", "sql_text"]
 
@@ -191,23 +191,21 @@ class ClickHouseEngine:
         # The collector's store has the counted view (retractions applied); over an OTel Collector's
         # otel_traces, `spanledger clickhouse init` makes usage_facts itself a view that counts each call once.
         self.facts = COUNTED_USAGE_FACTS if self.has_table(COUNTED_USAGE_FACTS) else "(SELECT * FROM usage_facts FINAL)"
-        # init's views resolve counted-once and attribution at read time over whole traces; their windowed twins
-        # resolve only the traces of the window (a filter on the whole view does not reach into that walk)
-        names = Names(database="")
-        self._windows = {
-            "facts": names.usage_facts_window if self.has_table(names.usage_facts_window) else "",
-            "reads": names.data_reads_window if self.has_table(names.data_reads_window) else "",
-        }
+        self._windows: dict[str, bool] = {}
 
     def facts_within(self, window: Window) -> str:
-        return self._windowed("facts", window) or self.facts
+        return self._windowed(WINDOW_VIEWS[0], window) or self.facts
 
     def reads_within(self, window: Window) -> str:
-        return self._windowed("reads", window) or "(SELECT * FROM data_reads FINAL)"
+        return self._windowed(WINDOW_VIEWS[1], window) or "(SELECT * FROM data_reads FINAL)"
 
-    def _windowed(self, kind: str, window: Window) -> str:
-        view = self._windows[kind]
-        if not view:
+    def _windowed(self, view: str, window: Window) -> str:
+        """A call of the windowed view ``view`` where the store has it: over ``otel_traces`` init's views resolve
+        counted-once and attribution by walking whole traces, which a filter on the whole view does not reach;
+        the windowed ones walk only the window's traces (docs/clickhouse.md). Looked up once, when first read."""
+        if view not in self._windows:
+            self._windows[view] = self.has_table(view)
+        if not self._windows[view]:
             return ""
         since, until = (
             _timestamp_text(_naive_utc(moment)) for moment in (window.since or _EARLIEST, window.until or _LATEST)

@@ -2,4 +2,4 @@
 -- `spanledger clickhouse init`'s view of this name over otel_traces: the answers and the dashboard read one name.
 CREATE OR REPLACE VIEW "{database}"."data_reads_window" {cluster} AS
 SELECT * FROM "{database}"."data_reads" FINAL
-WHERE read_time >= {since} AND read_time <= {until} AND ({trace} = '' OR trace_id = {trace})
+WHERE {reads_in_window}

@@ -2,4 +2,4 @@
 -- `spanledger clickhouse init`'s view of this name over otel_traces: the answers and the dashboard read one name.
 CREATE OR REPLACE VIEW "{database}"."usage_facts_window" {cluster} AS
 SELECT * FROM "{database}"."counted_usage_facts"
-WHERE end_time >= {since} AND start_time <= {until} AND ({trace} = '' OR trace_id = {trace})
+WHERE {facts_in_window}
