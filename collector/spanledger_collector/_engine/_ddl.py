@@ -305,43 +305,31 @@ def statements(names: Names) -> list[str]:
             lets=let.layered(aws_spans, object_columns, object_outputs),
         )
     )
-    # Each read-time view twice: over every trace, and parameterised by a window (_clickhouse_schema.WINDOW), which
-    # resolves only the traces with rows in it, so that a read's cost follows the window, not the history.
-    reads_window = _Traces.within(names, names.data_read_events, "read_time", "read_time")
-    for view, traces in ((names.data_reads, _Traces.every()), (names.data_reads_window, reads_window)):
-        created.append(
-            sql_file("data_reads_attributed.sql").format(
-                **common,
-                view=quoted(view),
-                table=quoted(names.data_read_events),
-                traces=traces.ctes,
-                traces_read=traces.traces_read(),
-                rows_read=traces.rows_read("e"),
-                span_chains=_span_chains(names, traces),
-                columns=_attributed_columns(DATA_READS.column_names, "e", names.attribution),
-            )
-        )
+    created += _walking_views(
+        names,
+        "data_reads_attributed.sql",
+        (names.data_reads, names.data_reads_window),
+        _Traces.within(names, names.data_read_events, "read_time", "read_time"),
+        "e",
+        table=quoted(names.data_read_events),
+        columns=_attributed_columns(DATA_READS.column_names, "e", names.attribution),
+    )
     measured_names = [name for name in USAGE_FACTS.column_names if name not in ESTIMATE_FIELDS]
-    facts_window = _Traces.within(names, names.usage_reports, "start_time", "end_time")
-    for view, traces in ((names.usage_facts, _Traces.every()), (names.usage_facts_window, facts_window)):
-        created.append(
-            sql_file("usage_facts.sql").format(
-                **common,
-                view=quoted(view),
-                reports=quoted(names.usage_reports),
-                traces=traces.ctes,
-                traces_read=traces.traces_read(),
-                facts_read=traces.rows_read("f"),
-                span_chains=_span_chains(names, traces),
-                attributed_columns=_attributed_columns(tuple(measured_names), "f", names.attribution),
-                fact_columns=",\n  ".join(measured_names),
-                prices=quoted(names.prices),
-                cloud_prices=quoted(names.cloud_prices),
-                no_provider=x.literal(NO_PROVIDER),
-                null_key=x.literal(NULL_KEY),
-                not_in_price_table=x.literal(NOT_IN_PRICE_TABLE),
-            )
-        )
+    created += _walking_views(
+        names,
+        "usage_facts.sql",
+        (names.usage_facts, names.usage_facts_window),
+        _Traces.within(names, names.usage_reports, "start_time", "end_time"),
+        "f",
+        reports=quoted(names.usage_reports),
+        attributed_columns=_attributed_columns(tuple(measured_names), "f", names.attribution),
+        fact_columns=",\n  ".join(measured_names),
+        prices=quoted(names.prices),
+        cloud_prices=quoted(names.cloud_prices),
+        no_provider=x.literal(NO_PROVIDER),
+        null_key=x.literal(NULL_KEY),
+        not_in_price_table=x.literal(NOT_IN_PRICE_TABLE),
+    )
     # The name the collector's store gives its counted facts, so the answers and the ClickHouse dashboard read one
     # name on both (the usage_facts view above already counts each call once).
     created.append(
@@ -349,6 +337,26 @@ def statements(names: Names) -> list[str]:
         f"SELECT * FROM {quoted(names.database)}.{quoted(names.usage_facts)}"
     )
     return created
+
+
+def _walking_views(
+    names: Names, template: str, views: tuple[str, str], window: _Traces, row: str, **fields: str
+) -> list[str]:
+    """A view that walks its rows' traces at read time (``template``), twice: ``views[0]`` over every trace, and
+    ``views[1]`` parameterised by a window (``_clickhouse_schema.WINDOW``) that resolves only the traces with rows
+    in it, so that a read's cost follows the window, not the history. ``row``: the template's alias of a row."""
+    return [
+        sql_file(template).format(
+            **fields,
+            database=quoted(names.database),
+            view=quoted(view),
+            traces=traces.ctes,
+            traces_read=traces.traces_read(),
+            rows_read=traces.rows_read(row),
+            span_chains=_span_chains(names, traces),
+        )
+        for view, traces in zip(views, (_Traces.every(), window), strict=True)
+    ]
 
 
 PRICED_VIEWS = 3

@@ -70,5 +70,5 @@ FROM (
   LEFT JOIN cloud_prices AS c ON c.meter = f.meter AND c.provider = ifNull(f.provider, {no_provider})
     AND c.resource_id = ifNull(f.resource_id, {null_key}) AND c.accelerator_type = ifNull(f.accelerator_type, {null_key})
     AND c.region = ifNull(f.region, {null_key}) AND c.boundary = ifNull(f.boundary, {null_key})
-  WHERE {facts_read} AND (f.owner = 1 OR (f.trace_id, f.span_id, f.meter) NOT IN (SELECT trace_id, span_id, meter FROM taken))
+  WHERE {rows_read} AND (f.owner = 1 OR (f.trace_id, f.span_id, f.meter) NOT IN (SELECT trace_id, span_id, meter FROM taken))
 )
