@@ -6,7 +6,8 @@ import gzip
 import io
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from decimal import Context, Decimal
 from pathlib import Path
 
 import boto3
@@ -90,6 +91,101 @@ def test_importing_the_same_snapshot_twice_changes_nothing_even_as_gzip_or_parqu
         assert result.changed_periods == ()
     assert db.execute("SELECT count(*), sum(billed_cost) FROM billing_lines").fetchall() == before
     assert _count(db, "SELECT count(*) FROM billing_snapshots") == 4
+
+
+# Decimal text as a CSV carries it; as a Parquet DOUBLE or FLOAT, the nearest binary value. 2202955.8 and 444912.62
+# as floats print exactly (2202955.75, 444912.625) and 7.168e+25 as a double 7.1680000000000004e+25 in DuckDB.
+_DOUBLES = ("0.1", "1.23456789", "0.0000004", "1e-05", "0.30000000000000004", "2202955.8", "7.168e+25", "2")
+_FLOATS = ("0.1", "1.5", "0.0000004", "2202955.8", "444912.62", "3.93", "2.5e-05", "16777216")
+_MONEY = {
+    "focus": ("BilledCost", "EffectiveCost", "ListCost", "PricingQuantity"),
+    "cur2": ("line_item_unblended_cost", "pricing_public_on_demand_cost", "line_item_usage_amount"),
+}
+
+
+def _money_export(directory: Path, file_format: str, values: tuple[str, ...]) -> Path:
+    """One line a value, in every money and quantity column; an integer ConsumedQuantity in FOCUS."""
+    hours = [(f"2025-01-01T{hour:02d}:00:00Z", f"2025-01-01T{hour + 1:02d}:00:00Z") for hour in range(len(values))]
+    if file_format == "focus":
+        header = ",".join(_MONEY["focus"]) + ",ConsumedQuantity," + FOCUS_HEADER.split(",", 3)[3]
+        rows = [
+            f"{value},{value},{value},{value},{index},USD,acct-1,Acme Cloud,2025-01-01T00:00:00Z,2025-02-01T00:00:00Z,"
+            f"{start},{end},Usage,vm-{index},,BoxUsage:g5.xlarge\n"
+            for index, (value, (start, end)) in enumerate(zip(values, hours, strict=True))
+        ]
+    else:
+        header = ",".join(_MONEY["cur2"]) + (
+            ",line_item_currency_code,bill_payer_account_id,bill_billing_period_start_date,"
+            "bill_billing_period_end_date,line_item_usage_start_date,line_item_usage_end_date,line_item_line_item_type\n"
+        )
+        # Every CUR 2.0 column is kept as text (provider_columns): the CSV's is the double's shortest, as Python
+        # writes it (2.0, 1e-05).
+        rows = [
+            f"{value},{value},{value},USD,payer,2025-01-01T00:00:00Z,2025-02-01T00:00:00Z,{start},{end},Usage\n"
+            for value, (start, end) in zip((repr(float(v)) for v in values), hours, strict=True)
+        ]
+    path = directory / f"{file_format}.csv"
+    path.write_text(header + "".join(rows))
+    return path
+
+
+def _as_parquet(csv_path: Path, kinds: Mapping[str, str]) -> Path:
+    parquet = csv_path.with_suffix(".parquet")
+    casts = ", ".join(f"{column}::{kind} AS {column}" for column, kind in kinds.items())
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT * REPLACE ({casts}) FROM read_csv('{csv_path}', all_varchar = true)) TO '{parquet}' "
+            "(FORMAT parquet)"
+        )
+        described = dict(connection.execute(f"SELECT name, type FROM parquet_schema('{parquet}')").fetchall())
+    physical = {"DOUBLE": "DOUBLE", "FLOAT": "FLOAT", "BIGINT": "INT64"}
+    assert [described[column] for column in kinds] == [physical[kind] for kind in kinds.values()]
+    return parquet
+
+
+_LINES = "SELECT * EXCLUDE (snapshot_id, source_file) FROM billing_lines ORDER BY line_no"
+
+
+@pytest.mark.parametrize(
+    ("file_format", "kind", "values"),
+    [("focus", "DOUBLE", _DOUBLES), ("focus", "FLOAT", _FLOATS), ("cur2", "DOUBLE", _DOUBLES)],
+)
+def test_a_parquet_export_of_doubles_or_floats_is_the_snapshot_of_its_csv(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path, file_format: str, kind: str, values: tuple[str, ...]
+) -> None:
+    """A DOUBLE (FLOAT) is read as the shortest decimal that is that double (float): the text the exporter had."""
+    csv_path = _money_export(tmp_path, file_format, values)
+    integers = {"ConsumedQuantity": "BIGINT"} if file_format == "focus" else {}
+    parquet = _as_parquet(csv_path, {**dict.fromkeys(_MONEY[file_format], kind), **integers})
+    from_csv = import_billing(db, [str(csv_path)]).snapshots
+    lines = db.execute(_LINES).fetchall()
+    with duckdb.connect() as other:
+        from_parquet = import_billing(other, [str(parquet)]).snapshots
+        assert other.execute(_LINES).fetchall() == lines
+    assert [s.snapshot_id for s in from_parquet] == [s.snapshot_id for s in from_csv]
+    assert import_billing(db, [str(parquet)]).snapshots[0].status == "unchanged"
+    billed = [str(row[0]) for row in db.execute("SELECT billed_cost FROM billing_lines ORDER BY line_no").fetchall()]
+    assert billed == [str(Decimal(value).quantize(Decimal("1e-12"), context=Context(prec=38))) for value in values]
+
+
+@pytest.mark.parametrize(
+    ("kind", "column", "value"),
+    [("DOUBLE", "BilledCost", "nan"), ("DOUBLE", "PricingQuantity", "-inf"), ("FLOAT", "ListCost", "inf")],
+)
+def test_a_nan_or_infinite_parquet_number_names_its_file_row_and_column(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path, kind: str, column: str, value: str
+) -> None:
+    csv_path = _money_export(tmp_path, "focus", ("1.5", "2.5", "3.5"))
+    header, first, second, third = csv_path.read_text().splitlines(keepends=True)
+    fields = second.split(",")
+    fields[header.split(",").index(column)] = value
+    csv_path.write_text(header + first + ",".join(fields) + third)
+    parquet = _as_parquet(csv_path, dict.fromkeys(_MONEY["focus"], kind))
+    with pytest.raises(
+        BillingImportError, match=rf'focus\.parquet: row 2, column {column}: "{value}" is not a decimal'
+    ):
+        import_billing(db, [str(parquet)])
+    assert _count(db, "SELECT count(*) FROM billing_snapshots") == 0
 
 
 def test_a_newer_snapshot_replaces_the_older_and_keeps_it_for_audit(

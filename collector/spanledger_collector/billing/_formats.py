@@ -70,9 +70,15 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
             )
         try:
             described = connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+            floats = [column for column, kind, *_ in described if kind == "FLOAT"]
+            if floats:
+                exact = ", ".join(f"{_float_as_double(_quote(column))} AS {_quote(column)}" for column in floats)
+                source = f"(SELECT * REPLACE ({exact}) FROM {source})"
             casts = ", ".join(
                 f"to_json({_quote(column)})::VARCHAR AS {_quote(column)}"
                 if kind.startswith(("MAP", "STRUCT")) or kind.endswith("[]")
+                else f"{_double_text(_quote(column))} AS {_quote(column)}"
+                if kind in ("DOUBLE", "FLOAT")
                 else f"{_quote(column)}::VARCHAR AS {_quote(column)}"
                 for column, kind, *_ in described
             )
@@ -99,6 +105,64 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
             )
     columns = {row[0].lower(): row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()}
     return StagedFile(display_name, table, file_format, columns)
+
+
+def _significant_digits(text: str) -> str:
+    """SQL: how many significant digits DuckDB's text of a number has (``-0.00125`` 3, ``1.5e-05`` 2, ``2.0`` 1)."""
+    mantissa = f"replace(replace(split_part({text}, 'e', 1), '-', ''), '.', '')"
+    return f"length(trim({mantissa}, '0'))"
+
+
+def _double_text(value: str) -> str:
+    """SQL: a DOUBLE as the shortest decimal text that reads back as it (``0.1``, ``1e-05``; ``nan``, ``inf`` as such):
+    the text the exporter had, so a Parquet double is the same value and digest as the CSV's text.
+
+    DuckDB's own text is that but for rare values (7.168e+25 comes out as 7.1680000000000004e+25). A text that may
+    have more than 15 significant digits is checked: when the value rounded to 15 digits reads back, the shortest
+    has at most 15 (only one such decimal reads back as a given double); else, when DuckDB's has 17, rounded to 16.
+    """
+    text = f"{value}::VARCHAR"
+    digits = _significant_digits(text)
+    fifteen, sixteen = (f"printf('%.{places}e', {value})" for places in (14, 15))
+
+    def shorter(candidate: str, wrong: str) -> str:
+        return (
+            f"WHEN {candidate}::DOUBLE = {value} "
+            f"THEN CASE WHEN {wrong} THEN regexp_replace({candidate}, '\\.?0+e', 'e') ELSE {text} END"
+        )
+
+    # 16 characters cannot hold 16 digits in DuckDB's text (it has a point or an exponent): the common case is cheap
+    return (
+        f"(CASE WHEN length({text}) <= 16 THEN {text} {shorter(fifteen, f'{digits} > 15')} "
+        f"{shorter(sixteen, f'{digits} = 17')} ELSE {text} END)"
+    )
+
+
+def _float_as_double(value: str) -> str:
+    """SQL: a FLOAT (32-bit) as the DOUBLE of its shortest decimal as a float (0.1, not 0.10000000149011612).
+
+    DuckDB's own text of a float is not always the shortest (2202955.8 comes out as 2202955.75); it is when it has
+    at most 6 significant digits (only one such decimal reads back as a given float). Else the value is rounded to
+    1 ... 9 significant digits, the fewest that read back as the float found by bisection (9 always do)."""
+    exact = f"{value}::DOUBLE"
+
+    def rounded(places: int) -> str:
+        return f"printf('%.{places}e', {exact})"
+
+    def fewest(low: int, high: int) -> str:  # rounded(high) reads back
+        if low == high:
+            return f"{rounded(high)}::DOUBLE"
+        middle = (low + high) // 2
+        return (
+            f"CASE WHEN {rounded(middle)}::FLOAT = {value} THEN {fewest(low, middle)} "
+            f"ELSE {fewest(middle + 1, high)} END"
+        )
+
+    text = f"{value}::VARCHAR"
+    return (
+        f"(CASE WHEN NOT isfinite({value}) THEN {exact} WHEN {_significant_digits(text)} <= 6 THEN {text}::DOUBLE "
+        f"ELSE {fewest(0, 8)} END)"
+    )
 
 
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
