@@ -191,7 +191,7 @@ def test_imports_read_only_inside_the_import_directories_and_say_nothing_about_o
 
 def _raw_request(admin: Admin, head: str) -> bytes:
     with socket.create_connection(("127.0.0.1", admin.server.port), timeout=10) as connection:
-        connection.sendall(head.encode())
+        connection.sendall(head.encode("latin-1"))  # as HTTP/1.1 reads a head
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
@@ -211,6 +211,9 @@ def test_a_body_over_the_limit_is_refused_unread(tmp_path: Path) -> None:
             admin, "POST /api/billing/import HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         assert chunked.startswith(b"HTTP/1.1 411 ")
+        # "²" (byte 0xB2 in the head) is a digit to str.isdigit(), not to int()
+        squared = _raw_request(admin, "POST /api/billing/import HTTP/1.1\r\nHost: x\r\nContent-Length: ²\r\n\r\n")
+        assert squared.startswith(b"HTTP/1.1 400 ") and b"is not a number" in squared
         with admin.client() as client:
             assert client.post("/api/billing/import", content=b"x" * 5000).status_code == 413
             assert client.get("/health").status_code == 200

@@ -36,6 +36,7 @@ def _break(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("receivers.otlp.protocols.grpc.endpont", "x:1", "receivers.otlp.protocols.grpc.endpont: unknown key"),
         ("receivers.otlp.protocols.http.endpoint", "nope", "protocols.http.endpoint: expected host:port"),
         ("receivers.otlp.protocols.http.endpoint", "h:99999", "receivers.otlp.protocols.http.endpoint: '99999'"),
+        ("receivers.otlp.protocols.http.endpoint", "h:4318²", "receivers.otlp.protocols.http.endpoint: '4318²'"),
         ("processors.batch.send_batch_size", -1, "processors.batch.send_batch_size: expected an integer >= 1"),
         ("processors.memory_limiter.check_interval", "soon", "processors.memory_limiter.check_interval: expected a"),
         ("processors.sampler", {}, "processors.sampler: unknown processor type"),

@@ -12,6 +12,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from spanledger_collector._component import ConfigError, RetryableError
 from spanledger_collector._exporters import QueuedExporter
+from spanledger_collector._exporters._http import parse_retry_after
 from spanledger_collector._registry import EXPORTERS
 
 FAST_RETRY = {"initial_interval": "10ms", "max_interval": "50ms", "max_elapsed_time": "60s"}
@@ -57,6 +58,11 @@ def test_splits_to_the_size_limit_keeping_everything(tmp_path: Path) -> None:
         assert len(downstream.received) > 1
         assert all(len(item.raw_body) <= 20_000 for item in downstream.received)
         assert downstream.span_ids() == list(range(240))
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("7", 7.0), (" 7 ", 7.0), ("²", None), ("soon", None), ("", None)])
+def test_retry_after_is_seconds_or_a_date_and_anything_else_is_ignored(value: str, seconds: float | None) -> None:
+    assert parse_retry_after(value) == seconds
 
 
 def test_retry_after_is_honoured(tmp_path: Path) -> None:

@@ -188,7 +188,7 @@ def read_endpoint(section: ConfigSection, name: str, default: str) -> tuple[str,
         raise section.fail(name, f"expected host:port, got {value!r}")
     host, _, port_text = value.rpartition(":")
     host = host.strip("[]") or "0.0.0.0"
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise section.fail(name, f"{port_text!r} is not a port number (0-65535; 0 picks a free port)")
     return host, int(port_text)
 

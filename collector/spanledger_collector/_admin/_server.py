@@ -191,7 +191,7 @@ class AdminServer:
                     self._reject(411, "send the body with a Content-Length (chunked bodies are not accepted)")
                     return None
                 text = self.headers.get("Content-Length") or "0"
-                if not text.isdigit():
+                if not (text.isascii() and text.isdigit()):  # "²".isdigit(), and int() refuses it
                     self._reject(400, f"Content-Length {text!r} is not a number")
                     return None
                 return int(text)

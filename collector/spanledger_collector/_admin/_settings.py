@@ -54,7 +54,7 @@ def _address(section: ConfigSection) -> tuple[str, int]:
     if not isinstance(value, str) or ":" not in value:
         raise ConfigError(f"{where}: expected host:port, got {value!r}")
     host, _, port_text = value.rpartition(":")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 <= int(port_text) <= 65535:
         raise ConfigError(f"{where}: {port_text!r} is not a port number (0-65535; 0 picks a free port)")
     return host.strip("[]") or "0.0.0.0", int(port_text)
 

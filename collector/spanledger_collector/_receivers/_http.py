@@ -278,7 +278,7 @@ def _make_handler(signals: OtlpSignals, settings: ProtocolSettings) -> type[Base
                 length_text = self.headers.get("Content-Length")
                 if length_text is None:
                     raise ValueError("the request has neither Content-Length nor chunked Transfer-Encoding")
-                if not length_text.strip().isdigit():
+                if not (length_text.isascii() and length_text.strip().isdigit()):  # "²".isdigit()
                     raise ValueError(f"Content-Length {length_text!r} is not a number")
                 length = int(length_text)
                 if length > limit:

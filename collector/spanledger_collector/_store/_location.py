@@ -83,7 +83,8 @@ class StoreAddress:
         if self.engine is StoreEngine.CHDB:
             return f"{_CHDB_PREFIX}{self.path}"
         scheme = "https" if self.secure else "http"
-        return f"{_URL_PREFIX}{scheme}://{self.username}@{self.host}:{self.port}/{self.database}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address, as urlsplit read it
+        return f"{_URL_PREFIX}{scheme}://{self.username}@{host}:{self.port}/{self.database}"
 
 
 def parse_store_address(value: str, *, database: str | None = None) -> StoreAddress:
