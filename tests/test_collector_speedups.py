@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ if SPEEDUPS:
 else:
     _speedups = None
 
+ACCELERATOR_SECONDS = semconv.SpanledgerMeterValues.ACCELERATOR_SECONDS.value
 needs_speedups = pytest.mark.skipif(not SPEEDUPS, reason="the compiled decoder is not built")
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -121,6 +123,44 @@ WORDS = [
     "",
     "é ☃",
 ]
+# Numbers sent as strings, and the Decimal each is read as (None: refused), by both decoders and by the views of
+# `clickhouse init` (tests/test_clickhouse_views.py). Only _usage.NUMBER_TEXT is read: the spellings Python's
+# Decimal() reads and ClickHouse does not, or the other way round, are refused, as are those past its bounds.
+NUMBER_SPELLINGS: dict[str, Decimal | None] = {
+    "2.5": Decimal("2.5"),
+    "-3.25": Decimal("-3.25"),
+    "-0": Decimal(0),
+    "1e3": Decimal(1000),
+    "1.5E-7": Decimal("0.00000015"),
+    "2.5e+2": Decimal(250),
+    "0.0000012345678901234567": Decimal("0.000001235"),  # a double's longest text
+    "5.000000000000001e-10": Decimal("1e-9"),  # the tie at the 9th place is broken at the 25th
+    "123456789012345678.9": Decimal("123456789012345678.9"),
+    "9999999999999999999.9999999995": None,  # rounds to 10**19: 29 digits, past Decimal's 28
+    "1e+21": None,  # as the OTel Collector writes the double 10**21
+    "1.0000000000000000000000000000005": None,  # 31 digits after the point
+    "1e0003": None,  # a 4-digit exponent
+    "12e3": None,  # an exponent after other than one nonzero digit
+    "0e5": None,
+    "1_000": None,
+    "\t5": None,
+    " 5": None,
+    "5 ": None,
+    "5\n": None,
+    "\u0661\u0662": None,  # Arabic-Indic 12
+    "+5": None,
+    "0x10": None,
+    "1e": None,
+    "inf": None,
+    "-Infinity": None,
+    "nan": None,
+    ".5": None,
+    "5.": None,
+    "007": None,
+    "1.2.3": None,
+    "e3": None,
+    "": None,
+}
 NANOS = st.one_of(
     st.integers(0, 2**64 - 1),
     st.integers(1_700_000_000 * 10**9, 1_800_000_000 * 10**9),
@@ -128,7 +168,10 @@ NANOS = st.one_of(
 )
 
 simple_values = st.one_of(
-    st.builds(lambda text: AnyValue(string_value=text), st.sampled_from(WORDS) | st.text(max_size=8)),
+    st.builds(
+        lambda text: AnyValue(string_value=text),
+        st.sampled_from(WORDS) | st.sampled_from(list(NUMBER_SPELLINGS)) | st.text(max_size=8),
+    ),
     st.builds(lambda flag: AnyValue(bool_value=flag), st.booleans()),
     st.builds(
         lambda number: AnyValue(int_value=number),
@@ -500,6 +543,52 @@ def test_float_values_are_quantized_as_the_reference_quantizes_them(number: floa
 def test_any_float_value_is_quantized_as_the_reference_quantizes_it(number: float) -> None:
     data = _token_request(semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, AnyValue(double_value=number))
     assert _compared(data)
+
+
+@pytest.mark.parametrize(("spelling", "expected"), NUMBER_SPELLINGS.items())
+def test_numbers_sent_as_strings_are_read_in_one_spelling(spelling: str, expected: Decimal | None) -> None:
+    assert _usage._number(spelling) == expected
+    assert (_usage._number(spelling) is None) == (expected is None)
+
+
+@needs_speedups
+@pytest.mark.parametrize("spelling", NUMBER_SPELLINGS)
+def test_numbers_sent_as_strings_decode_the_same(spelling: str) -> None:
+    """Each spelling on every number the extraction reads (seconds, times, bytes) and on a token count."""
+    text = AnyValue(string_value=spelling)
+    numbers = (semconv.SPANLEDGER_ACCELERATOR_TIME, semconv.SPANLEDGER_EGRESS_BYTES, semconv.SPANLEDGER_INGRESS_BYTES,
+               semconv.SPANLEDGER_OCCUPANCY_START, semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+               semconv.GEN_AI_USAGE_OUTPUT_TOKENS)  # fmt: skip
+    span = _one_span(
+        name="chat",
+        attributes=[
+            KeyValue(key=semconv.SPANLEDGER_USAGE_OWNER, value=AnyValue(bool_value=True)),
+            KeyValue(key=semconv.GEN_AI_OPERATION_NAME, value=AnyValue(string_value="chat")),
+            KeyValue(key=semconv.SPANLEDGER_RESOURCE_TYPE, value=AnyValue(string_value="sagemaker_endpoint")),
+            KeyValue(key=semconv.SPANLEDGER_OCCUPANCY_END, value=AnyValue(double_value=1.8e9)),
+            *(KeyValue(key=key, value=text) for key in numbers),
+        ],
+        events=[
+            Span.Event(
+                name=semconv.EVENT_SPANLEDGER_DATA_READ,
+                time_unix_nano=1_700_000_000 * 10**9,
+                attributes=[KeyValue(key=key, value=text) for key in attributes],
+            )
+            for attributes in (
+                (semconv.SPANLEDGER_DATA_AGE, semconv.SPANLEDGER_DATA_LAST_MODIFIED, semconv.SPANLEDGER_DATA_BYTES),
+                (semconv.SPANLEDGER_DATA_LAST_MODIFIED,),  # the age from the last modification
+            )
+        ],
+    )
+    data = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+    ).SerializeToString()
+    assert _compared(data), "the compiled decoder declined"
+    reference = decode_traces_python(data)
+    read = NUMBER_SPELLINGS[spelling]
+    assert [fact.quantity for fact in reference.batch.facts if fact.meter == ACCELERATOR_SECONDS] == (
+        [read] if read is not None and 0 < read < 10**18 else []
+    )
 
 
 @needs_speedups

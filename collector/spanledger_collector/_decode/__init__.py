@@ -18,10 +18,11 @@ from ._otlp import (
     parse_skinny_traces,
     string_attribute,
 )
-from ._usage import MAX_TOKENS, SPEEDUPS, DecodedTraces, LlmCall, decode_traces, decode_traces_python
+from ._usage import MAX_TOKENS, NUMBER_TEXT, SPEEDUPS, DecodedTraces, LlmCall, decode_traces, decode_traces_python
 
 __all__ = [
     "MAX_TOKENS",
+    "NUMBER_TEXT",
     "SPEEDUPS",
     "AttributeValue",
     "AttributeValues",

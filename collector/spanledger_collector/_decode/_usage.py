@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -35,7 +36,15 @@ from ._otlp import (
     parse_span_header,
 )
 
-__all__ = ["MAX_TOKENS", "SPEEDUPS", "DecodedTraces", "LlmCall", "decode_traces", "decode_traces_python"]
+__all__ = [
+    "MAX_TOKENS",
+    "NUMBER_TEXT",
+    "SPEEDUPS",
+    "DecodedTraces",
+    "LlmCall",
+    "decode_traces",
+    "decode_traces_python",
+]
 
 logger = logging.getLogger("spanledger.collector")
 _EPOCH = datetime(1970, 1, 1)
@@ -54,6 +63,15 @@ MAX_TOKENS = 10**9
 """The largest token count one span may report (docs/schema.md, "Validation"): ~500 times the largest context
 window offered today; anything larger is a broken client or an overflow (2**63 - 1), not usage."""
 _QUANTUM = Decimal("1e-9")
+NUMBER_TEXT = r"-?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]{1,30})?|[1-9](?:\.[0-9]{1,30})?[eE][+-]?[0-9]{1,3})"
+"""How a number sent as a string (seconds, bytes; token counts must be ints) is spelled: JSON's number, ASCII digits,
+as OTLP/JSON, Go (the OTel Collector's text of a double), JavaScript and Python write one; an exponent of at most 3
+digits and only after a single nonzero digit (``1.5e-7``, normalized as formatters write it); at most 30 digits
+after the point (a double's text has at most 23). Nothing else: not ``+5``, padding, ``1_000``, non-ASCII digits,
+``0x10``, ``inf`` or ``nan``, which Python's ``Decimal()`` reads and ClickHouse does not, or the other way round.
+``otel_traces`` keeps every value as text, so ``clickhouse init``'s views read numbers through this pattern too
+(``_engine._expressions.number``): within these bounds ClickHouse parses a number exactly as Decimal does."""
+_NUMBER_TEXT = re.compile(NUMBER_TEXT)
 _SPAN_KINDS = range(6)
 _LLM_INPUT_TOKENS = Meter.LLM_INPUT_TOKENS.value
 _LLM_CACHE_READ_TOKENS = Meter.LLM_CACHE_READ_TOKENS.value
@@ -123,12 +141,17 @@ def _text(value: AttributeValue) -> str | None:
 
 
 def _number(value: AttributeValue) -> Decimal | None:
+    """An int, a double or a string spelled as :data:`NUMBER_TEXT`, quantized to 9 places; None for anything else,
+    not finite, or too large to quantize (10^19 or more once rounded: past Decimal's 28 digits)."""
     if type(value) is int:
         return Decimal(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if type(value) is float:
+        number = Decimal(str(value))
+    elif type(value) is str and _NUMBER_TEXT.fullmatch(value):
+        number = Decimal(value)
+    else:
         return None
     try:
-        number = Decimal(str(value))
         return number.quantize(_QUANTUM) if number.is_finite() else None
     except InvalidOperation:
         return None

@@ -7,13 +7,14 @@ under the OTel GenAI names); each function says which line of the reference it m
 
 ``otel_traces`` keeps every attribute value as text (the exporter's ``AsString``), so the expressions parse
 text: an absent key reads as ``''`` (hence ``mapContains``), token counts are decimal integers, other numbers
-are parsed at scale 18 and rounded half-even to 9 places as ``Decimal.quantize`` does.
+are spelled as ``_usage.NUMBER_TEXT`` and rounded half-even to 9 places as ``Decimal.quantize`` does.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Final, NamedTuple
 
 from spanledger import semconv
@@ -21,7 +22,7 @@ from spanledger.semconv import SpanledgerEgressBoundaryValues as Boundary
 from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 
-from .._decode import MAX_TOKENS
+from .._decode import MAX_TOKENS, NUMBER_TEXT
 from .._decode import _dialects as dialects
 from .._decode._usage_sources import PROVIDER_VALUES, USAGE_SOURCES
 
@@ -101,14 +102,20 @@ def tokens(counted: str) -> str:
     return f"if({counted} <= {MAX_TOKENS}, {counted}, {_NULL})"
 
 
+_NUMBER_PATTERN: Final = literal(f"^(?:{NUMBER_TEXT})$")
+
+
 def number(let: Lets, name: str, text: str) -> str:
     """``_usage._number``: a Decimal quantized to 9 places (half-even), NULL when not a finite number.
 
-    Parsed at scale 18 first: ``toDecimal128OrNull(x, 9)`` truncates. A value with 20 or more integer
-    digits does not quantize within Python's 28 digits and is None there; it is NULL here too.
+    Only text spelled as ``NUMBER_TEXT`` is parsed (``toDecimal256OrNull`` alone reads ``+5``, ``e3`` as 0 and
+    ``1.2.3`` as 1.23); within its bounds the parse at scale 40 is exact, where ``toDecimal128OrNull(x, 18)``
+    would truncate the digits that break a tie at the 9th place. A value that rounds to 10^19 or more does not
+    quantize within Python's 28 digits and is None there; it is NULL here too.
     """
-    parsed = let(f"{name}_parsed", f"toDecimal128OrNull(trimBoth(ifNull({text}, '')), 18)")
-    return let(name, f"if(abs({parsed}) < toDecimal128('1e19', 0), roundBankers({parsed}, 9), {_NULL})")
+    parsed = let(f"{name}_parsed", f"if(match({text}, {_NUMBER_PATTERN}), toDecimal256OrNull({text}, 40), {_NULL})")
+    rounded = let(f"{name}_rounded", f"roundBankers({parsed}, 9)")
+    return let(name, f"if(abs({rounded}) < toDecimal256('1e19', 0), toDecimal128({rounded}, 9), {_NULL})")
 
 
 def to_float(let: Lets, name: str, text: str) -> str:
@@ -116,10 +123,17 @@ def to_float(let: Lets, name: str, text: str) -> str:
     return let(name, f"toFloat64OrNull(toString({number(let, f'{name}_number', text)}))")
 
 
+_DATETIME_MICROS: Final = tuple(
+    (moment - datetime(1970, 1, 1)) // timedelta(microseconds=1) for moment in (datetime.min, datetime.max)
+)
+
+
 def micros(seconds: str) -> str:
-    """``_usage._seconds_to_datetime``: float seconds to a microsecond time (round half-even); NULL when out
-    of range (Python's OverflowError)."""
-    return f"if(abs({seconds}) < 9.2e12, fromUnixTimestamp64Micro(toInt64(roundBankers({seconds} * 1000000))), {_NULL})"
+    """``_usage._seconds_to_datetime``: float seconds to a microsecond time (round half-even); NULL out of Python's
+    ``datetime`` range, years 1 to 9999 (its OverflowError), which a ``DateTime64`` would take unchecked."""
+    micro = f"roundBankers({seconds} * 1000000)"
+    low, high = _DATETIME_MICROS
+    return f"if({micro} BETWEEN {low} AND {high}, fromUnixTimestamp64Micro(toInt64({micro})), {_NULL})"
 
 
 class Lets:
