@@ -12,8 +12,10 @@ unattributed ``spanledger.data.read`` event. After each step it reads, ``--round
   from ``usage_facts_window``;
 * one trace's facts and data reads (what ``spanledger trace`` reads), the same two ways;
 * an empty window (no trace in it): the windowed view's fixed cost, mostly planning its query;
+* the day, the trace and the empty window once more as the answers read them: the windowed view's own query
+  (``system.tables.as_select``) inline, the window bound as literals;
 
-and checks that both ways give the same rows. A filter on the whole view does not reach into its walk of the
+and checks that every way gives the same rows. A filter on the whole view does not reach into its walk of the
 traces, so its cost follows the stored history; the windowed view's should follow the window.
 
     .venv/bin/python benchmarks/bench_clickhouse_reads.py --steps 5 --rounds 3
@@ -40,6 +42,7 @@ from spanledger import semconv
 from spanledger_collector._engine._ddl import Names
 from spanledger_collector._engine._install import init
 from spanledger_collector._store._clickhouse_client import open_clickhouse
+from spanledger_collector._store._clickhouse_schema import WINDOW
 from spanledger_collector._store._location import parse_store_address
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
 
@@ -50,6 +53,7 @@ EXPORTER_TABLES = ("otel_traces.sql", "otel_traces_trace_id_ts.sql", "otel_trace
 FIRST_DAY = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SPANS_PER_TRACE = 5
 BLOCK = 8190
+EVER = ("1900-01-01 00:00:00", "2299-12-31 23:59:59")
 
 
 def _trace_spans(trace: int, start_ns: int) -> list[Span]:
@@ -113,6 +117,8 @@ def main() -> int:
             client.command(ddl.format(database="otel", table="otel_traces", cluster="", engine="MergeTree()", ttl=""))
         names = Names(database="otel")
         init(client, names, catalog_models=False)
+        # the windowed views' own queries, which the answers read inline with the window bound (billing/_engine.py)
+        own = dict(client.query("SELECT name, as_select FROM system.tables WHERE database = 'otel'").result_rows)
         table = []
         for step in range(args.steps):
             for day in range(step * args.days, (step + 1) * args.days):
@@ -122,19 +128,24 @@ def main() -> int:
             since, until = _text(last_day), _text(last_day + timedelta(days=1) - timedelta(microseconds=1))
             trace = (1 + ((step + 1) * args.days - 1) * args.traces_per_day).to_bytes(16, "big").hex()
             window = f"(since='{since}', until='{until}', trace='')"
-            one = f"(since='1900-01-01 00:00:00', until='2299-12-31 23:59:59', trace='{trace}')"
+            one = f"(since='{EVER[0]}', until='{EVER[1]}', trace='{trace}')"
             day_filter = f"end_time >= '{since}' AND start_time <= '{until}'"
             reads = "SELECT trace_id, span_id, seq, read_time, source, workflow, tenant FROM otel"
+            facts = own["usage_facts_window"]
             queries = {
                 "day_whole": f"SELECT count(), sum(quantity) FROM otel.usage_facts WHERE {day_filter}",
                 "day_window": f"SELECT count(), sum(quantity) FROM otel.usage_facts_window{window}",
+                "day_inline": "SELECT count(), sum(quantity) FROM "
+                f"({WINDOW.bound(facts, since=since, until=until, trace='')})",
                 "trace_whole": f"SELECT * FROM otel.usage_facts WHERE trace_id = '{trace}'",
                 "trace_window": f"SELECT * FROM otel.usage_facts_window{one}",
+                "trace_inline": f"SELECT * FROM ({WINDOW.bound(facts, since=EVER[0], until=EVER[1], trace=trace)})",
                 "trace_reads_whole": f"{reads}.data_reads WHERE trace_id = '{trace}'",
                 "trace_reads_window": f"{reads}.data_reads_window{one}",
                 # no trace in it: what the windowed view costs before it reads any (mostly planning its query)
                 "empty_window": "SELECT count() FROM otel.usage_facts_window(since='1900-01-01', until='1900-01-01', "
                 "trace='')",
+                "empty_inline": f"SELECT count() FROM ({WINDOW.bound(facts, since=EVER[0], until=EVER[0], trace='')})",
             }
             spans = client.query("SELECT count() FROM otel.otel_traces").result_rows[0][0]
             row: dict[str, Any] = {"spans": spans}
@@ -144,6 +155,9 @@ def main() -> int:
             for kind in ("day", "trace", "trace_reads"):
                 if results[f"{kind}_whole"] != results[f"{kind}_window"] or not results[f"{kind}_whole"]:
                     raise SystemExit(f"{kind}: the windowed view's rows differ from the whole view's (or none)")
+            for kind in ("day", "trace"):
+                if results[f"{kind}_inline"] != results[f"{kind}_window"]:
+                    raise SystemExit(f"{kind}: the view's query read inline differs from the view's rows")
             row["day_facts"] = results["day_whole"][0][0]
             print(json.dumps(row), flush=True)
             table.append(row)

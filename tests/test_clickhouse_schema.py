@@ -26,6 +26,7 @@ from spanledger_collector._store._location import (
     parse_store_address,
     redacted,
 )
+from spanledger_collector.billing._engine import ClickHouseEngine, Window
 
 # The columns of the OTel Collector contrib clickhouseexporter's otel_traces (internal/sqltemplates/traces_table.sql),
 # as ClickHouse describes them.
@@ -83,6 +84,13 @@ def test_a_server_url_gives_host_port_tls_user_and_database() -> None:
     assert (tls.port, tls.secure, tls.username, tls.database) == (9440, True, "default", "from_config")
     assert parse_store_address("clickhouse+https://ch.internal").port == 8443
     assert str(plain) == "clickhouse+http://reader@ch.internal:8123/ledger"
+
+
+def test_an_ipv6_server_keeps_its_brackets_when_shown() -> None:
+    address = parse_store_address("clickhouse+https://reader@[fd00::12]:8443/ledger")
+    assert (address.host, address.port) == ("fd00::12", 8443)
+    assert str(address) == "clickhouse+https://reader@[fd00::12]:8443/ledger"
+    assert parse_store_address(str(address)) == address
 
 
 def test_the_password_comes_from_the_environment_and_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -298,6 +306,9 @@ def test_the_window_views_give_the_rows_of_a_window_and_of_a_trace(clickhouse_cl
     assert window("data_reads_window", *ever) == sorted(READS)
     trace = FACTS[0].trace_id
     assert window("usage_facts_window", *ever, trace) == sorted(fact for fact in FACTS if fact.trace_id == trace)
+    reader = ClickHouseEngine(clickhouse_client)  # the answers read the view's own query inline
+    for within, view in ((reader.facts_within, "usage_facts_window"), (reader.reads_within, "data_reads_window")):
+        assert sorted(reader.rows(f"SELECT * FROM {within(Window(trace_id=trace))}")) == window(view, *ever, trace)
     # a fact of a span that ended before it started is in a window holding its start (the answers and the
     # dashboard filter on start_time)
     backwards = FACTS[0]._replace(span_id="b" * 16, end_time=FACTS[0].start_time - timedelta(seconds=5))

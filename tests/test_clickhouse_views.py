@@ -31,7 +31,7 @@ from spanledger_collector._engine._install import InitError, init
 from spanledger_collector._pricing._catalog import load_catalog
 from spanledger_collector._processors._usage import UsageSettings
 from spanledger_collector._store import UsageFact
-from spanledger_collector._store._clickhouse_schema import WINDOW_VIEWS
+from spanledger_collector._store._clickhouse_schema import WINDOW, WINDOW_VIEWS
 from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
 from spanledger_collector.billing._engine import ClickHouseEngine, Window
@@ -48,6 +48,7 @@ from test_collector_producers import (
     _spans,
     _value,
 )
+from test_collector_speedups import NUMBER_SPELLINGS
 
 CATALOG = load_catalog()
 TOKEN_FIELDS = ("input_tokens", "uncached_input_tokens", "cache_read_tokens", "cache_write_tokens",
@@ -141,9 +142,18 @@ _EVER = ("1900-01-01 00:00:00", "2299-12-31 23:59:59")
 
 
 def _window(client: Any, view: str, since: str, until: str, trace: str = "") -> list[tuple[Any, ...]]:
+    """The view's rows for the window; the same as its query's read inline with the window bound (the answers')."""
     query = f"SELECT * FROM {view}(since={{since:String}}, until={{until:String}}, trace={{trace:String}})"
     parameters = {"since": since, "until": until, "trace": trace}
-    return sorted(tuple(row) for row in client.query(query, parameters=parameters).result_rows)
+    called = sorted(tuple(row) for row in client.query(query, parameters=parameters).result_rows)
+    database, name = view.split(".")
+    own = client.query(
+        "SELECT as_select FROM system.tables WHERE database = {database:String} AND name = {name:String}",
+        parameters={"database": database, "name": name},
+    ).result_rows[0][0]
+    inline = WINDOW.bound(own, since=since, until=until, trace=trace)
+    assert called == sorted(tuple(row) for row in client.query(f"SELECT * FROM ({inline})").result_rows), view
+    return called
 
 
 def _assert_windows_agree(client: Any, names: Names) -> None:
@@ -250,13 +260,18 @@ def test_the_windows_read_the_spans_between_the_exporters_trace_bounds_and_the_a
     created = client.query(f"SHOW CREATE TABLE {names.database}.{names.usage_facts_window}").result_rows[0][0]
     assert f"{names.database}.otel_traces_trace_id_ts" in created
     assert (names.usage_facts_window, names.data_reads_window) == WINDOW_VIEWS  # one name on both installs
+    requests = [_request(Node("agent", DIALECT_SPANS["openinference"], (Node("llm", OWN),)))]
+    _assert_same(engine, requests)
+    # The answers read each windowed view's own query inline, the window bound as literals
     reader = ClickHouseEngine(client)
-    window = Window(datetime(2026, 1, 1), datetime(2026, 1, 31, 23, 59, 59), "ab" * 16)
-    assert reader.facts_within(window) == (
-        f"{names.usage_facts_window}(since='2026-01-01 00:00:00.000000', until='2026-01-31 23:59:59.000000', "
-        f"trace='{'ab' * 16}')"
+    trace = _engine_facts(client, names)[0][0]
+    relation = reader.facts_within(Window(datetime(2000, 1, 1), datetime(2100, 1, 1), trace))
+    assert relation.startswith("(") and "{since:String}" not in relation
+    assert "'2000-01-01 00:00:00.000000'" in relation and f"'{trace}'" in relation
+    assert sorted(reader.rows(f"SELECT * FROM {relation}")) == _window(
+        client, f"{names.database}.{names.usage_facts_window}", "2000-01-01", "2100-01-01", trace
     )
-    assert reader.reads_within(Window()).startswith(f"{names.data_reads_window}(since='1900-01-01 00:00:00.000000'")
+    assert reader.rows(f"SELECT count() FROM {reader.reads_within(Window())}") == [(len(_engine_reads(client, names)),)]
 
 
 def test_a_retried_batch_is_counted_once(engine: tuple[Any, Names]) -> None:
@@ -341,6 +356,38 @@ def test_attribution_follows_the_lists_up_the_trace_as_the_collector_does(engine
     assert _engine_facts(client, names) == _python_facts(requests, other)
 
 
+def test_numbers_sent_as_strings_are_read_as_the_decoder_reads_them(engine: tuple[Any, Names]) -> None:
+    """Each spelling on every number the views parse (seconds, times, bytes), and on the ints (a token count, an HTTP
+    body size), which no string is: the decoder reads only ``_usage.NUMBER_TEXT``, the views too."""
+    numbers = (semconv.SPANLEDGER_ACCELERATOR_TIME, semconv.SPANLEDGER_EGRESS_BYTES, semconv.SPANLEDGER_INGRESS_BYTES,
+               semconv.SPANLEDGER_OCCUPANCY_START, semconv.GEN_AI_USAGE_OUTPUT_TOKENS)  # fmt: skip
+    reads = ((semconv.SPANLEDGER_DATA_AGE, semconv.SPANLEDGER_DATA_LAST_MODIFIED, semconv.SPANLEDGER_DATA_BYTES),
+             (semconv.SPANLEDGER_DATA_LAST_MODIFIED,))  # fmt: skip
+    start = 1_790_000_000 * 10**9
+    spans = []
+    for index, spelling in enumerate(NUMBER_SPELLINGS):
+        owner = {**OWN, semconv.SPANLEDGER_RESOURCE_TYPE: "sagemaker_endpoint",
+                 semconv.SPANLEDGER_OCCUPANCY_END: 1.8e9, **dict.fromkeys(numbers, spelling)}  # fmt: skip
+        client = {**HTTP_CLIENT, semconv.HTTP_REQUEST_BODY_SIZE: spelling, semconv.GEN_AI_USAGE_INPUT_TOKENS: spelling}
+        events = [Span.Event(time_unix_nano=start, name=semconv.EVENT_SPANLEDGER_DATA_READ,
+                             attributes=_attributes(dict.fromkeys(keys, spelling))) for keys in reads]  # fmt: skip
+        spans += [
+            Span(trace_id=(2 * index + 1).to_bytes(16, "big"), span_id=b"\x01" * 8, name="owner",
+                 start_time_unix_nano=start, end_time_unix_nano=start + 10**9, attributes=_attributes(owner),
+                 events=events),
+            Span(trace_id=(2 * index + 2).to_bytes(16, "big"), span_id=b"\x02" * 8, name="POST",
+                 kind=Span.SpanKind.SPAN_KIND_CLIENT, start_time_unix_nano=start, end_time_unix_nano=start + 10**9,
+                 attributes=_attributes(client)),
+        ]  # fmt: skip
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
+    _assert_same(engine, [request.SerializeToString()])
+    client, names = engine
+    seconds = client.query(
+        f"SELECT count() FROM {names.database}.usage_facts WHERE meter = '{Meter.ACCELERATOR_SECONDS.value}'"
+    ).result_rows[0][0]
+    assert seconds == sum(1 for read in NUMBER_SPELLINGS.values() if read is not None and 0 < read < 10**18)
+
+
 # --- the differential fuzz: random traces in every dialect, with edge values -------------------------------
 
 _PROVIDERS = ["openai", "openai.chat", "anthropic", "google.vertex.chat", "google.generative-ai", "mistralai",
@@ -354,13 +401,23 @@ def _sources(*fields: str) -> list[str]:
     return [source.name for source in USAGE_SOURCES if source.field in fields]
 
 
-def _tokens(rng: random.Random) -> int:
-    return rng.choice([0, 1, 5, 120, 1000, MAX_TOKENS, MAX_TOKENS + 1, -1, rng.randrange(0, 10**6)])
+# Numbers sent as strings: none is a plain decimal integer, which the views count as a token count where the decoder
+# refuses it (types are lost in otel_traces, docs/clickhouse.md).
+_SPELLINGS = list(NUMBER_SPELLINGS)
 
 
-def _number(rng: random.Random) -> float | int:
-    return rng.choice([0, 1, 2.5, 0.1, 1e-7, 1.234567890123, -3.0, 1e25, float("nan"), float("inf"), 1e-10,
-                       rng.random() * 100, rng.randrange(0, 10**12)])  # fmt: skip
+def _or_spelled(rng: random.Random, values: list[float]) -> Any:
+    """One of the values, or (as often as each) one of the spellings."""
+    return rng.choice([*values, rng.choice(_SPELLINGS)])
+
+
+def _tokens(rng: random.Random) -> Any:
+    return _or_spelled(rng, [0, 1, 5, 120, 1000, MAX_TOKENS, MAX_TOKENS + 1, -1, rng.randrange(0, 10**6)])
+
+
+def _number(rng: random.Random) -> Any:
+    return _or_spelled(rng, [0, 1, 2.5, 0.1, 1e-7, 1.234567890123, -3.0, 1e25, float("nan"), float("inf"), 1e-10,
+                             rng.random() * 100, rng.randrange(0, 10**12)])  # fmt: skip
 
 
 def _attributes(values: dict[str, Any]) -> list[KeyValue]:
@@ -423,8 +480,9 @@ def _events(rng: random.Random, start: int) -> list[Span.Event]:
         for key, make in ((semconv.SPANLEDGER_DATA_SOURCE, lambda: rng.choice(["s3://b/k", ""])),
                           (semconv.SPANLEDGER_DATA_SOURCE_KIND, lambda: rng.choice(["s3", "http"])),
                           (semconv.SPANLEDGER_DATA_AGE, lambda: _number(rng)),
-                          (semconv.SPANLEDGER_DATA_LAST_MODIFIED, lambda: rng.choice([1.7e9 + rng.random(), 5, -1.5])),
-                          (semconv.SPANLEDGER_DATA_BYTES, lambda: rng.choice([0, 10, -1, 2**62, 3.7])),
+                          (semconv.SPANLEDGER_DATA_LAST_MODIFIED,
+                           lambda: _or_spelled(rng, [1.7e9 + rng.random(), 5, -1.5])),
+                          (semconv.SPANLEDGER_DATA_BYTES, lambda: _or_spelled(rng, [0, 10, -1, 2**62, 3.7])),
                           (semconv.SPANLEDGER_DATA_STALENESS_METHOD, lambda: "etag")):  # fmt: skip
             if rng.random() < 0.5:
                 values[key] = make()

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._location import StoreAddress, StoreEngine
 
-__all__ = ["ClickHouseUnavailableError", "open_clickhouse", "quote_identifier"]
+__all__ = ["ClickHouseUnavailableError", "open_clickhouse", "quote_identifier", "quote_string"]
 
 
 class ClickHouseUnavailableError(ImportError):
@@ -35,6 +35,11 @@ def _clickhouse_connect(address: StoreAddress) -> Any:
 def quote_identifier(name: str) -> str:
     """``name`` as a ClickHouse identifier in double quotes."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_string(text: str) -> str:
+    """``text`` as a ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def open_clickhouse(

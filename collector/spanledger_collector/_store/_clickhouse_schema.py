@@ -14,11 +14,12 @@ runs ``ON CLUSTER``; each table is a ``Replicated*`` table named ``<table>_local
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 
-from ._clickhouse_client import quote_identifier
+from ._clickhouse_client import quote_identifier, quote_string
 from ._duckdb import REQUEST_RETENTION
 from ._facts import USAGE_FACTS
 from ._retractions import COUNTED_USAGE_FACTS, USAGE_CANDIDATES, USAGE_RETRACTIONS
@@ -68,7 +69,15 @@ class WindowParameters:
             f"{last} >= {self.since} AND {first} <= {self.until} AND ({self.trace} = '' OR {trace_id} = {self.trace})"
         )
 
+    @staticmethod
+    def bound(query: str, *, since: str, until: str, trace: str) -> str:
+        """``query`` (a windowed view's own, ``system.tables.as_select``) with the parameters given as string
+        literals: the rows the view gives for them, as a query to read inline."""
+        values = {"since": since, "until": until, "trace": trace}
+        return _WINDOW_PARAMETER.sub(lambda match: quote_string(values[match[1]]), query)
 
+
+_WINDOW_PARAMETER = re.compile(r"\{(since|until|trace):String\}")
 WINDOW = WindowParameters()
 WINDOW_VIEWS = ("usage_facts_window", "data_reads_window")
 """The windowed views: the facts that count, and the data reads (``spanledger clickhouse init`` makes its own of

@@ -24,7 +24,8 @@ import duckdb
 
 from .._engine._ddl import Names
 from .._store import COUNTED_USAGE_FACTS, SPANS
-from .._store._clickhouse_schema import OTEL_TRACES, WINDOW_VIEWS
+from .._store._clickhouse_client import quote_string
+from .._store._clickhouse_schema import OTEL_TRACES, WINDOW, WINDOW_VIEWS
 
 __all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "Window", "engine_of", "spans_table", "sql_text"]
 
@@ -191,7 +192,7 @@ class ClickHouseEngine:
         # The collector's store has the counted view (retractions applied); over an OTel Collector's
         # otel_traces, `spanledger clickhouse init` makes usage_facts itself a view that counts each call once.
         self.facts = COUNTED_USAGE_FACTS if self.has_table(COUNTED_USAGE_FACTS) else "(SELECT * FROM usage_facts FINAL)"
-        self._windows: dict[str, bool] = {}
+        self._windows: dict[str, str] = {}
 
     def facts_within(self, window: Window) -> str:
         return self._windowed(WINDOW_VIEWS[0], window) or self.facts
@@ -200,17 +201,25 @@ class ClickHouseEngine:
         return self._windowed(WINDOW_VIEWS[1], window) or "(SELECT * FROM data_reads FINAL)"
 
     def _windowed(self, view: str, window: Window) -> str:
-        """A call of the windowed view ``view`` where the store has it: over ``otel_traces`` init's views resolve
-        counted-once and attribution by walking whole traces, which a filter on the whole view does not reach;
-        the windowed ones walk only the window's traces (docs/clickhouse.md). Looked up once, when first read."""
+        """The windowed view ``view``'s rows for ``window`` where the store has the view: over ``otel_traces``
+        init's views resolve counted-once and attribution by walking whole traces, which a filter on the whole
+        view does not reach; the windowed ones walk only the window's traces (docs/clickhouse.md).
+
+        Read inline, as the view's own query (``system.tables.as_select``, looked up once) with the window as
+        literals: ClickHouse costs a parameterised view's read about twice its query's (benchmarks/README.md), and
+        the query is the installed one, whatever version of spanledger installed it."""
         if view not in self._windows:
-            self._windows[view] = self.has_table(view)
+            found = self.client.query(
+                "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {view:String}",
+                parameters={"view": view},
+            ).result_rows
+            self._windows[view] = str(found[0][0]) if found else ""
         if not self._windows[view]:
             return ""
         since, until = (
             _timestamp_text(_naive_utc(moment)) for moment in (window.since or _EARLIEST, window.until or _LATEST)
         )
-        return f"{view}(since={_quoted(since)}, until={_quoted(until)}, trace={_quoted(window.trace_id or '')})"
+        return f"({WINDOW.bound(self._windows[view], since=since, until=until, trace=window.trace_id or '')})"
 
     def sql(self, name: str, **params: object) -> str:
         return sql_text(self.dialect, name, params)
@@ -239,7 +248,7 @@ class ClickHouseEngine:
             return f"toDateTime64('{_timestamp_text(value)}', 6, 'UTC')"
         if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
             return str(value)
-        return _quoted(str(value))
+        return quote_string(str(value))
 
     def has_table(self, name: str) -> bool:
         rows = self.rows(f"EXISTS TABLE {name}")
@@ -272,14 +281,9 @@ def spans_table(client: Any) -> str:
     # init's own names (its CLI takes only the traces table's name)
     params = {"init_view": Names(database="").usage_reports_view, "default": OTEL_TRACES}
     found = client.query(
-        sql_text("clickhouse", "spans_table", {key: _quoted(value) for key, value in params.items()})
+        sql_text("clickhouse", "spans_table", {key: quote_string(value) for key, value in params.items()})
     ).result_rows
     return str(found[0][0]) if found else OTEL_TRACES
-
-
-def _quoted(text: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _naive_utc(moment: datetime) -> datetime:
