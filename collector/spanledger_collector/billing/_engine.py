@@ -206,8 +206,8 @@ class ClickHouseEngine:
         view does not reach; the windowed ones walk only the window's traces (docs/clickhouse.md).
 
         Read inline, as the view's own query (``system.tables.as_select``, looked up once) with the window as
-        literals: ClickHouse costs a parameterised view's read about twice its query's (benchmarks/README.md), and
-        the query is the installed one, whatever version of spanledger installed it."""
+        literals: read through the parameterised view, the same query costs ClickHouse about 1 s more
+        (benchmarks/README.md), and the query is the installed one, whatever version of spanledger installed it."""
         if view not in self._windows:
             found = self.client.query(
                 "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {view:String}",
