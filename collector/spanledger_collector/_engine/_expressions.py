@@ -25,6 +25,7 @@ from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 from .._decode import MAX_TOKENS, NUMBER_TEXT
 from .._decode import _dialects as dialects
 from .._decode._usage_sources import PROVIDER_VALUES, USAGE_SOURCES
+from .._store._clickhouse_client import quote_string as literal
 
 __all__ = [
     "AWS_CALL",
@@ -61,11 +62,6 @@ def nullable(attributes: str) -> str:
     """A ``Map(LowCardinality(String), String)`` column as :data:`NULLABLE_MAP` (the values gain a null map;
     nothing is copied per key)."""
     return f"CAST({attributes} AS {NULLABLE_MAP})"
-
-
-def literal(text: str) -> str:
-    """A ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _array(values: Sequence[str]) -> str:
