@@ -214,6 +214,10 @@ def test_a_newer_snapshot_replaces_the_older_and_keeps_it_for_audit(
     ("rows", "message"),
     [
         (_focus_row() + _focus_row('"1,5"'), r"bad\.csv: row 2, column BilledCost: \"1,5\" is not a decimal number"),
+        (
+            _focus_row() + _focus_row("1e26"),
+            r"bad\.csv: row 2, column BilledCost: \"1e26\" is not a decimal number below",
+        ),
         (_focus_row() + "1.5,2\n", r"bad\.csv: cannot read the file: row 2 has 2 fields, the header \d+"),
         (_focus_row(start="yesterday"), r"bad\.csv: row 1, column ChargePeriodStart: \"yesterday\" is not a date-time"),
         (_focus_row(tags='"{not json"'), r"bad\.csv: row 1, column Tags: \"\{not json\" is not JSON"),

@@ -464,7 +464,8 @@ def validate(connection: duckdb.DuckDBPyConnection, staged: StagedFile, default_
             raise BillingImportError(f"{staged.path}: missing required column {field.file_column}{hint}")
         typed = _typed(field)
         if typed != field.expression:
-            kind = "a date-time" if LINE_COLUMNS[field.target] == "TIMESTAMP" else "a decimal number"
+            # DECIMAL(38, 12) holds 26 integer digits: a larger amount is refused, never rounded
+            kind = "a date-time" if LINE_COLUMNS[field.target] == "TIMESTAMP" else "a decimal number below 10^26"
             checks.append(
                 (
                     f"({field.expression}) IS NOT NULL AND {typed} IS NULL",
