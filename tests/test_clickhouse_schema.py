@@ -308,7 +308,13 @@ def test_the_window_views_give_the_rows_of_a_window_and_of_a_trace(clickhouse_cl
     assert window("usage_facts_window", *ever, trace) == sorted(fact for fact in FACTS if fact.trace_id == trace)
     reader = ClickHouseEngine(clickhouse_client)  # the answers read the view's own query inline
     for within, view in ((reader.facts_within, "usage_facts_window"), (reader.reads_within, "data_reads_window")):
+        assert within(Window()).startswith("(SELECT ")
         assert sorted(reader.rows(f"SELECT * FROM {within(Window(trace_id=trace))}")) == window(view, *ever, trace)
+    # a view whose definer's grants reach its tables is called, not read inline
+    clickhouse_client.command("ALTER TABLE usage_facts_window MODIFY SQL SECURITY DEFINER")
+    definer = ClickHouseEngine(clickhouse_client).facts_within(Window(trace_id=trace))
+    assert definer.startswith("usage_facts_window(since=")
+    assert sorted(reader.rows(f"SELECT * FROM {definer}")) == window("usage_facts_window", *ever, trace)
     # a fact of a span that ended before it started is in a window holding its start (the answers and the
     # dashboard filter on start_time)
     backwards = FACTS[0]._replace(span_id="b" * 16, end_time=FACTS[0].start_time - timedelta(seconds=5))

@@ -192,7 +192,7 @@ class ClickHouseEngine:
         # The collector's store has the counted view (retractions applied); over an OTel Collector's
         # otel_traces, `spanledger clickhouse init` makes usage_facts itself a view that counts each call once.
         self.facts = COUNTED_USAGE_FACTS if self.has_table(COUNTED_USAGE_FACTS) else "(SELECT * FROM usage_facts FINAL)"
-        self._windows: dict[str, str] = {}
+        self._windows: dict[str, _WindowedView | None] = {}
 
     def facts_within(self, window: Window) -> str:
         return self._windowed(WINDOW_VIEWS[0], window) or self.facts
@@ -207,19 +207,26 @@ class ClickHouseEngine:
 
         Read inline, as the view's own query (``system.tables.as_select``, looked up once) with the window as
         literals: read through the parameterised view, the same query costs ClickHouse about 1 s more
-        (benchmarks/README.md), and the query is the installed one, whatever version of spanledger installed it."""
+        (benchmarks/README.md), and the query is the installed one, whatever version of spanledger installed it.
+        A view with ``SQL SECURITY DEFINER`` is called instead: its definer's grants, not the reader's, reach its
+        tables."""
         if view not in self._windows:
             found = self.client.query(
-                "SELECT as_select FROM system.tables WHERE database = currentDatabase() AND name = {view:String}",
+                "SELECT as_select, position(create_table_query, ' SQL SECURITY DEFINER ') > 0 FROM system.tables "
+                "WHERE database = currentDatabase() AND name = {view:String}",
                 parameters={"view": view},
             ).result_rows
-            self._windows[view] = str(found[0][0]) if found else ""
-        if not self._windows[view]:
+            self._windows[view] = _WindowedView(str(found[0][0]), bool(found[0][1])) if found else None
+        found_view = self._windows[view]
+        if found_view is None:
             return ""
         since, until = (
             _timestamp_text(_naive_utc(moment)) for moment in (window.since or _EARLIEST, window.until or _LATEST)
         )
-        return f"({WINDOW.bound(self._windows[view], since=since, until=until, trace=window.trace_id or '')})"
+        trace = window.trace_id or ""
+        if found_view.definer:
+            return f"{view}(since={quote_string(since)}, until={quote_string(until)}, trace={quote_string(trace)})"
+        return f"({WINDOW.bound(found_view.query, since=since, until=until, trace=trace)})"
 
     def sql(self, name: str, **params: object) -> str:
         return sql_text(self.dialect, name, params)
@@ -263,6 +270,14 @@ class ClickHouseEngine:
     def drop_temporary(self, names: Sequence[str]) -> None:
         for name in names:
             self.client.command(f"DROP TEMPORARY TABLE IF EXISTS {name}")
+
+
+@dataclass(frozen=True)
+class _WindowedView:
+    query: str
+    """Its ``as_select``: the query with the window's parameters."""
+    definer: bool
+    """``SQL SECURITY DEFINER``: read by calling it."""
 
 
 def _statements(sql: str) -> list[str]:
