@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanledger import semconv
 from spanledger._aws import _s3
+from spanledger._aws._extension import content_length
 
 __all__ = ["moto_url"]
 
@@ -254,3 +255,12 @@ def test_access_point_arn_is_the_resource(capture: Capture, moto_url: str) -> No
     attributes = next(iter(capture.spans())).attributes or {}
     assert attributes[semconv.CLOUD_RESOURCE_ID] == arn
     assert attributes[semconv.CLOUD_ACCOUNT_ID] == "444455556666"
+
+
+@pytest.mark.parametrize(
+    ("header", "size"),
+    [("1024", 1024), (" 7 ", 7), ("0", 0), ("-5", None), ("1_000", None), ("١٢", None), ("²", None), ("", None),
+     (None, None)],
+)  # fmt: skip
+def test_a_content_length_is_ascii_digits_or_no_size(header: str | None, size: int | None) -> None:
+    assert content_length(header) == size

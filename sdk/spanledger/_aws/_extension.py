@@ -7,7 +7,7 @@ from typing import Any
 
 from ._call import AwsCall
 
-__all__ = ["ServiceExtension", "response_content_length"]
+__all__ = ["ServiceExtension", "content_length", "response_content_length"]
 
 
 class ServiceExtension:
@@ -34,10 +34,13 @@ def response_content_length(result: Mapping[str, Any] | None) -> int | None:
     if not result:
         return None
     headers = result.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-    value = headers.get("content-length")
+    return content_length(headers.get("content-length"))
+
+
+def content_length(value: str | None) -> int | None:
+    """A ``Content-Length`` header's bytes, from ASCII digits only (``int()`` also reads ``-5``, ``1_000`` and
+    non-ASCII digits, none of them a length); None otherwise."""
     if value is None:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
+    text = value.strip()
+    return int(text) if text.isascii() and text.isdigit() else None

@@ -33,7 +33,7 @@ from .._internal_errors import log_internal_error
 from .._telemetry import Telemetry
 from ._bedrock import BedrockRuntimeExtension
 from ._call import AwsCall, Instruments, current_call
-from ._extension import ServiceExtension
+from ._extension import ServiceExtension, content_length
 from ._resource import process_account
 from ._s3 import S3Extension
 from ._sagemaker import SageMakerRuntimeExtension
@@ -64,9 +64,9 @@ def _count_request_bytes(request: Any, **_: Any) -> None:
             call.add_request_bytes(0)
             return
         headers = request.headers
-        length = headers.get("Content-Length") or headers.get("X-Amz-Decoded-Content-Length")
+        length = content_length(headers.get("Content-Length") or headers.get("X-Amz-Decoded-Content-Length"))
         if length is not None:
-            call.add_request_bytes(int(length))
+            call.add_request_bytes(length)
         elif isinstance(body, (bytes, bytearray)):
             call.add_request_bytes(len(body))
     except Exception:
