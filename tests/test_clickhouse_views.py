@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,10 @@ from spanledger_collector._decode._producers import RECENT
 from spanledger_collector._decode._usage_sources import USAGE_SOURCES
 from spanledger_collector._engine._ddl import NOT_IN_PRICE_TABLE, Names
 from spanledger_collector._engine._install import InitError, init
+from spanledger_collector._engine._prices import catalog_keys, periods, price_fact
 from spanledger_collector._pricing._catalog import load_catalog
+from spanledger_collector._pricing._llm import TokenRate
+from spanledger_collector._pricing._rates import Unpriced
 from spanledger_collector._processors._usage import UsageSettings
 from spanledger_collector._store import UsageFact
 from spanledger_collector._store._clickhouse_schema import WINDOW, WINDOW_VIEWS
@@ -330,6 +334,44 @@ def test_a_model_first_seen_after_init_is_unpriced_until_init_runs_again(engine:
     assert costs and all(isinstance(cost, Decimal) and cost > 0 for (cost,) in costs)
 
 
+def _calls_at(model: dict[str, str], moments: list[str], first_trace: int) -> bytes:
+    """One call of ``model`` starting at each of ``moments`` (UTC, nanoseconds after the point)."""
+    spans = []
+    for index, moment in enumerate(moments):
+        when, _, nanos = moment.partition("+")
+        start = int(datetime.fromisoformat(when + "+00:00").timestamp()) * 10**9 + int(nanos or 0)
+        spans.append(Span(trace_id=(first_trace + index).to_bytes(16, "big"), span_id=b"\x01" * 8, name="chat",
+                          start_time_unix_nano=start, end_time_unix_nano=start + 10**9,
+                          attributes=_attributes({**OWN, **model})))  # fmt: skip
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
+    return request.SerializeToString()
+
+
+def test_prices_the_catalog_knows_hold_long_after_init(engine: tuple[Any, Names]) -> None:
+    """Off-peak hours (DeepSeek's, every day) and dated prices (one from 2027-01-01) price the facts of any day
+    and time of day after one ``init`` as the collector does, on each side of every change, to the nanosecond."""
+    client, names = engine
+    deepseek = {semconv.GEN_AI_PROVIDER_NAME: "deepseek", semconv.GEN_AI_REQUEST_MODEL: "deepseek-v4-flash",
+                semconv.GEN_AI_RESPONSE_MODEL: "deepseek-v4-flash"}  # fmt: skip
+    gemini = {semconv.GEN_AI_PROVIDER_NAME: "gcp.gemini", semconv.GEN_AI_REQUEST_MODEL: "gemini-3.6-flash",
+              semconv.GEN_AI_RESPONSE_MODEL: "gemini-3.6-flash"}  # fmt: skip
+    before = [_calls_at(deepseek, ["2026-12-07T12:00:00"], 1), _calls_at(gemini, ["2026-12-07T12:00:00"], 2)]
+    _insert(client, names, before)
+    init(client, names, catalog_models=False)  # once: the rest arrive after it
+    days = ("2026-08-16", "2026-08-17", "2026-09-09", "2026-09-10", "2027-03-01", "2031-06-30")
+    hours = ("00:00:00", "00:59:59+999999999", "01:00:00", "03:59:59+999999999", "04:00:00", "05:00:00",
+             "06:00:00", "09:59:59+999999999", "10:00:00", "23:59:59+999999999")  # fmt: skip
+    after = [
+        _calls_at(deepseek, [f"{day}T{hour}" for day in days for hour in hours], 100),
+        _calls_at(gemini, ["2026-12-31T23:59:59+999999999", "2027-01-01T00:00:00", "2031-06-30T12:00:00"], 1000),
+    ]
+    _insert(client, names, after)
+    python = _python_facts(before + after)
+    assert len({fact[-4] for fact in python if fact[-4] is not None}) >= 6, "the workload spans several prices"
+    assert all(fact[-1] is None for fact in python), "every fact is priced"
+    assert _engine_facts(client, names) == python
+
+
 def test_attribution_follows_the_lists_up_the_trace_as_the_collector_does(engine: tuple[Any, Names]) -> None:
     lists = UsageSettings().attribution
     genai = DIALECT_SPANS["otel-genai"]
@@ -627,6 +669,55 @@ def test_init_prices_with_the_overrides_file_as_the_cost_processor_does(
     store = f"chdb:{tmp_path / 'unused'}"
     assert main(["clickhouse", "init", "--store", store, "--price-overrides", str(tmp_path / "none.yaml")]) == 2
     assert "--price-overrides: file" in capsys.readouterr().err
+
+
+def test_init_upgrades_a_price_table_from_before_the_parts_of_the_day(engine: tuple[Any, Names]) -> None:
+    """An install whose ``llm_token_prices`` has no ``day_from`` / ``day_until`` gets them from the next ``init``
+    (the table is swapped whole), and its view reads them."""
+    client, names = engine
+    requests = [_request(Node("spanledger", OWN))]
+    _insert(client, names, requests)
+    table = f"{names.database}.{names.prices}"
+    client.command(f"DROP TABLE {table}")
+    client.command(
+        f"CREATE TABLE {table} (meter LowCardinality(String), provider LowCardinality(String), model String, "
+        "valid_from DateTime64(6, 'UTC'), valid_until DateTime64(6, 'UTC'), above Decimal(38, 9), upto Decimal(38, 9), "
+        "slope Nullable(Decimal(76, 30)), intercept Nullable(Decimal(76, 30)), currency Nullable(String), "
+        "catalog_version String, unpriced_reason Nullable(String), loaded_at DateTime64(6, 'UTC')) "
+        "ENGINE = ReplacingMergeTree(loaded_at) ORDER BY (meter, provider, model, valid_from, above)"
+    )
+    init(client, names, catalog_models=False)
+    columns = {row[0] for row in client.query(f"DESCRIBE TABLE {table}").result_rows}
+    assert {"day_from", "day_until"} <= columns
+    assert _engine_facts(client, names) == _python_facts(requests)
+
+
+def _pieces_of(rate: Any) -> Any:
+    return rate.reason if isinstance(rate, Unpriced) else rate.pieces()
+
+
+def test_price_periods_hold_the_catalogs_rate_at_every_moment() -> None:
+    """Each key with dated or time-of-day prices: at random moments of 1900-2299, and on each side of every change,
+    exactly one period holds the moment, and its rate prices as the catalog's rate at that moment does."""
+    rng = random.Random(11)
+    changing = []
+    for key in catalog_keys():
+        rate = CATALOG.rate(price_fact(key, datetime(2026, 12, 7)))
+        if isinstance(rate, TokenRate) and (rate.changes.days or rate.changes.times):
+            changing.append((key, rate.changes))
+    assert any(changes.times for _, changes in changing) and any(changes.days for _, changes in changing)
+    for key, changes in changing:
+        found = list(periods(CATALOG, partial(price_fact, key)))
+        days = (*changes.days, datetime(2030, 1, 1))  # the changes on each date change's day and a later one
+        edges = [datetime.combine(day.date(), moment) for day in days for moment in (time(), *changes.times)]
+        moments = [edge + offset for edge in edges for offset in (-timedelta(microseconds=1), timedelta(0))]
+        moments += [datetime(1900, 1, 1) + timedelta(seconds=rng.randrange(400 * 365 * 86400)) for _ in range(20)]
+        for moment in moments:
+            nanos = ((moment.hour * 60 + moment.minute) * 60 + moment.second) * 10**9 + moment.microsecond * 1000
+            holding = [period for period in found if period.valid_from <= moment < period.valid_until
+                       and period.day_from <= nanos < period.day_until]  # fmt: skip
+            assert len(holding) == 1, (key, moment, holding)
+            assert _pieces_of(holding[0].rate) == _pieces_of(CATALOG.rate(price_fact(key, moment))), (key, moment)
 
 
 def test_init_replaces_the_price_rows_of_an_earlier_catalog(engine: tuple[Any, Names]) -> None:

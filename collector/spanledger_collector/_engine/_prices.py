@@ -4,18 +4,20 @@
 Each token row is one piece of one :class:`~.._pricing._rates.Rate` (``Rate.pieces``): the same Decimals the
 cost processor multiplies, so ``roundBankers(slope * quantity + intercept, 12)`` in ClickHouse equals the
 collector's ``quantize`` (half-even). Token rows are written for every model genai-prices lists under each
-provider spanledger maps, and for every (meter, provider, model) already in ``usage_reports`` over the times it
-was used. A ``cloud_prices`` row is one rate (``Rate.fraction``: accelerator-, endpoint-seconds, bytes) of a
-price key already in ``usage_reports``, over the times it was used: ``quantity * numerator / divisor`` rounded
-once is the processor's estimate (``_rates.Fraction``). A model or resource first seen after ``init`` is
-unpriced (``not_in_price_table``) until ``init`` runs again.
+provider spanledger maps, and for every (meter, provider, model) already in ``usage_reports``. A
+``cloud_prices`` row is one rate (``Rate.fraction``: accelerator-, endpoint-seconds, bytes) of a price key
+already in ``usage_reports``: ``quantity * numerator / divisor`` rounded once is the processor's estimate
+(``_rates.Fraction``). Each key's rows cover every time the tables can hold (:func:`periods`), so a price
+change the catalog already knows of (a dated price, an off-peak hour) applies without another ``init``; a
+model or resource first seen after ``init`` is unpriced (``not_in_price_table``) until ``init`` runs again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,16 +40,27 @@ from .._store import UsageFact
 from .._store._schema import Kind
 from ._ddl import NO_PROVIDER, NULL_KEY, TOKEN_METERS, Names, quoted, sql_file
 
-__all__ = ["CloudKey", "PriceKey", "catalog_keys", "cloud_price_rows", "load_prices", "price_rows"]
+__all__ = [
+    "CloudKey",
+    "Period",
+    "PriceKey",
+    "catalog_keys",
+    "cloud_price_rows",
+    "load_prices",
+    "periods",
+    "price_fact",
+    "price_rows",
+]
 
 _FIRST = datetime(1900, 1, 1)
 _LAST = datetime(2299, 12, 31)
 _BELOW_ALL = Decimal(-1)
 _ABOVE_ALL = Decimal(10) ** 28
 _SLOPE_SCALE = 30
+_DAY_NS = 86_400 * 10**9
 COLUMNS = (
-    "meter", "provider", "model", "valid_from", "valid_until", "above", "upto", "slope", "intercept", "currency",
-    "catalog_version", "unpriced_reason", "loaded_at",
+    "meter", "provider", "model", "valid_from", "valid_until", "day_from", "day_until", "above", "upto", "slope",
+    "intercept", "currency", "catalog_version", "unpriced_reason", "loaded_at",
 )  # fmt: skip
 
 
@@ -79,6 +92,47 @@ def _clamp(moment: datetime) -> datetime:
     return min(max(moment, _FIRST), _LAST)
 
 
+class Period(NamedTuple):
+    """One rate of one price key: facts starting in ``[valid_from, valid_until)`` at a time of the UTC day in
+    ``[day_from, day_until)`` (nanoseconds) are priced by ``rate``."""
+
+    rate: Rate
+    valid_from: datetime
+    valid_until: datetime
+    day_from: int = 0
+    day_until: int = _DAY_NS
+
+
+def _nanos_of_day(moment: time) -> int:
+    return ((moment.hour * 60 + moment.minute) * 60 + moment.second) * 10**9 + moment.microsecond * 1000
+
+
+def periods(catalog: PriceCatalog, fact_at: Callable[[datetime], UsageFact]) -> Iterator[Period]:
+    """Every rate of one price key from 1900 to 2299 (``fact_at``: a fact of the key starting at a naive UTC
+    time), so that the rows hold for facts of any time, before ``init`` or long after it.
+
+    A rate whose prices change at times of day (genai-prices' time-of-day constraints) is written once for the
+    days between two date changes, one period per part of the day, rather than once per interval: every day
+    of those years would be ~10^5 intervals a key. A price whose changes are not known (a kind of constraint
+    the collector does not know) ends the key's periods: its facts read as ``not_in_price_table``."""
+    start = _FIRST
+    while start < _LAST:
+        rate = catalog.rate(fact_at(start))
+        if rate.valid_until <= start:
+            return
+        changes = rate.changes if isinstance(rate, _llm.TokenRate) else None
+        if changes is None or not changes.times:
+            yield Period(rate, _clamp(rate.valid_from), _clamp(rate.valid_until))
+            start = rate.valid_until
+            continue
+        days_from, days_until = changes.days_around(start)
+        bounds = [_nanos_of_day(moment) for moment in changes.times if moment != time()]
+        for day_from, day_until in zip([0, *bounds], [*bounds, _DAY_NS], strict=True):
+            moment = datetime.combine(start.date(), time()) + timedelta(microseconds=day_from // 1000)
+            yield Period(catalog.rate(fact_at(moment)), _clamp(days_from), _clamp(days_until), day_from, day_until)
+        start = days_until
+
+
 def _pieces(rate: Rate) -> list[Piece] | None:
     if isinstance(rate, (NegotiatedTokens, _llm.TokenRate)):
         return rate.pieces()
@@ -90,9 +144,10 @@ def _fits(number: Decimal) -> bool:
     return isinstance(exponent, int) and -exponent <= _SLOPE_SCALE and abs(number) < Decimal(10) ** 40
 
 
-def _rows(key: PriceKey, rate: Rate, loaded_at: datetime) -> Iterator[tuple[Any, ...]]:
+def _rows(key: PriceKey, period: Period, loaded_at: datetime) -> Iterator[tuple[Any, ...]]:
+    rate = period.rate
     common = (key.meter, NO_PROVIDER if key.provider is None else key.provider, key.model,
-              _clamp(rate.valid_from), _clamp(rate.valid_until))  # fmt: skip
+              period.valid_from, period.valid_until, period.day_from, period.day_until)  # fmt: skip
     if isinstance(rate, Unpriced):
         yield (*common, _BELOW_ALL, _ABOVE_ALL, None, None, None, rate.version, rate.reason, loaded_at)
         return
@@ -106,7 +161,8 @@ def _rows(key: PriceKey, rate: Rate, loaded_at: datetime) -> Iterator[tuple[Any,
         above = upto
 
 
-def _fact(key: PriceKey, start: datetime) -> UsageFact:
+def price_fact(key: PriceKey, start: datetime) -> UsageFact:
+    """A fact of ``key`` starting at ``start`` (what the catalog's rate of the key at that time reads)."""
     return UsageFact(
         trace_id="", span_id="", meter=key.meter, start_time=start, end_time=start, quantity=Decimal(1),
         unit="{token}", resource_type=ResourceType.LLM_MODEL.value, provider=key.provider, model=key.model or None,
@@ -125,19 +181,12 @@ def catalog_keys() -> Iterator[PriceKey]:
                     yield PriceKey(meter, name, model.id)
 
 
-def price_rows(
-    catalog: PriceCatalog, keys: dict[PriceKey, tuple[datetime, datetime]], loaded_at: datetime
-) -> list[tuple[Any, ...]]:
-    """The rows of each key's rates over ``[first, last]`` (its facts' start times, naive UTC)."""
+def price_rows(catalog: PriceCatalog, keys: Iterable[PriceKey], loaded_at: datetime) -> list[tuple[Any, ...]]:
+    """The rows of each key's rates (:func:`periods`)."""
     rows: list[tuple[Any, ...]] = []
-    for key, (first, last) in keys.items():
-        start = first
-        while True:
-            rate = catalog.rate(_fact(key, start))
-            rows.extend(_rows(key, rate, loaded_at))
-            if rate.valid_until > last or rate.valid_until <= start:
-                break
-            start = rate.valid_until
+    for key in keys:
+        for period in periods(catalog, partial(price_fact, key)):
+            rows.extend(_rows(key, period, loaded_at))
     return rows
 
 
@@ -147,12 +196,9 @@ def _fraction(rate: Rate) -> Fraction | None:
     return None
 
 
-def _cloud_rows(key: CloudKey, rate: Rate, loaded_at: datetime) -> Iterator[tuple[Any, ...]]:
-    common = (
-        *(NULL_KEY if value is None else value for value in key),
-        _clamp(rate.valid_from),
-        _clamp(rate.valid_until),
-    )
+def _cloud_rows(key: CloudKey, period: Period, loaded_at: datetime) -> Iterator[tuple[Any, ...]]:
+    rate = period.rate
+    common = (*(NULL_KEY if value is None else value for value in key), period.valid_from, period.valid_until)
     if isinstance(rate, Unpriced):
         yield (*common, None, None, None, rate.version, rate.reason, loaded_at)
         return
@@ -162,24 +208,20 @@ def _cloud_rows(key: CloudKey, rate: Rate, loaded_at: datetime) -> Iterator[tupl
     yield (*common, fraction.numerator, int(fraction.divisor), fraction.currency, rate.version, None, loaded_at)
 
 
-def cloud_price_rows(
-    catalog: PriceCatalog, keys: dict[CloudKey, tuple[datetime, datetime]], loaded_at: datetime
-) -> list[tuple[Any, ...]]:
-    """The rows of each key's rates over ``[first, last]`` (its facts' start times, naive UTC)."""
+def _cloud_fact(key: CloudKey, start: datetime) -> UsageFact:
+    return UsageFact(
+        trace_id="", span_id="", meter=key.meter, start_time=start, end_time=start, quantity=Decimal(1), unit="",
+        resource_id=key.resource_id, provider=key.provider, region=key.region, boundary=key.boundary,
+        accelerator_type=key.accelerator_type,
+    )  # fmt: skip
+
+
+def cloud_price_rows(catalog: PriceCatalog, keys: Iterable[CloudKey], loaded_at: datetime) -> list[tuple[Any, ...]]:
+    """The rows of each key's rates (:func:`periods`: the cloud catalog's are whole days)."""
     rows: list[tuple[Any, ...]] = []
-    for key, (first, last) in keys.items():
-        start = first
-        while True:
-            fact = UsageFact(
-                trace_id="", span_id="", meter=key.meter, start_time=start, end_time=start, quantity=Decimal(1),
-                unit="", resource_id=key.resource_id, provider=key.provider, region=key.region,
-                boundary=key.boundary, accelerator_type=key.accelerator_type,
-            )  # fmt: skip
-            rate = catalog.rate(fact)
-            rows.extend(_cloud_rows(key, rate, loaded_at))
-            if rate.valid_until > last or rate.valid_until <= start:
-                break
-            start = rate.valid_until
+    for key in keys:
+        for period in periods(catalog, partial(_cloud_fact, key)):
+            rows.extend(_cloud_rows(key, period, loaded_at))
     return rows
 
 
@@ -194,31 +236,26 @@ def load_prices(client: Any, names: Names, *, catalog_models: bool = True, price
     overlap them."""
     catalog = load_catalog(price_overrides)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
-    keys: dict[PriceKey, tuple[datetime, datetime]] = (
-        {key: (now, now) for key in catalog_keys()} if catalog_models else {}
-    )
-    seen = client.query(
-        f"SELECT meter, provider, model, min(start_time), max(start_time) FROM {quoted(names.database)}."
-        f"{quoted(names.usage_reports)} FINAL WHERE meter IN {{meters:Array(String)}} "
-        "GROUP BY meter, provider, ifNull(model, '') AS model",
-        parameters={"meters": list(TOKEN_METERS)},
-    ).result_rows
-    for meter, provider, model, first, last in seen:
-        key = PriceKey(meter, provider, model)
-        known = keys.get(key)
-        keys[key] = (first, last) if known is None else (min(first, known[0]), max(last, known[1]))
-    rows = price_rows(catalog, keys, now)
-    _replace(client, names.database, names.prices, "llm_token_prices.sql", rows, COLUMNS)
-    cloud_keys = {
-        CloudKey(*key): (first, last)
-        for *key, first, last in client.query(
-            f"SELECT meter, provider, resource_id, accelerator_type, region, boundary, min(start_time), "
-            f"max(start_time) FROM {quoted(names.database)}.{quoted(names.usage_reports)} FINAL "
-            "WHERE meter NOT IN {meters:Array(String)} "
-            "GROUP BY meter, provider, resource_id, accelerator_type, region, boundary",
+    keys: set[PriceKey] = set(catalog_keys()) if catalog_models else set()
+    keys.update(
+        PriceKey(*key)
+        for key in client.query(
+            f"SELECT DISTINCT meter, provider, ifNull(model, '') FROM {quoted(names.database)}."
+            f"{quoted(names.usage_reports)} FINAL WHERE meter IN {{meters:Array(String)}}",
             parameters={"meters": list(TOKEN_METERS)},
         ).result_rows
-    }
+    )
+    rows = price_rows(catalog, keys, now)
+    _replace(client, names.database, names.prices, "llm_token_prices.sql", rows, COLUMNS)
+    cloud_keys = [
+        CloudKey(*key)
+        for key in client.query(
+            f"SELECT DISTINCT meter, provider, resource_id, accelerator_type, region, boundary "
+            f"FROM {quoted(names.database)}.{quoted(names.usage_reports)} FINAL "
+            "WHERE meter NOT IN {meters:Array(String)}",
+            parameters={"meters": list(TOKEN_METERS)},
+        ).result_rows
+    ]
     cloud_rows = cloud_price_rows(catalog, cloud_keys, now)
     _replace(client, names.database, names.cloud_prices, "cloud_prices.sql", cloud_rows, CLOUD_COLUMNS)
     return len(rows) + len(cloud_rows)

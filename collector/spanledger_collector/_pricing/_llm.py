@@ -19,6 +19,7 @@ from ._rates import COST_QUANTUM, EARLIEST, EXACT, LATEST, ZERO, ZERO_AT_COST_SC
 __all__ = [
     "GENAI_PRICES_VERSION",
     "PROVIDER_IDS",
+    "PriceChanges",
     "TokenRate",
     "UnknownLlmPrice",
     "bedrock_model_id",
@@ -186,34 +187,58 @@ def _utc_time_of_day(value: time) -> time:
     return datetime.combine(date(1970, 1, 1), value).astimezone(timezone.utc).time()
 
 
-def _prices_interval(info: ModelInfo, when: datetime) -> tuple[datetime, datetime]:
-    """The naive UTC interval around ``when`` over which ``info.get_prices`` returns the same prices.
+class PriceChanges(NamedTuple):
+    """When a model's prices can change: at the midnights (UTC) of ``days``, and every day at ``times`` (naive
+    UTC, sorted, distinct). ``known`` is False for a model with a kind of constraint this does not know."""
 
-    ``get_prices`` depends only on which of the model's constraints are active, and each constraint's
-    activity changes only at its start date's midnight or at its daily start and end times (all UTC).
-    """
+    days: tuple[datetime, ...]
+    times: tuple[time, ...]
+    known: bool = True
+
+    def days_around(self, utc: datetime) -> tuple[datetime, datetime]:
+        """The interval between date changes that holds ``utc`` (naive): the prices at one time of day are
+        the same on each of its days."""
+        return (
+            max((day for day in self.days if day <= utc), default=EARLIEST),
+            min((day for day in self.days if day > utc), default=LATEST),
+        )
+
+
+def _price_changes(info: ModelInfo) -> PriceChanges:
+    """``get_prices`` depends only on which of the model's constraints are active, and each constraint's
+    activity changes only at its start date's midnight or at its daily start and end times (all UTC)."""
     if isinstance(info.prices, ModelPrice):
-        return EARLIEST, LATEST
+        return PriceChanges((), ())
+    days: set[datetime] = set()
+    times: set[time] = set()
+    for conditional in info.prices:
+        constraint = conditional.constraint
+        if isinstance(constraint, StartDateConstraint):
+            days.add(midnight(constraint.start_date))
+        elif isinstance(constraint, TimeOfDateConstraint):
+            times.update(_utc_time_of_day(moment) for moment in (constraint.start_time, constraint.end_time))
+        elif constraint is not None:
+            return PriceChanges((), (), known=False)
+    return PriceChanges(tuple(sorted(days)), tuple(sorted(times)))
+
+
+def _prices_interval(changes: PriceChanges, when: datetime) -> tuple[datetime, datetime]:
+    """The naive UTC interval around ``when`` over which the model's ``get_prices`` returns the same prices."""
     utc = when.astimezone(timezone.utc).replace(tzinfo=None)
+    if not changes.known:
+        return utc, utc  # a kind of constraint this does not know: price every fact afresh
+    start, until = changes.days_around(utc)
     days = [utc.date()]
     if days[0] > date.min:
         days.append(days[0] - timedelta(days=1))
     if days[0] < date.max:
         days.append(days[0] + timedelta(days=1))
-    changes: list[datetime] = []
-    for conditional in info.prices:
-        constraint = conditional.constraint
-        if isinstance(constraint, StartDateConstraint):
-            changes.append(midnight(constraint.start_date))
-        elif isinstance(constraint, TimeOfDateConstraint):
-            for moment in (constraint.start_time, constraint.end_time):
-                changes.extend(datetime.combine(day, _utc_time_of_day(moment)) for day in days)
-        elif constraint is not None:
-            return utc, utc  # a kind of constraint this does not know: price every fact afresh
-    return (
-        max((change for change in changes if change <= utc), default=EARLIEST),
-        min((change for change in changes if change > utc), default=LATEST),
-    )
+    for moment in (datetime.combine(day, time_of_day) for day in days for time_of_day in changes.times):
+        if until > moment > utc:
+            until = moment
+        elif start < moment <= utc:
+            start = moment
+    return start, until
 
 
 class TokenRate(Rate):
@@ -226,7 +251,7 @@ class TokenRate(Rate):
     a line that does not fit) falls back to ``calc_price``.
     """
 
-    __slots__ = ("_lines", "_meter_class", "_model", "_provider_id", "_starts")
+    __slots__ = ("_lines", "_meter_class", "_model", "_provider_id", "_starts", "changes")
 
     def __init__(self, meter_class: str, model: str, provider_id: str | None, when: datetime, version: str) -> None:
         """``when`` is an aware datetime; raises :class:`UnknownLlmPrice` when genai-prices has no such model."""
@@ -240,7 +265,9 @@ class TokenRate(Rate):
             break
         else:
             raise UnknownLlmPrice(f"unknown_model: {model} ({provider_id or 'any provider'})")
-        super().__init__(version, *_prices_interval(info, when))
+        changes = _price_changes(info)
+        super().__init__(version, *_prices_interval(changes, when))
+        self.changes = changes
         model_price = info.get_prices(when)
         self._meter_class = meter_class
         self._model = model

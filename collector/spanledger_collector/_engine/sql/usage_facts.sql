@@ -3,8 +3,9 @@
 -- span's fact counts unless a descendant reports the same meter (a roll-up) or an ancestor owner does.
 -- Resolved here, at read time, over whole traces: a materialized view sees one insert block, and a trace's
 -- spans arrive in many. Estimates come from the price tables: tokens from the first piece of the fact's price key
--- whose interval holds its start time and whose tier holds its quantity; the other meters from the row of the
--- fact's price key whose interval holds its start time (quantity * numerator / divisor, exact, then rounded).
+-- whose interval and part of the UTC day hold its start time and whose tier holds its quantity; the other meters
+-- from the row of the fact's price key whose interval holds its start time (quantity * numerator / divisor,
+-- exact, then rounded).
 CREATE OR REPLACE VIEW {database}.{view} AS
 WITH
 {traces}  -- every report of the traces read (FINAL: a retried span's rows once; measured cheaper than DISTINCT,
@@ -25,7 +26,7 @@ WITH
   prices AS (
     SELECT meter, provider, model,
       groupArray(tuple(valid_from, valid_until, above, upto, slope, intercept, currency, catalog_version,
-                       unpriced_reason)) AS pieces
+                       unpriced_reason, day_from, day_until)) AS pieces
     FROM {database}.{prices} FINAL
     GROUP BY meter, provider, model
   ),
@@ -58,8 +59,9 @@ SELECT
   multiIf(piece_index > 0, piece.9, cloud_index > 0, cloud_piece.7, {not_in_price_table}) AS unpriced_reason
 FROM (
   SELECT {attributed_columns},
-    arrayFirstIndex(x -> x.1 <= f.start_time AND f.start_time < x.2 AND x.3 < f.quantity AND f.quantity <= x.4,
-                    p.pieces) AS piece_index,
+    positiveModulo(toUnixTimestamp64Nano(f.start_time), 86400000000000) AS nanos_of_day,
+    arrayFirstIndex(x -> x.1 <= f.start_time AND f.start_time < x.2 AND x.3 < f.quantity AND f.quantity <= x.4
+                         AND x.10 <= nanos_of_day AND nanos_of_day < x.11, p.pieces) AS piece_index,
     p.pieces[piece_index] AS piece,
     arrayFirstIndex(x -> x.1 <= f.start_time AND f.start_time < x.2, c.pieces) AS cloud_index,
     c.pieces[cloud_index] AS cloud_piece
