@@ -334,28 +334,36 @@ def test_a_model_first_seen_after_init_is_unpriced_until_init_runs_again(engine:
     assert costs and all(isinstance(cost, Decimal) and cost > 0 for (cost,) in costs)
 
 
-def _calls_at(model: dict[str, str], moments: list[str], first_trace: int) -> bytes:
-    """One call of ``model`` starting at each of ``moments`` (UTC, nanoseconds after the point)."""
+def _calls_at(attributes: dict[str, Any], moments: list[str], first_trace: int) -> bytes:
+    """A span of ``attributes`` starting at each of ``moments`` (UTC, nanoseconds after the point)."""
     spans = []
     for index, moment in enumerate(moments):
         when, _, nanos = moment.partition("+")
         start = int(datetime.fromisoformat(when + "+00:00").timestamp()) * 10**9 + int(nanos or 0)
         spans.append(Span(trace_id=(first_trace + index).to_bytes(16, "big"), span_id=b"\x01" * 8, name="chat",
                           start_time_unix_nano=start, end_time_unix_nano=start + 10**9,
-                          attributes=_attributes({**OWN, **model})))  # fmt: skip
+                          attributes=_attributes(attributes)))  # fmt: skip
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
     return request.SerializeToString()
 
 
 def test_prices_the_catalog_knows_hold_long_after_init(engine: tuple[Any, Names]) -> None:
     """Off-peak hours (DeepSeek's, every day) and dated prices (one from 2027-01-01) price the facts of any day
-    and time of day after one ``init`` as the collector does, on each side of every change, to the nanosecond."""
+    and time of day after one ``init`` as the collector does, on each side of every change, to the nanosecond;
+    so do the cloud catalog's periods (a GPU's two prices), and its gaps (before its first period, a region it
+    never prices) give the collector's reasons."""
     client, names = engine
-    deepseek = {semconv.GEN_AI_PROVIDER_NAME: "deepseek", semconv.GEN_AI_REQUEST_MODEL: "deepseek-v4-flash",
+    deepseek = {**OWN, semconv.GEN_AI_PROVIDER_NAME: "deepseek", semconv.GEN_AI_REQUEST_MODEL: "deepseek-v4-flash",
                 semconv.GEN_AI_RESPONSE_MODEL: "deepseek-v4-flash"}  # fmt: skip
-    gemini = {semconv.GEN_AI_PROVIDER_NAME: "gcp.gemini", semconv.GEN_AI_REQUEST_MODEL: "gemini-3.6-flash",
+    gemini = {**OWN, semconv.GEN_AI_PROVIDER_NAME: "gcp.gemini", semconv.GEN_AI_REQUEST_MODEL: "gemini-3.6-flash",
               semconv.GEN_AI_RESPONSE_MODEL: "gemini-3.6-flash"}  # fmt: skip
-    before = [_calls_at(deepseek, ["2026-12-07T12:00:00"], 1), _calls_at(gemini, ["2026-12-07T12:00:00"], 2)]
+    cloud = {semconv.SPANLEDGER_USAGE_OWNER: True, semconv.CLOUD_PROVIDER: "aws"}
+    gpu = {**cloud, semconv.SPANLEDGER_ACCELERATOR_TYPE: "NVIDIA H100 80GB HBM3", semconv.CLOUD_REGION: "us-east-1",
+           semconv.SPANLEDGER_ACCELERATOR_TIME: 2.5}  # fmt: skip
+    egress = {**cloud, semconv.CLOUD_REGION: "xx-nowhere-1", semconv.SPANLEDGER_EGRESS_BYTES: 7,
+              semconv.SPANLEDGER_EGRESS_BOUNDARY: "internet"}  # fmt: skip
+    models = (deepseek, gemini, gpu, egress)
+    before = [_calls_at(model, ["2026-12-07T12:00:00"], index) for index, model in enumerate(models, 1)]
     _insert(client, names, before)
     init(client, names, catalog_models=False)  # once: the rest arrive after it
     days = ("2026-08-16", "2026-08-17", "2026-09-09", "2026-09-10", "2027-03-01", "2031-06-30")
@@ -364,11 +372,14 @@ def test_prices_the_catalog_knows_hold_long_after_init(engine: tuple[Any, Names]
     after = [
         _calls_at(deepseek, [f"{day}T{hour}" for day in days for hour in hours], 100),
         _calls_at(gemini, ["2026-12-31T23:59:59+999999999", "2027-01-01T00:00:00", "2031-06-30T12:00:00"], 1000),
+        _calls_at(gpu, ["2020-01-01T00:00:00", "2024-06-01T00:00:00", "2031-06-30T12:00:00"], 2000),
+        _calls_at(egress, ["2020-01-01T00:00:00", "2031-06-30T12:00:00"], 3000),
     ]
     _insert(client, names, after)
     python = _python_facts(before + after)
     assert len({fact[-4] for fact in python if fact[-4] is not None}) >= 6, "the workload spans several prices"
-    assert all(fact[-1] is None for fact in python), "every fact is priced"
+    reasons = {fact[-1] for fact in python}
+    assert {reason.split(":")[0] for reason in reasons if reason} == {"no_price_for_region"}, reasons
     assert _engine_facts(client, names) == python
 
 

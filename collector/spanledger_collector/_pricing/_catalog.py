@@ -41,7 +41,6 @@ from ._rates import (
     Rate,
     Transfer,
     Unpriced,
-    day_interval,
     midnight,
     new_tuple,
 )
@@ -277,13 +276,16 @@ class PriceCatalog:
         region = fact.region or self._cloud.default_region
         period, valid_from, valid_until = period_at(periods, when.date())
         price = None if period is None else period.by_region.get(region)
-        if price is None:
-            raise _Unpriced(f"no_price_for_region: {priced} in {region} at {when.date()}", *day_interval(when.date()))
-        return (
-            price,
+        # Before the first period there is none: the gap until it holds, as a period does.
+        interval = (
             EARLIEST if valid_from is None else midnight(valid_from),
             LATEST if valid_until is None else midnight(valid_until),
         )
+        if price is None:
+            # The reason holds over the whole interval (the cache keeps one rate for it): it names no fact's day.
+            before = f" before {valid_until}" if period is None and valid_until is not None else ""
+            raise _Unpriced(f"no_price_for_region: {priced} in {region}{before}", *interval)
+        return price, *interval
 
     def _accelerator_seconds(self, fact: UsageFact, when: datetime) -> Rate:
         mapping = self._cloud.resources.get(fact.resource_id) if fact.resource_id else None

@@ -11,7 +11,7 @@ result), so its estimates are the same Decimals. ``tests/test_pricing_rate_cache
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from decimal import Context, Decimal, Inexact, InvalidOperation, Overflow
 from typing import NamedTuple
 
@@ -34,7 +34,6 @@ __all__ = [
     "Steps",
     "Transfer",
     "Unpriced",
-    "day_interval",
     "midnight",
     "new_tuple",
 ]
@@ -81,11 +80,6 @@ class Fraction(NamedTuple):
 
 def midnight(day: date) -> datetime:
     return datetime.combine(day, time())
-
-
-def day_interval(day: date) -> tuple[datetime, datetime]:
-    """The naive UTC interval of one whole day."""
-    return midnight(day), (LATEST if day == date.max else midnight(day + timedelta(days=1)))
 
 
 class Steps(NamedTuple):
