@@ -616,6 +616,13 @@ def test_init_names_the_missing_table_or_column(
     )
     with pytest.raises(InitError, match="otel_traces has no column Timestamp"):
         init(client, Names(database=database))
+    client.command(f"DROP TABLE {database}.otel_traces")
+    json_schema = "\n".join(  # the exporter's json: true schema: attributes as JSON, without the maps' indexes
+        line for line in OTEL_TRACES_DDL.splitlines() if "mapKeys" not in line and "mapValues" not in line
+    ).replace("Map(LowCardinality(String), String)", "JSON")
+    client.command(json_schema.format(database=database, table="otel_traces", cluster="", engine="MergeTree()", ttl=""))
+    with pytest.raises(InitError, match=r"column ResourceAttributes is JSON, .*the exporter's json: true schema"):
+        init(client, Names(database=database))
     assert main(["clickhouse", "init", "--store", f"chdb:{clickhouse_address.path}", "--database", "nowhere"]) == 1
     assert "database 'nowhere' does not exist" in capsys.readouterr().err
     own = semconv.SPANLEDGER_TENANT_ID

@@ -74,7 +74,13 @@ def check_traces_table(client: Any, names: Names) -> None:
         if column not in columns:
             raise InitError(f"table {where} has no column {column} (it is not the OTel Collector exporter's schema)")
         if columns[column] not in types:
-            raise InitError(f"table {where} column {column} is {columns[column]}, expected {' or '.join(types)}")
+            # The exporter's json: true schema stores attributes as JSON (keys split at their dots into paths).
+            hint = (
+                " (the exporter's json: true schema: init reads its default Map schema)"
+                if "JSON" in columns[column]
+                else ""
+            )
+            raise InitError(f"table {where} column {column} is {columns[column]}, expected {' or '.join(types)}{hint}")
     engines = client.query(
         "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
         parameters={"db": names.database, "name": names.data_reads},
