@@ -257,17 +257,12 @@ def top(store: Any, *, by: str, group: str, period: str | None, limit: int = 20)
         return {"by": by, "group": group, "period": period, "rows": rows}
     if not engine.has_table("data_reads"):
         raise BillingError("the store has no data reads yet")
-    rows = _records(
-        engine,
-        "top_age",
-        group=group,
-        key="m.model" if group == "model" else f"r.{group}",
-        # every fact: a read's trace may have its model call outside the period
-        facts=engine.facts,
-        reads=engine.reads_within(_period_window(period)),
-        period=_period_filter(engine, period, "r.read_time"),
-        limit=limit,
-    )
+    reads = engine.reads_within(_period_window(period))
+    period_filter = _period_filter(engine, period, "r.read_time")
+    if group == "model":
+        rows = _records(engine, "top_age_by_model", facts=engine.facts, reads=reads, period=period_filter, limit=limit)
+    else:
+        rows = _records(engine, "top_age", group=group, reads=reads, period=period_filter, limit=limit)
     return {"by": by, "group": group, "period": period, "rows": rows}
 
 

@@ -1,7 +1,6 @@
-SELECT coalesce({{key}}, '(none)') AS {{group}}, max(r.age_seconds) AS oldest_age_seconds,
+-- By a column of the reads themselves (workflow, tenant, service): no fact is read.
+SELECT coalesce(r.{{group}}, '(none)') AS {{group}}, max(r.age_seconds) AS oldest_age_seconds,
        avg(r.age_seconds) AS mean_age_seconds, count(*) AS reads, count(DISTINCT r.trace_id) AS traces
 FROM {{reads}} r
-LEFT JOIN (SELECT trace_id, min(model) AS model FROM {{facts}} f WHERE model IS NOT NULL GROUP BY trace_id) m
-  ON m.trace_id = r.trace_id
 WHERE {{period}}
 GROUP BY 1 ORDER BY oldest_age_seconds DESC NULLS LAST, 1 LIMIT {{limit}}
