@@ -249,6 +249,9 @@ class TokenRate(Rate):
     per-request price), so the line is computed once with genai-prices itself, checked at a third point,
     and evaluated with exact Decimal arithmetic; anything else (an inexact result, a tier too narrow to fit,
     a line that does not fit) falls back to ``calc_price``.
+
+    ``changes`` says when the model's prices can change (engines that price in SQL write one row per part of
+    the day from it: ``_engine._prices.periods``).
     """
 
     __slots__ = ("_lines", "_meter_class", "_model", "_provider_id", "_starts", "changes")
