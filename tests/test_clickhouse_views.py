@@ -28,7 +28,7 @@ from spanledger_collector._decode._attribution import Attribution, AttributionMe
 from spanledger_collector._decode._producers import RECENT
 from spanledger_collector._decode._usage_sources import USAGE_SOURCES
 from spanledger_collector._engine._ddl import NOT_IN_PRICE_TABLE, Names
-from spanledger_collector._engine._install import InitError, init
+from spanledger_collector._engine._install import InitError, init, one_server_only
 from spanledger_collector._engine._prices import catalog_keys, periods, price_fact
 from spanledger_collector._pricing._catalog import load_catalog
 from spanledger_collector._pricing._llm import TokenRate
@@ -630,6 +630,19 @@ def test_init_names_the_missing_table_or_column(
     assert f"--tenant-attributes: {own!r} is spanledger's own name" in capsys.readouterr().err
     assert main(["clickhouse", "init", "--store", "postgres://x"]) == 2
     assert "unknown scheme" in capsys.readouterr().err
+
+
+def test_init_refuses_a_traces_table_of_several_servers() -> None:
+    """init creates its objects on one server (no ON CLUSTER): a table of several replicas or shards is refused,
+    unless its database replicates DDL (the Replicated engine). No replica or cluster runs in chdb, so this is the
+    rule on the engine names ``system.tables``, ``system.databases`` and ``system.replicas`` give; the query
+    path runs in every other init test (a MergeTree on one server)."""
+    assert one_server_only("MergeTree", "Atomic", 1) == ""
+    assert one_server_only("SharedMergeTree", "Replicated", 1) == ""  # ClickHouse Cloud
+    assert one_server_only("ReplicatedMergeTree", "Atomic", 1) == ""  # one replica: this server
+    assert one_server_only("ReplicatedMergeTree", "Replicated", 3) == ""
+    for engine, replicas in (("ReplicatedMergeTree", 2), ("ReplicatedReplacingMergeTree", 3), ("Distributed", 1)):
+        assert "this server only (no ON CLUSTER)" in one_server_only(engine, "Atomic", replicas), engine
 
 
 def test_init_works_in_a_database_whose_name_needs_quoting(clickhouse_client: Any) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "InitReport",
     "check_traces_table",
     "init",
+    "one_server_only",
     "trace_bounds_table",
 ]
 
@@ -81,6 +82,20 @@ def check_traces_table(client: Any, names: Names) -> None:
                 else ""
             )
             raise InitError(f"table {where} column {column} is {columns[column]}, expected {' or '.join(types)}{hint}")
+    traces_engine = client.query(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": names.traces, "name": names.traces_table},
+    ).result_rows[0][0]
+    database_engine = client.query(
+        "SELECT engine FROM system.databases WHERE name = {db:String}", parameters={"db": names.database}
+    ).result_rows[0][0]
+    replicas = client.query(
+        "SELECT total_replicas FROM system.replicas WHERE database = {db:String} AND table = {name:String}",
+        parameters={"db": names.traces, "name": names.traces_table},
+    ).result_rows
+    reason = one_server_only(traces_engine, database_engine, replicas[0][0] if replicas else 1)
+    if reason:
+        raise InitError(f"table {where} is {traces_engine}: {reason}")
     engines = client.query(
         "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
         parameters={"db": names.database, "name": names.data_reads},
@@ -92,6 +107,22 @@ def check_traces_table(client: Any, names: Names) -> None:
             "init --backfill (docs/clickhouse.md)"
         )
     _check_views_read(client, names, where)
+
+
+def one_server_only(traces_engine: str, database_engine: str, replicas: int) -> str:
+    """Why ``init`` cannot serve this traces table, or ''. ``init`` creates its tables and materialized views on
+    the server it runs on (no ``ON CLUSTER``): a view fires on the server an insert reaches, so over a table of
+    several self-managed replicas (``Replicated*``) or of shards (``Distributed``) the inserts the other servers
+    receive would give no usage facts. A database of the ``Replicated`` engine runs each statement on every
+    replica (ClickHouse Cloud's ``Shared*`` tables share one storage), so there it serves them all."""
+    several = traces_engine == "Distributed" or (traces_engine.startswith("Replicated") and replicas > 1)
+    if database_engine == "Replicated" or not several:
+        return ""
+    return (
+        "init creates its tables and materialized views on this server only (no ON CLUSTER), so the inserts "
+        "other servers receive would give no usage facts; run it over a single server's table, or in a database "
+        "of the Replicated engine, which runs it on every replica (docs/clickhouse.md)"
+    )
 
 
 def trace_bounds_table(client: Any, names: Names) -> str:
