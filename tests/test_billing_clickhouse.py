@@ -532,3 +532,7 @@ def test_the_cli_reads_the_spans_table_the_store_was_made_with(
         assert lineage["totals"]["tokens"] == tokens  # input: the uncached part (the meters are disjoint)
     tables = {table for (table,) in chdb_default.query("SHOW TABLES").result_rows}
     assert "otel_traces" not in tables  # billing import made the store's tables beside ledger_spans, not another
+    if made_by == "init":  # init's views stay (the store's would read every trace's facts for any window)
+        window = chdb_default.query("SHOW CREATE TABLE usage_facts_window").result_rows[0][0]
+        assert "usage_reports" in window and "counted_usage_facts" not in window, window
+        assert "request_log_position" not in tables  # none of the collector store's own tables

@@ -23,6 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from spanledger_collector._clickhouse_factory import log_replica_id
 from spanledger_collector._config import BatchSettings, ConfigError
+from spanledger_collector._engine._ddl import Names
+from spanledger_collector._engine._install import init
 from spanledger_collector._graph import load_settings, parse_settings
 from spanledger_collector._pipeline import Pipeline
 from spanledger_collector._registry import STORES
@@ -31,6 +33,7 @@ from spanledger_collector._store import USAGE_FACTS
 from spanledger_collector._store._clickhouse_client import open_clickhouse
 from spanledger_collector._store._location import StoreAddress, parse_store_address
 from spanledger_collector._store._otel_traces import OtelTraceRows, attribute_text
+from test_clickhouse_views import create_otel_traces
 from test_collector_service import genai_trace
 
 FACT_COLUMNS = ", ".join(USAGE_FACTS.column_names)
@@ -159,6 +162,28 @@ def test_a_traces_table_of_another_schema_is_refused_at_start(tmp_path: Path, cl
     absent = pytest.raises(ConfigError, match=r"clickhouse\.traces_table: the table spans .* does not exist")
     with absent, _service(_chdb_config(tmp_path, clickhouse_address, create_schema=False, traces_table="spans")):
         pass
+
+
+def test_a_database_init_set_up_is_refused_at_start(tmp_path: Path, clickhouse_address: StoreAddress) -> None:
+    """Where ``spanledger clickhouse init`` runs over an OTel Collector's spans, usage_facts is init's view: the
+    store's schema would replace init's windowed views and its rows have no table there."""
+    client = open_clickhouse(clickhouse_address, create_database=True)
+    try:
+        create_otel_traces(client, clickhouse_address.database)
+        init(client, Names(database=clickhouse_address.database), catalog_models=False)
+        before = client.query("SHOW CREATE TABLE usage_facts_window").result_rows
+    finally:
+        client.close()
+    refused = pytest.raises(
+        ConfigError, match=r"exporters\.clickhouse\.database: .* holds `spanledger clickhouse init`"
+    )
+    with refused, _service(_chdb_config(tmp_path, clickhouse_address)):
+        pass
+    client = open_clickhouse(clickhouse_address)
+    try:
+        assert client.query("SHOW CREATE TABLE usage_facts_window").result_rows == before
+    finally:
+        client.close()
 
 
 def test_a_server_endpoint_is_read_into_a_tls_address(tmp_path: Path) -> None:

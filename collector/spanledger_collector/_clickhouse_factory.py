@@ -36,7 +36,7 @@ from ._config import BatchSettings, LoadContext
 from ._config_reader import ConfigSection
 from ._factories import OpenStore
 from ._store import RequestLog, StoreWriter
-from ._store._clickhouse import ClickHouseStore
+from ._store._clickhouse import ClickHouseStore, InitDatabaseError
 from ._store._clickhouse_schema import OTEL_TRACES, ClickHouseSchema, ttl_clause
 from ._store._location import (
     DEFAULT_DATABASE,
@@ -147,13 +147,16 @@ class ClickHouseExporterFactory:
 
     def create(self, component_id: str, config: ClickHouseSettings, batch: BatchSettings) -> OpenStore:
         """Open the store (creating its schema with ``create_schema``) and this replica's request log."""
-        store = ClickHouseStore(
-            config.address,
-            replica_id=config.replica_id or log_replica_id(config.request_log),
-            schema=config.schema() if config.create_schema else None,
-            password=config.password,
-            traces_table=config.traces_table,
-        )
+        try:
+            store = ClickHouseStore(
+                config.address,
+                replica_id=config.replica_id or log_replica_id(config.request_log),
+                schema=config.schema() if config.create_schema else None,
+                password=config.password,
+                traces_table=config.traces_table,
+            )
+        except InitDatabaseError as error:
+            raise ConfigError(f"exporters.{component_id}.database: {error}") from None
         missing = store.missing_trace_columns()
         if missing:
             store.close()

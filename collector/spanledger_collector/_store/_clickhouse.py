@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ._clickhouse_client import open_clickhouse
-from ._clickhouse_schema import LOG_POSITIONS, OTEL_TRACES, RECEIVED_REQUESTS, ClickHouseSchema
+from ._clickhouse_schema import LOG_POSITIONS, OTEL_TRACES, RECEIVED_REQUESTS, ClickHouseSchema, holds_init_views
 from ._duckdb import StoreUnavailableError, _pyarrow_table
 from ._facts import USAGE_FACTS, UsageFact
 from ._location import StoreAddress
@@ -43,7 +43,7 @@ from ._retractions import (
 from ._rows import DATA_READS, StoreBatch
 from ._schema import Table
 
-__all__ = ["INSERT_SPANS", "ClickHouseStore"]
+__all__ = ["INSERT_SPANS", "ClickHouseStore", "InitDatabaseError"]
 
 logger = logging.getLogger("spanledger.collector")
 
@@ -61,6 +61,10 @@ def _raise_classified(error: BaseException) -> NoReturn:
     if not isinstance(error, Exception) or isinstance(error, (DataError, ProgrammingError, TypeError, ValueError)):
         raise error
     raise StoreUnavailableError(f"{type(error).__name__}: {error}") from error
+
+
+class InitDatabaseError(ValueError):
+    """The store's database is one ``spanledger clickhouse init`` set up (its views are the usage facts there)."""
 
 
 class ClickHouseStore:
@@ -96,10 +100,17 @@ class ClickHouseStore:
                 wait_for_async_insert=1,
                 **({"insert_distributed_sync": 1} if cluster else {}),
             )
+            if holds_init_views(self._client, address.database):
+                self._client.close()
+                raise InitDatabaseError(
+                    f"the database {address.database} holds `spanledger clickhouse init`'s views over an OTel "
+                    "Collector's spans (usage_facts is a view): the store's tables cannot share it; use another "
+                    "database"
+                )
             if schema is not None:
                 for statement in schema.statements()[1:]:  # the database exists now
                     self._client.command(statement)
-        except ImportError:
+        except (ImportError, InitDatabaseError):
             raise
         except Exception as error:
             _raise_classified(error)

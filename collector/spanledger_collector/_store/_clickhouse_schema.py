@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
+from typing import Any
 
 from ._clickhouse_client import quote_identifier, quote_string
 from ._duckdb import REQUEST_RETENTION
@@ -37,6 +38,7 @@ __all__ = [
     "ClickHouseSchema",
     "RowLayout",
     "WindowParameters",
+    "holds_init_views",
     "ttl_clause",
 ]
 
@@ -122,6 +124,17 @@ def ttl_clause(ttl: timedelta | None, time_expression: str) -> str:
         if seconds % size == 0:
             return f"TTL {time_expression} + toInterval{unit}({seconds // size})"
     return f"TTL {time_expression} + toIntervalSecond({seconds})"
+
+
+def holds_init_views(client: Any, database: str) -> bool:
+    """Whether ``database`` is one ``spanledger clickhouse init`` set up over an OTel Collector's spans: its
+    ``usage_facts`` is a view there, where the store's is a table. The store's schema must not be made there: its
+    ``CREATE OR REPLACE VIEW`` statements would replace init's windowed views, and its rows have no table."""
+    found = client.query(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": database, "name": USAGE_FACTS.name},
+    ).result_rows
+    return bool(found) and found[0][0] == "View"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import duckdb
 import urllib3
 
 from .._store._clickhouse_client import ClickHouseUnavailableError, open_clickhouse
-from .._store._clickhouse_schema import ClickHouseSchema
+from .._store._clickhouse_schema import ClickHouseSchema, holds_init_views
 from .._store._location import StoreAddress, StoreAddressError, StoreEngine, parse_store_address, redacted
 from ._engine import spans_table
 from ._errors import BillingError, first_line
@@ -87,7 +87,9 @@ class ClickHouseStore:
         from clickhouse_connect.driver.exceptions import ClickHouseError  # installed: the client opened
 
         try:
-            if answer.writes:  # the store's tables, as the clickhouse exporter's create_schema makes them
+            # The store's tables, as the clickhouse exporter's create_schema makes them; not where init's views
+            # are the store (the answer makes the billing tables it writes).
+            if answer.writes and not holds_init_views(client, address.database):
                 schema = ClickHouseSchema(address.database, traces_table=spans_table(client))
                 for statement in schema.statements():
                     client.command(statement)
