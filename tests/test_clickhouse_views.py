@@ -38,6 +38,7 @@ from spanledger_collector._store import UsageFact
 from spanledger_collector._store._clickhouse_schema import WINDOW, WINDOW_VIEWS
 from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
+from spanledger_collector.billing._answers import trace_lineage
 from spanledger_collector.billing._engine import ClickHouseEngine, Window
 from test_collector_producers import (
     AWS,
@@ -322,6 +323,57 @@ def test_windows_walk_every_span_when_the_bounds_table_lacks_some_traces(
     assert client.query(f"SELECT uniqExact(TraceId) FROM {database}.otel_traces_trace_id_ts").result_rows == [(1,)]
     assert _engine_facts(client, names) == _python_facts(before + after)
     _assert_windows_agree(client, names)
+    for request in (before[0], after[0]):  # `spanledger trace`: with no bounds row as with one, every span
+        trace = ExportTraceServiceRequest.FromString(request).resource_spans[0].scope_spans[0].spans[0].trace_id
+        assert len(_lineage_spans(client, trace.hex())) == len(_spans_of(request)), trace.hex()
+
+
+def _spans_of(request: bytes) -> list[Span]:
+    return [span for resource in ExportTraceServiceRequest.FromString(request).resource_spans
+            for scope in resource.scope_spans for span in scope.spans]  # fmt: skip
+
+
+def _lineage_spans(client: Any, trace: str) -> list[str]:
+    """The span names of ``spanledger trace``'s tree, as the CLI reads them (the client's database)."""
+
+    def names(nodes: list[dict[str, Any]]) -> list[str]:
+        return [name for node in nodes for name in (node.get("name"), *names(node["children"])) if name]
+
+    return names(trace_lineage(ClickHouseEngine(client), trace)["tree"])
+
+
+def test_the_trace_answer_reads_spans_without_the_bounds_table(
+    clickhouse_client: Any, clickhouse_address: StoreAddress
+) -> None:
+    """An exporter's traces table without its trace-id table (init reads it unbounded): the spans are read whole."""
+    client, database = clickhouse_client, clickhouse_address.database
+    create_otel_traces(client, database, trace_bounds=False)
+    request = _request(Node("agent", DIALECT_SPANS["openinference"], (Node("llm", OWN),)))
+    insert_spans(client, database, [request])
+    init(client, Names(database=database), catalog_models=False)
+    assert sorted(_lineage_spans(client, _spans_of(request)[0].trace_id.hex())) == ["agent", "llm"]
+
+
+def test_spans_beyond_the_bounds_datetime_are_walked_whole(engine: tuple[Any, Names]) -> None:
+    """The exporter's bounds are DateTime (1970 to 2106-02-07): a trace of 2150 has a saturated bounds row, which must
+    not bound the walk (the roll-up would count twice) nor hide the trace's spans."""
+    client, names = engine
+    requests = []
+    for year in (2026, 2150):
+        request = ExportTraceServiceRequest.FromString(
+            _request(Node("framework", DIALECT_SPANS["otel-genai"], (Node("llm", DIALECT_SPANS["otel-genai"]),)))
+        )
+        shift = int(datetime(year, 1, 1).timestamp()) * 10**9 - min(
+            span.start_time_unix_nano for span in _spans_of(request.SerializeToString())
+        )
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            span.start_time_unix_nano += shift
+            span.end_time_unix_nano += shift
+        requests.append(request.SerializeToString())
+    _assert_same(engine, requests)
+    saturated = client.query(f"SELECT max(End) FROM {names.database}.otel_traces_trace_id_ts").result_rows[0][0]
+    assert saturated.year == 2106
+    assert sorted(_lineage_spans(client, _spans_of(requests[1])[0].trace_id.hex())) == ["framework", "llm"]
 
 
 def test_a_model_first_seen_after_init_is_unpriced_until_init_runs_again(engine: tuple[Any, Names]) -> None:
@@ -662,6 +714,23 @@ def test_init_works_in_a_database_whose_name_needs_quoting(clickhouse_client: An
         assert priced.result_rows[0][0] > 0 and priced.result_rows[0][1] > 0
     finally:
         client.command(f'DROP DATABASE IF EXISTS "{database}"')
+
+
+def test_a_traces_table_whose_name_needs_quoting_is_read_by_the_answers(
+    clickhouse_client: Any, clickhouse_address: StoreAddress
+) -> None:
+    """init quotes every name; so do the answers, which find the table by its views (``otel-traces``)."""
+    client, database = clickhouse_client, clickhouse_address.database
+    for template in ("otel_traces.sql", "otel_traces_trace_id_ts.sql", "otel_traces_trace_id_ts_mv.sql"):
+        ddl = (resources.files("spanledger_collector._store") / "sql" / "clickhouse" / template).read_text()
+        client.command(ddl.format(database=database, table="otel-traces", cluster="", engine="MergeTree()", ttl=""))
+    request = _request(Node("agent", DIALECT_SPANS["openinference"], (Node("llm", OWN),)))
+    rows = OtelTraceRows()
+    rows.add_request(ExportTraceServiceRequest.FromString(request))
+    client.insert('"otel-traces"', rows.columns, column_names=OTEL_TRACES_COLUMNS, column_oriented=True)
+    init(client, Names(database=database, traces_table="otel-traces"), catalog_models=False)
+    assert ClickHouseEngine(client).spans == "otel-traces"
+    assert sorted(_lineage_spans(client, _spans_of(request)[0].trace_id.hex())) == ["agent", "llm"]
 
 
 def test_init_refuses_to_keep_views_over_another_traces_table(engine: tuple[Any, Names]) -> None:

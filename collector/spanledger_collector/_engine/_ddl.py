@@ -143,11 +143,15 @@ class _Traces:
         if names.trace_bounds:
             # Every window trace's first and last span start; unbounded unless the bounds table has them all (its
             # rows are written by the exporter's view from the day it exists, and expire by the day the trace
-            # began, so a backfilled or midnight-crossing trace may have none). As the spans' DateTime64(9):
+            # began, so a backfilled or midnight-crossing trace may have none) within what its DateTime holds
+            # (a span before 1970 or after 2106-02-07 saturates its bound). As the spans' DateTime64(9):
             # against a DateTime, chdb 26.9's key analysis pruned parts holding matching rows
             # (`WHERE Timestamp < (SELECT max(End) + 1 …)` read none; the same comparison in the SELECT list is
             # true): ClickHouse/ClickHouse#19078, #50353.
-            covered = "uniqExact(TraceId) = (SELECT count() FROM window_traces)"
+            covered = (
+                "uniqExact(TraceId) = (SELECT count() FROM window_traces) AND min(Start) > toDateTime(0) "
+                "AND max(End) < toDateTime(4294967295)"
+            )
             ctes += (
                 "  trace_bounds AS (\n"
                 f"    SELECT if({covered}, toDateTime64(min(Start), 9), {_SPANS_EVER[0]}) AS first_start,\n"

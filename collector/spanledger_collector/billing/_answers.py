@@ -110,7 +110,7 @@ def trace_lineage(store: Any, trace_id: str) -> dict[str, Any]:
             engine,
             "trace_spans",
             trace_id=trace,
-            spans=engine.spans,
+            **engine.spans_relations(),
             not_measured_reason=engine.literal(semconv.SPANLEDGER_ACCELERATOR_NOT_MEASURED_REASON),
         )
         if engine.has_table(engine.spans)

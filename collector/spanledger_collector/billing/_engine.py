@@ -24,7 +24,7 @@ import duckdb
 
 from .._engine._ddl import Names
 from .._store import COUNTED_USAGE_FACTS, SPANS
-from .._store._clickhouse_client import quote_string
+from .._store._clickhouse_client import quote_identifier, quote_string
 from .._store._clickhouse_schema import OTEL_TRACES, WINDOW, WINDOW_VIEWS
 
 __all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "Window", "engine_of", "spans_table", "sql_text"]
@@ -84,6 +84,11 @@ class Engine(Protocol):
     """The table a trace's spans are read from: the store's ``spans``, or ClickHouse's ``otel_traces`` (whose
     trace-id table is ``<spans>_trace_id_ts``)."""
 
+    def spans_relations(self) -> dict[str, str]:
+        """What a trace's spans are read from (``trace_spans.sql``'s ``spans``, and on ClickHouse ``bounds``,
+        the trace-id table), as SQL relations (names quoted)."""
+        ...
+
     def sql(self, name: str, **params: object) -> str: ...
 
     def execute(self, sql: str) -> None: ...
@@ -116,6 +121,9 @@ class DuckDBEngine:
 
     def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
         self.connection = connection
+
+    def spans_relations(self) -> dict[str, str]:
+        return {"spans": self.spans}
 
     def facts_within(self, window: Window) -> str:
         return self.facts  # a table: the reading SQL's filter is pushed into the scan
@@ -258,8 +266,19 @@ class ClickHouseEngine:
         return quote_string(str(value))
 
     def has_table(self, name: str) -> bool:
-        rows = self.rows(f"EXISTS TABLE {name}")
+        rows = self.rows(f"EXISTS TABLE {quote_identifier(name)}")
         return bool(rows and rows[0][0])
+
+    def spans_relations(self) -> dict[str, str]:
+        """The exporter's spans table and its trace-id table (``<spans>_trace_id_ts``); where that table is
+        missing (an exporter without it), an empty one of its columns: the spans are then read unbounded."""
+        bounds = f"{self.spans}_trace_id_ts"
+        return {
+            "spans": quote_identifier(self.spans),
+            "bounds": quote_identifier(bounds)
+            if self.has_table(bounds)
+            else "(SELECT '' AS TraceId, toDateTime(0) AS Start, toDateTime(0) AS End LIMIT 0)",
+        }
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
