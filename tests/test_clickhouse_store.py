@@ -31,6 +31,7 @@ from spanledger_collector._registry import STORES
 from spanledger_collector._service import CollectorService
 from spanledger_collector._store import USAGE_FACTS
 from spanledger_collector._store._clickhouse_client import open_clickhouse
+from spanledger_collector._store._clickhouse_schema import holds_init_views
 from spanledger_collector._store._location import StoreAddress, parse_store_address
 from spanledger_collector._store._otel_traces import OtelTraceRows, attribute_text
 from test_clickhouse_views import create_otel_traces
@@ -182,6 +183,11 @@ def test_a_database_init_set_up_is_refused_at_start(tmp_path: Path, clickhouse_a
     client = open_clickhouse(clickhouse_address)
     try:
         assert client.query("SHOW CREATE TABLE usage_facts_window").result_rows == before
+        # an init stopped half way (its usage_reports made first, no usage_facts view yet) is init's too
+        client.command("DROP VIEW usage_facts")
+        assert holds_init_views(client, clickhouse_address.database)
+        client.command("DROP TABLE usage_reports")
+        assert not holds_init_views(client, clickhouse_address.database)
     finally:
         client.close()
 

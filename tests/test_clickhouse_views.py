@@ -23,6 +23,7 @@ from opentelemetry.trace import SpanKind
 from spanledger import semconv
 from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger_collector._cli import main
+from spanledger_collector._config import ConfigError
 from spanledger_collector._decode import MAX_TOKENS, DecodedTraces, decode_traces_python
 from spanledger_collector._decode._attribution import Attribution, AttributionMemory, attribute
 from spanledger_collector._decode._producers import RECENT
@@ -35,7 +36,7 @@ from spanledger_collector._pricing._llm import TokenRate
 from spanledger_collector._pricing._rates import Unpriced
 from spanledger_collector._processors._usage import UsageSettings
 from spanledger_collector._store import UsageFact
-from spanledger_collector._store._clickhouse_schema import WINDOW, WINDOW_VIEWS
+from spanledger_collector._store._clickhouse_schema import WINDOW, WINDOW_VIEWS, ClickHouseSchema
 from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
 from spanledger_collector.billing._answers import trace_lineage
@@ -685,16 +686,19 @@ def test_init_names_the_missing_table_or_column(
 
 
 def test_init_refuses_a_traces_table_of_several_servers() -> None:
-    """init creates its objects on one server (no ON CLUSTER): a table of several replicas or shards is refused,
-    unless its database replicates DDL (the Replicated engine). No replica or cluster runs in chdb, so this is the
-    rule on the engine names ``system.tables``, ``system.databases`` and ``system.replicas`` give; the query
-    path runs in every other init test (a MergeTree on one server)."""
-    assert one_server_only("MergeTree", "Atomic", 1) == ""
-    assert one_server_only("SharedMergeTree", "Replicated", 1) == ""  # ClickHouse Cloud
-    assert one_server_only("ReplicatedMergeTree", "Atomic", 1) == ""  # one replica: this server
-    assert one_server_only("ReplicatedMergeTree", "Replicated", 3) == ""
-    for engine, replicas in (("ReplicatedMergeTree", 2), ("ReplicatedReplacingMergeTree", 3), ("Distributed", 1)):
-        assert "this server only (no ON CLUSTER)" in one_server_only(engine, "Atomic", replicas), engine
+    """init creates its objects on one server (no ON CLUSTER): a table of several replicas is refused unless its
+    database replicates DDL (the Replicated engine), and shards always. No replica or cluster runs in chdb, so this
+    is the rule on what ``system.tables``, ``system.databases``, ``system.replicas`` and ``system.clusters`` give;
+    the query path runs in every other init test (a MergeTree on one server)."""
+    assert one_server_only("MergeTree", "Atomic", 1, 1) == ""
+    assert one_server_only("SharedMergeTree", "Replicated", 1, 1) == ""  # ClickHouse Cloud
+    assert one_server_only("ReplicatedMergeTree", "Atomic", 1, 1) == ""  # one replica: this server
+    assert one_server_only("ReplicatedMergeTree", "Replicated", 3, 1) == ""  # every replica runs init's DDL
+    for engine, replicas in (("ReplicatedMergeTree", 2), ("ReplicatedReplacingMergeTree", 3)):
+        assert "this server only (no ON CLUSTER)" in one_server_only(engine, "Atomic", replicas, 1), engine
+    for engine, database, shards in (("Distributed", "Atomic", 1), ("Distributed", "Replicated", 1),
+                                     ("ReplicatedMergeTree", "Replicated", 2)):  # fmt: skip
+        assert "each shard's facts apart" in one_server_only(engine, database, 1, shards), (engine, database)
 
 
 def test_init_works_in_a_database_whose_name_needs_quoting(clickhouse_client: Any) -> None:
@@ -769,6 +773,32 @@ def test_init_prices_with_the_overrides_file_as_the_cost_processor_does(
     store = f"chdb:{tmp_path / 'unused'}"
     assert main(["clickhouse", "init", "--store", store, "--price-overrides", str(tmp_path / "none.yaml")]) == 2
     assert "--price-overrides: file" in capsys.readouterr().err
+
+
+def test_init_with_a_bad_overrides_file_makes_nothing(
+    clickhouse_client: Any, clickhouse_address: StoreAddress, tmp_path: Path
+) -> None:
+    """The overrides file is read before any statement: a half-made install would look like init's to the store
+    and to billing import, and like nothing to a rerun's checks."""
+    client, database = clickhouse_client, clickhouse_address.database
+    create_otel_traces(client, database)
+    overrides = tmp_path / "prices.yaml"
+    overrides.write_text("resources: [not, a, mapping\n")
+    with pytest.raises(ConfigError, match=r"prices\.yaml"):
+        init(client, Names(database=database), catalog_models=False, price_overrides=overrides)
+    tables = {name for (name,) in client.query(f"SHOW TABLES FROM {database}").result_rows}
+    assert tables == {"otel_traces", "otel_traces_trace_id_ts", "otel_traces_trace_id_ts_mv"}
+
+
+def test_init_refuses_the_collectors_store_database(clickhouse_client: Any, clickhouse_address: StoreAddress) -> None:
+    """The store's usage_facts is a table of its rows: init's CREATE OR REPLACE VIEW would drop it."""
+    client, database = clickhouse_client, clickhouse_address.database
+    for statement in ClickHouseSchema(database).statements():
+        client.command(statement)
+    with pytest.raises(InitError, match=f"{database}.usage_facts is a table .*the collector's ClickHouse store"):
+        init(client, Names(database=database), catalog_models=False)
+    assert client.query(f"SELECT engine FROM system.tables WHERE database = '{database}' AND name = 'usage_facts'"
+                        ).result_rows[0][0] != "View"  # fmt: skip
 
 
 def test_init_upgrades_a_price_table_from_before_the_parts_of_the_day(engine: tuple[Any, Names]) -> None:

@@ -13,7 +13,7 @@ from spanledger.semconv import SpanledgerMeterValues as Meter
 from .._decode._attribution import DEFAULT_ATTRIBUTION, Attribution
 from .._store import DATA_READS, Table
 from .._store._clickhouse_client import quote_identifier as quoted
-from .._store._clickhouse_schema import WINDOW
+from .._store._clickhouse_schema import INIT_USAGE_REPORTS, WINDOW
 from .._store._facts import ESTIMATE_FIELDS, USAGE_FACTS
 from .._store._retractions import COUNTED_USAGE_FACTS
 from . import _expressions as x
@@ -62,7 +62,7 @@ class Names:
     database: str
     traces_table: str = "otel_traces"
     traces_database: str = ""
-    usage_reports: str = "usage_reports"
+    usage_reports: str = INIT_USAGE_REPORTS
     data_reads: str = "data_reads"
     """The view of the data reads, attributed; the events are in ``data_read_events``."""
     data_read_events: str = "data_read_events"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .._pricing._catalog import load_catalog
 from ..billing._schema import ensure_billing_tables
 from ._ddl import PRICED_VIEWS, Names, backfill, statements
 from ._prices import load_prices
@@ -93,36 +94,54 @@ def check_traces_table(client: Any, names: Names) -> None:
         "SELECT total_replicas FROM system.replicas WHERE database = {db:String} AND table = {name:String}",
         parameters={"db": names.traces, "name": names.traces_table},
     ).result_rows
-    reason = one_server_only(traces_engine, database_engine, replicas[0][0] if replicas else 1)
+    shards = client.query(  # a Replicated database's cluster has the database's name
+        "SELECT max(shard_num) FROM system.clusters WHERE cluster = {db:String}", parameters={"db": names.database}
+    ).result_rows
+    reason = one_server_only(
+        traces_engine, database_engine, replicas[0][0] if replicas else 1, (shards[0][0] or 1) if shards else 1
+    )
     if reason:
         raise InitError(f"table {where} is {traces_engine}: {reason}")
+    facts = client.query(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        parameters={"db": names.database, "name": names.usage_facts},
+    ).result_rows
+    if facts and facts[0][0] != "View":
+        raise InitError(
+            f"{names.database}.{names.usage_facts} is a table ({facts[0][0]}): the database holds the collector's "
+            "ClickHouse store, whose rows init's views would replace; run init with another --database"
+        )
     engines = client.query(
         "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
         parameters={"db": names.database, "name": names.data_reads},
     ).result_rows
     if engines and engines[0][0] != "View":
         raise InitError(
-            f"{names.database}.{names.data_reads} is a table ({engines[0][0]}; an earlier init's, or the collector's "
-            f"ClickHouse store's): init makes it a view over {names.data_read_events}; drop or rename it, then run "
-            "init --backfill (docs/clickhouse.md)"
+            f"{names.database}.{names.data_reads} is a table ({engines[0][0]}; an earlier init's): init makes it a "
+            f"view over {names.data_read_events}; drop or rename it, then run init --backfill (docs/clickhouse.md)"
         )
     _check_views_read(client, names, where)
 
 
-def one_server_only(traces_engine: str, database_engine: str, replicas: int) -> str:
+def one_server_only(traces_engine: str, database_engine: str, replicas: int, shards: int) -> str:
     """Why ``init`` cannot serve this traces table, or ''. ``init`` creates its tables and materialized views on
-    the server it runs on (no ``ON CLUSTER``): a view fires on the server an insert reaches, so over a table of
-    several self-managed replicas (``Replicated*``) or of shards (``Distributed``) the inserts the other servers
-    receive would give no usage facts. A database of the ``Replicated`` engine runs each statement on every
-    replica (ClickHouse Cloud's ``Shared*`` tables share one storage), so there it serves them all."""
-    several = traces_engine == "Distributed" or (traces_engine.startswith("Replicated") and replicas > 1)
-    if database_engine == "Replicated" or not several:
-        return ""
-    return (
-        "init creates its tables and materialized views on this server only (no ON CLUSTER), so the inserts "
-        "other servers receive would give no usage facts; run it over a single server's table, or in a database "
-        "of the Replicated engine, which runs it on every replica (docs/clickhouse.md)"
-    )
+    the server it runs on (no ``ON CLUSTER``), and a view fires on the server an insert reaches: over a table of
+    several self-managed replicas (``Replicated*``, ``replicas`` of it) the inserts the other servers receive would
+    give no usage facts. A database of the ``Replicated`` engine runs each statement on every replica (ClickHouse
+    Cloud's ``Shared*`` tables share one storage), but its ``shards`` each keep their own facts, as a
+    ``Distributed`` traces table's shards would: one server's views would read one shard's."""
+    if traces_engine == "Distributed" or (database_engine == "Replicated" and shards > 1):
+        return (
+            "init's tables would hold each shard's facts apart and its views read one shard's (no ON CLUSTER, no "
+            "Distributed tables of its own); run it over a single shard's database (docs/clickhouse.md)"
+        )
+    if database_engine != "Replicated" and traces_engine.startswith("Replicated") and replicas > 1:
+        return (
+            "init creates its tables and materialized views on this server only (no ON CLUSTER), so the inserts "
+            "other servers receive would give no usage facts; run it in a database of the Replicated engine, which "
+            "runs it on every replica (docs/clickhouse.md)"
+        )
+    return ""
 
 
 def trace_bounds_table(client: Any, names: Names) -> str:
@@ -177,6 +196,7 @@ def init(
     queries over the rows already in the traces table (once is enough; repeating it is harmless).
     """
     check_traces_table(client, names)
+    catalog = load_catalog(price_overrides)  # before any statement: a bad overrides file leaves nothing half made
     names = replace(names, trace_bounds=trace_bounds_table(client, names))
     created = statements(names)
     for statement in created[:-PRICED_VIEWS]:
@@ -185,7 +205,7 @@ def init(
         for statement in created[:-PRICED_VIEWS]:
             if statement.lstrip("-").find("CREATE MATERIALIZED VIEW") != -1:
                 client.command(backfill(statement))
-    price_rows = load_prices(client, names, catalog_models=catalog_models, price_overrides=price_overrides)
+    price_rows = load_prices(client, names, catalog, catalog_models=catalog_models)
     for statement in created[-PRICED_VIEWS:]:
         client.command(statement)
     # The billing tables, empty until a billing import: the answers and the dashboard's lineage read them.

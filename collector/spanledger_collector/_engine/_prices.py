@@ -18,14 +18,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
 from functools import partial
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from genai_prices.data_snapshot import get_snapshot
 from spanledger.semconv import SpanledgerResourceTypeValues as ResourceType
 
 from .._pricing import _llm
-from .._pricing._catalog import PriceCatalog, load_catalog
+from .._pricing._catalog import PriceCatalog
 from .._pricing._rates import (
     EndpointSeconds,
     Fraction,
@@ -225,16 +224,15 @@ def cloud_price_rows(catalog: PriceCatalog, keys: Iterable[CloudKey], loaded_at:
     return rows
 
 
-def load_prices(client: Any, names: Names, *, catalog_models: bool = True, price_overrides: Path | None = None) -> int:
-    """Create the price tables and fill them with the rows of the keys seen so far and (``catalog_models``) of
-    every model the catalog lists; ``price_overrides``: the overrides file on top of the bundled catalog
-    (negotiated rates, SageMaker endpoints' instance types), as the ``spanledger_cost`` processor's
-    ``price_overrides``.
+def load_prices(client: Any, names: Names, catalog: PriceCatalog, *, catalog_models: bool = True) -> int:
+    """Create the price tables and fill them with ``catalog``'s rows of the keys seen so far and
+    (``catalog_models``) of every model the catalog lists (``_pricing._catalog.load_catalog``, with the
+    ``spanledger_cost`` processor's ``price_overrides`` file: negotiated rates, SageMaker endpoints' instance
+    types).
 
     Each run replaces the tables' rows (:func:`_replace`): rows of an earlier catalog (a genai-prices release
     that moved a tier's start, an overrides file since changed) would otherwise stay beside the new ones and
     overlap them."""
-    catalog = load_catalog(price_overrides)
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     keys: set[PriceKey] = set(catalog_keys()) if catalog_models else set()
     keys.update(

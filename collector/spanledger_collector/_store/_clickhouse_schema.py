@@ -28,6 +28,7 @@ from ._rows import DATA_READS
 from ._schema import Table
 
 __all__ = [
+    "INIT_USAGE_REPORTS",
     "LOG_POSITIONS",
     "OTEL_TRACES",
     "RECEIVED_REQUESTS",
@@ -48,6 +49,8 @@ LOG_POSITIONS = "request_log_position"
 """Per collector replica, the position of its request log up to which its batches are stored."""
 RECEIVED_REQUESTS = "received_requests"
 """The digests of the requests stored (by any replica) within the last hour: a retried request is skipped."""
+INIT_USAGE_REPORTS = "usage_reports"
+"""``spanledger clickhouse init``'s table of the facts its materialized views write (the store has none)."""
 
 
 @dataclass(frozen=True)
@@ -128,13 +131,15 @@ def ttl_clause(ttl: timedelta | None, time_expression: str) -> str:
 
 def holds_init_views(client: Any, database: str) -> bool:
     """Whether ``database`` is one ``spanledger clickhouse init`` set up over an OTel Collector's spans: its
-    ``usage_facts`` is a view there, where the store's is a table. The store's schema must not be made there: its
-    ``CREATE OR REPLACE VIEW`` statements would replace init's windowed views, and its rows have no table."""
+    ``usage_facts`` is a view there, where the store's is a table, and init's ``usage_reports`` (made first) is
+    there even if an init stopped half way. The store's schema must not be made there: its ``CREATE OR REPLACE
+    VIEW`` statements would replace init's windowed views, and its rows have no tables."""
     found = client.query(
-        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": database, "name": USAGE_FACTS.name},
+        "SELECT count() FROM system.tables WHERE database = {db:String} "
+        "AND ((name = {facts:String} AND engine = 'View') OR name = {reports:String})",
+        parameters={"db": database, "facts": USAGE_FACTS.name, "reports": INIT_USAGE_REPORTS},
     ).result_rows
-    return bool(found) and found[0][0] == "View"
+    return bool(found[0][0])
 
 
 @dataclass(frozen=True)
