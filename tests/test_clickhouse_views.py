@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
@@ -30,12 +31,13 @@ from spanledger_collector._decode._producers import RECENT
 from spanledger_collector._decode._usage_sources import USAGE_SOURCES
 from spanledger_collector._engine._ddl import NOT_IN_PRICE_TABLE, Names
 from spanledger_collector._engine._install import InitError, init, one_server_only
-from spanledger_collector._engine._prices import catalog_keys, periods, price_fact
+from spanledger_collector._engine._prices import catalog_keys, load_prices, periods, price_fact
 from spanledger_collector._pricing._catalog import load_catalog
 from spanledger_collector._pricing._llm import TokenRate
 from spanledger_collector._pricing._rates import Unpriced
 from spanledger_collector._processors._usage import UsageSettings
 from spanledger_collector._store import UsageFact
+from spanledger_collector._store._clickhouse_client import open_clickhouse
 from spanledger_collector._store._clickhouse_schema import WINDOW, WINDOW_VIEWS, ClickHouseSchema
 from spanledger_collector._store._location import StoreAddress
 from spanledger_collector._store._otel_traces import OTEL_TRACES_COLUMNS, OtelTraceRows
@@ -799,6 +801,40 @@ def test_init_refuses_the_collectors_store_database(clickhouse_client: Any, clic
         init(client, Names(database=database), catalog_models=False)
     assert client.query(f"SELECT engine FROM system.tables WHERE database = '{database}' AND name = 'usage_facts'"
                         ).result_rows[0][0] != "View"  # fmt: skip
+
+
+def test_inits_at_once_each_swap_in_a_whole_price_table(
+    engine: tuple[Any, Names], clickhouse_address: StoreAddress
+) -> None:
+    """Overlapping runs (an hourly cron) load their own tables: none drops or fills another's (with one loading
+    table name, two of three threads failed with UNKNOWN_TABLE), and the table holds one run's rows."""
+    client, names = engine
+    _insert(client, names, [_request(Node("spanledger", OWN))])
+    catalog = load_catalog()
+    expected = load_prices(client, names, catalog, catalog_models=False)
+    assert expected > 0
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        own = open_clickhouse(clickhouse_address)
+        try:
+            for _ in range(3):
+                load_prices(own, names, catalog, catalog_models=False)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    counts = [client.query(f"SELECT count() FROM {names.database}.{table}").result_rows[0][0]
+              for table in (names.prices, names.cloud_prices)]  # fmt: skip
+    assert sum(counts) == expected
+    assert not client.query(f"SHOW TABLES FROM {names.database} LIKE '%loading%'").result_rows
 
 
 def test_init_upgrades_a_price_table_from_before_the_parts_of_the_day(engine: tuple[Any, Names]) -> None:

@@ -14,6 +14,7 @@ model or resource first seen after ``init`` is unpriced (``not_in_price_table``)
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -263,8 +264,10 @@ def _replace(
     client: Any, database: str, table: str, ddl: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]
 ) -> None:
     """``table`` (made by ``ddl`` when missing) holding exactly ``rows``: written to a table of their own, then
-    swapped in with ``EXCHANGE TABLES`` (atomic: readers see the old rows or the new, never none)."""
-    loading = f"{table}_loading"
+    swapped in with ``EXCHANGE TABLES`` (atomic: readers see the old rows or the new, never none). The loading
+    table's name is this run's, so two ``init`` runs at once (an hourly cron overlapping) each swap in a whole
+    table rather than drop or fill the other's."""
+    loading = f"{table}_loading_{uuid.uuid4().hex[:12]}"
 
     def create(name: str) -> None:
         client.command(
@@ -274,9 +277,10 @@ def _replace(
         )
 
     create(table)
-    client.command(f"DROP TABLE IF EXISTS {quoted(database)}.{quoted(loading)}")
     create(loading)
-    if rows:
-        client.insert(loading, rows, database=database, column_names=list(columns))  # names quoted by the client
-    client.command(f"EXCHANGE TABLES {quoted(database)}.{quoted(table)} AND {quoted(database)}.{quoted(loading)}")
-    client.command(f"DROP TABLE {quoted(database)}.{quoted(loading)}")
+    try:
+        if rows:
+            client.insert(loading, rows, database=database, column_names=list(columns))  # names quoted by the client
+        client.command(f"EXCHANGE TABLES {quoted(database)}.{quoted(table)} AND {quoted(database)}.{quoted(loading)}")
+    finally:
+        client.command(f"DROP TABLE IF EXISTS {quoted(database)}.{quoted(loading)}")
