@@ -83,10 +83,34 @@ def check_traces_table(client: Any, names: Names) -> None:
                 else ""
             )
             raise InitError(f"table {where} column {column} is {columns[column]}, expected {' or '.join(types)}{hint}")
-    traces_engine = client.query(
+    _check_servers(client, names, where)
+    facts = _table_engine(client, names.database, names.usage_facts)
+    if facts not in (None, "View"):
+        raise InitError(
+            f"{names.database}.{names.usage_facts} is a table ({facts}): the database holds the collector's "
+            "ClickHouse store, whose rows init's views would replace; run init with another --database"
+        )
+    reads = _table_engine(client, names.database, names.data_reads)
+    if reads not in (None, "View"):
+        raise InitError(
+            f"{names.database}.{names.data_reads} is a table ({reads}; an earlier init's): init makes it a "
+            f"view over {names.data_read_events}; drop or rename it, then run init --backfill (docs/clickhouse.md)"
+        )
+    _check_views_read(client, names, where)
+
+
+def _table_engine(client: Any, database: str, name: str) -> str | None:
+    """The engine of table (or view) ``database.name``; None when there is none."""
+    found = client.query(
         "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": names.traces, "name": names.traces_table},
-    ).result_rows[0][0]
+        parameters={"db": database, "name": name},
+    ).result_rows
+    return str(found[0][0]) if found else None
+
+
+def _check_servers(client: Any, names: Names, where: str) -> None:
+    """Raises :class:`InitError` where the traces table is served by several servers (:func:`one_server_only`)."""
+    traces_engine = _table_engine(client, names.traces, names.traces_table) or ""
     database_engine = client.query(
         "SELECT engine FROM system.databases WHERE name = {db:String}", parameters={"db": names.database}
     ).result_rows[0][0]
@@ -102,25 +126,6 @@ def check_traces_table(client: Any, names: Names) -> None:
     )
     if reason:
         raise InitError(f"table {where} is {traces_engine}: {reason}")
-    facts = client.query(
-        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": names.database, "name": names.usage_facts},
-    ).result_rows
-    if facts and facts[0][0] != "View":
-        raise InitError(
-            f"{names.database}.{names.usage_facts} is a table ({facts[0][0]}): the database holds the collector's "
-            "ClickHouse store, whose rows init's views would replace; run init with another --database"
-        )
-    engines = client.query(
-        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {name:String}",
-        parameters={"db": names.database, "name": names.data_reads},
-    ).result_rows
-    if engines and engines[0][0] != "View":
-        raise InitError(
-            f"{names.database}.{names.data_reads} is a table ({engines[0][0]}; an earlier init's): init makes it a "
-            f"view over {names.data_read_events}; drop or rename it, then run init --backfill (docs/clickhouse.md)"
-        )
-    _check_views_read(client, names, where)
 
 
 def one_server_only(traces_engine: str, database_engine: str, replicas: int, shards: int) -> str:
