@@ -103,9 +103,9 @@ class ClickHouseStore:
             if holds_init_views(self._client, address.database):
                 self._client.close()
                 raise InitDatabaseError(
-                    f"the database {address.database} holds `spanledger clickhouse init`'s views over an OTel "
-                    "Collector's spans (usage_facts is a view): the store's tables cannot share it; use another "
-                    "database"
+                    f"the database {address.database} holds `spanledger clickhouse init`'s tables and views over an "
+                    "OTel Collector's spans (its usage_facts is a view): the store's tables cannot share it; use "
+                    "another database"
                 )
             if schema is not None:
                 for statement in schema.statements()[1:]:  # the database exists now
