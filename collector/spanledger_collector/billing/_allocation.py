@@ -220,6 +220,7 @@ def _allocate_period(engine: Engine, period_start: datetime, rules: Rules, force
     for step in ("write_lines", "write_trace_rows", "write_unallocated_rows"):
         engine.execute(engine.sql(f"allocation/{step}", **params))
     # The run row last: in an engine without transactions, rows of a run no run row names are never read.
+    engine.check_lock()
     engine.insert(
         "allocation_runs",
         _RUN_COLUMNS,

@@ -26,6 +26,7 @@ from .._engine._ddl import Names
 from .._store import COUNTED_USAGE_FACTS, SPANS
 from .._store._clickhouse_client import quote_identifier, quote_string
 from .._store._clickhouse_schema import OTEL_TRACES, WINDOW, WINDOW_VIEWS
+from ._lock import DEFAULT_LOCK_TIMING, BillingLock, LockTiming
 
 __all__ = ["ClickHouseEngine", "DuckDBEngine", "Engine", "Window", "engine_of", "spans_table", "sql_text"]
 
@@ -105,7 +106,14 @@ class Engine(Protocol):
 
     def has_table(self, name: str) -> bool: ...
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]: ...
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write of billing tables, alone: DuckDB's transaction; ClickHouse's billing lock (``_lock.py``)."""
+        ...
+
+    def check_lock(self) -> None:
+        """Before the writes that make a run or snapshot current: raise :class:`BillingLockError` if another
+        writer took the store's lock over (ClickHouse; DuckDB's transaction needs no check)."""
+        ...
 
     def drop_temporary(self, names: Sequence[str]) -> None: ...
 
@@ -176,6 +184,9 @@ class DuckDBEngine:
             self.connection.execute("ROLLBACK")
             raise
 
+    def check_lock(self) -> None:
+        pass
+
     def drop_temporary(self, names: Sequence[str]) -> None:
         for name in names:
             self.connection.execute(f"DROP TABLE IF EXISTS {name}")
@@ -192,10 +203,14 @@ class ClickHouseEngine:
     dialect = "clickhouse"
     _SETTINGS: Mapping[str, Any] = {"join_use_nulls": 1, "prefer_column_name_to_alias": 1}
 
-    def __init__(self, client: Any, *, traces_table: str | None = None) -> None:
+    def __init__(
+        self, client: Any, *, traces_table: str | None = None, lock_timing: LockTiming = DEFAULT_LOCK_TIMING
+    ) -> None:
         """``traces_table``: the exporter's spans table (the ``clickhouse`` exporter's ``traces_table``); not
-        given, the one the store's views read (:func:`spans_table`)."""
+        given, the one the store's views read (:func:`spans_table`). ``lock_timing``: the billing lock's wait and
+        lease."""
         self.client = client
+        self._lock = BillingLock(client, self.sql, lock_timing)
         self.spans = traces_table or spans_table(client)
         # The collector's store has the counted view (retractions applied); over an OTel Collector's
         # otel_traces, `spanledger clickhouse init` makes usage_facts itself a view that counts each call once.
@@ -241,12 +256,15 @@ class ClickHouseEngine:
 
     def execute(self, sql: str) -> None:
         for statement in _statements(sql):
+            self._lock.renew_if_due()
             self.client.command(statement, settings=self._SETTINGS)
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        self._lock.renew_if_due()
         return [tuple(row) for row in self.client.query(sql, settings=self._SETTINGS).result_rows]
 
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        self._lock.renew_if_due()
         result = self.client.query(sql, settings=self._SETTINGS)
         return list(result.column_names), [tuple(row) for row in result.result_rows]
 
@@ -254,6 +272,7 @@ class ClickHouseEngine:
         # Times are naive UTC here (as in DuckDB); clickhouse-connect would read a naive time in the process's
         # local time zone, so they go in marked UTC.
         if rows:
+            self._lock.renew_if_due()
             self.client.insert(table, [[_utc(value) for value in row] for row in rows], column_names=list(columns))
 
     def literal(self, value: object) -> str:
@@ -283,8 +302,18 @@ class ClickHouseEngine:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         # No multi-statement transactions: the run row is written last, so a failed run leaves only rows
-        # of a run id no run names (never read).
-        yield
+        # of a run id no run names (never read); the lock keeps other writers out meanwhile.
+        self._lock.acquire()
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):  # the error that stopped the write is the one to see
+                self._lock.release()
+            raise
+        self._lock.release()
+
+    def check_lock(self) -> None:
+        self._lock.check()
 
     def drop_temporary(self, names: Sequence[str]) -> None:
         for name in names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "BillingError",
     "BillingImportError",
+    "BillingLockError",
     "CurrencyMixError",
     "NotFoundError",
     "PathNotAllowedError",
@@ -19,6 +20,11 @@ class BillingError(Exception):
 
 class BillingImportError(BillingError):
     """A billing file or row is invalid; nothing of the import was stored."""
+
+
+class BillingLockError(BillingError):
+    """Another import or allocation holds the store's billing lock, or took it over from this one (the API
+    answers 409)."""
 
 
 class CurrencyMixError(BillingError):

@@ -118,8 +118,9 @@ def _import_into_clickhouse(
     within: Sequence[str] | None,
 ) -> ImportResult:
     columns = ", ".join(_SNAPSHOT_COLUMNS)
-    stored = engine.client.query_arrow(f"SELECT {columns}, revision FROM billing_snapshots FINAL")
-    with duckdb.connect() as memory:
+    # Under the store's billing lock: the stored snapshots read here decide what the new ones supersede.
+    with engine.transaction(), duckdb.connect() as memory:
+        stored = engine.client.query_arrow(f"SELECT {columns}, revision FROM billing_snapshots FINAL")
         # UTC: the stored snapshots come in as UTC-aware times, which DuckDB would turn into local ones
         memory.execute("SET TimeZone = 'UTC'")
         ensure_billing_tables(memory)
@@ -135,6 +136,7 @@ def _import_into_clickhouse(
             # Lines first, the snapshot rows last: a snapshot is current only once its lines are all stored.
             lines = memory.sql("SELECT * FROM billing_lines WHERE list_contains(?, snapshot_id)", params=[new])
             engine.client.insert_arrow("billing_lines", lines.to_arrow_table())
+            engine.check_lock()
             snapshots = memory.sql(
                 f"SELECT {columns} FROM billing_snapshots WHERE list_contains(?, snapshot_id)", params=[new]
             ).to_arrow_table()

@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._errors import BillingError, NotFoundError, PathNotAllowedError, RequestError
+from ._errors import BillingError, BillingLockError, NotFoundError, PathNotAllowedError, RequestError
 from ._requests import Upload
 from ._store_access import store_connection
 from ._table import ANSWERS, Answer, Context, HttpRequest
@@ -117,5 +117,7 @@ def handle_request(
         return 403, {"error": str(error)}
     except NotFoundError as error:
         return 404, {"error": str(error)}
+    except BillingLockError as error:
+        return 409, {"error": str(error)}
     except BillingError as error:
         return 400, {"error": str(error)}

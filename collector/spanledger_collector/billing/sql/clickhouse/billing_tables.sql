@@ -80,3 +80,14 @@ CREATE TABLE IF NOT EXISTS allocations (
   model LowCardinality(Nullable(String)),
   unallocated_reason LowCardinality(Nullable(String))
 ) ENGINE = ReplacingMergeTree ORDER BY (run_id, snapshot_id, line_no, ifNull(trace_id, ''));
+-- The billing lock (billing/_lock.py): one import or allocation at a time. Each acquisition, renewal and release
+-- is a row; the acquisitions claim their number by deduplication token, which a MergeTree keeps for its last
+-- inserts only when non_replicated_deduplication_window says so (Replicated tables keep them in Keeper anyway).
+CREATE TABLE IF NOT EXISTS billing_locks (
+  lock_no UInt64,
+  event LowCardinality(String),        -- acquired, renewed or released
+  owner UUID,                          -- the writer's own id: whether its claim is the one kept
+  holder String,                       -- host and process, for the writers that wait
+  at DateTime64(6, 'UTC') DEFAULT now64(6, 'UTC')
+) ENGINE = MergeTree ORDER BY (lock_no, event, at)
+SETTINGS non_replicated_deduplication_window = 10000;

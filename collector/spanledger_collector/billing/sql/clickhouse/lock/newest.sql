@@ -1,0 +1,1 @@
+SELECT max(lock_no) FROM billing_locks
