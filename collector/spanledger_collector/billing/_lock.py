@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +41,9 @@ DEFAULT_LOCK_TIMING = LockTiming()
 
 
 class BillingLock:
-    """The lock, for one ClickHouse client; reentrant (an import that allocates holds it once)."""
+    """The lock, for one ClickHouse client; reentrant (a write inside another of the same engine holds it once)."""
 
-    def __init__(self, client: Any, sql: Any, timing: LockTiming) -> None:
+    def __init__(self, client: Any, sql: Callable[..., str], timing: LockTiming) -> None:
         """``sql(name, **params)``: the engine's SQL files (``lock/*.sql``)."""
         self._client = client
         self._sql = sql
@@ -53,10 +54,6 @@ class BillingLock:
         self._depth = 0
         self._renewals = 0
         self._last_event = 0.0
-
-    @property
-    def held(self) -> bool:
-        return self._lock_no is not None
 
     def acquire(self) -> None:
         self._depth += 1
