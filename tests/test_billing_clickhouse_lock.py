@@ -152,3 +152,22 @@ def test_one_holder_at_a_time(clients: list[Any]) -> None:
     counts = "SELECT lock_no, countIf(event = 'acquired'), countIf(event = 'released') FROM billing_locks"
     events = clients[0].query(f"{counts} GROUP BY lock_no ORDER BY lock_no").result_rows
     assert events == [(number, 1, 1) for number in range(1, 21)]
+
+
+def test_a_lock_table_emptied_under_its_deduplication_log_is_a_clear_error(clients: list[Any]) -> None:
+    """DELETE keeps the tokens the engine deduplicates by (TRUNCATE does not): the next claim would be dropped as a
+    repeat, so it fails naming the table and the fix instead of looking for its row for ever."""
+    engine = ClickHouseEngine(clients[0], lock_timing=LockTiming(poll_s=0.01))
+    ensure_billing_tables(engine)
+    with engine.transaction():
+        pass
+    clients[0].command("DELETE FROM billing_locks WHERE 1")
+    with (
+        pytest.raises(BillingLockError, match=r"claim of lock 1 was dropped .* DROP TABLE billing_locks"),
+        engine.transaction(),
+    ):
+        pass
+    clients[0].command("DROP TABLE billing_locks")
+    ensure_billing_tables(engine)
+    with engine.transaction():
+        pass

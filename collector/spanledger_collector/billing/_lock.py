@@ -39,6 +39,9 @@ class LockTiming:
 
 DEFAULT_LOCK_TIMING = LockTiming()
 
+# How many times a claim's row is looked for after its insert before the claim counts as dropped.
+_OWNER_READS = 10
+
 
 class BillingLock:
     """The lock, for one ClickHouse client; reentrant (a write inside another of the same engine holds it once)."""
@@ -113,9 +116,23 @@ class BillingLock:
             else:
                 candidate = 1
             self._event(candidate, "acquired", f"billing_lock/{candidate}/acquired")
-            owners = self._rows("lock/owner", lock_no=candidate)
-            if owners and owners[0][0] == self._owner:
+            owner = self._owner_of(candidate)
+            if owner == self._owner:
                 return candidate
+
+    def _owner_of(self, lock_no: int) -> str:
+        """Who acquired ``lock_no``, once its row is readable (on a replica that has not fetched it yet: soon)."""
+        for _ in range(_OWNER_READS):
+            owners = self._rows("lock/owner", lock_no=lock_no)
+            if owners:
+                return str(owners[0][0])
+            time.sleep(self._timing.poll_s)
+        # The engine dropped the claim as a duplicate of a row the table no longer has: its rows were deleted
+        # (DELETE; TRUNCATE empties the deduplication log too) while the log still holds their tokens.
+        raise BillingLockError(
+            f"billing_locks: the claim of lock {lock_no} was dropped as a repeat of an earlier one the table no "
+            "longer holds (were its rows deleted?); DROP TABLE billing_locks and run again: the next write recreates it"
+        )
 
     def _rows(self, name: str, **params: object) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self._client.query(self._sql(name, **params)).result_rows]
