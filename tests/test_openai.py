@@ -324,7 +324,8 @@ def test_with_raw_response(server: OpenAICompatibleServer, recorded: Recorded) -
     plain, streamed = recorded.llm_spans()
     assert (plain.attributes or {})[semconv.GEN_AI_RESPONSE_ID] == completion.id
     assert_usage(plain)
-    assert_usage(streamed)
+    # a raw stream goes as sent: no usage chunk asked for (test_with_streaming_response_stream)
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in (streamed.attributes or {})
 
 
 def test_with_streaming_response(server: OpenAICompatibleServer, recorded: Recorded) -> None:
@@ -617,14 +618,42 @@ def test_uninstrument_stops_recording(server: OpenAICompatibleServer, recorded: 
 
 
 def test_with_streaming_response_stream(server: OpenAICompatibleServer, recorded: Recorded) -> None:
+    """A raw response's bytes are the caller's to read (a gateway forwarding the SSE lines, say), where an added
+    usage chunk could not be hidden: the request goes as sent, and usage is recorded when the caller asked for it.
+    (Failed before: the raw lines had one usage chunk more than without spanledger.)"""
     client = client_for(server)
     with client.chat.completions.with_streaming_response.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True
     ) as response:
-        chunks = list(response.parse())
+        lines = [line for line in response.iter_lines() if line]
+    assert "stream_options" not in server.requests[-1].body
+    assert not any('"choices": []' in line or '"choices":[]' in line for line in lines)
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in (recorded.llm_span().attributes or {})
 
-    assert all(chunk.choices for chunk in chunks)
-    assert_usage(recorded.llm_span())
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    ) as response:
+        chunks = list(response.parse())
+    assert not chunks[-1].choices  # asked for: the caller sees it
+    assert_usage(recorded.llm_spans()[-1])
+
+
+@pytest.mark.parametrize("helper", ["chat", "responses"])
+def test_stream_helpers_end_the_span_when_closed_early(
+    server: OpenAICompatibleServer, recorded: Recorded, helper: str
+) -> None:
+    """openai's helpers close the HTTP response, not the stream they wrap: the span ends with their ``with``
+    block, not when the stream is garbage-collected. (Failed before: no span until then.)"""
+    client = client_for(server)
+    if helper == "chat":
+        manager: Any = client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES)
+    else:
+        manager = client.responses.stream(model="gpt-4o-mini", input="Say hello")
+    with manager as stream:
+        for _ in stream:
+            break
+    assert len(recorded.llm_spans()) == 1
+    del stream, manager
 
 
 def test_chat_stream_helper(server: OpenAICompatibleServer, recorded: Recorded) -> None:
@@ -756,5 +785,7 @@ async def test_async_responses_embeddings_and_raw(server: OpenAICompatibleServer
     assert ids[0] == response.id
     assert ids[2] == completion.id
     assert ids[4] == streamed.id
-    for span in (spans[0], spans[2], spans[3], spans[4]):
+    for span in (spans[0], spans[2], spans[4]):
         assert_usage(span)
+    # a raw stream goes as sent: no usage chunk asked for (test_with_streaming_response_stream)
+    assert semconv.GEN_AI_USAGE_OUTPUT_TOKENS not in (spans[3].attributes or {})

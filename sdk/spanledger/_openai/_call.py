@@ -11,10 +11,12 @@ untouched.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from time import time_ns
 from typing import Any
 
 import openai
+from openai._constants import RAW_RESPONSE_HEADER
 from openai._legacy_response import LegacyAPIResponse
 from openai._response import APIResponse, AsyncAPIResponse
 from opentelemetry.trace import Span, SpanKind
@@ -27,7 +29,7 @@ from . import _content
 from ._clients import client_info
 from ._endpoints import Endpoint
 from ._recorder import Recorder
-from ._streams import AsyncStreamProxy, SyncStreamProxy
+from ._streams import AsyncStreamProxy, SyncStreamProxy, end_with_response
 
 __all__ = ["FOREIGN_SCOPES", "Call", "start_call"]
 
@@ -37,6 +39,7 @@ FOREIGN_SCOPES = ("opentelemetry.instrumentation.genai.openai", "opentelemetry.i
 _RAW_RESPONSES = (LegacyAPIResponse, APIResponse, AsyncAPIResponse)
 _ABSENT = object()
 _UNCHANGED = object()
+_RAW_RESPONSE = RAW_RESPONSE_HEADER.lower()
 _CLIENT = SpanKind.CLIENT
 _OWNER = semconv.SPANLEDGER_USAGE_OWNER
 
@@ -58,6 +61,7 @@ class Call:
         "first_chunk_ns",
         "hide_usage_chunk",
         "key",
+        "reading",
         "recorder",
         "response_model",
         "span",
@@ -105,6 +109,9 @@ class Call:
         self.texts: dict[int, list[str]] | None = {} if stream and recorder.capture_content else None
         self.text_finish_reasons: dict[int, str] = {}
         self.ended = False
+        self.reading = False
+        """True while a stream proxy waits for the stream's next item, or a raw response is parsed: the HTTP
+        response may close then, and what reads ends the call, not the close."""
 
     # --- outcomes -----------------------------------------------------------------------------------
 
@@ -191,17 +198,27 @@ class Call:
     def _observe_parse(self, raw: Any) -> None:
         original = raw.parse
         call = self
+        end_with_response(raw.http_response, call, "aclose" if isinstance(raw, AsyncAPIResponse) else "close")
+        # ``reading``: parsing reads the body, which closes the response before the result is recorded.
         if isinstance(raw, AsyncAPIResponse):
 
             async def parse_async(*, to: Any = None) -> Any:
-                result = await (original() if to is None else original(to=to))
+                call.reading = True
+                try:
+                    result = await (original() if to is None else original(to=to))
+                finally:
+                    call.reading = False
                 return call.parsed(result, to is not None)
 
             raw.parse = parse_async  # type: ignore[method-assign]
         else:
 
             def parse(*, to: Any = None) -> Any:
-                result = original() if to is None else original(to=to)
+                call.reading = True
+                try:
+                    result = original() if to is None else original(to=to)
+                finally:
+                    call.reading = False
                 return call.parsed(result, to is not None)
 
             raw.parse = parse  # type: ignore[method-assign]
@@ -323,6 +340,11 @@ def _ask_for_usage(body: dict[str, Any], options: Any) -> Any:
     """
     extra = options.extra_json
     if extra and "stream_options" in extra:
+        return _UNCHANGED
+    headers = options.headers
+    if isinstance(headers, Mapping) and any(str(name).lower() == _RAW_RESPONSE for name in headers):
+        # with_raw_response / with_streaming_response: the caller may read the body's bytes itself, where
+        # the added usage chunk could not be hidden.
         return _UNCHANGED
     current = body.get("stream_options", _ABSENT)
     if current is _ABSENT or current is None:

@@ -2,7 +2,8 @@
 
 They are ``wrapt.ObjectProxy`` subclasses, so ``isinstance(stream, openai.Stream)`` and every attribute
 of the real stream keep working. The span ends when the stream is exhausted, closed (``close()``, the
-``with`` block), raises, or, via ``Call.__del__``, when the proxy is garbage-collected. No OTel context
+``with`` block, or its HTTP response closed, as openai's stream helpers do), raises, or, via ``Call.__del__``,
+when the proxy is garbage-collected. No OTel context
 is attached while iterating, so abandoned async generators cannot trip "Failed to detach context".
 
 When spanledger asked for the usage chunk, it also takes that chunk off the stream *before* the client
@@ -27,7 +28,7 @@ from .._internal_errors import log_internal_error
 if TYPE_CHECKING:
     from ._call import Call
 
-__all__ = ["AsyncStreamProxy", "SyncStreamProxy"]
+__all__ = ["AsyncStreamProxy", "SyncStreamProxy", "end_with_response"]
 
 _EMPTY_CHOICES = ('"choices":[]', '"choices": []')
 
@@ -114,11 +115,52 @@ def _observe(call: Call, item: Any) -> bool:
         return True
 
 
+def end_with_response(response: Any, call: Call, closer: str) -> None:
+    """End the call when the HTTP response ``response`` is closed (its ``closer``: ``close`` or ``aclose``).
+
+    openai's stream helpers (``chat.completions.stream()``, ``responses.stream()``) wrap the proxy and close
+    the HTTP response themselves, not the stream, and a raw response read as bytes is never parsed: without
+    this, their ``with`` block or ``close()`` would leave the span open until it is garbage-collected.
+    """
+    try:
+        original = getattr(response, closer)
+        ended = weakref.ref(call)  # the response must not keep the call alive (``Call.__del__``)
+
+        def end() -> None:
+            call = ended()
+            # While the proxy reads, the stream closes its response itself (at the end, or on an error the
+            # proxy then records): the proxy ends the call.
+            if call is not None and not call.reading:
+                call.end()
+
+        if closer == "aclose":
+
+            async def aclose() -> None:
+                try:
+                    await original()
+                finally:
+                    end()
+
+            response.aclose = aclose
+        else:
+
+            def close() -> None:
+                try:
+                    original()
+                finally:
+                    end()
+
+            response.close = close
+    except Exception:
+        log_internal_error("openai stream response")
+
+
 class SyncStreamProxy(wrapt.ObjectProxy[Any]):
     def __init__(self, stream: Any, call: Call) -> None:
         super().__init__(stream)
         self._self_call = call
         _filter_usage_chunk(stream, call)
+        end_with_response(stream.response, call, "close")
 
     def __iter__(self) -> SyncStreamProxy:
         return self
@@ -127,6 +169,7 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
         call = self._self_call
         stream = self.__wrapped__
         while True:
+            call.reading = True
             try:
                 item = stream.__next__()
             except StopIteration:
@@ -135,6 +178,8 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
             except BaseException as error:
                 call.fail(error)
                 raise
+            finally:
+                call.reading = False
             if _observe(call, item):
                 return item
 
@@ -160,6 +205,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
         super().__init__(stream)
         self._self_call = call
         _filter_usage_chunk(stream, call)
+        end_with_response(stream.response, call, "aclose")
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -168,6 +214,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
         call = self._self_call
         stream = self.__wrapped__
         while True:
+            call.reading = True
             try:
                 item = await stream.__anext__()
             except StopAsyncIteration:
@@ -176,6 +223,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
             except BaseException as error:
                 call.fail(error)
                 raise
+            finally:
+                call.reading = False
             if _observe(call, item):
                 return item
 
