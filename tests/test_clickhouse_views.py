@@ -499,7 +499,8 @@ def test_numbers_sent_as_strings_are_read_as_the_decoder_reads_them(engine: tupl
 # --- the differential fuzz: random traces in every dialect, with edge values -------------------------------
 
 _PROVIDERS = ["openai", "openai.chat", "anthropic", "google.vertex.chat", "google.generative-ai", "mistralai",
-              "aws", "aws.bedrock", "aws.sagemaker", "azure", "xai", "", "acme", "OpenAI"]  # fmt: skip
+              "aws", "aws.bedrock", "aws.sagemaker", "azure", "xai", "vertex_ai", "az.ai.openai", "", "acme",
+              "OpenAI"]  # fmt: skip
 _MODELS = ["gpt-4o-mini", "gpt-4o-mini-2024-07-18", "gpt-4o", "claude-3-5-sonnet-latest", "gemini-2.5-flash",
            "o3-mini", "", "no-such-model"]  # fmt: skip
 _NAMES = ["a", "b", "", "ü"]

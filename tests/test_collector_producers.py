@@ -195,6 +195,19 @@ def test_provider_values_of_other_dialects_are_read_as_otel_values(value: str, p
     assert fact.provider == provider
 
 
+@pytest.mark.parametrize(
+    ("value", "provider"),
+    [("vertex_ai", "gcp.vertex_ai"), ("gemini", "gcp.gemini"), ("az.ai.inference", "azure.ai.inference"),
+     ("az.ai.openai", "azure.ai.openai")],
+)  # fmt: skip
+def test_renamed_gen_ai_system_values_are_read_as_their_new_names(value: str, provider: str) -> None:
+    """opentelemetry-instrumentation-vertexai and -google-genai still write the values the conventions renamed.
+    (Failed before: the facts kept the old value, an unknown provider to the price catalog.)"""
+    attributes = {"gen_ai.system": value, "gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 5}
+    (fact,) = decode_traces(_request(Node("llm", attributes))).batch.facts
+    assert fact.provider == provider
+
+
 def test_cache_writes_are_part_of_the_input_in_the_otel_names() -> None:
     anthropic = {
         semconv.GEN_AI_PROVIDER_NAME: "anthropic",

@@ -95,4 +95,8 @@ PROVIDER_VALUES: Final[dict[str, str]] = {
     "azure": "azure.ai.openai",
     "google": "gcp.gen_ai",
     "xai": "x_ai",
+    "vertex_ai": "gcp.vertex_ai",
+    "gemini": "gcp.gemini",
+    "az.ai.inference": "azure.ai.inference",
+    "az.ai.openai": "azure.ai.openai",
 }
