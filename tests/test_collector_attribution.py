@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from spanledger import semconv
-from spanledger_collector._component import ConfigError
+from spanledger_collector._component import ConfigError, PermanentError
 from spanledger_collector._decode import decode_traces, decode_traces_python
 from spanledger_collector._decode._attribution import (
     DEFAULT_ATTRIBUTION,
@@ -29,7 +29,8 @@ from spanledger_collector._decode._attribution import (
     attribute,
 )
 from spanledger_collector._graph import parse_settings
-from spanledger_collector._processors._usage import UsageSettings
+from spanledger_collector._pipeline import Pipeline
+from spanledger_collector._processors._usage import UsageProcessor, UsageSettings
 from test_collector_producers import DIALECT_SPANS, Node, _encoded, _spans
 
 LLM = DIALECT_SPANS["otel-genai"]  # another producer's chat span with tokens
@@ -229,3 +230,33 @@ def test_a_running_collector_attributes_from_its_configured_list(tmp_path: Path)
     tenants = collector.query("SELECT DISTINCT tenant FROM usage_facts WHERE trace_id = ?",
                               format(spans[0].context.trace_id, "032x"))  # fmt: skip
     assert tenants == [("acme",)]
+
+
+def _with_bad_string(tree: Node, placeholder: str) -> bytes:
+    """The request of ``tree`` with the string ``placeholder`` replaced by bytes that are not UTF-8 (as a Go
+    or C++ producer can send them; proto3 forbids it, and Python's protobuf refuses to parse it)."""
+    data = _encoded(_spans(tree))
+    assert data.count(placeholder.encode()) == 1
+    return data.replace(placeholder.encode(), b"\xff" * len(placeholder))
+
+
+def test_a_listed_value_that_does_not_parse_leaves_the_requests_usage_alone() -> None:
+    """(Failed before: the attribution pass raised DecodeError after decoding; the collector answered 500 and the
+    request's usage was lost.)"""
+    data = _with_bad_string(Node("handle request", {"enduser.id": "not-utf-8-1"}, (Node("llm", LLM),)), "not-utf-8-1")
+    assert _attributed(data) == {"llm": (None, None)}
+
+
+def test_a_request_the_exporters_cannot_read_is_refused_as_the_other_signals_are() -> None:
+    """The decoder reads only the fields it needs; onward exporters need every one: a 400, not a 500."""
+    data = _with_bad_string(Node("handle request", {"http.route": "not-utf-8-2"}, (Node("llm", LLM),)), "not-utf-8-2")
+    assert decode_traces(data).batch.facts  # the decoder alone takes it
+
+    class Nowhere:
+        def consume_traces(self, request: Any) -> None:
+            raise AssertionError("not reached")
+
+    usage = UsageProcessor("spanledger_usage", UsageSettings())
+    pipeline = Pipeline("traces", "traces", processors=[usage], exporters=[("otlp", Nowhere())])  # type: ignore[list-item]
+    with pytest.raises(PermanentError, match=r"not a valid ExportTraceServiceRequest .*UTF-8"):
+        pipeline.consume_traces(data)

@@ -108,7 +108,12 @@ class Pipeline:
         item = self._process(data)
         decoded, batch = self._store_batch(item)
         if self.exporters:
-            request = ExportTraceServiceRequest.FromString(item.data)
+            try:
+                request = ExportTraceServiceRequest.FromString(item.data)
+            except DecodeError as error:
+                # The decoder reads only the fields it needs; the exporters need every one (a string field
+                # that is not UTF-8, say, which proto3 forbids): refused as the other signals are.
+                raise PermanentError(f"the body is not a valid ExportTraceServiceRequest ({error})") from None
             if item.priced and item.facts:
                 _attach_costs(request, item.facts)
             for _, exporter in self.exporters:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any, Final, NamedTuple, TypeVar
 
+from google.protobuf.message import DecodeError
 from spanledger import semconv
 
 from .._store import DataRead, SpanColumns, UsageFact
@@ -141,11 +142,22 @@ def _listed_values(data: bytes, names: frozenset[str], pattern: re.Pattern[bytes
             for raw in scope_spans.spans:
                 if search(raw) is None:
                     continue
-                attributes = parse_owner_span(raw).attributes
+                # A span or value the decoder never read may not parse (a string that is not UTF-8): it gives no
+                # listed value, and the request's other spans and facts keep theirs.
+                try:
+                    attributes = parse_owner_span(raw).attributes
+                except DecodeError:
+                    continue
                 values = {}
                 for name in names:
                     encoded = attributes.get(name)
-                    if encoded is not None and (text := attribute_text(_VALUES[encoded])) is not None:
+                    if encoded is None:
+                        continue
+                    try:
+                        text = attribute_text(_VALUES[encoded])
+                    except DecodeError:
+                        continue
+                    if text is not None:
                         values[name] = text
                 if values:
                     header = parse_span_header(raw)
