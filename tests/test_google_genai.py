@@ -113,6 +113,16 @@ def test_stream_usage_from_the_last_chunk(server: GenAIWireServer, recorded: Rec
     assert attributes[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] > 0
 
 
+def test_a_sync_stream_sends_its_request_inside_its_span(server: GenAIWireServer, recorded: Recorded) -> None:
+    """The library's generator sends the request on the first next(): the HTTP span (the bytes' owner) is still
+    the child of the call's span, as for every other call. (Failed before: a root span of another trace.)"""
+    client = gemini(server)
+    list(client.models.generate_content_stream(model=MODEL, contents="Say hello"))
+    llm = recorded.llm_span()
+    (http,) = [span for span in recorded.exporter.get_finished_spans() if span.name == "POST"]
+    assert http.parent is not None and http.parent.span_id == llm.context.span_id
+
+
 def test_stream_converts_only_the_last_usage_report(
     server: GenAIWireServer, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
 ) -> None:

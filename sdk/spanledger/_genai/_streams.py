@@ -2,7 +2,8 @@
 
 ``wrapt.ObjectProxy`` subclasses, so ``isinstance`` and every attribute of the real stream keep working.
 The call ends when the stream is exhausted, closed (``close()``, the ``with`` block), raises, or, via
-``GenAICall.__del__``, when the proxy is garbage-collected. No OTel context is attached while iterating.
+``GenAICall.__del__``, when the proxy is garbage-collected. No OTel context is attached while iterating, but
+for a plain generator's first step (``_ObservedIterator``).
 Closing a stream flushes the call first: a library span it adopted ends with the close, and a stream
 closed early must still get what was seen (and its content) onto that span.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import wrapt
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import set_span_in_context
 
 from ._call import GenAICall
 
@@ -106,20 +109,33 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
 
 
 class _ObservedIterator:
-    """A plain (generator) iterator seen through ``call``; ends it when exhausted, closed or broken off."""
+    """A plain (generator) iterator seen through ``call``; ends it when exhausted, closed or broken off.
 
-    __slots__ = ("_call", "_iterator")
+    A library's generator sends its request on the first ``next()`` (google-genai's sync stream): the call's
+    span is the current one during that first step only, so the HTTP span of the request is its child as
+    for every other call. Attached and detached inside one synchronous ``next()``, it cannot leak."""
+
+    __slots__ = ("_call", "_iterator", "_started")
 
     def __init__(self, iterator: Any, call: GenAICall) -> None:
         self._iterator = iterator
         self._call = call
+        self._started = False
 
     def __iter__(self) -> _ObservedIterator:
         return self
 
     def __next__(self) -> Any:
         try:
-            item = next(self._iterator)
+            if self._started or self._call.span is None:
+                item = next(self._iterator)
+            else:
+                self._started = True
+                token = attach(set_span_in_context(self._call.span))
+                try:
+                    item = next(self._iterator)
+                finally:
+                    detach(token)
         except StopIteration:
             self._call.end()
             raise
