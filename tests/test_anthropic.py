@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 from typing import Any
@@ -304,6 +305,31 @@ def test_defers_to_another_anthropic_instrumentation(server: GenAIWireServer, re
 def test_with_raw_response(server: GenAIWireServer, recorded: Recorded) -> None:
     raw = own_client(server).messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=MESSAGES)
     assert raw.parse().usage.output_tokens == len(REPLY_WORDS)
+    assert_usage(recorded.llm_span().attributes)
+
+
+@pytest.mark.parametrize("how", ["with_streaming_response", "with_raw_response stream", "async streaming stream"])
+def test_raw_responses_parsed_later_get_their_usage(server: GenAIWireServer, recorded: Recorded, how: str) -> None:
+    """The usage is taken when the caller parses the raw response. (Failed before: the span had no tokens; a raw
+    stream's span had ended before the caller parsed it.)"""
+    client = own_client(server)
+    if how == "with_streaming_response":
+        with client.messages.with_streaming_response.create(model=MODEL, max_tokens=8, messages=MESSAGES) as raw:
+            assert raw.parse().usage.output_tokens == len(REPLY_WORDS)
+    elif how == "with_raw_response stream":
+        raw = client.messages.with_raw_response.create(model=MODEL, max_tokens=8, messages=MESSAGES, stream=True)
+        assert recorded.llm_spans() == []  # not ended before the caller reads
+        assert len(list(raw.parse())) > 2
+    else:
+
+        async def read() -> None:
+            aclient = anthropic.AsyncAnthropic(base_url=server.url, api_key="sk-ant-test", open_telemetry=False)
+            async with aclient.messages.with_streaming_response.create(
+                model=MODEL, max_tokens=8, messages=MESSAGES, stream=True
+            ) as raw:
+                assert [event async for event in await raw.parse()]
+
+        asyncio.run(read())
     assert_usage(recorded.llm_span().attributes)
 
 

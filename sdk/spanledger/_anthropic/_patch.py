@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from anthropic import AsyncStream, BaseModel, Stream, _base_client
 from anthropic._base_client import AsyncAPIClient, SyncAPIClient
+from anthropic._response import APIResponse, AsyncAPIResponse
 from opentelemetry.context import attach, detach
 from opentelemetry.trace import Span, get_current_span, set_span_in_context
 
@@ -39,6 +40,7 @@ FOREIGN_SCOPES = ("opentelemetry.instrumentation.anthropic", "opentelemetry.inst
 """Instrumentation scopes of other Anthropic instrumentations (OpenLLMetry, upstream genai-anthropic)."""
 
 _OWNER = semconv.SPANLEDGER_USAGE_OWNER
+_RAW_RESPONSES = (APIResponse, AsyncAPIResponse)
 
 
 class _Adopting(NamedTuple):
@@ -114,15 +116,57 @@ def _complete(call: GenAICall, endpoint: Endpoint, result: Any, stream: bool) ->
                 return SyncStreamProxy(result, call)
             if isinstance(result, AsyncStream):
                 return AsyncStreamProxy(result, call)
+            if isinstance(result, _RAW_RESPONSES):  # with_raw_response / with_streaming_response
+                _observe_parse(call, endpoint, result, stream)
+                return result
         elif call.owns_span or call.span is None:
             # An adopted span had the result recorded by ``_finish`` already.
             parsed = _parsed(result)
             if parsed is not None:
                 endpoint.result(call, parsed)
+            elif isinstance(result, _RAW_RESPONSES):  # with_streaming_response: not read yet
+                _observe_parse(call, endpoint, result, stream)
+                return result
     except Exception:
         log_internal_error("anthropic response")
     call.end()
     return result
+
+
+def _observe_parse(call: GenAICall, endpoint: Endpoint, raw: Any, stream: bool) -> None:
+    """A raw response the caller reads later: the call takes what its ``parse()`` gives (a stream is then
+    observed; a message recorded) and ends. Read as bytes and never parsed, it ends when dropped
+    (``GenAICall.__del__``), without usage."""
+    original = raw.parse
+
+    def parsed(result: Any, custom_type: bool) -> Any:
+        try:
+            if stream:
+                if isinstance(result, Stream):
+                    return SyncStreamProxy(result, call)
+                if isinstance(result, AsyncStream):
+                    return AsyncStreamProxy(result, call)
+            elif not custom_type:
+                endpoint.result(call, result)
+        except Exception:
+            log_internal_error("anthropic raw response")
+        call.end()
+        return result
+
+    if isinstance(raw, AsyncAPIResponse):
+
+        async def parse_async(*, to: Any = None) -> Any:
+            result = await (original() if to is None else original(to=to))
+            return parsed(result, to is not None)
+
+        raw.parse = parse_async  # type: ignore[method-assign]
+    else:
+
+        def parse(*, to: Any = None) -> Any:
+            result = original() if to is None else original(to=to)
+            return parsed(result, to is not None)
+
+        raw.parse = parse
 
 
 def _parsed(result: Any) -> Any:
@@ -146,7 +190,9 @@ def _finish(client: Any, span: Span, result: Any) -> None:
             call.adopt(span, adopting.start_attributes)
             data = getattr(result, "data", None)
             if not adopting.stream and getattr(result, "error", None) is None and data is not None:
-                adopting.endpoint.result(call, _parsed(data))
+                parsed = _parsed(data)
+                if parsed is not None:  # None: a with_streaming_response body, read after this span ends
+                    adopting.endpoint.result(call, parsed)
                 call.flush()
         except Exception:
             log_internal_error("anthropic client span")
