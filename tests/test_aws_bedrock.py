@@ -222,6 +222,48 @@ def test_invoke_model_body_shapes(
         assert attributes[semconv.GEN_AI_REQUEST_MAX_TOKENS] == 64
 
 
+_CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
+_CLAUDE_REQUEST = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 64})
+
+
+@pytest.mark.parametrize("how", ["with body as f: for line in f", "readlines()", "read(0) then read()"])
+def test_invoke_model_body_read_every_way_is_counted(capture: Capture, bedrock: Any, how: str) -> None:
+    """botocore's ``with body as f`` hands the caller the raw stream, which must iterate as the response does;
+    line reads are counted; ``read(0)`` is not the end. (Failed before: TypeError into the caller; 0 bytes and
+    the headers' tokens only; the span ended at read(0).)"""
+    expected = _uninstrumented(lambda: bedrock.invoke_model(modelId=_CLAUDE, body=_CLAUDE_REQUEST)["body"].read())
+    capture.clear()
+    body = bedrock.invoke_model(modelId=_CLAUDE, body=_CLAUDE_REQUEST)["body"]
+    if how.startswith("with"):
+        with body as raw:
+            got = b"".join(raw)
+    elif how == "readlines()":
+        got = b"".join(body.readlines())
+    else:
+        assert body.read(0) == b""
+        assert not capture.spans()
+        got = body.read()
+    assert got == expected
+    attributes = _only_span(capture).attributes or {}
+    assert attributes[semconv.SPANLEDGER_INGRESS_BYTES] == len(expected)
+    assert attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] == ALL_INPUT  # from the body, not the headers
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+
+
+def test_a_stream_read_in_several_loops_ends_when_it_does(capture: Capture, bedrock: Any) -> None:
+    """botocore's stream goes on where a loop left it: leaving a loop is not the end. (Failed before: the span
+    ended at the first break, without tokens.)"""
+    stream = bedrock.converse_stream(modelId="amazon.nova-lite-v1:0", messages=MESSAGES)["stream"]
+    for _ in stream:
+        break
+    assert not capture.spans()
+    rest = list(stream)
+    assert "metadata" in rest[-1]
+    attributes = _only_span(capture).attributes or {}
+    assert attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == wire.OUTPUT_TOKENS
+    assert attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+
+
 def test_invoke_model_span_ends_when_the_body_is_closed_unread(capture: Capture, bedrock: Any) -> None:
     response = bedrock.invoke_model(modelId="anthropic.claude-3-haiku-20240307-v1:0", body=b"{}")
     assert not capture.spans()

@@ -22,12 +22,14 @@ else:  # wrapt 1.x proxies are not subscriptable at run time
     _ProxyBase = wrapt.ObjectProxy
 
 
-class CountingRawStream:
+class CountingRawStream(_ProxyBase):
     """Stands in for a ``StreamingBody``'s or ``EventStream``'s ``_raw_stream`` (a urllib3 response).
 
     Counts the bytes handed up, keeps a copy of the first ``keep`` bytes when asked (for response
     bodies whose usage block we parse), and calls ``on_done`` once when the stream is exhausted,
-    closed, or the expected length has been read.
+    closed, or the expected length has been read. A ``wrapt.ObjectProxy``: the caller may be handed it
+    (botocore's ``with body as f`` gives the raw stream), and it must behave as the response does
+    (``isinstance``, iteration, ``with``); each way of reading is counted.
     """
 
     def __init__(
@@ -38,70 +40,98 @@ class CountingRawStream:
         expected_length: int | None = None,
         keep: int = 0,
     ) -> None:
-        self._raw = raw
-        self._on_done: Callable[[int, bytes | None], None] | None = on_done
-        self._expected = expected_length
-        self._keep = keep
-        self._kept: bytearray | None = bytearray() if keep else None
-        self.count = 0
+        super().__init__(raw)
+        self._self_on_done: Callable[[int, bytes | None], None] | None = on_done
+        self._self_expected = expected_length
+        self._self_keep = keep
+        self._self_kept: bytearray | None = bytearray() if keep else None
+        self._self_count = 0
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            raw = self.__dict__["_raw"]
-        except KeyError:
-            raise AttributeError(name) from None
-        return getattr(raw, name)
+    @property
+    def count(self) -> int:
+        return self._self_count
 
-    def _saw(self, chunk: bytes | bytearray | memoryview) -> None:
+    def _self_saw(self, chunk: bytes | bytearray | memoryview, at_end: bool) -> None:
+        """``chunk`` was handed up; ``at_end``: the read that gave it found the end of the body."""
         size = len(chunk)
-        self.count += size
-        kept = self._kept
+        self._self_count += size
+        kept = self._self_kept
         if kept is not None:
-            if len(kept) + size <= self._keep:
+            if len(kept) + size <= self._self_keep:
                 kept += chunk
             else:
-                self._kept = None  # larger than we parse: stop copying, keep counting
-        if size == 0 or (self._expected is not None and self.count >= self._expected):
-            self._finish()
+                self._self_kept = None  # larger than we parse: stop copying, keep counting
+        if at_end or (self._self_expected is not None and self._self_count >= self._self_expected):
+            self._self_finish()
 
-    def _finish(self) -> None:
-        on_done, self._on_done = self._on_done, None
+    def _self_finish(self) -> None:
+        on_done, self._self_on_done = self._self_on_done, None
         if on_done is not None:
+            kept = self._self_kept
             with internal_errors_logged("aws.stream_done"):
-                on_done(self.count, bytes(self._kept) if self._kept is not None else None)
+                on_done(self._self_count, bytes(kept) if kept is not None else None)
 
     def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
-        chunk: bytes = self._raw.read(amt, *args, **kwargs)
-        self._saw(chunk)
-        if amt is None:
-            self._finish()
+        chunk: bytes = self.__wrapped__.read(amt, *args, **kwargs)
+        # An empty chunk is the end unless none was asked for (read(0)); read() reads to the end.
+        self._self_saw(chunk, amt is None or (not chunk and amt != 0))
         return chunk
 
     def readinto(self, buffer: Any) -> int:
-        size: int = self._raw.readinto(buffer)
-        self._saw(memoryview(buffer)[:size])
+        size: int = self.__wrapped__.readinto(buffer)
+        view = memoryview(buffer)
+        self._self_saw(view[:size], size == 0 and len(view) > 0)
         return size
 
+    def readline(self, *args: Any, **kwargs: Any) -> bytes:
+        line: bytes = self.__wrapped__.readline(*args, **kwargs)
+        self._self_saw(line, not line and (not args or args[0] != 0) and kwargs.get("size", -1) != 0)
+        return line
+
+    def readlines(self, *args: Any, **kwargs: Any) -> list[bytes]:
+        lines: list[bytes] = self.__wrapped__.readlines(*args, **kwargs)
+        for line in lines:
+            self._self_saw(line, False)
+        if not args and not kwargs:  # no hint: read to the end
+            self._self_finish()
+        return lines
+
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
-        for chunk in self._raw.stream(*args, **kwargs):
-            self._saw(chunk)
+        for chunk in self.__wrapped__.stream(*args, **kwargs):
+            self._self_saw(chunk, False)
             yield chunk
-        self._finish()
+        self._self_finish()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.__wrapped__:
+            self._self_saw(line, False)
+            yield line
+        self._self_finish()
+
+    def __enter__(self) -> CountingRawStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_finish()
 
     def close(self) -> None:
         try:
-            self._raw.close()
+            self.__wrapped__.close()
         finally:
-            self._finish()
+            self._self_finish()
 
     def __del__(self) -> None:
-        if self.__dict__.get("_on_done") is not None:
-            self._finish()
+        if getattr(self, "_self_on_done", None) is not None:
+            self._self_finish()
 
 
 class ObservedEventStream(_ProxyBase):
     """Wraps a botocore ``EventStream``: yields its events unchanged, tells ``on_event`` about each and
-    ``on_end`` once when iteration stops (exhausted, failed, closed or abandoned).
+    ``on_end`` once when the stream ends (exhausted, failed, closed, or the proxy dropped).
 
     A ``wrapt.ObjectProxy``, so ``isinstance(stream, EventStream)`` still holds for the caller (and for the
     upstream botocore instrumentation, which only wraps streams that pass that check).
@@ -127,7 +157,8 @@ class ObservedEventStream(_ProxyBase):
                     log_internal_error("aws.stream_event")
                 yield event
         except GeneratorExit:
-            self._self_end(None)
+            # A loop left early: botocore's stream goes on where it stopped in the caller's next loop, so the
+            # call ends when the stream does (exhausted, failed, closed or dropped), not here.
             raise
         except BaseException as error:
             self._self_end(error)
