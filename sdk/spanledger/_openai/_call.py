@@ -342,9 +342,12 @@ def _ask_for_usage(body: dict[str, Any], options: Any) -> Any:
     if extra and "stream_options" in extra:
         return _UNCHANGED
     headers = options.headers
-    if isinstance(headers, Mapping) and any(str(name).lower() == _RAW_RESPONSE for name in headers):
-        # with_raw_response / with_streaming_response: the caller may read the body's bytes itself, where
-        # the added usage chunk could not be hidden.
+    if isinstance(headers, Mapping) and any(
+        str(name).lower() == _RAW_RESPONSE and value != "true" for name, value in headers.items()
+    ):
+        # with_streaming_response ("stream"): the caller reads the body's bytes itself as often as it parses
+        # them, and in the bytes the added usage chunk could not be hidden. with_raw_response ("true") is read
+        # for its headers and then parsed, where the chunk is hidden as for a plain stream.
         return _UNCHANGED
     current = body.get("stream_options", _ABSENT)
     if current is _ABSENT or current is None:
