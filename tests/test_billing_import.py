@@ -16,6 +16,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from spanledger_collector._cli import main
 from spanledger_collector.billing import BillingImportError, CurrencyMixError, import_and_allocate, import_billing
+from spanledger_collector.billing._sources import billing_files
 
 BILLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "billing"
 SAMPLE = BILLING_DATA / "focus_sample_1000.csv"
@@ -335,6 +336,29 @@ def test_import_from_s3_as_aws_data_exports_deliver(db: duckdb.DuckDBPyConnectio
     assert [s.row_count for s in result.snapshots] == [1]
     with pytest.raises(BillingImportError, match="s3://exports/nothing: no billing files"):
         import_billing(db, ["s3://exports/nothing"])
+
+
+def test_s3_reads_stay_under_the_prefix_and_inside_the_download_directory(
+    db: duckdb.DuckDBPyConnection, s3_export: str, tmp_path: Path
+) -> None:
+    """A prefix is a directory: its siblings that merely start alike are not read; and an object key is text,
+    never a path to write to. (Failed before: s3://…/acme read acme-private/, and a "../" key was written
+    outside the temporary download directory.)"""
+    s3 = boto3.client("s3")
+    body = gzip.compress((FOCUS_HEADER + _focus_row("7.5")).encode())
+    s3.put_object(Bucket="exports", Key="focus/acme-private/data/part-0.csv.gz", Body=body)
+    escape = f"focus/acme/../../../../../../..{tmp_path}/escaped.csv.gz"
+    s3.put_object(Bucket="exports", Key=escape, Body=body)
+    with billing_files([s3_export], within=[s3_export]) as files:
+        assert sorted(file.display_name for file in files) == [
+            f"s3://exports/{escape}",
+            "s3://exports/focus/acme/data/BILLING_PERIOD=2025-01/part-0.csv.gz",
+        ]
+        assert all(file.local_path.name in {"escaped.csv.gz", "part-0.csv.gz"} for file in files)
+    assert not (tmp_path / "escaped.csv.gz").exists()
+    # a named object is that object: a longer-named neighbour is not it
+    with pytest.raises(BillingImportError, match=r"part-0\.csv: no billing files"):
+        import_billing(db, ["s3://exports/focus/acme/data/BILLING_PERIOD=2025-01/part-0.csv"])
 
 
 def test_cli_import_is_quiet_when_asked_and_prints_a_summary_otherwise(

@@ -65,6 +65,22 @@ def test_the_size_cap_counts_every_gzip_member(collector: RunningCollector) -> N
     assert garbage.status_code == 400 and "not valid gzip (member 2)" in _message(garbage)
 
 
+@pytest.mark.parametrize("size", [b"-1", b"+1", b"1_0", b"0x10"])
+def test_a_chunk_size_that_is_not_plain_hex_is_answered_400_at_once(collector: RunningCollector, size: bytes) -> None:
+    """int(x, 16) takes "-1", which then read the body to its end past the size cap, growing memory for as long
+    as the client sent. (Failed before: no answer until the client closed, hundreds of MB read.)"""
+    host, port = collector.http_endpoint.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + size + b"\r\n" + bytes(4096)
+        )
+        answer = b""
+        while chunk := sock.recv(4096):  # the server answers and closes while the client still sends
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and b"is not hexadecimal" in answer
+
+
 def test_json_nested_100k_deep_is_answered_400_naming_the_problem(collector: RunningCollector) -> None:
     body = b'{"resourceSpans": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     response = httpx.post(

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 import socket
 import ssl
 import threading
@@ -49,6 +50,9 @@ _HTTP_SIGNALS: dict[str, tuple[str, type[Message], type[Message]]] = {
 }
 
 
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
 def _read_chunked(stream: Any, limit: int) -> bytes:
     parts: list[bytes] = []
     total = 0
@@ -57,10 +61,10 @@ def _read_chunked(stream: Any, limit: int) -> bytes:
         if not line.endswith(b"\n"):
             raise ValueError("a chunk size line is malformed or truncated")
         size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ValueError(f"chunk size {size_text[:20]!r} is not hexadecimal") from None
+        # Hex digits only: int() would also take "-1" (then read to the end, past the size limit), "+1", "1_0".
+        if _CHUNK_SIZE.fullmatch(size_text) is None:
+            raise ValueError(f"chunk size {size_text[:20]!r} is not hexadecimal")
+        size = int(size_text, 16)
         if size == 0:
             while stream.readline(1024) not in (b"\r\n", b"\n", b""):
                 pass

@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ._errors import BillingImportError, PathNotAllowedError
 
@@ -68,16 +68,19 @@ def _s3(uri: str, download_dir: Path) -> list[BillingFile]:
     except ImportError as error:  # pragma: no cover - boto3 ships with the collector extra
         raise BillingImportError(f"{uri}: reading from S3 needs boto3: pip install 'spanledger[collector]'") from error
     bucket, _, prefix = uri[len("s3://") :].partition("/")
+    # The object the URI names, or those under it as a directory: not its siblings that merely start alike
+    # (s3://bucket/exports is not s3://bucket/exports-private/).
+    directory = prefix.rstrip("/") + "/" if prefix.rstrip("/") else ""
     client = boto3.client("s3")
     files: list[BillingFile] = []
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 key = item["Key"]
-                if not _is_billing_file(key):
+                if not _is_billing_file(key) or not (key == prefix or key.startswith(directory)):
                     continue
-                target = download_dir / bucket / key
-                target.parent.mkdir(parents=True, exist_ok=True)
+                # A local name of our own: a key is any text ("../../x.csv" too), never a path to write to.
+                target = Path(tempfile.mkdtemp(dir=download_dir)) / PurePosixPath(key).name
                 client.download_file(bucket, key, str(target))
                 files.append(BillingFile(target, f"s3://{bucket}/{key}"))
     except botocore.exceptions.BotoCoreError as error:
