@@ -14,7 +14,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from spanledger.semconv import SpanledgerMeterValues as Meter
 from spanledger_collector._component import ConfigError
 from spanledger_collector._config import DEFAULT_CONFIG, BatchSettings
-from spanledger_collector._graph import parse_settings
+from spanledger_collector._graph import load_settings, parse_settings
 from spanledger_collector._pipeline import Pipeline
 from spanledger_collector._registry import PROCESSORS
 from test_collector_service import genai_trace
@@ -75,12 +75,41 @@ def _break(config: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("service.pipelines.traces.exporters", ["otlp/nowhere"],
          "service.pipelines.traces.exporters: 'otlp/nowhere' is not configured under exporters"),
         ("service.pipelines.logs.exporters", ["spanledger_store"], "spanledger_store stores traces only"),
+        # (the three below were accepted before: a watcher spinning a core; a token no client could match)
+        ("processors.memory_limiter.check_interval", "0s", "processors.memory_limiter.check_interval: must be posi"),
+        ("extensions.bearertokenauth", {"token": "tok-1\n"},
+         "extensions.bearertokenauth.token: a token has leading or trailing whitespace"),
+        ("extensions.bearertokenauth", {"tokens": ["tok-1", " tok-2"]},
+         "extensions.bearertokenauth.tokens: a token has leading or trailing whitespace"),
     ],
 )  # fmt: skip
 def test_bad_config_is_refused_naming_the_key(tmp_path: Path, path: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError) as error:
         parse_settings(_break(collector_config(tmp_path), path, value))
     assert message in str(error.value)
+
+
+def test_exporters_sharing_a_queue_file_are_refused(tmp_path: Path) -> None:
+    """Ids that differ only in characters a file name replaces would share one queue, and one exporter would send
+    the other's data to its own destination. (Failed before: accepted.)"""
+    config = _break(collector_config(tmp_path), "exporters.otlphttp/eu west", {"endpoint": "http://127.0.0.1:1"})
+    config = _break(config, "exporters.otlphttp/eu_west", {"endpoint": "http://127.0.0.1:2"})
+    with pytest.raises(ConfigError, match=r"exporters\.otlphttp/eu_west\.sending_queue: its queue file .* is "
+                       r"exporters\.otlphttp/eu west's too"):
+        parse_settings(config)
+    config["exporters"]["otlphttp/eu_west"]["sending_queue"] = {"directory": str(tmp_path / "elsewhere")}
+    parse_settings(config)
+
+
+def test_a_yaml_error_does_not_quote_the_file(tmp_path: Path) -> None:
+    """PyYAML's messages quote the lines around the problem: a token written in the file among them. (Failed
+    before: both values of a token given twice were in the message.)"""
+    config_path = tmp_path / "twice.yaml"
+    config_path.write_text("extensions:\n  bearertokenauth:\n    token: first-secret\n    token: second-secret\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config_path)
+    assert "found 'token' twice, line 4, column 5" in str(error.value)
+    assert "secret" not in str(error.value)
 
 
 def test_cost_before_usage_is_refused(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -230,3 +231,27 @@ def test_memory_limiter_refuses_with_retry_hints(tmp_path: Path) -> None:
         assert retry_info.retry_delay.seconds == 1
         assert collector.get("/health")[0] == 200
         assert 'otelcol_receiver_refused_spans_total{receiver="otlp",transport="http"} 1.0' in collector.scrape()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_receivers_listen_on_ipv6_addresses(tmp_path: Path) -> None:
+    """``[::1]:0`` is a valid endpoint (read_endpoint takes the brackets off). (Failed before: the HTTP receiver
+    could not start, "Address family for hostname not supported"; gRPC read "::1:0" as another address.)"""
+    config = collector_config(tmp_path)
+    for protocol in ("http", "grpc"):
+        config["receivers"]["otlp"]["protocols"][protocol]["endpoint"] = "[::1]:0"
+    with start_collector(tmp_path, config) as collector:
+        assert collector.http_endpoint.startswith("http://[::1]:")
+        exported = HttpSpanExporter(endpoint=collector.http_endpoint + "/v1/traces").export(genai_trace())
+        assert exported is SpanExportResult.SUCCESS
+        grpc_exporter = GrpcSpanExporter(endpoint=collector.grpc_endpoint, insecure=True)
+        assert grpc_exporter.export(genai_trace()) is SpanExportResult.SUCCESS

@@ -212,6 +212,13 @@ class BearerTokenAuthFactory:
         values = ((token,) if token is not None else ()) + section.secrets("tokens")
         if not values:
             raise section.fail("token", "expected a non-empty token (or a tokens list)")
+        for value in values:
+            # A client's header is read stripped (RFC 9110 trims field values), so such a token never matches.
+            if value != value.strip():
+                key = "token" if token is not None and value is token else "tokens"
+                raise section.fail(
+                    key, "a token has leading or trailing whitespace (a secret file's last newline?): remove it"
+                )
         return BearerTokenSettings(values)
 
     def extend(

@@ -30,6 +30,7 @@ from ._config import (
     expand_env,
 )
 from ._config_reader import ConfigSection, load_yaml
+from ._exporters._settings import QueueSettings
 from ._registry import EXPORTERS, EXTENSIONS, PROCESSORS, RECEIVERS, STORES
 from ._store._location import StoreAddressError, StoreEngine, parse_store_address
 
@@ -49,6 +50,33 @@ def _components(
             raise ConfigError(f"{where}: unknown {kind} type {component_type!r} (known: {', '.join(sorted(known))})")
         yield component_id, component_type, section.section(component_id)
     section.done()
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong and where, without the YAML's own rendering, which quotes the lines around the problem (a
+    token or password written in the file among them)."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return type(error).__name__
+    where = error.problem_mark or error.context_mark
+    text = "; ".join(part for part in (error.context, error.problem) if part) or type(error).__name__
+    return f"{text}, line {where.line + 1}, column {where.column + 1}" if where is not None else text
+
+
+def _check_queue_files(exporters: dict[str, Any]) -> None:
+    """Refuse two exporters keeping their queues in one file: their ids differ only in characters a file name
+    replaces (``otlp/eu west``, ``otlp/eu_west``), and one would send the other's data to its destination."""
+    owners: dict[Path, str] = {}
+    for component_id, config in exporters.items():
+        queue = getattr(config, "queue", None)
+        if not isinstance(queue, QueueSettings):
+            continue
+        other = owners.setdefault(queue.path.resolve(), component_id)
+        if other != component_id:
+            raise ConfigError(
+                f"exporters.{component_id}.sending_queue: its queue file {queue.path} is exporters.{other}'s too "
+                "(their ids differ only in characters a file name replaces); rename one, or give it "
+                "sending_queue.directory"
+            )
 
 
 def _read_admin(service: ConfigSection, context: LoadContext) -> AdminSettings:
@@ -173,6 +201,7 @@ def parse_settings(document: Any) -> CollectorSettings:
         else:
             exporters[component_id] = EXPORTERS[component_type].read(component_id, section, context)
         section.done()
+    _check_queue_files(exporters)
 
     pipelines = _pipelines(service, receivers, processors, exporters)
     admin = _read_admin(service, context)
@@ -223,7 +252,7 @@ def load_settings(path: Path | None, *, store: str | None = None) -> CollectorSe
     try:
         document = load_yaml(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(error)})") from None
     try:
         return parse_settings(document)
     except ConfigError as error:

@@ -76,7 +76,10 @@ class MemoryLimiterFactory:
         spike = section.integer("spike_limit_mib", max(1, limit // 5), minimum=0)
         if spike >= limit:
             raise section.fail("spike_limit_mib", f"must be below limit_mib ({limit})")
-        return MemoryLimiterSettings(section.duration("check_interval", "1s"), limit << 20, spike << 20)
+        check_interval = section.duration("check_interval", "1s")
+        if check_interval <= 0:  # a watcher that never waits would take a whole core
+            raise section.fail("check_interval", "must be positive")
+        return MemoryLimiterSettings(check_interval, limit << 20, spike << 20)
 
     def create(self, component_id: str, config: MemoryLimiterSettings) -> MemoryLimiter:
         return MemoryLimiter(config)

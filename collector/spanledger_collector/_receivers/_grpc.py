@@ -89,7 +89,9 @@ class GrpcReceiver:
         for service, export in services.items():
             handler = grpc.unary_unary_rpc_method_handler(self._handler(export))
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
-        address = f"{settings.host}:{settings.port}"
+        # gRPC reads "host:port"; an IPv6 address (its brackets taken off by read_endpoint) needs them back.
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        address = f"{host}:{settings.port}"
         if settings.cert_file is not None and settings.key_file is not None:
             credentials = grpc.ssl_server_credentials(
                 [(settings.key_file.read_bytes(), settings.cert_file.read_bytes())]

@@ -113,6 +113,8 @@ class _Server(ThreadingHTTPServer):
         self.max_connections = settings.max_connections
         self._connections = threading.BoundedSemaphore(settings.max_connections)
         self._refused = 0
+        if ":" in settings.host:  # an IPv6 address (read_endpoint took off its brackets)
+            self.address_family = socket.AF_INET6
         super().__init__((settings.host, settings.port), handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
