@@ -338,6 +338,25 @@ def test_import_from_s3_as_aws_data_exports_deliver(db: duckdb.DuckDBPyConnectio
         import_billing(db, ["s3://exports/nothing"])
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(("vm|1", "BoxUsage"), ("vm", "1|BoxUsage")), (("\\N", "BoxUsage"), ("", "BoxUsage"))],
+)
+def test_deliveries_that_differ_only_where_a_separator_is_are_different_snapshots(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path, first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    """A row's digest joins its fields with "|" and writes NULL as "\\N": a field holding either is escaped, so
+    ("vm|1", "BoxUsage") and ("vm", "1|BoxUsage") differ, and so do a text "\\N" and an empty (NULL) field.
+    (The first case failed before: the second delivery was "unchanged" and the store kept the first.)"""
+    statuses = []
+    for resource, usage_type in (first, second):
+        path = tmp_path / "export.csv"
+        row = _focus_row().replace(",vm-1,,BoxUsage:g5.xlarge", f",{resource},,{usage_type}")
+        path.write_text(FOCUS_HEADER + row)
+        statuses += [s.status for s in import_billing(db, [str(path)]).snapshots]
+    assert statuses == ["imported", "replaced"]
+
+
 def test_s3_reads_stay_under_the_prefix_and_inside_the_download_directory(
     db: duckdb.DuckDBPyConnection, s3_export: str, tmp_path: Path
 ) -> None:

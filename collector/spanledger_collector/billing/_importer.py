@@ -32,8 +32,20 @@ from ._sources import BillingFile, billing_files
 __all__ = ["ImportResult", "SnapshotResult", "import_and_allocate", "import_billing"]
 
 _HASHED_COLUMNS = [name for name in LINE_COLUMNS if name != "cost_flags"]
+
+
+def _field(text: str) -> str:
+    """SQL: the text ``text`` as one field of a ``|``-joined key, escaped (``\\`` and ``\\|``) when it holds either
+    character, so no two rows or scopes join to the same key ("a|b", "c" against "a", "b|c"). Text without them,
+    nearly all, is left as it is: the keys of stores made before stay the same."""
+    return (
+        f"CASE WHEN strpos({text}, '|') > 0 OR strpos({text}, '\\') > 0 "
+        f"THEN replace(replace({text}, '\\', '\\\\'), '|', '\\|') ELSE {text} END"
+    )
+
+
 _SCOPE = (
-    "concat_ws('|', coalesce(provider_name, ''), coalesce(billing_account_id, ''), "
+    f"concat_ws('|', coalesce({_field('provider_name')}, ''), coalesce({_field('billing_account_id')}, ''), "
     "strftime(billing_period_start, '%Y-%m-%dT%H:%M:%SZ'))"
 )
 
@@ -243,7 +255,8 @@ def _check_currencies(connection: duckdb.DuckDBPyConnection) -> None:
 def _store_snapshots(
     connection: duckdb.DuckDBPyConnection, sources: str, file_format: str
 ) -> tuple[SnapshotResult, ...]:
-    row_text = " || '|' || ".join(f"coalesce({name}::VARCHAR, '\\N')" for name in _HASHED_COLUMNS)
+    # NULL is \N, which no text is: a text \N is escaped to \\N.
+    row_text = " || '|' || ".join(f"coalesce({_field(f'{name}::VARCHAR')}, '\\N')" for name in _HASHED_COLUMNS)
     connection.execute("ALTER TABLE billing_incoming ADD COLUMN scope VARCHAR")
     connection.execute(f"UPDATE billing_incoming SET scope = {_SCOPE}")
     digests = connection.execute(
