@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator, Mapping
 from decimal import Context, Decimal
 from pathlib import Path
+from typing import Any
 
 import boto3
 import duckdb
@@ -256,6 +257,28 @@ def test_bad_files_are_named(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> N
     page = tmp_path / "page.json"
     page.write_text(json.dumps({"object": "list", "data": []}))
     with pytest.raises(BillingImportError, match=r"page\.json: page 1 is not an OpenAI Costs API page"):
+        import_billing(db, [str(page)])
+
+
+@pytest.mark.parametrize(
+    ("bucket", "message"),
+    [
+        ({"start_time": 1735689600, "end_time": 1735776000, "results": None}, "invalid start_time/end_time/results"),
+        ({"start_time": 10**20, "end_time": 10**20, "results": []}, "invalid start_time/end_time/results"),
+        ({"start_time": -(10**13), "end_time": 0, "results": []}, "invalid start_time/end_time/results"),
+        (None, "nested too deeply"),
+    ],
+)
+def test_openai_pages_out_of_shape_are_named_errors(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path, bucket: Any, message: str
+) -> None:
+    """(Failed before: TypeError, OverflowError, ValueError, RecursionError tracebacks.)"""
+    page = tmp_path / "costs.json"
+    if bucket is None:
+        page.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        page.write_text(json.dumps({"object": "page", "data": [bucket]}))
+    with pytest.raises(BillingImportError, match=rf"costs\.json: .*{message}"):
         import_billing(db, [str(page)])
 
 

@@ -74,9 +74,13 @@ def _rows(document: Any, display_name: str) -> list[tuple[str | None, ...]]:
             try:
                 start, end = int(bucket["start_time"]), int(bucket["end_time"])
                 results = bucket["results"]
-            except (KeyError, TypeError, ValueError) as error:
+                if not isinstance(results, list):
+                    raise TypeError("results is not a list")
+                # Unix seconds a date can hold (years 1-9999 fail past it with OverflowError, ValueError, OSError)
+                period_start, period_end = _month_bounds(start)
+                _iso(end)
+            except (KeyError, TypeError, ValueError, OverflowError, OSError) as error:
                 raise BillingImportError(f"{where}: missing or invalid start_time/end_time/results") from error
-            period_start, period_end = _month_bounds(start)
             for result in results:
                 row = len(rows) + 1
                 amount = result.get("amount") if isinstance(result, dict) else None
@@ -122,6 +126,8 @@ def stage_openai_costs(connection: duckdb.DuckDBPyConnection, path: Path, displa
         document = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BillingImportError(f"{display_name}: not valid JSON: {error}") from error
+    except RecursionError:  # nested deeper than Python's parser goes; a Costs API page is four levels deep
+        raise BillingImportError(f"{display_name}: not an OpenAI Costs API page (JSON nested too deeply)") from None
     rows = _rows(document, display_name)
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in _COLUMNS]
     arrow = pa.table({name: pa.array(values, type=pa.string()) for name, values in zip(_COLUMNS, columns, strict=True)})
