@@ -282,6 +282,22 @@ def test_openai_pages_out_of_shape_are_named_errors(
         import_billing(db, [str(page)])
 
 
+@pytest.mark.parametrize(
+    ("start", "utc"),
+    [("2025-01-01 01:00:00 CET", "2025-01-01 00:00:00"), ("2025-01-01T01:00:00 Europe/Berlin", "2025-01-01 00:00:00"),
+     ("2025-01-01 01:00:00 +01:00", "2025-01-01 00:00:00"), ("2024-12-31T19:30:00-05:00", "2025-01-01 00:30:00"),
+     ("2025-01-01 00:30:00 UTC", "2025-01-01 00:30:00")],
+)  # fmt: skip
+def test_a_time_with_a_zone_name_is_read_in_that_zone(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path, start: str, utc: str
+) -> None:
+    """(Failed before: a zone name was dropped, an hour's shift for CET; a blank before an offset was refused.)"""
+    path = tmp_path / "zoned.csv"
+    path.write_text(FOCUS_HEADER + _focus_row(start=start))
+    import_billing(db, [str(path)])
+    assert [str(row[0]) for row in db.execute("SELECT charge_period_start FROM billing_lines").fetchall()] == [utc]
+
+
 def test_one_billing_period_in_two_currencies_is_an_error(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     mixed = tmp_path / "mixed.csv"
     mixed.write_text(FOCUS_HEADER + _focus_row() + _focus_row(currency="EUR"))

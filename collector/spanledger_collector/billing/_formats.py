@@ -231,12 +231,16 @@ class _Resolver:
 
 
 def _timestamp(text: str) -> str:
-    # Offsets are honoured; a bare date or date-time is UTC (FOCUS datetimes are UTC). An offset follows a time
-    # of day: a bare date's day ("2025-02-01") is no offset (read as one, the date was the session's local day).
-    offset = r"[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]*)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+    # Offsets and zone names are honoured; a bare date or date-time is UTC (FOCUS datetimes are UTC). An offset
+    # follows a time of day: a bare date's day ("2025-02-01") is no offset (read as one, the date was the
+    # session's local day). A zone name ("CET", "Europe/Berlin", "GMT+1") goes to the zone-aware cast too (read as
+    # a plain date-time, it was dropped: an hour's shift); one it does not know is no date-time.
+    offset = r"[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]*)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?|[A-Za-z][A-Za-z0-9_/+:-]*)$"
     return (
         f"(CASE WHEN regexp_matches({text}, '{offset}') "
-        f"THEN timezone('UTC', try_cast({text} AS TIMESTAMPTZ)) ELSE try_cast({text} AS TIMESTAMP) END)"
+        # the zone-aware cast takes no blank before an offset ("01:00:00 +01:00")
+        f"THEN timezone('UTC', try_cast(regexp_replace({text}, '\\s+([+-][0-9])', '\\1') AS TIMESTAMPTZ)) "
+        f"ELSE try_cast({text} AS TIMESTAMP) END)"
     )
 
 
