@@ -97,7 +97,7 @@ def test_importing_the_same_snapshot_twice_changes_nothing_even_as_gzip_or_parqu
 
 # Decimal text as a CSV carries it; as a Parquet DOUBLE or FLOAT, the nearest binary value. 2202955.8 and 444912.62
 # as floats print exactly (2202955.75, 444912.625) and 7.168e+25 as a double 7.1680000000000004e+25 in DuckDB.
-_DOUBLES = ("0.1", "1.23456789", "0.0000004", "1e-05", "0.30000000000000004", "2202955.8", "7.168e+25", "2")
+_DOUBLES = ("0.1", "1.23456789", "0.0000004", "1e-05", "0.30000000000000004", "2202955.8", "3.9e+10", "2")
 _FLOATS = ("0.1", "1.5", "0.0000004", "2202955.8", "444912.62", "3.93", "2.5e-05", "16777216")
 _MONEY = {
     "focus": ("BilledCost", "EffectiveCost", "ListCost", "PricingQuantity"),
@@ -296,6 +296,20 @@ def test_a_time_with_a_zone_name_is_read_in_that_zone(
     path.write_text(FOCUS_HEADER + _focus_row(start=start))
     import_billing(db, [str(path)])
     assert [str(row[0]) for row in db.execute("SELECT charge_period_start FROM billing_lines").fetchall()] == [utc]
+
+
+@pytest.mark.parametrize("cost", ["40000000000", "-1e14", "100000000000000000000000"])
+def test_an_amount_the_allocation_cannot_split_exactly_is_refused(
+    db: duckdb.DuckDBPyConnection, tmp_path: Path, cost: str
+) -> None:
+    """(Failed before: accepted below 10^26, then DuckDB's allocation stopped with an overflow traceback and
+    ClickHouse's Int128 wrapped silently: shares that did not add up to the line.)"""
+    path = tmp_path / "big.csv"
+    path.write_text(FOCUS_HEADER + _focus_row("1") + _focus_row(cost))
+    with pytest.raises(BillingImportError, match=r"big\.csv: row 2, column BilledCost: .* is beyond what the alloc"):
+        import_billing(db, [str(path)])
+    path.write_text(FOCUS_HEADER + _focus_row("39999999999.999999999999"))
+    assert [s.status for s in import_billing(db, [str(path)]).snapshots] == ["imported"]
 
 
 def test_one_billing_period_in_two_currencies_is_an_error(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:

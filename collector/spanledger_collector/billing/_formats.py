@@ -458,6 +458,13 @@ def _fields(staged: StagedFile, default_currency: str | None) -> list[_Field]:
     return _focus_fields(resolver, default_currency)
 
 
+# The amounts the allocation splits: it multiplies a line's amount in 10^-12 units by a weight below 4 x 10^15 in
+# 128 bits (DuckDB HUGEINT, ClickHouse Int128, which wraps silently), exact below 1.7 x 10^38: an amount from
+# 4 x 10^10 on (a line of 40 billion, in any currency) could not be split exactly, so it is refused here.
+_ALLOCATED_MONEY = ("billed_cost", "effective_cost", "list_cost")
+_ALLOCATED_LIMIT = 40_000_000_000
+
+
 def validate(connection: duckdb.DuckDBPyConnection, staged: StagedFile, default_currency: str | None) -> None:
     """Raise naming the first bad row and column of the file (set-based: one scan)."""
     checks: list[tuple[str, str, str | None]] = []  # condition, message, SQL of the offending value
@@ -479,6 +486,15 @@ def validate(connection: duckdb.DuckDBPyConnection, staged: StagedFile, default_
             )
         if field.required:
             checks.append((f"({field.expression}) IS NULL", f"column {field.file_column}: value is missing", None))
+        if field.target in _ALLOCATED_MONEY:
+            checks.append(
+                (
+                    f"abs({typed}) >= {_ALLOCATED_LIMIT}",
+                    f"column {field.file_column}: {{}} is beyond what the allocation computes exactly "
+                    "(|amount| below 4 x 10^10)",
+                    field.expression,
+                ),
+            )
         if field.target == "tags":
             checks.append(
                 (
