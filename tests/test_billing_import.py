@@ -312,6 +312,15 @@ def test_an_amount_the_allocation_cannot_split_exactly_is_refused(
     assert [s.status for s in import_billing(db, [str(path)]).snapshots] == ["imported"]
 
 
+@pytest.mark.parametrize("second", ["BilledCost", "billedcost"])
+def test_a_column_given_twice_is_refused(db: duckdb.DuckDBPyConnection, tmp_path: Path, second: str) -> None:
+    """(Failed before: the first one counted, the other kept as a provider column BilledCost_1.)"""
+    path = tmp_path / "twice.csv"
+    path.write_text(FOCUS_HEADER.replace("\n", f",{second}\n") + _focus_row().replace("\n", ",9\n"))
+    with pytest.raises(BillingImportError, match=rf"twice\.csv: columns 'BilledCost' and '{second}' are one column"):
+        import_billing(db, [str(path)])
+
+
 def test_one_billing_period_in_two_currencies_is_an_error(db: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     mixed = tmp_path / "mixed.csv"
     mixed.write_text(FOCUS_HEADER + _focus_row() + _focus_row(currency="EUR"))

@@ -70,6 +70,12 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
             )
         try:
             described = connection.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+            names = [column for column, *_ in described]
+            if source.startswith("read_csv("):
+                # DuckDB reads a header's repeated name as NAME_1: the file's own header row tells them apart
+                raw = source.replace("header = true", "header = false")
+                header = connection.execute(f"SELECT * FROM {raw} LIMIT 1").fetchone()
+                names = [str(name).strip() for name in header or () if name is not None]
             floats = [column for column, kind, *_ in described if kind == "FLOAT"]
             if floats:
                 exact = ", ".join(f"{_float_as_double(_quote(column))} AS {_quote(column)}" for column in floats)
@@ -93,6 +99,13 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
             plain_csv = name.endswith((".csv", ".txt"))  # a compressed one is not scanned for its row
             reason = _read_error(error, local_path if plain_csv else None)
             raise BillingImportError(f"{display_name}: cannot read the file: {reason}") from error
+        seen: dict[str, str] = {}
+        for name in names:
+            if (first := seen.setdefault(name.lower(), name)) is not name:
+                raise BillingImportError(
+                    f"{display_name}: columns {first!r} and {name!r} are one column given twice (names are read "
+                    "without case): which value counts is not known"
+                )
         columns = {column.lower(): column for column, *_ in described}
         if {"billedcost", "chargeperiodstart"} <= columns.keys():
             file_format = FileFormat.FOCUS
