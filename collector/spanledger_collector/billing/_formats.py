@@ -58,7 +58,8 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
         file_format = FileFormat.OPENAI_COSTS
     else:
         if name.endswith((".parquet", ".parq")):
-            source = f"read_parquet({_literal(str(local_path))})"
+            # A writer may store text as BINARY without the UTF8 annotation: read as text, not as escaped bytes
+            source = f"read_parquet({_literal(str(local_path))}, binary_as_string = true)"
         elif name.endswith((".csv", ".csv.gz", ".csv.zst", ".txt")):
             source = (
                 f"read_csv({_literal(str(local_path))}, all_varchar = true, header = true, delim = ',', quote = '\"', "
