@@ -83,9 +83,9 @@ class CountingRawStream(_ProxyBase):
         self._self_saw(view[:size], size == 0 and len(view) > 0)
         return size
 
-    def readline(self, *args: Any, **kwargs: Any) -> bytes:
-        line: bytes = self.__wrapped__.readline(*args, **kwargs)
-        self._self_saw(line, not line and (not args or args[0] != 0) and kwargs.get("size", -1) != 0)
+    def readline(self, size: int | None = -1) -> bytes:
+        line: bytes = self.__wrapped__.readline(size)
+        self._self_saw(line, not line and size != 0)  # an empty line is the end, unless none was asked for
         return line
 
     def readlines(self, *args: Any, **kwargs: Any) -> list[bytes]:
