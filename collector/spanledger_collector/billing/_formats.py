@@ -102,11 +102,12 @@ def stage_file(connection: duckdb.DuckDBPyConnection, local_path: Path, display_
             raise BillingImportError(f"{display_name}: cannot read the file: {reason}") from error
         seen: dict[str, str] = {}
         for name in names:
-            if (first := seen.setdefault(name.lower(), name)) is not name:
+            if (first := seen.get(name.lower())) is not None:
                 raise BillingImportError(
                     f"{display_name}: columns {first!r} and {name!r} are one column given twice (names are read "
                     "without case): which value counts is not known"
                 )
+            seen[name.lower()] = name
         columns = {column.lower(): column for column, *_ in described}
         if {"billedcost", "chargeperiodstart"} <= columns.keys():
             file_format = FileFormat.FOCUS
